@@ -1,0 +1,1 @@
+"""Shared I/O adapters: Kafka codec and producer, embedders, Postgres/Neo4j/Redis clients."""

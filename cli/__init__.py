@@ -1,0 +1,1 @@
+"""The `recallstack` command line."""

@@ -1,0 +1,217 @@
+"""`recallstack`: run the local stack, its parts, and operations on it.
+
+Exit codes: 0 success, 1 a command failed (the message says why), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console(stderr=True)
+
+EXAMPLES = {
+    "infra": "examples:\n  recallstack infra up\n  recallstack infra status --json\n  recallstack infra down",
+    "up": "examples:\n  recallstack up             # foreground, Ctrl-C stops everything\n  recallstack up --detach    # return once the gateway answers",
+    "projector": "examples:\n  recallstack projector postgres",
+}
+
+
+def _settings():
+    from settings import Settings, default_home, ensure_secrets
+
+    ensure_secrets(default_home())
+    return Settings.from_env()
+
+
+def _print_rows(rows: list[dict], as_json: bool, title: str) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=title)
+    for column in rows[0].keys() if rows else ["name"]:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*[str(v) if v is not None else "-" for v in row.values()])
+    Console().print(table)
+
+
+def _start(specs, processes, what: str, as_json: bool) -> list:
+    from infra.stack import up
+
+    began = time.monotonic()
+    with console.status(f"starting {what}: {', '.join(s.name for s in specs)}"):
+        started = up(specs, processes)
+    total = time.monotonic() - began
+    rows = [{"name": s.name, "pid": s.pid, "action": "started" if s.started else "already running",
+             "ready_after_s": round(s.seconds, 2)} for s in started]
+    _print_rows(rows, as_json, f"{what} ready in {total:.1f}s")
+    return started
+
+
+def cmd_infra(args) -> int:
+    from infra import stack
+
+    cfg = _settings()
+    processes = stack.table(cfg)
+    names = tuple(args.only.split(",")) if getattr(args, "only", None) else stack.INFRA
+    unknown = set(names) - set(stack.INFRA)
+    if unknown:
+        console.print(f"[red]unknown server(s) {', '.join(sorted(unknown))}; choose from {', '.join(stack.INFRA)}")
+        return 2
+    if args.action == "up":
+        for name in names:
+            if stack.external(name):
+                console.print(f"{name}: external (RECALLSTACK_{stack.EXTERNAL_WHEN_SET[name]} is set), not started")
+        _start(stack.infra_specs(cfg, names), processes, "infrastructure", args.json)
+        from adapters.kafka_log import ensure_topics
+
+        created = asyncio.run(ensure_topics(cfg.kafka_bootstrap))
+        if created:
+            console.print(f"created topics: {', '.join(created)}")
+    elif args.action == "down":
+        stopped = stack.down(stack.infra_specs(cfg, names), processes)
+        console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    else:
+        _print_rows(stack.status(stack.infra_specs(cfg, names), processes), args.json, "infrastructure")
+    return 0
+
+
+def _all_specs(cfg):
+    from infra import stack
+
+    return stack.infra_specs(cfg) + stack.service_specs(cfg)
+
+
+def cmd_up(args) -> int:
+    from infra import stack
+
+    cfg = _settings()
+    processes = stack.table(cfg)
+    infra_specs, service_specs = stack.infra_specs(cfg), stack.service_specs(cfg)
+    began = time.monotonic()
+    _start(infra_specs, processes, "infrastructure", args.json)
+    from adapters.kafka_log import ensure_topics
+
+    asyncio.run(ensure_topics(cfg.kafka_bootstrap))
+    # The projector migrates the schema the query API reads, so it goes first.
+    _start(service_specs[:1], processes, "projector", args.json)
+    _start(service_specs[1:], processes, "services", args.json)
+    console.print(f"[green]recallstack is up in {time.monotonic() - began:.1f}s[/green]\n"
+                  f"  gateway      {cfg.gateway_url}   (REST base URL)\n"
+                  f"  command API  {cfg.command_api_url}/docs\n"
+                  f"  query API    {cfg.query_api_url}/docs\n"
+                  f"  data         {cfg.home}   logs in {cfg.home / 'logs'}")
+    if args.detach:
+        console.print("running in the background; `recallstack down` stops it")
+        return 0
+    console.print("Ctrl-C stops everything")
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
+    try:
+        while not stopping:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    console.print("stopping...")
+    stopped = stack.down(infra_specs + service_specs, processes)
+    console.print(f"stopped: {', '.join(stopped)}")
+    return 0
+
+
+def cmd_down(args) -> int:
+    from infra import stack
+
+    cfg = _settings()
+    stopped = stack.down(_all_specs(cfg), stack.table(cfg))
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from infra import stack
+
+    cfg = _settings()
+    _print_rows(stack.status(_all_specs(cfg), stack.table(cfg)), args.json, "recallstack")
+    return 0
+
+
+def cmd_projector(args) -> int:
+    from prometheus_client import start_http_server
+
+    import bootstrap
+    from infra.stack import PROJECTOR_METRICS_PORTS
+
+    if args.name not in PROJECTOR_METRICS_PORTS:
+        console.print(f"[red]unknown projector {args.name!r}; available: {', '.join(PROJECTOR_METRICS_PORTS)}")
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+
+    async def main():
+        task = asyncio.create_task(bootstrap.run_projector(args.name, ready=lambda: start_http_server(
+            PROJECTOR_METRICS_PORTS[args.name], addr="127.0.0.1")))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="recallstack", description="Self-hosted long-term memory for AI agents.",
+                                epilog="exit codes: 0 ok, 1 failed (the message says why), 2 bad usage",
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    infra = sub.add_parser("infra", help="the infrastructure alone (Kafka, Postgres, Neo4j, Redis)",
+                           epilog=EXAMPLES["infra"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    infra.add_argument("action", choices=["up", "down", "status"])
+    infra.add_argument("--only", help="comma-separated subset, e.g. kafka,postgres")
+    infra.add_argument("--json", action="store_true", help="machine-readable output")
+    infra.set_defaults(func=cmd_infra)
+
+    up = sub.add_parser("up", help="start the whole local stack and serve", epilog=EXAMPLES["up"],
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    up.add_argument("--detach", action="store_true", help="return once the gateway answers")
+    up.add_argument("--json", action="store_true")
+    up.set_defaults(func=cmd_up)
+
+    down = sub.add_parser("down", help="stop everything `up` started")
+    down.set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="what runs, and its health")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    proj = sub.add_parser("projector", help="run one projector in the foreground", epilog=EXAMPLES["projector"],
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+    proj.add_argument("name", help="postgres")
+    proj.set_defaults(func=cmd_projector)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from infra.process import StartError
+
+    try:
+        return args.func(args)
+    except StartError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

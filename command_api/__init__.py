@@ -1,0 +1,1 @@
+"""The write side: validate, embed, append events. Never imports query_api."""

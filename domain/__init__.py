@@ -1,0 +1,1 @@
+"""Pure domain logic: event and command types, policies. Imports no I/O."""

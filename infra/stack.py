@@ -1,0 +1,131 @@
+"""The local stack: which processes make it, in what order, and up/down/status."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from infra import kafka, neo4j, postgres, redis
+from infra.process import ProcessSpec, ProcessTable, StartError, port_open, start, stop
+from settings import Settings, ensure_secrets
+
+INFRA = ("kafka", "postgres", "neo4j", "redis")
+SERVICES = ("projector-postgres", "command-api", "query-api", "gateway")
+PROJECTOR_METRICS_PORTS = {"postgres": 9101}
+# An explicit RECALLSTACK_* setting means "use that server, do not start a local one".
+EXTERNAL_WHEN_SET = {"kafka": "KAFKA_BOOTSTRAP", "postgres": "PG_DSN", "neo4j": "NEO4J_URI", "redis": "REDIS_URL"}
+
+
+def table(cfg: Settings) -> ProcessTable:
+    return ProcessTable(cfg.home / "run")
+
+
+def external(name: str) -> bool:
+    return bool(os.environ.get(f"RECALLSTACK_{EXTERNAL_WHEN_SET[name]}"))
+
+
+def infra_specs(cfg: Settings, names=INFRA) -> list[ProcessSpec]:
+    secrets = ensure_secrets(cfg.home)  # the CLI creates them before it loads Settings
+    build = {
+        "kafka": lambda: kafka.spec(cfg.home, cfg.kafka_bootstrap, cfg.kafka_heap),
+        "postgres": lambda: postgres.spec(cfg.home, secrets["PG_PASSWORD"], cfg.pg_dsn),
+        "neo4j": lambda: neo4j.spec(cfg.home, cfg.neo4j_uri, cfg.neo4j_user, secrets["NEO4J_PASSWORD"], cfg.neo4j_heap),
+        "redis": lambda: redis.spec(cfg.home, secrets["REDIS_PASSWORD"], cfg.redis_url),
+    }
+    return [build[n]() for n in names if not external(n)]
+
+
+def _http_ready(url: str) -> str:
+    answer = httpx.get(url, timeout=2)
+    if answer.status_code != 200:
+        raise StartError(f"{url} answered {answer.status_code}: {answer.text[:300]}")
+    return "ok"
+
+
+def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
+    logs = cfg.home / "logs"
+    py = sys.executable
+
+    def uvicorn(name: str, factory: str, port: int) -> ProcessSpec:
+        return ProcessSpec(
+            name=name, port=port, log_file=logs / f"{name}.log", ready_timeout=120,
+            argv=[py, "-m", "uvicorn", f"bootstrap:{factory}", "--factory", "--host", cfg.host,
+                  "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "5"],
+            probe=lambda: _http_ready(f"http://{cfg.host}:{port}/readyz"),
+        )
+
+    specs = {
+        "projector-postgres": ProcessSpec(
+            name="projector-postgres", port=PROJECTOR_METRICS_PORTS["postgres"],
+            log_file=logs / "projector-postgres.log", ready_timeout=120,
+            argv=[py, "-m", "cli.main", "projector", "postgres"],
+            probe=lambda: _http_ready(f"http://127.0.0.1:{PROJECTOR_METRICS_PORTS['postgres']}/metrics"),
+        ),
+        "command-api": uvicorn("command-api", "command_app", cfg.command_api_port),
+        "query-api": uvicorn("query-api", "query_app", cfg.query_api_port),
+        "gateway": uvicorn("gateway", "gateway_app", cfg.gateway_port),
+    }
+    return [specs[n] for n in names]
+
+
+@dataclass
+class Started:
+    name: str
+    pid: int
+    started: bool
+    seconds: float
+
+
+def up(specs: list[ProcessSpec], processes: ProcessTable, parallel: bool = True) -> list[Started]:
+    """Start every spec (in parallel), wait until each answers its probe. Raises StartError."""
+    def one(spec: ProcessSpec) -> Started:
+        pid, started, seconds = start(spec, processes)
+        return Started(spec.name, pid, started, seconds)
+
+    if not parallel:
+        return [one(s) for s in specs]
+    with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
+        futures = [pool.submit(one, s) for s in specs]
+        results, errors = [], []
+        for f in futures:
+            try:
+                results.append(f.result())
+            except StartError as exc:
+                errors.append(str(exc))
+    if errors:
+        raise StartError("\n\n".join(errors))
+    return results
+
+
+def down(specs: list[ProcessSpec], processes: ProcessTable) -> list[str]:
+    """Stop in reverse order; only processes recorded as started by recallstack."""
+    stopped = []
+    for spec in reversed(specs):
+        if stop(spec.name, processes, sig=spec.stop_signal, timeout=spec.stop_timeout):
+            stopped.append(spec.name)
+    return stopped
+
+
+def status(specs: list[ProcessSpec], processes: ProcessTable) -> list[dict]:
+    rows = []
+    for spec in specs:
+        pid = processes.pid(spec.name)
+        health = "-"
+        if pid is not None and spec.probe is not None:
+            began = time.monotonic()
+            try:
+                detail = spec.probe()
+                health = f"ready ({detail}, {1000 * (time.monotonic() - began):.0f} ms)"
+            except Exception as exc:
+                health = f"not ready: {type(exc).__name__}: {str(exc)[:80]}"
+        elif pid is None and spec.port is not None and port_open(spec.host, spec.port):
+            health = "port taken by another process"
+        rows.append({"name": spec.name, "pid": pid, "port": spec.port, "state": "running" if pid else "stopped",
+                     "health": health, "log": str(spec.log_file)})
+    return rows

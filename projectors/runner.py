@@ -1,0 +1,142 @@
+"""The consume loop shared by every projector.
+
+Positions live in the read model (written with the data), not in Kafka's committed
+offsets: on assignment each partition is sought to the stored position + 1, which is
+what makes the effect exactly-once. An event that cannot be decoded or applied goes
+to the dead-letter topic with the error, and the projection moves on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import traceback
+from dataclasses import dataclass
+from typing import Protocol, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from adapters import kafka_codec
+from domain.events import Event
+from settings import DLQ_TOPIC, EVENTS_TOPIC
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Applied:
+    partition: int
+    offset: int
+    event: Event | None  # None: dead-lettered, only the position advances
+
+
+class Projection(Protocol):
+    name: str
+    transient_errors: tuple[type[BaseException], ...]  # outages: wait and retry, never dead-letter
+
+    async def positions(self, topic: str) -> dict[int, int]: ...
+
+    async def apply_batch(self, topic: str, batch: Sequence[Applied]) -> None: ...
+
+
+class _SeekToStoredPositions(ConsumerRebalanceListener):
+    def __init__(self, runner: "ProjectorRunner"):
+        self.runner = runner
+
+    async def on_partitions_revoked(self, revoked):
+        pass
+
+    async def on_partitions_assigned(self, assigned):
+        stored = await self.runner.projection.positions(self.runner.topic)
+        for tp in assigned:
+            if tp.partition in stored:
+                self.runner.consumer.seek(tp, stored[tp.partition] + 1)
+            else:
+                await self.runner.consumer.seek_to_beginning(tp)
+
+
+class ProjectorRunner:
+    def __init__(self, projection: Projection, bootstrap: str, topic: str = EVENTS_TOPIC, max_batch: int = 500):
+        self.projection = projection
+        self.topic = topic
+        self.max_batch = max_batch
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            group_id=f"recallstack.projector.{projection.name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_poll_records=max_batch,
+        )
+        self.dlq = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        self.applied_count = 0
+        self._stopping = asyncio.Event()
+
+    async def run(self) -> None:
+        await self.dlq.start()
+        await self.consumer.start()
+        self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
+        log.info("projector %s consuming %s", self.projection.name, self.topic)
+        try:
+            while not self._stopping.is_set():
+                records = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
+                for tp, messages in records.items():
+                    await self._apply(tp, messages)
+        finally:
+            await self.consumer.stop()
+            await self.dlq.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def _apply(self, tp: TopicPartition, messages) -> None:
+        batch = [await self._decode(tp, m) for m in messages]
+        delay = 0.1
+        while True:
+            try:
+                await self._apply_or_dead_letter(tp, batch, messages)
+                break
+            except self.projection.transient_errors as exc:
+                # The read model is down: wait for it; never dead-letter or skip on an outage.
+                log.warning("projector %s: %s; retrying in %.1fs", self.projection.name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        self.applied_count += len(batch)
+        # Kafka's own committed offsets only inform lag tools; the read model holds the truth.
+        await self.consumer.commit({tp: messages[-1].offset + 1})
+
+    async def _apply_or_dead_letter(self, tp: TopicPartition, batch: list[Applied], messages) -> None:
+        try:
+            await self.projection.apply_batch(self.topic, batch)
+            return
+        except self.projection.transient_errors:
+            raise
+        except Exception:
+            log.exception("batch apply failed for %s; retrying event by event", tp)
+        # One bad event must not block the partition: apply one by one, dead-letter the failures.
+        for item, message in zip(batch, messages):
+            try:
+                await self.projection.apply_batch(self.topic, [item])
+            except self.projection.transient_errors:
+                raise
+            except Exception as exc:
+                await self._dead_letter(tp, message, exc)
+                await self.projection.apply_batch(self.topic, [Applied(item.partition, item.offset, None)])
+
+    async def _decode(self, tp: TopicPartition, message) -> Applied:
+        try:
+            return Applied(tp.partition, message.offset, kafka_codec.decode(message.value, message.headers))
+        except Exception as exc:
+            await self._dead_letter(tp, message, exc)
+            return Applied(tp.partition, message.offset, None)
+
+    async def _dead_letter(self, tp: TopicPartition, message, exc: Exception) -> None:
+        log.error("dead-lettering %s offset %d: %s", tp, message.offset, exc)
+        error = json.dumps({
+            "projection": self.projection.name, "topic": tp.topic, "partition": tp.partition,
+            "offset": message.offset, "error": f"{type(exc).__name__}: {exc}",
+            "traceback": traceback.format_exc(limit=5),
+        }).encode()
+        headers = list(message.headers or ()) + [("rs-dlq-error", error)]
+        await self.dlq.send_and_wait(DLQ_TOPIC, value=message.value, key=message.key, headers=headers)

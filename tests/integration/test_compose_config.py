@@ -1,0 +1,23 @@
+"""compose.yaml describes the same stack for Docker users; it must parse."""
+
+import shutil
+import subprocess
+
+import yaml
+
+from tests.conftest import REPO
+
+
+def test_compose_config_is_valid_and_has_the_whole_stack():
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose (Debian package) is required; `make install` installs it"
+    result = subprocess.run([binary, "-f", str(REPO / "compose.yaml"), "config"], capture_output=True, text=True,
+                            cwd=REPO, env={"PATH": "/usr/bin:/bin", "NEO4J_PASSWORD": "x", "PG_PASSWORD": "x"})
+    assert result.returncode == 0, result.stderr
+    services = yaml.safe_load(result.stdout)["services"]
+    assert {"kafka", "postgres", "neo4j", "redis", "command-api", "query-api", "projector-postgres",
+            "gateway"} <= set(services)
+    published = {str(p).split(":")[1] for s in services.values() for p in s.get("ports", [])}
+    assert {"8080", "8081", "8082", "9092", "5433", "7687", "6380"} <= published
+    assert all(str(p).startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", [])), \
+        "every port is published on loopback only"
