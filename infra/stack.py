@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from infra import kafka, neo4j, postgres, redis
+from infra import kafka_server, neo4j_server, postgres_server, redis_server
 from infra.process import ProcessSpec, ProcessTable, StartError, port_open, start, stop
 from settings import Settings, ensure_secrets
 
@@ -33,10 +33,10 @@ def external(name: str) -> bool:
 def infra_specs(cfg: Settings, names=INFRA) -> list[ProcessSpec]:
     secrets = ensure_secrets(cfg.home)  # the CLI creates them before it loads Settings
     build = {
-        "kafka": lambda: kafka.spec(cfg.home, cfg.kafka_bootstrap, cfg.kafka_heap),
-        "postgres": lambda: postgres.spec(cfg.home, secrets["PG_PASSWORD"], cfg.pg_dsn),
-        "neo4j": lambda: neo4j.spec(cfg.home, cfg.neo4j_uri, cfg.neo4j_user, secrets["NEO4J_PASSWORD"], cfg.neo4j_heap),
-        "redis": lambda: redis.spec(cfg.home, secrets["REDIS_PASSWORD"], cfg.redis_url),
+        "kafka": lambda: kafka_server.spec(cfg.home, cfg.kafka_bootstrap, cfg.kafka_heap),
+        "postgres": lambda: postgres_server.spec(cfg.home, secrets["PG_PASSWORD"], cfg.pg_dsn),
+        "neo4j": lambda: neo4j_server.spec(cfg.home, cfg.neo4j_uri, cfg.neo4j_user, secrets["NEO4J_PASSWORD"], cfg.neo4j_heap),
+        "redis": lambda: redis_server.spec(cfg.home, secrets["REDIS_PASSWORD"], cfg.redis_url),
     }
     return [build[n]() for n in names if not external(n)]
 

@@ -61,8 +61,9 @@ class NumpyBert:
         bias = ((1.0 - mask) * np.float32(-10000.0))[:, None, None, :]
         x = _layer_norm(self.word[input_ids] + self.pos[:seq], *self.emb_ln, cfg.eps).reshape(bsz * seq, cfg.hidden)
         for w_qkv, b_qkv, w_o, b_o, g1, be1, w_i, b_i, w_2, b_2, g2, be2 in self.layers:
-            qkv = (x @ w_qkv + b_qkv).reshape(bsz, seq, 3, nh, hd).transpose(2, 0, 3, 1, 4)
-            scores = qkv[0] @ qkv[1].transpose(0, 1, 3, 2) + bias
+            # contiguous (B, nh, S, hd) blocks: numpy's stacked matmul only uses BLAS on those
+            qkv = np.ascontiguousarray((x @ w_qkv + b_qkv).reshape(bsz, seq, 3, nh, hd).transpose(2, 0, 3, 1, 4))
+            scores = qkv[0] @ np.ascontiguousarray(qkv[1].transpose(0, 1, 3, 2)) + bias
             scores = np.exp(scores - scores.max(-1, keepdims=True))
             scores /= scores.sum(-1, keepdims=True)
             ctx = (scores @ qkv[2]).transpose(0, 2, 1, 3).reshape(bsz * seq, cfg.hidden)

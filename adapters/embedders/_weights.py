@@ -7,7 +7,6 @@ then the raw little-endian tensor bytes (offsets relative to the end of the head
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -51,8 +50,8 @@ class BertConfig:
                    max_positions=cfg["max_position_embeddings"])
 
 
-def load_safetensors(path: Path) -> tuple[dict[str, np.ndarray], str]:
-    """All tensors as numpy arrays (read-only views on one bytes buffer) and a sha256 of the file."""
+def load_safetensors(path: Path) -> dict[str, np.ndarray]:
+    """All tensors as numpy arrays (read-only views on one bytes buffer)."""
     data = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
@@ -65,4 +64,4 @@ def load_safetensors(path: Path) -> tuple[dict[str, np.ndarray], str]:
         dtype = np.dtype(_DTYPES[meta["dtype"]]).newbyteorder("<")
         arr = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=base + begin)
         tensors[name] = arr.reshape(meta["shape"])
-    return tensors, hashlib.sha256(data).hexdigest()
+    return tensors

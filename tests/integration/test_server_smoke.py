@@ -35,7 +35,8 @@ async def test_kafka_produce_and_consume(settings):
 
 
 async def test_events_topic_has_twelve_partitions_and_keeps_events_forever(settings):
-    from aiokafka.admin import AIOKafkaAdminClient, ConfigResource, ConfigResourceType
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     from settings import EVENTS_TOPIC
 

@@ -52,6 +52,9 @@ def _ensure_traversable(path: Path) -> None:
 
 def prepare(home: Path, password: str) -> tuple[Path, str | None]:
     """Create the cluster on first start (initdb); idempotent. Returns (data dir, run-as user)."""
+    from infra.pgvector_build import ensure_portable
+
+    ensure_portable()
     root = home / "postgres"
     data, sockets = root / "data", root / "run"
     user = _ensure_system_user()

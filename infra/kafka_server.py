@@ -1,0 +1,87 @@
+"""Apache Kafka 4 in KRaft mode (one process, broker and controller), run from the jars
+Maven resolves from Maven Central (infra/kafka/pom.xml). Storage is formatted on first
+start with a cluster id kept in the data folder."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import shutil
+import string
+import subprocess
+import uuid
+from pathlib import Path
+
+from infra import maven
+from infra.process import ProcessSpec, StartError
+
+KAFKA_DIR = maven.INFRA_DIR / "kafka"
+LIB = KAFKA_DIR / "target" / "lib"
+CONTROLLER_PORT = 9093
+
+
+def build() -> Path:
+    maven.build("kafka", ["dependency:copy-dependencies"])
+    return LIB
+
+
+def _java() -> str:
+    java = shutil.which("java")
+    if java is None:
+        raise StartError("kafka: java not found; install a JDK 17+ (`make install` does)")
+    return java
+
+
+def _jvm(heap: str, logs: Path) -> list[str]:
+    return [
+        _java(), "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+        "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.yaml'}", f"-Dkafka.logs.dir={logs}",
+        f"-Djava.io.tmpdir={logs}", "-cp", f"{LIB}/*",
+    ]
+
+
+def _probe(bootstrap: str) -> str:
+    import logging
+
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # "connection refused" is expected while starting
+
+    async def call() -> str:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=2000)
+        await admin.start()
+        try:
+            cluster = await admin.describe_cluster()
+            return f"cluster {cluster['cluster_id']}, {len(cluster['brokers'])} broker(s)"
+        finally:
+            await admin.close()
+
+    return asyncio.run(call())
+
+
+def spec(home: Path, bootstrap: str, heap: str) -> ProcessSpec:
+    build()
+    root = home / "kafka"
+    data, logs = root / "data", home / "logs" / "kafka"
+    logs.mkdir(parents=True, exist_ok=True)
+    data.mkdir(parents=True, exist_ok=True)
+    port = int(bootstrap.rsplit(":", 1)[1])
+    config = root / "server.properties"
+    template = string.Template((KAFKA_DIR / "server.properties.template").read_text())
+    config.write_text(template.substitute(LOG_DIRS=data, BROKER_PORT=port, CONTROLLER_PORT=CONTROLLER_PORT))
+    if not (data / "meta.properties").exists():
+        cluster_id_file = root / "cluster.id"
+        if not cluster_id_file.exists():
+            cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+        result = subprocess.run(
+            [*_jvm("256m", logs), "kafka.tools.StorageTool", "format", "-t", cluster_id_file.read_text().strip(),
+             "-c", str(config), "--ignore-formatted"],
+            capture_output=True, text=True,
+        )
+        if result.returncode != 0:
+            raise StartError(f"kafka: formatting storage failed:\n{(result.stdout + result.stderr)[-2000:]}")
+    return ProcessSpec(
+        name="kafka", argv=[*_jvm(heap, logs), "kafka.Kafka", str(config)], log_file=home / "logs" / "kafka.log",
+        port=port, ready_timeout=90, stop_timeout=30, probe=lambda: _probe(bootstrap),
+    )
