@@ -41,7 +41,7 @@ def _print_rows(rows: list[dict], as_json: bool, title: str) -> None:
         table.add_column(column)
     for row in rows:
         table.add_row(*[str(v) if v is not None else "-" for v in row.values()])
-    Console().print(table)
+    Console(width=max(Console().width, 140)).print(table)
 
 
 def _start(specs, processes, what: str, as_json: bool) -> list:

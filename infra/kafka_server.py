@@ -6,38 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import shutil
 import string
 import subprocess
 import uuid
 from pathlib import Path
 
-from infra import maven
+from infra import jvm
 from infra.process import ProcessSpec, StartError
 
-KAFKA_DIR = maven.INFRA_DIR / "kafka"
+KAFKA_DIR = jvm.INFRA_DIR / "kafka"
 LIB = KAFKA_DIR / "target" / "lib"
 CONTROLLER_PORT = 9093
 
 
 def build() -> Path:
-    maven.build("kafka", ["dependency:copy-dependencies"])
+    jvm.build("kafka", ["dependency:copy-dependencies"])
     return LIB
 
 
-def _java() -> str:
-    java = shutil.which("java")
-    if java is None:
-        raise StartError("kafka: java not found; install a JDK 17+ (`make install` does)")
-    return java
-
-
-def _jvm(heap: str, logs: Path) -> list[str]:
+def _jvm(heap: str, home: Path, logs: Path) -> list[str]:
     return [
-        _java(), "-Xms256m", f"-Xmx{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
-        "-XX:+ExitOnOutOfMemoryError", "-Djava.awt.headless=true",
-        f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.yaml'}", f"-Dkafka.logs.dir={logs}",
-        f"-Djava.io.tmpdir={logs}", "-cp", f"{LIB}/*",
+        *jvm.options("kafka", heap, home / "kafka" / "tmp"),
+        f"-Dlog4j2.configurationFile={KAFKA_DIR / 'log4j2.yaml'}", f"-Dkafka.logs.dir={logs}", "-cp", f"{LIB}/*",
     ]
 
 
@@ -75,13 +65,13 @@ def spec(home: Path, bootstrap: str, heap: str) -> ProcessSpec:
         if not cluster_id_file.exists():
             cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
         result = subprocess.run(
-            [*_jvm("256m", logs), "kafka.tools.StorageTool", "format", "-t", cluster_id_file.read_text().strip(),
-             "-c", str(config), "--ignore-formatted"],
+            [*_jvm("256m", home, logs), "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id_file.read_text().strip()}",
+             f"--config={config}", "--ignore-formatted"],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
             raise StartError(f"kafka: formatting storage failed:\n{(result.stdout + result.stderr)[-2000:]}")
     return ProcessSpec(
-        name="kafka", argv=[*_jvm(heap, logs), "kafka.Kafka", str(config)], log_file=home / "logs" / "kafka.log",
+        name="kafka", argv=[*_jvm(heap, home, logs), "kafka.Kafka", str(config)], log_file=home / "logs" / "kafka.log",
         port=port, ready_timeout=90, stop_timeout=30, probe=lambda: _probe(bootstrap),
     )

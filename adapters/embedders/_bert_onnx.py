@@ -21,6 +21,7 @@ from onnx import TensorProto, helper, numpy_helper
 from ._weights import BertConfig
 
 OPSET = 17
+GRAPH_VERSION = 1  # bump when the graph changes: invalidates cached .onnx files
 MS_DOMAIN = "com.microsoft"
 
 

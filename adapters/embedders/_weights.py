@@ -7,6 +7,7 @@ then the raw little-endian tensor bytes (offsets relative to the end of the head
 
 from __future__ import annotations
 
+import hashlib
 import json
 import struct
 from dataclasses import dataclass
@@ -50,9 +51,10 @@ class BertConfig:
                    max_positions=cfg["max_position_embeddings"])
 
 
-def load_safetensors(path: Path) -> dict[str, np.ndarray]:
-    """All tensors as numpy arrays (read-only views on one bytes buffer)."""
-    data = Path(path).read_bytes()
+def load_safetensors(path: Path, data: bytes | None = None) -> dict[str, np.ndarray]:
+    """All tensors as numpy arrays (read-only views on one bytes buffer: the file's content)."""
+    if data is None:
+        data = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8:8 + n])
     base = 8 + n
@@ -65,3 +67,7 @@ def load_safetensors(path: Path) -> dict[str, np.ndarray]:
         arr = np.frombuffer(data, dtype=dtype, count=(end - begin) // dtype.itemsize, offset=base + begin)
         tensors[name] = arr.reshape(meta["shape"])
     return tensors
+
+
+def weights_digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -43,13 +45,19 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def default_cache_dir() -> Path:
+    """$RECALLSTACK_HOME/cache/embedders (default home ~/.recallstack, as in settings.default_home)."""
+    home = os.environ.get("RECALLSTACK_HOME")
+    return (Path(home) if home else Path.home() / ".recallstack") / "cache" / "embedders"
+
+
 class _Runtime:
     """Tokenizer + compiled model; immutable after construction, shared by all embedder instances."""
 
-    def __init__(self, backend: str, threads: int, max_seq_length: int):
+    def __init__(self, backend: str, threads: int, max_seq_length: int, cache_dir: Path | None):
         from tokenizers import Tokenizer
 
-        from ._weights import BertConfig, load_safetensors, model_dir
+        from ._weights import BertConfig, model_dir
 
         t0 = time.perf_counter()
         path = model_dir()
@@ -60,7 +68,7 @@ class _Runtime:
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.token_to_id("[PAD]") or 0
         cfg = BertConfig.from_dir(path)
-        tensors = load_safetensors(path / "model.safetensors")
+        weights = (path / "model.safetensors").read_bytes()
         if backend == "auto":
             try:
                 import onnxruntime  # noqa: F401
@@ -71,38 +79,81 @@ class _Runtime:
                 backend = "numpy"
         self.backend = backend
         self.threads = threads
+        self.cache_status = "-"
         self._forward: Callable[[np.ndarray, np.ndarray], np.ndarray]
         if backend == "onnx":
-            self._forward = self._onnx_forward(tensors, cfg, threads)
+            self._forward = self._onnx_forward(weights, cfg, threads, cache_dir)
         else:
             from ._bert_numpy import NumpyBert
+            from ._weights import load_safetensors
 
-            bert = NumpyBert(tensors, cfg)
+            bert = NumpyBert(load_safetensors(path / "model.safetensors", data=weights), cfg)
             self._forward = lambda ids, mask: l2_normalize(bert(ids, mask))
-        del tensors  # the ONNX session holds its own copy of the weights
+        del weights
         self.load_seconds = time.perf_counter() - t0
-        log.info("MiniLM loaded (%s, %d threads) in %.2fs", backend, threads, self.load_seconds)
+        log.info("MiniLM loaded (%s, %d threads, graph %s) in %.2fs", backend, threads, self.cache_status,
+                 self.load_seconds)
 
-    @staticmethod
-    def _onnx_forward(tensors, cfg, threads: int):
+    def _onnx_forward(self, weights: bytes, cfg, threads: int, cache_dir: Path | None):
         import onnxruntime as ort
 
-        from ._bert_onnx import build_bert_onnx
+        from ._bert_onnx import GRAPH_VERSION
+        from ._weights import weights_digest
 
-        model_bytes = build_bert_onnx(tensors, cfg, fused=True).SerializeToString()
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
-        session = ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
-        del model_bytes
+
+        def open_session(file: Path):
+            return ort.InferenceSession(str(file), so, providers=["CPUExecutionProvider"])
+
+        name = f"all-MiniLM-L6-v2-{weights_digest(weights)[:16]}-g{GRAPH_VERSION}.onnx"
+        cached = cache_dir / name if cache_dir else None
+        session = None
+        if cached is not None and cached.is_file():
+            try:
+                session = open_session(cached)
+                self.cache_status = f"cached {cached}"
+            except Exception as exc:  # noqa: BLE001 - truncated/corrupt cache file: rebuild it
+                log.warning("discarding unreadable cached graph %s: %s", cached, exc)
+                cached.unlink(missing_ok=True)
+        if session is None:
+            session = self._build_session(weights, cfg, cached, open_session)
+        # A session made from bytes would keep them alive (onnxruntime holds _model_bytes): always open a file.
 
         def forward(ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
             return session.run(["sentence_embedding"], {"input_ids": ids, "attention_mask": mask})[0]
 
         return forward
+
+    def _build_session(self, weights: bytes, cfg, cached: Path | None, open_session):
+        from ._bert_onnx import build_bert_onnx
+        from ._weights import load_safetensors
+
+        t = time.perf_counter()
+        model = build_bert_onnx(load_safetensors(Path("model.safetensors"), data=weights), cfg, fused=True)
+        blob = model.SerializeToString()
+        del model
+        build_s = time.perf_counter() - t
+        if cached is not None:
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_name(f".{cached.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+                tmp.write_bytes(blob)
+                os.replace(tmp, cached)  # atomic: concurrent starters never see a partial file
+                self.cache_status = f"built in {build_s:.2f}s, cached {cached}"
+                return open_session(cached)
+            except OSError as exc:
+                log.warning("cannot cache the MiniLM graph in %s (%s); building it in memory", cached.parent, exc)
+        with tempfile.TemporaryDirectory(prefix="recallstack-minilm-") as tmpdir:
+            file = Path(tmpdir) / "model.onnx"
+            file.write_bytes(blob)
+            del blob
+            self.cache_status = f"built in {build_s:.2f}s, not cached"
+            return open_session(file)  # onnxruntime has read the whole file; the folder can go
 
     def encode(self, texts: Sequence[str], batch_size: int) -> np.ndarray:
         out = np.empty((len(texts), DIM), dtype=np.float32)
@@ -127,18 +178,18 @@ class _Runtime:
         return out
 
 
-_RUNTIMES: dict[tuple[str, int, int], _Runtime] = {}
+_RUNTIMES: dict[tuple, _Runtime] = {}
 _RUNTIMES_LOCK = threading.Lock()
 
 
-def _runtime(backend: str, threads: int, max_seq_length: int) -> _Runtime:
-    key = (backend, threads, max_seq_length)
+def _runtime(backend: str, threads: int, max_seq_length: int, cache_dir: Path | None) -> _Runtime:
+    key = (backend, threads, max_seq_length, cache_dir)
     rt = _RUNTIMES.get(key)
     if rt is None:
         with _RUNTIMES_LOCK:
             rt = _RUNTIMES.get(key)
             if rt is None:
-                rt = _RUNTIMES[key] = _Runtime(backend, threads, max_seq_length)
+                rt = _RUNTIMES[key] = _Runtime(backend, threads, max_seq_length, cache_dir)
     return rt
 
 
@@ -149,7 +200,10 @@ class MiniLMEmbedder:
     dim = DIM
 
     def __init__(self, backend: str = "auto", threads: int | None = None, batch_size: int = 32,
-                 max_seq_length: int = MAX_SEQ_LENGTH, **unused: Any):
+                 max_seq_length: int = MAX_SEQ_LENGTH, cache_dir: str | Path | None | bool = None,
+                 **unused: Any):
+        """cache_dir: where the built ONNX graph is kept between runs (keyed by the weights' sha256);
+        None -> default_cache_dir(), False -> rebuild in every process."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown MiniLM backend {backend!r}; allowed values: {', '.join(BACKENDS)}")
         if unused:
@@ -160,16 +214,25 @@ class MiniLMEmbedder:
         self.threads = threads or usable_cores()
         self.batch_size = batch_size
         self.max_seq_length = max_seq_length
+        if cache_dir is False:
+            self.cache_dir: Path | None = None
+        else:
+            self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self._rt: _Runtime | None = None
 
     def load(self) -> "MiniLMEmbedder":
         if self._rt is None:
-            self._rt = _runtime(self.backend, self.threads, self.max_seq_length)
+            self._rt = _runtime(self.backend, self.threads, self.max_seq_length, self.cache_dir)
         return self
 
     @property
     def load_seconds(self) -> float:
         return self.load()._rt.load_seconds  # type: ignore[union-attr]
+
+    @property
+    def graph_cache_status(self) -> str:
+        """How the ONNX graph was obtained at load: "cached <file>", "built in ...s, cached <file>" or "... not cached"."""
+        return self.load()._rt.cache_status  # type: ignore[union-attr]
 
     @property
     def runtime_backend(self) -> str:

@@ -42,8 +42,13 @@ def reference() -> tuple[list[str], np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def embedder() -> MiniLMEmbedder:
-    emb = build_embedder("minilm")
+def cache_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("embedder-cache")
+
+
+@pytest.fixture(scope="module")
+def embedder(cache_dir) -> MiniLMEmbedder:
+    emb = build_embedder("minilm", cache_dir=cache_dir)
     assert isinstance(emb, MiniLMEmbedder)
     return emb.load()
 
@@ -94,10 +99,10 @@ def test_one_batched_call_matches_reference(embedder, reference):
     np.testing.assert_allclose(got, single, atol=2e-5)
 
 
-def test_small_chunks_keep_input_order(reference):
+def test_small_chunks_keep_input_order(embedder, reference):
     """batch_size=3 forces several length-sorted chunks; rows must come back in input order."""
     sentences, ref = reference
-    emb = MiniLMEmbedder(batch_size=3)
+    emb = MiniLMEmbedder(batch_size=3, cache_dir=embedder.cache_dir)
     order = list(reversed(range(len(sentences))))
     got = emb.embed([sentences[i] for i in order])
     assert _cosines(got, ref[order]).min() >= MIN_COSINE
@@ -122,10 +127,26 @@ def test_concurrent_calls_from_a_thread_pool(embedder, reference):
     assert cos.min() >= MIN_COSINE
 
 
+def test_graph_is_cached_on_disk_and_a_corrupt_cache_is_rebuilt(embedder, cache_dir, reference, tmp_path):
+    sentences, ref = reference
+    files = list(cache_dir.glob("all-MiniLM-L6-v2-*.onnx"))
+    assert len(files) == 1, files
+    # threads=1 is another runtime key: a fresh load that must find the graph file
+    again = MiniLMEmbedder(threads=1, cache_dir=cache_dir)
+    assert again.graph_cache_status.startswith("cached")
+    assert _cosines(again.embed(sentences), ref).min() >= MIN_COSINE
+
+    (tmp_path / files[0].name).write_bytes(b"truncated")
+    rebuilt = MiniLMEmbedder(threads=1, cache_dir=tmp_path)
+    assert rebuilt.graph_cache_status.startswith("built")
+    assert _cosines(rebuilt.embed(sentences[:4]), ref[:4]).min() >= MIN_COSINE
+    assert (tmp_path / files[0].name).stat().st_size > 80_000_000
+
+
 def test_numpy_backend_matches_reference_too(reference):
     sentences, ref = reference
-    emb = MiniLMEmbedder(backend="numpy")
-    got = emb.embed(sentences)
+    emb = MiniLMEmbedder(backend="numpy", cache_dir=False)
+    got = np.stack([emb.embed_one(s) for s in sentences])  # one by one: no padding to 256, 5x less work
     assert emb.runtime_backend == "numpy"
     _check_block(got, len(sentences))
     assert _cosines(got, ref).min() >= MIN_COSINE

@@ -9,6 +9,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.CountDownLatch;
 
@@ -23,8 +24,15 @@ import org.neo4j.configuration.helpers.SocketAddress;
 import org.neo4j.dbms.api.DatabaseManagementService;
 import org.neo4j.dbms.api.DatabaseManagementServiceBuilder;
 import org.neo4j.graphdb.GraphDatabaseService;
+import org.neo4j.internal.kernel.api.connectioninfo.ClientConnectionInfo;
+import org.neo4j.internal.kernel.api.security.AuthenticationResult;
+import org.neo4j.internal.kernel.api.security.LoginContext;
 import org.neo4j.io.ByteUnit;
 import org.neo4j.io.fs.DefaultFileSystemAbstraction;
+
+import org.neo4j.kernel.api.security.AuthManager;
+import org.neo4j.kernel.api.security.AuthToken;
+import org.neo4j.kernel.internal.GraphDatabaseAPI;
 
 import picocli.CommandLine;
 
@@ -47,7 +55,8 @@ import picocli.CommandLine;
  *   <li>NEO4J_PAGECACHE (default 256m; any Neo4j byte size such as 128m or 1g)</li>
  *   <li>NEO4J_TX_MEMORY_MAX (default 256m): cap on memory used by all running transactions</li>
  * </ul>
- * Prints "neo4j ready on HOST:PORT" on stdout once Bolt accepts authenticated sessions, and
+ * Prints "neo4j ready on HOST:PORT (home H, startup N ms, P)" on stdout once Bolt accepts
+ * authenticated sessions (P: "initial password set", "password checked" or "password reset"), and
  * "neo4j stopped" after a clean shutdown (SIGTERM/SIGINT run the shutdown hook). Exits 1 with a
  * "neo4j launcher: ..." message on stderr when it cannot start.
  */
@@ -63,13 +72,14 @@ public final class Neo4jLauncher {
         } catch (LaunchError e) {
             System.err.println("neo4j launcher: " + e.getMessage());
             System.err.flush();
-            // Halt: a half-started DBMS may hold non-daemon threads; nothing left to flush.
-            Runtime.getRuntime().halt(1);
+            // exit, not return: a started DBMS holds non-daemon threads. The shutdown hook (if the
+            // DBMS got that far) closes it cleanly first.
+            System.exit(1);
         } catch (Throwable e) {
             System.err.println("neo4j launcher: failed to start: " + e);
             e.printStackTrace(System.err);
             System.err.flush();
-            Runtime.getRuntime().halt(1);
+            System.exit(1);
         }
     }
 
@@ -90,7 +100,7 @@ public final class Neo4jLauncher {
         long pageCache = parseBytes("NEO4J_PAGECACHE", env("NEO4J_PAGECACHE", "256m"));
         long txMemory = parseBytes("NEO4J_TX_MEMORY_MAX", env("NEO4J_TX_MEMORY_MAX", "256m"));
 
-        // Bolt binds only after both databases have started (10-25 s here): fail fast instead.
+        // Bolt binds only after both databases have started (5-25 s here): fail fast instead.
         checkPortFree(bolt);
         Files.createDirectories(home);
         boolean firstStart = !Files.isDirectory(home.resolve("data").resolve("databases").resolve("system"));
@@ -137,12 +147,9 @@ public final class Neo4jLauncher {
             throw new LaunchError("database " + GraphDatabaseSettings.DEFAULT_DATABASE_NAME
                     + " did not become available; see " + home.resolve("logs/debug.log"));
         }
-        if (!firstStart) {
-            syncPassword(dbms, password);
-        }
-        System.out.printf("neo4j ready on %s:%d (home %s, startup %d ms%s)%n",
-                bolt.getHostname(), bolt.getPort(), home, (System.nanoTime() - t0) / 1_000_000,
-                firstStart ? ", initial password set" : "");
+        String passwordState = firstStart ? "initial password set" : syncPassword(dbms, password);
+        System.out.printf("neo4j ready on %s:%d (home %s, startup %d ms, %s)%n",
+                bolt.getHostname(), bolt.getPort(), home, (System.nanoTime() - t0) / 1_000_000, passwordState);
         System.out.flush();
         stopped.await();
     }
@@ -161,19 +168,36 @@ public final class Neo4jLauncher {
         }
     }
 
-    /** Re-apply NEO4J_PASSWORD on an existing home; "same password" is the normal case. */
-    private static void syncPassword(DatabaseManagementService dbms, String password) throws LaunchError {
+    /**
+     * Re-apply NEO4J_PASSWORD on an existing home. A login check through the DBMS's own
+     * AuthManager costs milliseconds; only on a mismatch is Cypher used (ALTER USER), because the
+     * first Cypher statement in a fresh JVM takes 5-10 s to plan on this machine.
+     */
+    private static String syncPassword(DatabaseManagementService dbms, String password) throws LaunchError {
         GraphDatabaseService system = dbms.database(GraphDatabaseSettings.SYSTEM_DATABASE_NAME);
+        try {
+            AuthManager auth = ((GraphDatabaseAPI) system).getDependencyResolver().resolveDependency(AuthManager.class);
+            LoginContext login = auth.login(
+                    new HashMap<>(AuthToken.newBasicAuthToken(USER, password)), ClientConnectionInfo.EMBEDDED_CONNECTION);
+            if (login.subject().getAuthenticationResult() == AuthenticationResult.SUCCESS) {
+                return "password checked";
+            }
+        } catch (Exception | LinkageError e) {
+            // Internal API; fall back to the Cypher path, which always works.
+            System.err.println("neo4j launcher: login check unavailable (" + e + "); applying NEO4J_PASSWORD with ALTER USER");
+        }
         try {
             system.executeTransactionally(
                     "ALTER USER " + USER + " SET PASSWORD $password CHANGE NOT REQUIRED",
                     Map.of("password", password));
             System.out.println("neo4j launcher: password of user neo4j reset from NEO4J_PASSWORD");
+            return "password reset";
         } catch (RuntimeException e) {
             String message = String.valueOf(e.getMessage());
-            if (!message.contains("Old password and new password cannot be the same")) {
-                throw new LaunchError("could not apply NEO4J_PASSWORD to user neo4j: " + message);
+            if (message.contains("Old password and new password cannot be the same")) {
+                return "password unchanged";
             }
+            throw new LaunchError("could not apply NEO4J_PASSWORD to user neo4j: " + message);
         }
     }
 

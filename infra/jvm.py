@@ -1,4 +1,5 @@
-"""Resolve a component's jars from Maven Central (cached in ~/.m2) into infra/<name>/target."""
+"""The JVM servers: their jars resolved by Maven from Maven Central (cached in ~/.m2) into
+infra/<name>/target, and their JVM flags (infra/<name>/jvm.options)."""
 
 from __future__ import annotations
 
@@ -26,3 +27,21 @@ def build(component: str, goals: list[str]) -> Path:
         raise StartError(f"{component}: Maven build failed ({' '.join(goals)}):\n{(result.stdout + result.stderr)[-3000:]}")
     marker.touch()
     return folder / "target"
+
+
+def java() -> str:
+    binary = shutil.which("java")
+    if binary is None:
+        raise StartError("java not found; install a JDK 17+ (`make install` does)")
+    return binary
+
+
+def options(component: str, heap: str, tmpdir: Path) -> list[str]:
+    """infra/<component>/jvm.options (one flag a line, '#' comments) with the heap cap from config."""
+    flags = []
+    for line in (INFRA_DIR / component / "jvm.options").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-Xmx"):
+            flags.append(line)
+    tmpdir.mkdir(parents=True, exist_ok=True)
+    return [java(), *flags, f"-Xmx{heap}", f"-Djava.io.tmpdir={tmpdir}"]
