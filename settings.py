@@ -121,3 +121,12 @@ class Settings:
             kafka_heap=_env("KAFKA_HEAP", "768m"),
             neo4j_heap=_env("NEO4J_HEAP", "512m"),
         )
+
+
+def shared_dir() -> Path:
+    """The shared test and benchmark data (LoCoMo, reference embeddings), used in place:
+    RECALLSTACK_SHARED_DIR, else `shared/` beside the repository, else /work/shared."""
+    if os.environ.get("RECALLSTACK_SHARED_DIR"):
+        return Path(os.environ["RECALLSTACK_SHARED_DIR"])
+    beside = Path(__file__).resolve().parent.parent / "shared"
+    return beside if beside.is_dir() else Path("/work/shared")

@@ -18,16 +18,10 @@ import statistics
 import sys
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("RECALLSTACK_SHARED_DIR") or REPO.parent / "shared")
-
+from settings import shared_dir
 
 def turns(n: int) -> list[str]:
     data = json.loads((shared_dir() / "bench" / "locomo" / "locomo10_dev.json").read_text())

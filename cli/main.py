@@ -51,7 +51,8 @@ def _start(specs, processes, what: str, as_json: bool) -> list:
     with console.status(f"starting {what}: {', '.join(s.name for s in specs)}"):
         started = up(specs, processes)
     total = time.monotonic() - began
-    rows = [{"name": s.name, "pid": s.pid, "action": "started" if s.started else "already running",
+    rows = [{"name": s.name, "pid": s.pid,
+             "action": ("cold start" if s.cold else "warm start") if s.started else "already running",
              "ready_after_s": round(s.seconds, 2)} for s in started]
     _print_rows(rows, as_json, f"{what} ready in {total:.1f}s")
     return started
@@ -115,12 +116,10 @@ def cmd_up(args) -> int:
         return 0
     console.print("Ctrl-C stops everything")
     stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(1))
-    try:
-        while not stopping:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
+    for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a shell may start us with SIGINT ignored
+        signal.signal(sig, lambda *_: stopping.append(1))
+    while not stopping:
+        time.sleep(0.2)
     console.print("stopping...")
     stopped = stack.down(infra_specs + service_specs, processes)
     console.print(f"stopped: {', '.join(stopped)}")
@@ -139,8 +138,20 @@ def cmd_down(args) -> int:
 def cmd_status(args) -> int:
     from infra import stack
 
+    from projectors.lag import postgres_lag
+
     cfg = _settings()
-    _print_rows(stack.status(_all_specs(cfg), stack.table(cfg)), args.json, "recallstack")
+    rows = stack.status(_all_specs(cfg), stack.table(cfg))
+    try:
+        lag = asyncio.run(postgres_lag(cfg.kafka_bootstrap, cfg.pg_dsn))
+        lag_row = {"projection": "postgres", "events_in_log": lag["events"], "behind": lag["behind"]}
+    except Exception as exc:  # status must answer even with the stack down
+        lag_row = {"projection": "postgres", "events_in_log": None, "behind": f"unknown ({type(exc).__name__})"}
+    if args.json:
+        print(json.dumps({"processes": rows, "lag": [lag_row]}, indent=2))
+    else:
+        _print_rows(rows, False, "recallstack")
+        _print_rows([lag_row], False, "projector lag")
     return 0
 
 

@@ -60,7 +60,8 @@ def spec(home: Path, bootstrap: str, heap: str) -> ProcessSpec:
     config = root / "server.properties"
     template = string.Template((KAFKA_DIR / "server.properties.template").read_text())
     config.write_text(template.substitute(LOG_DIRS=data, BROKER_PORT=port, CONTROLLER_PORT=CONTROLLER_PORT))
-    if not (data / "meta.properties").exists():
+    first_start = not (data / "meta.properties").exists()
+    if first_start:
         cluster_id_file = root / "cluster.id"
         if not cluster_id_file.exists():
             cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
@@ -73,5 +74,5 @@ def spec(home: Path, bootstrap: str, heap: str) -> ProcessSpec:
             raise StartError(f"kafka: formatting storage failed:\n{(result.stdout + result.stderr)[-2000:]}")
     return ProcessSpec(
         name="kafka", argv=[*_jvm(heap, home, logs), "kafka.Kafka", str(config)], log_file=home / "logs" / "kafka.log",
-        port=port, ready_timeout=90, stop_timeout=30, probe=lambda: _probe(bootstrap),
+        port=port, ready_timeout=90, stop_timeout=30, probe=lambda: _probe(bootstrap), first_start=first_start,
     )

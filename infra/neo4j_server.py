@@ -33,6 +33,7 @@ def _probe(uri: str, user: str, password: str) -> str:
 def spec(home: Path, uri: str, user: str, password: str, heap: str) -> ProcessSpec:
     build()
     root = home / "neo4j"
+    first_start = not (root / "data" / "databases" / "system").exists()
     root.mkdir(parents=True, exist_ok=True)
     port = int(uri.rsplit(":", 1)[1])
     argv = [*jvm.options("neo4j", heap, root / "tmp"), "-jar", str(JAR), str(root)]
@@ -40,5 +41,5 @@ def spec(home: Path, uri: str, user: str, password: str, heap: str) -> ProcessSp
         name="neo4j", argv=argv, log_file=home / "logs" / "neo4j.log", port=port, ready_timeout=120,
         stop_timeout=40, env={"NEO4J_PASSWORD": password, "TMPDIR": str(root / "tmp"), "NEO4J_BOLT_LISTEN": f"127.0.0.1:{port}",
                               "NEO4J_PAGECACHE": "256m"},
-        probe=lambda: _probe(uri, user, password),
+        probe=lambda: _probe(uri, user, password), first_start=first_start,
     )

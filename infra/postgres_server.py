@@ -50,8 +50,8 @@ def _ensure_traversable(path: Path) -> None:
             parent.chmod(mode | 0o001)
 
 
-def prepare(home: Path, password: str) -> tuple[Path, str | None]:
-    """Create the cluster on first start (initdb); idempotent. Returns (data dir, run-as user)."""
+def prepare(home: Path, password: str) -> tuple[Path, str | None, bool]:
+    """Create the cluster on first start (initdb); idempotent. Returns (data dir, run-as user, created)."""
     from infra.pgvector_build import ensure_portable
 
     ensure_portable()
@@ -67,7 +67,8 @@ def prepare(home: Path, password: str) -> tuple[Path, str | None]:
         data.chmod(0o700)
         _ensure_traversable(root)
         _ensure_traversable(pg_bin_dir())
-    if not (data / "PG_VERSION").exists():
+    created = not (data / "PG_VERSION").exists()
+    if created:
         with tempfile.NamedTemporaryFile("w", delete=False, dir=root, prefix=".pw") as pwfile:
             pwfile.write(password + "\n")
         try:
@@ -84,7 +85,7 @@ def prepare(home: Path, password: str) -> tuple[Path, str | None]:
         if result.returncode != 0:
             shutil.rmtree(data, ignore_errors=True)
             raise StartError(f"postgres: initdb failed:\n{result.stderr[-2000:]}")
-    return data, user
+    return data, user, created
 
 
 async def _ensure_database(dsn: str) -> str:
@@ -110,7 +111,7 @@ async def _ensure_database(dsn: str) -> str:
 
 
 def spec(home: Path, password: str, dsn: str) -> ProcessSpec:
-    data, user = prepare(home, password)
+    data, user, created = prepare(home, password)
     argv = [
         str(pg_bin_dir() / "postgres"), "-D", str(data), "-p", str(PG_PORT),
         "-c", "listen_addresses=127.0.0.1",
@@ -124,5 +125,5 @@ def spec(home: Path, password: str, dsn: str) -> ProcessSpec:
     return ProcessSpec(
         name="postgres", argv=argv, log_file=home / "logs" / "postgres.log", port=PG_PORT,
         user=user, stop_signal=2,  # SIGINT: fast shutdown (rolls back clients, no waiting)
-        ready_timeout=60, probe=lambda: asyncio.run(_ensure_database(dsn)),
+        ready_timeout=60, probe=lambda: asyncio.run(_ensure_database(dsn)), first_start=created,
     )

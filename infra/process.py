@@ -63,6 +63,7 @@ class ProcessSpec:
     stop_timeout: float = 30.0
     ready_timeout: float = 60.0
     probe: Callable[[], str] | None = None  # real protocol call; returns a detail, raises when not ready
+    first_start: bool = False  # its data folder was created by this start (a cold start)
 
 
 class ProcessTable:

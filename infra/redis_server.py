@@ -26,6 +26,7 @@ def spec(home: Path, password: str, url: str) -> ProcessSpec:
     if binary is None:
         raise StartError("redis: redis-server not found; install Debian's redis-server (`make install` does)")
     data = home / "redis"
+    first_start = not data.exists()
     data.mkdir(parents=True, exist_ok=True)
     argv = [binary, "--port", str(REDIS_PORT), "--bind", "127.0.0.1", "--dir", str(data),
             "--appendonly", "yes", "--daemonize", "no", "--protected-mode", "yes"]
@@ -33,5 +34,5 @@ def spec(home: Path, password: str, url: str) -> ProcessSpec:
         argv += ["--requirepass", password]
     return ProcessSpec(
         name="redis", argv=argv, log_file=home / "logs" / "redis.log", port=REDIS_PORT,
-        ready_timeout=20, probe=lambda: _probe(url),
+        ready_timeout=20, probe=lambda: _probe(url), first_start=first_start,
     )

@@ -80,13 +80,14 @@ class Started:
     pid: int
     started: bool
     seconds: float
+    cold: bool  # first start: storage formatted / cluster created
 
 
 def up(specs: list[ProcessSpec], processes: ProcessTable, parallel: bool = True) -> list[Started]:
     """Start every spec (in parallel), wait until each answers its probe. Raises StartError."""
     def one(spec: ProcessSpec) -> Started:
         pid, started, seconds = start(spec, processes)
-        return Started(spec.name, pid, started, seconds)
+        return Started(spec.name, pid, started, seconds, spec.first_start)
 
     if not parallel:
         return [one(s) for s in specs]

@@ -3,17 +3,12 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("RECALLSTACK_SHARED_DIR") or REPO.parent / "shared")
 
 
 @pytest.fixture(scope="session")
