@@ -22,14 +22,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from settings import shared_dir  # noqa: E402
+
 # Quoted, not re-measured (torch is deliberately not installed): sentence-transformers + torch CPU
 # and a plain float64 numpy port, both on a 2-core machine.
 TORCH_REFERENCE = {"single_ms": 12.0, "batch64_per_s": 430.0}
 NUMPY_F64_REFERENCE = {"single_ms": 26.0, "batch64_per_s": 92.0}
-
-
-def shared_dir() -> Path:
-    return Path(os.environ.get("RECALLSTACK_SHARED_DIR") or REPO.parent / "shared")
 
 
 def rss_mib() -> float:
@@ -131,7 +129,8 @@ def main() -> int:
     result = {
         "machine": {**host, "loadavg_1m_at_end": os.getloadavg()[0]},
         "embedder": {"model_id": emb.model_id, "dim": emb.dim, "backend": emb.runtime_backend,
-                     "threads": emb.threads, "internal_batch": emb.batch_size},
+                     "threads": emb.threads, "max_rows_per_pass": emb.batch_size,
+                     "max_tokens_per_pass": emb.max_batch_tokens},
         "load_s": round(load_s, 3),
         "first_call_ms": round(first_call_ms, 1),
         "rss_mib": {"before_load": round(rss0), "after_load": round(rss_loaded), "after_bench": round(rss_after)},
@@ -152,7 +151,7 @@ def main() -> int:
           f"SIMD {m.get('simd', '?')} | load avg {m['loadavg_1m_at_start']:.2f} -> {m['loadavg_1m_at_end']:.2f}")
     e = result["embedder"]
     print(f"embedder    : {e['model_id']} dim={e['dim']} backend={e['backend']} threads={e['threads']} "
-          f"internal batch={e['internal_batch']}")
+          f"passes <= {e['max_rows_per_pass']} rows / {e['max_tokens_per_pass']} tokens")
     print(f"model load  : {load_s:.2f} s (read safetensors + build graph + create session), first call {first_call_ms:.0f} ms")
     r = result["rss_mib"]
     print(f"RSS         : {r['before_load']} MiB before load, {r['after_load']} MiB after load, {r['after_bench']} MiB after bench")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Header
 

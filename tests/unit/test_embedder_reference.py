@@ -8,7 +8,6 @@ that sentence-transformers truncates at 256 tokens.
 from __future__ import annotations
 
 import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,14 +16,13 @@ import pytest
 
 from adapters.embedders import Embedder, build_embedder
 from adapters.embedders.minilm import MiniLMEmbedder
+from settings import shared_dir
 
 MIN_COSINE = 0.9999
 
 
 def _reference_path() -> Path:
-    shared = os.environ.get("RECALLSTACK_SHARED_DIR")
-    base = Path(shared) if shared else Path(__file__).resolve().parents[3] / "shared"
-    return base / "embeddings" / "minilm_l6_v2_reference.json"
+    return shared_dir() / "embeddings" / "minilm_l6_v2_reference.json"
 
 
 @pytest.fixture(scope="module")
