@@ -60,8 +60,16 @@ test: install
 	$(BIN)/recallstack infra down; \
 	exit $$status
 
+# Benchmarks print medians and p99 with the machine and corpus size; results in bench/results/.
+BENCH_HOME := $(CURDIR)/.bench-home
+BENCH_ARGS ?= --quick
 bench: install
-	$(BIN)/python bench/embedder_bench.py
+	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
+	$(BIN)/python bench/embedder_bench.py | tee bench/results/embedder.txt && \
+	$(BIN)/recallstack up --detach && \
+	$(BIN)/python bench/slice_bench.py | tee bench/results/slice.txt && \
+	$(BIN)/python bench/write_bench.py $(BENCH_ARGS) | tee bench/results/write.txt; status=$$?; \
+	$(BIN)/recallstack down; exit $$status
 
 clean:
-	rm -rf $(TEST_HOME) infra/kafka/target infra/neo4j/target
+	rm -rf $(TEST_HOME) $(BENCH_HOME) infra/kafka/target infra/neo4j/target

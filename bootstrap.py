@@ -34,24 +34,39 @@ def embedder(cfg: Settings) -> Embedder:
 
 
 def command_app() -> FastAPI:
+    import redis.asyncio as aioredis
+
     from command_api.app import create_app
+    from command_api.handlers import CommandContext
+    from command_api.idempotency import IdempotencyStore
 
     cfg = settings()
     emb = embedder(cfg)
     publisher = EventPublisher(cfg.kafka_bootstrap)
+    redis_client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    state: dict = {}
+
+    class LazyLookup:  # the pool is created in the lifespan, after the app object
+        async def owner(self, memory_id):
+            return await postgres.PgMemoryLookup(state["pool"]).owner(memory_id)
 
     @asynccontextmanager
     async def lifespan(_app):
-        await ensure_topics(cfg.kafka_bootstrap)
+        # min_size=0: the API starts (and adds keep working) while Postgres is down.
+        state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=0, max_size=5)
         await publisher.start()
         await asyncio.to_thread(emb.embed_one, "warm up")  # load weights before the first request
         yield
         await publisher.stop()
+        await redis_client.aclose()
+        await state["pool"].close()
 
-    async def kafka_check():
-        await publisher.check()
+    async def positions() -> dict[int, int]:
+        return await postgres.applied_offsets(state["pool"], "postgres", EVENTS_TOPIC)
 
-    return create_app(emb, publisher, {"kafka": kafka_check}, lifespan=lifespan)
+    context = CommandContext(embedder=emb, publisher=publisher, memories=LazyLookup(), correlation_id="")
+    return create_app(context, IdempotencyStore(redis_client), positions, cfg.consistency_wait_ms,
+                      {"kafka": publisher.check}, infer_default=cfg.extractor_configured, lifespan=lifespan)
 
 
 def query_app() -> FastAPI:

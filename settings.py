@@ -84,6 +84,12 @@ class Settings:
     neo4j_heap: str
     command_api_url: str
     query_api_url: str
+    llm_base_url: str
+
+    @property
+    def extractor_configured(self) -> bool:
+        """An LLM endpoint for fact extraction is configured (then `infer` defaults to true)."""
+        return bool(self.llm_base_url)
 
     @property
     def gateway_url(self) -> str:
@@ -117,6 +123,7 @@ class Settings:
             query_api_port=int(_env("QUERY_API_PORT", "8082")),
             command_api_url=_env("COMMAND_API_URL", f"http://127.0.0.1:{_env('COMMAND_API_PORT', '8081')}"),
             query_api_url=_env("QUERY_API_URL", f"http://127.0.0.1:{_env('QUERY_API_PORT', '8082')}"),
+            llm_base_url=_env("LLM_BASE_URL", ""),
             consistency_wait_ms=int(_env("CONSISTENCY_WAIT_MS", "5000")),
             kafka_heap=_env("KAFKA_HEAP", "768m"),
             neo4j_heap=_env("NEO4J_HEAP", "512m"),

@@ -45,9 +45,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
-        problems = [{"field": _field(e["loc"]), "problem": e["msg"]} for e in exc.errors()]
-        first = problems[0] if problems else {"field": "body", "problem": "invalid"}
-        message = f"{first['field'] or 'body'}: {first['problem']}"
+        errors = exc.errors()
+        problems = [{"field": _field(e["loc"]) or "body", "problem": e["msg"], "type": e["type"]} for e in errors]
+        first = problems[0] if problems else {"field": "body", "problem": "invalid", "type": "invalid"}
+        message = f"{first['field']}: {first['problem']}"
+        if any(e["type"] == "json_invalid" for e in errors):
+            return error_response(400, "invalid_json", f"the body is not valid JSON (UTF-8): {first['problem']}",
+                                  {"errors": problems})
+        if any(e["type"] == "too_large" for e in errors):
+            big = next(p for p in problems if p["type"] == "too_large")
+            return error_response(413, "too_large", f"{big['field']}: {big['problem']}", {"errors": problems})
         return error_response(422, "invalid_request", message, {"errors": problems})
 
     @app.exception_handler(StarletteHTTPException)
@@ -59,6 +66,35 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception):
         log.exception("unhandled error")
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")
+
+
+def install_body_limit(app: FastAPI, limits: dict[str, int], default: int) -> None:
+    """Refuse bodies over the limit of their path (413) before reading them into memory."""
+
+    @app.middleware("http")
+    async def _limit(request: Request, call_next):
+        limit = limits.get(request.url.path, default)
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            return error_response(413, "too_large", f"body: {int(length)} bytes, at most {limit} for {request.url.path}",
+                                  {"field": "body", "limit": limit})
+        return await call_next(request)
+
+
+async def wait_for_token(token: str | None, topic: str, projection: str, positions, wait_ms: int) -> None:
+    """Read-your-writes for an endpoint: wait for the token, or answer 400/503 saying why."""
+    from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
+
+    if not token:
+        return
+    try:
+        await wait_until_applied(token, topic, projection, positions, wait_ms)
+    except InvalidConsistencyToken as exc:
+        raise ApiError(400, "invalid_request", str(exc), {"field": "consistency_token"}) from exc
+    except NotYetApplied as exc:
+        raise ApiError(503, "not_yet_consistent", f"{exc}; retry shortly", {
+            "projection": exc.projection, "missing": [{"partition": p, "offset": o} for p, o in exc.missing],
+        }, retry_after=1) from exc
 
 
 def install_health(app: FastAPI, checks: dict[str, Callable[[], Awaitable[object]]]) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -49,40 +51,107 @@ async def ensure_topics(bootstrap: str) -> list[str]:
 
 
 class EventPublisher:
-    """Appends events keyed by user_id (per-user order) and returns where they landed."""
+    """Appends events keyed by user_id (per-user order) and returns where they landed.
 
-    def __init__(self, bootstrap: str, topic: str = EVENTS_TOPIC, timeout_s: float = 10.0):
+    One event goes through an idempotent producer (acks=all). Several events (a batch, a
+    conversation's messages) go in one Kafka transaction, so readers that read committed
+    (every projector) see all of them or none. Every append has a deadline: when Kafka
+    does not acknowledge in time the caller gets LogUnavailable, never a hang.
+    """
+
+    def __init__(self, bootstrap: str, topic: str = EVENTS_TOPIC, timeout_s: float = 1.8,
+                 transactional_id: str | None = None):
+        self.bootstrap = bootstrap
         self.topic = topic
         self.timeout_s = timeout_s
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap,
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=2,
-            compression_type=None,
-            request_timeout_ms=int(timeout_s * 1000),
-            max_request_size=8 * 1024 * 1024,
+        self.transactional_id = transactional_id or f"recallstack-command-{socket.gethostname()}-{os.getpid()}"
+        self._single: AIOKafkaProducer | None = None
+        self._tx: AIOKafkaProducer | None = None
+        self._start_lock = asyncio.Lock()
+        self._tx_lock = asyncio.Lock()
+
+    def _producer(self, transactional: bool) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=1,
+            request_timeout_ms=int(self.timeout_s * 1000) + 1000, max_request_size=8 * 1024 * 1024,
+            transactional_id=self.transactional_id if transactional else None,
+            transaction_timeout_ms=15000 if transactional else 60000,
         )
 
+    async def _ready(self, transactional: bool) -> AIOKafkaProducer:
+        """Start the producer on first use (so the API starts, and answers 503, while Kafka is down)."""
+        async with self._start_lock:
+            current = self._tx if transactional else self._single
+            if current is None:
+                current = self._producer(transactional)
+                try:
+                    await current.start()
+                except BaseException:
+                    await current.stop()
+                    raise
+                if transactional:
+                    self._tx = current
+                else:
+                    self._single = current
+            return current
+
     async def start(self) -> None:
-        await self._producer.start()
+        try:
+            await asyncio.wait_for(self._ready(False), self.timeout_s)
+        except (KafkaError, asyncio.TimeoutError, OSError):
+            log.warning("Kafka is not reachable yet; writes answer 503 until it is")
 
     async def stop(self) -> None:
-        await self._producer.stop()
+        for producer in (self._single, self._tx):
+            if producer is not None:
+                await producer.stop()
+        self._single = self._tx = None
 
     async def check(self) -> None:
         """A real metadata round trip to the brokers (readiness)."""
-        await asyncio.wait_for(self._producer.client.fetch_all_metadata(), 3)
+        producer = await asyncio.wait_for(self._ready(False), self.timeout_s)
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), self.timeout_s)
 
     async def publish(self, events: list[Event]) -> ConsistencyToken:
-        """Append all events; returns a token covering every one. Raises LogUnavailable."""
+        """Append all events, all or nothing; returns a token covering every one. Raises LogUnavailable."""
+        deadline = asyncio.get_running_loop().time() + self.timeout_s
         try:
+            if len(events) == 1:
+                metadata = await asyncio.wait_for(self._send_one(events[0]), self.timeout_s)
+            else:
+                async with self._tx_lock:  # one transaction at a time per producer
+                    remaining = max(0.1, deadline - asyncio.get_running_loop().time())
+                    metadata = await asyncio.wait_for(self._send_transaction(events), remaining)
+        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+            if len(events) > 1:
+                await self._reset_transactional()
+            raise LogUnavailable(f"Kafka did not acknowledge within {self.timeout_s:.1f}s "
+                                 f"({type(exc).__name__}: {exc or 'timeout'})") from exc
+        return ConsistencyToken.of(self.topic, [(m.partition, m.offset) for m in metadata])
+
+    async def _send_one(self, event: Event):
+        producer = await self._ready(False)
+        value, headers = kafka_codec.encode(event)
+        future = await producer.send(self.topic, value=value, key=event.user_id.encode(), headers=headers)
+        return [await future]
+
+    async def _send_transaction(self, events: list[Event]):
+        producer = await self._ready(True)
+        async with producer.transaction():
             futures = []
             for event in events:
                 value, headers = kafka_codec.encode(event)
-                futures.append(await self._producer.send(
-                    self.topic, value=value, key=event.user_id.encode(), headers=headers))
-            metadata = await asyncio.wait_for(asyncio.gather(*futures), self.timeout_s)
-        except (KafkaError, asyncio.TimeoutError) as exc:
-            raise LogUnavailable(f"Kafka did not acknowledge the write: {type(exc).__name__}: {exc}") from exc
-        return ConsistencyToken.of(self.topic, [(m.partition, m.offset) for m in metadata])
+                futures.append(await producer.send(self.topic, value=value, key=event.user_id.encode(),
+                                                   headers=headers))
+            return await asyncio.gather(*futures)
+
+    async def _reset_transactional(self) -> None:
+        """After a failed transaction the producer may be mid-state: drop it. The broker aborts
+        the open transaction (transaction timeout, or fencing when the next one starts)."""
+        async with self._start_lock:
+            producer, self._tx = self._tx, None
+        if producer is not None:
+            try:
+                await asyncio.wait_for(producer.stop(), 2)
+            except Exception:  # it is being discarded either way
+                log.warning("transactional producer did not stop cleanly", exc_info=True)

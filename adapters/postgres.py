@@ -75,3 +75,21 @@ async def applied_offsets(pool: asyncpg.Pool, projection: str, topic: str) -> di
         'SELECT partition, "offset" FROM projection_offsets WHERE projection = $1 AND topic = $2', projection, topic
     )
     return {r["partition"]: r["offset"] for r in rows}
+
+
+CONNECTION_ERRORS = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError,
+                     asyncpg.TooManyConnectionsError)
+
+
+class PgMemoryLookup:
+    """Who owns a memory, from the Postgres read model (the command side's ownership check)."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    async def owner(self, memory_id: str) -> tuple[str, str] | None:
+        try:
+            row = await self.pool.fetchrow("SELECT user_id, state FROM memories WHERE id = $1::uuid", memory_id)
+        except CONNECTION_ERRORS as exc:
+            raise ConnectionError(f"Postgres is unreachable: {exc}") from exc
+        return (row["user_id"], row["state"]) if row else None

@@ -1,56 +1,209 @@
-"""The command API (FastAPI): writes only. Returns 202 with a consistency token."""
+"""The command API (FastAPI): writes only. Every write answers 202 with a consistency token
+once its events are durably in the log (acks=all); a refused write appends nothing.
+
+Until API keys land, the acting user is the `user_id` of the body (add) or of the query
+string (update, delete): update and delete answer 404 for a memory that is not that
+user's. Ownership is checked against the Postgres read model; to change a memory right
+after adding it, pass the add's token as `X-Consistency-Token`.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 
-from fastapi import FastAPI, Header
+from fastapi import FastAPI, Header, Path, Query, Request
 
-from adapters.embedders import Embedder
 from adapters.embedders.base import EmbedderUnavailable
-from adapters.http_api import ApiError, install_error_handlers, install_health
+from adapters.http_api import ApiError, install_body_limit, install_error_handlers, install_health, wait_for_token
 from adapters.kafka_log import LogUnavailable
 from command_api import handlers
-from command_api.requests import AddMemoryRequest
-from domain.commands import AddMemory
+from command_api.idempotency import (IdempotencyConflict, IdempotencyInProgress, IdempotencyStore,
+                                     IdempotencyUnavailable, derived_id, fingerprint)
+from command_api.requests import ID_PATTERN, AddMemoryRequest, BatchAddRequest, UpdateMemoryRequest
+from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, UpdateMemory
+from domain.events import new_id
+from settings import EVENTS_TOPIC
 
-MAX_METADATA_BYTES = 16_384
+log = logging.getLogger(__name__)
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+BODY_LIMITS = {"/v1/memories/batch": 16 * 1024 * 1024}
+DEFAULT_BODY_LIMIT = 1024 * 1024
+IDEMPOTENCY_HELP = ("Idempotency-Key (1-255 printable characters): a retry with the same key and body returns "
+                    "the first answer and appends nothing")
 
 
-def to_commands(body: AddMemoryRequest, actor: str) -> list[AddMemory]:
-    size = len(json.dumps(body.metadata))
-    if size > MAX_METADATA_BYTES:
-        raise ApiError(413, "too_large", f"metadata: {size} bytes of JSON, at most {MAX_METADATA_BYTES}")
-    return [
-        AddMemory(
-            user_id=body.user_id, text=text, actor=actor, agent_id=body.agent_id, run_id=body.run_id,
-            app_id=body.app_id, metadata={**body.metadata, **extra}, categories=tuple(body.categories),
-            importance=body.importance, happened_at=body.occurred_at,
-        )
+def actor_of(user_id: str) -> str:
+    return f"user:{user_id}"
+
+
+def add_commands(body: AddMemoryRequest) -> list[AddMemory]:
+    commands = [
+        AddMemory(user_id=body.user_id, actor=actor_of(body.user_id), text=text, agent_id=body.agent_id,
+                  run_id=body.run_id, app_id=body.app_id, metadata={**body.metadata, **extra},
+                  categories=tuple(body.categories), importance=body.importance, happened_at=body.occurred_at)
         for text, extra in body.texts()
     ]
+    if not commands:
+        raise ApiError(422, "invalid_request", "messages: no user or assistant message to store",
+                       {"field": "messages"})
+    return commands
 
 
-def create_app(embedder: Embedder, publisher: handlers.Publisher,
-               checks: dict[str, Callable[[], Awaitable[object]]],
+def created_answer(events, token) -> dict:
+    return {"results": [{"id": e.memory_id, "memory": e.text, "event": "ADD", "status": "processing"}
+                        for e in events], "consistency_token": token.encode()}
+
+
+def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
+               positions: Callable[[], Awaitable[dict[int, int]]], consistency_wait_ms: int,
+               checks: dict[str, Callable[[], Awaitable[object]]], infer_default: bool = False,
                lifespan=None) -> FastAPI:
-    app = FastAPI(title="recallstack command API", version="0.1.0", lifespan=lifespan)
+    app = FastAPI(title="recallstack command API", version="0.1.0", lifespan=lifespan,
+                  description=__doc__ + "\n\nLimits: see each schema; oversize is 413, bad input 400/422.")
     install_error_handlers(app)
+    install_body_limit(app, BODY_LIMITS, DEFAULT_BODY_LIMIT)
     install_health(app, checks)
 
-    @app.post("/v1/memories", status_code=202, tags=["memories"])
-    async def add_memory(body: AddMemoryRequest, x_request_id: str | None = Header(default=None)):
-        commands = to_commands(body, actor=f"user:{body.user_id}")
+    async def run(request: Request, user_id: str, key: str | None, work: Callable[[handlers.CommandContext], Awaitable[dict]]
+                  ) -> dict:
+        """Run a handler with the request's context, honouring Idempotency-Key, mapping failures."""
+        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        fp = None
+        if key is not None:
+            if not 1 <= len(key) <= 255 or not key.isprintable():
+                raise ApiError(400, "invalid_request", "Idempotency-Key: 1-255 printable characters",
+                               {"field": "Idempotency-Key"})
+            fp = fingerprint(request.method, request.url.path + "?" + request.url.query, await request.body())
+            try:
+                earlier = await idempotency.begin(user_id, key, fp)
+            except IdempotencyConflict as exc:
+                raise ApiError(422, "idempotency_key_reused", str(exc), {"field": "Idempotency-Key"}) from exc
+            except IdempotencyInProgress as exc:
+                raise ApiError(409, "idempotency_in_progress", str(exc), {"field": "Idempotency-Key"},
+                               retry_after=1) from exc
+            except IdempotencyUnavailable as exc:
+                raise ApiError(503, "idempotency_unavailable", f"{exc}; cannot honour Idempotency-Key",
+                               retry_after=2) from exc
+            if earlier is not None:
+                return earlier
+            ctx = replace(ctx, ids=lambda kind, index: derived_id(user_id, key, kind, index))
         try:
-            events, token = await handlers.add_memories(commands, embedder, publisher, correlation_id=x_request_id)
+            answer = await work(ctx)
+        except BaseException:
+            if key is not None:
+                await idempotency.abandon(user_id, key)
+            raise
+        if key is not None:
+            try:
+                await idempotency.finish(user_id, key, fp, answer)
+            except Exception:  # the write is in the log: acknowledge it; the claim expires by itself
+                log.warning("could not store the answer of Idempotency-Key for %s", user_id, exc_info=True)
+        return answer
+
+    async def appended(coro):
+        try:
+            return await coro
         except EmbedderUnavailable as exc:
             raise ApiError(503, "embedder_unavailable", str(exc), retry_after=5) from exc
         except LogUnavailable as exc:
-            raise ApiError(503, "log_unavailable", f"{exc}; the write was not acknowledged, retry it", retry_after=2) from exc
-        return {
-            "results": [{"id": e.memory_id, "memory": e.text, "event": "ADD", "status": "processing"} for e in events],
-            "consistency_token": token.encode(),
-        }
+            raise ApiError(503, "log_unavailable", f"{exc}; nothing was acknowledged, retry (with the same "
+                           "Idempotency-Key to be safe)", retry_after=2) from exc
+        except handlers.MemoryNotFound as exc:
+            raise ApiError(404, "not_found", str(exc)) from exc
+        except (OSError, ConnectionError) as exc:
+            raise ApiError(503, "read_model_unavailable", f"cannot check the memory: {type(exc).__name__}",
+                           retry_after=2) from exc
+
+    @app.post("/v1/memories", status_code=202, tags=["memories"],
+              summary="Add a memory (text) or memories from messages")
+    async def add_memory(body: AddMemoryRequest, request: Request,
+                         idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        infer = infer_default if body.infer is None else body.infer
+        if infer and body.messages is not None:
+            command = ReceiveConversation(
+                user_id=body.user_id, actor=actor_of(body.user_id), agent_id=body.agent_id, run_id=body.run_id,
+                app_id=body.app_id, metadata=body.metadata, happened_at=body.occurred_at,
+                messages=tuple((m.role, m.content) for m in body.messages))
+
+            async def work(ctx):
+                event, token = await appended(handlers.receive_conversation(command, ctx))
+                return {"results": [], "conversation_id": event.conversation_id, "status": "queued",
+                        "consistency_token": token.encode()}
+        else:
+            commands = add_commands(body)
+
+            async def work(ctx):
+                return created_answer(*await appended(handlers.add_memories(commands, ctx)))
+        return await run(request, body.user_id, idempotency_key, work)
+
+    @app.post("/v1/memories/batch", status_code=202, tags=["memories"],
+              summary="Add up to 1,000 memories in one call, all or nothing")
+    async def add_batch(body: BatchAddRequest, request: Request,
+                        idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        commands = []
+        for index, item in enumerate(body.memories):
+            if item.infer:
+                raise ApiError(422, "invalid_request", f"memories.{index}.infer: batch stores memories as given",
+                               {"field": f"memories.{index}.infer"})
+            commands += add_commands(item)
+        users = {c.user_id for c in commands}
+        owner = next(iter(users)) if len(users) == 1 else "*batch*"
+
+        async def work(ctx):
+            return created_answer(*await appended(handlers.add_memories(commands, ctx)))
+        return await run(request, owner, idempotency_key, work)
+
+    async def consistent(token: str | None) -> None:
+        await wait_for_token(token, EVENTS_TOPIC, "postgres", positions, consistency_wait_ms)
+
+    @app.patch("/v1/memories/{memory_id}", status_code=202, tags=["memories"], summary="Update text and/or metadata")
+    async def update(body: UpdateMemoryRequest, request: Request,
+                     memory_id: str = Path(pattern=UUID_PATTERN), user_id: str = Query(pattern=ID_PATTERN),
+                     x_consistency_token: str | None = Header(default=None),
+                     idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        await consistent(x_consistency_token)
+        command = UpdateMemory(user_id=user_id, actor=actor_of(user_id), memory_id=memory_id.lower(), text=body.text,
+                               metadata=body.metadata, importance=body.importance,
+                               categories=tuple(body.categories) if body.categories is not None else None)
+
+        async def work(ctx):
+            event, token = await appended(handlers.update_memory(command, ctx))
+            return {"results": [{"id": event.memory_id, "event": "UPDATE", "status": "processing"}],
+                    "consistency_token": token.encode()}
+        return await run(request, user_id, idempotency_key, work)
+
+    @app.delete("/v1/memories/{memory_id}", status_code=202, tags=["memories"], summary="Delete one memory")
+    async def delete_one(request: Request, memory_id: str = Path(pattern=UUID_PATTERN),
+                         user_id: str = Query(pattern=ID_PATTERN),
+                         x_consistency_token: str | None = Header(default=None),
+                         idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        await consistent(x_consistency_token)
+        command = DeleteMemory(user_id=user_id, actor=actor_of(user_id), memory_id=memory_id.lower())
+
+        async def work(ctx):
+            event, token = await appended(handlers.delete_memory(command, ctx))
+            return {"results": [{"id": event.memory_id, "event": "DELETE", "status": "processing"}],
+                    "consistency_token": token.encode()}
+        return await run(request, user_id, idempotency_key, work)
+
+    @app.delete("/v1/memories", status_code=202, tags=["memories"],
+                summary="Delete every memory of a scope (user_id, narrowed by agent_id / run_id / app_id)")
+    async def delete_all(request: Request, user_id: str = Query(pattern=ID_PATTERN),
+                         agent_id: str | None = Query(default=None, pattern=ID_PATTERN),
+                         run_id: str | None = Query(default=None, pattern=ID_PATTERN),
+                         app_id: str | None = Query(default=None, pattern=ID_PATTERN),
+                         idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        command = DeleteScope(user_id=user_id, actor=actor_of(user_id), agent_id=agent_id, run_id=run_id,
+                              app_id=app_id)
+
+        async def work(ctx):
+            event, token = await appended(handlers.delete_scope(command, ctx))
+            scope = {k: v for k, v in (("user_id", user_id), ("agent_id", agent_id), ("run_id", run_id),
+                                       ("app_id", app_id)) if v}
+            return {"results": [], "event": "DELETE_ALL", "scope": scope, "status": "processing",
+                    "consistency_token": token.encode()}
+        return await run(request, user_id, idempotency_key, work)
 
     return app

@@ -1,35 +1,112 @@
-"""Command handlers: turn commands into events and append them. No HTTP here."""
+"""Command handlers: turn commands into events and append them. No HTTP here.
+
+Each handler takes the command and a CommandContext (the ports it may use) and
+returns the events it appended with their consistency token. A refused command
+raises before anything is appended.
+"""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from adapters.embedders import Embedder
-from domain.commands import AddMemory
+from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, UpdateMemory
 from domain.consistency import ConsistencyToken
-from domain.events import Event, MemoryCreated, new_id, utcnow
+from domain.events import (ChatMessage, ConversationReceived, Event, MemoryCreated, MemoryDeleted,
+                           MemoryScopeDeleted, MemoryUpdated, new_id, utcnow)
 
 
 class Publisher(Protocol):
     async def publish(self, events: list[Event]) -> ConsistencyToken: ...
 
 
-async def add_memories(commands: list[AddMemory], embedder: Embedder, publisher: Publisher,
-                       correlation_id: str | None = None) -> tuple[list[MemoryCreated], ConsistencyToken]:
-    """Embed once, here in the command path (replay never re-embeds), then append all events."""
-    vectors = await asyncio.to_thread(embedder.embed, [c.text for c in commands])
-    correlation_id = correlation_id or new_id()
+class MemoryLookup(Protocol):
+    async def owner(self, memory_id: str) -> tuple[str, str] | None:
+        """(user_id, state) of a memory in the read model, or None."""
+
+
+class MemoryNotFound(Exception):
+    pass
+
+
+@dataclass
+class CommandContext:
+    embedder: Embedder
+    publisher: Publisher
+    memories: MemoryLookup
+    correlation_id: str
+    # Makes ids deterministic (Idempotency-Key): (kind, index) -> id. Default: random UUIDs.
+    ids: Callable[[str, int], str] = lambda kind, index: new_id()
+
+
+def _vectors(embedder: Embedder, texts: list[str]):
+    return asyncio.to_thread(embedder.embed, texts)
+
+
+async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[list[MemoryCreated], ConsistencyToken]:
+    """Embed once, here in the command path (replay never re-embeds), then append all, atomically."""
+    vectors = await _vectors(ctx.embedder, [c.text for c in commands])
     now = utcnow()
     events = [
         MemoryCreated(
-            user_id=c.user_id, actor=c.actor, correlation_id=c.correlation_id or correlation_id,
-            occurred_at=now, memory_id=new_id(), text=c.text,
-            embedding=tuple(float(x) for x in vector), embedding_model=embedder.model_id,
+            user_id=c.user_id, actor=c.actor, correlation_id=ctx.correlation_id, occurred_at=now,
+            event_id=ctx.ids("event", i), memory_id=ctx.ids("memory", i), text=c.text,
+            embedding=tuple(vector.tolist()), embedding_model=ctx.embedder.model_id,
             happened_at=c.happened_at or now, agent_id=c.agent_id, run_id=c.run_id, app_id=c.app_id,
             metadata=c.metadata, categories=c.categories, importance=c.importance,
         )
-        for c, vector in zip(commands, vectors)
+        for i, (c, vector) in enumerate(zip(commands, vectors))
     ]
-    token = await publisher.publish(events)
-    return events, token
+    return events, await ctx.publisher.publish(events)
+
+
+async def receive_conversation(command: ReceiveConversation, ctx: CommandContext
+                               ) -> tuple[ConversationReceived, ConsistencyToken]:
+    now = utcnow()
+    event = ConversationReceived(
+        user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id, occurred_at=now,
+        event_id=ctx.ids("event", 0), conversation_id=ctx.ids("conversation", 0),
+        messages=tuple(ChatMessage(role=r, content=c) for r, c in command.messages),
+        happened_at=command.happened_at or now, agent_id=command.agent_id, run_id=command.run_id,
+        app_id=command.app_id, metadata=command.metadata,
+    )
+    return event, await ctx.publisher.publish([event])
+
+
+async def _owned(memory_id: str, user_id: str, ctx: CommandContext) -> None:
+    """404 for a memory that does not exist, is gone, or is someone else's (never leak which)."""
+    found = await ctx.memories.owner(memory_id)
+    if found is None or found[0] != user_id or found[1] == "deleted":
+        raise MemoryNotFound(f"memory {memory_id} not found")
+
+
+async def update_memory(command: UpdateMemory, ctx: CommandContext) -> tuple[MemoryUpdated, ConsistencyToken]:
+    await _owned(command.memory_id, command.user_id, ctx)
+    vector = None
+    if command.text is not None:
+        vector = tuple((await _vectors(ctx.embedder, [command.text]))[0].tolist())
+    event = MemoryUpdated(
+        user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+        event_id=ctx.ids("event", 0), memory_id=command.memory_id, text=command.text, embedding=vector,
+        embedding_model=ctx.embedder.model_id if vector is not None else None, metadata=command.metadata,
+        categories=command.categories, importance=command.importance,
+    )
+    return event, await ctx.publisher.publish([event])
+
+
+async def delete_memory(command: DeleteMemory, ctx: CommandContext) -> tuple[MemoryDeleted, ConsistencyToken]:
+    await _owned(command.memory_id, command.user_id, ctx)
+    event = MemoryDeleted(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                          event_id=ctx.ids("event", 0), memory_id=command.memory_id)
+    return event, await ctx.publisher.publish([event])
+
+
+async def delete_scope(command: DeleteScope, ctx: CommandContext) -> tuple[MemoryScopeDeleted, ConsistencyToken]:
+    """One event: per-user order makes it apply to exactly the memories created before it."""
+    event = MemoryScopeDeleted(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                               event_id=ctx.ids("event", 0), agent_id=command.agent_id, run_id=command.run_id,
+                               app_id=command.app_id)
+    return event, await ctx.publisher.publish([event])

@@ -1,43 +1,121 @@
-"""Request bodies of the command API (pydantic validates and names the bad field)."""
+"""Request bodies of the command API, with explicit limits (also shown in the OpenAPI spec).
+
+Limits (a rejection names the field; nothing is appended):
+- ids (user_id, agent_id, run_id, app_id): 1-128 characters of A-Z a-z 0-9 and ``_ - . : @``,
+  starting with a letter or digit (no spaces, no path separators, no control characters).
+- text / message content: 1-32,000 characters after Unicode NFC normalisation, no control
+  characters other than tab and newline; longer is 413.
+- metadata: a JSON object, at most 16 KiB as JSON (413), nesting depth at most 5, keys at
+  most 128 characters.
+- categories: at most 32, each 1-64 printable characters. importance: 0 to 1.
+- messages: 1-200, roles user/assistant/system/tool. batch: 1-1,000 memories (413 above).
+- occurred_at: ISO 8601; naive times are taken as UTC.
+"""
 
 from __future__ import annotations
 
+import json
+import re
+import unicodedata
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 MAX_TEXT_CHARS = 32_000
-MAX_ID_CHARS = 255
+MAX_ID_CHARS = 128
+MAX_METADATA_BYTES = 16_384
+MAX_METADATA_DEPTH = 5
+MAX_BATCH = 1_000
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+
+
+def too_large(message: str) -> PydanticCustomError:
+    """A limit whose breach answers 413 rather than 422."""
+    return PydanticCustomError("too_large", message)
+
+
+def clean_text(value: str) -> str:
+    value = unicodedata.normalize("NFC", value)
+    if not value.strip():
+        raise PydanticCustomError("blank", "must not be blank")
+    if len(value) > MAX_TEXT_CHARS:
+        raise too_large(f"{len(value)} characters, at most {MAX_TEXT_CHARS}")
+    if _CONTROL.search(value.replace("\r\n", "\n")):
+        raise PydanticCustomError("control_character", "must not contain control characters (tab and newline are allowed)")
+    return value
+
+
+def _depth(value, level: int = 1) -> int:
+    if isinstance(value, dict):
+        return max([level] + [_depth(v, level + 1) for v in value.values()])
+    if isinstance(value, list):
+        return max([level] + [_depth(v, level + 1) for v in value])
+    return level - 1 if level > 1 else 0
+
+
+def check_metadata(value: dict) -> dict:
+    size = len(json.dumps(value, ensure_ascii=False).encode())
+    if size > MAX_METADATA_BYTES:
+        raise too_large(f"{size} bytes of JSON, at most {MAX_METADATA_BYTES}")
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise PydanticCustomError("too_deep", f"nested deeper than {MAX_METADATA_DEPTH} levels")
+    for key in _keys(value):
+        if len(key) > 128 or _CONTROL.search(key):
+            raise PydanticCustomError("bad_key", f"key {key[:40]!r}… is longer than 128 characters or has control characters")
+    return value
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield k
+            yield from _keys(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _keys(v)
+
+
+def check_category(value: str) -> str:
+    value = unicodedata.normalize("NFC", value).strip()
+    if not 1 <= len(value) <= 64 or _CONTROL.search(value):
+        raise PydanticCustomError("bad_category", "each category is 1-64 printable characters")
+    return value
+
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=MAX_ID_CHARS, examples=["alice"],
+                          description="1-128 of A-Z a-z 0-9 _ - . : @, starting with a letter or digit")]
+Text = Annotated[str, AfterValidator(clean_text), Field(description=f"1-{MAX_TEXT_CHARS} characters")]
+Metadata = Annotated[dict, AfterValidator(check_metadata),
+                     Field(description=f"a JSON object, at most {MAX_METADATA_BYTES} bytes, depth {MAX_METADATA_DEPTH}")]
+Category = Annotated[str, AfterValidator(check_category)]
 
 
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
     role: Literal["user", "assistant", "system", "tool"]
-    content: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    content: Text
 
 
-class AddMemoryRequest(BaseModel):
+class Scope(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    user_id: Id
+    agent_id: Id | None = None
+    run_id: Id | None = None
+    app_id: Id | None = None
 
-    text: str | None = Field(default=None, max_length=MAX_TEXT_CHARS)
-    messages: list[Message] | None = Field(default=None, max_length=200)
-    user_id: str = Field(min_length=1, max_length=MAX_ID_CHARS)
-    agent_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
-    run_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
-    app_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
-    metadata: dict = Field(default_factory=dict)
-    categories: list[str] = Field(default_factory=list, max_length=32)
+
+class AddMemoryRequest(Scope):
+    text: Text | None = None
+    messages: list[Message] | None = Field(default=None, min_length=1, max_length=200)
+    metadata: Metadata = Field(default_factory=dict)
+    categories: list[Category] = Field(default_factory=list, max_length=32)
     importance: float | None = Field(default=None, ge=0.0, le=1.0)
-    occurred_at: datetime | None = None
-    infer: bool | None = None
-
-    @field_validator("text")
-    @classmethod
-    def _text_not_blank(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("must not be blank")
-        return value
+    occurred_at: datetime | None = Field(default=None, description="when the remembered thing happened; default now")
+    infer: bool | None = Field(default=None, description="extract facts (ConversationReceived) instead of storing "
+                               "messages as given; default true only when an extractor is configured")
 
     @field_validator("occurred_at")
     @classmethod
@@ -49,17 +127,39 @@ class AddMemoryRequest(BaseModel):
     @model_validator(mode="after")
     def _one_source(self):
         if (self.text is None) == (self.messages is None):
-            raise ValueError("give exactly one of `text` or `messages`")
-        if self.messages is not None and not self.messages:
-            raise ValueError("`messages` must not be empty")
+            raise PydanticCustomError("text_or_messages", "give exactly one of `text` or `messages`")
         return self
 
     def texts(self) -> list[tuple[str, dict]]:
-        """The memories this add creates, each with its extra metadata.
-
-        Without an LLM (infer off) each message becomes one memory, as mem0 does with
-        infer=False; the role is kept in metadata.
-        """
+        """The memories stored as given (infer off): the text, or each user/assistant message,
+        with its role in metadata, as mem0 does with infer=False. System and tool messages
+        are context, not memories."""
         if self.text is not None:
             return [(self.text, {})]
-        return [(m.content, {"role": m.role}) for m in self.messages or []]
+        return [(m.content, {"role": m.role}) for m in self.messages or [] if m.role in ("user", "assistant")]
+
+
+class BatchAddRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    memories: list[AddMemoryRequest] = Field(min_length=1, description=f"1-{MAX_BATCH} add bodies")
+
+    @field_validator("memories", mode="before")
+    @classmethod
+    def _count(cls, value):
+        if isinstance(value, list) and len(value) > MAX_BATCH:
+            raise too_large(f"{len(value)} memories, at most {MAX_BATCH} per batch")
+        return value
+
+
+class UpdateMemoryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    text: Text | None = None
+    metadata: Metadata | None = Field(default=None, description="replaces the whole metadata")
+    categories: list[Category] | None = Field(default=None, max_length=32, description="replaces the categories")
+    importance: float | None = Field(default=None, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.text is None and self.metadata is None and self.categories is None and self.importance is None:
+            raise PydanticCustomError("nothing_to_update", "give at least one of text, metadata, categories, importance")
+        return self

@@ -7,10 +7,14 @@ from datetime import datetime
 
 
 @dataclass(frozen=True, kw_only=True)
-class AddMemory:
+class Command:
     user_id: str
+    actor: str  # who asks: user:<id>, key:<prefix>, worker:<name>
+
+
+@dataclass(frozen=True, kw_only=True)
+class AddMemory(Command):
     text: str
-    actor: str
     agent_id: str | None = None
     run_id: str | None = None
     app_id: str | None = None
@@ -18,4 +22,35 @@ class AddMemory:
     categories: tuple[str, ...] = ()
     importance: float | None = None
     happened_at: datetime | None = None
-    correlation_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceiveConversation(Command):
+    """Messages to extract facts from (infer=true); the extraction worker decides what to keep."""
+    messages: tuple[tuple[str, str], ...]  # (role, content)
+    agent_id: str | None = None
+    run_id: str | None = None
+    app_id: str | None = None
+    metadata: dict = field(default_factory=dict)
+    happened_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UpdateMemory(Command):
+    memory_id: str
+    text: str | None = None
+    metadata: dict | None = None
+    categories: tuple[str, ...] | None = None
+    importance: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteMemory(Command):
+    memory_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeleteScope(Command):
+    agent_id: str | None = None
+    run_id: str | None = None
+    app_id: str | None = None

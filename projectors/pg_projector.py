@@ -8,14 +8,14 @@ from collections.abc import Sequence
 import asyncpg
 import numpy as np
 
-from domain.events import Event, MemoryCreated
+from adapters.postgres import CONNECTION_ERRORS
+from domain.events import Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
 from projectors.runner import Applied
 
 
 class PgProjector:
     name = "postgres"
-    transient_errors = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
-                        asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+    transient_errors = CONNECTION_ERRORS
 
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
@@ -43,8 +43,8 @@ class PgProjector:
             )
 
     async def _apply(self, conn: asyncpg.Connection, event: Event) -> None:
+        # Every write is guarded so that a redelivered event changes nothing.
         if isinstance(event, MemoryCreated):
-            # ON CONFLICT DO NOTHING: a redelivered event changes nothing.
             await conn.execute(
                 "INSERT INTO memories (id, user_id, agent_id, run_id, app_id, text, embedding, embedding_model,"
                 " metadata, categories, importance, created_at, updated_at, occurred_at, last_event_id)"
@@ -54,3 +54,32 @@ class PgProjector:
                 json.dumps(event.metadata), list(event.categories), event.importance,
                 event.occurred_at, event.happened_at, event.event_id,
             )
+        elif isinstance(event, MemoryUpdated):
+            # COALESCE: a field the event leaves None stays as it is.
+            await conn.execute(
+                "UPDATE memories SET text = COALESCE($3, text), embedding = COALESCE($4, embedding),"
+                " embedding_model = COALESCE($5, embedding_model), metadata = COALESCE($6::jsonb, metadata),"
+                " categories = COALESCE($7, categories), importance = COALESCE($8, importance),"
+                " updated_at = $9, version = version + 1, last_event_id = $10"
+                " WHERE id = $1 AND user_id = $2 AND state <> 'deleted' AND last_event_id <> $10",
+                event.memory_id, event.user_id, event.text,
+                np.asarray(event.embedding, dtype=np.float32) if event.embedding is not None else None,
+                event.embedding_model, json.dumps(event.metadata) if event.metadata is not None else None,
+                list(event.categories) if event.categories is not None else None, event.importance,
+                event.occurred_at, event.event_id,
+            )
+        elif isinstance(event, MemoryDeleted):
+            await conn.execute(
+                "UPDATE memories SET state = 'deleted', updated_at = $3, version = version + 1, last_event_id = $4"
+                " WHERE id = $1 AND user_id = $2 AND state <> 'deleted'",
+                event.memory_id, event.user_id, event.occurred_at, event.event_id,
+            )
+        elif isinstance(event, MemoryScopeDeleted):
+            # Per-user order: exactly the memories this user had when the event was appended.
+            await conn.execute(
+                "UPDATE memories SET state = 'deleted', updated_at = $5, version = version + 1, last_event_id = $6"
+                " WHERE user_id = $1 AND state <> 'deleted' AND ($2::text IS NULL OR agent_id = $2)"
+                " AND ($3::text IS NULL OR run_id = $3) AND ($4::text IS NULL OR app_id = $4)",
+                event.user_id, event.agent_id, event.run_id, event.app_id, event.occurred_at, event.event_id,
+            )
+        # Other events (conversations, access, identity) do not change this read model.

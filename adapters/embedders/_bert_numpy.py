@@ -30,7 +30,7 @@ def _layer_norm(x: np.ndarray, g: np.ndarray, b: np.ndarray, eps: float) -> np.n
 class NumpyBert:
     def __init__(self, tensors: dict[str, np.ndarray], cfg: BertConfig):
         self.cfg = cfg
-        f = lambda name: np.ascontiguousarray(tensors[name], dtype=np.float32)  # noqa: E731
+        f = lambda name: np.ascontiguousarray(tensors[name], dtype=np.float32)
         self.word = f("embeddings.word_embeddings.weight")
         # token_type_ids are always 0 for single sentences: fold that row into the position table.
         self.pos = f("embeddings.position_embeddings.weight") + f("embeddings.token_type_embeddings.weight")[0]

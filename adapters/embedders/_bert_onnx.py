@@ -43,7 +43,7 @@ class _Graph:
 
 
 def build_bert_onnx(tensors: dict[str, np.ndarray], cfg: BertConfig, fused: bool = True) -> onnx.ModelProto:
-    f32 = lambda name: np.asarray(tensors[name], dtype=np.float32)  # noqa: E731
+    f32 = lambda name: np.asarray(tensors[name], dtype=np.float32)
     g = _Graph()
     hidden, heads = cfg.hidden, cfg.heads
     head_dim = hidden // heads
@@ -77,7 +77,10 @@ def build_bert_onnx(tensors: dict[str, np.ndarray], cfg: BertConfig, fused: bool
 
     for i in range(cfg.layers):
         p = f"encoder.layer.{i}."
-        t = lambda name: f32(p + name)  # noqa: E731
+
+        def t(name: str, prefix: str = p) -> np.ndarray:
+            return f32(prefix + name)
+
         if fused:
             w_qkv = np.concatenate([t("attention.self.query.weight"), t("attention.self.key.weight"),
                                     t("attention.self.value.weight")], axis=0).T  # (H, 3H)

@@ -42,7 +42,7 @@ class BertConfig:
     max_positions: int = 512
 
     @classmethod
-    def from_dir(cls, path: Path) -> "BertConfig":
+    def from_dir(cls, path: Path) -> BertConfig:
         cfg = json.loads((path / "config.json").read_text())
         if cfg.get("hidden_act", "gelu") != "gelu" or cfg.get("position_embedding_type", "absolute") != "absolute":
             raise RuntimeError(f"unsupported BERT variant in {path / 'config.json'}")

@@ -5,15 +5,20 @@ downloaded at run time). Tokenizer: HF `tokenizers`, truncation at 256 tokens in
 (sentence-transformers' max_seq_length); each length-sorted chunk is right-padded with [PAD]=0 to its
 longest member. Model: a BERT graph written in code from the weights (see _bert_onnx.py) and run with
 onnxruntime on CPU, intra-op threads = usable cores. Output: masked mean pooling, L2 normalisation;
-cosine >= 0.9999 with sentence-transformers + torch on the reference set.
+cosine >= 0.9999 with sentence-transformers + torch on the reference set (worst seen 0.9999997).
 
-Loading is lazy: `dim`/`model_id` need no weights, the first embed()/embed_one() (or load()) reads the
-weights and builds the session (about a second). The loaded runtime is shared per process, and
-embed() is safe to call concurrently from a thread pool (ORT's Run and tokenizers' encode are
-re-entrant; loading is guarded by a lock).
+Batches: texts are sorted by token count and cut into forward passes by plan_chunks(), which weighs
+padding against the fixed cost of a pass; rows come back in input order.
+
+Loading is lazy: `dim`/`model_id` need no weights; the first embed()/embed_one() (or load()) reads the
+weights, hashes them (sha256) and opens the graph cached as
+$RECALLSTACK_HOME/cache/embedders/all-MiniLM-L6-v2-<sha>-g<GRAPH_VERSION>.onnx, building and caching
+it first if missing (about 0.4 s warm, 1.2 s cold on 2 cores; RSS about 180 MB after load). The
+loaded runtime is shared per process, and embed() is safe to call concurrently from a thread pool
+(onnxruntime's Run and tokenizers' encode are re-entrant; loading is guarded by a lock).
 
 backend="numpy" (or onnxruntime not importable) runs a float32 numpy forward pass instead: same
-results, about 2x slower for one sentence and 4x slower in batches.
+results, about 2x slower for one sentence and 3x slower in batches.
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ import os
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -232,8 +238,8 @@ class MiniLMEmbedder:
     dim = DIM
 
     def __init__(self, backend: str = "auto", threads: int | None = None, batch_size: int = 64,
-                 max_batch_tokens: int = 8192, max_seq_length: int = MAX_SEQ_LENGTH, cache_dir: str | Path | None | bool = None,
-                 **unused: Any):
+                 max_batch_tokens: int = 2048, max_seq_length: int = MAX_SEQ_LENGTH,
+                 cache_dir: str | Path | None | bool = None, **unused: Any):
         """cache_dir: where the built ONNX graph is kept between runs (keyed by the weights' sha256);
         None -> default_cache_dir(), False -> rebuild in every process."""
         if backend not in BACKENDS:
@@ -253,7 +259,7 @@ class MiniLMEmbedder:
             self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self._rt: _Runtime | None = None
 
-    def load(self) -> "MiniLMEmbedder":
+    def load(self) -> MiniLMEmbedder:
         if self._rt is None:
             self._rt = _runtime(self.backend, self.threads, self.max_seq_length, self.cache_dir)
         return self

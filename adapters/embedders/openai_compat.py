@@ -8,7 +8,8 @@ the openai exception unchanged, since retrying will not help.
 from __future__ import annotations
 
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -1,0 +1,87 @@
+"""Idempotency-Key: a retried command returns the first answer and appends nothing new.
+
+The first request with a key claims it in Redis (SET NX, pending); once its events are
+in the log the answer is stored under the key for 24 h (Redis keeps it across restarts
+of the API: append-only file). A retry with the same key and body gets that answer; the
+same key with another body is refused; a retry while the first is still running waits
+for it briefly. Event and memory ids derive from the key, so even a retry that slipped
+past Redis (e.g. Redis lost its data) would carry the same ids and change no read model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+
+import redis.asyncio as aioredis
+
+NAMESPACE = uuid.UUID("5b0f6c1e-8a1f-4c55-9a77-6f0d3f1f2a10")
+PENDING_TTL_S = 30
+ANSWER_TTL_S = 24 * 3600
+
+
+class IdempotencyConflict(Exception):
+    """The key was used with another request body."""
+
+
+class IdempotencyInProgress(Exception):
+    """The first request with this key has not finished."""
+
+
+class IdempotencyUnavailable(Exception):
+    """Redis is down: the key cannot be honoured."""
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
+
+
+def derived_id(user_id: str, key: str, kind: str, index: int) -> str:
+    return str(uuid.uuid5(NAMESPACE, f"{kind}\x00{user_id}\x00{key}\x00{index}"))
+
+
+class IdempotencyStore:
+    def __init__(self, client: aioredis.Redis, wait_s: float = 2.0):
+        self.client = client
+        self.wait_s = wait_s
+
+    @staticmethod
+    def _key(user_id: str, key: str) -> str:
+        return "recallstack:idem:" + hashlib.sha256(f"{user_id}\x00{key}".encode()).hexdigest()
+
+    async def begin(self, user_id: str, key: str, fp: str) -> dict | None:
+        """Claim the key. Returns the stored answer of an earlier identical request, or None
+        when this request is the first and must run."""
+        name = self._key(user_id, key)
+        deadline = asyncio.get_running_loop().time() + self.wait_s
+        try:
+            while True:
+                claimed = await self.client.set(name, json.dumps({"fp": fp, "state": "pending"}),
+                                                nx=True, ex=PENDING_TTL_S)
+                if claimed:
+                    return None
+                raw = await self.client.get(name)
+                if raw is None:
+                    continue  # it just expired: claim again
+                record = json.loads(raw)
+                if record["fp"] != fp:
+                    raise IdempotencyConflict("Idempotency-Key was already used with a different request")
+                if record["state"] == "done":
+                    return record["answer"]
+                if asyncio.get_running_loop().time() > deadline:
+                    raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed")
+                await asyncio.sleep(0.02)
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            raise IdempotencyUnavailable(f"Redis is unreachable: {exc}") from exc
+
+    async def finish(self, user_id: str, key: str, fp: str, answer: dict) -> None:
+        await self.client.set(self._key(user_id, key), json.dumps({"fp": fp, "state": "done", "answer": answer}),
+                              ex=ANSWER_TTL_S)
+
+    async def abandon(self, user_id: str, key: str) -> None:
+        try:
+            await self.client.delete(self._key(user_id, key))
+        except (aioredis.ConnectionError, aioredis.TimeoutError, OSError):
+            pass  # the pending claim expires by itself

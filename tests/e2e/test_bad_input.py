@@ -1,0 +1,95 @@
+"""A table of bad inputs: each gets its status and error code, names the problem, and
+leaves the log exactly as it was."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from tests.e2e.log_reader import end_offsets
+
+pytestmark = pytest.mark.e2e
+
+OK = {"text": "fine", "user_id": "alice"}
+MEMORY = "3f1c1f7e-3a51-4f57-8d0e-8b1f2f0b4a10"
+
+# (name, method, path, body or raw bytes, extra kwargs, status, code, what the message must name)
+CASES = [
+    ("missing user_id", "POST", "/v1/memories", {"text": "x"}, {}, 422, "invalid_request", "user_id"),
+    ("missing text and messages", "POST", "/v1/memories", {"user_id": "u"}, {}, 422, "invalid_request", "text"),
+    ("both text and messages", "POST", "/v1/memories",
+     {"user_id": "u", "text": "a", "messages": [{"role": "user", "content": "b"}]}, {}, 422, "invalid_request", "text"),
+    ("text is a number", "POST", "/v1/memories", {"user_id": "u", "text": 5}, {}, 422, "invalid_request", "text"),
+    ("user_id is a list", "POST", "/v1/memories", {"user_id": ["u"], "text": "x"}, {}, 422, "invalid_request", "user_id"),
+    ("blank text", "POST", "/v1/memories", {"user_id": "u", "text": " \n "}, {}, 422, "invalid_request", "text"),
+    ("oversize text", "POST", "/v1/memories", {"user_id": "u", "text": "x" * 32_001}, {}, 413, "too_large", "text"),
+    ("oversize metadata", "POST", "/v1/memories", {**OK, "metadata": {"b": "y" * 17_000}}, {}, 413, "too_large",
+     "metadata"),
+    ("metadata too deep", "POST", "/v1/memories", {**OK, "metadata": {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}}, {},
+     422, "invalid_request", "metadata"),
+    ("metadata not an object", "POST", "/v1/memories", {**OK, "metadata": [1, 2]}, {}, 422, "invalid_request",
+     "metadata"),
+    ("oversize batch", "POST", "/v1/memories/batch", {"memories": [OK] * 1001}, {}, 413, "too_large", "memories"),
+    ("empty batch", "POST", "/v1/memories/batch", {"memories": []}, {}, 422, "invalid_request", "memories"),
+    ("one bad item spoils the batch", "POST", "/v1/memories/batch", {"memories": [OK, {"user_id": "u"}, OK]}, {},
+     422, "invalid_request", "memories.1"),
+    ("invalid JSON", "POST", "/v1/memories", b'{"text": "x", "user_id": ', {}, 400, "invalid_json", "JSON"),
+    ("invalid UTF-8", "POST", "/v1/memories", b'{"text": "caf\xe9", "user_id": "u"}', {}, 400, "invalid_json", "JSON"),
+    ("control character in text", "POST", "/v1/memories", {"user_id": "u", "text": "bell\x07"}, {}, 422,
+     "invalid_request", "control"),
+    ("unknown field", "POST", "/v1/memories", {**OK, "colour": "red"}, {}, 422, "invalid_request", "colour"),
+    ("negative importance", "POST", "/v1/memories", {**OK, "importance": -0.1}, {}, 422, "invalid_request",
+     "importance"),
+    ("importance above 1", "POST", "/v1/memories", {**OK, "importance": 1.5}, {}, 422, "invalid_request", "importance"),
+    ("id with path separator", "POST", "/v1/memories", {"user_id": "../etc/passwd", "text": "x"}, {}, 422,
+     "invalid_request", "user_id"),
+    ("id with a space", "POST", "/v1/memories", {"user_id": "al ice", "text": "x"}, {}, 422, "invalid_request",
+     "user_id"),
+    ("id too long", "POST", "/v1/memories", {"user_id": "a" * 129, "text": "x"}, {}, 422, "invalid_request", "user_id"),
+    ("bad agent_id", "POST", "/v1/memories", {**OK, "agent_id": "a/b"}, {}, 422, "invalid_request", "agent_id"),
+    ("bad occurred_at", "POST", "/v1/memories", {**OK, "occurred_at": "last tuesday"}, {}, 422, "invalid_request",
+     "occurred_at"),
+    ("unknown message role", "POST", "/v1/memories", {"user_id": "u", "messages": [{"role": "robot", "content": "x"}]},
+     {}, 422, "invalid_request", "role"),
+    ("only system messages", "POST", "/v1/memories", {"user_id": "u", "messages": [{"role": "system", "content": "x"}]},
+     {}, 422, "invalid_request", "messages"),
+    ("too many categories", "POST", "/v1/memories", {**OK, "categories": [f"c{i}" for i in range(33)]}, {}, 422,
+     "invalid_request", "categories"),
+    ("body over 1 MiB", "POST", "/v1/memories", {**OK, "metadata": {"k": "v"}, "pad": "x" * (1024 * 1024)}, {}, 413,
+     "too_large", "body"),
+    ("update nothing", "PATCH", f"/v1/memories/{MEMORY}", {}, {"params": {"user_id": "u"}}, 422, "invalid_request",
+     "text"),
+    ("update without user_id", "PATCH", f"/v1/memories/{MEMORY}", {"text": "x"}, {}, 422, "invalid_request", "user_id"),
+    ("update a malformed id", "PATCH", "/v1/memories/not-a-uuid", {"text": "x"}, {"params": {"user_id": "u"}}, 422,
+     "invalid_request", "memory_id"),
+    ("delete a malformed id", "DELETE", "/v1/memories/..%2F..", None, {"params": {"user_id": "u"}}, 422,
+     "invalid_request", "memory_id"),
+    ("delete scope without user_id", "DELETE", "/v1/memories", None, {}, 422, "invalid_request", "user_id"),
+    ("malformed consistency token", "PATCH", f"/v1/memories/{MEMORY}", {"text": "x"},
+     {"params": {"user_id": "u"}, "headers": {"X-Consistency-Token": "nope"}}, 400, "invalid_request",
+     "consistency_token"),
+]
+
+
+@pytest.mark.parametrize("name, method, path, body, extra, status, code, names", CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_refused_and_appends_nothing(gateway, settings, name, method, path, body, extra, status, code,
+                                                  names):
+    before = asyncio.run(end_offsets(settings.kafka_bootstrap))
+    kwargs = dict(extra)
+    if isinstance(body, bytes):
+        kwargs["content"], kwargs["headers"] = body, {"content-type": "application/json"}
+    elif body is not None:
+        kwargs["content"] = json.dumps(body)
+        kwargs["headers"] = {"content-type": "application/json", **extra.get("headers", {})}
+    answer = gateway.request(method, path, **kwargs)
+    assert answer.status_code == status, answer.text[:500]
+    error = answer.json()["error"]
+    assert error["code"] == code
+    assert names.lower() in json.dumps(error).lower(), error
+    assert asyncio.run(end_offsets(settings.kafka_bootstrap)) == before
+
+
+def test_the_table_covers_at_least_25_kinds():
+    assert len(CASES) >= 25
