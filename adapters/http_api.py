@@ -59,6 +59,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):  # FastAPI: undecodable body
+            return error_response(400, "invalid_json", f"the body is not valid JSON (UTF-8): {exc.detail}",
+                                  {"field": "body"})
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
 

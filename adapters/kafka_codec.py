@@ -3,6 +3,13 @@
 The value is schemaless Avro (fastavro); the writer schema's fingerprint travels in
 the `rs-schema` header, so a reader finds the exact writer schema and resolves it
 into the current (latest) reader schema: older versions are upcast on read.
+
+Domain <-> Avro mapping, derived from the dataclasses' type hints (no per-event code):
+tuples are arrays, nested dataclasses are records, dict fields travel as JSON
+strings named `<name>_json`, datetimes are timestamp-micros (a naive datetime is
+taken as UTC; decoded datetimes are always timezone-aware UTC). Fields whose schema
+says logicalType uuid are checked on encode, so a malformed id is refused here
+rather than written as an event nobody can read back.
 """
 
 from __future__ import annotations
@@ -10,6 +17,11 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import types
+import typing
+import uuid
+from datetime import datetime, timezone
+from functools import cache
 from typing import Any
 
 from fastavro import schemaless_reader, schemaless_writer
@@ -20,52 +32,116 @@ from domain.events import EVENT_TYPES, Event
 SCHEMA_HEADER = "rs-schema"
 TYPE_HEADER = "rs-event-type"
 
-# Domain field name -> Avro field name, where they differ (JSON objects travel as strings).
-_JSON_FIELDS = {"metadata": "metadata_json"}
-
 
 class UnknownSchema(ValueError):
     pass
 
 
+# --- type-hint driven conversion -----------------------------------------------------
+
+
+def _without_none(hint: Any) -> Any:
+    """`X | None` -> X; anything else unchanged."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return hint
+
+
+def _is_dict(hint: Any) -> bool:
+    return hint is dict or typing.get_origin(hint) is dict
+
+
+@cache
+def _fields(cls: type) -> tuple[tuple[str, str, Any], ...]:
+    """(domain name, Avro name, type hint without None) of each field of a dataclass."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        hint = _without_none(hints[f.name])
+        out.append((f.name, f"{f.name}_json" if _is_dict(hint) else f.name, hint))
+    return tuple(out)
+
+
+def _to_avro(value: Any, hint: Any) -> Any:
+    if value is None:
+        return None
+    if _is_dict(hint):
+        return json.dumps(value, separators=(",", ":"), sort_keys=True)
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return [_to_avro(v, item) for v in value]
+    if dataclasses.is_dataclass(hint):
+        return {avro: _to_avro(getattr(value, name), h) for name, avro, h in _fields(hint)}
+    if hint is datetime and value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)  # fastavro would take a naive one as local time
+    return value
+
+
+def _from_avro(value: Any, hint: Any) -> Any:
+    if value is None:
+        return None
+    if _is_dict(hint):
+        return json.loads(value)
+    if typing.get_origin(hint) is tuple:
+        item = typing.get_args(hint)[0]
+        return tuple(_from_avro(v, item) for v in value)
+    if dataclasses.is_dataclass(hint):
+        return hint(**_kwargs(hint, value))
+    if hint is datetime:
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if hint is str and isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _kwargs(cls: type, record: dict[str, Any]) -> dict[str, Any]:
+    # A field the record lacks (unknown to the reader schema) keeps its dataclass default.
+    return {name: _from_avro(record[avro], hint) for name, avro, hint in _fields(cls) if avro in record}
+
+
+def _check_uuids(schema: Any, value: Any, path: str) -> None:
+    """Refuse a non-UUID where the schema says logicalType uuid (fastavro writes it but cannot read it back)."""
+    if value is None:
+        return
+    if isinstance(schema, list):  # our unions are ["null", X]
+        schema = next(s for s in schema if s != "null")
+    if not isinstance(schema, dict):
+        return
+    if schema.get("logicalType") == "uuid":
+        try:
+            uuid.UUID(str(value))
+        except ValueError:
+            raise ValueError(f"{path} must be a UUID, got {value!r}") from None
+    elif schema["type"] == "record":
+        for f in schema["fields"]:
+            _check_uuids(f["type"], value.get(f["name"]), f"{path}.{f['name']}")
+    elif schema["type"] == "array" and isinstance(schema["items"], dict):
+        for i, item in enumerate(value):
+            _check_uuids(schema["items"], item, f"{path}[{i}]")
+
+
+# --- public API ------------------------------------------------------------------------
+
+
 def to_record(event: Event) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "event_type": event.event_type,
-        "schema_version": event.schema_version,
-    }
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if f.name in _JSON_FIELDS:
-            record[_JSON_FIELDS[f.name]] = json.dumps(value, separators=(",", ":"), sort_keys=True)
-        elif isinstance(value, tuple):
-            record[f.name] = list(value)
-        else:
-            record[f.name] = value
+    record: dict[str, Any] = {"event_type": event.event_type, "schema_version": event.schema_version}
+    record.update(_to_avro(event, type(event)))
     return record
 
 
 def from_record(record: dict[str, Any]) -> Event:
     cls = EVENT_TYPES[record["event_type"]]
-    kwargs = {}
-    for f in dataclasses.fields(cls):
-        avro_name = _JSON_FIELDS.get(f.name, f.name)
-        if avro_name not in record:
-            continue
-        value = record[avro_name]
-        if f.name in _JSON_FIELDS:
-            value = json.loads(value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        elif f.name in ("event_id", "memory_id") and value is not None:
-            value = str(value)
-        kwargs[f.name] = value
-    return cls(**kwargs)
+    return cls(**_kwargs(cls, record))
 
 
 def encode(event: Event) -> tuple[bytes, list[tuple[str, bytes]]]:
     schema = schemas.latest(event.event_type)
+    record = to_record(event)
+    _check_uuids(schema.parsed, record, event.event_type)
     buf = io.BytesIO()
-    schemaless_writer(buf, schema.parsed, to_record(event))
+    schemaless_writer(buf, schema.parsed, record)
     headers = [(SCHEMA_HEADER, schema.fingerprint.encode()), (TYPE_HEADER, event.event_type.encode())]
     return buf.getvalue(), headers
 

@@ -4,6 +4,11 @@ Every event carries the envelope fields of the contract (event_id, event_type,
 schema_version, occurred_at, user_id, actor, correlation_id, causation_id).
 `occurred_at` is when the event happened; a memory's own `happened_at` is when the
 remembered thing happened (the REST field `occurred_at` of an add).
+
+Each class mirrors the latest version of its Avro schema in schemas/
+(`schema_version` is that version; a test keeps both in step). Optional fields
+default to None; sequences are tuples; dict fields travel as JSON strings
+(`<name>_json`). Datetimes are timezone-aware UTC.
 """
 
 from __future__ import annotations
@@ -35,10 +40,36 @@ class Event:
     causation_id: str | None = None
 
 
+# --- values nested in events -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    type: str  # e.g. person, place, project
+
+
+@dataclass(frozen=True)
+class Relation:
+    source: str  # an entity name
+    type: str  # e.g. works_at
+    target: str  # an entity name
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # user, assistant, system, tool
+    content: str
+
+
+# --- memories ----------------------------------------------------------------------
+
+
 @dataclass(frozen=True, kw_only=True)
 class MemoryCreated(Event):
+    """A memory was stored, with the vector computed once in the command path."""
     event_type: ClassVar[str] = "MemoryCreated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     memory_id: str
     text: str
@@ -51,6 +82,166 @@ class MemoryCreated(Event):
     metadata: dict = field(default_factory=dict)
     categories: tuple[str, ...] = ()
     importance: float | None = None
+    entities: tuple[Entity, ...] = ()  # v2
+    relations: tuple[Relation, ...] = ()  # v2
 
 
-EVENT_TYPES: dict[str, type[Event]] = {cls.event_type: cls for cls in (MemoryCreated,)}
+@dataclass(frozen=True, kw_only=True)
+class MemoryUpdated(Event):
+    """A memory changed. Every field left None is unchanged; metadata and categories
+    replace the whole value when given. A new text comes with its new embedding."""
+    event_type: ClassVar[str] = "MemoryUpdated"
+    schema_version: ClassVar[int] = 1
+
+    memory_id: str
+    text: str | None = None
+    embedding: tuple[float, ...] | None = None
+    embedding_model: str | None = None
+    metadata: dict | None = None
+    categories: tuple[str, ...] | None = None
+    importance: float | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryDeleted(Event):
+    event_type: ClassVar[str] = "MemoryDeleted"
+    schema_version: ClassVar[int] = 1
+
+    memory_id: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryScopeDeleted(Event):
+    """Delete all of a scope: every memory of user_id created before this event in the
+    log that matches all the scope fields given (none given: all the user's memories)."""
+    event_type: ClassVar[str] = "MemoryScopeDeleted"
+    schema_version: ClassVar[int] = 1
+
+    agent_id: str | None = None
+    run_id: str | None = None
+    app_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryAccessed(Event):
+    """Memories were read in a way that counts as access (feeds decay and ranking)."""
+    event_type: ClassVar[str] = "MemoryAccessed"
+    schema_version: ClassVar[int] = 1
+
+    memory_ids: tuple[str, ...]
+    source: str  # "search" | "get" | "context"
+    query: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryConsolidated(Event):
+    """Several memories were merged into one (memory_id, new or one of the sources)."""
+    event_type: ClassVar[str] = "MemoryConsolidated"
+    schema_version: ClassVar[int] = 1
+
+    memory_id: str
+    source_memory_ids: tuple[str, ...]
+    text: str
+    embedding: tuple[float, ...]
+    embedding_model: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryForgotten(Event):
+    """A worker let a memory go (decayed, superseded...); unlike a delete, not asked for."""
+    event_type: ClassVar[str] = "MemoryForgotten"
+    schema_version: ClassVar[int] = 1
+
+    memory_id: str
+    reason: str
+    score: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConversationReceived(Event):
+    """Raw messages waiting for extraction (an add with infer=true)."""
+    event_type: ClassVar[str] = "ConversationReceived"
+    schema_version: ClassVar[int] = 1
+
+    conversation_id: str
+    messages: tuple[ChatMessage, ...]
+    happened_at: datetime
+    agent_id: str | None = None
+    run_id: str | None = None
+    app_id: str | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryShared(Event):
+    event_type: ClassVar[str] = "MemoryShared"
+    schema_version: ClassVar[int] = 1
+
+    memory_id: str
+    grantee_user_id: str
+    permission: str = "read"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryUnshared(Event):
+    event_type: ClassVar[str] = "MemoryUnshared"
+    schema_version: ClassVar[int] = 1
+
+    memory_id: str
+    grantee_user_id: str
+
+
+# --- users and keys ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserRegistered(Event):
+    event_type: ClassVar[str] = "UserRegistered"
+    schema_version: ClassVar[int] = 1
+
+    display_name: str | None = None
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKeyIssued(Event):
+    """An API key was created for user_id. Only its hash is kept; the key is shown once."""
+    event_type: ClassVar[str] = "ApiKeyIssued"
+    schema_version: ClassVar[int] = 1
+
+    key_id: str
+    prefix: str  # the key's first characters, shown in lists and used in actor key:<prefix>
+    key_hash: str
+    scopes: tuple[str, ...]
+    name: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ApiKeyRevoked(Event):
+    event_type: ClassVar[str] = "ApiKeyRevoked"
+    schema_version: ClassVar[int] = 1
+
+    key_id: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserErased(Event):
+    """Everything of user_id must be erased from every read model (right to be forgotten)."""
+    event_type: ClassVar[str] = "UserErased"
+    schema_version: ClassVar[int] = 1
+
+    reason: str | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.event_type: cls
+    for cls in (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryAccessed,
+                MemoryConsolidated, MemoryForgotten, ConversationReceived, MemoryShared, MemoryUnshared,
+                UserRegistered, ApiKeyIssued, ApiKeyRevoked, UserErased)
+}

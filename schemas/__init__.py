@@ -56,8 +56,14 @@ def by_fingerprint() -> dict[str, SchemaVersion]:
     return {s.fingerprint: s for s in registry().values()}
 
 
-def latest(event_type: str) -> SchemaVersion:
-    versions = [s for (t, _), s in registry().items() if t == event_type]
-    if not versions:
+@cache
+def versions(event_type: str) -> tuple[SchemaVersion, ...]:
+    """Every schema version of an event type, oldest first."""
+    found = tuple(sorted((s for (t, _), s in registry().items() if t == event_type), key=lambda s: s.version))
+    if not found:
         raise KeyError(f"no schema for event type {event_type}")
-    return max(versions, key=lambda s: s.version)
+    return found
+
+
+def latest(event_type: str) -> SchemaVersion:
+    return versions(event_type)[-1]

@@ -46,3 +46,13 @@ class FakePublisher:
     @property
     def events(self):
         return [e for part in self.partitions for e in part]
+
+
+class FakeMemories:
+    """The ownership lookup over a dict: memory_id -> (user_id, state)."""
+
+    def __init__(self, known: dict[str, tuple[str, str]] | None = None):
+        self.known = dict(known or {})
+
+    async def owner(self, memory_id):
+        return self.known.get(memory_id)
