@@ -15,6 +15,7 @@ from fastapi import FastAPI
 
 from adapters import postgres
 from adapters.embedders import Embedder, build_embedder
+from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
 from settings import EVENTS_TOPIC, Settings
 
@@ -30,6 +31,12 @@ def embedder(cfg: Settings) -> Embedder:
     if cfg.embedder == "openai":
         return build_embedder("openai", base_url=cfg.embedder_base_url, api_key=cfg.embedder_api_key,
                               model=cfg.embedder_model)
+    if cfg.embedder == "minilm":
+        if cfg.embedder_threads:
+            return build_embedder("minilm", threads=cfg.embedder_threads, spin=cfg.embedder_spin)
+        # Auto: one thread per small request (concurrency across requests), all cores for batches.
+        return SizeRoutedEmbedder(build_embedder("minilm", threads=1, spin=cfg.embedder_spin),
+                                  build_embedder("minilm", spin=cfg.embedder_spin))
     return build_embedder(cfg.embedder)
 
 

@@ -75,6 +75,8 @@ class Settings:
     embedder_base_url: str
     embedder_api_key: str
     embedder_model: str
+    embedder_threads: int
+    embedder_spin: bool
     host: str
     gateway_port: int
     command_api_port: int
@@ -117,6 +119,8 @@ class Settings:
             embedder_base_url=_env("EMBEDDER_BASE_URL", "http://127.0.0.1:11434/v1"),
             embedder_api_key=_env("EMBEDDER_API_KEY", "not-needed"),
             embedder_model=_env("EMBEDDER_MODEL", "text-embedding-3-small"),
+            embedder_threads=int(_env("EMBEDDER_THREADS", "0")),
+            embedder_spin=_env("EMBEDDER_SPIN", "false").lower() in ("1", "true", "yes"),
             host=_env("HOST", "127.0.0.1"),
             gateway_port=int(_env("GATEWAY_PORT", "8080")),
             command_api_port=int(_env("COMMAND_API_PORT", "8081")),

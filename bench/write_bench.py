@@ -3,7 +3,9 @@
     python bench/write_bench.py [--quick] [--json] [--base-url http://127.0.0.1:8080]
 
 1. Single add acknowledgement latency (202, embedding included) with 1, 10 and 50
-   concurrent clients: median and p99.
+   concurrent clients, each sending its next add as soon as the last is acknowledged
+   (closed loop: shows the throughput ceiling), then 10 clients at a fixed 20 adds/s
+   together (open loop: the latency an agent sees below the ceiling). Median and p99.
 2. Batch ingest throughput (POST /v1/memories/batch, 500 per call) in memories/s, with the
    split: the embedder alone (in this process, same texts, same batch size) and the Kafka
    append alone (EventPublisher with pre-computed vectors), so it shows which one limits.
@@ -62,6 +64,27 @@ async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
         elapsed = time.perf_counter() - began
     return {"clients": clients, "requests": len(latencies), "median_ms": round(statistics.median(latencies), 1),
             "p99_ms": round(pct(latencies, 99), 1), "throughput_per_s": round(len(latencies) / elapsed, 1)}
+
+
+async def paced_adds(base_url: str, texts: list[str], clients: int, rate: float) -> dict:
+    """Open loop: `clients` clients together send `rate` adds/s on a fixed schedule, so the
+    latency is not inflated by queueing behind the benchmark's own backlog."""
+    latencies: list[float] = []
+    user = f"bench-{uuid.uuid4().hex[:8]}"
+    interval = clients / rate
+
+    async def client_loop(client: httpx.AsyncClient, n: int, mine: list[str]):
+        start = time.perf_counter() + n * interval / clients
+        for i, text in enumerate(mine):
+            await asyncio.sleep(max(0.0, start + i * interval - time.perf_counter()))
+            began = time.perf_counter()
+            (await client.post("/v1/memories", json={"text": text, "user_id": f"{user}-{n}"})).raise_for_status()
+            latencies.append((time.perf_counter() - began) * 1000)
+
+    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=httpx.Limits(max_connections=clients)) as client:
+        await asyncio.gather(*(client_loop(client, n, texts[n::clients]) for n in range(clients)))
+    return {"clients": clients, "rate_per_s": rate, "requests": len(latencies),
+            "median_ms": round(statistics.median(latencies), 1), "p99_ms": round(pct(latencies, 99), 1)}
 
 
 async def batch_ingest(base_url: str, texts: list[str], size: int) -> dict:
@@ -124,6 +147,8 @@ async def main() -> int:
     for clients in (1, 10, 50):
         print(f"single adds, {clients} clients...", file=sys.stderr)
         result["single_add"].append(await single_adds(args.base_url, turns(per_level), clients))
+    print("paced adds, 10 clients at 20/s...", file=sys.stderr)
+    result["paced_add"] = await paced_adds(args.base_url, turns(per_level * 2), 10, 20.0)
     texts = turns(batch_total)
     result["batch_ingest"] = await batch_ingest(args.base_url, texts, 500)
     result["split"] = {"embedder_alone": embedder_alone(texts, 500), "kafka_append_alone": await kafka_alone(texts, 500)}
@@ -135,6 +160,9 @@ async def main() -> int:
     for row in result["single_add"]:
         print(f"  {row['clients']:>3} clients  median {row['median_ms']:7.1f} ms   p99 {row['p99_ms']:7.1f} ms"
               f"   {row['throughput_per_s']:7.1f} adds/s   (n={row['requests']})")
+    p = result["paced_add"]
+    print(f"  {p['clients']:>3} clients, open loop at {p['rate_per_s']:.0f} adds/s: median {p['median_ms']:.1f} ms"
+          f"   p99 {p['p99_ms']:.1f} ms   (n={p['requests']})")
     b, s = result["batch_ingest"], result["split"]
     print(f"batch ingest: {b['memories_per_s']} memories/s ({b['memories']} memories, {b['batch_size']} per call)")
     print(f"  split: embedder alone {s['embedder_alone']['memories_per_s']} /s, "

@@ -1,0 +1,103 @@
+"""Kafka stopped: writes answer 503 with Retry-After quickly, nothing partial lands, and
+writes work again once Kafka is back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from tests.e2e.log_reader import end_offsets
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def kafka_down(settings, services):
+    """Stop the real Kafka (the process recallstack started), restart it afterwards."""
+    from infra import stack
+
+    processes = stack.table(settings)
+    [kafka] = stack.infra_specs(settings, ("kafka",))
+    before = asyncio.run(end_offsets(settings.kafka_bootstrap))
+
+    def stop():
+        stack.down([kafka], processes)
+
+    yield before, stop
+    stack.up([kafka], processes)
+
+
+def user_events_since(settings, before, user_id):
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from adapters import kafka_codec
+    from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
+
+    async def read():
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]
+            consumer.assign(parts)
+            ends = await consumer.end_offsets(parts)
+            found = []
+            for tp in parts:
+                consumer.seek(tp, before[tp.partition])
+                while await consumer.position(tp) < ends[tp]:
+                    batch = await consumer.getmany(tp, timeout_ms=2000)
+                    if not batch:
+                        break
+                    found += [kafka_codec.decode(r.value, r.headers) for r in batch[tp]]
+            return [e for e in found if e.user_id == user_id]
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def test_writes_answer_503_fast_and_nothing_partial_lands(gateway, settings, kafka_down, user_id):
+    before, stop_kafka = kafka_down
+    # A large batch is in flight (embedding 300 texts takes a while) when Kafka goes away.
+    outcome = {}
+
+    def send_batch():
+        items = [{"text": f"batch fact {i} about the outage", "user_id": user_id} for i in range(300)]
+        outcome["batch"] = gateway.post("/v1/memories/batch", json={"memories": items})
+
+    sender = threading.Thread(target=send_batch)
+    sender.start()
+    time.sleep(0.3)
+    stop_kafka()
+    sender.join(timeout=60)
+    assert outcome["batch"].status_code == 503, outcome["batch"].text
+    assert outcome["batch"].json()["error"]["code"] == "log_unavailable"
+
+    began = time.monotonic()
+    single = gateway.post("/v1/memories", json={"text": "written while Kafka is down", "user_id": user_id})
+    elapsed = time.monotonic() - began
+    assert single.status_code == 503 and single.headers["Retry-After"] == "2"
+    assert "did not acknowledge" in single.json()["error"]["message"]
+    assert elapsed < 2.5, f"took {elapsed:.2f}s to answer 503"
+    ready = gateway.get("/readyz")
+    assert ready.status_code == 503
+
+    from infra import stack
+
+    stack.up(stack.infra_specs(settings, ("kafka",)), stack.table(settings))
+    # Nothing of the failed writes is visible to a committed reader, not even part of the batch.
+    assert user_events_since(settings, before, user_id) == []
+    # And writes work again without restarting the API.
+    deadline = time.monotonic() + 30
+    while True:
+        answer = gateway.post("/v1/memories", json={"text": "written after Kafka returned", "user_id": user_id})
+        if answer.status_code == 202 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert answer.status_code == 202, answer.text
+    found = gateway.post("/v1/memories/search", json={"query": "after Kafka returned", "user_id": user_id,
+                                                       "consistency_token": answer.json()["consistency_token"]})
+    assert [r["memory"] for r in found.json()["results"]] == ["written after Kafka returned"]
