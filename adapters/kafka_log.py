@@ -50,6 +50,18 @@ async def ensure_topics(bootstrap: str) -> list[str]:
         await admin.close()
 
 
+async def _within(coro, timeout: float):
+    """Like asyncio.wait_for, but never waits for the cancelled work to wind down: an aborting
+    Kafka transaction can take long to clean up, and the caller has a deadline to keep."""
+    task = asyncio.ensure_future(coro)
+    done, _ = await asyncio.wait({task}, timeout=timeout)
+    if task in done:
+        return task.result()
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())  # consume its outcome, quietly
+    raise asyncio.TimeoutError()
+
+
 class EventPublisher:
     """Appends events keyed by user_id (per-user order) and returns where they landed.
 
@@ -117,11 +129,14 @@ class EventPublisher:
         deadline = asyncio.get_running_loop().time() + self.timeout_s
         try:
             if len(events) == 1:
-                metadata = await asyncio.wait_for(self._send_one(events[0]), self.timeout_s)
+                metadata = await _within(self._send_one(events[0]), self.timeout_s)
             else:
-                async with self._tx_lock:  # one transaction at a time per producer
+                await asyncio.wait_for(self._tx_lock.acquire(), self.timeout_s)  # one transaction at a time
+                try:
                     remaining = max(0.1, deadline - asyncio.get_running_loop().time())
-                    metadata = await asyncio.wait_for(self._send_transaction(events), remaining)
+                    metadata = await _within(self._send_transaction(events), remaining)
+                finally:
+                    self._tx_lock.release()
         except (KafkaError, asyncio.TimeoutError, OSError) as exc:
             if len(events) > 1:
                 await self._reset_transactional()
@@ -148,10 +163,8 @@ class EventPublisher:
     async def _reset_transactional(self) -> None:
         """After a failed transaction the producer may be mid-state: drop it. The broker aborts
         the open transaction (transaction timeout, or fencing when the next one starts)."""
-        async with self._start_lock:
-            producer, self._tx = self._tx, None
+        producer, self._tx = self._tx, None
         if producer is not None:
-            try:
-                await asyncio.wait_for(producer.stop(), 2)
-            except Exception:  # it is being discarded either way
-                log.warning("transactional producer did not stop cleanly", exc_info=True)
+            # Stopped in the background: its cleanup may wait for the broker, the request may not.
+            stopping = asyncio.ensure_future(producer.stop())
+            stopping.add_done_callback(lambda t: t.cancelled() or t.exception())
