@@ -6,8 +6,10 @@ import asyncio
 import logging
 import os
 import socket
+from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
@@ -17,6 +19,12 @@ from domain.events import Event
 from settings import ACCESS_TOPIC, DLQ_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
+
+# After a commit the broker needs a moment to write the transaction markers; the next
+# transaction's AddPartitionsToTxn meanwhile answers CONCURRENT_TRANSACTIONS and aiokafka
+# backs off a fixed 20 ms, which alone made every sequential append 20+ ms. A local broker
+# writes its markers in well under a millisecond: retry after 1 ms.
+aiokafka_sender.BACKOFF_OVERRIDE = 0.001
 
 # Retention forever: the log is the source of truth.
 TOPICS = {
@@ -54,7 +62,7 @@ async def _within(coro, timeout: float):
     """Like asyncio.wait_for, but never waits for the cancelled work to wind down: an aborting
     Kafka transaction can take long to clean up, and the caller has a deadline to keep."""
     task = asyncio.ensure_future(coro)
-    done, _ = await asyncio.wait({task}, timeout=timeout)
+    done, _ = await asyncio.wait({task}, timeout=max(0.0, timeout))
     if task in done:
         return task.result()
     task.cancel()
@@ -62,109 +70,148 @@ async def _within(coro, timeout: float):
     raise asyncio.TimeoutError()
 
 
+@dataclass
+class _Append:
+    events: list[Event]
+    deadline: float
+    done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    abandoned: bool = False
+
+
 class EventPublisher:
     """Appends events keyed by user_id (per-user order) and returns where they landed.
 
-    One event goes through an idempotent producer (acks=all). Several events (a batch, a
-    conversation's messages) go in one Kafka transaction, so readers that read committed
-    (every projector) see all of them or none. Every append has a deadline: when Kafka
-    does not acknowledge in time the caller gets LogUnavailable, never a hang.
+    Every append is part of a Kafka transaction (idempotent, acks=all), and readers that read
+    committed (every projector) see all of a command's events or none: a batch is all or
+    nothing, and an append that misses its deadline is aborted, never delivered later, so
+    a 503 really means "not stored". Concurrent appends share one transaction (group
+    commit): one writer task takes everything queued, so throughput grows with load.
     """
 
     def __init__(self, bootstrap: str, topic: str = EVENTS_TOPIC, timeout_s: float = 1.8,
-                 transactional_id: str | None = None):
+                 transactional_id: str | None = None, max_group: int = 5000):
         self.bootstrap = bootstrap
         self.topic = topic
         self.timeout_s = timeout_s
+        self.max_group = max_group
         self.transactional_id = transactional_id or f"recallstack-command-{socket.gethostname()}-{os.getpid()}"
-        self._single: AIOKafkaProducer | None = None
-        self._tx: AIOKafkaProducer | None = None
+        self._producer: AIOKafkaProducer | None = None
         self._start_lock = asyncio.Lock()
-        self._tx_lock = asyncio.Lock()
+        self._queue: asyncio.Queue[_Append] | None = None
+        self._writer: asyncio.Task | None = None
 
-    def _producer(self, transactional: bool) -> AIOKafkaProducer:
-        return AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=1,
-            request_timeout_ms=int(self.timeout_s * 1000) + 1000, max_request_size=8 * 1024 * 1024,
-            transactional_id=self.transactional_id if transactional else None,
-            transaction_timeout_ms=15000 if transactional else 60000,
-        )
-
-    async def _ready(self, transactional: bool) -> AIOKafkaProducer:
+    async def _ready(self) -> AIOKafkaProducer:
         """Start the producer on first use (so the API starts, and answers 503, while Kafka is down)."""
         async with self._start_lock:
-            current = self._tx if transactional else self._single
-            if current is None:
-                current = self._producer(transactional)
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
+                    request_timeout_ms=int(self.timeout_s * 1000) + 1000, max_request_size=8 * 1024 * 1024,
+                    transactional_id=self.transactional_id, transaction_timeout_ms=15000,
+                )
                 try:
-                    await current.start()
+                    await producer.start()  # InitProducerId also aborts what an earlier epoch left open
                 except BaseException:
-                    await current.stop()
+                    _in_background(producer.stop())
                     raise
-                if transactional:
-                    self._tx = current
-                else:
-                    self._single = current
-            return current
+                self._producer = producer
+            return self._producer
+
+    def _discard_producer(self) -> None:
+        """After a failed transaction the producer may be mid-state: drop it; the next one
+        fences it (same transactional id), which aborts its open transaction on the broker."""
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            _in_background(producer.stop())
 
     async def start(self) -> None:
         try:
-            await asyncio.wait_for(self._ready(False), self.timeout_s)
+            await _within(self._ready(), self.timeout_s)
         except (KafkaError, asyncio.TimeoutError, OSError):
             log.warning("Kafka is not reachable yet; writes answer 503 until it is")
 
     async def stop(self) -> None:
-        for producer in (self._single, self._tx):
-            if producer is not None:
-                await producer.stop()
-        self._single = self._tx = None
+        if self._writer is not None:
+            self._writer.cancel()
+        if self._producer is not None:
+            await self._producer.stop()
+        self._producer = None
 
     async def check(self) -> None:
         """A real metadata round trip to the brokers (readiness)."""
-        producer = await asyncio.wait_for(self._ready(False), self.timeout_s)
-        await asyncio.wait_for(producer.client.fetch_all_metadata(), self.timeout_s)
+        producer = await _within(self._ready(), self.timeout_s)
+        await _within(producer.client.fetch_all_metadata(), self.timeout_s)
 
     async def publish(self, events: list[Event]) -> ConsistencyToken:
         """Append all events, all or nothing; returns a token covering every one. Raises LogUnavailable."""
-        deadline = asyncio.get_running_loop().time() + self.timeout_s
+        if self._writer is None or self._writer.done():
+            self._queue = asyncio.Queue()
+            self._writer = asyncio.create_task(self._write_loop())
+        loop = asyncio.get_running_loop()
+        append = _Append(list(events), loop.time() + self.timeout_s)
+        self._queue.put_nowait(append)
         try:
-            if len(events) == 1:
-                metadata = await _within(self._send_one(events[0]), self.timeout_s)
-            else:
-                await asyncio.wait_for(self._tx_lock.acquire(), self.timeout_s)  # one transaction at a time
-                try:
-                    remaining = max(0.1, deadline - asyncio.get_running_loop().time())
-                    metadata = await _within(self._send_transaction(events), remaining)
-                finally:
-                    self._tx_lock.release()
-        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
-            if len(events) > 1:
-                await self._reset_transactional()
-            raise LogUnavailable(f"Kafka did not acknowledge within {self.timeout_s:.1f}s "
-                                 f"({type(exc).__name__}: {exc or 'timeout'})") from exc
+            # The writer keeps the deadline; the margin only guards against a writer gone wrong.
+            metadata = await _within(asyncio.shield(append.done), self.timeout_s + 0.5)
+        except asyncio.TimeoutError as exc:
+            append.abandoned = True
+            raise LogUnavailable(f"Kafka did not acknowledge within {self.timeout_s:.1f}s") from exc
         return ConsistencyToken.of(self.topic, [(m.partition, m.offset) for m in metadata])
 
-    async def _send_one(self, event: Event):
-        producer = await self._ready(False)
-        value, headers = kafka_codec.encode(event)
-        future = await producer.send(self.topic, value=value, key=event.user_id.encode(), headers=headers)
-        return [await future]
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            group = [await self._queue.get()]
+            while not self._queue.empty() and sum(len(a.events) for a in group) < self.max_group:
+                group.append(self._queue.get_nowait())
+            live = []
+            for append in group:
+                if append.abandoned or append.deadline <= loop.time():
+                    _fail(append, LogUnavailable(f"Kafka did not acknowledge within {self.timeout_s:.1f}s"))
+                else:
+                    live.append(append)
+            if live:
+                await self._commit(live, min(a.deadline for a in live) - loop.time())
 
-    async def _send_transaction(self, events: list[Event]):
-        producer = await self._ready(True)
+    async def _commit(self, group: list[_Append], budget: float) -> None:
+        try:
+            producer = await _within(self._ready(), budget)
+            metadata = await _within(self._send_transaction(producer, group), budget)
+        except (KafkaError, asyncio.TimeoutError, OSError) as exc:
+            self._discard_producer()
+            error = LogUnavailable(f"Kafka did not acknowledge within {self.timeout_s:.1f}s "
+                                   f"({type(exc).__name__}{': ' + str(exc) if str(exc) else ''})")
+            for append in group:
+                _fail(append, error)
+            return
+        except Exception as exc:  # a bug (e.g. an unencodable event) fails its group, not the writer
+            self._discard_producer()
+            for append in group:
+                _fail(append, exc)
+            return
+        position = 0
+        for append in group:
+            if not append.done.done():
+                append.done.set_result(metadata[position:position + len(append.events)])
+            position += len(append.events)
+
+    async def _send_transaction(self, producer: AIOKafkaProducer, group: list[_Append]):
         async with producer.transaction():
             futures = []
-            for event in events:
-                value, headers = kafka_codec.encode(event)
-                futures.append(await producer.send(self.topic, value=value, key=event.user_id.encode(),
-                                                   headers=headers))
+            for append in group:
+                for event in append.events:
+                    value, headers = kafka_codec.encode(event)
+                    futures.append(await producer.send(self.topic, value=value, key=event.user_id.encode(),
+                                                       headers=headers))
             return await asyncio.gather(*futures)
 
-    async def _reset_transactional(self) -> None:
-        """After a failed transaction the producer may be mid-state: drop it. The broker aborts
-        the open transaction (transaction timeout, or fencing when the next one starts)."""
-        producer, self._tx = self._tx, None
-        if producer is not None:
-            # Stopped in the background: its cleanup may wait for the broker, the request may not.
-            stopping = asyncio.ensure_future(producer.stop())
-            stopping.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+def _fail(append: _Append, error: Exception) -> None:
+    if not append.done.done():
+        append.done.set_exception(error)
+        append.done.exception()  # mark retrieved: an abandoned append has no one awaiting it
+
+
+def _in_background(coro) -> None:
+    task = asyncio.ensure_future(coro)
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())

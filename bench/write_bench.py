@@ -144,6 +144,8 @@ async def main() -> int:
     result = {"machine": {"cores": os.cpu_count(), "platform": platform.platform(),
                           "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
               "single_add": [], "corpus": {"single_adds_per_level": per_level, "batch_memories": batch_total}}
+    print("warming up (JIT of Kafka, connection pools)...", file=sys.stderr)
+    await single_adds(args.base_url, turns(60), 4)
     for clients in (1, 10, 50):
         print(f"single adds, {clients} clients...", file=sys.stderr)
         result["single_add"].append(await single_adds(args.base_url, turns(per_level), clients))
