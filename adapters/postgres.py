@@ -52,7 +52,7 @@ async def migrate(dsn: str, dim: int) -> list[str]:
                 if version in applied:
                     continue
                 async with conn.transaction():
-                    await conn.execute(sql.format(dim=dim))
+                    await conn.execute(sql.replace("{dim}", str(dim)))
                     await conn.execute("INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", version, name)
                 done.append(f"{version:04d}_{name}")
             existing = await conn.fetchval(

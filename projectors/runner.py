@@ -15,13 +15,24 @@ import traceback
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
+from prometheus_client import Counter, Histogram
 
 from adapters import kafka_codec
 from domain.events import Event
 from settings import DLQ_TOPIC, EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
+
+APPLIED = Counter("recallstack_projector_applied_events_total", "Events applied by a projector", ["projection"])
+DEAD_LETTERED = Counter("recallstack_dlq_events_total", "Events a projector sent to the dead-letter topic",
+                        ["projection"])
+BATCH_SECONDS = Histogram("recallstack_projector_batch_seconds", "Time to apply one batch", ["projection"])
 
 
 @dataclass(frozen=True)
@@ -57,13 +68,15 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):
 
 
 class ProjectorRunner:
-    def __init__(self, projection: Projection, bootstrap: str, topic: str = EVENTS_TOPIC, max_batch: int = 500):
+    def __init__(self, projection: Projection, bootstrap: str, topic: str = EVENTS_TOPIC, max_batch: int = 500,
+                 dlq_topic: str = DLQ_TOPIC, group_id: str | None = None):
         self.projection = projection
         self.topic = topic
+        self.dlq_topic = dlq_topic
         self.max_batch = max_batch
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
-            group_id=f"recallstack.projector.{projection.name}",
+            group_id=group_id or f"recallstack.projector.{projection.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -92,17 +105,19 @@ class ProjectorRunner:
 
     async def _apply(self, tp: TopicPartition, messages) -> None:
         batch = [await self._decode(tp, m) for m in messages]
-        delay = 0.1
-        while True:
-            try:
-                await self._apply_or_dead_letter(tp, batch, messages)
-                break
-            except self.projection.transient_errors as exc:
-                # The read model is down: wait for it; never dead-letter or skip on an outage.
-                log.warning("projector %s: %s; retrying in %.1fs", self.projection.name, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+        with BATCH_SECONDS.labels(self.projection.name).time():
+            delay = 0.1
+            while True:
+                try:
+                    await self._apply_or_dead_letter(tp, batch, messages)
+                    break
+                except self.projection.transient_errors as exc:
+                    # The read model is down: wait for it; never dead-letter or skip on an outage.
+                    log.warning("projector %s: %s; retrying in %.1fs", self.projection.name, exc, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
         self.applied_count += len(batch)
+        APPLIED.labels(self.projection.name).inc(len(batch))
         # Kafka's own committed offsets only inform lag tools; the read model holds the truth.
         await self.consumer.commit({tp: messages[-1].offset + 1})
 
@@ -133,10 +148,11 @@ class ProjectorRunner:
 
     async def _dead_letter(self, tp: TopicPartition, message, exc: Exception) -> None:
         log.error("dead-lettering %s offset %d: %s", tp, message.offset, exc)
+        DEAD_LETTERED.labels(self.projection.name).inc()
         error = json.dumps({
             "projection": self.projection.name, "topic": tp.topic, "partition": tp.partition,
             "offset": message.offset, "error": f"{type(exc).__name__}: {exc}",
             "traceback": traceback.format_exc(limit=5),
         }).encode()
         headers = list(message.headers or ()) + [("rs-dlq-error", error)]
-        await self.dlq.send_and_wait(DLQ_TOPIC, value=message.value, key=message.key, headers=headers)
+        await self.dlq.send_and_wait(self.dlq_topic, value=message.value, key=message.key, headers=headers)

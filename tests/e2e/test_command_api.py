@@ -171,3 +171,17 @@ def test_concurrent_retries_with_one_key_append_once(services, log, user_id):
     assert all(b == bodies[0] for b in bodies)
     events = log.events(bodies[0]["consistency_token"])
     assert [e.text for _, e in events if getattr(e, "user_id", None) == user_id] == ["Allergic to cats"]
+
+
+def test_idempotency_survives_a_command_api_restart(gateway, settings, log, user_id):
+    from infra import stack
+
+    request = {"json": {"text": "Flat number is 4B", "user_id": user_id}, "headers": {"Idempotency-Key": "restart"}}
+    first = accepted(gateway.post("/v1/memories", **request))
+    processes = stack.table(settings)
+    command_api = stack.service_specs(settings, ("command-api",))
+    stack.down(command_api, processes)
+    stack.up(command_api, processes)
+    log.mark()
+    assert accepted(gateway.post("/v1/memories", **request)) == first
+    assert log.unchanged()

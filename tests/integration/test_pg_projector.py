@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime, timezone
 
@@ -62,3 +63,41 @@ async def test_migrations_are_recorded_and_idempotent(settings, pool):
     assert versions[0] == 1
     with pytest.raises(postgres.DimensionMismatch, match="384"):
         await postgres.migrate(settings.pg_dsn, 1536)
+
+
+async def test_update_and_deletes_change_the_row_and_write_history_once(pool, user_id):
+    from domain.events import MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
+
+    projector = PgProjector(pool)
+    topic = TOPIC + "-history"
+    kept, gone = event(user_id, "uses vim"), event(user_id, "likes jazz")
+    gone = MemoryCreated(**{**gone.__dict__, "agent_id": "music"})
+    update = MemoryUpdated(user_id=user_id, actor="user:x", memory_id=kept.memory_id, text="uses neovim",
+                           metadata={"since": 2024})
+    scope = MemoryScopeDeleted(user_id=user_id, actor="user:x", agent_id="music")
+    batch = [Applied(1, 1, kept), Applied(1, 2, gone), Applied(1, 3, update), Applied(1, 4, scope)]
+    await projector.apply_batch(topic, batch)
+    await projector.apply_batch(topic, batch)  # redelivered: nothing changes, no duplicate history
+    rows = {r["text"]: r for r in await pool.fetch(
+        "SELECT text, metadata, state, version FROM memories WHERE user_id = $1", user_id)}
+    assert rows["uses neovim"]["state"] == "active" and rows["uses neovim"]["version"] == 2
+    assert json.loads(rows["uses neovim"]["metadata"]) == {"since": 2024}
+    assert rows["likes jazz"]["state"] == "deleted"
+    history = await pool.fetch("SELECT memory_id, event_type, old_text, new_text, log_offset FROM memory_history"
+                               " WHERE user_id = $1 ORDER BY log_offset", user_id)
+    assert [(r["event_type"], r["old_text"], r["new_text"]) for r in history] == [
+        ("MemoryCreated", None, "uses vim"), ("MemoryCreated", None, "likes jazz"),
+        ("MemoryUpdated", "uses vim", "uses neovim"), ("MemoryScopeDeleted", "likes jazz", None)]
+    delete = MemoryDeleted(user_id=user_id, actor="user:x", memory_id=kept.memory_id)
+    await projector.apply_batch(topic, [Applied(1, 5, delete)])
+    assert await pool.fetchval("SELECT state FROM memories WHERE id = $1", uuid.UUID(kept.memory_id)) == "deleted"
+
+
+async def test_an_update_for_another_users_memory_changes_nothing(pool, user_id):
+    from domain.events import MemoryUpdated
+
+    projector = PgProjector(pool)
+    mine = event(user_id, "mine")
+    intruder = MemoryUpdated(user_id="mallory", actor="user:mallory", memory_id=mine.memory_id, text="pwned")
+    await projector.apply_batch(TOPIC + "-owner", [Applied(0, 1, mine), Applied(0, 2, intruder)])
+    assert await pool.fetchval("SELECT text FROM memories WHERE id = $1", uuid.UUID(mine.memory_id)) == "mine"
