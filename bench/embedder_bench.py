@@ -22,7 +22,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from settings import shared_dir
+from corpus import pct, questions, turns  # noqa: E402  (bench/ is the script's folder)
+
 
 # Quoted, not re-measured (torch is deliberately not installed): sentence-transformers + torch CPU
 # and a plain float64 numpy port, both on a 2-core machine.
@@ -55,20 +56,7 @@ def machine() -> dict:
 
 
 def locomo_texts() -> tuple[list[str], list[str]]:
-    path = shared_dir() / "bench" / "locomo" / "locomo10_dev.json"
-    data = json.loads(path.read_text())
-    turns, questions = [], []
-    for conv in data:
-        for key, session in conv["conversation"].items():
-            if key.startswith("session_") and isinstance(session, list):
-                turns.extend(t["text"] for t in session if t.get("text"))
-        questions.extend(q["question"] for q in conv["qa"] if q.get("question"))
-    return turns, questions
-
-
-def pct(values: list[float], p: float) -> float:
-    s = sorted(values)
-    return s[min(len(s) - 1, round(p / 100 * (len(s) - 1)))]
+    return turns(with_speaker=False), questions()
 
 
 def throughput(emb, texts: list[str], batch: int, repeats: int) -> float:

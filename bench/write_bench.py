@@ -25,23 +25,7 @@ import time
 import uuid
 
 import httpx
-
-from settings import shared_dir
-
-
-def turns(limit: int) -> list[str]:
-    data = json.loads((shared_dir() / "bench" / "locomo" / "locomo10_dev.json").read_text())
-    texts = []
-    for sample in data:
-        conv = sample["conversation"]
-        for key in sorted(k for k in conv if k.startswith("session_") and not k.endswith("date_time")):
-            texts += [f"{t['speaker']}: {t['text']}" for t in conv[key]]
-    return (texts * (1 + limit // max(1, len(texts))))[:limit]
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+from corpus import pct, turns
 
 
 async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:

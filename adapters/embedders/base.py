@@ -34,3 +34,14 @@ def l2_normalize(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     x = np.asarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norms, eps)).astype(np.float32, copy=False)
+
+
+def checked_texts(texts: Sequence[str]) -> list[str]:
+    """The input of embed(), as a list, refusing what is not a sequence of strings."""
+    if isinstance(texts, str):
+        raise TypeError("embed() takes a sequence of strings; use embed_one() for a single text")
+    texts = list(texts)
+    for t in texts:
+        if not isinstance(t, str):
+            raise TypeError(f"embed() expects str items, got {type(t).__name__}")
+    return texts

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import l2_normalize
+from .base import checked_texts, l2_normalize
 
 log = logging.getLogger(__name__)
 
@@ -286,12 +286,7 @@ class MiniLMEmbedder:
         return self.load()._rt.backend  # type: ignore[union-attr]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings; use embed_one() for a single text")
-        texts = list(texts)
-        for t in texts:
-            if not isinstance(t, str):
-                raise TypeError(f"embed() expects str items, got {type(t).__name__}")
+        texts = checked_texts(texts)
         if not texts:
             return np.empty((0, DIM), dtype=np.float32)
         rt = self._rt or self.load()._rt

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import EmbedderUnavailable, l2_normalize
+from .base import EmbedderUnavailable, checked_texts, l2_normalize
 
 # Native output sizes, so `dim` (used to size the pgvector column) needs no request for these.
 KNOWN_DIMS = {
@@ -65,12 +65,7 @@ class OpenAICompatibleEmbedder:
         return self._dim
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if isinstance(texts, str):
-            raise TypeError("embed() takes a sequence of strings; use embed_one() for a single text")
-        texts = list(texts)
-        for t in texts:
-            if not isinstance(t, str):
-                raise TypeError(f"embed() expects str items, got {type(t).__name__}")
+        texts = checked_texts(texts)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
         parts = [self._request(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
