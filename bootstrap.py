@@ -107,20 +107,33 @@ def gateway_app() -> FastAPI:
     return create_app(cfg.command_api_url, cfg.query_api_url)
 
 
+PROJECTIONS = ("postgres",)
+
+
+@asynccontextmanager
+async def projection(name: str):
+    """The read model called `name`, connected and with its schema in place."""
+    cfg = settings()
+    if name == "postgres":
+        from projectors.pg_projector import PgProjector
+
+        await postgres.migrate(cfg.pg_dsn, embedder(cfg).dim)
+        pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=4)
+        try:
+            yield PgProjector(pool)
+        finally:
+            await pool.close()
+    else:
+        raise ValueError(f"unknown projection {name!r}; available: {', '.join(PROJECTIONS)}")
+
+
 async def run_projector(name: str, ready=lambda: None) -> None:
     """Run one projector until cancelled (SIGTERM/SIGINT)."""
-    from projectors.pg_projector import PgProjector
     from projectors.runner import ProjectorRunner
 
     cfg = settings()
-    if name != "postgres":
-        raise ValueError(f"unknown projector {name!r}; available: postgres")
     await ensure_topics(cfg.kafka_bootstrap)
-    await postgres.migrate(cfg.pg_dsn, embedder(cfg).dim)
-    pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=4)
-    runner = ProjectorRunner(PgProjector(pool), cfg.kafka_bootstrap)
-    ready()
-    try:
+    async with projection(name) as target:
+        runner = ProjectorRunner(target, cfg.kafka_bootstrap)
+        ready()
         await runner.run()
-    finally:
-        await pool.close()

@@ -181,6 +181,42 @@ def cmd_projector(args) -> int:
     return 0
 
 
+def cmd_dlq(args) -> int:
+    import bootstrap
+    from projectors import dead_letters
+
+    cfg = _settings()
+    letters = asyncio.run(dead_letters.read_all(cfg.kafka_bootstrap))
+    if args.projection:
+        letters = [letter for letter in letters if letter["projection"] == args.projection]
+    if args.action == "list":
+        rows = [{"dlq_offset": f"{letter['dlq_partition']}:{letter['dlq_offset']}", "projection": letter["projection"],
+                 "event at": f"{letter['topic']}/{letter['partition']}:{letter['offset']}", "user": letter["key"],
+                 "error": letter["error"][:100]} for letter in letters]
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        elif rows:
+            _print_rows(rows, False, f"{len(rows)} unresolved dead letter(s)")
+        else:
+            console.print("no unresolved dead letters")
+        return 0
+    if not args.projection:
+        console.print("[red]dlq retry needs --projection NAME")
+        return 2
+
+    def report(letter, error):
+        where = f"{letter['topic']}/{letter['partition']}:{letter['offset']}"
+        console.print(f"{where}: " + ("[green]applied[/green]" if error is None else f"[red]still failing:[/red] {error}"))
+
+    async def run():
+        async with bootstrap.projection(args.projection) as target:
+            return await dead_letters.retry(cfg.kafka_bootstrap, target, letters, on_result=report)
+
+    done, failed = asyncio.run(run())
+    console.print(f"retried: {done} applied, {failed} still failing")
+    return 1 if failed else 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recallstack", description="Self-hosted long-term memory for AI agents.",
                                 epilog="exit codes: 0 ok, 1 failed (the message says why), 2 bad usage",
@@ -210,6 +246,14 @@ def parser() -> argparse.ArgumentParser:
                           formatter_class=argparse.RawDescriptionHelpFormatter)
     proj.add_argument("name", help="postgres")
     proj.set_defaults(func=cmd_projector)
+    dlq = sub.add_parser("dlq", help="events a projector could not apply: list them, retry them",
+                         epilog="examples:\n  recallstack dlq list\n  recallstack dlq retry --projection postgres\n"
+                                "exit code of retry: 0 all applied, 1 some still failing",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    dlq.add_argument("action", choices=["list", "retry"])
+    dlq.add_argument("--projection", help="only this read model (required for retry)")
+    dlq.add_argument("--json", action="store_true")
+    dlq.set_defaults(func=cmd_dlq)
     return p
 
 

@@ -63,3 +63,35 @@ async def test_poison_event_is_dead_lettered_and_the_stream_goes_on(settings, us
         await pool.close()
         await admin.delete_topics([topic, dlq])
         await admin.close()
+
+
+async def test_retry_applies_a_fixed_dead_letter_and_marks_it_resolved(settings, user_id):
+    from projectors import dead_letters
+
+    run = uuid.uuid4().hex[:8]
+    dlq = f"test-dlq-{run}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(dlq, 1, 1)])
+    await postgres.migrate(settings.pg_dsn, 384)
+    pool = await postgres.create_pool(settings.pg_dsn)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    try:
+        good = event(user_id, "failed once, fine now")
+        value, headers = kafka_codec.encode(good)
+        for payload, offset in ((value, 7), (b"\x00still garbage", 8)):
+            error = json.dumps({"projection": "postgres", "topic": f"events-{run}", "partition": 0, "offset": offset,
+                                "error": "DeadlockDetectedError: simulated"}).encode()
+            await producer.send_and_wait(dlq, payload, key=user_id.encode(), headers=headers + [("rs-dlq-error", error)])
+        letters = await dead_letters.read_all(settings.kafka_bootstrap, dlq)
+        assert [letter["offset"] for letter in letters] == [7, 8]
+        done, failed = await dead_letters.retry(settings.kafka_bootstrap, PgProjector(pool), letters, topic=dlq)
+        assert (done, failed) == (1, 1)
+        assert await pool.fetchval("SELECT text FROM memories WHERE user_id = $1", user_id) == "failed once, fine now"
+        assert [letter["offset"] for letter in await dead_letters.read_all(settings.kafka_bootstrap, dlq)] == [8]
+    finally:
+        await producer.stop()
+        await pool.close()
+        await admin.delete_topics([dlq])
+        await admin.close()
