@@ -107,7 +107,7 @@ def gateway_app() -> FastAPI:
     return create_app(cfg.command_api_url, cfg.query_api_url)
 
 
-PROJECTIONS = ("postgres",)
+PROJECTIONS = ("postgres", "redis", "neo4j")
 
 
 @asynccontextmanager
@@ -123,6 +123,30 @@ async def projection(name: str):
             yield PgProjector(pool)
         finally:
             await pool.close()
+    elif name == "redis":
+        import redis.asyncio as aioredis
+
+        from projectors.redis_projector import RedisProjector
+
+        # A generous socket timeout: a big batch is one script, and a timeout counts as an outage.
+        client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=2)
+        try:
+            yield RedisProjector(client)
+        finally:
+            await client.aclose()
+    elif name == "neo4j":
+        from neo4j import AsyncGraphDatabase
+
+        from projectors.neo4j_projector import Neo4jProjector
+
+        driver = AsyncGraphDatabase.driver(cfg.neo4j_uri, auth=(cfg.neo4j_user, cfg.neo4j_password),
+                                           notifications_min_severity="OFF")
+        try:
+            target = Neo4jProjector(driver)
+            await target.ensure_schema()
+            yield target
+        finally:
+            await driver.close()
     else:
         raise ValueError(f"unknown projection {name!r}; available: {', '.join(PROJECTIONS)}")
 

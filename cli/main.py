@@ -104,8 +104,9 @@ def cmd_up(args) -> int:
 
     asyncio.run(ensure_topics(cfg.kafka_bootstrap))
     # The projector migrates the schema the query API reads, so it goes first.
-    _start(service_specs[:1], processes, "projector", args.json)
-    _start(service_specs[1:], processes, "services", args.json)
+    projectors = len(stack.PROJECTORS)
+    _start(service_specs[:projectors], processes, "projectors", args.json)
+    _start(service_specs[projectors:], processes, "services", args.json)
     console.print(f"[green]recallstack is up in {time.monotonic() - began:.1f}s[/green]\n"
                   f"  gateway      {cfg.gateway_url}   (REST base URL)\n"
                   f"  command API  {cfg.command_api_url}/docs\n"
@@ -138,20 +139,23 @@ def cmd_down(args) -> int:
 def cmd_status(args) -> int:
     from infra import stack
 
-    from projectors.lag import postgres_lag
+    import bootstrap
+    from projectors.lag import projector_lag
 
     cfg = _settings()
     rows = stack.status(_all_specs(cfg), stack.table(cfg))
-    try:
-        lag = asyncio.run(postgres_lag(cfg.kafka_bootstrap, cfg.pg_dsn))
-        lag_row = {"projection": "postgres", "events_in_log": lag["events"], "behind": lag["behind"]}
-    except Exception as exc:  # status must answer even with the stack down
-        lag_row = {"projection": "postgres", "events_in_log": None, "behind": f"unknown ({type(exc).__name__})"}
+    lag_rows = []
+    for name in bootstrap.PROJECTIONS:
+        try:
+            lag = asyncio.run(projector_lag(cfg.kafka_bootstrap, name))
+            lag_rows.append({"projection": name, "log_records": lag["events"], "behind": lag["behind"]})
+        except Exception as exc:  # status must answer even with the stack down
+            lag_rows.append({"projection": name, "log_records": None, "behind": f"unknown ({type(exc).__name__})"})
     if args.json:
-        print(json.dumps({"processes": rows, "lag": [lag_row]}, indent=2))
+        print(json.dumps({"processes": rows, "lag": lag_rows}, indent=2))
     else:
         _print_rows(rows, False, "recallstack")
-        _print_rows([lag_row], False, "projector lag")
+        _print_rows(lag_rows, False, "projector lag")
     return 0
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 from adapters.embedders import Embedder
 from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, UpdateMemory
 from domain.consistency import ConsistencyToken
+from domain.entities import extract
 from domain.events import (ChatMessage, ConversationReceived, Event, MemoryCreated, MemoryDeleted,
                            MemoryScopeDeleted, MemoryUpdated, new_id, utcnow)
 
@@ -50,6 +51,9 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[
     """Embed once, here in the command path (replay never re-embeds), then append all, atomically."""
     vectors = await _vectors(ctx.embedder, [c.text for c in commands])
     now = utcnow()
+    # Entities come with the event (offline, deterministic), so every read model and every
+    # replay sees the same graph without an LLM.
+    found = [extract(c.text) for c in commands]
     events = [
         MemoryCreated(
             user_id=c.user_id, actor=c.actor, correlation_id=ctx.correlation_id, occurred_at=now,
@@ -57,8 +61,9 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[
             embedding=tuple(vector.tolist()), embedding_model=ctx.embedder.model_id,
             happened_at=c.happened_at or now, agent_id=c.agent_id, run_id=c.run_id, app_id=c.app_id,
             metadata=c.metadata, categories=c.categories, importance=c.importance,
+            entities=entities, relations=relations,
         )
-        for i, (c, vector) in enumerate(zip(commands, vectors))
+        for i, (c, vector, (entities, relations)) in enumerate(zip(commands, vectors, found))
     ]
     return events, await ctx.publisher.publish(events)
 

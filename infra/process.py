@@ -104,6 +104,10 @@ def start(spec: ProcessSpec, table: ProcessTable, on_wait: Callable[[str], None]
     began = time.monotonic()
     pid = table.pid(spec.name)
     if pid is None:
+        # A process that just died may hold its port for a moment: give it a little time.
+        waited = time.monotonic() + 2.0
+        while spec.port is not None and port_open(spec.host, spec.port) and time.monotonic() < waited:
+            time.sleep(0.1)
         if spec.port is not None and port_open(spec.host, spec.port):
             raise StartError(
                 f"{spec.name}: port {spec.host}:{spec.port} is already in use by a process recallstack did not start; "

@@ -15,8 +15,10 @@ from infra.process import ProcessSpec, ProcessTable, StartError, port_open, star
 from settings import Settings, ensure_secrets
 
 INFRA = ("kafka", "postgres", "neo4j", "redis")
-SERVICES = ("projector-postgres", "command-api", "query-api", "gateway")
-PROJECTOR_METRICS_PORTS = {"postgres": 9101}
+# Projectors first: the Postgres one migrates the schema the APIs read.
+PROJECTOR_METRICS_PORTS = {"postgres": 9101, "redis": 9102, "neo4j": 9103}
+PROJECTORS = tuple(f"projector-{name}" for name in PROJECTOR_METRICS_PORTS)
+SERVICES = (*PROJECTORS, "command-api", "query-api", "gateway")
 # An explicit RECALLSTACK_* setting means "use that server, do not start a local one".
 EXTERNAL_WHEN_SET = {"kafka": "KAFKA_BOOTSTRAP", "postgres": "PG_DSN", "neo4j": "NEO4J_URI", "redis": "REDIS_URL"}
 
@@ -59,13 +61,16 @@ def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/readyz"),
         )
 
+    def projector(name: str) -> ProcessSpec:
+        port = PROJECTOR_METRICS_PORTS[name]
+        return ProcessSpec(
+            name=f"projector-{name}", port=port, log_file=logs / f"projector-{name}.log", ready_timeout=120,
+            argv=[py, "-m", "cli.main", "projector", name],
+            probe=lambda: _http_ready(f"http://127.0.0.1:{port}/metrics"),
+        )
+
     specs = {
-        "projector-postgres": ProcessSpec(
-            name="projector-postgres", port=PROJECTOR_METRICS_PORTS["postgres"],
-            log_file=logs / "projector-postgres.log", ready_timeout=120,
-            argv=[py, "-m", "cli.main", "projector", "postgres"],
-            probe=lambda: _http_ready(f"http://127.0.0.1:{PROJECTOR_METRICS_PORTS['postgres']}/metrics"),
-        ),
+        **{f"projector-{name}": projector(name) for name in PROJECTOR_METRICS_PORTS},
         "command-api": uvicorn("command-api", "command_app", cfg.command_api_port),
         "query-api": uvicorn("query-api", "query_app", cfg.query_api_port),
         "gateway": uvicorn("gateway", "gateway_app", cfg.gateway_port),

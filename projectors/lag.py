@@ -1,4 +1,9 @@
-"""How far each projection is behind the log: end offset minus applied position."""
+"""How far each projector is behind the log.
+
+Measured as the log's end minus the consumer group's committed position: both count the
+transaction markers that follow every append, which the read model's own positions
+(data offsets) cannot see. The group commits right after the read model's transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +11,26 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from adapters import postgres
 from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
 
 
-async def postgres_lag(bootstrap: str, pg_dsn: str) -> dict[str, int]:
-    """{"events": total in the log, "behind": not yet applied by the Postgres projection}."""
+def group_of(projection: str) -> str:
+    return f"recallstack.projector.{projection}"
+
+
+async def projector_lag(bootstrap: str, projection: str) -> dict[str, int]:
+    """{"events": records in the log (markers included), "behind": not yet applied}."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_of(projection),
+                                enable_auto_commit=False, request_timeout_ms=3000)
     await consumer.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)])
+        parts = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]
+        ends = await consumer.end_offsets(parts)
+        behind = 0
+        for tp in parts:
+            committed = await consumer.committed(tp)
+            behind += max(0, ends[tp] - (committed or 0))
+        return {"events": sum(ends.values()), "behind": behind}
     finally:
         await consumer.stop()
-    pool = await postgres.create_pool(pg_dsn, min_size=1, max_size=1)
-    try:
-        applied = await postgres.applied_offsets(pool, "postgres", EVENTS_TOPIC)
-    finally:
-        await pool.close()
-    # End offsets are "next offset to write"; applied positions are the last offset applied.
-    behind = sum(end - (applied.get(tp.partition, -1) + 1) for tp, end in ends.items())
-    return {"events": sum(ends.values()), "behind": behind}

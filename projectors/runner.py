@@ -84,6 +84,7 @@ class ProjectorRunner:
         )
         self.dlq = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
         self.applied_count = 0
+        self._committed: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
 
     async def run(self) -> None:
@@ -96,6 +97,8 @@ class ProjectorRunner:
                 records = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
                 for tp, messages in records.items():
                     await self._apply(tp, messages)
+                if not records:
+                    await self._commit_idle_positions()
         finally:
             await self.consumer.stop()
             await self.dlq.stop()
@@ -118,8 +121,23 @@ class ProjectorRunner:
                     delay = min(delay * 2, 5.0)
         self.applied_count += len(batch)
         APPLIED.labels(self.projection.name).inc(len(batch))
+        await self._commit({tp: await self.consumer.position(tp)})
+
+    async def _commit(self, positions: dict[TopicPartition, int]) -> None:
         # Kafka's own committed offsets only inform lag tools; the read model holds the truth.
-        await self.consumer.commit({tp: messages[-1].offset + 1})
+        # The position, not last offset + 1: it is past the transaction markers that follow.
+        changed = {tp: pos for tp, pos in positions.items() if self._committed.get(tp) != pos}
+        if changed:
+            await self.consumer.commit(changed)
+            self._committed.update(changed)
+
+    async def _commit_idle_positions(self) -> None:
+        # A commit marker that ends a partition is skipped without a record to apply; once the
+        # consumer is idle its position has moved past it, so lag tools can read zero.
+        try:
+            await self._commit({tp: await self.consumer.position(tp) for tp in self.consumer.assignment()})
+        except Exception as exc:  # a rebalance in progress: the next idle poll commits
+            log.debug("idle commit skipped: %s", exc)
 
     async def _apply_or_dead_letter(self, tp: TopicPartition, batch: list[Applied], messages) -> None:
         try:

@@ -13,8 +13,9 @@ def services(settings):
 
     processes = stack.table(settings)
     specs = stack.service_specs(settings)
-    stack.up(specs[:1], processes)  # the projector migrates the schema first
-    stack.up(specs[1:], processes)
+    projectors = len(stack.PROJECTORS)
+    stack.up(specs[:projectors], processes)  # the Postgres projector migrates the schema first
+    stack.up(specs[projectors:], processes)
     yield settings
     stack.down(specs, processes)
 

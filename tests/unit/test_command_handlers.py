@@ -98,3 +98,13 @@ async def test_delete_and_scope_delete_append_one_event_each():
     assert isinstance(deleted, MemoryDeleted) and isinstance(scoped, MemoryScopeDeleted)
     assert (scoped.agent_id, scoped.run_id, scoped.app_id) == ("a", None, None)
     assert ctx.publisher.events == [deleted, scoped]
+
+
+async def test_created_events_carry_the_offline_entities_and_relations():
+    ctx = context()
+    [event], _ = await handlers.add_memories(
+        [AddMemory(user_id="u", actor="user:u", text="Alex Smith works at TechCorp and writes to alex@techcorp.io")],
+        ctx)
+    names = {(e.name, e.type) for e in event.entities}
+    assert ("alex@techcorp.io", "email") in names and any(t == "person" for _, t in names)
+    assert any(r.type == "works_at" for r in event.relations)
