@@ -108,47 +108,64 @@ def gateway_app() -> FastAPI:
 
 
 PROJECTIONS = ("postgres", "redis", "neo4j")
+ALIASES = {"pg": "postgres", "cache": "redis", "graph": "neo4j"}  # the names `replay --projection` takes too
+
+
+def projection_name(name: str) -> str:
+    name = ALIASES.get(name, name)
+    if name not in PROJECTIONS:
+        raise ValueError(f"unknown projection {name!r}; available: {', '.join(PROJECTIONS)} "
+                         f"(or {', '.join(ALIASES)})")
+    return name
 
 
 @asynccontextmanager
-async def projection(name: str):
-    """The read model called `name`, connected and with its schema in place."""
+async def read_model(name: str):
+    """The read model called `name` (its versions, projectors/versions.py), connected and
+    with its live version's schema in place."""
     cfg = settings()
+    name = projection_name(name)
     if name == "postgres":
-        from projectors.pg_projector import PgProjector
+        from projectors.pg_projector import PgVersions
 
-        await postgres.migrate(cfg.pg_dsn, embedder(cfg).dim)
+        dim = embedder(cfg).dim
+        await postgres.migrate(cfg.pg_dsn, dim)
         pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=4)
         try:
-            yield PgProjector(pool)
+            yield PgVersions(pool, cfg.pg_dsn, dim)
         finally:
             await pool.close()
     elif name == "redis":
         import redis.asyncio as aioredis
 
-        from projectors.redis_projector import RedisProjector
+        from projectors.redis_projector import RedisVersions
 
         # A generous socket timeout: a big batch is one script, and a timeout counts as an outage.
         client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=2)
         try:
-            yield RedisProjector(client)
+            yield RedisVersions(client)
         finally:
             await client.aclose()
-    elif name == "neo4j":
+    else:
         from neo4j import AsyncGraphDatabase
 
-        from projectors.neo4j_projector import Neo4jProjector
+        from projectors.neo4j_projector import Neo4jVersions
 
         driver = AsyncGraphDatabase.driver(cfg.neo4j_uri, auth=(cfg.neo4j_user, cfg.neo4j_password),
                                            notifications_min_severity="OFF")
         try:
-            target = Neo4jProjector(driver)
-            await target.ensure_schema()
-            yield target
+            versions = Neo4jVersions(driver)
+            await versions.create_version(await versions.live_version())
+            yield versions
         finally:
             await driver.close()
-    else:
-        raise ValueError(f"unknown projection {name!r}; available: {', '.join(PROJECTIONS)}")
+
+
+@asynccontextmanager
+async def projection(name: str):
+    """A projection that writes the live version of read model `name`."""
+    async with read_model(name) as versions:
+        yield versions.projection()
 
 
 async def run_projector(name: str, ready=lambda: None) -> None:

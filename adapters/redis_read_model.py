@@ -2,7 +2,8 @@
 
 Written only by projectors/redis_projector.py (one Lua script per batch); everything
 else reads through `RedisReadModel`. Every key lives under a prefix that versions the
-key set (`rs:v1` live; a replay builds a new prefix beside it, then reads switch):
+key set (`rs:v<n>`; `rs:live` holds the live n, 1 when absent; a replay builds
+version n+1 beside it, then switches `rs:live` atomically):
 
 | key | type | what |
 | --- | --- | --- |
@@ -32,8 +33,24 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
+VERSION_PREFIX = "rs:v"  # + version number: the key prefix of a version
+LIVE_KEY = "rs:live"  # the version readers read (absent: 1)
 LIVE_PREFIX = "rs:v1"
 RECENT_LIMIT = 1000  # newest memories kept per user in the recent set
+
+
+def prefix_of(version: int) -> str:
+    return f"{VERSION_PREFIX}{int(version)}"
+
+
+async def live_version(client: aioredis.Redis, live_key: str = LIVE_KEY) -> int:
+    value = await client.get(live_key)
+    return int(value) if value is not None else 1
+
+
+async def live_read_model(client: aioredis.Redis) -> "RedisReadModel":
+    """The read model readers should use now (a replay may switch it at any time)."""
+    return RedisReadModel(client, prefix_of(await live_version(client)))
 
 
 @dataclass(frozen=True)

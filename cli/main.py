@@ -221,6 +221,63 @@ def cmd_dlq(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_replay(args) -> int:
+    import bootstrap
+    from infra.process import exclusive_lock
+    from projectors.replay import replay
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    cfg = _settings()
+    try:
+        name = bootstrap.projection_name(args.projection)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        return 2
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+               TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as bar:
+        apply_task = bar.add_task(f"replay {name}: events", total=None, rate="")
+        started = time.monotonic()
+
+        def on_progress(phase: str, done: int, total: int | None) -> None:
+            if phase == "apply":
+                elapsed = max(time.monotonic() - started, 1e-6)
+                bar.update(apply_task, completed=done, total=total, rate=f"{done / elapsed:,.0f} records/s")
+            elif phase == "index":
+                bar.update(apply_task, description=f"replay {name}: building index {done}")
+            else:
+                bar.update(apply_task, description=f"replay {name}: switching readers (attempt {done})")
+
+        async def run():
+            async with bootstrap.read_model(name) as versions:
+                return await replay(versions, cfg.kafka_bootstrap, on_progress=on_progress, keep_old=args.keep_old)
+
+        try:
+            with exclusive_lock(cfg.home / "run" / f"replay-{name}.lock"):
+                report = asyncio.run(run())
+        except BlockingIOError:
+            console.print(f"[red]error:[/red] a replay of {name} is already running")
+            return 1
+        except TimeoutError as exc:
+            console.print(f"[red]error:[/red] {exc}")
+            return 1
+    summary = {
+        "projection": report.projection, "from_version": report.old_version, "to_version": report.new_version,
+        "resumed": report.resumed, "events": report.events, "events_per_s": round(report.events_per_second),
+        "apply_s": round(report.apply_seconds, 2), "index_s": round(report.index_seconds, 2),
+        "switch_s": round(report.switch_seconds, 2), "total_s": round(report.total_seconds, 2),
+        "old_version": "kept" if args.keep_old else "dropped",
+    }
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        console.print(f"[green]replayed[/green] {name}: v{report.old_version} -> v{report.new_version}, "
+                      f"{report.events:,} events at {report.events_per_second:,.0f}/s; readers switched; "
+                      f"total {report.total_seconds:.1f}s")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recallstack", description="Self-hosted long-term memory for AI agents.",
                                 epilog="exit codes: 0 ok, 1 failed (the message says why), 2 bad usage",
@@ -248,7 +305,7 @@ def parser() -> argparse.ArgumentParser:
 
     proj = sub.add_parser("projector", help="run one projector in the foreground", epilog=EXAMPLES["projector"],
                           formatter_class=argparse.RawDescriptionHelpFormatter)
-    proj.add_argument("name", help="postgres")
+    proj.add_argument("name", help="postgres|redis|neo4j")
     proj.set_defaults(func=cmd_projector)
     dlq = sub.add_parser("dlq", help="events a projector could not apply: list them, retry them",
                          epilog="examples:\n  recallstack dlq list\n  recallstack dlq retry --projection postgres\n"
@@ -258,6 +315,16 @@ def parser() -> argparse.ArgumentParser:
     dlq.add_argument("--projection", help="only this read model (required for retry)")
     dlq.add_argument("--json", action="store_true")
     dlq.set_defaults(func=cmd_dlq)
+    rep = sub.add_parser("replay", help="rebuild a read model from offset 0 beside the live one, then switch readers",
+                         epilog="examples:\n  recallstack replay --projection pg\n"
+                                "  recallstack replay --projection graph --keep-old\n"
+                                "projections: postgres (pg), neo4j (graph), redis (cache)\n"
+                                "an interrupted replay is resumed by the next one",
+                         formatter_class=argparse.RawDescriptionHelpFormatter)
+    rep.add_argument("--projection", required=True, help="pg|graph|cache (or postgres|neo4j|redis)")
+    rep.add_argument("--keep-old", action="store_true", help="keep the previous version instead of dropping it")
+    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
+    rep.set_defaults(func=cmd_replay)
     return p
 
 

@@ -6,15 +6,30 @@ an unrelated process after a crash or reboot is never signalled.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
 import socket
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
+
+
+@contextmanager
+def exclusive_lock(path: Path):
+    """Hold an exclusive lock on `path` (released when the process dies, however it dies);
+    BlockingIOError when another process holds it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 class StartError(RuntimeError):

@@ -1,4 +1,8 @@
-"""PgProjector: memories in Postgres/pgvector, with its log position in the same transaction."""
+"""PgProjector: memories in Postgres/pgvector, with its log position in the same transaction.
+
+The read model lives in versioned schemas (adapters/postgres.py); a projector either
+follows the live version (the projector process) or writes one version (a replay).
+"""
 
 from __future__ import annotations
 
@@ -8,33 +12,51 @@ from collections.abc import Sequence
 import asyncpg
 import numpy as np
 
-from adapters.postgres import CONNECTION_ERRORS
+from adapters import postgres
+from adapters.postgres import CONNECTION_ERRORS, schema_of
 from domain.events import Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
-from projectors.runner import Applied
+from projectors.runner import Applied, Relocated
 
 
 class PgProjector:
     name = "postgres"
     transient_errors = CONNECTION_ERRORS
 
-    def __init__(self, pool: asyncpg.Pool):
+    def __init__(self, pool: asyncpg.Pool, version: int | None = None):
         self.pool = pool
+        self.pinned = version  # None: follow the live version
+        self.version = version
 
     async def positions(self, topic: str) -> dict[int, int]:
-        rows = await self.pool.fetch(
-            'SELECT partition, "offset" FROM projection_offsets WHERE projection = $1 AND topic = $2',
-            self.name, topic,
-        )
-        return {r["partition"]: r["offset"] for r in rows}
+        async with self.pool.acquire() as conn, conn.transaction():
+            if self.pinned is None:
+                self.version = await postgres.live_version(conn)
+            return await _positions(conn, self.version, topic)
 
     async def apply_batch(self, topic: str, batch: Sequence[Applied]) -> None:
         """Apply events and advance the offsets atomically: a crash leaves both or neither."""
         highest: dict[int, int] = {}
         async with self.pool.acquire() as conn, conn.transaction():
+            if self.pinned is None:
+                # FOR SHARE: a switch (FOR UPDATE) waits for this batch, and this batch for it.
+                live = await conn.fetchval("SELECT version FROM read_model_live WHERE projection = $1 FOR SHARE",
+                                           self.name)
+                if self.version is None:  # used without positions() first (a DLQ retry)
+                    self.version = live
+                elif live != self.version:
+                    raise Relocated(f"postgres read model moved from v{self.version} to v{live}")
+            await conn.execute(f"SET LOCAL search_path TO {schema_of(self.version)}, public")
+            creates: list[Applied] = []
             for item in batch:
-                if item.event is not None:
-                    await self._apply(conn, item.event, item)
+                if isinstance(item.event, MemoryCreated):
+                    creates.append(item)  # consecutive creates are written together
+                else:
+                    await self._create(conn, creates)
+                    creates = []
+                    if item.event is not None:
+                        await self._apply(conn, item.event, item)
                 highest[item.partition] = max(item.offset, highest.get(item.partition, -1))
+            await self._create(conn, creates)
             await conn.executemany(
                 'INSERT INTO projection_offsets (projection, topic, partition, "offset") VALUES ($1, $2, $3, $4) '
                 'ON CONFLICT (projection, topic, partition) DO UPDATE '
@@ -42,22 +64,34 @@ class PgProjector:
                 [(self.name, topic, p, o) for p, o in highest.items()],
             )
 
+    async def _create(self, conn: asyncpg.Connection, items: list[Applied]) -> None:
+        """Creates in three round trips whatever their number (replay speed): which ids exist,
+        the new rows, their history. A create never overwrites: a memory is created once."""
+        if not items:
+            return
+        existing = {str(r["id"]) for r in await conn.fetch(
+            "SELECT id FROM memories WHERE id = ANY($1::uuid[])", [i.event.memory_id for i in items])}
+        fresh: list[Applied] = []
+        for item in items:
+            if item.event.memory_id not in existing:
+                existing.add(item.event.memory_id)
+                fresh.append(item)
+        if not fresh:
+            return
+        await conn.executemany(
+            "INSERT INTO memories (id, user_id, agent_id, run_id, app_id, text, embedding, embedding_model,"
+            " metadata, categories, importance, created_at, updated_at, occurred_at, last_event_id)"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$12,$13,$14)",
+            [(e.memory_id, e.user_id, e.agent_id, e.run_id, e.app_id, e.text,
+              np.asarray(e.embedding, dtype=np.float32), e.embedding_model, json.dumps(e.metadata),
+              list(e.categories), e.importance, e.occurred_at, e.happened_at, e.event_id)
+             for e in (i.event for i in fresh)])
+        await self._history_rows(conn, [
+            _history_row(i.event, i, i.event.memory_id, None, i.event.text, None, i.event.metadata) for i in fresh])
+
     async def _apply(self, conn: asyncpg.Connection, event: Event, at: Applied) -> None:
         # Every write is guarded so that a redelivered event changes nothing.
-        if isinstance(event, MemoryCreated):
-            inserted = await conn.fetchval(
-                "INSERT INTO memories (id, user_id, agent_id, run_id, app_id, text, embedding, embedding_model,"
-                " metadata, categories, importance, created_at, updated_at, occurred_at, last_event_id)"
-                " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$12,$13,$14) ON CONFLICT (id) DO NOTHING"
-                " RETURNING id",
-                event.memory_id, event.user_id, event.agent_id, event.run_id, event.app_id, event.text,
-                np.asarray(event.embedding, dtype=np.float32), event.embedding_model,
-                json.dumps(event.metadata), list(event.categories), event.importance,
-                event.occurred_at, event.happened_at, event.event_id,
-            )
-            if inserted:
-                await self._history(conn, event, at, [(event.memory_id, None, event.text, None, event.metadata)])
-        elif isinstance(event, MemoryUpdated):
+        if isinstance(event, MemoryUpdated):
             old = await conn.fetchrow(
                 "SELECT text, metadata FROM memories WHERE id = $1 AND user_id = $2 AND state <> 'deleted'"
                 " AND last_event_id <> $3 FOR UPDATE", event.memory_id, event.user_id, event.event_id)
@@ -95,16 +129,105 @@ class PgProjector:
 
     async def _history(self, conn: asyncpg.Connection, event: Event, at: Applied, changes: list[tuple]) -> None:
         """One row per memory the event touched: (memory_id, old_text, new_text, old_metadata, new_metadata)."""
+        await self._history_rows(conn, [_history_row(event, at, *change) for change in changes])
+
+    async def _history_rows(self, conn: asyncpg.Connection, rows: list[tuple]) -> None:
         await conn.executemany(
             "INSERT INTO memory_history (event_id, memory_id, user_id, event_type, actor, correlation_id, occurred_at,"
             " log_partition, log_offset, old_text, new_text, old_metadata, new_metadata, reason)"
-            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::jsonb,$13::jsonb,$14) ON CONFLICT DO NOTHING",
-            [(event.event_id, memory_id, event.user_id, event.event_type, event.actor, event.correlation_id,
-              event.occurred_at, at.partition, at.offset, old_text, new_text,
-              json.dumps(old_meta) if old_meta is not None else None,
-              json.dumps(new_meta) if new_meta is not None else None, getattr(event, "reason", None))
-             for memory_id, old_text, new_text, old_meta, new_meta in changes],
-        )
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::jsonb,$13::jsonb,$14) ON CONFLICT DO NOTHING", rows)
+
+
+def _history_row(event: Event, at: Applied, memory_id, old_text, new_text, old_meta, new_meta) -> tuple:
+    return (event.event_id, memory_id, event.user_id, event.event_type, event.actor, event.correlation_id,
+            event.occurred_at, at.partition, at.offset, old_text, new_text,
+            json.dumps(old_meta) if old_meta is not None else None,
+            json.dumps(new_meta) if new_meta is not None else None, getattr(event, "reason", None))
+
+
+async def _positions(conn: asyncpg.Connection, version: int, topic: str) -> dict[int, int]:
+    rows = await conn.fetch(
+        f'SELECT partition, "offset" FROM {schema_of(version)}.projection_offsets WHERE projection = $1'
+        " AND topic = $2", PgProjector.name, topic)
+    return {r["partition"]: r["offset"] for r in rows}
+
+
+class PgVersions:
+    """The Postgres read model's versions (projectors/versions.py): schemas rs_pg_v<n>."""
+
+    name = PgProjector.name
+
+    def __init__(self, pool: asyncpg.Pool, dsn: str, dim: int):
+        self.pool, self.dsn, self.dim = pool, dsn, dim
+
+    async def live_version(self) -> int:
+        await postgres.migrate(self.dsn, self.dim)
+        async with self.pool.acquire() as conn:
+            return await postgres.live_version(conn)
+
+    async def versions(self) -> list[int]:
+        rows = await self.pool.fetch(r"SELECT nspname FROM pg_namespace WHERE nspname ~ '^rs_pg_v\d+$'")
+        return sorted(int(r["nspname"].removeprefix("rs_pg_v")) for r in rows)
+
+    async def create_version(self, version: int) -> None:
+        await postgres.migrate(self.dsn, self.dim, version)
+
+    def projection(self, version: int | None = None) -> PgProjector:
+        return PgProjector(self.pool, version)
+
+    async def begin_bulk(self, version: int) -> None:
+        """Before a replay: drop the version's secondary indexes (kept in deferred_indexes);
+        building each once at the end is far faster than maintaining it per row."""
+        schema = schema_of(version)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(f"CREATE TABLE IF NOT EXISTS {schema}.deferred_indexes"
+                               " (name text PRIMARY KEY, definition text NOT NULL)")
+            rows = await conn.fetch(
+                "SELECT i.indexname, i.indexdef FROM pg_indexes i JOIN pg_class c ON c.relname = i.indexname"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = i.schemaname"
+                " WHERE i.schemaname = $1 AND i.tablename IN ('memories', 'memory_history')"
+                " AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = c.oid)", schema)
+            for row in rows:
+                await conn.execute(f"INSERT INTO {schema}.deferred_indexes VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                                   row["indexname"], row["indexdef"])
+                await conn.execute(f'DROP INDEX {schema}."{row["indexname"]}"')
+
+    async def end_bulk(self, version: int, progress=lambda name: None) -> None:
+        """Build the indexes begin_bulk deferred (with all the memory maintenance allows)."""
+        schema = schema_of(version)
+        if not await self.pool.fetchval("SELECT to_regclass($1)", f"{schema}.deferred_indexes"):
+            return
+        async with self.pool.acquire() as conn:
+            await conn.execute("SET maintenance_work_mem = '1GB'")
+            await conn.execute("SET max_parallel_maintenance_workers = 2")
+            for row in await conn.fetch(f"SELECT name, definition FROM {schema}.deferred_indexes ORDER BY name"):
+                progress(row["name"])
+                async with conn.transaction():
+                    await conn.execute(row["definition"].replace("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1))
+                    await conn.execute(f"DELETE FROM {schema}.deferred_indexes WHERE name = $1", row["name"])
+            await conn.execute(f"DROP TABLE {schema}.deferred_indexes")
+
+    async def switch(self, version: int, topic: str) -> bool:
+        from projectors.versions import covers
+
+        async with self.pool.acquire() as conn, conn.transaction():
+            # FOR UPDATE waits for the live projector's batch in flight and holds the next one.
+            live = await conn.fetchval("SELECT version FROM read_model_live WHERE projection = $1 FOR UPDATE",
+                                       self.name)
+            if live == version:
+                return True
+            if not covers(await _positions(conn, version, topic), await _positions(conn, live, topic)):
+                return False
+            await conn.execute("UPDATE read_model_live SET version = $2, switched_at = now() WHERE projection = $1",
+                               self.name, version)
+            await postgres.point_views(conn, version)
+            return True
+
+    async def drop(self, version: int) -> None:
+        async with self.pool.acquire() as conn:
+            if await postgres.live_version(conn) == version:
+                raise ValueError(f"version {version} of the postgres read model is live; it cannot be dropped")
+            await conn.execute(f"DROP SCHEMA IF EXISTS {schema_of(version)} CASCADE")
 
 
 def _json(value):

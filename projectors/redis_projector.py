@@ -24,9 +24,10 @@ from datetime import datetime, timedelta, timezone
 import redis.asyncio as aioredis
 from redis import exceptions as rx
 
-from adapters.redis_read_model import LIVE_PREFIX, RECENT_LIMIT, RedisKeys
+from adapters.redis_read_model import LIVE_KEY, RECENT_LIMIT, VERSION_PREFIX, RedisKeys, live_version, prefix_of
 from domain.events import Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
-from projectors.runner import Applied
+from projectors.runner import Applied, Relocated
+from projectors.versions import covers
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -35,6 +36,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 # u update, d delete, s scope delete), user_id, eid, and the op's fields.
 _APPLY_LUA = r"""
 local prefix, topic, limit = ARGV[1], ARGV[2], tonumber(ARGV[4])
+-- ARGV[5]: the live-version key when following the live version ('' when writing a pinned one).
+if ARGV[5] ~= '' then
+  local live = redis.call('GET', ARGV[5]) or '1'
+  if prefix ~= ARGV[6] .. live then return redis.error_reply('RELOCATED to ' .. ARGV[6] .. live) end
+end
 local decoded, batch = pcall(cjson.decode, ARGV[3])
 if not decoded or type(batch) ~= 'table' then
   return redis.error_reply('recallstack redis projector: the batch is not a JSON array')
@@ -306,12 +312,21 @@ class RedisProjector:
     transient_errors = (rx.ConnectionError, rx.TimeoutError, rx.BusyLoadingError, OSError, rx.OutOfMemoryError,
                         rx.ReadOnlyError)
 
-    def __init__(self, client: aioredis.Redis, prefix: str = LIVE_PREFIX):
+    def __init__(self, client: aioredis.Redis, version: int | None = None, live_key: str = LIVE_KEY):
         self.client = client
-        self.keys = RedisKeys(prefix)
+        self.live_key = live_key  # another key only in tests, which must not move the real one
+        self.pinned = version  # None: follow the live version
+        self.keys = RedisKeys(prefix_of(version or 1))
         self._script = client.register_script(_APPLY_LUA)
+        self._following = False
+
+    async def _follow_live(self) -> None:
+        self.keys = RedisKeys(prefix_of(await live_version(self.client, self.live_key)))
+        self._following = True
 
     async def positions(self, topic: str) -> dict[int, int]:
+        if self.pinned is None:
+            await self._follow_live()
         raw = await self.client.hgetall(self.keys.watermarks(topic))
         return {int(p): int(o) for p, o in raw.items()}
 
@@ -322,5 +337,70 @@ class RedisProjector:
 
     async def apply_items(self, topic: str, items: list[dict]) -> tuple[int, int]:
         """Run the script on encoded items; returns (applied, skipped as already applied)."""
-        applied, skipped = await self._script(args=[self.keys.prefix, topic, _json(items), RECENT_LIMIT])
+        if self.pinned is None and not self._following:  # used without positions() first (a DLQ retry)
+            await self._follow_live()
+        follow = self.live_key if self.pinned is None else ""
+        try:
+            applied, skipped = await self._script(
+                args=[self.keys.prefix, topic, _json(items), RECENT_LIMIT, follow, VERSION_PREFIX])
+        except rx.ResponseError as exc:
+            if str(exc).startswith("RELOCATED"):
+                raise Relocated(f"redis read model {exc}") from exc
+            raise
         return int(applied), int(skipped)
+
+
+# Made live only if the candidate's watermarks cover the live one's: atomic in Redis.
+_SWITCH_LUA = """
+local live = redis.call('GET', KEYS[1]) or '1'
+local live_wm = redis.call('HGETALL', ARGV[1] .. live .. ':wm:' .. ARGV[3])
+for i = 1, #live_wm, 2 do
+  local mine = redis.call('HGET', ARGV[1] .. ARGV[2] .. ':wm:' .. ARGV[3], live_wm[i])
+  if not mine or tonumber(mine) < tonumber(live_wm[i + 1]) then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[2])
+return 1
+"""
+
+
+class RedisVersions:
+    """The Redis read model's versions (projectors/versions.py): key prefixes rs:v<n>."""
+
+    name = RedisProjector.name
+
+    def __init__(self, client: aioredis.Redis, live_key: str = LIVE_KEY):
+        self.client = client
+        self.live_key = live_key
+        self._switch = client.register_script(_SWITCH_LUA)
+
+    async def live_version(self) -> int:
+        return await live_version(self.client, self.live_key)
+
+    async def versions(self) -> list[int]:
+        found = {await self.live_version()}
+        async for key in self.client.scan_iter(match=f"{VERSION_PREFIX}*:wm:*", count=1000):
+            head = (key.decode() if isinstance(key, bytes) else key).split(":")[1]
+            if head[1:].isdigit():
+                found.add(int(head[1:]))
+        return sorted(found)
+
+    async def create_version(self, version: int) -> None:
+        pass  # keys come into being with the first write
+
+    def projection(self, version: int | None = None) -> RedisProjector:
+        return RedisProjector(self.client, version, self.live_key)
+
+    async def switch(self, version: int, topic: str) -> bool:
+        return bool(await self._switch(keys=[self.live_key], args=[VERSION_PREFIX, str(int(version)), topic]))
+
+    async def drop(self, version: int) -> None:
+        if await self.live_version() == version:
+            raise ValueError(f"version {version} of the redis read model is live; it cannot be dropped")
+        batch = []
+        async for key in self.client.scan_iter(match=f"{prefix_of(version)}:*", count=1000):
+            batch.append(key)
+            if len(batch) >= 1000:
+                await self.client.unlink(*batch)
+                batch = []
+        if batch:
+            await self.client.unlink(*batch)

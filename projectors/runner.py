@@ -35,6 +35,11 @@ DEAD_LETTERED = Counter("recallstack_dlq_events_total", "Events a projector sent
 BATCH_SECONDS = Histogram("recallstack_projector_batch_seconds", "Time to apply one batch", ["projection"])
 
 
+class Relocated(Exception):
+    """The live read-model version changed under a projector that follows it (a replay
+    switched readers over): the batch was not applied; re-read positions and seek."""
+
+
 @dataclass(frozen=True)
 class Applied:
     partition: int
@@ -59,24 +64,24 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):
         pass
 
     async def on_partitions_assigned(self, assigned):
-        stored = await self.runner.projection.positions(self.runner.topic)
-        for tp in assigned:
-            if tp.partition in stored:
-                self.runner.consumer.seek(tp, stored[tp.partition] + 1)
-            else:
-                await self.runner.consumer.seek_to_beginning(tp)
+        await self.runner.seek_to_stored(assigned)
 
 
 class ProjectorRunner:
+    """Consumes the log into one projection. As a projector it joins the projection's
+    consumer group (partitions shared among its instances); with `replay=True` it reads
+    every partition itself, outside any group, so the live projectors are not disturbed."""
+
     def __init__(self, projection: Projection, bootstrap: str, topic: str = EVENTS_TOPIC, max_batch: int = 500,
-                 dlq_topic: str = DLQ_TOPIC, group_id: str | None = None):
+                 dlq_topic: str = DLQ_TOPIC, group_id: str | None = None, replay: bool = False):
         self.projection = projection
         self.topic = topic
         self.dlq_topic = dlq_topic
         self.max_batch = max_batch
+        self.replay = replay
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
-            group_id=group_id or f"recallstack.projector.{projection.name}",
+            group_id=None if replay else group_id or f"recallstack.projector.{projection.name}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",
@@ -84,27 +89,65 @@ class ProjectorRunner:
         )
         self.dlq = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
         self.applied_count = 0
+        self.relocations = 0
         self._committed: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
 
-    async def run(self) -> None:
+    async def start(self) -> None:
         await self.dlq.start()
         await self.consumer.start()
-        self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
-        log.info("projector %s consuming %s", self.projection.name, self.topic)
+        if self.replay:
+            partitions = [TopicPartition(self.topic, p) for p in sorted(self.consumer.partitions_for_topic(self.topic)
+                                                                         or ())]
+            if not partitions:
+                raise RuntimeError(f"topic {self.topic} has no partitions (is Kafka up and the topic created?)")
+            self.consumer.assign(partitions)
+            await self.seek_to_stored(partitions)
+        else:
+            self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
+        log.info("projector %s consuming %s%s", self.projection.name, self.topic, " (replay)" if self.replay else "")
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+        await self.dlq.stop()
+
+    async def run(self) -> None:
+        await self.start()
         try:
             while not self._stopping.is_set():
-                records = await self.consumer.getmany(timeout_ms=200, max_records=self.max_batch)
-                for tp, messages in records.items():
-                    await self._apply(tp, messages)
-                if not records:
-                    await self._commit_idle_positions()
+                await self.poll_once()
         finally:
-            await self.consumer.stop()
-            await self.dlq.stop()
+            await self.close()
 
     def stop(self) -> None:
         self._stopping.set()
+
+    async def poll_once(self, timeout_ms: int = 200) -> int:
+        """Fetch and apply what is there; returns how many records were handled."""
+        records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        handled = 0
+        try:
+            for tp, messages in records.items():
+                await self._apply(tp, messages)
+                handled += len(messages)
+        except Relocated:
+            # The rest of this poll was fetched for the old version's positions: drop it and
+            # start again from where the new version stands.
+            self.relocations += 1
+            log.info("projector %s: the live version changed; seeking to its positions", self.projection.name)
+            await self.seek_to_stored(self.consumer.assignment())
+            return handled
+        if not records and not self.replay:
+            await self._commit_idle_positions()
+        return handled
+
+    async def seek_to_stored(self, partitions) -> None:
+        stored = await self.projection.positions(self.topic)
+        for tp in partitions:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition] + 1)
+            else:
+                await self.consumer.seek_to_beginning(tp)
 
     async def _apply(self, tp: TopicPartition, messages) -> None:
         batch = [await self._decode(tp, m) for m in messages]
@@ -121,7 +164,8 @@ class ProjectorRunner:
                     delay = min(delay * 2, 5.0)
         self.applied_count += len(batch)
         APPLIED.labels(self.projection.name).inc(len(batch))
-        await self._commit({tp: await self.consumer.position(tp)})
+        if not self.replay:
+            await self._commit({tp: await self.consumer.position(tp)})
 
     async def _commit(self, positions: dict[TopicPartition, int]) -> None:
         # Kafka's own committed offsets only inform lag tools; the read model holds the truth.
@@ -143,7 +187,7 @@ class ProjectorRunner:
         try:
             await self.projection.apply_batch(self.topic, batch)
             return
-        except self.projection.transient_errors:
+        except (Relocated, *self.projection.transient_errors):
             raise
         except Exception:
             log.exception("batch apply failed for %s; retrying event by event", tp)
@@ -151,7 +195,7 @@ class ProjectorRunner:
         for item, message in zip(batch, messages):
             try:
                 await self.projection.apply_batch(self.topic, [item])
-            except self.projection.transient_errors:
+            except (Relocated, *self.projection.transient_errors):
                 raise
             except Exception as exc:
                 await self._dead_letter(tp, message, exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import uuid
 from datetime import datetime, timezone
 
@@ -12,7 +13,7 @@ import pytest
 from adapters import postgres
 from domain.events import MemoryCreated
 from projectors.pg_projector import PgProjector
-from projectors.runner import Applied
+from projectors.runner import Applied, Relocated
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +60,10 @@ async def test_failed_batch_rolls_back_data_and_offsets_together(pool, user_id):
 
 async def test_migrations_are_recorded_and_idempotent(settings, pool):
     assert await postgres.migrate(settings.pg_dsn, 384) == []
-    versions = [r["version"] for r in await pool.fetch("SELECT version FROM schema_migrations ORDER BY version")]
-    assert versions[0] == 1
+    async with pool.acquire() as conn:
+        schema = postgres.schema_of(await postgres.live_version(conn))
+    versions = [r["version"] for r in await pool.fetch(f"SELECT version FROM {schema}.schema_migrations ORDER BY 1")]
+    assert versions == [number for number, _, _ in postgres.migrations()]
     with pytest.raises(postgres.DimensionMismatch, match="384"):
         await postgres.migrate(settings.pg_dsn, 1536)
 
@@ -101,3 +104,71 @@ async def test_an_update_for_another_users_memory_changes_nothing(pool, user_id)
     intruder = MemoryUpdated(user_id="mallory", actor="user:mallory", memory_id=mine.memory_id, text="pwned")
     await projector.apply_batch(TOPIC + "-owner", [Applied(0, 1, mine), Applied(0, 2, intruder)])
     assert await pool.fetchval("SELECT text FROM memories WHERE id = $1", uuid.UUID(mine.memory_id)) == "mine"
+
+
+# --- versions (replay builds one beside the live one) -----------------------------------
+
+
+@pytest.fixture
+async def spare_version(settings, pool):
+    """A version of its own, far from the live one; dropped afterwards."""
+    from projectors.pg_projector import PgVersions
+
+    versions = PgVersions(pool, settings.pg_dsn, 384)
+    number = random.randrange(10**5, 10**6)
+    await versions.create_version(number)
+    yield versions, number
+    await versions.drop(number)
+
+
+async def test_a_pinned_version_is_written_beside_the_live_one_and_readers_do_not_see_it(spare_version, pool,
+                                                                                        user_id):
+    versions, number = spare_version
+    await versions.projection(number).apply_batch(TOPIC + "-pinned", [Applied(0, 3, event(user_id, "beside"))])
+    schema = postgres.schema_of(number)
+    assert await pool.fetchval(f"SELECT count(*) FROM {schema}.memories WHERE user_id = $1", user_id) == 1
+    assert await pool.fetchval("SELECT count(*) FROM memories WHERE user_id = $1", user_id) == 0
+    assert await versions.projection(number).positions(TOPIC + "-pinned") == {0: 3}
+    assert number in await versions.versions()
+
+
+async def test_switch_refuses_a_version_behind_the_live_one(spare_version, pool, user_id):
+    versions, number = spare_version
+    live = await versions.live_version()
+    topic = TOPIC + "-switch"
+    await versions.projection().apply_batch(topic, [Applied(0, 10, event(user_id, "live one"))])
+    await versions.projection(number).apply_batch(topic, [Applied(0, 9, event(user_id, "behind"))])
+    assert await versions.switch(number, topic) is False
+    assert await versions.live_version() == live
+    with pytest.raises(ValueError, match="live"):
+        await versions.drop(live)
+
+
+async def test_bulk_load_defers_secondary_indexes_and_rebuilds_every_one(spare_version, pool):
+    versions, number = spare_version
+    schema = postgres.schema_of(number)
+
+    async def indexes() -> set[str]:
+        return {r["indexname"] for r in await pool.fetch("SELECT indexname FROM pg_indexes WHERE schemaname = $1",
+                                                         schema)}
+
+    before = await indexes()
+    await versions.begin_bulk(number)
+    during = await indexes()
+    assert "memories_embedding_hnsw" in before and "memories_embedding_hnsw" not in during
+    assert "memories_pkey" in during  # constraints stay: they keep writes idempotent
+    built: list[str] = []
+    await versions.end_bulk(number, built.append)
+    assert await indexes() == before and set(built) == before - during
+
+
+async def test_a_following_projector_relocates_when_the_live_version_changes(pool, user_id):
+    projector = PgProjector(pool)
+    await projector.positions(TOPIC)
+    projector.version += 1000  # as if it had followed a version that is no longer live
+    with pytest.raises(Relocated):
+        await projector.apply_batch(TOPIC + "-relocate", [Applied(0, 1, event(user_id, "never written"))])
+    assert await pool.fetchval("SELECT count(*) FROM memories WHERE user_id = $1", user_id) == 0
+    await projector.positions(TOPIC)  # re-reads the live version
+    await projector.apply_batch(TOPIC + "-relocate", [Applied(0, 1, event(user_id, "written"))])
+    assert await pool.fetchval("SELECT count(*) FROM memories WHERE user_id = $1", user_id) == 1

@@ -3,6 +3,7 @@ read back through RedisReadModel."""
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -10,7 +11,7 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
-from adapters.redis_read_model import RECENT_LIMIT, RedisReadModel
+from adapters.redis_read_model import RECENT_LIMIT, RedisReadModel, prefix_of
 from domain.events import (MemoryAccessed, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated,
                            UserRegistered)
 from projectors.redis_projector import RedisProjector, encode
@@ -46,8 +47,13 @@ async def client(settings):
 
 
 @pytest.fixture
-async def prefix(client):
-    prefix = f"rs:test-{uuid.uuid4().hex[:12]}"
+def version() -> int:
+    return random.randrange(10**6, 10**9)  # a version of its own, far from the live ones
+
+
+@pytest.fixture
+async def prefix(client, version):
+    prefix = prefix_of(version)
     yield prefix
     keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
     if keys:
@@ -55,8 +61,8 @@ async def prefix(client):
 
 
 @pytest.fixture
-def projector(client, prefix) -> RedisProjector:
-    return RedisProjector(client, prefix)
+def projector(client, version) -> RedisProjector:
+    return RedisProjector(client, version)
 
 
 @pytest.fixture
@@ -271,3 +277,48 @@ async def test_unicode_round_trips_and_a_decoding_client_reads_the_same(settings
         assert [d["id"] for d in await RedisReadModel(text_client, prefix).recent(user_id)] == [memory.memory_id]
     finally:
         await text_client.aclose()
+
+
+# --- versions (replay builds one beside the live one) ------------------------------------
+
+
+async def test_switch_moves_readers_only_when_the_new_version_covers_the_live_one(client):
+    from adapters.redis_read_model import live_read_model, live_version
+    from projectors.redis_projector import RedisVersions
+    from projectors.runner import Relocated
+
+    live_key = f"rs:test-live-{uuid.uuid4().hex[:8]}"  # never the real pointer
+    old, new = random.randrange(10**6, 10**9), random.randrange(10**6, 10**9)
+    versions = RedisVersions(client, live_key)
+    await client.set(live_key, old)
+    user = f"u-{uuid.uuid4().hex[:8]}"
+    first, second = created(user, "first", 1), created(user, "second", 2)
+    try:
+        follower = versions.projection()
+        assert await follower.positions(TOPIC) == {}
+        await follower.apply_batch(TOPIC, [Applied(0, 5, first), Applied(1, 2, second)])
+        rebuilt = versions.projection(new)
+        await rebuilt.apply_batch(TOPIC, [Applied(0, 5, first)])
+        assert await versions.switch(new, TOPIC) is False  # partition 1 not there yet
+        assert await live_version(client, live_key) == old
+        await rebuilt.apply_batch(TOPIC, [Applied(1, 2, second)])
+        assert await versions.switch(new, TOPIC) is True
+        assert await live_version(client, live_key) == new
+        with pytest.raises(Relocated):
+            await follower.apply_batch(TOPIC, [Applied(0, 6, deleted(first, 3))])
+        assert await follower.positions(TOPIC) == {0: 5, 1: 2}  # the new version's
+        await follower.apply_batch(TOPIC, [Applied(0, 6, deleted(first, 3))])
+        with pytest.raises(ValueError, match="live"):
+            await versions.drop(new)
+        assert {old, new} <= set(await versions.versions())
+        await versions.drop(old)
+        assert [k async for k in client.scan_iter(match=f"{prefix_of(old)}:*")] == []
+        reads = RedisReadModel(client, prefix_of(new))
+        assert [d["text"] for d in await reads.recent(user)] == ["second"]
+        assert (await live_read_model(client)).keys.prefix.startswith("rs:v")
+    finally:
+        await client.delete(live_key)
+        for version in (old, new):
+            keys = [k async for k in client.scan_iter(match=f"{prefix_of(version)}:*", count=1000)]
+            if keys:
+                await client.delete(*keys)
