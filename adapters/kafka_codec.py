@@ -22,7 +22,7 @@ import typing
 import uuid
 from datetime import datetime, timezone
 from functools import cache
-from typing import Any
+from typing import Any, Callable
 
 from fastavro import schemaless_reader, schemaless_writer
 
@@ -71,6 +71,8 @@ def _to_avro(value: Any, hint: Any) -> Any:
         return json.dumps(value, separators=(",", ":"), sort_keys=True)
     if typing.get_origin(hint) is tuple:
         item = typing.get_args(hint)[0]
+        if item in (float, int, str, bool):
+            return list(value)
         return [_to_avro(v, item) for v in value]
     if dataclasses.is_dataclass(hint):
         return {avro: _to_avro(getattr(value, name), h) for name, avro, h in _fields(hint)}
@@ -80,20 +82,28 @@ def _to_avro(value: Any, hint: Any) -> Any:
 
 
 def _from_avro(value: Any, hint: Any) -> Any:
-    if value is None:
-        return None
+    return None if value is None else _decoder(hint)(value)
+
+
+@cache
+def _decoder(hint: Any) -> Callable[[Any], Any]:
+    """The conversion for one type hint, worked out once (decoding runs per event in replays)."""
     if _is_dict(hint):
-        return json.loads(value)
+        return json.loads
     if typing.get_origin(hint) is tuple:
         item = typing.get_args(hint)[0]
-        return tuple(_from_avro(v, item) for v in value)
+        if item in (float, int, bool):  # not str: a uuid logical type arrives as uuid.UUID
+            return tuple  # an embedding: 384 floats need no per-item conversion
+        convert = _decoder(item)
+        return lambda value: tuple(None if v is None else convert(v) for v in value)
     if dataclasses.is_dataclass(hint):
-        return hint(**_kwargs(hint, value))
+        return lambda value: hint(**_kwargs(hint, value))
     if hint is datetime:
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
-    if hint is str and isinstance(value, uuid.UUID):
-        return str(value)
-    return value
+        return lambda value: value.replace(tzinfo=timezone.utc) if value.tzinfo is None \
+            else value.astimezone(timezone.utc)
+    if hint is str:
+        return lambda value: str(value) if isinstance(value, uuid.UUID) else value
+    return lambda value: value
 
 
 def _kwargs(cls: type, record: dict[str, Any]) -> dict[str, Any]:
@@ -155,5 +165,6 @@ def decode(value: bytes, headers: "list[tuple[str, bytes]] | tuple") -> Event:
     if writer is None:
         raise UnknownSchema(f"no schema with fingerprint {fp.decode()}")
     reader = schemas.latest(writer.event_type)
-    record = schemaless_reader(io.BytesIO(value), writer.parsed, reader.parsed)
+    # Resolution against the reader schema only when it differs (it costs a replay dearly).
+    record = schemaless_reader(io.BytesIO(value), writer.parsed, None if reader is writer else reader.parsed)
     return from_record(record)

@@ -1,8 +1,11 @@
-"""What the benchmarks share: LoCoMo texts (used in place from ../shared) and percentiles."""
+"""What the benchmarks share: LoCoMo texts (used in place from ../shared), percentiles, the machine."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
+from pathlib import Path
 
 from settings import shared_dir
 
@@ -31,3 +34,20 @@ def questions() -> list[str]:
 def pct(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def machine() -> dict:
+    info = {"cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(), "python": platform.python_version()}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        info["simd"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f" {f}" in flags)
+        mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+        info["ram_gib"] = round(int(mem.split()[1]) / 1024 / 1024, 1)
+    except (OSError, StopIteration):
+        pass
+    info["loadavg_1m_at_start"] = os.getloadavg()[0]
+    return info

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -22,8 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from corpus import pct, questions, turns  # noqa: E402  (bench/ is the script's folder)
-
+from corpus import machine, pct, questions, turns
 
 # Quoted, not re-measured (torch is deliberately not installed): sentence-transformers + torch CPU
 # and a plain float64 numpy port, both on a 2-core machine.
@@ -36,23 +34,6 @@ def rss_mib() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
-
-
-def machine() -> dict:
-    info = {"cores": len(os.sched_getaffinity(0)), "cpu_count": os.cpu_count(), "python": platform.python_version()}
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                info["cpu"] = line.split(":", 1)[1].strip()
-                break
-        flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
-        info["simd"] = " ".join(f for f in ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni") if f" {f}" in flags)
-        mem = next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
-        info["ram_gib"] = round(int(mem.split()[1]) / 1024 / 1024, 1)
-    except (OSError, StopIteration):
-        pass
-    info["loadavg_1m_at_start"] = os.getloadavg()[0]
-    return info
 
 
 def locomo_texts() -> tuple[list[str], list[str]]:

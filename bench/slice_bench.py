@@ -13,14 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 import uuid
 
 import httpx
-from corpus import pct, turns
+from corpus import machine, pct, turns
 
 
 def summary(values: list[float]) -> dict:
@@ -57,8 +56,7 @@ def main() -> int:
             client.post("/v1/memories/search", json={"query": text[:80], "user_id": user, "limit": 10}).raise_for_status()
             search_ms.append((time.perf_counter() - began) * 1000)
     result = {
-        "machine": {"cores": os.cpu_count(), "platform": platform.platform(),
-                    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+        "machine": machine(),
         "corpus": {"memories_of_this_user": len(texts)},
         "add_ack": summary(add_ms), "add_then_search_read_your_writes": summary(ryw_ms), "search": summary(search_ms),
     }

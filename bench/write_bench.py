@@ -18,14 +18,13 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 import uuid
 
 import httpx
-from corpus import pct, turns
+from corpus import machine, pct, turns
 
 
 async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
@@ -125,8 +124,7 @@ async def main() -> int:
     args = ap.parse_args()
     per_level = 100 if args.quick else 400
     batch_total = 2_000 if args.quick else 10_000
-    result = {"machine": {"cores": os.cpu_count(), "platform": platform.platform(),
-                          "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)},
+    result = {"machine": machine(),
               "single_add": [], "corpus": {"single_adds_per_level": per_level, "batch_memories": batch_total}}
     print("warming up (JIT of Kafka, connection pools)...", file=sys.stderr)
     await single_adds(args.base_url, turns(60), 4)

@@ -234,16 +234,17 @@ def cmd_replay(args) -> int:
         console.print(f"[red]error:[/red] {exc}")
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}"),
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:
-        apply_task = bar.add_task(f"replay {name}: events", total=None, rate="")
+        apply_task = bar.add_task(f"replay {name}: log records", total=None, rate="", counts="")
         started = time.monotonic()
 
         def on_progress(phase: str, done: int, total: int | None) -> None:
             if phase == "apply":
                 elapsed = max(time.monotonic() - started, 1e-6)
-                bar.update(apply_task, completed=done, total=total, rate=f"{done / elapsed:,.0f} records/s")
+                bar.update(apply_task, completed=done, total=total, counts=f"{done:,}/{total:,}",
+                           rate=f"{done / elapsed:,.0f} records/s")
             elif phase == "index":
                 bar.update(apply_task, description=f"replay {name}: building index {done}")
             else:

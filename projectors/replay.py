@@ -49,7 +49,9 @@ Progress = Callable[[str, int, int | None], None]
 
 async def replay(versions: ReadModelVersions, bootstrap: str, topic: str = EVENTS_TOPIC,
                  on_progress: Progress = lambda phase, done, total: None, keep_old: bool = False,
-                 switch_timeout_s: float = 120.0, max_batch: int = 2000) -> ReplayReport:
+                 switch_timeout_s: float = 120.0, max_batch: int = 2000, switch: bool = True) -> ReplayReport:
+    """Rebuild, switch readers, drop the old version. With switch=False the new version is
+    built, measured and dropped again, and readers never move (a rehearsal; benchmarks)."""
     started = time.monotonic()
     old = await versions.live_version()
     leftovers = [v for v in await versions.versions() if v > old]
@@ -72,7 +74,7 @@ async def replay(versions: ReadModelVersions, bootstrap: str, topic: str = EVENT
         resumed = any(from_positions[tp] > beginnings[tp] for tp in partitions)
 
         async def covered() -> int:
-            return sum(min(await consumer.position(tp), ends[tp]) - beginnings[tp] for tp in partitions)
+            return sum([min(await consumer.position(tp), ends[tp]) - beginnings[tp] for tp in partitions])
 
         apply_started = time.monotonic()
         done = await covered()
@@ -91,7 +93,7 @@ async def replay(versions: ReadModelVersions, bootstrap: str, topic: str = EVENT
 
         switch_started = time.monotonic()
         attempts = 0
-        while True:
+        while switch:
             while await runner.poll_once(timeout_ms=100):
                 pass  # drain what the live log gained meanwhile
             attempts += 1
@@ -105,7 +107,9 @@ async def replay(versions: ReadModelVersions, bootstrap: str, topic: str = EVENT
         switch_seconds = time.monotonic() - switch_started
     finally:
         await runner.close()
-    if not keep_old:
+    if not switch:
+        await versions.drop(new)
+    elif not keep_old:
         await versions.drop(old)
     return ReplayReport(
         projection=versions.name, old_version=old, new_version=new, resumed=resumed, events=runner.applied_count,

@@ -97,9 +97,11 @@ class ProjectorRunner:
         await self.dlq.start()
         await self.consumer.start()
         if self.replay:
-            partitions = [TopicPartition(self.topic, p) for p in sorted(self.consumer.partitions_for_topic(self.topic)
-                                                                         or ())]
+            # Without a subscription the consumer holds no metadata for the topic: ask the cluster.
+            cluster = await self.consumer._client.fetch_all_metadata()
+            partitions = [TopicPartition(self.topic, p) for p in sorted(cluster.partitions_for_topic(self.topic) or ())]
             if not partitions:
+                await self.close()
                 raise RuntimeError(f"topic {self.topic} has no partitions (is Kafka up and the topic created?)")
             self.consumer.assign(partitions)
             await self.seek_to_stored(partitions)
