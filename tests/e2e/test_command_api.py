@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
-from domain.events import (ConversationReceived, MemoryCreated, MemoryDeleted, MemoryScopeDeleted,
-                           MemoryUpdated)
+from domain.events import (
+    ConversationReceived,
+    MemoryCreated,
+    MemoryDeleted,
+    MemoryScopeDeleted,
+    MemoryUpdated,
+)
 from tests.e2e.log_reader import appended, end_offsets
 
 pytestmark = pytest.mark.e2e
@@ -52,7 +57,7 @@ def test_add_appends_one_memory_created_keyed_by_user(gateway, log, user_id):
         (body["results"][0]["id"], "Prefers tabs over spaces", user_id, "cursor", "r-1", "ide")
     assert event.metadata == {"lang": "go", "n": 2} and event.categories == ("preferences",)
     assert event.importance == pytest.approx(0.7)
-    assert event.happened_at == datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)
+    assert event.happened_at == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
     assert event.actor == f"user:{user_id}" and event.correlation_id == "req-42"
     assert len(event.embedding) == 384 and event.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
 

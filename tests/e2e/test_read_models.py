@@ -8,7 +8,7 @@ import asyncio
 import pytest
 import redis.asyncio as aioredis
 
-from adapters.redis_read_model import RedisReadModel
+from adapters.redis_read_model import live_read_model
 from domain.consistency import wait_until_applied
 from settings import EVENTS_TOPIC
 
@@ -22,7 +22,7 @@ def accepted(answer):
 
 async def redis_view(settings, token, user_id, memory_id):
     client = aioredis.Redis.from_url(settings.redis_url)
-    model = RedisReadModel(client)
+    model = await live_read_model(client)
     try:
         await wait_until_applied(token, EVENTS_TOPIC, "redis", lambda: model.positions(EVENTS_TOPIC), 10_000)
         return (await model.get(memory_id, include_deleted=True), await model.recent(user_id),
