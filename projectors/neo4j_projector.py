@@ -32,6 +32,36 @@ Graph model (all nodes per user; nothing is shared across users):
 - Other events (access, conversations, identity, ...) do not change the graph; their
   position still advances.
 
+Versions (projectors/versions.py). The graph lives in numbered label sets: every node of
+version n carries its contract label and a versioned one, `(:Memory:Memory_v3)`,
+`(:Entity:Entity_v3)`, `(:User:User_v3)`, `(:ProjectionOffset:ProjectionOffset_v3)`,
+`(:AppliedEvent:AppliedEvent_v3)`. Every MATCH and MERGE names the versioned label only, so
+versions never mix and each uses its own constraints and indexes (`rs_v3_memory_id`, ...;
+created by `Neo4jVersions.create_version`). Relationship types are not versioned (they only
+join nodes of one version; their property indexes are global); a query that starts from a
+relationship index still pins an endpoint's versioned label. Labels are formatted into the
+query text from an int version only (`versioned()`: `Memory_vN` -> `Memory_v3`), never from
+input. Readers find the live version with `live_graph_version()` and its labels with
+`labels(version)`.
+
+- The pointer `(:ReadModelLive {projection: "neo4j", version: n})` says which version is
+  live (readers read it, the live projector writes it). Without one, the first
+  `live_version()` creates version 1 as live; a graph written before versions existed
+  (plain labels, no pointer) is adopted as version 1 in place (its nodes get the `_v1`
+  labels, in batches) and the old unversioned constraints and indexes are dropped: a
+  plain-label uniqueness constraint would make two versions collide on the same memory id.
+- `Neo4jProjector(driver)` follows the live version: `positions()` reads the pointer and
+  remembers the version; each batch's write transaction reads the pointer first and raises
+  `Relocated` (nothing written) when it moved, and once more after advancing its offsets,
+  which a switch locks, so a batch never lands in a version that is no longer live.
+  `Neo4jProjector(driver, version=n)` writes version n whatever the pointer says (a replay).
+- `Neo4jVersions.switch(n, topic)`: one write transaction locks the pointer and the live
+  version's offsets of the topic, and moves the pointer to n only if n's offsets cover
+  them on every partition. `drop(n)` deletes a version that is not live, in batches, then
+  its constraints and indexes. A `(:ReadModelVersion {projection, version})` marker lists
+  the versions a projection created, so versions() does not pick up another projection's
+  label sets.
+
 Exactly-once effect: one write transaction per `apply_batch` holds the data and the
 `ProjectionOffset` nodes (advanced with a max, so a redelivery never moves them back).
 Inside it, events at or below the stored position of their partition are skipped (a
@@ -39,16 +69,17 @@ redelivery after a crash before the Kafka commit), and every applied memory even
 `(:AppliedEvent {event_id})` marker, so the same event appended twice at other offsets
 (a retried command whose idempotency record was lost) changes nothing either.
 
-Call `ensure_schema()` once before consuming (constraints and indexes, IF NOT EXISTS).
-The driver is the caller's: create it with `neo4j.AsyncGraphDatabase.driver(...)` and
-close it yourself.
+Call `ensure_schema()` once before consuming (the written version's constraints and
+indexes, IF NOT EXISTS). The driver is the caller's: create it with
+`neo4j.AsyncGraphDatabase.driver(...)` and close it yourself.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from neo4j import AsyncDriver, AsyncManagedTransaction, RoutingControl
@@ -56,31 +87,78 @@ from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from domain import entities as extractor
 from domain.events import Entity, Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated, Relation
-from projectors.runner import Applied
+from projectors.runner import Applied, Relocated
+from projectors.versions import covers
 
-SCHEMA = (
-    "CREATE CONSTRAINT rs_user_id IF NOT EXISTS FOR (u:User) REQUIRE u.user_id IS UNIQUE",
-    "CREATE CONSTRAINT rs_memory_id IF NOT EXISTS FOR (m:Memory) REQUIRE m.id IS UNIQUE",
-    "CREATE CONSTRAINT rs_entity_user_key IF NOT EXISTS FOR (e:Entity) REQUIRE (e.user_id, e.key) IS UNIQUE",
-    "CREATE CONSTRAINT rs_projection_offset IF NOT EXISTS FOR (o:ProjectionOffset)"
-    " REQUIRE (o.projection, o.topic, o.partition) IS UNIQUE",
-    "CREATE CONSTRAINT rs_applied_event_id IF NOT EXISTS FOR (a:AppliedEvent) REQUIRE a.event_id IS UNIQUE",
-    "CREATE INDEX rs_memory_user IF NOT EXISTS FOR (m:Memory) ON (m.user_id)",
-    "CREATE INDEX rs_entity_user IF NOT EXISTS FOR (e:Entity) ON (e.user_id)",
-    "CREATE INDEX rs_entity_name IF NOT EXISTS FOR (e:Entity) ON (e.name)",
-    "CREATE INDEX rs_applied_event_user IF NOT EXISTS FOR (a:AppliedEvent) ON (a.user_id)",
+PROJECTION = "neo4j"
+NODE_LABELS = ("User", "Memory", "Entity", "ProjectionOffset", "AppliedEvent")  # the contract labels
+
+# Per version: `_vN` becomes `_v<n>` (versioned()).
+VERSION_SCHEMA = (
+    "CREATE CONSTRAINT rs_vN_user_id IF NOT EXISTS FOR (u:User_vN) REQUIRE u.user_id IS UNIQUE",
+    "CREATE CONSTRAINT rs_vN_memory_id IF NOT EXISTS FOR (m:Memory_vN) REQUIRE m.id IS UNIQUE",
+    ("CREATE CONSTRAINT rs_vN_entity_user_key IF NOT EXISTS FOR (e:Entity_vN)"
+     " REQUIRE (e.user_id, e.key) IS UNIQUE"),
+    ("CREATE CONSTRAINT rs_vN_projection_offset IF NOT EXISTS FOR (o:ProjectionOffset_vN)"
+     " REQUIRE (o.projection, o.topic, o.partition) IS UNIQUE"),
+    "CREATE CONSTRAINT rs_vN_applied_event_id IF NOT EXISTS FOR (a:AppliedEvent_vN) REQUIRE a.event_id IS UNIQUE",
+    "CREATE INDEX rs_vN_memory_user IF NOT EXISTS FOR (m:Memory_vN) ON (m.user_id)",
+    "CREATE INDEX rs_vN_entity_user IF NOT EXISTS FOR (e:Entity_vN) ON (e.user_id)",
+    "CREATE INDEX rs_vN_entity_name IF NOT EXISTS FOR (e:Entity_vN) ON (e.name)",
+    "CREATE INDEX rs_vN_applied_event_user IF NOT EXISTS FOR (a:AppliedEvent_vN) ON (a.user_id)",
+)
+VERSION_CONSTRAINTS = ("rs_vN_user_id", "rs_vN_memory_id", "rs_vN_entity_user_key", "rs_vN_projection_offset",
+                       "rs_vN_applied_event_id")
+VERSION_INDEXES = ("rs_vN_memory_user", "rs_vN_entity_user", "rs_vN_entity_name", "rs_vN_applied_event_user")
+# Shared by every version: relationship property indexes, the pointer and the version markers.
+GLOBAL_SCHEMA = (
+    "CREATE CONSTRAINT rs_read_model_live IF NOT EXISTS FOR (p:ReadModelLive) REQUIRE p.projection IS UNIQUE",
+    ("CREATE CONSTRAINT rs_read_model_version IF NOT EXISTS FOR (v:ReadModelVersion)"
+     " REQUIRE (v.projection, v.version) IS UNIQUE"),
     "CREATE INDEX rs_relates_memory IF NOT EXISTS FOR ()-[r:RELATES]-() ON (r.memory_id)",
     "CREATE INDEX rs_relates_type IF NOT EXISTS FOR ()-[r:RELATES]-() ON (r.type)",
 )
+# What the code before versions created on the plain labels (dropped when adopting it).
+LEGACY_CONSTRAINTS = ("rs_user_id", "rs_memory_id", "rs_entity_user_key", "rs_projection_offset",
+                      "rs_applied_event_id")
+LEGACY_INDEXES = ("rs_memory_user", "rs_entity_user", "rs_entity_name", "rs_applied_event_user")
 
+_BATCH = 10_000
 _MEMORY_EVENTS = (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted)
+
+
+def _check_version(version: int) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ValueError(f"a read-model version is a positive int, not {version!r}")
+    return version
+
+
+def _check_label(label: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", label):
+        raise ValueError(f"not a plain label name: {label!r}")
+    return label
+
+
+@lru_cache(maxsize=1024)
+def versioned(template: str, version: int) -> str:
+    """A query template for `version`: every `_vN` (as in `Memory_vN`, `rs_vN_memory_id`)
+    becomes `_v<version>`. The version is an int, so nothing else enters the query text."""
+    return re.sub(r"_vN(?![A-Za-z0-9])", f"_v{_check_version(version)}", template)
+
+
+def labels(version: int) -> dict[str, str]:
+    """The versioned label of each contract label: {"Memory": "Memory_v3", ...}."""
+    return {label: f"{label}_v{_check_version(version)}" for label in NODE_LABELS}
+
 
 # Datetimes travel as ISO 8601 strings and become DateTime in Cypher: the pure-Python
 # Bolt packer is several times slower on datetime values than on strings.
+# Nodes are created with both labels; MERGE matches on the versioned one and adds the contract label.
 _CREATE_MEMORIES = """
 UNWIND $rows AS r
-MERGE (u:User {user_id: r.user_id})
-CREATE (u)-[:OWNS]->(:Memory {
+MERGE (u:User_vN {user_id: r.user_id})
+  ON CREATE SET u:User
+CREATE (u)-[:OWNS]->(:Memory:Memory_vN {
   id: r.id, user_id: r.user_id, text: r.text, state: 'active',
   created_at: datetime(r.created_at), updated_at: datetime(r.created_at), occurred_at: datetime(r.occurred_at),
   agent_id: r.agent_id, run_id: r.run_id, app_id: r.app_id,
@@ -88,38 +166,41 @@ CREATE (u)-[:OWNS]->(:Memory {
 """
 _MENTION = """
 UNWIND $rows AS r
-MATCH (m:Memory {id: r.memory_id})
-MERGE (e:Entity {user_id: r.user_id, key: r.key})
-  ON CREATE SET e.name = r.name, e.type = r.type
+MATCH (m:Memory_vN {id: r.memory_id})
+MERGE (e:Entity_vN {user_id: r.user_id, key: r.key})
+  ON CREATE SET e:Entity, e.name = r.name, e.type = r.type
 MERGE (m)-[:MENTIONS]->(e)
 """
 _RELATE = """
 UNWIND $rows AS r
-MATCH (s:Entity {user_id: r.user_id, key: r.source})
-MATCH (t:Entity {user_id: r.user_id, key: r.target})
+MATCH (s:Entity_vN {user_id: r.user_id, key: r.source})
+MATCH (t:Entity_vN {user_id: r.user_id, key: r.target})
 CREATE (s)-[:RELATES {type: r.type, memory_id: r.memory_id, valid_from: datetime(r.valid_from)}]->(t)
 """
+# RELATES is not versioned: the index finds the memory's relations, the source's label keeps this version's.
 _CLOSE_RELATIONS = """
 UNWIND $ids AS id
-MATCH ()-[r:RELATES {memory_id: id}]->()
-WHERE r.valid_to IS NULL
+MATCH (s)-[r:RELATES {memory_id: id}]->()
+WHERE s:Entity_vN AND r.valid_to IS NULL
 SET r.valid_to = datetime($at)
 """
 _UPDATE_MEMORY = """
-MATCH (m:Memory {id: $id, user_id: $user_id})
+MATCH (m:Memory_vN {id: $id, user_id: $user_id})
 WHERE m.state <> 'deleted'
 WITH m, m.text AS old_text
 SET m.text = coalesce($text, m.text), m.updated_at = datetime($at), m.last_event_id = $event_id
 RETURN old_text
 """
+_UNLINK_MENTIONS = "MATCH (:Memory_vN {id: $id})-[r:MENTIONS]->() DELETE r"
+_FROM_EXTRACTOR = "MATCH (m:Memory_vN {id: $id}) SET m.entity_source = 'extractor'"
 _DELETE_MEMORY = """
-MATCH (m:Memory {id: $id, user_id: $user_id})
+MATCH (m:Memory_vN {id: $id, user_id: $user_id})
 WHERE m.state <> 'deleted'
 SET m.state = 'deleted', m.updated_at = datetime($at), m.deleted_at = datetime($at), m.last_event_id = $event_id
 RETURN m.id AS id
 """
 _DELETE_SCOPE = """
-MATCH (m:Memory {user_id: $user_id})
+MATCH (m:Memory_vN {user_id: $user_id})
 WHERE m.state <> 'deleted'
   AND ($agent_id IS NULL OR m.agent_id = $agent_id)
   AND ($run_id IS NULL OR m.run_id = $run_id)
@@ -127,20 +208,55 @@ WHERE m.state <> 'deleted'
 SET m.state = 'deleted', m.updated_at = datetime($at), m.deleted_at = datetime($at), m.last_event_id = $event_id
 RETURN m.id AS id
 """
+_EXISTING_MEMORIES = "UNWIND $ids AS id MATCH (m:Memory_vN {id: id}) RETURN m.id AS id"
+_SEEN_EVENTS = "UNWIND $ids AS id MATCH (a:AppliedEvent_vN {event_id: id}) RETURN a.event_id AS id"
 _MARK_APPLIED = """
 UNWIND $rows AS r
-CREATE (:AppliedEvent {event_id: r.event_id, user_id: r.user_id, event_type: r.event_type})
+CREATE (:AppliedEvent:AppliedEvent_vN {event_id: r.event_id, user_id: r.user_id, event_type: r.event_type})
+"""
+_POSITIONS = """
+MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
+RETURN o.partition AS partition, o.offset AS offset
 """
 _ADVANCE = """
 UNWIND $rows AS r
-MERGE (o:ProjectionOffset {projection: $projection, topic: $topic, partition: r.partition})
-  ON CREATE SET o.offset = r.offset
+MERGE (o:ProjectionOffset_vN {projection: $projection, topic: $topic, partition: r.partition})
+  ON CREATE SET o:ProjectionOffset, o.offset = r.offset
   ON MATCH SET o.offset = CASE WHEN r.offset > o.offset THEN r.offset ELSE o.offset END
+"""
+# A switch write-locks the live version's offsets (the Neo4j manual's `_LOCK_` idiom), then
+# reads them: a batch advancing them commits first and is counted, or waits for the switch
+# and then sees the pointer moved.
+_LOCK_POSITIONS = """
+MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
+WITH o ORDER BY o.partition
+SET o._LOCK_ = true
+"""
+_UNLOCK_POSITIONS = """
+MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
+REMOVE o._LOCK_
+RETURN o.partition AS partition, o.offset AS offset
+"""
+_READ_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) RETURN p.version AS version"
+_LOCK_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) SET p._LOCK_ = true RETURN p.version AS version"
+_SET_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) REMOVE p._LOCK_ SET p.version = $version"
+_UNLOCK_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) REMOVE p._LOCK_"
+_CREATE_LIVE = """
+MERGE (p:ReadModelLive {projection: $projection})
+  ON CREATE SET p.version = $version
+RETURN p.version AS version
 """
 
 
+async def live_graph_version(driver: AsyncDriver, database: str | None = None, projection: str = PROJECTION) -> int:
+    """The version readers read (a plain read of the pointer; 1 while there is none)."""
+    records, _, _ = await driver.execute_query(_READ_LIVE, projection=projection, database_=database,
+                                               routing_=RoutingControl.READ)
+    return records[0]["version"] if records else 1
+
+
 class Neo4jProjector:
-    name = "neo4j"
+    name = PROJECTION
     transient_errors: tuple[type[BaseException], ...] = (
         ServiceUnavailable,  # includes IncompleteCommit: safe to retry, the batch is idempotent
         SessionExpired,
@@ -148,46 +264,61 @@ class Neo4jProjector:
         OSError,  # includes ConnectionError and TimeoutError
     )
 
-    def __init__(self, driver: AsyncDriver, database: str | None = None):
+    def __init__(self, driver: AsyncDriver, database: str | None = None, version: int | None = None, *,
+                 projection: str = PROJECTION):
         self.driver = driver
         self.database = database
+        self.name = projection  # the pointer's key and ProjectionOffset.projection (another one only in tests)
+        self.pinned = None if version is None else _check_version(version)  # None: follow the live version
+        self.version = self.pinned  # the version written (following: the live one as of positions())
+        self.versions = Neo4jVersions(driver, database, projection=projection)
 
     async def ensure_schema(self) -> None:
-        """Constraints and indexes; safe to call on every start."""
-        async with self.driver.session(database=self.database) as session:
-            for statement in SCHEMA:
-                result = await session.run(statement)
-                await result.consume()
+        """Constraints and indexes of the version written; safe to call on every start."""
+        if self.pinned is None:
+            self.version = await self.versions.live_version()
+        await self.versions.create_version(self.version)
 
     async def positions(self, topic: str) -> dict[int, int]:
+        if self.pinned is None:
+            self.version = await self.versions.live_version()
         records, _, _ = await self.driver.execute_query(
-            "MATCH (o:ProjectionOffset {projection: $projection, topic: $topic})"
-            " RETURN o.partition AS partition, o.offset AS offset",
-            projection=self.name, topic=topic, database_=self.database, routing_=RoutingControl.READ,
-        )
+            versioned(_POSITIONS, self.version), projection=self.name, topic=topic, database_=self.database,
+            routing_=RoutingControl.READ)
         return {r["partition"]: r["offset"] for r in records}
 
     async def apply_batch(self, topic: str, batch: Sequence[Applied]) -> None:
         """Apply events and advance the offsets in one transaction: a crash leaves both or neither."""
         if not batch:
             return
+        if self.version is None:  # following, used without positions() first (a DLQ retry)
+            self.version = await self.versions.live_version()
         # The driver's execute_query bookmark manager: positions() then reads this write (causal consistency).
         async with self.driver.session(database=self.database,
                                        bookmark_manager=self.driver.execute_query_bookmark_manager) as session:
             await session.execute_write(self._write_batch, topic, list(batch))
 
+    def _q(self, template: str) -> str:
+        return versioned(template, self.version)
+
     # --- the transaction ---------------------------------------------------------------
 
+    async def _check_live(self, tx: AsyncManagedTransaction) -> None:
+        if self.pinned is None:
+            rows = await _rows(tx, _READ_LIVE, projection=self.name)
+            live = rows[0]["version"] if rows else 1
+            if live != self.version:
+                raise Relocated(f"neo4j read model moved from v{self.version} to v{live}")
+
     async def _write_batch(self, tx: AsyncManagedTransaction, topic: str, batch: list[Applied]) -> None:
+        await self._check_live(tx)  # before any write
         stored = {r["partition"]: r["offset"] for r in await _rows(
-            tx, "MATCH (o:ProjectionOffset {projection: $projection, topic: $topic})"
-                " RETURN o.partition AS partition, o.offset AS offset", projection=self.name, topic=topic)}
+            tx, self._q(_POSITIONS), projection=self.name, topic=topic)}
         fresh = [item.event for item in batch
                  if item.event is not None and isinstance(item.event, _MEMORY_EVENTS)
                  and item.offset > stored.get(item.partition, -1)]
         seen = {r["id"] for r in await _rows(
-            tx, "UNWIND $ids AS id MATCH (a:AppliedEvent {event_id: id}) RETURN a.event_id AS id",
-            ids=[e.event_id for e in fresh])} if fresh else set()
+            tx, self._q(_SEEN_EVENTS), ids=[e.event_id for e in fresh])} if fresh else set()
         applied: list[Event] = []
         creates: list[MemoryCreated] = []
         for event in fresh:
@@ -208,19 +339,22 @@ class Neo4jProjector:
                 await self._delete_scope(tx, event)
         await self._create_memories(tx, creates)
         if applied:
-            await _run(tx, _MARK_APPLIED, rows=[
+            await _run(tx, self._q(_MARK_APPLIED), rows=[
                 {"event_id": e.event_id, "user_id": e.user_id, "event_type": e.event_type} for e in applied])
         highest: dict[int, int] = {}
         for item in batch:
             highest[item.partition] = max(item.offset, highest.get(item.partition, -1))
-        await _run(tx, _ADVANCE, projection=self.name, topic=topic,
+        await _run(tx, self._q(_ADVANCE), projection=self.name, topic=topic,
                    rows=[{"partition": p, "offset": o} for p, o in sorted(highest.items())])
+        # Again, now that this transaction holds its offsets' locks: a switch that took them
+        # first has committed, and its new pointer is visible here.
+        await self._check_live(tx)
 
     async def _create_memories(self, tx: AsyncManagedTransaction, events: list[MemoryCreated]) -> None:
         if not events:
             return
         existing = {r["id"] for r in await _rows(
-            tx, "UNWIND $ids AS id MATCH (m:Memory {id: id}) RETURN m.id AS id", ids=[e.memory_id for e in events])}
+            tx, self._q(_EXISTING_MEMORIES), ids=[e.memory_id for e in events])}
         memories, mentions, relations = [], [], []
         for event in events:
             if event.memory_id in existing:
@@ -240,43 +374,201 @@ class Neo4jProjector:
             mentions += m
             relations += r
         if memories:
-            await _run(tx, _CREATE_MEMORIES, rows=memories)
+            await _run(tx, self._q(_CREATE_MEMORIES), rows=memories)
             await self._link(tx, mentions, relations)
 
     async def _update(self, tx: AsyncManagedTransaction, event: MemoryUpdated) -> None:
-        rows = await _rows(tx, _UPDATE_MEMORY, id=event.memory_id, user_id=event.user_id, text=event.text,
+        rows = await _rows(tx, self._q(_UPDATE_MEMORY), id=event.memory_id, user_id=event.user_id, text=event.text,
                            at=event.occurred_at.isoformat(), event_id=event.event_id)
         if not rows:
             return  # unknown, someone else's, or deleted
         if event.text is None or event.text == rows[0]["old_text"]:
             return  # metadata only: the graph of the text stays
-        await _run(tx, "MATCH (:Memory {id: $id})-[r:MENTIONS]->() DELETE r", id=event.memory_id)
+        await _run(tx, self._q(_UNLINK_MENTIONS), id=event.memory_id)
         await self._close(tx, [event.memory_id], event.occurred_at)
-        await _run(tx, "MATCH (m:Memory {id: $id}) SET m.entity_source = 'extractor'", id=event.memory_id)
+        await _run(tx, self._q(_FROM_EXTRACTOR), id=event.memory_id)
         ents, rels = extractor.extract(event.text)
         mentions, relations = _graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=event.occurred_at)
         await self._link(tx, mentions, relations)
 
     async def _delete(self, tx: AsyncManagedTransaction, event: MemoryDeleted) -> None:
-        rows = await _rows(tx, _DELETE_MEMORY, id=event.memory_id, user_id=event.user_id,
+        rows = await _rows(tx, self._q(_DELETE_MEMORY), id=event.memory_id, user_id=event.user_id,
                            at=event.occurred_at.isoformat(), event_id=event.event_id)
         await self._close(tx, [r["id"] for r in rows], event.occurred_at)
 
     async def _delete_scope(self, tx: AsyncManagedTransaction, event: MemoryScopeDeleted) -> None:
         # Per-user order: exactly the memories of the scope that exist when the event is applied.
-        rows = await _rows(tx, _DELETE_SCOPE, user_id=event.user_id, agent_id=event.agent_id, run_id=event.run_id,
-                           app_id=event.app_id, at=event.occurred_at.isoformat(), event_id=event.event_id)
+        rows = await _rows(tx, self._q(_DELETE_SCOPE), user_id=event.user_id, agent_id=event.agent_id,
+                           run_id=event.run_id, app_id=event.app_id, at=event.occurred_at.isoformat(),
+                           event_id=event.event_id)
         await self._close(tx, [r["id"] for r in rows], event.occurred_at)
 
     async def _close(self, tx: AsyncManagedTransaction, memory_ids: list[str], at: datetime) -> None:
         if memory_ids:
-            await _run(tx, _CLOSE_RELATIONS, ids=memory_ids, at=at.isoformat())
+            await _run(tx, self._q(_CLOSE_RELATIONS), ids=memory_ids, at=at.isoformat())
 
     async def _link(self, tx: AsyncManagedTransaction, mentions: list[dict], relations: list[dict]) -> None:
         if mentions:
-            await _run(tx, _MENTION, rows=mentions)
+            await _run(tx, self._q(_MENTION), rows=mentions)
         if relations:
-            await _run(tx, _RELATE, rows=relations)
+            await _run(tx, self._q(_RELATE), rows=relations)
+
+
+class Neo4jVersions:
+    """The graph read model's versions (projectors/versions.py): label sets `<Label>_v<n>`.
+
+    `legacy_labels` / `legacy_schema`: what to adopt as version 1 when the pointer is first
+    created. By default, for the real projection ("neo4j"), the contract labels and the
+    unversioned constraints and indexes of the code before versions; for any other
+    projection name nothing global (its own plain ProjectionOffset nodes only), so a test
+    projection never relabels or drops what is not its own.
+    """
+
+    name = PROJECTION
+
+    def __init__(self, driver: AsyncDriver, database: str | None = None, *, projection: str = PROJECTION,
+                 legacy_labels: Sequence[str] | None = None, legacy_schema: Sequence[str] | None = None):
+        self.driver = driver
+        self.database = database
+        self.name = projection
+        real = projection == PROJECTION
+        self.legacy_labels = tuple(_check_label(label) for label in (
+            legacy_labels if legacy_labels is not None
+            else [label for label in NODE_LABELS if label != "ProjectionOffset"] if real else ()))
+        self.legacy_schema = tuple(_check_label(name) for name in (
+            legacy_schema if legacy_schema is not None else (*LEGACY_CONSTRAINTS, *LEGACY_INDEXES) if real else ()))
+
+    def _session(self):
+        return self.driver.session(database=self.database, bookmark_manager=self.driver.execute_query_bookmark_manager)
+
+    async def _query(self, query: str, **params: Any) -> list[dict]:
+        records, _, _ = await self.driver.execute_query(query, params, database_=self.database)
+        return [r.data() for r in records]
+
+    async def _schema(self, statements: Iterable[str]) -> None:
+        async with self._session() as session:
+            for statement in statements:
+                result = await session.run(statement)
+                await result.consume()
+
+    # --- the protocol --------------------------------------------------------------------
+
+    async def live_version(self) -> int:
+        rows = await self._query(_READ_LIVE, projection=self.name)
+        if rows:
+            return rows[0]["version"]
+        return await self._create_live()
+
+    async def versions(self) -> list[int]:
+        """The live version, the versions this projection created (their markers), and any
+        label set with nodes (memories or offsets) that no projection claims."""
+        found = {await self.live_version()}
+        markers = await self._query(
+            "MATCH (v:ReadModelVersion) RETURN v.projection AS projection, v.version AS version")
+        found |= {r["version"] for r in markers if r["projection"] == self.name}
+        claimed = {r["version"] for r in markers}
+        # db.labels() also lists labels that only a constraint names: count the nodes.
+        unclaimed = {int(match[1]) for r in await self._query("CALL db.labels() YIELD label RETURN label")
+                     if (match := re.fullmatch(r"(?:Memory|ProjectionOffset)_v(\d+)", r["label"]))} - claimed - found
+        for version in sorted(unclaimed):
+            query = versioned("RETURN EXISTS { (:Memory_vN) } OR EXISTS { (:ProjectionOffset_vN) } AS present", version)
+            if (await self._query(query))[0]["present"]:
+                found.add(version)
+        return sorted(found)
+
+    async def create_version(self, version: int) -> None:
+        version = _check_version(version)
+        await self._schema(GLOBAL_SCHEMA)
+        await self._schema(versioned(statement, version) for statement in VERSION_SCHEMA)
+        await self._query("MERGE (:ReadModelVersion {projection: $projection, version: $version})",
+                          projection=self.name, version=version)
+
+    def projection(self, version: int | None = None) -> Neo4jProjector:
+        projector = Neo4jProjector(self.driver, self.database, version, projection=self.name)
+        projector.versions = self  # the same adoption settings
+        return projector
+
+    async def switch(self, version: int, topic: str) -> bool:
+        version = _check_version(version)
+        await self.live_version()  # the pointer exists
+        async with self._session() as session:
+            return await session.execute_write(self._switch, version, topic)
+
+    async def _switch(self, tx: AsyncManagedTransaction, version: int, topic: str) -> bool:
+        # Lock order: the pointer, then the live offsets (a batch only ever locks offsets).
+        live = (await _rows(tx, _LOCK_LIVE, projection=self.name))[0]["version"]
+        if live == version:
+            await _run(tx, _UNLOCK_LIVE, projection=self.name)
+            return True
+        await _run(tx, versioned(_LOCK_POSITIONS, live), projection=self.name, topic=topic)
+        current = {r["partition"]: r["offset"] for r in await _rows(
+            tx, versioned(_UNLOCK_POSITIONS, live), projection=self.name, topic=topic)}
+        candidate = {r["partition"]: r["offset"] for r in await _rows(
+            tx, versioned(_POSITIONS, version), projection=self.name, topic=topic)}
+        if not covers(candidate, current):
+            await _run(tx, _UNLOCK_LIVE, projection=self.name)
+            return False
+        await _run(tx, _SET_LIVE, projection=self.name, version=version)
+        return True
+
+    async def drop(self, version: int) -> None:
+        """Delete a version with everything in it (never one that is live, for any projection:
+        labels are shared), then its constraints, indexes and marker."""
+        version = _check_version(version)
+        if await self.live_version() == version:
+            raise ValueError(f"version {version} of the {self.name} read model is live; it cannot be dropped")
+        live_elsewhere = await self._query("MATCH (p:ReadModelLive {version: $version}) RETURN p.projection AS p",
+                                           version=version)
+        if live_elsewhere:
+            raise ValueError(f"version {version}'s labels are live for {live_elsewhere[0]['p']!r}; not dropped")
+        for label in ("Memory", "Entity", "User", "AppliedEvent", "ProjectionOffset"):  # offsets last: still listed
+            query = f"MATCH (n:{label}_v{version}) WITH n LIMIT $limit DETACH DELETE n RETURN count(*) AS deleted"
+            while (await self._query(query, limit=_BATCH))[0]["deleted"]:
+                pass
+        await self._schema([*(f"DROP CONSTRAINT {versioned(name, version)} IF EXISTS" for name in VERSION_CONSTRAINTS),
+                            *(f"DROP INDEX {versioned(name, version)} IF EXISTS" for name in VERSION_INDEXES)])
+        await self._query("MATCH (v:ReadModelVersion {projection: $projection, version: $version}) DELETE v",
+                          projection=self.name, version=version)
+
+    # --- the first pointer, and adopting a graph written before versions -----------------
+
+    async def _create_live(self) -> int:
+        await self.create_version(1)
+        await self.adopt_unversioned(1)
+        await self.drop_legacy_schema()
+        return (await self._query(_CREATE_LIVE, projection=self.name, version=1))[0]["version"]
+
+    async def adopt_unversioned(self, version: int = 1) -> int:
+        """Give the nodes written before versions the labels of `version`: every node of a
+        `legacy_labels` label that has no versioned label yet, and this projection's plain
+        ProjectionOffset nodes. In batches of their own transactions; an interrupted run
+        continues where it stopped. Returns how many nodes were relabelled."""
+        version = _check_version(version)
+        adopted = 0
+        steps = [(label, "") for label in self.legacy_labels if label != "ProjectionOffset"]
+        steps.append(("ProjectionOffset", "n.projection = $projection AND "))
+        async with self._session() as session:
+            for label, scope in steps:
+                result = await session.run(
+                    f"MATCH (n:{label}) WHERE {scope}none(l IN labels(n) WHERE l =~ $versioned)"
+                    f" CALL (n) {{ SET n:{label}_v{version} }} IN TRANSACTIONS OF {_BATCH} ROWS",
+                    projection=self.name, versioned=f"{label}_v[0-9]+")
+                adopted += (await result.consume()).counters.labels_added
+        return adopted
+
+    async def drop_legacy_schema(self) -> None:
+        """Drop the `legacy_schema` constraints and indexes that exist: uniqueness on a plain
+        label would make two versions collide (the same memory id is in both)."""
+        names = list(self.legacy_schema)
+        if not names:
+            return
+        constraints = [r["name"] for r in await self._query(
+            "SHOW CONSTRAINTS YIELD name WHERE name IN $names RETURN name", names=names)]
+        indexes = [r["name"] for r in await self._query(
+            "SHOW INDEXES YIELD name, owningConstraint WHERE name IN $names AND owningConstraint IS NULL"
+            " RETURN name", names=names)]
+        await self._schema([*(f"DROP CONSTRAINT {name} IF EXISTS" for name in constraints),
+                            *(f"DROP INDEX {name} IF EXISTS" for name in indexes)])
 
 
 # --- helpers ---------------------------------------------------------------------------

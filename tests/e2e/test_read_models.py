@@ -53,16 +53,17 @@ def test_redis_read_model_follows_adds_updates_and_deletes(gateway, settings, us
 async def graph_of(settings, token, user_id):
     from neo4j import AsyncGraphDatabase
 
-    from projectors.neo4j_projector import Neo4jProjector
+    from projectors.neo4j_projector import Neo4jProjector, labels
 
     async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password)) \
             as driver:
         projector = Neo4jProjector(driver)
         await wait_until_applied(token, EVENTS_TOPIC, "neo4j", lambda: projector.positions(EVENTS_TOPIC), 15_000)
+        n = labels(projector.version)  # the live label set the positions were read from
         records, _, _ = await driver.execute_query(
-            "MATCH (:User {user_id: $u})-[:OWNS]->(m:Memory)-[:MENTIONS]->(e:Entity) "
-            "OPTIONAL MATCH (e)-[r:RELATES]->(t:Entity) RETURN m.state AS state, e.name AS name, e.type AS type, "
-            "r.type AS relation, t.name AS target, r.valid_to AS valid_to", u=user_id)
+            f"MATCH (:{n['User']} {{user_id: $u}})-[:OWNS]->(m:{n['Memory']})-[:MENTIONS]->(e:{n['Entity']}) "
+            f"OPTIONAL MATCH (e)-[r:RELATES]->(t:{n['Entity']}) RETURN m.state AS state, e.name AS name,"
+            " e.type AS type, r.type AS relation, t.name AS target, r.valid_to AS valid_to", u=user_id)
         return [dict(r) for r in records]
 
 

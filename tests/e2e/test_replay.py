@@ -134,3 +134,25 @@ def wait_visible_in_redis(settings, token: str, timeout_s: float = 30) -> None:
             return
         assert time.monotonic() < deadline, f"redis never applied {token}"
         time.sleep(0.1)
+
+
+def test_replay_of_the_graph_keeps_every_memory_and_the_projector_follows(gateway, settings, user_id):
+    from domain.consistency import ConsistencyToken
+    from tests.e2e.test_graph_outage import graph_state
+
+    def visible(token: str) -> list[str]:
+        wanted = ConsistencyToken.decode(token)
+        deadline = time.monotonic() + 60
+        while True:
+            positions, texts = asyncio.run(graph_state(settings, user_id))
+            if all(positions.get(p, -1) >= o for p, o in wanted.offsets):
+                return texts
+            assert time.monotonic() < deadline, f"the graph never applied {token}"
+            time.sleep(0.2)
+
+    first = accepted(gateway.post("/v1/memories", json={"text": "Carol works at Initech", "user_id": user_id}))
+    assert visible(first["consistency_token"]) == ["Carol works at Initech"]
+    summary = replay(settings, "graph")
+    assert summary["to_version"] > summary["from_version"]
+    later = accepted(gateway.post("/v1/memories", json={"text": "Carol moved to Berlin", "user_id": user_id}))
+    assert visible(later["consistency_token"]) == ["Carol moved to Berlin", "Carol works at Initech"]
