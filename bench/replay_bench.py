@@ -29,7 +29,7 @@ from corpus import machine, turns
 
 import bootstrap
 from adapters.kafka_log import EventPublisher
-from domain.events import MemoryCreated, MemoryDeleted, MemoryUpdated
+from domain.events import MemoryCreated, MemoryDeleted, MemoryUpdated, utcnow
 from projectors.replay import replay
 from settings import EVENTS_PARTITIONS
 
@@ -87,7 +87,7 @@ async def write_corpus(bootstrap_servers: str, events: int) -> str:
                     live.append((user, memory_id))
                     batch.append(MemoryCreated(user_id=user, actor="worker:bench", memory_id=memory_id,
                                                text=texts[written % len(texts)], embedding=unit(),
-                                               embedding_model="all-MiniLM-L6-v2"))
+                                               embedding_model="all-MiniLM-L6-v2", happened_at=utcnow()))
                 elif roll < 0.98:
                     user, memory_id = live[int(rng.integers(len(live)))]
                     batch.append(MemoryUpdated(user_id=user, actor="worker:bench", memory_id=memory_id,

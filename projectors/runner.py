@@ -125,23 +125,27 @@ class ProjectorRunner:
         self._stopping.set()
 
     async def poll_once(self, timeout_ms: int = 200) -> int:
-        """Fetch and apply what is there; returns how many records were handled."""
+        """Fetch and apply what is there, every partition's records in one batch (one
+        read-model transaction: under load the batches grow instead of the lag); returns
+        how many records were handled."""
         records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
-        handled = 0
+        if not records:
+            if not self.replay:
+                await self._commit_idle_positions()
+            return 0
+        messages = [(tp, m) for tp, ms in records.items() for m in ms]
         try:
-            for tp, messages in records.items():
-                await self._apply(tp, messages)
-                handled += len(messages)
+            await self._apply([await self._decode(tp, m) for tp, m in messages], messages)
         except Relocated:
-            # The rest of this poll was fetched for the old version's positions: drop it and
-            # start again from where the new version stands.
+            # This poll was fetched for the old version's positions: drop it and start again
+            # from where the new version stands.
             self.relocations += 1
             log.info("projector %s: the live version changed; seeking to its positions", self.projection.name)
             await self.seek_to_stored(self.consumer.assignment())
-            return handled
-        if not records and not self.replay:
-            await self._commit_idle_positions()
-        return handled
+            return 0
+        if not self.replay:
+            await self._commit({tp: await self.consumer.position(tp) for tp in records})
+        return len(messages)
 
     async def seek_to_stored(self, partitions) -> None:
         stored = await self.projection.positions(self.topic)
@@ -151,13 +155,12 @@ class ProjectorRunner:
             else:
                 await self.consumer.seek_to_beginning(tp)
 
-    async def _apply(self, tp: TopicPartition, messages) -> None:
-        batch = [await self._decode(tp, m) for m in messages]
+    async def _apply(self, batch: list[Applied], messages: list) -> None:
         with BATCH_SECONDS.labels(self.projection.name).time():
             delay = 0.1
             while True:
                 try:
-                    await self._apply_or_dead_letter(tp, batch, messages)
+                    await self._apply_or_dead_letter(batch, messages)
                     break
                 except self.projection.transient_errors as exc:
                     # The read model is down: wait for it; never dead-letter or skip on an outage.
@@ -166,8 +169,6 @@ class ProjectorRunner:
                     delay = min(delay * 2, 5.0)
         self.applied_count += len(batch)
         APPLIED.labels(self.projection.name).inc(len(batch))
-        if not self.replay:
-            await self._commit({tp: await self.consumer.position(tp)})
 
     async def _commit(self, positions: dict[TopicPartition, int]) -> None:
         # Kafka's own committed offsets only inform lag tools; the read model holds the truth.
@@ -185,16 +186,16 @@ class ProjectorRunner:
         except Exception as exc:  # a rebalance in progress: the next idle poll commits
             log.debug("idle commit skipped: %s", exc)
 
-    async def _apply_or_dead_letter(self, tp: TopicPartition, batch: list[Applied], messages) -> None:
+    async def _apply_or_dead_letter(self, batch: list[Applied], messages: list) -> None:
         try:
             await self.projection.apply_batch(self.topic, batch)
             return
         except (Relocated, *self.projection.transient_errors):
             raise
         except Exception:
-            log.exception("batch apply failed for %s; retrying event by event", tp)
+            log.exception("batch apply failed (%d events); retrying event by event", len(batch))
         # One bad event must not block the partition: apply one by one, dead-letter the failures.
-        for item, message in zip(batch, messages):
+        for item, (tp, message) in zip(batch, messages):
             try:
                 await self.projection.apply_batch(self.topic, [item])
             except (Relocated, *self.projection.transient_errors):
