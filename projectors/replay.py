@@ -15,6 +15,7 @@ Events carry their embeddings: nothing is re-embedded.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,10 +80,24 @@ async def replay(versions: ReadModelVersions, bootstrap: str, topic: str = EVENT
         apply_started = time.monotonic()
         done = await covered()
         on_progress("apply", done, total)
-        while done < total:
-            await runner.poll_once(timeout_ms=500)
-            done = await covered()
-            on_progress("apply", done, total)
+        applying: asyncio.Task | None = None
+        try:
+            while done < total:
+                # Pipelined: the next batch is fetched and decoded (CPU here) while the read
+                # model writes the previous one (CPU there); batches still apply in order.
+                batch, messages = await runner.fetch(timeout_ms=500)
+                if applying is not None:
+                    await applying
+                    applying = None
+                if batch:
+                    applying = asyncio.create_task(runner.apply(batch, messages))
+                done = await covered()
+                on_progress("apply", done, total)
+            if applying is not None:
+                await applying
+        finally:
+            if applying is not None and not applying.done():
+                applying.cancel()
         apply_seconds = time.monotonic() - apply_started
 
         index_started = time.monotonic()

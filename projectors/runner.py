@@ -128,14 +128,13 @@ class ProjectorRunner:
         """Fetch and apply what is there, every partition's records in one batch (one
         read-model transaction: under load the batches grow instead of the lag); returns
         how many records were handled."""
-        records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
-        if not records:
+        batch, messages = await self.fetch(timeout_ms)
+        if not batch:
             if not self.replay:
                 await self._commit_idle_positions()
             return 0
-        messages = [(tp, m) for tp, ms in records.items() for m in ms]
         try:
-            await self._apply([await self._decode(tp, m) for tp, m in messages], messages)
+            await self.apply(batch, messages)
         except Relocated:
             # This poll was fetched for the old version's positions: drop it and start again
             # from where the new version stands.
@@ -144,8 +143,25 @@ class ProjectorRunner:
             await self.seek_to_stored(self.consumer.assignment())
             return 0
         if not self.replay:
-            await self._commit({tp: await self.consumer.position(tp) for tp in records})
+            await self._commit({tp: await self.consumer.position(tp) for tp in {tp for tp, _ in messages}})
         return len(messages)
+
+    async def fetch(self, timeout_ms: int = 200) -> tuple[list[Applied], list]:
+        """The next batch, decoded (undecodable records already dead-lettered), with its
+        (partition, record) pairs; up to max_batch records from every partition."""
+        records = await self.consumer.getmany(timeout_ms=timeout_ms, max_records=self.max_batch)
+        count = sum(len(ms) for ms in records.values())
+        while records and count < self.max_batch:
+            # getmany hands out a few records per call even when far more are buffered: take
+            # what is there (no waiting) so one transaction carries a real batch.
+            more = await self.consumer.getmany(timeout_ms=0, max_records=self.max_batch - count)
+            if not more:
+                break
+            for tp, ms in more.items():
+                records.setdefault(tp, []).extend(ms)
+                count += len(ms)
+        messages = [(tp, m) for tp, ms in records.items() for m in ms]
+        return [await self._decode(tp, m) for tp, m in messages], messages
 
     async def seek_to_stored(self, partitions) -> None:
         stored = await self.projection.positions(self.topic)
@@ -155,7 +171,8 @@ class ProjectorRunner:
             else:
                 await self.consumer.seek_to_beginning(tp)
 
-    async def _apply(self, batch: list[Applied], messages: list) -> None:
+    async def apply(self, batch: list[Applied], messages: list) -> None:
+        """Apply a fetched batch: outages are waited out, poison events dead-lettered."""
         with BATCH_SECONDS.labels(self.projection.name).time():
             delay = 0.1
             while True:
