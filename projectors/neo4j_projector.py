@@ -87,6 +87,7 @@ from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 from domain import entities as extractor
 from domain.events import Entity, Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated, Relation
+from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
 from projectors.versions import covers
 
@@ -320,24 +321,20 @@ class Neo4jProjector:
         seen = {r["id"] for r in await _rows(
             tx, self._q(_SEEN_EVENTS), ids=[e.event_id for e in fresh])} if fresh else set()
         applied: list[Event] = []
-        creates: list[MemoryCreated] = []
         for event in fresh:
-            if event.event_id in seen:
-                continue
-            seen.add(event.event_id)
-            applied.append(event)
-            if isinstance(event, MemoryCreated):
-                creates.append(event)  # consecutive creates go in one UNWIND
-                continue
-            await self._create_memories(tx, creates)
-            creates = []
-            if isinstance(event, MemoryUpdated):
-                await self._update(tx, event)
-            elif isinstance(event, MemoryDeleted):
-                await self._delete(tx, event)
-            else:
-                await self._delete_scope(tx, event)
-        await self._create_memories(tx, creates)
+            if event.event_id not in seen:
+                seen.add(event.event_id)
+                applied.append(event)
+        # Creates go ahead in one UNWIND per segment where that equals log order (batch_order).
+        for creates, others in hoist_creates([Applied(0, n, e) for n, e in enumerate(applied)]):
+            await self._create_memories(tx, [item.event for item in creates])
+            for event in (item.event for item in others):
+                if isinstance(event, MemoryUpdated):
+                    await self._update(tx, event)
+                elif isinstance(event, MemoryDeleted):
+                    await self._delete(tx, event)
+                else:
+                    await self._delete_scope(tx, event)
         if applied:
             await _run(tx, self._q(_MARK_APPLIED), rows=[
                 {"event_id": e.event_id, "user_id": e.user_id, "event_type": e.event_type} for e in applied])

@@ -15,7 +15,8 @@ import numpy as np
 
 from adapters import postgres
 from adapters.postgres import CONNECTION_ERRORS, schema_of
-from domain.events import Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
+from domain.events import Event, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
+from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
 
 
@@ -145,43 +146,6 @@ class PgProjector:
         await conn.executemany(
             f"INSERT INTO memory_history ({', '.join(_HISTORY_COLUMNS)})"
             " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12::jsonb,$13::jsonb,$14) ON CONFLICT DO NOTHING", rows)
-
-
-def hoist_creates(batch: Sequence[Applied]) -> list[tuple[list[Applied], list[Applied]]]:
-    """The batch as segments of (creates, other events), each segment's creates written
-    first and together (one COPY instead of a round trip per run between updates).
-
-    The result equals applying the events in log order: a create only changes its own
-    memory, and never overwrites, so it may move ahead of events about other memories.
-    It may not move ahead of a scope delete (which could cover it) or of an event about the
-    same memory: there a new segment starts.
-    """
-    segments: list[tuple[list[Applied], list[Applied]]] = []
-    creates: list[Applied] = []
-    others: list[Applied] = []
-    touched: set[str] = set()
-    for item in batch:
-        event = item.event
-        if event is None:
-            continue
-        if isinstance(event, MemoryCreated) and event.memory_id not in touched:
-            creates.append(item)
-            continue
-        if isinstance(event, (MemoryCreated, MemoryScopeDeleted)) and (creates or others):
-            segments.append((creates, others))
-            creates, others, touched = [], [], set()
-        if isinstance(event, MemoryCreated):
-            creates.append(item)
-            continue
-        others.append(item)
-        if isinstance(event, MemoryScopeDeleted):
-            segments.append(([], others))  # nothing moves past it
-            others = []
-        elif hasattr(event, "memory_id"):
-            touched.add(event.memory_id)
-    if creates or others:
-        segments.append((creates, others))
-    return segments
 
 
 def _history_row(event: Event, at: Applied, memory_id, old_text, new_text, old_meta, new_meta) -> tuple:

@@ -27,7 +27,6 @@ from redis import exceptions as rx
 from adapters.redis_read_model import LIVE_KEY, RECENT_LIMIT, VERSION_PREFIX, RedisKeys, live_version, prefix_of
 from domain.events import Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
 from projectors.runner import Applied, Relocated
-from projectors.versions import covers
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 

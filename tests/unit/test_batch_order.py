@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from domain.events import MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated, utcnow
-from projectors.pg_projector import hoist_creates
+from projectors.batch_order import hoist_creates
 from projectors.runner import Applied
 
 

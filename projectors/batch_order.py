@@ -1,0 +1,45 @@
+"""The order a projector may write a batch in (pure: no I/O)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from domain.events import MemoryCreated, MemoryScopeDeleted
+from projectors.runner import Applied
+
+
+def hoist_creates(batch: Sequence[Applied]) -> list[tuple[list[Applied], list[Applied]]]:
+    """The batch as segments of (creates, other events), each segment's creates written
+    first and together (one COPY instead of a round trip per run between updates).
+
+    The result equals applying the events in log order: a create only changes its own
+    memory, and never overwrites, so it may move ahead of events about other memories.
+    It may not move ahead of a scope delete (which could cover it) or of an event about the
+    same memory: there a new segment starts.
+    """
+    segments: list[tuple[list[Applied], list[Applied]]] = []
+    creates: list[Applied] = []
+    others: list[Applied] = []
+    touched: set[str] = set()
+    for item in batch:
+        event = item.event
+        if event is None:
+            continue
+        if isinstance(event, MemoryCreated) and event.memory_id not in touched:
+            creates.append(item)
+            continue
+        if isinstance(event, (MemoryCreated, MemoryScopeDeleted)) and (creates or others):
+            segments.append((creates, others))
+            creates, others, touched = [], [], set()
+        if isinstance(event, MemoryCreated):
+            creates.append(item)
+            continue
+        others.append(item)
+        if isinstance(event, MemoryScopeDeleted):
+            segments.append(([], others))  # nothing moves past it
+            others = []
+        elif hasattr(event, "memory_id"):
+            touched.add(event.memory_id)
+    if creates or others:
+        segments.append((creates, others))
+    return segments
