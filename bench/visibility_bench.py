@@ -51,11 +51,35 @@ async def watch(name: str, pending: dict, seen: dict, stopped_at: list[float]) -
             await asyncio.sleep(POLL_S)
 
 
+async def warm_up(publisher, bootstrap_servers: str, names: list[str], rate: float, seconds: float, run: str) -> None:
+    from projectors.lag import projector_lag
+
+    rng = np.random.default_rng(9)
+    began, appends = time.perf_counter(), []
+    for i in range(int(rate * seconds)):
+        delay = began + i / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        v = rng.normal(size=384).astype(np.float32)
+        appends.append(asyncio.create_task(publisher.publish([MemoryCreated(
+            user_id=f"bench-warmup-{run}", actor="worker:bench", memory_id=str(uuid.uuid4()), text=f"warm-up {i}",
+            embedding=tuple((v / np.linalg.norm(v)).tolist()), embedding_model="all-MiniLM-L6-v2",
+            happened_at=utcnow())])))
+    await asyncio.gather(*appends)
+    deadline = time.monotonic() + 120
+    for name in names:  # measure from a standing start: every projector caught up
+        while (await projector_lag(bootstrap_servers, name))["behind"] > 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.5)
+    print(f"warmed up for {seconds:.0f} s", file=sys.stderr)
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rate", type=float, default=100.0, help="appends per second")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--projections", default="postgres,redis,neo4j")
+    ap.add_argument("--warmup", type=float, default=20.0,
+                    help="seconds of the same load first, not measured (JIT of Kafka and Neo4j, pools)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     cfg = bootstrap.settings()
@@ -70,9 +94,10 @@ async def main() -> int:
     started_at: dict[tuple[int, int], float] = {}
     append_ms: list[float] = []
     stopped_at: list[float] = []
+    run = uuid.uuid4().hex[:8]
+    await warm_up(publisher, cfg.kafka_bootstrap, names, args.rate, args.warmup, run)
     watchers = [asyncio.create_task(watch(n, pending[n], seen[n], stopped_at)) for n in names]
     await asyncio.sleep(2)  # watchers connected
-    run = uuid.uuid4().hex[:8]
 
     async def one(i: int) -> None:
         v = rng.normal(size=384).astype(np.float32)
