@@ -77,27 +77,72 @@ def command_app() -> FastAPI:
 
 
 def query_app() -> FastAPI:
-    from query_api.app import PROJECTION, create_app
+    import redis.asyncio as aioredis
+    from neo4j import AsyncGraphDatabase
+
+    from adapters.access_log import AccessRecorder
+    from adapters.kafka_log import partition_of
+    from adapters.neo4j_read_model import Neo4jReadModel
+    from adapters.redis_read_model import live_read_model
+    from adapters.tokenizer import token_counter
+    from query_api.app import PROJECTION, QueryDeps, create_app
+    from query_api.caches import AnswerCache, EmbeddingCache
+    from query_api.search import HybridSearch, SearchConfig
 
     cfg = settings()
     emb = embedder(cfg)
     state: dict = {}
+    # Short timeouts: a Redis that does not answer must cost a search milliseconds, not seconds.
+    redis_client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
+    driver = AsyncGraphDatabase.driver(cfg.neo4j_uri, auth=(cfg.neo4j_user, cfg.neo4j_password),
+                                       notifications_min_severity="OFF", connection_timeout=1.0,
+                                       connection_acquisition_timeout=1.0, max_transaction_retry_time=0)
+    graph = Neo4jReadModel(driver)
+    access = AccessRecorder(cfg.kafka_bootstrap)
 
     @asynccontextmanager
     async def lifespan(_app):
         state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=2, max_size=20)
         await asyncio.to_thread(emb.embed_one, "warm up")
+        await asyncio.to_thread(token_counter().load)
+        access.start()
         yield
+        await access.stop()
+        await driver.close()
+        await redis_client.aclose()
         await state["pool"].close()
 
     async def positions() -> dict[int, int]:
         return await postgres.applied_offsets(state["pool"], PROJECTION, EVENTS_TOPIC)
 
+    async def redis_positions() -> dict[int, int]:
+        return await (await live_read_model(redis_client)).positions(EVENTS_TOPIC)
+
     async def pg_check():
         await state["pool"].fetchval("SELECT 1")
 
-    return create_app(emb, lambda: state["pool"], positions, cfg.consistency_wait_ms,
-                      {"postgres": pg_check}, lifespan=lifespan)
+    async def graph_source(user_id, names, limit, scope, include_archived):
+        return await graph.memories_for_entities(user_id, names, hops=2, limit=limit, scope=scope,
+                                                 include_archived=include_archived)
+
+    search_config = SearchConfig(rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms,
+                                 ef_search=cfg.search_ef_search)
+    deps = QueryDeps(
+        pool=lambda: state["pool"],
+        embeddings=EmbeddingCache(emb, redis_client),
+        search=HybridSearch(lambda: state["pool"], graph_source, search_config),
+        pg_positions=positions,
+        consistency_wait_ms=cfg.consistency_wait_ms,
+        # Only Postgres decides readiness: the graph and the cache degrade an answer, they never stop one.
+        checks={"postgres": pg_check},
+        graph_positions=lambda: graph.positions(EVENTS_TOPIC),
+        user_graph=graph.user_graph,
+        answers=AnswerCache(redis_client, EVENTS_TOPIC, partition_of),
+        redis_positions=redis_positions,
+        access=access,
+        count_tokens=lambda encoding, text: token_counter(encoding).count(text),
+    )
+    return create_app(deps, lifespan=lifespan)
 
 
 def gateway_app() -> FastAPI:

@@ -87,6 +87,9 @@ class Settings:
     command_api_url: str
     query_api_url: str
     llm_base_url: str
+    search_rrf_k: int = 60
+    search_source_timeout_ms: int = 250
+    search_ef_search: int = 100
 
     @property
     def extractor_configured(self) -> bool:
@@ -128,9 +131,12 @@ class Settings:
             command_api_url=_env("COMMAND_API_URL", f"http://127.0.0.1:{_env('COMMAND_API_PORT', '8081')}"),
             query_api_url=_env("QUERY_API_URL", f"http://127.0.0.1:{_env('QUERY_API_PORT', '8082')}"),
             llm_base_url=_env("LLM_BASE_URL", ""),
-            consistency_wait_ms=int(_env("CONSISTENCY_WAIT_MS", "5000")),
+            consistency_wait_ms=int(_env("CONSISTENCY_WAIT_MS", "2000")),
             kafka_heap=_env("KAFKA_HEAP", "768m"),
             neo4j_heap=_env("NEO4J_HEAP", "512m"),
+            search_rrf_k=int(_env("SEARCH_RRF_K", "60")),
+            search_source_timeout_ms=int(_env("SEARCH_SOURCE_TIMEOUT_MS", "250")),
+            search_ef_search=int(_env("SEARCH_EF_SEARCH", "100")),
         )
 
 

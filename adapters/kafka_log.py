@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import murmur2
 
 from adapters import kafka_codec
 from domain.consistency import ConsistencyToken
@@ -32,6 +33,11 @@ TOPICS = {
     ACCESS_TOPIC: (EVENTS_PARTITIONS, {"retention.ms": "-1", "retention.bytes": "-1"}),
     DLQ_TOPIC: (1, {"retention.ms": "-1", "retention.bytes": "-1"}),
 }
+
+
+def partition_of(user_id: str, partitions: int = EVENTS_PARTITIONS) -> int:
+    """The partition a user's events land in: Kafka's default partitioner (murmur2 of the key)."""
+    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions
 
 
 class LogUnavailable(RuntimeError):

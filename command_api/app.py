@@ -21,13 +21,13 @@ from adapters.kafka_log import LogUnavailable
 from command_api import handlers
 from command_api.idempotency import (IdempotencyConflict, IdempotencyInProgress, IdempotencyStore,
                                      IdempotencyUnavailable, derived_id, fingerprint)
-from command_api.requests import ID_PATTERN, AddMemoryRequest, BatchAddRequest, UpdateMemoryRequest
+from command_api.requests import AddMemoryRequest, BatchAddRequest, UpdateMemoryRequest
 from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, UpdateMemory
 from domain.events import new_id
+from domain.identifiers import ID_PATTERN, UUID_PATTERN
 from settings import EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
-UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 BODY_LIMITS = {"/v1/memories/batch": 16 * 1024 * 1024}
 DEFAULT_BODY_LIMIT = 1024 * 1024
 IDEMPOTENCY_HELP = ("Idempotency-Key (1-255 printable characters): a retry with the same key and body returns "

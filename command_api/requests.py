@@ -23,12 +23,13 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from domain.identifiers import ID_PATTERN
+
 MAX_TEXT_CHARS = 32_000
 MAX_ID_CHARS = 128
 MAX_METADATA_BYTES = 16_384
 MAX_METADATA_DEPTH = 5
 MAX_BATCH = 1_000
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
 
 

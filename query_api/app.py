@@ -1,36 +1,270 @@
-"""The query API (FastAPI): reads only, from the read models."""
+"""The query API (FastAPI): reads only, from the read models. Never imports command_api.
+
+Read-your-writes: a `consistency_token` makes a read wait (bounded) until the read models
+it uses applied it. Postgres is required (past the bound: 503); the graph source is left
+out (named in `degraded`) when Neo4j lags past the bound; the answer cache is bypassed
+when Redis lags. Reads that return memories append MemoryAccessed events in the
+background (listing does not: browsing is not recall).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
 
 import asyncpg
-from fastapi import FastAPI
+from fastapi import FastAPI, Path, Query, Response
 
-from adapters.embedders import Embedder
-from adapters.http_api import install_error_handlers, install_health, wait_for_token
-from query_api.requests import SearchRequest
-from query_api.search import SCOPE_FIELDS, dense_search
+from adapters.http_api import ApiError, install_error_handlers, install_health, wait_for_token
+from adapters.postgres import CONNECTION_ERRORS
+from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
+from domain.context_block import build_context
+from domain.filters import FilterError, parse
+from domain.identifiers import ID_PATTERN, UUID_PATTERN
+from query_api import pg_reads
+from query_api.caches import REDIS_ERRORS, AnswerCache, EmbeddingCache
+from query_api.pg_reads import Scope
+from query_api.requests import ContextRequest, ScopedQuery, SearchRequest
+from query_api.search import SOURCES, HybridSearch, Query as SearchQuery, SourceFailed, utc_now
 from settings import EVENTS_TOPIC
 
+log = logging.getLogger(__name__)
+
 PROJECTION = "postgres"
+ScopeParam = Query(default=None, pattern=ID_PATTERN)
 
 
-def create_app(embedder: Embedder, pool_ref: Callable[[], asyncpg.Pool],
-               positions: Callable[[], Awaitable[dict[int, int]]], consistency_wait_ms: int,
-               checks: dict[str, Callable[[], Awaitable[object]]], lifespan=None) -> FastAPI:
-    app = FastAPI(title="recallstack query API", version="0.1.0", lifespan=lifespan)
+class Recorder:  # the AccessRecorder's port (adapters/access_log.py)
+    def record(self, user_id: str, memory_ids: list[str], source: str, query: str | None = None) -> None: ...
+
+
+@dataclass
+class QueryDeps:
+    pool: Callable[[], asyncpg.Pool]
+    embeddings: EmbeddingCache
+    search: HybridSearch
+    pg_positions: Callable[[], Awaitable[dict[int, int]]]
+    consistency_wait_ms: int
+    checks: dict[str, Callable[[], Awaitable[object]]]
+    graph_positions: Callable[[], Awaitable[dict[int, int]]] | None = None
+    user_graph: Callable[..., Awaitable[dict]] | None = None
+    answers: AnswerCache | None = None
+    redis_positions: Callable[[], Awaitable[dict[int, int]]] | None = None
+    access: Recorder = field(default_factory=Recorder)
+    count_tokens: Callable[[str, str], int] | None = None  # (encoding, text) -> tokens
+
+
+def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
+    app = FastAPI(title="recallstack query API", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app)
-    install_health(app, checks)
+    install_health(app, deps.checks)
 
-    @app.post("/v1/memories/search", tags=["memories"])
-    async def search(body: SearchRequest):
-        vector_task = asyncio.create_task(asyncio.to_thread(embedder.embed_one, body.query))
-        await wait_for_token(body.consistency_token, EVENTS_TOPIC, PROJECTION, positions, consistency_wait_ms)
-        vector = await vector_task
-        scope = {name: getattr(body, name) for name in SCOPE_FIELDS}
-        results = await dense_search(pool_ref(), vector, body.user_id, scope, body.limit, body.threshold)
-        return {"results": results, "degraded": []}
+    async def pg_consistent(token: str | None) -> None:
+        await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms)
+
+    async def soft_consistent(token: str | None, positions, name: str) -> str | None:
+        """None when `positions` applied the token within the bound, else why not."""
+        if not token or positions is None:
+            return None
+        try:
+            await wait_until_applied(token, EVENTS_TOPIC, name, positions, deps.consistency_wait_ms)
+        except NotYetApplied as exc:
+            return f"not yet consistent: {exc}"
+        except InvalidConsistencyToken:
+            return None  # the Postgres wait reports it as a 400
+        except Exception as exc:  # its store is down
+            return f"{type(exc).__name__}: {exc}"[:300]
+        return None
+
+    def scope_of(body: ScopedQuery) -> Scope:
+        try:
+            filters = parse(body.filters)
+        except FilterError as exc:
+            raise ApiError(422, "invalid_request", str(exc), {"field": exc.path}) from exc
+        return Scope(body.user_id, {n: getattr(body, n) for n in ("agent_id", "run_id", "app_id")
+                                    if getattr(body, n) is not None}, filters, body.include_archived)
+
+    async def run_search(body: SearchRequest | ContextRequest, limit: int, response: Response,
+                         options: dict) -> dict:
+        began = time.perf_counter()
+        scope = scope_of(body)
+        reference_time = body.reference_time or utc_now()
+        embed_began = time.perf_counter()
+        embed_task = asyncio.create_task(deps.embeddings.embed(body.query))
+        embed_ms: dict[str, Any] = {}
+
+        async def vector():
+            result, origin = await embed_task
+            embed_ms.setdefault("embed", round((time.perf_counter() - embed_began) * 1000, 2))
+            embed_ms.setdefault("origin", origin)
+            return result
+
+        vector_task = asyncio.ensure_future(vector())
+        try:
+            graph_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.graph_positions, "neo4j"))
+            cache_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.redis_positions, "redis"))
+            await pg_consistent(body.consistency_token)
+            graph_problem, cache_problem = await graph_wait, await cache_wait
+            query = SearchQuery(body.query, scope, limit, options.get("threshold"), reference_time,
+                                tuple(options.get("sources") or SOURCES), options.get("weights") or {},
+                                options.get("rrf_k"), options.get("mmr", False), options.get("temporal", "boost"))
+            cache_state, slot, pg_applied = "off", None, None
+            if deps.answers is not None and options.get("cache", True) and not options.get("explain"):
+                if cache_problem:
+                    cache_state = "bypassed"
+                else:
+                    key = AnswerCache.request_key({
+                        "q": body.query, "scope": scope.fields, "filters": body.filters, "limit": limit,
+                        "archived": body.include_archived, "options": {k: v for k, v in options.items()
+                                                                         if k not in ("cache", "explain")},
+                        "graph": graph_problem is None,
+                        # Relative times depend on 'now': the day is part of the key.
+                        "day": reference_time.date().isoformat(),
+                    })
+                    try:
+                        cached, slot = await deps.answers.lookup(scope.user_id, key)
+                    except REDIS_ERRORS as exc:
+                        cache_state, cached = f"unavailable: {type(exc).__name__}", None
+                    else:
+                        cache_state = "hit" if cached else "miss"
+                    if cached is not None:
+                        vector_task.cancel()
+                        cached["cache"] = "hit"
+                        _server_timing(response, {"cache": round((time.perf_counter() - began) * 1000, 2)}, began)
+                        return cached
+                    if slot is not None:
+                        pg_applied = await deps.pg_positions()
+            try:
+                outcome = await deps.search.run(query, vector_task, graph_allowed=graph_problem is None,
+                                                graph_reason=f"Neo4j {graph_problem}" if graph_problem else None)
+            except SourceFailed as exc:
+                raise ApiError(503, "unavailable", f"no search source could answer: {exc}", retry_after=1) from exc
+            except CONNECTION_ERRORS as exc:
+                raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
+        finally:
+            vector_task.cancel()
+        answer = {"results": outcome.results, "degraded": outcome.degraded, "cache": cache_state}
+        timings = {"embed": embed_ms.get("embed", 0.0), **outcome.timings_ms}
+        if options.get("explain"):
+            answer["explain"] = {**outcome.explain, "embedding_from": embed_ms.get("origin"),
+                                 "reference_time": reference_time.isoformat()}
+            answer["timings_ms"] = timings
+        if slot is not None and not outcome.degraded and pg_applied is not None:
+            try:
+                await deps.answers.store(slot, {k: v for k, v in answer.items() if k != "cache"}, pg_applied)
+            except REDIS_ERRORS:
+                pass
+        _server_timing(response, timings, began)
+        return answer
+
+    @app.post("/v1/memories/search", tags=["memories"], summary="Hybrid search (dense + sparse + temporal + graph)")
+    async def search(body: SearchRequest, response: Response):
+        options = body.model_dump(include={"threshold", "sources", "weights", "rrf_k", "mmr", "temporal", "cache",
+                                           "explain"})
+        answer = await run_search(body, body.limit, response, options)
+        deps.access.record(body.user_id, [r["id"] for r in answer["results"]], "search", body.query)
+        return answer
+
+    @app.post("/v1/context", tags=["memories"], summary="A token-budgeted context block for the next prompt")
+    async def context(body: ContextRequest, response: Response):
+        answer = await run_search(body, body.candidates, response, {})
+        count = deps.count_tokens or (lambda _enc, text: len(text.split()))
+        ranked = [{**r, "occurred_at": datetime.fromisoformat(r["occurred_at"])} for r in answer["results"]]
+        block = build_context(ranked, body.max_tokens, lambda text: count(body.encoding, text))
+        by_id = {r["id"]: r for r in answer["results"]}
+        included = [by_id[i] for i in block.included]
+        deps.access.record(body.user_id, block.included, "context", body.query)
+        return {"context": block.text, "tokens": block.tokens, "max_tokens": body.max_tokens,
+                "encoding": body.encoding, "memories": included, "omitted": block.omitted,
+                "degraded": answer["degraded"]}
+
+    @app.get("/v1/memories", tags=["memories"], summary="List memories with filters, paging and sort")
+    async def list_memories(
+            user_id: str = Query(pattern=ID_PATTERN), agent_id: str | None = ScopeParam,
+            run_id: str | None = ScopeParam, app_id: str | None = ScopeParam,
+            filters: str | None = Query(default=None, max_length=16_384, description="a filter tree as JSON"),
+            page: int = Query(default=1, ge=1, le=100_000), page_size: int = Query(default=100, ge=1, le=1_000),
+            sort: Literal["created_at", "updated_at", "occurred_at", "importance"] = "created_at",
+            order: Literal["asc", "desc"] = "desc", include_archived: bool = False,
+            consistency_token: str | None = Query(default=None, max_length=4_096)):
+        try:
+            raw_filters = json.loads(filters) if filters else None
+        except json.JSONDecodeError as exc:
+            raise ApiError(422, "invalid_request", f"filters: not valid JSON ({exc.msg})", {"field": "filters"}) from exc
+        try:
+            parsed = parse(raw_filters)
+        except FilterError as exc:
+            raise ApiError(422, "invalid_request", str(exc), {"field": exc.path}) from exc
+        await pg_consistent(consistency_token)
+        scope = Scope(user_id, {n: v for n, v in (("agent_id", agent_id), ("run_id", run_id), ("app_id", app_id))
+                                if v is not None}, parsed, include_archived)
+        try:
+            rows, total = await pg_reads.list_memories(deps.pool(), scope, sort, order == "desc", page_size,
+                                                       (page - 1) * page_size)
+        except CONNECTION_ERRORS as exc:
+            raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
+        return {"results": rows, "page": page, "page_size": page_size, "total": total,
+                "has_more": page * page_size < total}
+
+    @app.get("/v1/memories/{memory_id}", tags=["memories"], summary="One memory")
+    async def get_memory(memory_id: str = Path(pattern=UUID_PATTERN), user_id: str = Query(pattern=ID_PATTERN),
+                         consistency_token: str | None = Query(default=None, max_length=4_096)):
+        await pg_consistent(consistency_token)
+        try:
+            doc = await pg_reads.get_memory(deps.pool(), memory_id.lower(), user_id)
+        except CONNECTION_ERRORS as exc:
+            raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
+        if doc is None:  # absent, deleted or someone else's: the same answer (no existence leak)
+            raise ApiError(404, "not_found", f"memory {memory_id} not found", {"field": "memory_id"})
+        deps.access.record(user_id, [doc["id"]], "get")
+        return doc
+
+    @app.get("/v1/memories/{memory_id}/history", tags=["memories"], summary="Every change of one memory")
+    async def memory_history(memory_id: str = Path(pattern=UUID_PATTERN), user_id: str = Query(pattern=ID_PATTERN),
+                             consistency_token: str | None = Query(default=None, max_length=4_096)):
+        await pg_consistent(consistency_token)
+        try:
+            changes = await pg_reads.history(deps.pool(), memory_id.lower(), user_id)
+        except CONNECTION_ERRORS as exc:
+            raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
+        if changes is None:
+            raise ApiError(404, "not_found", f"memory {memory_id} not found", {"field": "memory_id"})
+        return {"memory_id": memory_id.lower(), "history": changes}
+
+    @app.get("/v1/graph", tags=["graph"], summary="Entities and relations of a user")
+    async def graph(user_id: str = Query(pattern=ID_PATTERN), limit: int = Query(default=500, ge=1, le=5_000),
+                    include_closed: bool = Query(default=False, description="also relations no longer valid"),
+                    consistency_token: str | None = Query(default=None, max_length=4_096)):
+        if deps.user_graph is None:
+            raise ApiError(503, "unavailable", "the graph read model is not configured", retry_after=5)
+        problem = await soft_consistent(consistency_token, deps.graph_positions, "neo4j")
+        if problem and problem.startswith("not yet consistent"):
+            raise ApiError(503, "not_yet_consistent", f"read model neo4j {problem}; retry shortly", retry_after=1)
+        try:
+            return {"user_id": user_id, **await deps.user_graph(user_id, limit=limit, include_closed=include_closed)}
+        except Exception as exc:
+            log.warning("graph read failed: %s", exc)
+            raise ApiError(503, "unavailable", f"Neo4j is unreachable: {type(exc).__name__}: {exc}"[:300],
+                           retry_after=2) from exc
+
+    @app.get("/v1/stats/cache", tags=["ops"], summary="Hit ratios of this process's caches")
+    async def cache_stats():
+        stats = {"embedding_lru": deps.embeddings.lru_ratio.as_dict(),
+                 "embedding_redis": deps.embeddings.redis_ratio.as_dict()}
+        if deps.answers is not None:
+            stats["answers"] = deps.answers.ratio.as_dict()
+        return stats
 
     return app
+
+
+def _server_timing(response: Response, timings: dict[str, float], began: float) -> None:
+    """Where the time went, for browsers' dev tools and the search benchmark."""
+    entries = {**timings, "total": round((time.perf_counter() - began) * 1000, 2)}
+    response.headers["Server-Timing"] = ", ".join(f"{name};dur={ms}" for name, ms in entries.items())

@@ -1,44 +1,263 @@
-"""Search over the Postgres read model. This first slice ranks by dense similarity
-(pgvector HNSW, cosine); the hybrid sources and RRF build on it."""
+"""Hybrid search: four sources in parallel, each with its own time budget, fused with RRF.
+
+    dense     pgvector HNSW (cosine) over the scope, iterative scans so filters cannot starve it
+    sparse    Okapi BM25 over Postgres full-text vectors, plus trigram matches of names/identifiers
+    temporal  when the query names a time ("last week", "in May 2023", "two days before the
+              meeting"): the memories that happened in that window, nearest first
+    graph     entities named in the query, their neighbours within two hops in Neo4j, and the
+              memories that mention them
+
+The answer: RRF over the sources that answered (weights and k configurable), then an
+importance/recency boost, optional MMR, `threshold` on the cosine similarity to the query,
+`limit`. A source that fails or misses its budget is left out and named in `degraded`.
+"""
 
 from __future__ import annotations
 
-import json
+import asyncio
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import asyncpg
 import numpy as np
 
-SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
+from adapters.postgres import CONNECTION_ERRORS
+from domain import query_terms, ranking, temporal
+from domain.filters import All, Condition, Node
+from query_api import pg_reads
+from query_api.pg_reads import Scope
+
+log = logging.getLogger(__name__)
+
+SOURCES = ("dense", "sparse", "temporal", "graph")
+DEFAULT_WEIGHTS = {"dense": 1.0, "sparse": 1.0, "temporal": 0.5, "graph": 0.5}
 
 
-async def dense_search(pool: asyncpg.Pool, vector: np.ndarray, user_id: str, scope: dict[str, str | None],
-                       limit: int, threshold: float | None, ef_search: int = 100) -> list[dict]:
-    clauses, args = ["user_id = $2", "state = 'active'"], [vector, user_id]
-    for name in SCOPE_FIELDS:  # fixed column names; values are always parameters
-        if scope.get(name) is not None:
-            args.append(scope[name])
-            clauses.append(f"{name} = ${len(args)}")
-    args.append(limit)
-    sql = (
-        "SELECT id, text, metadata, created_at, updated_at, occurred_at, 1 - (embedding <=> $1) AS score "
-        f"FROM memories WHERE {' AND '.join(clauses)} ORDER BY embedding <=> $1 LIMIT ${len(args)}"
-    )
-    async with pool.acquire() as conn, conn.transaction():
-        # Iterative scans keep filtered HNSW queries from coming back short (pgvector 0.8).
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        rows = await conn.fetch(sql, *args)
-    results = []
-    for rank, row in enumerate(rows, start=1):
-        score = float(row["score"])
-        if threshold is not None and score < threshold:
-            continue
-        results.append({
-            "id": str(row["id"]), "memory": row["text"], "score": round(score, 6),
-            "metadata": json.loads(row["metadata"]) if isinstance(row["metadata"], str) else row["metadata"],
-            "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
-            "occurred_at": row["occurred_at"].isoformat(), "ranks": {"dense": rank},
-        })
-    # relaxed_order may return near-ties slightly out of order; results are sorted by score.
-    results.sort(key=lambda r: r["score"], reverse=True)
-    return results
+@dataclass(frozen=True)
+class SearchConfig:
+    rrf_k: int = ranking.DEFAULT_RRF_K
+    weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
+    source_timeout_ms: int = 250
+    ef_search: int = 100
+    importance_weight: float = 0.2
+    recency_weight: float = 0.1
+    recency_half_life_days: float = 30.0
+    mmr_diversity: float = 0.3
+
+
+@dataclass
+class Query:
+    text: str
+    scope: Scope
+    limit: int
+    threshold: float | None
+    reference_time: datetime
+    sources: tuple[str, ...] = SOURCES
+    weights: dict[str, float] = field(default_factory=dict)
+    rrf_k: int | None = None
+    mmr: bool = False
+    temporal_mode: str = "boost"  # boost | filter | off
+
+
+@dataclass
+class Outcome:
+    results: list[dict]
+    degraded: list[dict]
+    timings_ms: dict[str, float]
+    explain: dict[str, Any]
+    window: temporal.TimeWindow | None
+
+
+class Timer:
+    def __init__(self):
+        self.ms: dict[str, float] = {}
+
+    async def run(self, name: str, coro: Awaitable):
+        began = time.perf_counter()
+        try:
+            return await coro
+        finally:
+            self.ms[name] = round((time.perf_counter() - began) * 1000, 2)
+
+
+class SourceFailed(Exception):
+    pass
+
+
+GraphSource = Callable[[str, list[str], int, dict, bool], Awaitable[list[tuple[str, float]]]]
+
+
+class HybridSearch:
+    """Runs one search. `pool` is the Postgres pool; `graph` the Neo4j source (or None)."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool], graph: GraphSource | None, config: SearchConfig,
+                 stats: pg_reads.CorpusStats | None = None):
+        self.pool, self.graph, self.config = pool, graph, config
+        self.stats = stats or pg_reads.CorpusStats()
+
+    async def run(self, q: Query, vector_task: Awaitable[np.ndarray], graph_allowed: bool = True,
+                  graph_reason: str | None = None) -> Outcome:
+        timer, degraded = Timer(), []
+        window = temporal.resolve(q.text, q.reference_time) if q.temporal_mode != "off" else None
+        # "last week" is not a topic: the time phrase does not go to the lexical source.
+        lexical_text = re.sub(re.escape(window.phrase), " ", q.text, flags=re.IGNORECASE) if window else q.text
+        words = query_terms.keywords(lexical_text)
+        tsquery = query_terms.tsquery_text(words)
+        names = query_terms.names(q.text)
+        depth = min(200, max(30, 3 * q.limit))
+        budget = self.config.source_timeout_ms / 1000
+        pool = self.pool()
+
+        filter_window = None
+        if window is not None and window.anchor is not None:
+            window = await self._anchor(window, q.scope, timer, degraded, budget)
+        if window is not None and window.start is not None and q.temporal_mode == "filter":
+            filter_window = (window.start, window.end)
+
+        # Each source's budget covers its own I/O; waiting for the query vector is not counted.
+        async def dense():
+            vector = await vector_task
+            return await timer.run("dense", asyncio.wait_for(pg_reads.dense(
+                pool, vector, q.scope, depth, max(self.config.ef_search, depth), filter_window), budget))
+
+        async def sparse():
+            return await timer.run("sparse", asyncio.wait_for(sparse_lists(), budget))
+
+        async def sparse_lists():
+            lists = await asyncio.gather(
+                pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats)
+                if tsquery else _nothing(),
+                pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth) if names else _nothing())
+            fused = ranking.fuse_rrf({"bm25": [i for i, _ in lists[0]], "trigram": [i for i, _ in lists[1]]})
+            return [(f.memory_id, f.score) for f in fused[:depth]]
+
+        async def in_window():
+            vector = await vector_task
+            return await timer.run("temporal", asyncio.wait_for(pg_reads.dense(
+                pool, vector, q.scope, depth, max(self.config.ef_search, depth), (window.start, window.end)), budget))
+
+        async def graph():
+            return await timer.run("graph", asyncio.wait_for(
+                self.graph(q.scope.user_id, names, depth, q.scope.fields, q.scope.include_archived), budget))
+
+        wanted: dict[str, Callable[[], Awaitable]] = {}
+        if "dense" in q.sources:
+            wanted["dense"] = dense
+        if "sparse" in q.sources and (tsquery or names):
+            wanted["sparse"] = sparse
+        if "temporal" in q.sources and window is not None and window.start is not None and filter_window is None:
+            wanted["temporal"] = in_window
+        if "graph" in q.sources and names:
+            if self.graph is None or not graph_allowed:
+                degraded.append({"source": "graph", "reason": graph_reason or "the graph read model is not configured"})
+            else:
+                wanted["graph"] = graph
+
+        rankings: dict[str, list[tuple[str, float]]] = {}
+        outcomes = await asyncio.gather(*(make() for make in wanted.values()), return_exceptions=True)
+        for name, outcome in zip(wanted, outcomes):
+            if isinstance(outcome, BaseException):
+                degraded.append({"source": name, "reason": _reason(outcome, budget)})
+            else:
+                rankings[name] = outcome
+        if not rankings and wanted:
+            raise SourceFailed("; ".join(f"{d['source']}: {d['reason']}" for d in degraded))
+
+        began = time.perf_counter()
+        weights = {**self.config.weights, **q.weights}
+        k = q.rrf_k if q.rrf_k is not None else self.config.rrf_k
+        fused = ranking.fuse_rrf({s: [i for i, _ in r] for s, r in rankings.items()}, k=k, weights=weights)
+        candidates = fused[:max(q.limit * 3, 30)] if q.mmr else fused[:max(q.limit * 2, 20)]
+        timer.ms["fusion"] = round((time.perf_counter() - began) * 1000, 2)
+
+        vector = await vector_task
+        docs = await timer.run("hydrate", pg_reads.hydrate(pool, [c.memory_id for c in candidates], q.scope, vector,
+                                                           with_embedding=q.mmr))
+        began = time.perf_counter()
+        candidates = [c for c in candidates if c.memory_id in docs]  # the graph's hits pass the filters here
+        boosted = ranking.boost(
+            candidates, {i: d["importance"] for i, d in docs.items()},
+            {i: datetime.fromisoformat(d["occurred_at"]) for i, d in docs.items()}, q.reference_time,
+            self.config.importance_weight, self.config.recency_weight, self.config.recency_half_life_days)
+        if q.mmr:
+            def similarity(a: str, b: str) -> float:
+                return float(np.dot(docs[a]["embedding"], docs[b]["embedding"]))
+            boosted = ranking.mmr(boosted, similarity, len(boosted), self.config.mmr_diversity)
+        if q.threshold is not None:
+            boosted = [f for f in boosted if (docs[f.memory_id]["similarity"] or 0.0) >= q.threshold]
+        top = boosted[:q.limit]
+        # Scores in [0, 1]: 1 means first in every source that answered (before the boost).
+        best = sum(weights.get(s, 1.0) for s in rankings) / (k + 1) or 1.0
+        results = []
+        for f in top:
+            doc = dict(docs[f.memory_id])
+            doc.pop("embedding", None)
+            doc["score"] = round(f.score / best, 6)
+            doc["ranks"] = dict(f.ranks)
+            results.append(doc)
+        timer.ms["rank"] = round((time.perf_counter() - began) * 1000, 2)
+        raw_scores = {s: dict(r) for s, r in rankings.items()}
+        explain = {
+            "keywords": words, "names": names, "rrf_k": k, "weights": {s: weights.get(s, 1.0) for s in rankings},
+            "sources_run": list(rankings),
+            "time_window": _window_dict(window),
+            "candidates": len(fused),
+            "per_result": {f.memory_id: {"contributions": {s: round(v, 6) for s, v in f.contributions.items()},
+                                         "source_scores": {s: round(raw_scores[s][f.memory_id], 6)
+                                                           for s in f.ranks if f.memory_id in raw_scores.get(s, {})},
+                                         "fused": round(next(c.score for c in candidates if c.memory_id == f.memory_id), 6),
+                                         "boosted": round(f.score, 6)} for f in top},
+        }
+        return Outcome(results, degraded, timer.ms, explain, window)
+
+    @staticmethod
+    def _scoped(scope: Scope, window) -> Scope:
+        if window is None:
+            return scope
+        extra = All((Condition("occurred_at", "gte", window[0]), Condition("occurred_at", "lt", window[1])))
+        filters: Node = extra if scope.filters is None else All((scope.filters, extra))
+        return Scope(scope.user_id, scope.fields, filters, scope.include_archived)
+
+    async def _anchor(self, window: temporal.TimeWindow, scope: Scope, timer: Timer, degraded: list,
+                      budget: float) -> temporal.TimeWindow | None:
+        """"two days before the meeting": when the meeting happened, from its best lexical match."""
+        tsquery = query_terms.tsquery_text(query_terms.keywords(window.anchor or ""))
+        if not tsquery:
+            return None
+        try:
+            at = await timer.run("anchor", asyncio.wait_for(pg_reads.anchor_time(self.pool(), tsquery, scope), budget))
+        except (asyncio.TimeoutError, *CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            degraded.append({"source": "temporal", "reason": f"anchor {window.anchor!r}: {_reason(exc, budget)}"})
+            return None
+        if at is None:
+            return None
+        day = at.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=window.offset_days)
+        return temporal.TimeWindow(day - timedelta(days=1), day + timedelta(days=2), window.phrase, window.anchor,
+                                   window.offset_days)
+
+
+async def _nothing() -> list:
+    return []
+
+
+def _reason(exc: BaseException, budget: float) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return f"no answer within its budget of {budget * 1000:.0f} ms"
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:300]
+
+
+def _window_dict(window: temporal.TimeWindow | None) -> dict | None:
+    if window is None:
+        return None
+    return {"phrase": window.phrase, "start": window.start.isoformat() if window.start else None,
+            "end": window.end.isoformat() if window.end else None, "anchor": window.anchor}
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)

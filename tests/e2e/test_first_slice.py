@@ -40,7 +40,7 @@ def test_add_then_search_finds_the_memory_first_for_a_paraphrase(gateway, user_i
     assert answer.status_code == 200, answer.text
     results = answer.json()["results"]
     assert results[0]["memory"] == FACTS[0], results
-    assert results[0]["ranks"] == {"dense": 1}
+    assert results[0]["ranks"]["dense"] == 1
     assert results[0]["metadata"] == {"source": "e2e"}
     assert results[0]["score"] > results[1]["score"]
     print(f"search with read-your-writes answered in {elapsed_ms:.1f} ms")

@@ -1,0 +1,151 @@
+"""The query API's caches: query embeddings (in-process LRU, then Redis) and whole search
+answers (Redis, keyed by the user's generation counter).
+
+Why an answer cached under generation g is never stale: the Redis projector bumps a
+user's generation and its watermark in one script, so one read gives a consistent pair
+(g, w) where w is the highest offset Redis applied on the user's partition. The answer is
+computed from Postgres; it is stored only if Postgres had applied at least w on that
+partition before the search ran, i.e. it reflects every change generation g counts. Any
+later change bumps g, and nobody asks for the old key again. Degraded answers (a source
+left out) are never stored. Entries also expire (ANSWER_TTL_S) so recency boosts and
+forgotten keys do not linger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import redis.asyncio as aioredis
+from prometheus_client import Counter
+
+from adapters.embedders import Embedder
+from adapters.redis_read_model import LIVE_KEY, VERSION_PREFIX
+
+log = logging.getLogger(__name__)
+
+LOOKUPS = Counter("recallstack_query_cache_lookups_total", "Cache lookups of the query API",
+                  ["cache", "outcome"])  # cache: embedding_lru | embedding_redis | answers; outcome: hit | miss
+EMBEDDING_TTL_S = 7 * 86_400
+ANSWER_TTL_S = 600
+REDIS_ERRORS = (aioredis.RedisError, OSError, asyncio.TimeoutError)
+
+
+class HitRatio:
+    """Hits and misses of one cache in this process (the /v1/stats/cache figures)."""
+
+    def __init__(self, name: str):
+        self.name, self.hits, self.misses = name, 0, 0
+
+    def count(self, hit: bool) -> None:
+        if hit:
+            self.hits += 1
+        else:
+            self.misses += 1
+        LOOKUPS.labels(self.name, "hit" if hit else "miss").inc()
+
+    def as_dict(self) -> dict:
+        total = self.hits + self.misses
+        return {"hits": self.hits, "misses": self.misses, "ratio": round(self.hits / total, 4) if total else None}
+
+
+class EmbeddingCache:
+    """Query text -> vector: an in-process LRU in front of Redis in front of the embedder.
+    Keys name the model, so a model change never serves another model's vectors."""
+
+    def __init__(self, embedder: Embedder, redis: aioredis.Redis | None, lru_size: int = 10_000):
+        self.embedder, self.redis, self.lru_size = embedder, redis, lru_size
+        self._lru: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.lru_ratio, self.redis_ratio = HitRatio("embedding_lru"), HitRatio("embedding_redis")
+
+    def _key(self, text: str) -> str:
+        digest = hashlib.sha256(f"{self.embedder.model_id}\x00{text}".encode()).hexdigest()[:40]
+        return f"rs:qemb:{digest}"
+
+    async def embed(self, text: str) -> tuple[np.ndarray, str]:
+        """The vector of `text` and where it came from (lru | redis | model)."""
+        key = self._key(text)
+        vector = self._lru.get(key)
+        self.lru_ratio.count(vector is not None)
+        if vector is not None:
+            self._lru.move_to_end(key)
+            return vector, "lru"
+        if self.redis is not None:
+            try:
+                raw = await self.redis.get(key)
+            except REDIS_ERRORS:
+                raw = None
+            else:
+                self.redis_ratio.count(raw is not None)
+            if raw is not None and len(raw) == 4 * self.embedder.dim:
+                vector = np.frombuffer(raw, dtype=np.float32).copy()
+                self._remember(key, vector)
+                return vector, "redis"
+        vector = await asyncio.to_thread(self.embedder.embed_one, text)
+        self._remember(key, vector)
+        if self.redis is not None:
+            try:
+                await self.redis.set(key, np.asarray(vector, dtype=np.float32).tobytes(), ex=EMBEDDING_TTL_S)
+            except REDIS_ERRORS:
+                pass
+        return vector, "model"
+
+    def _remember(self, key: str, vector: np.ndarray) -> None:
+        self._lru[key] = vector
+        if len(self._lru) > self.lru_size:
+            self._lru.popitem(last=False)
+
+
+# One round trip: the live prefix, the user's generation, Redis's watermark on the user's
+# partition, and the cached answer under that generation.
+_LOOKUP_LUA = f"""
+local prefix = '{VERSION_PREFIX}' .. (redis.call('GET', '{LIVE_KEY}') or '1')
+local gen = redis.call('GET', prefix .. ':user:' .. ARGV[1] .. ':gen') or '0'
+local wm = redis.call('HGET', prefix .. ':wm:' .. ARGV[2], ARGV[3]) or '-1'
+local entry = redis.call('GET', 'rs:qc:' .. prefix .. ':' .. ARGV[1] .. ':' .. gen .. ':' .. ARGV[4])
+return {{prefix, gen, wm, entry or false}}
+"""
+
+
+@dataclass(frozen=True)
+class AnswerSlot:
+    """Where an answer would be cached, and what Postgres must have applied for it to be stored."""
+    key: str
+    watermark: int  # Redis's highest applied offset on the user's partition at lookup
+    partition: int
+
+
+class AnswerCache:
+    def __init__(self, redis: aioredis.Redis, topic: str, partition_of: Callable[[str], int], ttl_s: int = ANSWER_TTL_S):
+        self.redis, self.topic, self.partition_of, self.ttl_s = redis, topic, partition_of, ttl_s
+        self._lookup = redis.register_script(_LOOKUP_LUA)
+        self.ratio = HitRatio("answers")
+
+    @staticmethod
+    def request_key(parts: dict) -> str:
+        return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:40]
+
+    async def lookup(self, user_id: str, request_key: str) -> tuple[dict | None, AnswerSlot]:
+        partition = self.partition_of(user_id)
+        prefix, gen, wm, entry = await self._lookup(args=[user_id, self.topic, partition, request_key])
+        prefix, gen = _text(prefix), _text(gen)
+        slot = AnswerSlot(f"rs:qc:{prefix}:{user_id}:{gen}:{request_key}", int(wm), partition)
+        self.ratio.count(bool(entry))
+        return (json.loads(entry) if entry else None), slot
+
+    async def store(self, slot: AnswerSlot, answer: dict, pg_applied: dict[int, int]) -> bool:
+        """Store `answer` if Postgres (as read before the search) covered the slot's watermark."""
+        if pg_applied.get(slot.partition, -1) < slot.watermark:
+            return False
+        await self.redis.set(slot.key, json.dumps(answer, default=str), ex=self.ttl_s)
+        return True
+
+
+def _text(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -1,0 +1,237 @@
+"""The query side's reads of the Postgres read model (the `memories` and `memory_history`
+views of the live version).
+
+Column names, operators and ORDER BY come only from this module; every value travels as
+a query parameter. `Scope` carries the user and the narrowing every read applies (scope
+fields, the parsed filter tree, which states count), so no source can forget it.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import asyncpg
+import numpy as np
+
+from domain.filters import SCOPE_FIELDS, Node
+from query_api.filter_sql import to_sql
+
+MEMORY_COLUMNS = ("id, user_id, agent_id, run_id, app_id, text, metadata, categories, importance, state,"
+                  " created_at, updated_at, occurred_at, version, access_count, last_accessed_at")
+SORTABLE = ("created_at", "updated_at", "occurred_at", "importance")
+BM25_K1, BM25_B = 1.2, 0.75
+BM25_CANDIDATES = 2_000  # documents scored per query; df is counted within them (exact below the cap)
+STATS_TTL_S = 30.0
+
+
+@dataclass(frozen=True)
+class Scope:
+    user_id: str
+    fields: dict[str, str] = field(default_factory=dict)  # agent_id / run_id / app_id -> value
+    filters: Node | None = None
+    include_archived: bool = False
+
+    def where(self, args: list, column_prefix: str = "") -> str:
+        """The WHERE condition of this scope; parameters appended to `args`."""
+        args.append(self.user_id)
+        states = "('active', 'archived')" if self.include_archived else "('active')"
+        parts = [f"{column_prefix}user_id = ${len(args)}", f"{column_prefix}state IN {states}"]
+        for name in SCOPE_FIELDS:
+            if self.fields.get(name) is not None:
+                args.append(self.fields[name])
+                parts.append(f"{column_prefix}{name} = ${len(args)}")
+        if self.filters is not None:
+            parts.append(to_sql(self.filters, args))
+        return " AND ".join(parts)
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def memory_document(row) -> dict:
+    """A memories row as the API shows it."""
+    doc = {
+        "id": str(row["id"]), "memory": row["text"], "user_id": row["user_id"], "agent_id": row["agent_id"],
+        "run_id": row["run_id"], "app_id": row["app_id"], "metadata": _json(row["metadata"]),
+        "categories": list(row["categories"]), "importance": row["importance"], "state": row["state"],
+        "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
+        "occurred_at": row["occurred_at"].isoformat(), "version": row["version"],
+        "access_count": row["access_count"],
+        "last_accessed_at": row["last_accessed_at"].isoformat() if row["last_accessed_at"] else None,
+    }
+    return doc
+
+
+async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int, ef_search: int,
+                window: tuple[datetime, datetime] | None = None) -> list[tuple[str, float]]:
+    """(id, cosine similarity), nearest first; `window` narrows to occurred_at in [start, end)."""
+    args: list = [vector]
+    where = scope.where(args)
+    if window is not None:
+        args += [window[0], window[1]]
+        where += f" AND occurred_at >= ${len(args) - 1} AND occurred_at < ${len(args)}"
+    args.append(limit)
+    sql = (f"SELECT id, 1 - (embedding <=> $1) AS similarity FROM memories WHERE {where}"
+           f" ORDER BY embedding <=> $1 LIMIT ${len(args)}")
+    async with pool.acquire() as conn, conn.transaction():
+        # Iterative scans keep filtered HNSW queries from coming back short (pgvector 0.8).
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
+        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        rows = await conn.fetch(sql, *args)
+    ranked = [(str(r["id"]), float(r["similarity"])) for r in rows]
+    ranked.sort(key=lambda r: -r[1])  # relaxed_order may return near-ties slightly out of order
+    return ranked
+
+
+class CorpusStats:
+    """Per-user document count and average length (in lexemes) for BM25, cached briefly:
+    they move slowly and counting 100k rows on every query would cost more than the query."""
+
+    def __init__(self, ttl_s: float = STATS_TTL_S):
+        self.ttl_s = ttl_s
+        self._cache: dict[tuple, tuple[float, int, float]] = {}
+
+    async def get(self, pool: asyncpg.Pool, scope: Scope) -> tuple[int, float]:
+        key = (scope.user_id, scope.include_archived)
+        hit = self._cache.get(key)
+        if hit and time.monotonic() - hit[0] < self.ttl_s:
+            return hit[1], hit[2]
+        args: list = []
+        where = Scope(scope.user_id, include_archived=scope.include_archived).where(args)
+        row = await pool.fetchrow(f"SELECT count(*) AS n, avg(length(tsv)) AS avgdl FROM memories WHERE {where}",
+                                  *args)
+        n, avgdl = int(row["n"]), float(row["avgdl"] or 1.0)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[key] = (time.monotonic(), n, avgdl)
+        return n, max(avgdl, 1.0)
+
+
+async def bm25(pool: asyncpg.Pool, tsquery: str, scope: Scope, limit: int, stats: CorpusStats) -> list[tuple[str, float]]:
+    """(id, BM25 score), best first: Okapi BM25 over the stored tsvectors (English stemming),
+    document frequencies counted among the matching documents of the user."""
+    n, avgdl = await stats.get(pool, scope)
+    args: list = [tsquery]
+    where = scope.where(args, "m.")
+    args += [BM25_CANDIDATES, float(max(n, 1)), avgdl, BM25_K1, BM25_B, limit]
+    c, n_arg, avgdl_arg, k1, b, lim = (f"${i}" for i in range(len(args) - 5, len(args) + 1))
+    sql = f"""
+WITH q AS (SELECT to_tsquery('english', $1) AS tsq),
+cand AS MATERIALIZED (
+  SELECT m.id, m.tsv FROM memories m, q WHERE {where} AND m.tsv @@ q.tsq LIMIT {c}),
+lexemes AS (SELECT lexeme FROM unnest(to_tsvector('english', replace($1, '|', ' ')))),
+tf AS (
+  SELECT cand.id, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf, length(cand.tsv) AS dl
+  FROM cand, unnest(cand.tsv) u WHERE u.lexeme IN (SELECT lexeme FROM lexemes)),
+df AS (SELECT lexeme, count(*) AS df FROM tf GROUP BY lexeme)
+SELECT tf.id, sum(ln(1 + ({n_arg} - df.df + 0.5) / (df.df + 0.5))
+                 * tf.tf * ({k1} + 1) / (tf.tf + {k1} * (1 - {b} + {b} * tf.dl / {avgdl_arg}))) AS score
+FROM tf JOIN df USING (lexeme) GROUP BY tf.id ORDER BY score DESC, tf.id LIMIT {lim}"""
+    rows = await pool.fetch(sql, *args)
+    return [(str(r["id"]), float(r["score"])) for r in rows]
+
+
+async def trigram(pool: asyncpg.Pool, names: list[str], scope: Scope, limit: int,
+                  min_similarity: float = 0.6) -> list[tuple[str, float]]:
+    """(id, best word similarity of any name), best first: fuzzy matches of names and
+    identifiers (pg_trgm `<%`, served by the trigram index)."""
+    if not names:
+        return []
+    args: list = [names]
+    where = scope.where(args)
+    args += [min_similarity, limit]
+    sql = (f"SELECT id, max(word_similarity(n, text)) AS sim FROM memories, unnest($1::text[]) AS n"
+           f" WHERE {where} AND n <% text AND word_similarity(n, text) >= ${len(args) - 1}"
+           f" GROUP BY id ORDER BY sim DESC, id LIMIT ${len(args)}")
+    rows = await pool.fetch(sql, *args)
+    return [(str(r["id"]), float(r["sim"])) for r in rows]
+
+
+async def anchor_time(pool: asyncpg.Pool, tsquery: str, scope: Scope) -> datetime | None:
+    """When the memory that best matches an anchor phrase ("the meeting") happened."""
+    args: list = [tsquery]
+    where = scope.where(args)
+    row = await pool.fetchrow(
+        f"SELECT occurred_at FROM memories WHERE {where} AND tsv @@ to_tsquery('english', $1)"
+        " ORDER BY ts_rank_cd(tsv, to_tsquery('english', $1)) DESC, occurred_at DESC LIMIT 1", *args)
+    return row["occurred_at"] if row else None
+
+
+async def hydrate(pool: asyncpg.Pool, ids: list[str], scope: Scope, vector: np.ndarray | None,
+                  with_embedding: bool = False) -> dict[str, dict]:
+    """The documents of `ids` that pass the scope, by id, each with `similarity` to the
+    query vector (and `embedding` when asked, for MMR)."""
+    if not ids:
+        return {}
+    args: list = [ids]
+    where = scope.where(args)
+    extra = ""
+    if vector is not None:
+        args.append(vector)
+        extra += f", 1 - (embedding <=> ${len(args)}) AS similarity"
+    if with_embedding:
+        extra += ", embedding"
+    rows = await pool.fetch(f"SELECT {MEMORY_COLUMNS}{extra} FROM memories WHERE id = ANY($1::uuid[]) AND {where}",
+                            *args)
+    out = {}
+    for row in rows:
+        doc = memory_document(row)
+        doc["similarity"] = float(row["similarity"]) if vector is not None else None
+        if with_embedding:
+            doc["embedding"] = np.asarray(row["embedding"], dtype=np.float32)
+        out[doc["id"]] = doc
+    return out
+
+
+async def get_memory(pool: asyncpg.Pool, memory_id: str, user_id: str) -> dict | None:
+    """One memory of the user in any state but deleted (None: absent, deleted or someone else's)."""
+    row = await pool.fetchrow(f"SELECT {MEMORY_COLUMNS} FROM memories WHERE id = $1::uuid AND user_id = $2"
+                              " AND state <> 'deleted'", memory_id, user_id)
+    return memory_document(row) if row else None
+
+
+async def list_memories(pool: asyncpg.Pool, scope: Scope, sort: str, descending: bool, limit: int,
+                        offset: int) -> tuple[list[dict], int]:
+    """A page of the scope's memories and the total count."""
+    if sort not in SORTABLE:
+        raise ValueError(f"sort must be one of {SORTABLE}")
+    args: list = []
+    where = scope.where(args)
+    direction = "DESC NULLS LAST" if descending else "ASC NULLS FIRST"
+    args += [limit, offset]
+    rows = await pool.fetch(
+        f"SELECT {MEMORY_COLUMNS}, count(*) OVER () AS total FROM memories WHERE {where}"
+        f" ORDER BY {sort} {direction}, id LIMIT ${len(args) - 1} OFFSET ${len(args)}", *args)
+    if rows:
+        return [memory_document(r) for r in rows], int(rows[0]["total"])
+    if offset == 0:
+        return [], 0
+    total = await pool.fetchval(f"SELECT count(*) FROM memories WHERE {where}", *args[:-2])
+    return [], int(total)
+
+
+async def history(pool: asyncpg.Pool, memory_id: str, user_id: str) -> list[dict] | None:
+    """Every change of one memory of the user, oldest first (None: no such memory of the user)."""
+    rows = await pool.fetch(
+        "SELECT event_id, event_type, actor, correlation_id, occurred_at, log_partition, log_offset, old_text,"
+        " new_text, old_metadata, new_metadata, reason FROM memory_history WHERE memory_id = $1::uuid"
+        " AND user_id = $2 ORDER BY occurred_at, log_partition, log_offset", memory_id, user_id)
+    if not rows:
+        return None
+    changes = []
+    for r in rows:
+        before = None if r["old_text"] is None and r["old_metadata"] is None else {
+            "memory": r["old_text"], "metadata": _json(r["old_metadata"])}
+        after = None if r["new_text"] is None and r["new_metadata"] is None else {
+            "memory": r["new_text"], "metadata": _json(r["new_metadata"])}
+        changes.append({
+            "event_id": str(r["event_id"]), "event": r["event_type"], "actor": r["actor"],
+            "correlation_id": r["correlation_id"], "at": r["occurred_at"].isoformat(),
+            "before": before, "after": after, "reason": r["reason"],
+            "log_position": {"partition": r["log_partition"], "offset": r["log_offset"]},
+        })
+    return changes
