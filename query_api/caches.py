@@ -105,7 +105,7 @@ class EmbeddingCache:
 # One round trip: the live prefix, the user's generation, Redis's watermark on the user's
 # partition, and the cached answer under that generation.
 _LOOKUP_LUA = f"""
-local prefix = '{VERSION_PREFIX}' .. (redis.call('GET', '{LIVE_KEY}') or '1')
+local prefix = '{VERSION_PREFIX}' .. (redis.call('GET', ARGV[5]) or '1')
 local gen = redis.call('GET', prefix .. ':user:' .. ARGV[1] .. ':gen') or '0'
 local wm = redis.call('HGET', prefix .. ':wm:' .. ARGV[2], ARGV[3]) or '-1'
 local entry = redis.call('GET', 'rs:qc:' .. prefix .. ':' .. ARGV[1] .. ':' .. gen .. ':' .. ARGV[4])
@@ -122,8 +122,10 @@ class AnswerSlot:
 
 
 class AnswerCache:
-    def __init__(self, redis: aioredis.Redis, topic: str, partition_of: Callable[[str], int], ttl_s: int = ANSWER_TTL_S):
+    def __init__(self, redis: aioredis.Redis, topic: str, partition_of: Callable[[str], int], ttl_s: int = ANSWER_TTL_S,
+                 live_key: str = LIVE_KEY):
         self.redis, self.topic, self.partition_of, self.ttl_s = redis, topic, partition_of, ttl_s
+        self.live_key = live_key  # another key only in tests, which must not move the real one
         self._lookup = redis.register_script(_LOOKUP_LUA)
         self.ratio = HitRatio("answers")
 
@@ -133,7 +135,8 @@ class AnswerCache:
 
     async def lookup(self, user_id: str, request_key: str) -> tuple[dict | None, AnswerSlot]:
         partition = self.partition_of(user_id)
-        prefix, gen, wm, entry = await self._lookup(args=[user_id, self.topic, partition, request_key])
+        prefix, gen, wm, entry = await self._lookup(args=[user_id, self.topic, partition, request_key,
+                                                                      self.live_key])
         prefix, gen = _text(prefix), _text(gen)
         slot = AnswerSlot(f"rs:qc:{prefix}:{user_id}:{gen}:{request_key}", int(wm), partition)
         self.ratio.count(bool(entry))
