@@ -105,8 +105,10 @@ def query_app() -> FastAPI:
         state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=2, max_size=20)
         await asyncio.to_thread(emb.embed_one, "warm up")
         await asyncio.to_thread(token_counter().load)
+        warm = asyncio.create_task(_warm_graph(graph))
         access.start()
         yield
+        warm.cancel()
         await access.stop()
         await driver.close()
         await redis_client.aclose()
@@ -141,8 +143,23 @@ def query_app() -> FastAPI:
         redis_positions=redis_positions,
         access=access,
         count_tokens=lambda encoding, text: token_counter(encoding).count(text),
+        grace_ms=cfg.search_source_timeout_ms,
     )
     return create_app(deps, lifespan=lifespan)
+
+
+async def _warm_graph(graph, attempts: int = 60) -> None:
+    """Neo4j plans a query the first time it sees its text (~1 s for the graph source's):
+    pay that before the first search's budget does. In the background, retried while Neo4j
+    is down (a search meanwhile leaves the graph out)."""
+    for attempt in range(attempts):
+        try:
+            await asyncio.wait_for(graph.memories_for_entities("recallstack-warm-up", ["warm up"], limit=1), 30)
+            return
+        except Exception as exc:
+            if attempt == 0:
+                log.warning("graph source not warmed up yet (%s); retrying in the background", exc)
+            await asyncio.sleep(5)
 
 
 def gateway_app() -> FastAPI:

@@ -35,7 +35,10 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
 
 
 def _field(loc: tuple) -> str:
-    return ".".join(str(p) for p in loc if p not in ("body", "query", "path"))
+    """`("body", "query")` -> "query": only the first item says where (body, query string, path)."""
+    if loc and loc[0] in ("body", "query", "path", "header"):
+        loc = loc[1:]
+    return ".".join(str(p) for p in loc)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -58,6 +58,7 @@ class QueryDeps:
     redis_positions: Callable[[], Awaitable[dict[int, int]]] | None = None
     access: Recorder = field(default_factory=Recorder)
     count_tokens: Callable[[str, str], int] | None = None  # (encoding, text) -> tokens
+    grace_ms: int = 250  # how long the graph and the cache may lag Postgres on a token before they are left out
 
 
 def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
@@ -106,11 +107,13 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             return result
 
         vector_task = asyncio.ensure_future(vector())
+        graph_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.graph_positions, "neo4j"))
+        cache_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.redis_positions, "redis"))
         try:
-            graph_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.graph_positions, "neo4j"))
-            cache_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.redis_positions, "redis"))
             await pg_consistent(body.consistency_token)
-            graph_problem, cache_problem = await graph_wait, await cache_wait
+            # Postgres answers; the graph and the cache get a short grace beyond it, never the whole bound.
+            graph_problem, cache_problem = await asyncio.gather(_within_grace(graph_wait, deps.grace_ms, "neo4j"),
+                                                                _within_grace(cache_wait, deps.grace_ms, "redis"))
             query = SearchQuery(body.query, scope, limit, options.get("threshold"), reference_time,
                                 tuple(options.get("sources") or SOURCES), options.get("weights") or {},
                                 options.get("rrf_k"), options.get("mmr", False), options.get("temporal", "boost"))
@@ -148,7 +151,8 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             except CONNECTION_ERRORS as exc:
                 raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
         finally:
-            vector_task.cancel()
+            for task in (vector_task, graph_wait, cache_wait):
+                task.cancel()
         answer = {"results": outcome.results, "degraded": outcome.degraded, "cache": cache_state}
         timings = {"embed": embed_ms.get("embed", 0.0), **outcome.timings_ms}
         if options.get("explain"):
@@ -262,6 +266,13 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         return stats
 
     return app
+
+
+async def _within_grace(wait: asyncio.Task, grace_ms: int, name: str) -> str | None:
+    try:
+        return await asyncio.wait_for(wait, grace_ms / 1000)
+    except asyncio.TimeoutError:
+        return f"not yet consistent: read model {name} had not applied the token {grace_ms} ms after Postgres"
 
 
 def _server_timing(response: Response, timings: dict[str, float], began: float) -> None:

@@ -182,7 +182,8 @@ async def hydrate(pool: asyncpg.Pool, ids: list[str], scope: Scope, vector: np.n
         doc = memory_document(row)
         doc["similarity"] = float(row["similarity"]) if vector is not None else None
         if with_embedding:
-            doc["embedding"] = np.asarray(row["embedding"], dtype=np.float32)
+            value = row["embedding"]
+            doc["embedding"] = np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value, dtype=np.float32)
         out[doc["id"]] = doc
     return out
 

@@ -142,8 +142,12 @@ class HybridSearch:
                 pool, vector, q.scope, depth, max(self.config.ef_search, depth), (window.start, window.end)), budget))
 
         async def graph():
-            return await timer.run("graph", asyncio.wait_for(
-                self.graph(q.scope.user_id, names, depth, q.scope.fields, q.scope.include_archived), budget))
+            # Shielded: cancelling a Bolt query mid-flight breaks its connection, and reconnecting
+            # costs more than letting a late answer finish unread.
+            task = asyncio.ensure_future(self.graph(q.scope.user_id, names, depth, q.scope.fields,
+                                                    q.scope.include_archived))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+            return await timer.run("graph", asyncio.wait_for(asyncio.shield(task), budget))
 
         wanted: dict[str, Callable[[], Awaitable]] = {}
         if "dense" in q.sources:
