@@ -42,7 +42,8 @@ join nodes of one version; their property indexes are global); a query that star
 relationship index still pins an endpoint's versioned label. Labels are formatted into the
 query text from an int version only (`versioned()`: `Memory_vN` -> `Memory_v3`), never from
 input. Readers find the live version with `live_graph_version()` and its labels with
-`labels(version)`.
+`labels(version)` (both in adapters/neo4j_read_model.py, with `Neo4jReadModel`, what the
+query API reads through).
 
 - The pointer `(:ReadModelLive {projection: "neo4j", version: n})` says which version is
   live (readers read it, the live projector writes it). Without one, the first
@@ -79,20 +80,21 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from functools import lru_cache
 from typing import Any
 
 from neo4j import AsyncDriver, AsyncManagedTransaction, RoutingControl
 from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
+# The version helpers live with the read side (the query API reads the graph without projectors/);
+# imported here under the same names, which stay importable from this module.
+from adapters.neo4j_read_model import (NODE_LABELS, PROJECTION, _READ_LIVE, _check_version,  # noqa: F401
+                                       live_graph_version, labels, versioned)
 from domain import entities as extractor
 from domain.events import Entity, Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated, Relation
 from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
 from projectors.versions import covers
 
-PROJECTION = "neo4j"
-NODE_LABELS = ("User", "Memory", "Entity", "ProjectionOffset", "AppliedEvent")  # the contract labels
 
 # Per version: `_vN` becomes `_v<n>` (versioned()).
 VERSION_SCHEMA = (
@@ -128,28 +130,10 @@ _BATCH = 10_000
 _MEMORY_EVENTS = (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted)
 
 
-def _check_version(version: int) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ValueError(f"a read-model version is a positive int, not {version!r}")
-    return version
-
-
 def _check_label(label: str) -> str:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", label):
         raise ValueError(f"not a plain label name: {label!r}")
     return label
-
-
-@lru_cache(maxsize=1024)
-def versioned(template: str, version: int) -> str:
-    """A query template for `version`: every `_vN` (as in `Memory_vN`, `rs_vN_memory_id`)
-    becomes `_v<version>`. The version is an int, so nothing else enters the query text."""
-    return re.sub(r"_vN(?![A-Za-z0-9])", f"_v{_check_version(version)}", template)
-
-
-def labels(version: int) -> dict[str, str]:
-    """The versioned label of each contract label: {"Memory": "Memory_v3", ...}."""
-    return {label: f"{label}_v{_check_version(version)}" for label in NODE_LABELS}
 
 
 # Datetimes travel as ISO 8601 strings and become DateTime in Cypher: the pure-Python
@@ -238,7 +222,6 @@ MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
 REMOVE o._LOCK_
 RETURN o.partition AS partition, o.offset AS offset
 """
-_READ_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) RETURN p.version AS version"
 _LOCK_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) SET p._LOCK_ = true RETURN p.version AS version"
 _SET_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) REMOVE p._LOCK_ SET p.version = $version"
 _UNLOCK_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) REMOVE p._LOCK_"
@@ -247,13 +230,6 @@ MERGE (p:ReadModelLive {projection: $projection})
   ON CREATE SET p.version = $version
 RETURN p.version AS version
 """
-
-
-async def live_graph_version(driver: AsyncDriver, database: str | None = None, projection: str = PROJECTION) -> int:
-    """The version readers read (a plain read of the pointer; 1 while there is none)."""
-    records, _, _ = await driver.execute_query(_READ_LIVE, projection=projection, database_=database,
-                                               routing_=RoutingControl.READ)
-    return records[0]["version"] if records else 1
 
 
 class Neo4jProjector:
