@@ -166,7 +166,8 @@ def gateway_app() -> FastAPI:
     from gateway.app import create_app
 
     cfg = settings()
-    return create_app(cfg.command_api_url, cfg.query_api_url)
+    # /mcp: the MCP server's tools call the REST API through this same gateway.
+    return create_app(cfg.command_api_url, cfg.query_api_url, mcp_base_url=cfg.gateway_url, bind_host=cfg.host)
 
 
 PROJECTIONS = ("postgres", "redis", "neo4j")

@@ -22,6 +22,11 @@ EXAMPLES = {
     "infra": "examples:\n  recallstack infra up\n  recallstack infra status --json\n  recallstack infra down",
     "up": "examples:\n  recallstack up             # foreground, Ctrl-C stops everything\n  recallstack up --detach    # return once the gateway answers",
     "projector": "examples:\n  recallstack projector postgres",
+    "mcp": "examples:\n  recallstack mcp                                  # for an IDE's MCP config (stdio)\n"
+           "  RECALLSTACK_MCP_USER_ID=alice recallstack mcp --url http://127.0.0.1:8080\n"
+           "environment: RECALLSTACK_URL, RECALLSTACK_API_KEY, RECALLSTACK_MCP_USER_ID (default: the OS user),\n"
+           "  RECALLSTACK_MCP_AGENT_ID, RECALLSTACK_MCP_APP_ID\n"
+           "over HTTP the same server is at <gateway>/mcp (streamable HTTP)",
 }
 
 
@@ -279,6 +284,15 @@ def cmd_replay(args) -> int:
     return 0
 
 
+def cmd_mcp(args) -> int:
+    from mcp_server.server import McpConfig, run_stdio
+
+    # stdout carries the protocol: everything else (logs, errors) goes to stderr.
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    run_stdio(McpConfig.from_env(base_url=args.url))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="recallstack", description="Self-hosted long-term memory for AI agents.",
                                 epilog="exit codes: 0 ok, 1 failed (the message says why), 2 bad usage",
@@ -326,6 +340,11 @@ def parser() -> argparse.ArgumentParser:
     rep.add_argument("--keep-old", action="store_true", help="keep the previous version instead of dropping it")
     rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.set_defaults(func=cmd_replay)
+    mcp = sub.add_parser("mcp", help="the MCP server on stdio (for IDE configs: Cursor, Claude Desktop, Claude Code)",
+                         epilog=EXAMPLES["mcp"], formatter_class=argparse.RawDescriptionHelpFormatter)
+    mcp.add_argument("--url", help="the recallstack REST base URL (default $RECALLSTACK_URL, else "
+                                   "http://127.0.0.1:8080)")
+    mcp.set_defaults(func=cmd_mcp)
     return p
 
 

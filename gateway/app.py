@@ -3,6 +3,10 @@
 Each API stays its own process; the gateway forwards the request as is (method,
 path, query, headers, body) and streams the answer back. When a service does not
 answer, the gateway says which one, as a 503 with Retry-After.
+
+With `mcp_base_url`, the gateway also serves the MCP server (mcp_server/) over
+streamable HTTP at /mcp; its tools call the REST API at that base URL through the SDK,
+like any other client (the gateway's own URL in the local stack).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.routing import Route
 
 from adapters.http_api import error_response
 from gateway.routes import COMMAND, QUERY, route
@@ -20,18 +25,28 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
               "transfer-encoding", "upgrade", "host", "content-length"}
 
 
-def create_app(command_url: str, query_url: str) -> FastAPI:
+def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None,
+               bind_host: str = "127.0.0.1") -> FastAPI:
     upstreams = {COMMAND: command_url, QUERY: query_url}
     state: dict = {}
+    mcp = _mcp_routes(mcp_base_url, bind_host) if mcp_base_url else None
 
     @asynccontextmanager
     async def lifespan(_app):
         limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
         state["client"] = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0), limits=limits)
-        yield
-        await state["client"].aclose()
+        try:
+            if mcp is None:
+                yield
+            else:
+                async with mcp[0].session_manager.run():  # the MCP sessions' task group and the SDK client
+                    yield
+        finally:
+            await state["client"].aclose()
 
     app = FastAPI(title="recallstack gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    if mcp is not None:
+        app.router.routes.extend(mcp[1])  # before the catch-all proxy route below
 
     @app.get("/healthz")
     async def healthz():
@@ -68,3 +83,16 @@ def create_app(command_url: str, query_url: str) -> FastAPI:
         return Response(answer.content, status_code=answer.status_code, headers=out_headers)
 
     return app
+
+
+def _mcp_routes(base_url: str, bind_host: str):
+    """The MCP server and its streamable-HTTP route (/mcp). Stateless: every request stands
+    alone, so nothing is lost when the gateway restarts. Loopback gateways keep the SDK's
+    DNS-rebinding protection (Host and Origin must be local)."""
+    from mcp_server.server import McpConfig, build_server
+
+    server = build_server(McpConfig.from_env(base_url=base_url))
+    sub_app = server.streamable_http_app(streamable_http_path="/mcp", stateless_http=True, host=bind_host)
+    routes = list(sub_app.routes)
+    mcp_route = next(r for r in routes if getattr(r, "path", None) == "/mcp")
+    return server, routes + [Route("/mcp/", endpoint=mcp_route.endpoint)]  # some clients add the slash
