@@ -63,6 +63,7 @@ test: install
 # Benchmarks print medians and p99 with the machine and corpus size; results in bench/results/.
 BENCH_HOME := $(CURDIR)/.bench-home
 REPLAY_EVENTS ?= 100000,1000000  # corpus sizes of the replay benchmark (1M takes a while)
+SEARCH_SIZES ?= 10000,100000  # corpus sizes of the search benchmark (1000000: 100 users; loading it takes an hour or more)
 BENCH_ARGS ?= --quick
 bench: install
 	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
@@ -71,7 +72,8 @@ bench: install
 	$(BIN)/python bench/slice_bench.py | tee bench/results/slice.txt && \
 	$(BIN)/python bench/write_bench.py $(BENCH_ARGS) | tee bench/results/write.txt && \
 	$(BIN)/python bench/visibility_bench.py | tee bench/results/visibility.txt && \
-	$(BIN)/python bench/replay_bench.py --events $(REPLAY_EVENTS) | tee bench/results/replay.txt; status=$$?; \
+	$(BIN)/python bench/replay_bench.py --events $(REPLAY_EVENTS) | tee bench/results/replay.txt && \
+	$(BIN)/python bench/search_bench.py --sizes $(SEARCH_SIZES) | tee bench/results/search.txt; status=$$?; \
 	$(BIN)/recallstack down; exit $$status
 
 clean:

@@ -1,0 +1,869 @@
+"""Search latency and throughput against a running stack (`recallstack up --detach`).
+
+    python bench/search_bench.py [--sizes 10000,100000] [--clients 1,10,50] [--duration 20]
+                                 [--base-url http://127.0.0.1:8080] [--query-url http://127.0.0.1:8082]
+                                 [--quick] [--json]
+
+Corpus. N memories per size, appended as MemoryCreated events straight to the live log
+(EventPublisher; the embedder is not what is loaded): the ~3,400 LoCoMo turns are embedded
+once with the project's MiniLM embedder (vectors cached in bench/results/.cache), memory i
+is turn i, then two turns joined (the vector the normalised sum of theirs), every vector
+with a little noise so the HNSW graph holds no exact duplicates; `happened_at` spread over
+the last year, metadata with three keys. 10k and 100k go to one user each, 1M is spread
+over 100 users. The projectors apply them live; the benchmark waits for Postgres and
+Redis (progress with rate and ETA), gives Neo4j up to --graph-wait seconds, and reports
+what the graph still lags. A loaded corpus is listed in bench/results/.cache/
+search_corpus.json (per RECALLSTACK_HOME) and reused by the next run (checked against the
+Postgres row count).
+
+Load. Closed loop: 1, 10 and 50 clients (httpx, keep-alive), each sending its next
+POST /v1/memories/search as soon as the last one answers, for --duration seconds per
+level, through the gateway (:8080) and direct on the query API (:8082) to show the
+gateway hop. "uncached": every query text is used once in the whole run (LoCoMo
+questions, then phrased variants of them) and `"cache": false` is sent when the API
+accepts the field; "repeated": 20 questions asked over and over after a warm-up, so a
+result cache can serve them. Reported per (size, endpoint, mode, clients): p50/p90/p99/max
+and QPS, the QPS at saturation, the Server-Timing entries of the query API (median/p99
+per entry beside the client-observed latency; the difference is HTTP + queueing), and
+the CPU each process used during the level (2 cores = 200 %). Results:
+bench/results/search.json, search_latency.png, search_breakdown.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import itertools
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+from corpus import machine, pct, questions, turns
+
+import bootstrap
+from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
+
+RESULTS = Path(__file__).parent / "results"
+CACHE = RESULTS / ".cache"
+MANIFEST = CACHE / "search_corpus.json"
+QUERY_STATE = CACHE / "search_queries.json"
+SOURCES = ("dense", "sparse", "temporal", "graph")  # run concurrently by the query API (contract)
+NOISE = 0.1  # norm of the noise added to each unit vector (cosine to the clean vector ~0.995)
+REPEATED = 20  # distinct queries of the "repeated" mode
+TARGET_UNCACHED_P99_MS = 50.0  # at 100k memories in one user, 10 clients
+TARGET_REPEATED_P99_MS = 10.0
+PREFIXES = ("", "Remind me: ", "Do you remember, ", "Quick question: ", "I forgot - ", "From our chats, ",
+            "Can you recall: ", "Tell me again: ", "Going back to earlier, ", "One more thing: ", "Hey, ",
+            "Sorry to ask again, ")
+
+
+def log(message: str, end: str = "\n") -> None:
+    print(message, end=end, file=sys.stderr, flush=True)
+
+
+def human(n: int) -> str:
+    return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else (
+        f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n))
+
+
+# --- corpus ----------------------------------------------------------------------------
+
+
+def turn_vectors() -> tuple[list[str], np.ndarray, str]:
+    """The LoCoMo turns and their MiniLM vectors (embedded once, cached on disk)."""
+    from adapters.embedders import build_embedder
+
+    texts = turns()
+    embedder = build_embedder("minilm")
+    digest = hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12]
+    path = CACHE / f"locomo_turns_{embedder.model_id.replace('/', '_')}_{digest}.npy"
+    if path.exists():
+        vectors = np.load(path)
+        if vectors.shape == (len(texts), embedder.dim):
+            return texts, vectors, embedder.model_id
+    log(f"embedding {len(texts):,} LoCoMo turns once with {embedder.model_id} (cached in {path.parent})...")
+    began = time.perf_counter()
+    vectors = np.concatenate([np.asarray(embedder.embed(texts[i:i + 256]), dtype=np.float32)
+                              for i in range(0, len(texts), 256)])
+    log(f"  {len(texts) / (time.perf_counter() - began):,.0f} texts/s")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    np.save(path, vectors)
+    return texts, vectors, embedder.model_id
+
+
+def memory_content(g: int, texts: list[str], vectors: np.ndarray, rng: np.random.Generator):
+    """Memory number g of a corpus: turn g, then pairs (a, a+k) of turns joined."""
+    n = len(texts)
+    if g < n:
+        parts = (g,)
+    else:
+        j = g - n
+        a, k = j % n, 1 + (j // n) % (n - 1)
+        parts = (a, (a + k) % n)
+    text = "\n".join(texts[p] for p in parts)
+    vec = vectors[list(parts)].sum(axis=0)
+    vec = vec / np.linalg.norm(vec)
+    vec = vec + rng.normal(scale=NOISE / np.sqrt(vec.size), size=vec.size)
+    vec = vec / np.linalg.norm(vec)
+    speaker = texts[parts[0]].split(":", 1)[0]
+    return text, tuple(vec.astype(np.float32).tolist()), speaker, "turn" if len(parts) == 1 else "exchange"
+
+
+def load_manifest() -> dict:
+    """The corpora loaded into this stack (one section per RECALLSTACK_HOME): {size: {users, load}}."""
+    try:
+        everything = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError):
+        everything = {}
+    home = str(bootstrap.settings().home)
+    legacy = {k: everything.pop(k) for k in list(everything) if k.isdigit()}  # written before the sections
+    return {**legacy, **everything.get(home, {})}
+
+
+def save_manifest(manifest: dict) -> None:
+    try:
+        everything = json.loads(MANIFEST.read_text())
+    except (OSError, ValueError):
+        everything = {}
+    everything = {k: v for k, v in everything.items() if not k.isdigit()}
+    everything[str(bootstrap.settings().home)] = manifest
+    CACHE.mkdir(parents=True, exist_ok=True)
+    MANIFEST.write_text(json.dumps(everything, indent=2))
+
+
+async def pg_counts(users: list[str]) -> int:
+    import asyncpg
+
+    conn = await asyncpg.connect(bootstrap.settings().pg_dsn)
+    try:
+        return await conn.fetchval("SELECT count(*) FROM memories WHERE user_id = ANY($1::text[]) AND state = 'active'",
+                                   users)
+    finally:
+        await conn.close()
+
+
+async def positions_of(name: str) -> dict[int, int]:
+    async with bootstrap.read_model(name) as versions:
+        return await versions.projection().positions(EVENTS_TOPIC)
+
+
+class Watcher:
+    """Polls one read model's applied positions against the targets of a load."""
+
+    def __init__(self, name: str, start: dict[int, int], events: int):
+        self.name, self.start, self.events = name, start, events
+        self.target: dict[int, int] = {}
+        self.done_at: float | None = None
+        self.fraction = 0.0
+        self.applied = 0
+        self._cm = None
+        self._projection = None
+
+    async def open(self):
+        self._cm = bootstrap.read_model(self.name)
+        self._projection = (await self._cm.__aenter__()).projection()
+
+    async def close(self):
+        if self._cm is not None:
+            await self._cm.__aexit__(None, None, None)
+
+    async def poll(self, published: bool) -> None:
+        if not self.target:
+            return
+        positions = await self._projection.positions(EVENTS_TOPIC)
+        total = sum(t - self.start.get(p, -1) for p, t in self.target.items())
+        got = sum(max(0, min(positions.get(p, -1), t) - self.start.get(p, -1)) for p, t in self.target.items())
+        self.applied = min(self.events, got)  # log records (a few transaction markers included)
+        self.fraction = got / max(1, total)
+        if published and self.done_at is None and all(positions.get(p, -1) >= t for p, t in self.target.items()):
+            self.done_at = time.perf_counter()
+            self.fraction, self.applied = 1.0, self.events
+
+
+async def publish_corpus(size: int, users: list[str], model_id: str, texts, vectors, graph_wait: float) -> dict:
+    from adapters.kafka_log import EventPublisher
+    from domain.events import MemoryCreated, utcnow
+
+    cfg = bootstrap.settings()
+    names = ("postgres", "redis", "neo4j")
+    watchers = {n: Watcher(n, await positions_of(n), size) for n in names}
+    for w in watchers.values():
+        await w.open()
+    publisher = EventPublisher(cfg.kafka_bootstrap, timeout_s=60)
+    await publisher.start()
+    rng = np.random.default_rng(size)
+    now = utcnow()
+    target: dict[int, int] = {}
+    began = time.perf_counter()
+    published_at = None
+    written = 0
+    in_flight: set[asyncio.Task] = set()
+    last_print = [0.0]
+
+    def status(final: bool = False) -> str:
+        elapsed = time.perf_counter() - began
+        publish_s = (published_at or time.perf_counter()) - began
+        parts = [f"published {written:,}/{size:,}" + (f" ({written / publish_s:,.0f}/s)" if publish_s > 0 else "")]
+        for w in watchers.values():
+            applied = w.applied
+            if w.done_at is not None:
+                parts.append(f"{w.name} done in {w.done_at - began:,.0f} s")
+            else:
+                rate = applied / elapsed if elapsed > 0 else 0
+                eta = f"ETA {(size - applied) / rate:,.0f} s" if rate > 0 else "ETA ?"
+                parts.append(f"{w.name} {applied:,} ({rate:,.0f}/s, {eta})")
+        return " | ".join(parts)
+
+    def tick(force: bool = False) -> None:
+        if force or time.perf_counter() - last_print[0] > 1:
+            last_print[0] = time.perf_counter()
+            log("\r  " + status() + "   ", end="")
+
+    async def send(batch):
+        nonlocal written
+        token = await publisher.publish(batch)
+        written += len(batch)
+        for p, o in token.offsets:
+            target[p] = max(target.get(p, -1), o)
+
+    async def poller():
+        while True:
+            for w in watchers.values():
+                w.target = target
+                try:
+                    await w.poll(published_at is not None)
+                except Exception as exc:  # a read model down: keep polling the others
+                    log(f"\n  {w.name}: positions unavailable ({type(exc).__name__})")
+            tick()
+            await asyncio.sleep(1)
+
+    polling = asyncio.create_task(poller())
+    try:
+        for start in range(0, size, 1000):
+            batch = []
+            for g in range(start, min(size, start + 1000)):
+                text, vec, speaker, kind = memory_content(g, texts, vectors, rng)
+                happened = now - timedelta(seconds=float(rng.uniform(0, 365 * 86400)))
+                batch.append(MemoryCreated(
+                    user_id=users[g % len(users)], actor="worker:bench", memory_id=str(uuid.uuid4()), text=text,
+                    embedding=vec, embedding_model=model_id, happened_at=happened,
+                    metadata={"source": "locomo-bench", "speaker": speaker, "kind": kind}))
+            task = asyncio.create_task(send(batch))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
+            if len(in_flight) >= 4:
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            tick()
+            await asyncio.sleep(0)
+        await asyncio.gather(*in_flight)
+        published_at = time.perf_counter()
+        for w in watchers.values():
+            w.target = target
+        deadline_graph = None
+        while True:
+            await asyncio.sleep(0.5)
+            if all(watchers[n].done_at is not None for n in ("postgres", "redis")):
+                if deadline_graph is None:
+                    deadline_graph = time.perf_counter() + graph_wait
+                if watchers["neo4j"].done_at is not None or time.perf_counter() > deadline_graph:
+                    break
+    finally:
+        polling.cancel()
+        await publisher.stop()
+        for w in watchers.values():
+            await w.close()
+    tick(force=True)
+    log("")
+    row = {"events": size, "users": len(users), "publish_s": round(published_at - began, 1),
+           "publish_per_s": round(size / (published_at - began))}
+    for n, w in watchers.items():
+        row[f"{n}_applied_s"] = round(w.done_at - began, 1) if w.done_at else None
+        row[f"{n}_per_s"] = round(size / (w.done_at - began)) if w.done_at else None
+        row[f"{n}_applied_fraction"] = round(w.fraction, 4)
+    row["targets"] = {str(p): o for p, o in target.items()}
+    return row
+
+
+async def ensure_corpus(size: int, graph_wait: float, tools: dict) -> dict:
+    """A corpus of `size` memories in the read models: reused when a previous run loaded it."""
+    from projectors.lag import projector_lag
+
+    cfg = bootstrap.settings()
+    manifest = load_manifest()
+    entry = manifest.get(str(size))
+    if entry:
+        count = await pg_counts(entry["users"])
+        if count < size and (await projector_lag(cfg.kafka_bootstrap, "postgres"))["behind"] > 0:
+            log(f"corpus {human(size)}: Postgres still applying, waiting...")
+            deadline = time.monotonic() + 3600
+            while (await projector_lag(cfg.kafka_bootstrap, "postgres"))["behind"] > 0 and time.monotonic() < deadline:
+                await asyncio.sleep(2)
+            count = await pg_counts(entry["users"])
+        if count == size:
+            log(f"corpus {human(size)}: reusing {count:,} memories of {len(entry['users'])} user(s) loaded "
+                f"{entry['load'].get('loaded_at', 'earlier')}")
+            return {**entry, "reused": True}
+        log(f"corpus {human(size)}: listed but Postgres holds {count:,} of {size:,} memories; loading a new one")
+    if "texts" not in tools:
+        tools["texts"], tools["vectors"], tools["model_id"] = turn_vectors()
+    tag = uuid.uuid4().hex[:6]
+    n_users = 100 if size >= 1_000_000 else 1
+    users = [f"bench-search-{human(size)}-{tag}" + (f"-{u:03d}" if n_users > 1 else "") for u in range(n_users)]
+    log(f"corpus {human(size)}: appending {size:,} MemoryCreated events for {n_users} user(s) ({users[0]}...)")
+    manifest[str(size)] = {"users": users, "load": {"loaded_at": "(loading, interrupted?)"}}
+    save_manifest(manifest)
+    load = await publish_corpus(size, users, tools["model_id"], tools["texts"], tools["vectors"], graph_wait)
+    load["loaded_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
+    entry = {"users": users, "load": load}
+    manifest = load_manifest()
+    manifest[str(size)] = entry
+    save_manifest(manifest)
+    return {**entry, "reused": False}
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+class DistinctQueries:
+    """Query texts never sent before: phrased variants of the LoCoMo questions ("Remind me:
+    when did ..."), never the bare questions (other benchmarks send those). The position is
+    kept in bench/results/.cache across runs, because the query API keeps query embeddings
+    in Redis for days: a text from an earlier run would not be uncached."""
+
+    def __init__(self, seed: int = 7):
+        base = list(dict.fromkeys(questions()))
+        random.Random(seed).shuffle(base)
+        # The repeated mode's questions are never sent as uncached ones (nor any variant of them).
+        self.repeated, self.base = base[:REPEATED], base[REPEATED:]
+        try:
+            self.first = int(json.loads(QUERY_STATE.read_text())["next"])
+        except (OSError, ValueError, KeyError):
+            self.first = 0
+        self.first = max(self.first, len(self.base))  # round 0 (the bare questions) is never used
+        self.position = self.first
+
+    @property
+    def used(self) -> int:
+        return self.position - self.first
+
+    def next(self) -> str:
+        i = self.position
+        self.position += 1
+        q = self.base[i % len(self.base)]
+        round_ = i // len(self.base)
+        if round_ == 0:
+            return q
+        prefix = PREFIXES[round_ % len(PREFIXES)]
+        text = prefix + (q[0].lower() + q[1:] if prefix else q)
+        return text if round_ < len(PREFIXES) else f"{text} (#{round_ // len(PREFIXES)})"
+
+    def save(self) -> None:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        QUERY_STATE.write_text(json.dumps({"next": self.position}))
+
+
+def parse_server_timing(value: str) -> dict[str, float]:
+    """`embed;dur=3.1, dense;dur=5.2;desc="x", cache;desc=hit` -> {"embed": 3.1, "dense": 5.2, "cache=hit": 0}."""
+    out: dict[str, float] = {}
+    for entry in value.split(","):
+        fields = [f.strip() for f in entry.split(";") if f.strip()]
+        if not fields:
+            continue
+        name, dur, desc = fields[0], None, None
+        for f in fields[1:]:
+            k, _, v = f.partition("=")
+            if k.strip().lower() == "dur":
+                try:
+                    dur = float(v.strip().strip('"'))
+                except ValueError:
+                    pass
+            elif k.strip().lower() == "desc":
+                desc = v.strip().strip('"')
+        if dur is not None:
+            out[name] = out.get(name, 0.0) + dur
+        else:
+            out[f"{name}={desc}" if desc else name] = 0.0  # a marker (e.g. a cache hit)
+    return out
+
+
+def proc_cpu(home: Path) -> dict[str, float]:
+    """CPU seconds used so far by each recallstack process (Postgres with its backends) and by this one."""
+    tick = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                raw = (d / "stat").read_text()
+            except OSError:
+                continue
+            rest = raw[raw.rindex(")") + 2:].split()
+            stats[int(d.name)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, _) in stats.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def tree(pid: int) -> float:
+        total, stack = 0.0, [pid]
+        while stack:
+            p = stack.pop()
+            if p in stats:
+                total += stats[p][1]
+                stack += children.get(p, [])
+        return total
+
+    out: dict = {"_pids": {}}
+    for f in sorted((home / "run").glob("*.json")):
+        try:
+            pid = json.loads(f.read_text())["pid"]
+        except (OSError, ValueError, KeyError):
+            continue
+        if pid in stats:
+            out[f.stem] = tree(pid)
+            out["_pids"][f.stem] = pid
+    out["bench-client"] = stats.get(os.getpid(), (0, 0.0))[1]
+    cpu = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    out["_busy"] = (sum(cpu[:8]) - cpu[3] - cpu[4]) / tick  # every process on the machine
+    return out
+
+
+def per_request_split(timing: dict[str, float], client_ms: float) -> dict[str, float]:
+    """One request's time, in segments that add up to what the client saw: every Server-Timing
+    entry, except that the sources (concurrent) count once, as the slowest of them; then the
+    rest of the server's total and the rest of the client's time (HTTP, gateway, queueing)."""
+    total = timing.get("total")
+    split: dict[str, float] = {}
+    sources = [v for k, v in timing.items() if k in SOURCES]
+    if sources:
+        split["sources (slowest)"] = max(sources)
+    for k, v in timing.items():
+        if k not in SOURCES and k != "total" and v > 0:
+            split[k] = v
+    if total is None:
+        total = sum(split.values())
+    else:
+        split["server other"] = total - sum(split.values())  # negative: embedding overlapped the sources
+    split["HTTP + queueing"] = client_ms - total
+    return split
+
+
+async def stats_of(query_url: str) -> dict:
+    try:
+        async with httpx.AsyncClient(base_url=query_url, timeout=5) as client:
+            answer = await client.get("/v1/stats/cache")
+            return answer.json() if answer.status_code == 200 else {}
+    except (httpx.HTTPError, ValueError):
+        return {}
+
+
+def stats_delta(before: dict, after: dict) -> dict:
+    out = {}
+    for name, now in after.items():
+        if isinstance(now, dict) and "hits" in now:
+            then = before.get(name) or {"hits": 0, "misses": 0}
+            hits, misses = now["hits"] - then.get("hits", 0), now["misses"] - then.get("misses", 0)
+            if hits < 0 or misses < 0:  # the process restarted in between
+                hits, misses = now["hits"], now["misses"]
+            out[name] = {"hits": hits, "misses": misses}
+    return out
+
+
+async def wait_ready(urls: list[str], limit_s: float = 180) -> bool:
+    deadline, said = time.monotonic() + limit_s, False
+    async with httpx.AsyncClient(timeout=3) as client:
+        while True:
+            try:
+                if all([(await client.get(f"{u}/readyz")).status_code == 200 for u in urls]):
+                    if said:
+                        log(" ready again")
+                    return True
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                return False
+            if not said:
+                log("  (an endpoint is not ready; waiting up to 3 min)", end="")
+                said = True
+            await asyncio.sleep(2)
+
+
+async def run_level(url: str, users: list[str], clients: int, duration: float, next_query, extra: dict,
+                    home: Path, query_url: str) -> dict:
+    latencies: list[float] = []
+    timings: list[dict[str, float]] = []
+    splits: list[dict[str, float]] = []
+    counts = {"with_header": 0, "degraded": 0}
+    errors: dict[str, int] = {}
+    result_counts: list[int] = []
+    cache_states: dict[str, int] = {}
+    degraded_sources: dict[str, int] = {}
+    degraded_reasons: dict[str, str] = {}
+    header_names: set[str] = set()
+    rnd = random.Random(clients)
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    stats0 = await stats_of(query_url)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        end = [0.0]
+
+        async def loop():
+            while time.perf_counter() < end[0]:
+                body = {"query": next_query(), "user_id": users[rnd.randrange(len(users))], "limit": 10, **extra}
+                began = time.perf_counter()
+                try:
+                    answer = await client.post("/v1/memories/search", json=body)
+                except httpx.HTTPError as exc:
+                    errors[type(exc).__name__] = errors.get(type(exc).__name__, 0) + 1
+                    await asyncio.sleep(0.1)
+                    continue
+                ms = (time.perf_counter() - began) * 1000
+                if answer.status_code != 200:
+                    key = f"{answer.status_code}: {answer.text[:160]}"
+                    errors[key] = errors.get(key, 0) + 1
+                    continue
+                latencies.append(ms)
+                header_names.update(answer.headers.keys())
+                st = answer.headers.get("server-timing")
+                if st:
+                    counts["with_header"] += 1
+                    timing = parse_server_timing(st)
+                    timings.append(timing)
+                    splits.append(per_request_split(timing, ms))
+                payload = answer.json()
+                result_counts.append(len(payload.get("results", [])))
+                state = str(payload.get("cache", "(no field)"))
+                cache_states[state] = cache_states.get(state, 0) + 1
+                if payload.get("degraded"):
+                    counts["degraded"] += 1
+                    for d in payload["degraded"]:
+                        source = d.get("source", "?") if isinstance(d, dict) else str(d)
+                        degraded_sources[source] = degraded_sources.get(source, 0) + 1
+                        degraded_reasons.setdefault(source, str(d.get("reason") if isinstance(d, dict) else d)[:200])
+
+        cpu0, t0 = proc_cpu(home), time.perf_counter()
+        end[0] = t0 + duration
+        await asyncio.gather(*(loop() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+        cpu1 = proc_cpu(home)
+    stats1 = await stats_of(query_url)
+    n = len(latencies)
+    failed = sum(errors.values())
+    row = {"clients": clients, "requests": n, "errors": errors, "wall_s": round(wall, 1),
+           "qps": round(n / wall, 1), "attempts_per_s": round((n + failed) / wall, 1),
+           "error_pct": round(100 * failed / max(1, n + failed), 1)}
+    if n:
+        row.update({"p50_ms": round(statistics.median(latencies), 1), "p90_ms": round(pct(latencies, 90), 1),
+                    "p99_ms": round(pct(latencies, 99), 1), "max_ms": round(max(latencies), 1),
+                    "mean_ms": round(statistics.fmean(latencies), 2),
+                    "results_mean": round(statistics.fmean(result_counts), 1)})
+    row.update({"answer_cache_field": cache_states, "degraded_responses": counts["degraded"],
+                "degraded_sources": degraded_sources, "degraded_reason_sample": degraded_reasons,
+                "query_api_cache_stats": stats_delta(stats0, stats1)})
+    row["server_timing_responses"] = counts["with_header"]
+    names = list(dict.fromkeys(k for t in timings for k in t))
+    row["server_timing"] = {}
+    for name in names:
+        values = [t[name] for t in timings if name in t]
+        row["server_timing"][name] = {"n": len(values), "p50_ms": round(statistics.median(values), 2),
+                                      "p99_ms": round(pct(values, 99), 2), "mean_ms": round(statistics.fmean(values), 3)}
+    if splits:
+        parts = list(dict.fromkeys(k for sp in splits for k in sp))
+        row["split_mean_ms"] = {k: round(sum(sp.get(k, 0.0) for sp in splits) / len(splits), 3) for k in parts}
+    pids0, pids1 = cpu0.pop("_pids"), cpu1.pop("_pids")
+    # A process (re)started during the level (someone restarted the stack) counts from its start.
+    used = {k: max(0.0, cpu1[k] - (cpu0.get(k, 0.0) if pids0.get(k) == pids1.get(k) else 0.0)) for k in cpu1}
+    busy = used.pop("_busy")
+    used["other processes"] = max(0.0, busy - sum(used.values()))
+    row["cpu_pct"] = {k: round(v / wall * 100) for k, v in used.items() if v > 0.01 * wall}
+    row["cpu_pct_machine"] = round(busy / wall * 100)
+    # Other work on the machine (tests, other benchmarks) took CPU the stack needed: the figures are pessimistic.
+    row["contended"] = row["cpu_pct"].get("other processes", 0) > 20
+    # The stack itself went away (restarted by someone): not the search's doing, unlike a 503 of the query API.
+    row["stack_interrupted"] = any(k in errors for k in ("ConnectError", "RemoteProtocolError", "ReadError")) or any(
+        "service_unavailable" in k or k.startswith("502") for k in errors)
+    row["response_headers"] = sorted(header_names)
+    return row
+
+
+async def probe_cache_flag(url: str, user: str, all_urls: list[str]) -> bool:
+    await wait_ready(all_urls)
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        answer = await client.post("/v1/memories/search",
+                                   json={"query": "cache flag probe", "user_id": user, "cache": False})
+        if answer.status_code == 422:
+            log(f"  {url}: \"cache\": false refused with 422 ({answer.text[:200]}); not sent")
+            return False
+        answer.raise_for_status()
+        return True
+
+
+async def measure_size(size: int, corpus_entry: dict, args, pool: DistinctQueries, home: Path) -> dict:
+    from projectors.lag import projector_lag
+
+    cfg = bootstrap.settings()
+    users = corpus_entry["users"]
+    endpoints = {"gateway": args.base_url, "query-api": args.query_url}
+    cache_flag = {name: await probe_cache_flag(url, users[0], list(endpoints.values()))
+                  for name, url in endpoints.items()}
+    graph_lag_before = (await projector_lag(cfg.kafka_bootstrap, "neo4j"))["behind"]
+    # Warm-up (pools, Postgres buffers): LoCoMo turns as queries, never used again.
+    warm = itertools.cycle(turns()[::-1])
+    log(f"size {human(size)}: warming up...")
+    await run_level(args.base_url, users, 10, min(5.0, args.duration), lambda: next(warm), {}, home, args.query_url)
+    repeated_texts = pool.repeated
+    rows = []
+    for endpoint, url in endpoints.items():
+        for mode in ("uncached", "repeated"):
+            if mode == "repeated":
+                counter = iter(range(10**12))
+                next_query = lambda: repeated_texts[next(counter) % REPEATED]  # noqa: E731
+                await wait_ready(list(endpoints.values()))
+                async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                    for _ in range(3):  # warm-up: every repeated query answered (and cached) before measuring
+                        for q in repeated_texts:
+                            for user in users[:5]:
+                                try:
+                                    await client.post("/v1/memories/search", json={"query": q, "user_id": user})
+                                except httpx.HTTPError:
+                                    await asyncio.sleep(0.5)
+                extra = {}
+                level_users = users[:5]  # 1M: 5 users x 20 queries = 100 entries, all warm
+            else:
+                next_query, extra, level_users = pool.next, ({"cache": False} if cache_flag[endpoint] else {}), users
+            for clients in args.clients:
+                log(f"size {human(size)}: {endpoint} {mode}, {clients} client(s), {args.duration:.0f} s...", end="")
+                if not await wait_ready([args.base_url, args.query_url]):
+                    log(" the stack is down; skipping the level")
+                    continue
+                row = await run_level(url, level_users, clients, args.duration, next_query, extra, home, args.query_url)
+                row.update({"size": size, "endpoint": endpoint, "mode": mode})
+                rows.append(row)
+                pool.save()
+                log(f" p50 {row.get('p50_ms')} ms p99 {row.get('p99_ms')} ms, {row['qps']} QPS"
+                    + (f", errors {sum(row['errors'].values())}" if row["errors"] else "")
+                    + f", cache {row['answer_cache_field']}"
+                    + (f", degraded {row['degraded_sources']}" if row["degraded_sources"] else ""))
+    graph_lag_after = (await projector_lag(cfg.kafka_bootstrap, "neo4j"))["behind"]
+    return {"size": size, "users": len(users), "cache_flag_sent": cache_flag,
+            "graph_lag_events": {"before": graph_lag_before, "after": graph_lag_after}, "levels": rows}
+
+
+# --- output ----------------------------------------------------------------------------
+
+
+def saturation(levels: list[dict]) -> dict:
+    out = {}
+    for endpoint in ("gateway", "query-api"):
+        for mode in ("uncached", "repeated"):
+            rows = [r for r in levels if r["endpoint"] == endpoint and r["mode"] == mode]
+            if rows:
+                best = max(rows, key=lambda r: r["qps"])
+                out[f"{endpoint}/{mode}"] = {"qps": best["qps"], "clients": best["clients"], "p99_ms": best.get("p99_ms")}
+    return out
+
+
+def breakdown_of(row: dict) -> dict:
+    """Mean ms per request in segments that add up to the client-observed mean (per_request_split)."""
+    return row.get("split_mean_ms") or {"client-observed (no Server-Timing)": row.get("mean_ms", 0.0)}
+
+
+def plot(result: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = result["sizes"]
+    fig, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.6), squeeze=False)
+    for ax, block in zip(axes[0], sizes):
+        for endpoint, style in (("gateway", "-"), ("query-api", ":")):
+            for mode, color in (("uncached", "tab:blue"), ("repeated", "tab:orange")):
+                rows = sorted((r for r in block["levels"] if r["endpoint"] == endpoint and r["mode"] == mode
+                               and "p50_ms" in r), key=lambda r: r["clients"])
+                if not rows:
+                    continue
+                xs = [r["clients"] for r in rows]
+                ax.plot(xs, [r["p99_ms"] for r in rows], style, color=color, marker="o",
+                        label=f"{mode} p99 ({endpoint})")
+                ax.plot(xs, [r["p50_ms"] for r in rows], style, color=color, marker="x", alpha=0.5,
+                        label=f"{mode} p50 ({endpoint})")
+        ax.axhline(TARGET_UNCACHED_P99_MS, color="tab:blue", linestyle="--", linewidth=0.8)
+        ax.axhline(TARGET_REPEATED_P99_MS, color="tab:orange", linestyle="--", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(result["clients"], [str(c) for c in result["clients"]])
+        ax.set_xlabel("concurrent clients (closed loop)")
+        ax.set_ylabel("latency (ms)")
+        ax.set_title(f"{block['size']:,} memories, {block['users']} user(s)")
+        ax.legend(fontsize=7)
+    fig.suptitle("Search latency of successful answers (errors: err% in search.json); "
+                 "dashed: targets p99 50 ms uncached, 10 ms repeated")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "search_latency.png", dpi=110)
+
+    bars = [(f"{human(b['size'])} {r['mode'][:5]}\n{r['clients']}c {'gw' if r['endpoint'] == 'gateway' else 'direct'}",
+             breakdown_of(r)) for b in sizes for r in b["levels"] if "mean_ms" in r]
+    names = list(dict.fromkeys(k for _, parts in bars for k in parts))
+    fig, ax = plt.subplots(figsize=(max(8, 0.75 * len(bars) + 2), 5.5))
+    bottom = [0.0] * len(bars)
+    cmap = plt.get_cmap("tab20")
+    for i, name in enumerate(names):
+        values = [max(0.0, parts.get(name, 0.0)) for _, parts in bars]
+        ax.bar(range(len(bars)), values, bottom=bottom, label=name, color=cmap(i % 20))
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(bars)), [label for label, _ in bars], fontsize=7)
+    ax.set_ylabel("mean ms per request")
+    ax.set_xlabel("gw: through the gateway; direct: on the query API. Sources run concurrently: the slowest counts")
+    missing = not any(r.get("server_timing_responses") for b in sizes for r in b["levels"])
+    ax.set_title("Where the time goes" + (" (no Server-Timing header: client-observed only)" if missing else ""))
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "search_breakdown.png", dpi=110)
+
+
+def print_report(result: dict) -> None:
+    print(f"machine: {result['machine']}")
+    print(f"corpus sizes: " + ", ".join(f"{b['size']:,} memories in {b['users']} user(s)" for b in result["sizes"]))
+    for b in result["sizes"]:
+        load = b["load"]
+        print(f"\n== {b['size']:,} memories, {b['users']} user(s) ==")
+        how = "reused from an earlier run, loaded" if b["reused"] else "loaded"
+        print(f"load ({how} {load.get('loaded_at')}): publish {load.get('publish_s')} s "
+              f"({load.get('publish_per_s')}/s); applied by postgres in {load.get('postgres_applied_s')} s, "
+              f"redis {load.get('redis_applied_s')} s, neo4j "
+              + (f"{load.get('neo4j_applied_s')} s" if load.get("neo4j_applied_s")
+                 else f"not finished ({load.get('neo4j_applied_fraction', 0) * 100:.0f} % when measuring started)"))
+        print(f"graph lag (Neo4j events behind the log): {b['graph_lag_events']['before']:,} before, "
+              f"{b['graph_lag_events']['after']:,} after the measurements; "
+              f"\"cache\": false sent: {b['cache_flag_sent']}")
+        print(f"  {'endpoint':<10}{'mode':<9}{'clients':>7}{'n':>7}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}"
+              f"{'QPS':>8}{'err%':>6}{'hit%':>6}{'emb%':>6}{'degr%':>6}  CPU % during the level (2 cores = 200)")
+        for r in b["levels"]:
+            n = max(1, r["requests"])
+            hits = r["answer_cache_field"].get("hit", 0)
+            emb = r["query_api_cache_stats"]
+            lookups = emb.get("embedding_lru", {}).get("hits", 0) + emb.get("embedding_lru", {}).get("misses", 0)
+            redis_emb = emb.get("embedding_redis", {})
+            computed = f"{100 * redis_emb.get('misses', 0) / lookups:.0f}" if lookups and redis_emb else "?"
+            cpu = " ".join(f"{k}={v}" for k, v in sorted(r["cpu_pct"].items(), key=lambda kv: -kv[1])[:6])
+            print(f"  {r['endpoint']:<10}{r['mode']:<9}{r['clients']:>7}{r['requests']:>7}{r.get('p50_ms', '-'):>8}"
+                  f"{r.get('p90_ms', '-'):>8}{r.get('p99_ms', '-'):>8}{r.get('max_ms', '-'):>8}{r['qps']:>8}"
+                  f"{r['error_pct']:>6.0f}{100 * hits / n:>6.0f}{computed:>6}{100 * r['degraded_responses'] / n:>6.0f}"
+                  f"  machine={r['cpu_pct_machine']}: {cpu}"
+                  + (" CONTENDED" if r["contended"] else "") + (" STACK-INTERRUPTED" if r["stack_interrupted"] else ""))
+        for r in b["levels"]:
+            if r["errors"]:
+                print(f"  errors {r['endpoint']} {r['mode']} {r['clients']}c: {r['errors']}")
+            if r["degraded_sources"]:
+                print(f"  degraded {r['endpoint']} {r['mode']} {r['clients']}c: {r['degraded_sources']} "
+                      f"e.g. {r['degraded_reason_sample']}")
+        print("  QPS = successful answers/s; err% = requests answered with an error; hit% = answers served from the "
+              "answer cache; emb% = query embeddings computed by the model (not from the LRU or Redis) per the query "
+              "API's /v1/stats/cache (process-wide: other clients count too); degr% = answers with a source left out")
+        print("  QPS at saturation: " + "; ".join(f"{k} {v['qps']} QPS at {v['clients']} clients (p99 {v['p99_ms']} ms)"
+                                                for k, v in b["saturation"].items()))
+        st_rows = [r for r in b["levels"] if r.get("server_timing")]
+        if st_rows:
+            print("  where the time goes: Server-Timing p50/p99 ms per entry (n = responses with it), "
+                  "vs the client's p50/p99:")
+            for r in st_rows:
+                entries = ", ".join(f"{k} {v['p50_ms']:g}/{v['p99_ms']:g}" + (f" (n={v['n']})" if v["n"] < r["requests"]
+                                                                           else "")
+                                    for k, v in r["server_timing"].items())
+                print(f"    {r['endpoint']:<10}{r['mode']:<9}{r['clients']:>3}c  client {r['p50_ms']}/{r['p99_ms']}  "
+                      f"| {entries}")
+            print("  mean per request, in segments adding up to the client's mean (sources concurrent: the slowest):")
+            for r in st_rows:
+                split = ", ".join(f"{k} {v:.1f}" for k, v in r.get("split_mean_ms", {}).items())
+                print(f"    {r['endpoint']:<10}{r['mode']:<9}{r['clients']:>3}c  mean {r['mean_ms']:.1f} = {split}")
+        else:
+            print("  where the time goes: the query API sent no Server-Timing header (client-observed latency only)")
+    print()
+    for t in result["targets"]:
+        print(f"target {t['what']}: {t['value_ms']} ms vs <= {t['target_ms']} ms -> {t['verdict']}")
+    q = result["queries"]
+    print(f"uncached query texts: {q['distinct_used']:,} never sent before (LoCoMo questions and phrased variants, "
+          f"from #{q['first_index']:,} of the sequence); repeated: {q['repeated_set']} questions")
+    print(f"results: {RESULTS / 'search.json'}; plots: {RESULTS / 'search_latency.png'}, "
+          f"{RESULTS / 'search_breakdown.png'}")
+
+
+def targets(result: dict) -> list[dict]:
+    out = []
+    for b in result["sizes"]:
+        for mode, limit in (("uncached", TARGET_UNCACHED_P99_MS), ("repeated", TARGET_REPEATED_P99_MS)):
+            if mode == "uncached" and not (b["size"] == 100_000 and b["users"] == 1):
+                continue
+            row = next((r for r in b["levels"] if r["endpoint"] == "gateway" and r["mode"] == mode
+                        and r["clients"] == 10 and "p99_ms" in r), None)
+            if row:
+                out.append({"what": f"p99 {mode}, {b['size']:,} memories, 10 clients, gateway", "value_ms": row["p99_ms"],
+                            "target_ms": limit, "verdict": "met" if row["p99_ms"] <= limit else "MISSED"})
+    return out
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base-url", default=os.environ.get("RECALLSTACK_URL", "http://127.0.0.1:8080"),
+                    help="the gateway")
+    ap.add_argument("--query-url", default="http://127.0.0.1:8082", help="the query API, direct")
+    ap.add_argument("--sizes", default="10000,100000", help="corpus sizes, comma-separated (1000000: 100 users)")
+    ap.add_argument("--clients", default="1,10,50")
+    ap.add_argument("--duration", type=float, default=20.0, help="seconds per level")
+    ap.add_argument("--graph-wait", type=float, default=300.0,
+                    help="seconds to wait for Neo4j after Postgres and Redis applied a new corpus")
+    ap.add_argument("--quick", action="store_true", help="10k only, 5 s per level")
+    ap.add_argument("--load-only", action="store_true", help="load (or check) the corpora, measure nothing")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.duration = "10000", 5.0
+    args.clients = [int(c) for c in args.clients.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",")]
+    cfg = bootstrap.settings()
+    home = cfg.home
+    async with httpx.AsyncClient(timeout=5) as client:
+        for url in (args.base_url, args.query_url):
+            try:
+                (await client.get(f"{url}/readyz")).raise_for_status()
+            except httpx.HTTPError as exc:
+                log(f"{url}/readyz: {type(exc).__name__} {exc}; start the stack first: recallstack up --detach")
+                return 1
+    tools: dict = {}
+    pool = DistinctQueries()
+    result = {"machine": machine(), "clients": args.clients, "duration_s": args.duration, "sizes": []}
+    corpora = {size: await ensure_corpus(size, args.graph_wait, tools) for size in sizes}
+    if args.load_only:
+        for size, entry in corpora.items():
+            print(f"{size:,}: {entry['load']}")
+        return 0
+    for size in sizes:
+        block = await measure_size(size, corpora[size], args, pool, home)
+        block["load"] = {k: v for k, v in corpora[size]["load"].items() if k != "targets"}
+        block["reused"] = corpora[size]["reused"]
+        block["saturation"] = saturation(block["levels"])
+        result["sizes"].append(block)
+    pool.save()
+    result["queries"] = {"questions": len(pool.base), "distinct_used": pool.used, "first_index": pool.first,
+                         "repeated_set": REPEATED}
+    result["targets"] = targets(result)
+    result["server_timing_seen"] = any(r.get("server_timing_responses") for b in result["sizes"] for r in b["levels"])
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "search.json").write_text(json.dumps(result, indent=2))
+    plot(result)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print_report(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
