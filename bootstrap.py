@@ -102,7 +102,8 @@ def query_app() -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app):
-        state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=2, max_size=20)
+        # A search holds up to five connections at once (dense, BM25, trigram, temporal, hydrate).
+        state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=2, max_size=40)
         await asyncio.to_thread(emb.embed_one, "warm up")
         await asyncio.to_thread(token_counter().load)
         warm = asyncio.create_task(_warm_graph(graph))

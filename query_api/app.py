@@ -37,7 +37,11 @@ from settings import EVENTS_TOPIC
 log = logging.getLogger(__name__)
 
 PROJECTION = "postgres"
-ScopeParam = Query(default=None, pattern=ID_PATTERN)
+
+
+def scope_param() -> Any:
+    """A fresh Query(...) per parameter: FastAPI would merge parameters sharing one object."""
+    return Query(default=None, pattern=ID_PATTERN)
 
 
 class Recorder:  # the AccessRecorder's port (adapters/access_log.py)
@@ -190,8 +194,8 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
 
     @app.get("/v1/memories", tags=["memories"], summary="List memories with filters, paging and sort")
     async def list_memories(
-            user_id: str = Query(pattern=ID_PATTERN), agent_id: str | None = ScopeParam,
-            run_id: str | None = ScopeParam, app_id: str | None = ScopeParam,
+            user_id: str = Query(pattern=ID_PATTERN), agent_id: str | None = scope_param(),
+            run_id: str | None = scope_param(), app_id: str | None = scope_param(),
             filters: str | None = Query(default=None, max_length=16_384, description="a filter tree as JSON"),
             page: int = Query(default=1, ge=1, le=100_000), page_size: int = Query(default=100, ge=1, le=1_000),
             sort: Literal["created_at", "updated_at", "occurred_at", "importance"] = "created_at",

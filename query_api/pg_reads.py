@@ -136,18 +136,28 @@ FROM tf JOIN df USING (lexeme) GROUP BY tf.id ORDER BY score DESC, tf.id LIMIT {
 
 
 async def trigram(pool: asyncpg.Pool, names: list[str], scope: Scope, limit: int,
-                  min_similarity: float = 0.6) -> list[tuple[str, float]]:
-    """(id, best word similarity of any name), best first: fuzzy matches of names and
-    identifiers (pg_trgm `<%`, served by the trigram index)."""
+                  min_similarity: float = 0.6, per_name: int = 200) -> list[tuple[str, float]]:
+    """(id, best word similarity of any name), best first: fuzzy matches (pg_trgm `<%`,
+    served by the trigram index) of the names that have NO exact full-text match in the
+    scope. An exact name is BM25's job; fuzzy matching a name that half the memories
+    contain would cost a similarity computation per row for nothing. At most `per_name`
+    rows are examined per name, so a misspelt common name stays cheap too."""
     if not names:
         return []
-    args: list = [names]
-    where = scope.where(args)
-    args += [min_similarity, limit]
-    sql = (f"SELECT id, max(word_similarity(n, text)) AS sim FROM memories, unnest($1::text[]) AS n"
-           f" WHERE {where} AND n <% text AND word_similarity(n, text) >= ${len(args) - 1}"
-           f" GROUP BY id ORDER BY sim DESC, id LIMIT ${len(args)}")
-    rows = await pool.fetch(sql, *args)
+    args: list = [names, min_similarity, per_name, limit]
+    exact = scope.where(args, "e.")
+    fuzzy = scope.where(args, "m.")
+    sql = f"""
+SELECT id, max(sim) AS sim FROM (
+  SELECT m.id, word_similarity(n.name, m.text) AS sim
+  FROM unnest($1::text[]) AS n(name),
+  LATERAL (SELECT m.id, m.text FROM memories m WHERE {fuzzy} AND n.name <% m.text LIMIT $3) m
+  WHERE NOT EXISTS (SELECT 1 FROM memories e WHERE {exact}
+                    AND e.tsv @@ plainto_tsquery('english', n.name))
+) hits WHERE sim >= $2 GROUP BY id ORDER BY sim DESC, id LIMIT $4"""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL pg_trgm.word_similarity_threshold = {float(min_similarity)}")
+        rows = await conn.fetch(sql, *args)
     return [(str(r["id"]), float(r["sim"])) for r in rows]
 
 

@@ -43,9 +43,11 @@ class SearchConfig:
     rrf_k: int = ranking.DEFAULT_RRF_K
     weights: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_WEIGHTS))
     source_timeout_ms: int = 250
+    hard_limit_s: float = 10.0  # when no source answered within its budget: how long to wait for the first
     ef_search: int = 100
-    importance_weight: float = 0.2
-    recency_weight: float = 0.1
+    # Gentle: adjacent RRF ranks differ by ~1.6 % at k = 60, so these move a result a rank or two.
+    importance_weight: float = 0.05
+    recency_weight: float = 0.02
     recency_half_life_days: float = 30.0
     mmr_diversity: float = 0.3
 
@@ -119,35 +121,32 @@ class HybridSearch:
         if window is not None and window.start is not None and q.temporal_mode == "filter":
             filter_window = (window.start, window.end)
 
-        # Each source's budget covers its own I/O; waiting for the query vector is not counted.
         async def dense():
             vector = await vector_task
-            return await timer.run("dense", asyncio.wait_for(pg_reads.dense(
-                pool, vector, q.scope, depth, max(self.config.ef_search, depth), filter_window), budget))
+            return await timer.run("dense", pg_reads.dense(
+                pool, vector, q.scope, depth, max(self.config.ef_search, depth), filter_window))
 
         async def sparse():
-            return await timer.run("sparse", asyncio.wait_for(sparse_lists(), budget))
+            return await timer.run("sparse", sparse_lists())
 
         async def sparse_lists():
             lists = await asyncio.gather(
                 pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats)
                 if tsquery else _nothing(),
                 pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth) if names else _nothing())
-            fused = ranking.fuse_rrf({"bm25": [i for i, _ in lists[0]], "trigram": [i for i, _ in lists[1]]})
-            return [(f.memory_id, f.score) for f in fused[:depth]]
+            # Trigram matches only add what BM25 missed (a misspelt name, a fragment of an
+            # identifier), after its hits.
+            seen = {i for i, _ in lists[0]}
+            return (lists[0] + [(i, s) for i, s in lists[1] if i not in seen])[:depth]
 
         async def in_window():
             vector = await vector_task
-            return await timer.run("temporal", asyncio.wait_for(pg_reads.dense(
-                pool, vector, q.scope, depth, max(self.config.ef_search, depth), (window.start, window.end)), budget))
+            return await timer.run("temporal", pg_reads.dense(
+                pool, vector, q.scope, depth, max(self.config.ef_search, depth), (window.start, window.end)))
 
         async def graph():
-            # Shielded: cancelling a Bolt query mid-flight breaks its connection, and reconnecting
-            # costs more than letting a late answer finish unread.
-            task = asyncio.ensure_future(self.graph(q.scope.user_id, names, depth, q.scope.fields,
-                                                    q.scope.include_archived))
-            task.add_done_callback(lambda t: t.cancelled() or t.exception())
-            return await timer.run("graph", asyncio.wait_for(asyncio.shield(task), budget))
+            return await timer.run("graph", self.graph(q.scope.user_id, names, depth, q.scope.fields,
+                                                       q.scope.include_archived))
 
         wanted: dict[str, Callable[[], Awaitable]] = {}
         if "dense" in q.sources:
@@ -162,15 +161,7 @@ class HybridSearch:
             else:
                 wanted["graph"] = graph
 
-        rankings: dict[str, list[tuple[str, float]]] = {}
-        outcomes = await asyncio.gather(*(make() for make in wanted.values()), return_exceptions=True)
-        for name, outcome in zip(wanted, outcomes):
-            if isinstance(outcome, BaseException):
-                degraded.append({"source": name, "reason": _reason(outcome, budget)})
-            else:
-                rankings[name] = outcome
-        if not rankings and wanted:
-            raise SourceFailed("; ".join(f"{d['source']}: {d['reason']}" for d in degraded))
+        rankings = await self._gather(wanted, vector_task, budget, degraded)
 
         began = time.perf_counter()
         weights = {**self.config.weights, **q.weights}
@@ -218,6 +209,41 @@ class HybridSearch:
                                          "boosted": round(f.score, 6)} for f in top},
         }
         return Outcome(results, degraded, timer.ms, explain, window)
+
+    async def _gather(self, wanted: dict[str, Callable[[], Awaitable]], vector_task: Awaitable, budget: float,
+                      degraded: list) -> dict[str, list[tuple[str, float]]]:
+        """Run the sources at once; wait `budget` once the query vector is there (sparse and
+        graph started earlier and got that head start). A source still running then is left
+        out and named in `degraded` -- unless none has answered yet: then the first to answer
+        (within `hard_limit_s`) is waited for, so an overloaded box answers late, not never.
+        Late sources are not cancelled mid-query (that would break Bolt and pool
+        connections); their answers are dropped."""
+        tasks = {name: asyncio.ensure_future(make()) for name, make in wanted.items()}
+        for task in tasks.values():
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if not tasks:
+            return {}
+        try:
+            await vector_task
+        except Exception:
+            pass  # dense reports it
+        await asyncio.wait(tasks.values(), timeout=budget)
+        deadline = time.monotonic() + self.config.hard_limit_s
+        while (not any(t.done() and not t.exception() for t in tasks.values())
+               and not all(t.done() for t in tasks.values()) and time.monotonic() < deadline):
+            await asyncio.wait([t for t in tasks.values() if not t.done()], timeout=deadline - time.monotonic(),
+                               return_when=asyncio.FIRST_COMPLETED)
+        rankings = {}
+        for name, task in tasks.items():
+            if not task.done():
+                degraded.append({"source": name, "reason": _reason(asyncio.TimeoutError(), budget)})
+            elif task.exception() is not None:
+                degraded.append({"source": name, "reason": _reason(task.exception(), budget)})
+            else:
+                rankings[name] = task.result()
+        if not rankings:
+            raise SourceFailed("; ".join(f"{d['source']}: {d['reason']}" for d in degraded))
+        return rankings
 
     @staticmethod
     def _scoped(scope: Scope, window) -> Scope:

@@ -262,3 +262,43 @@ def test_bad_input_names_the_field(gateway, user_id):
         answer = gateway.post("/v1/memories/search", json=body)
         assert answer.status_code == 422, (body, answer.text)
         assert answer.json()["error"]["message"].startswith(field), (body, answer.json())
+
+
+def test_reads_append_memory_accessed_in_the_background(gateway, seeded, settings):
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from adapters import kafka_codec
+    from adapters.kafka_log import partition_of
+    from settings import ACCESS_TOPIC
+
+    user_id, ids, token = seeded
+    tp = TopicPartition(ACCESS_TOPIC, partition_of(user_id))
+
+    async def read_user_accesses(start: int | None, wanted: int, timeout_s: float = 15) -> tuple[int, list]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            if start is None:
+                return (await consumer.end_offsets([tp]))[tp], []
+            consumer.seek(tp, start)
+            found, deadline = [], time.monotonic() + timeout_s
+            while len(found) < wanted and time.monotonic() < deadline:
+                for records in (await consumer.getmany(tp, timeout_ms=500)).values():
+                    found += [e for e in (kafka_codec.decode(r.value, r.headers) for r in records)
+                              if e.user_id == user_id]
+            return start, found
+        finally:
+            await consumer.stop()
+
+    start, _ = asyncio.run(read_user_accesses(None, 0))
+    found = search(gateway, query="coffee", user_id=user_id, consistency_token=token, limit=2)["results"]
+    assert gateway.get(f"/v1/memories/{ids[0]}", params={"user_id": user_id}).status_code == 200
+    assert gateway.get("/v1/memories", params={"user_id": user_id}).status_code == 200  # listing: no access
+    _, events = asyncio.run(read_user_accesses(start, 2))
+    assert [(e.event_type, e.source, list(e.memory_ids)) for e in events] == [
+        ("MemoryAccessed", "search", [r["id"] for r in found]), ("MemoryAccessed", "get", [ids[0]])]
+    assert events[0].query == "coffee"
