@@ -8,6 +8,7 @@ fields, the parsed filter tree, which states count), so no source can forget it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ MEMORY_COLUMNS = ("id, user_id, agent_id, run_id, app_id, text, metadata, catego
                   " created_at, updated_at, occurred_at, version, access_count, last_accessed_at")
 SORTABLE = ("created_at", "updated_at", "occurred_at", "importance")
 BM25_K1, BM25_B = 1.2, 0.75
-BM25_CANDIDATES = 2_000  # documents scored per query; df is counted within them (exact below the cap)
+BM25_PER_TERM = 250  # candidate documents per query term (df is exact below it)
 STATS_TTL_S = 30.0
 
 
@@ -66,22 +67,42 @@ def memory_document(row) -> dict:
     return doc
 
 
+EXACT_BELOW = 2_000  # a time window with fewer rows is ranked exactly (btree + sort); more: HNSW
+
+
 async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int, ef_search: int,
                 window: tuple[datetime, datetime] | None = None) -> list[tuple[str, float]]:
-    """(id, cosine similarity), nearest first; `window` narrows to occurred_at in [start, end)."""
+    """(id, cosine similarity), nearest first; `window` narrows to occurred_at in [start, end).
+
+    With a window the planner must pick between HNSW (walking vectors until enough fall in
+    the window: slow for a narrow one) and the (user_id, occurred_at) index with an exact
+    sort (slow for a wide one). A bounded count decides: below EXACT_BELOW rows, exact;
+    above, HNSW with iterative scans."""
+    def condition(args: list) -> str:
+        where = scope.where(args)
+        if window is not None:
+            args += [window[0], window[1]]
+            where += f" AND occurred_at >= ${len(args) - 1} AND occurred_at < ${len(args)}"
+        return where
+
     args: list = [vector]
-    where = scope.where(args)
-    if window is not None:
-        args += [window[0], window[1]]
-        where += f" AND occurred_at >= ${len(args) - 1} AND occurred_at < ${len(args)}"
+    where = condition(args)
     args.append(limit)
-    sql = (f"SELECT id, 1 - (embedding <=> $1) AS similarity FROM memories WHERE {where}"
-           f" ORDER BY embedding <=> $1 LIMIT ${len(args)}")
     async with pool.acquire() as conn, conn.transaction():
+        distance = "embedding <=> $1"
+        if window is not None:
+            count_args: list = []
+            few = await conn.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM memories WHERE {condition(count_args)}"
+                                      f" LIMIT {EXACT_BELOW}) w", *count_args)
+            if few < EXACT_BELOW:
+                distance = "(embedding <=> $1) + 0"  # not the indexed expression: no HNSW, an exact sort
+            else:
+                await conn.execute("SET LOCAL enable_sort = off")  # the planner would sort the window: HNSW
         # Iterative scans keep filtered HNSW queries from coming back short (pgvector 0.8).
         await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
         await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        rows = await conn.fetch(sql, *args)
+        rows = await conn.fetch(f"SELECT id, 1 - (embedding <=> $1) AS similarity FROM memories WHERE {where}"
+                                f" ORDER BY {distance} LIMIT ${len(args)}", *args)
     ranked = [(str(r["id"]), float(r["similarity"])) for r in rows]
     ranked.sort(key=lambda r: -r[1])  # relaxed_order may return near-ties slightly out of order
     return ranked
@@ -94,36 +115,51 @@ class CorpusStats:
     def __init__(self, ttl_s: float = STATS_TTL_S):
         self.ttl_s = ttl_s
         self._cache: dict[tuple, tuple[float, int, float]] = {}
+        self._refreshing: set[tuple] = set()
 
     async def get(self, pool: asyncpg.Pool, scope: Scope) -> tuple[int, float]:
+        """Fresh figures, or stale ones while a refresh runs in the background (counting a
+        100k-memory user takes ~100 ms: not something a search should wait for twice)."""
         key = (scope.user_id, scope.include_archived)
         hit = self._cache.get(key)
-        if hit and time.monotonic() - hit[0] < self.ttl_s:
-            return hit[1], hit[2]
+        if hit is None:
+            return await self._refresh(pool, key)
+        if time.monotonic() - hit[0] >= self.ttl_s and key not in self._refreshing:
+            self._refreshing.add(key)
+            task = asyncio.ensure_future(self._refresh(pool, key))
+            task.add_done_callback(lambda t, k=key: (self._refreshing.discard(k), t.cancelled() or t.exception()))
+        return hit[1], hit[2]
+
+    async def _refresh(self, pool: asyncpg.Pool, key: tuple) -> tuple[int, float]:
         args: list = []
-        where = Scope(scope.user_id, include_archived=scope.include_archived).where(args)
+        where = Scope(key[0], include_archived=key[1]).where(args)
         row = await pool.fetchrow(f"SELECT count(*) AS n, avg(length(tsv)) AS avgdl FROM memories WHERE {where}",
                                   *args)
-        n, avgdl = int(row["n"]), float(row["avgdl"] or 1.0)
+        n, avgdl = int(row["n"]), max(float(row["avgdl"] or 1.0), 1.0)
         if len(self._cache) > 10_000:
             self._cache.clear()
         self._cache[key] = (time.monotonic(), n, avgdl)
-        return n, max(avgdl, 1.0)
+        return n, avgdl
 
 
 async def bm25(pool: asyncpg.Pool, tsquery: str, scope: Scope, limit: int, stats: CorpusStats) -> list[tuple[str, float]]:
-    """(id, BM25 score), best first: Okapi BM25 over the stored tsvectors (English stemming),
-    document frequencies counted among the matching documents of the user."""
+    """(id, BM25 score), best first: Okapi BM25 over the stored tsvectors (English stemming).
+
+    Candidates are gathered per query term, at most BM25_PER_TERM documents each, so a rare
+    term's documents are always all there however common the other terms are. Document
+    frequencies are counted among the candidates: exact for every term below the cap; a
+    term at the cap is common, and its (underestimated) df still gives it a low weight."""
     n, avgdl = await stats.get(pool, scope)
     args: list = [tsquery]
     where = scope.where(args, "m.")
-    args += [BM25_CANDIDATES, float(max(n, 1)), avgdl, BM25_K1, BM25_B, limit]
+    args += [BM25_PER_TERM, float(max(n, 1)), avgdl, BM25_K1, BM25_B, limit]
     c, n_arg, avgdl_arg, k1, b, lim = (f"${i}" for i in range(len(args) - 5, len(args) + 1))
     sql = f"""
-WITH q AS (SELECT to_tsquery('english', $1) AS tsq),
+WITH lexemes AS (SELECT lexeme FROM unnest(to_tsvector('english', replace($1, '|', ' ')))),
 cand AS MATERIALIZED (
-  SELECT m.id, m.tsv FROM memories m, q WHERE {where} AND m.tsv @@ q.tsq LIMIT {c}),
-lexemes AS (SELECT lexeme FROM unnest(to_tsvector('english', replace($1, '|', ' ')))),
+  SELECT DISTINCT ON (hit.id) hit.id, hit.tsv FROM lexemes,
+  LATERAL (SELECT m.id, m.tsv FROM memories m WHERE {where}
+           AND m.tsv @@ plainto_tsquery('simple', lexemes.lexeme) LIMIT {c}) hit),
 tf AS (
   SELECT cand.id, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf, length(cand.tsv) AS dl
   FROM cand, unnest(cand.tsv) u WHERE u.lexeme IN (SELECT lexeme FROM lexemes)),
