@@ -25,7 +25,7 @@ from adapters.http_api import ApiError, install_error_handlers, install_health, 
 from adapters.postgres import CONNECTION_ERRORS
 from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
 from domain.context_block import build_context
-from domain.filters import FilterError, parse
+from domain.filters import FilterError, Node, parse
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
 from query_api import pg_reads
 from query_api.caches import REDIS_ERRORS, AnswerCache, EmbeddingCache
@@ -88,12 +88,9 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         return None
 
     def scope_of(body: ScopedQuery) -> Scope:
-        try:
-            filters = parse(body.filters)
-        except FilterError as exc:
-            raise ApiError(422, "invalid_request", str(exc), {"field": exc.path}) from exc
         return Scope(body.user_id, {n: getattr(body, n) for n in ("agent_id", "run_id", "app_id")
-                                    if getattr(body, n) is not None}, filters, body.include_archived)
+                                    if getattr(body, n) is not None}, parsed_filters(body.filters),
+                     body.include_archived)
 
     async def run_search(body: SearchRequest | ContextRequest, limit: int, response: Response,
                          options: dict) -> dict:
@@ -153,7 +150,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             except SourceFailed as exc:
                 raise ApiError(503, "unavailable", f"no search source could answer: {exc}", retry_after=1) from exc
             except CONNECTION_ERRORS as exc:
-                raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
+                raise postgres_down(exc) from exc
         finally:
             for task in (vector_task, graph_wait, cache_wait):
                 task.cancel()
@@ -205,18 +202,12 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             raw_filters = json.loads(filters) if filters else None
         except json.JSONDecodeError as exc:
             raise ApiError(422, "invalid_request", f"filters: not valid JSON ({exc.msg})", {"field": "filters"}) from exc
-        try:
-            parsed = parse(raw_filters)
-        except FilterError as exc:
-            raise ApiError(422, "invalid_request", str(exc), {"field": exc.path}) from exc
+        parsed = parsed_filters(raw_filters)
         await pg_consistent(consistency_token)
         scope = Scope(user_id, {n: v for n, v in (("agent_id", agent_id), ("run_id", run_id), ("app_id", app_id))
                                 if v is not None}, parsed, include_archived)
-        try:
-            rows, total = await pg_reads.list_memories(deps.pool(), scope, sort, order == "desc", page_size,
-                                                       (page - 1) * page_size)
-        except CONNECTION_ERRORS as exc:
-            raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
+        rows, total = await from_postgres(pg_reads.list_memories(deps.pool(), scope, sort, order == "desc", page_size,
+                                                                 (page - 1) * page_size))
         return {"results": rows, "page": page, "page_size": page_size, "total": total,
                 "has_more": page * page_size < total}
 
@@ -224,10 +215,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     async def get_memory(memory_id: str = Path(pattern=UUID_PATTERN), user_id: str = Query(pattern=ID_PATTERN),
                          consistency_token: str | None = Query(default=None, max_length=4_096)):
         await pg_consistent(consistency_token)
-        try:
-            doc = await pg_reads.get_memory(deps.pool(), memory_id.lower(), user_id)
-        except CONNECTION_ERRORS as exc:
-            raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
+        doc = await from_postgres(pg_reads.get_memory(deps.pool(), memory_id.lower(), user_id))
         if doc is None:  # absent, deleted or someone else's: the same answer (no existence leak)
             raise ApiError(404, "not_found", f"memory {memory_id} not found", {"field": "memory_id"})
         deps.access.record(user_id, [doc["id"]], "get")
@@ -237,10 +225,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     async def memory_history(memory_id: str = Path(pattern=UUID_PATTERN), user_id: str = Query(pattern=ID_PATTERN),
                              consistency_token: str | None = Query(default=None, max_length=4_096)):
         await pg_consistent(consistency_token)
-        try:
-            changes = await pg_reads.history(deps.pool(), memory_id.lower(), user_id)
-        except CONNECTION_ERRORS as exc:
-            raise ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1) from exc
+        changes = await from_postgres(pg_reads.history(deps.pool(), memory_id.lower(), user_id))
         if changes is None:
             raise ApiError(404, "not_found", f"memory {memory_id} not found", {"field": "memory_id"})
         return {"memory_id": memory_id.lower(), "history": changes}
@@ -270,6 +255,26 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         return stats
 
     return app
+
+
+def parsed_filters(raw) -> Node | None:
+    """The filter tree of a request; 422 naming the filter's path when it cannot be used."""
+    try:
+        return parse(raw)
+    except FilterError as exc:
+        raise ApiError(422, "invalid_request", str(exc), {"field": exc.path}) from exc
+
+
+def postgres_down(exc: BaseException) -> ApiError:
+    return ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1)
+
+
+async def from_postgres(read: Awaitable):
+    """The result of a Postgres read; 503 with Retry-After when Postgres is unreachable."""
+    try:
+        return await read
+    except CONNECTION_ERRORS as exc:
+        raise postgres_down(exc) from exc
 
 
 async def _within_grace(wait: asyncio.Task, grace_ms: int, name: str) -> str | None:
