@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv jars up down status test test-unit test-integration test-e2e bench clean
+.PHONY: install apt venv jars up down status test test-unit test-integration test-e2e bench bench-locomo clean
 
 install: apt venv jars
 
@@ -74,6 +74,15 @@ bench: install
 	$(BIN)/python bench/visibility_bench.py | tee bench/results/visibility.txt && \
 	$(BIN)/python bench/replay_bench.py --events $(REPLAY_EVENTS) | tee bench/results/replay.txt && \
 	$(BIN)/python bench/search_bench.py --sizes $(SEARCH_SIZES) | tee bench/results/search.txt; status=$$?; \
+	$(BIN)/recallstack down; exit $$status
+
+# Retrieval quality on LoCoMo (the service's search beside BM25 alone and dense alone);
+# LOCOMO_ARGS e.g. "--conversations 2 --limit-questions 30" for a quick run, or --extra-body '{...}'.
+LOCOMO_ARGS ?=
+bench-locomo: install
+	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
+	$(BIN)/recallstack up --detach && \
+	$(BIN)/python bench/locomo_bench.py $(LOCOMO_ARGS) | tee bench/results/locomo.txt; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
 
 clean:
