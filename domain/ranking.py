@@ -24,20 +24,40 @@ class Fused:
     contributions: Mapping[str, float] = field(default_factory=dict)  # source -> weight / (k + rank)
 
 
-def fuse_rrf(rankings: Mapping[str, Sequence[str]], k: int = DEFAULT_RRF_K,
+def ranks_with_ties(scored: Sequence[tuple[str, float]], truncated: bool) -> list[tuple[str, int]]:
+    """(id, rank) from (id, score) best first, equal scores sharing a rank ("1224"): a
+    source that cannot tell memories apart must not pretend to order them. When the list
+    was cut at a limit (`truncated`), its last tie group is dropped: which of the tied
+    memories made it into the list was arbitrary (a name that every memory mentions would
+    otherwise boost a random few)."""
+    out: list[tuple[str, int]] = []
+    rank, previous = 0, None
+    for position, (memory_id, score) in enumerate(scored, start=1):
+        if score != previous:
+            rank, previous = position, score
+        out.append((memory_id, rank))
+    if truncated and out:
+        last = out[-1][1]
+        out = [r for r in out if r[1] != last]
+    return out
+
+
+def fuse_rrf(rankings: Mapping[str, Sequence[str] | Sequence[tuple[str, int]]], k: int = DEFAULT_RRF_K,
              weights: Mapping[str, float] | None = None) -> list[Fused]:
     """Reciprocal rank fusion: score(d) = sum over sources of weight_s / (k + rank_s(d)).
 
-    `rankings` maps a source name to memory ids, best first (a repeated id keeps its best
-    rank). Sources missing from `weights` weigh 1. Ties are broken by the best single
-    rank, then by id, so the order is deterministic.
+    `rankings` maps a source name to memory ids, best first, or to (id, rank) pairs when
+    ranks are explicit (ties, see `ranks_with_ties`); a repeated id keeps its best rank.
+    Sources missing from `weights` weigh 1. Ties are broken by the best single rank, then
+    by id, so the order is deterministic.
     """
     if k < 0:
         raise ValueError(f"rrf k must be >= 0, got {k}")
     weights = weights or {}
     ranks: dict[str, dict[str, int]] = {}
-    for source, ids in rankings.items():
-        for rank, memory_id in enumerate(ids, start=1):
+    for source, items in rankings.items():
+        for position, item in enumerate(items, start=1):
+            memory_id, rank = item if isinstance(item, tuple) else (item, position)
             ranks.setdefault(memory_id, {}).setdefault(source, rank)
     fused = []
     for memory_id, by_source in ranks.items():

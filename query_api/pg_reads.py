@@ -122,7 +122,7 @@ class CorpusStats:
         100k-memory user takes ~100 ms: not something a search should wait for twice)."""
         key = (scope.user_id, scope.include_archived)
         hit = self._cache.get(key)
-        if hit is None:
+        if hit is None or hit[1] == 0:  # nothing known (or an empty user, cheap to count again)
             return await self._refresh(pool, key)
         if time.monotonic() - hit[0] >= self.ttl_s and key not in self._refreshing:
             self._refreshing.add(key)
@@ -164,7 +164,7 @@ tf AS (
   SELECT cand.id, u.lexeme, coalesce(array_length(u.positions, 1), 1) AS tf, length(cand.tsv) AS dl
   FROM cand, unnest(cand.tsv) u WHERE u.lexeme IN (SELECT lexeme FROM lexemes)),
 df AS (SELECT lexeme, count(*) AS df FROM tf GROUP BY lexeme)
-SELECT tf.id, sum(ln(1 + ({n_arg} - df.df + 0.5) / (df.df + 0.5))
+SELECT tf.id, sum(ln(1 + (greatest({n_arg}, df.df) - df.df + 0.5) / (df.df + 0.5))
                  * tf.tf * ({k1} + 1) / (tf.tf + {k1} * (1 - {b} + {b} * tf.dl / {avgdl_arg}))) AS score
 FROM tf JOIN df USING (lexeme) GROUP BY tf.id ORDER BY score DESC, tf.id LIMIT {lim}"""
     rows = await pool.fetch(sql, *args)

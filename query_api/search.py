@@ -166,7 +166,8 @@ class HybridSearch:
         began = time.perf_counter()
         weights = {**self.config.weights, **q.weights}
         k = q.rrf_k if q.rrf_k is not None else self.config.rrf_k
-        fused = ranking.fuse_rrf({s: [i for i, _ in r] for s, r in rankings.items()}, k=k, weights=weights)
+        fused = ranking.fuse_rrf({s: ranking.ranks_with_ties(r, truncated=len(r) >= depth) for s, r in rankings.items()},
+                                 k=k, weights=weights)
         candidates = fused[:max(q.limit * 3, 30)] if q.mmr else fused[:max(q.limit * 2, 20)]
         timer.ms["fusion"] = round((time.perf_counter() - began) * 1000, 2)
 

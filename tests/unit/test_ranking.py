@@ -55,3 +55,20 @@ def test_mmr_skips_a_near_duplicate_of_what_it_already_picked():
     assert [p.memory_id for p in mmr(fused, lambda x, y: 0.0, limit=3, diversity=0.5)] == ["a", "a2", "b"]
     with pytest.raises(ValueError, match="diversity"):
         mmr(fused, lambda x, y: 0.0, limit=1, diversity=2)
+
+
+def test_ties_share_a_rank_and_a_truncated_last_tie_group_is_dropped():
+    from domain.ranking import ranks_with_ties
+
+    scored = [("a", 3.0), ("b", 2.0), ("c", 2.0), ("d", 1.0), ("e", 1.0)]
+    assert ranks_with_ties(scored, truncated=False) == [("a", 1), ("b", 2), ("c", 2), ("d", 4), ("e", 4)]
+    assert ranks_with_ties(scored, truncated=True) == [("a", 1), ("b", 2), ("c", 2)]
+    # Everything tied and cut at the limit: the source cannot say anything.
+    assert ranks_with_ties([("x", 1.0), ("y", 1.0)], truncated=True) == []
+    assert ranks_with_ties([], truncated=True) == []
+
+
+def test_rrf_takes_explicit_ranks():
+    fused = fuse_rrf({"graph": [("a", 1), ("b", 1)], "dense": ["b", "a"]}, k=0)
+    assert {f.memory_id: f.score for f in fused} == {"a": 1.5, "b": 2.0}
+    assert fused[0].ranks == {"graph": 1, "dense": 1}
