@@ -1,33 +1,23 @@
 """`recallstack`: run the local stack, its parts, and operations on it.
 
-Exit codes: 0 success, 1 a command failed (the message says why), 2 bad usage.
+Every command has `--help` with examples; the exit codes are in cli/output.py (and in
+`recallstack --help`): 0 ok, 1 failed, 2 usage, 3 a dependency unreachable, 130 Ctrl-C.
+Commands that print results take --json: one JSON document on stdout, nothing else there.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
+import os
 import signal
 import sys
+import textwrap
 import time
 
-from rich.console import Console
-from rich.table import Table
-
-console = Console(stderr=True)
-
-EXAMPLES = {
-    "infra": "examples:\n  recallstack infra up\n  recallstack infra status --json\n  recallstack infra down",
-    "up": "examples:\n  recallstack up             # foreground, Ctrl-C stops everything\n  recallstack up --detach    # return once the gateway answers",
-    "projector": "examples:\n  recallstack projector postgres",
-    "mcp": "examples:\n  recallstack mcp                                  # for an IDE's MCP config (stdio)\n"
-           "  RECALLSTACK_MCP_USER_ID=alice recallstack mcp --url http://127.0.0.1:8080\n"
-           "environment: RECALLSTACK_URL, RECALLSTACK_API_KEY, RECALLSTACK_MCP_USER_ID (default: the OS user),\n"
-           "  RECALLSTACK_MCP_AGENT_ID, RECALLSTACK_MCP_APP_ID\n"
-           "over HTTP the same server is at <gateway>/mcp (streamable HTTP)",
-}
+from cli.output import (EXIT_CODES_HELP, FAILED, INTERRUPTED, OK, UNREACHABLE, Activity, Steps, console, describe,
+                        emit_json, error, print_table, unreachable)
 
 
 def _settings():
@@ -37,58 +27,59 @@ def _settings():
     return Settings.from_env()
 
 
-def _print_rows(rows: list[dict], as_json: bool, title: str) -> None:
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    table = Table(title=title)
-    for column in rows[0].keys() if rows else ["name"]:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*[str(v) if v is not None else "-" for v in row.values()])
-    Console(width=max(Console().width, 140)).print(table)
+def _fail(args, code: int, kind: str, message: str) -> int:
+    """Report a failure on stderr (and, with --json, as the one document on stdout)."""
+    error(message)
+    if getattr(args, "json", False):
+        emit_json({"error": {"code": kind, "message": message}})
+    return code
 
 
-def _start(specs, processes, what: str, as_json: bool) -> list:
+def _urls(cfg) -> dict:
+    return {"gateway": cfg.gateway_url, "command_api": cfg.command_api_url, "query_api": cfg.query_api_url,
+            "command_api_docs": f"{cfg.command_api_url}/docs", "query_api_docs": f"{cfg.query_api_url}/docs",
+            "mcp": f"{cfg.gateway_url}/mcp"}
+
+
+def _ready(rows: list[dict]) -> list[dict]:
+    """Status rows with a boolean `ready` (for scripts: health is prose)."""
+    return [{**row, "ready": str(row["health"]).startswith("ready")} for row in rows]
+
+
+def _start(specs, processes, steps: Steps, what: str) -> list[dict]:
+    """Start `specs` (in parallel) with a live row each; the rows of what started."""
     from infra.stack import up
 
-    began = time.monotonic()
-    with console.status(f"starting {what}: {', '.join(s.name for s in specs)}"):
-        started = up(specs, processes)
-    total = time.monotonic() - began
-    rows = [{"name": s.name, "pid": s.pid,
+    if not specs:
+        return []
+    steps.note(f"starting {what}: {', '.join(s.name for s in specs)}")
+
+    def on_progress(name: str, state: str, started) -> None:
+        if state == "starting":
+            steps.begin(name, "starting, waiting until it answers")
+        elif state == "ready":
+            action = ("cold start" if started.cold else "warm start") if started.started else "already running"
+            steps.end(name, f"ready ({action}) after {started.seconds:.1f}s")
+        else:
+            steps.end(name, "failed", ok=False)
+
+    return [{"name": s.name, "pid": s.pid,
              "action": ("cold start" if s.cold else "warm start") if s.started else "already running",
-             "ready_after_s": round(s.seconds, 2)} for s in started]
-    _print_rows(rows, as_json, f"{what} ready in {total:.1f}s")
-    return started
+             "ready_after_s": round(s.seconds, 2)} for s in up(specs, processes, on_progress=on_progress)]
 
 
-def cmd_infra(args) -> int:
-    from infra import stack
+def _stop(specs, processes) -> list[str]:
+    from infra.stack import down
 
-    cfg = _settings()
-    processes = stack.table(cfg)
-    names = tuple(args.only.split(",")) if getattr(args, "only", None) else stack.INFRA
-    unknown = set(names) - set(stack.INFRA)
-    if unknown:
-        console.print(f"[red]unknown server(s) {', '.join(sorted(unknown))}; choose from {', '.join(stack.INFRA)}")
-        return 2
-    if args.action == "up":
-        for name in names:
-            if stack.external(name):
-                console.print(f"{name}: external (RECALLSTACK_{stack.EXTERNAL_WHEN_SET[name]} is set), not started")
-        _start(stack.infra_specs(cfg, names), processes, "infrastructure", args.json)
-        from adapters.kafka_log import ensure_topics
+    with Activity("stopping") as activity:
+        return down(specs, processes, on_stop=lambda name: activity.update(f"stopping {name}"))
 
-        created = asyncio.run(ensure_topics(cfg.kafka_bootstrap))
-        if created:
-            console.print(f"created topics: {', '.join(created)}")
-    elif args.action == "down":
-        stopped = stack.down(stack.infra_specs(cfg, names), processes)
-        console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
-    else:
-        _print_rows(stack.status(stack.infra_specs(cfg, names), processes), args.json, "infrastructure")
-    return 0
+
+def _ensure_topics(cfg) -> list[str]:
+    from adapters.kafka_log import ensure_topics
+
+    with Activity("creating Kafka topics if missing"):
+        return asyncio.run(ensure_topics(cfg.kafka_bootstrap))
 
 
 def _all_specs(cfg):
@@ -97,48 +88,112 @@ def _all_specs(cfg):
     return stack.infra_specs(cfg) + stack.service_specs(cfg)
 
 
+# ---- commands -------------------------------------------------------------------------
+
+def cmd_infra(args) -> int:
+    from infra import stack
+
+    cfg = _settings()
+    processes = stack.table(cfg)
+    names = args.only or stack.INFRA
+    specs = stack.infra_specs(cfg, names)
+    if args.action == "up":
+        external = [name for name in names if stack.external(name)]
+        for name in external:
+            console.print(f"{name}: external (RECALLSTACK_{stack.EXTERNAL_WHEN_SET[name]} is set), not started")
+        began = time.monotonic()
+        with Steps() as steps:
+            rows = _start(specs, processes, steps, "infrastructure")
+        created = _ensure_topics(cfg) if "kafka" in names else []
+        total = time.monotonic() - began
+        if args.json:
+            emit_json({"ok": True, "seconds": round(total, 2), "started": rows, "external": external,
+                       "topics_created": created})
+        else:
+            print_table(rows, f"infrastructure ready in {total:.1f}s")
+            if created:
+                console.print(f"created topics: {', '.join(created)}")
+        return OK
+    if args.action == "down":
+        stopped = _stop(specs, processes)
+        if args.json:
+            emit_json({"stopped": stopped})
+        else:
+            console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+        return OK
+    with Activity("checking the infrastructure's health"):
+        rows = _ready(stack.status(specs, processes))
+    ok = all(row["ready"] for row in rows)
+    if args.json:
+        emit_json({"ok": ok, "processes": rows})
+    else:
+        print_table([{k: v for k, v in row.items() if k != "ready"} for row in rows], "infrastructure")
+    return OK if ok else UNREACHABLE
+
+
 def cmd_up(args) -> int:
     from infra import stack
 
     cfg = _settings()
     processes = stack.table(cfg)
     infra_specs, service_specs = stack.infra_specs(cfg), stack.service_specs(cfg)
-    began = time.monotonic()
-    _start(infra_specs, processes, "infrastructure", args.json)
-    from adapters.kafka_log import ensure_topics
-
-    asyncio.run(ensure_topics(cfg.kafka_bootstrap))
-    # The projector migrates the schema the query API reads, so it goes first.
+    everything = infra_specs + service_specs
     projectors = len(stack.PROJECTORS)
-    _start(service_specs[:projectors], processes, "projectors", args.json)
-    _start(service_specs[projectors:], processes, "services", args.json)
-    console.print(f"[green]recallstack is up in {time.monotonic() - began:.1f}s[/green]\n"
-                  f"  gateway      {cfg.gateway_url}   (REST base URL)\n"
-                  f"  command API  {cfg.command_api_url}/docs\n"
-                  f"  query API    {cfg.query_api_url}/docs\n"
-                  f"  data         {cfg.home}   logs in {cfg.home / 'logs'}")
+    began = time.monotonic()
+    try:
+        with Steps() as steps:
+            rows = _start(infra_specs, processes, steps, "infrastructure")
+            steps.begin("topics", "creating if missing")
+            from adapters.kafka_log import ensure_topics
+
+            created = asyncio.run(ensure_topics(cfg.kafka_bootstrap))
+            steps.end("topics", f"created {', '.join(created)}" if created else "present")
+            # The projector migrates the schema the query API reads, so it goes first.
+            rows += _start(service_specs[:projectors], processes, steps, "projectors")
+            rows += _start(service_specs[projectors:], processes, steps, "services")
+    except KeyboardInterrupt:
+        if args.detach:
+            console.print("interrupted: what started keeps running; `recallstack down` stops it")
+        else:
+            console.print("interrupted: stopping everything")
+            _stop(everything, processes)
+        raise
+    total = time.monotonic() - began
+    urls = _urls(cfg)
+    if args.json:
+        emit_json({"ok": True, "seconds": round(total, 2), "detached": args.detach, "started": rows,
+                   "topics_created": created, "urls": urls, "home": str(cfg.home), "logs": str(cfg.home / "logs")})
+    else:
+        print_table(rows, f"recallstack is up in {total:.1f}s")
+        print(f"  gateway      {urls['gateway']}   (REST base URL)\n"
+              f"  command API  {urls['command_api_docs']}\n"
+              f"  query API    {urls['query_api_docs']}\n"
+              f"  MCP          {urls['mcp']}   (streamable HTTP; stdio: recallstack mcp)\n"
+              f"  data         {cfg.home}   logs in {cfg.home / 'logs'}", flush=True)
     if args.detach:
         console.print("running in the background; `recallstack down` stops it")
-        return 0
+        return OK
     console.print("Ctrl-C stops everything")
-    stopping = []
+    received: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a shell may start us with SIGINT ignored
-        signal.signal(sig, lambda *_: stopping.append(1))
-    while not stopping:
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    while not received:
         time.sleep(0.2)
-    console.print("stopping...")
-    stopped = stack.down(infra_specs + service_specs, processes)
-    console.print(f"stopped: {', '.join(stopped)}")
-    return 0
+    stopped = _stop(everything, processes)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return INTERRUPTED if received[0] == signal.SIGINT else OK
 
 
 def cmd_down(args) -> int:
     from infra import stack
 
     cfg = _settings()
-    stopped = stack.down(_all_specs(cfg), stack.table(cfg))
-    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
-    return 0
+    stopped = _stop(_all_specs(cfg), stack.table(cfg))
+    if args.json:
+        emit_json({"stopped": stopped})
+    else:
+        console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+    return OK
 
 
 def cmd_status(args) -> int:
@@ -148,20 +203,27 @@ def cmd_status(args) -> int:
     from projectors.lag import projector_lag
 
     cfg = _settings()
-    rows = stack.status(_all_specs(cfg), stack.table(cfg))
-    lag_rows = []
-    for name in bootstrap.PROJECTIONS:
-        try:
-            lag = asyncio.run(projector_lag(cfg.kafka_bootstrap, name))
-            lag_rows.append({"projection": name, "log_records": lag["events"], "behind": lag["behind"]})
-        except Exception as exc:  # status must answer even with the stack down
-            lag_rows.append({"projection": name, "log_records": None, "behind": f"unknown ({type(exc).__name__})"})
+    with Activity("checking each process's health") as activity:
+        rows = _ready(stack.status(_all_specs(cfg), stack.table(cfg)))
+        activity.update("reading the projectors' lag from Kafka")
+        lag_rows = []
+        for name in bootstrap.PROJECTIONS:
+            try:
+                lag = asyncio.run(projector_lag(cfg.kafka_bootstrap, name))
+                lag_rows.append({"projection": name, "log_records": lag["events"], "behind": lag["behind"],
+                                 "error": None})
+            except Exception as exc:  # status must answer even with the stack down
+                lag_rows.append({"projection": name, "log_records": None, "behind": None,
+                                 "error": describe(exc)})
+    ok = all(row["ready"] for row in rows) and all(row["error"] is None for row in lag_rows)
     if args.json:
-        print(json.dumps({"processes": rows, "lag": lag_rows}, indent=2))
+        emit_json({"ok": ok, "home": str(cfg.home), "urls": _urls(cfg), "processes": rows, "lag": lag_rows})
     else:
-        _print_rows(rows, False, "recallstack")
-        _print_rows(lag_rows, False, "projector lag")
-    return 0
+        print_table([{k: v for k, v in row.items() if k != "ready"} for row in rows], "recallstack")
+        print_table([{"projection": row["projection"], "log_records": row["log_records"],
+                      "behind": row["behind"] if row["error"] is None else f"unknown ({row['error'].split(':')[0]})"}
+                     for row in lag_rows], "projector lag")
+    return OK if ok else UNREACHABLE
 
 
 def cmd_projector(args) -> int:
@@ -170,60 +232,99 @@ def cmd_projector(args) -> int:
     import bootstrap
     from infra.stack import PROJECTOR_METRICS_PORTS
 
-    if args.name not in PROJECTOR_METRICS_PORTS:
-        console.print(f"[red]unknown projector {args.name!r}; available: {', '.join(PROJECTOR_METRICS_PORTS)}")
-        return 2
+    name = args.name
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    received: list[int] = []
 
     async def main():
-        task = asyncio.create_task(bootstrap.run_projector(args.name, ready=lambda: start_http_server(
-            PROJECTOR_METRICS_PORTS[args.name], addr="127.0.0.1")))
+        task = asyncio.create_task(bootstrap.run_projector(name, ready=lambda: start_http_server(
+            PROJECTOR_METRICS_PORTS[name], addr="127.0.0.1")))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, task.cancel)
+            loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig), task.cancel()))
         try:
             await task
         except asyncio.CancelledError:
             pass
 
     asyncio.run(main())
-    return 0
+    return INTERRUPTED if signal.SIGINT in received else OK
 
 
-def cmd_dlq(args) -> int:
+def _letter(letter: dict) -> dict:
+    """A dead letter for scripts: where it sits, which event, why it failed."""
+    from adapters.kafka_codec import TYPE_HEADER
+
+    headers = dict(letter.get("headers") or ())
+    event_type = headers.get(TYPE_HEADER)
+    return {"dlq_partition": letter["dlq_partition"], "dlq_offset": letter["dlq_offset"],
+            "projection": letter["projection"], "topic": letter["topic"], "partition": letter["partition"],
+            "offset": letter["offset"], "user": letter["key"],
+            "event_type": event_type.decode(errors="replace") if isinstance(event_type, bytes) else event_type,
+            "error": letter["error"], "traceback": letter.get("traceback")}
+
+
+def _read_letters(cfg, projection: str | None) -> list[dict]:
+    from projectors import dead_letters
+    from settings import DLQ_TOPIC
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # an outage is reported once, as exit code 3
+    with Activity(f"reading {DLQ_TOPIC}"):
+        letters = asyncio.run(dead_letters.read_all(cfg.kafka_bootstrap))
+    return [letter for letter in letters if projection is None or letter["projection"] == projection]
+
+
+def cmd_dlq_list(args) -> int:
+    cfg = _settings()
+    letters = [_letter(letter) for letter in _read_letters(cfg, args.projection)]
+    if args.json:
+        emit_json({"count": len(letters), "projection": args.projection, "dead_letters": letters})
+    elif letters:
+        print_table([{"dlq_offset": f"{x['dlq_partition']}:{x['dlq_offset']}", "projection": x["projection"],
+                      "event at": f"{x['topic']}/{x['partition']}:{x['offset']}", "event": x["event_type"],
+                      "user": x["user"], "error": x["error"][:100]} for x in letters],
+                    f"{len(letters)} unresolved dead letter(s)")
+    else:
+        console.print("no unresolved dead letters" + (f" of {args.projection}" if args.projection else ""))
+    return OK
+
+
+def cmd_dlq_retry(args) -> int:
     import bootstrap
     from projectors import dead_letters
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     cfg = _settings()
-    letters = asyncio.run(dead_letters.read_all(cfg.kafka_bootstrap))
-    if args.projection:
-        letters = [letter for letter in letters if letter["projection"] == args.projection]
-    if args.action == "list":
-        rows = [{"dlq_offset": f"{letter['dlq_partition']}:{letter['dlq_offset']}", "projection": letter["projection"],
-                 "event at": f"{letter['topic']}/{letter['partition']}:{letter['offset']}", "user": letter["key"],
-                 "error": letter["error"][:100]} for letter in letters]
-        if args.json:
-            print(json.dumps(rows, indent=2))
-        elif rows:
-            _print_rows(rows, False, f"{len(rows)} unresolved dead letter(s)")
-        else:
-            console.print("no unresolved dead letters")
-        return 0
-    if not args.projection:
-        console.print("[red]dlq retry needs --projection NAME")
-        return 2
+    letters = _read_letters(cfg, args.projection)
+    results: list[dict] = []
+    if letters:
+        bar = Progress(TextColumn(f"retry {args.projection}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=console, transient=True, disable=not console.is_terminal)
+        with bar:
+            task = bar.add_task("retry", total=len(letters))
 
-    def report(letter, error):
-        where = f"{letter['topic']}/{letter['partition']}:{letter['offset']}"
-        console.print(f"{where}: " + ("[green]applied[/green]" if error is None else f"[red]still failing:[/red] {error}"))
+            def report(letter, failure):
+                where = f"{letter['topic']}/{letter['partition']}:{letter['offset']}"
+                console.print(f"{where}: " + ("[green]applied[/green]" if failure is None
+                                              else f"[red]still failing:[/red] {failure}"), highlight=False)
+                results.append({**{k: v for k, v in _letter(letter).items() if k not in ("error", "traceback")},
+                                "status": "applied" if failure is None else "failing", "error": failure})
+                bar.advance(task)
 
-    async def run():
-        async with bootstrap.projection(args.projection) as target:
-            return await dead_letters.retry(cfg.kafka_bootstrap, target, letters, on_result=report)
+            async def run():
+                async with bootstrap.projection(args.projection) as target:
+                    return await dead_letters.retry(cfg.kafka_bootstrap, target, letters, on_result=report)
 
-    done, failed = asyncio.run(run())
-    console.print(f"retried: {done} applied, {failed} still failing")
-    return 1 if failed else 0
+            asyncio.run(run())
+    applied = sum(1 for r in results if r["status"] == "applied")
+    failing = len(results) - applied
+    if args.json:
+        emit_json({"projection": args.projection, "applied": applied, "still_failing": failing, "results": results})
+    elif letters:
+        console.print(f"retried: {applied} applied, {failing} still failing")
+    else:
+        console.print(f"no unresolved dead letters of {args.projection}: nothing to retry")
+    return FAILED if failing else OK
 
 
 def cmd_replay(args) -> int:
@@ -233,11 +334,7 @@ def cmd_replay(args) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     cfg = _settings()
-    try:
-        name = bootstrap.projection_name(args.projection)
-    except ValueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 2
+    name = args.projection
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
@@ -263,11 +360,13 @@ def cmd_replay(args) -> int:
             with exclusive_lock(cfg.home / "run" / f"replay-{name}.lock"):
                 report = asyncio.run(run())
         except BlockingIOError:
-            console.print(f"[red]error:[/red] a replay of {name} is already running")
-            return 1
+            return _fail(args, FAILED, "failed", f"a replay of {name} is already running")
         except TimeoutError as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            return 1
+            return _fail(args, FAILED, "failed", str(exc))
+        except KeyboardInterrupt:
+            console.print(f"replay of {name} interrupted: readers stay on the live version; "
+                          "the next replay resumes where this one stopped")
+            raise
     summary = {
         "projection": report.projection, "from_version": report.old_version, "to_version": report.new_version,
         "resumed": report.resumed, "events": report.events, "events_per_s": round(report.events_per_second),
@@ -276,12 +375,12 @@ def cmd_replay(args) -> int:
         "old_version": "kept" if args.keep_old else "dropped",
     }
     if args.json:
-        print(json.dumps(summary))
+        emit_json(summary)
     else:
         console.print(f"[green]replayed[/green] {name}: v{report.old_version} -> v{report.new_version}, "
                       f"{report.events:,} events at {report.events_per_second:,.0f}/s; readers switched; "
                       f"total {report.total_seconds:.1f}s")
-    return 0
+    return OK
 
 
 def cmd_mcp(args) -> int:
@@ -290,60 +389,290 @@ def cmd_mcp(args) -> int:
     # stdout carries the protocol: everything else (logs, errors) goes to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     run_stdio(McpConfig.from_env(base_url=args.url))
-    return 0
+    return OK
+
+
+# ---- arguments --------------------------------------------------------------------------
+
+def _projection(value: str) -> str:
+    """--projection / NAME: a read model's name or alias (pg, cache, graph), canonical."""
+    import bootstrap
+
+    try:
+        return bootstrap.projection_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _servers(value: str) -> tuple[str, ...]:
+    """--only: a comma-separated subset of the infrastructure servers."""
+    from infra.stack import INFRA
+
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = sorted(set(names) - set(INFRA))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown server(s) {', '.join(unknown) or repr(value)}; "
+                                         f"choose from {', '.join(INFRA)}")
+    return names
+
+
+class _Help(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs as written (examples keep their lines); names up to 20 wide."""
+
+    def __init__(self, prog: str):
+        super().__init__(prog, max_help_position=30)
+
+    def add_argument(self, action):
+        super().add_argument(action)
+        if isinstance(action, argparse._SubParsersAction):  # argparse forgets their extra indent
+            self._action_max_length = max(self._action_max_length,
+                                          self._current_indent + 2 + max(map(len, action.choices)))
+
+
+def _block(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
+
+
+def _command(sub, name: str, summary: str, description: str, examples: str, exit_codes: str = "",
+             json_output: str = "") -> argparse.ArgumentParser:
+    """A (sub)command whose --help has the summary, a description, Examples: and its exit codes."""
+    epilog = "Examples:\n" + textwrap.indent(_block(examples), "  ")
+    if exit_codes:
+        epilog += "\n\nExit codes:\n" + textwrap.indent(_block(exit_codes), "  ")
+    command = sub.add_parser(name, help=summary, description=f"{summary[0].upper()}{summary[1:]}.\n\n{_block(description)}",
+                             epilog=epilog, formatter_class=_Help)
+    if json_output:
+        command.add_argument("--json", action="store_true",
+                             help=f"print one JSON document on stdout ({json_output}); progress and messages stay on "
+                                  "stderr")
+    return command
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="recallstack", description="Self-hosted long-term memory for AI agents.",
-                                epilog="exit codes: 0 ok, 1 failed (the message says why), 2 bad usage",
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(
+        prog="recallstack", formatter_class=_Help,
+        description=_block("""
+            Self-hosted, event-sourced long-term memory for AI agents.
 
-    infra = sub.add_parser("infra", help="the infrastructure alone (Kafka, Postgres, Neo4j, Redis)",
-                           epilog=EXAMPLES["infra"], formatter_class=argparse.RawDescriptionHelpFormatter)
-    infra.add_argument("action", choices=["up", "down", "status"])
-    infra.add_argument("--only", help="comma-separated subset, e.g. kafka,postgres")
-    infra.add_argument("--json", action="store_true", help="machine-readable output")
-    infra.set_defaults(func=cmd_infra)
+            Runs the local stack (Kafka, Postgres+pgvector, Neo4j, Redis, the projectors, the
+            command and query APIs and the gateway, all on 127.0.0.1) with its data under
+            $RECALLSTACK_HOME (default ~/.recallstack), and operates on it. Configuration comes
+            from RECALLSTACK_* environment variables. `recallstack COMMAND --help` shows each
+            command's options, examples and exit codes.
+        """),
+        epilog=_block("""
+            Examples:
+              recallstack up --detach                 start everything, return once all answer
+              recallstack status --json | jq '.processes[] | select(.ready | not) | .name'
+              recallstack dlq list
+              recallstack replay --projection pg
+              recallstack down
 
-    up = sub.add_parser("up", help="start the whole local stack and serve", epilog=EXAMPLES["up"],
-                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    up.add_argument("--detach", action="store_true", help="return once the gateway answers")
-    up.add_argument("--json", action="store_true")
+            Output:
+              Results go to stdout: a table or, with --json, exactly one JSON document (indented
+              on a terminal, one line when piped). Progress, messages and errors go to stderr:
+              animated when stderr is a terminal, one plain line per step otherwise (CI logs),
+              with or without --json; `2>/dev/null` silences them.
+        """) + "\n\n" + EXIT_CODES_HELP)
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        p.add_argument("--version", action="version", version=f"recallstack {version('recallstack')}")
+    except PackageNotFoundError:
+        pass
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND", title="commands")
+
+    up = _command(sub, "up", "start the whole local stack (infrastructure and services) and print the URLs", """
+        Starts Kafka, Postgres, Neo4j and Redis, creates the topics, then the projectors (the
+        Postgres one migrates the schema the APIs read), then the command API, the query API
+        and the gateway. Each is waited for until it answers a real readiness call (a live
+        row per process on stderr). What runs already is left alone; a server whose
+        RECALLSTACK_* address is set is external and not started. In the foreground, Ctrl-C
+        or SIGTERM stops everything; with --detach it returns once everything answers and
+        `recallstack down` stops it.
+    """, """
+        recallstack up                        # foreground; Ctrl-C stops everything
+        recallstack up --detach               # return once the gateway answers
+        recallstack up --detach --json | jq -r .urls.gateway
+    """, """
+        0    up (--detach), or stopped by SIGTERM (foreground)
+        1    a server would not start: named, with the tail of its log
+        3    an external dependency (e.g. RECALLSTACK_KAFKA_BOOTSTRAP) is unreachable
+        130  Ctrl-C (in the foreground after everything stopped)
+    """, json_output="what started, the URLs, the data folder; printed once everything answers")
+    up.add_argument("--detach", action="store_true", help="return once everything answers (default: serve until Ctrl-C)")
     up.set_defaults(func=cmd_up)
 
-    down = sub.add_parser("down", help="stop everything `up` started")
+    down = _command(sub, "down", "stop everything `up` started", """
+        Stops the services, then the infrastructure, in reverse start order. Only processes
+        recorded in $RECALLSTACK_HOME/run/ are signalled (by PID and start time), so it works
+        after a crash and never signals a reused PID. Data stays.
+    """, """
+        recallstack down
+        recallstack down --json | jq -r '.stopped[]'
+    """, json_output='{"stopped": [names]}')
     down.set_defaults(func=cmd_down)
-    status = sub.add_parser("status", help="what runs, and its health")
-    status.add_argument("--json", action="store_true")
+
+    status = _command(sub, "status", "show what runs, its health, and how far each projector is behind", """
+        Every process of the stack with its PID, port and a real protocol health check
+        (Kafka metadata, a Postgres query, Bolt, Redis PING, HTTP /readyz), and for each
+        projector the log records it has not applied yet (lag). Safe to run at any time;
+        answers with the stack down (and says so with exit code 3).
+    """, """
+        recallstack status
+        recallstack status --json | jq '.lag[] | {projection, behind}'
+        recallstack status --json > /dev/null && echo "all ready"
+    """, """
+        0    every process running and ready, every lag known
+        3    something is stopped or not ready, or Kafka unreachable (the report is printed either way)
+    """, json_output='{"ok", "home", "urls", "processes": [{name, pid, port, state, ready, health, log}], '
+                     '"lag": [{projection, log_records, behind, error}]}')
     status.set_defaults(func=cmd_status)
 
-    proj = sub.add_parser("projector", help="run one projector in the foreground", epilog=EXAMPLES["projector"],
-                          formatter_class=argparse.RawDescriptionHelpFormatter)
-    proj.add_argument("name", help="postgres|redis|neo4j")
+    infra = _command(sub, "infra", "the infrastructure alone (Kafka, Postgres, Neo4j, Redis): up, down, status", """
+        For tests and development: the servers the services need, without the services.
+        A server whose RECALLSTACK_* address is set (RECALLSTACK_KAFKA_BOOTSTRAP,
+        RECALLSTACK_PG_DSN, RECALLSTACK_NEO4J_URI, RECALLSTACK_REDIS_URL) is external:
+        never started or stopped here. `recallstack infra ACTION --help` for each action.
+    """, """
+        recallstack infra up
+        recallstack infra up --only kafka,postgres
+        recallstack infra status --json | jq .ok
+        recallstack infra down
+    """)
+    infra_actions = infra.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
+    only = dict(type=_servers, metavar="NAMES", help="comma-separated subset: kafka,postgres,neo4j,redis (default: all)")
+    infra_up = _command(infra_actions, "up", "start the infrastructure servers and create the Kafka topics", """
+        Idempotent: running servers are left alone. Each server is waited for until it answers
+        a real protocol call; the table gives each one's cold/warm start time. Downloads
+        (Maven jars, Postgres binaries) are cached, so the second start is fast.
+    """, """
+        recallstack infra up
+        recallstack infra up --only kafka,postgres
+        RECALLSTACK_HOME=/tmp/rs recallstack infra up --json | jq '.started[] | {name, ready_after_s}'
+    """, """
+        0    every server ready
+        1    a server would not start: named, with the tail of its log
+        3    Kafka unreachable while creating the topics (external Kafka)
+    """, json_output='{"ok", "seconds", "started": [{name, pid, action, ready_after_s}], "external", "topics_created"}')
+    infra_up.add_argument("--only", **only)
+    infra_down = _command(infra_actions, "down", "stop the infrastructure servers recallstack started", """
+        Stops the servers recorded in $RECALLSTACK_HOME/run/ (services are left alone: use
+        `recallstack down` for everything). Data stays.
+    """, """
+        recallstack infra down
+        recallstack infra down --only neo4j
+    """, json_output='{"stopped": [names]}')
+    infra_down.add_argument("--only", **only)
+    infra_status = _command(infra_actions, "status", "show the infrastructure servers and their health", """
+        Each server with its PID, port and a real protocol health check.
+    """, """
+        recallstack infra status
+        recallstack infra status --only kafka --json | jq '.processes[0].ready'
+    """, """
+        0    every server running and ready
+        3    a server is stopped or not ready (the report is printed either way)
+    """, json_output='{"ok", "processes": [{name, pid, port, state, ready, health, log}]}')
+    infra_status.add_argument("--only", **only)
+    infra.set_defaults(func=cmd_infra)
+
+    proj = _command(sub, "projector", "run one projector in the foreground (`up` runs them all)", """
+        Consumes recallstack.memory.events in the projector's consumer group and applies each
+        event to its read model; an event it cannot apply goes to recallstack.dlq with the
+        error (see `recallstack dlq`). Prometheus metrics on 127.0.0.1:9101 (postgres),
+        9102 (redis), 9103 (neo4j). Logs go to stderr. Runs until SIGTERM or Ctrl-C.
+    """, """
+        recallstack projector postgres
+        recallstack projector graph           # aliases: pg, cache, graph
+    """, """
+        0    stopped by SIGTERM
+        3    Kafka or the read model's database unreachable at start
+        130  Ctrl-C
+    """)
+    proj.add_argument("name", type=_projection, metavar="NAME", help="postgres|redis|neo4j (or pg|cache|graph)")
     proj.set_defaults(func=cmd_projector)
-    dlq = sub.add_parser("dlq", help="events a projector could not apply: list them, retry them",
-                         epilog="examples:\n  recallstack dlq list\n  recallstack dlq retry --projection postgres\n"
-                                "exit code of retry: 0 all applied, 1 some still failing",
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    dlq.add_argument("action", choices=["list", "retry"])
-    dlq.add_argument("--projection", help="only this read model (required for retry)")
-    dlq.add_argument("--json", action="store_true")
-    dlq.set_defaults(func=cmd_dlq)
-    rep = sub.add_parser("replay", help="rebuild a read model from offset 0 beside the live one, then switch readers",
-                         epilog="examples:\n  recallstack replay --projection pg\n"
-                                "  recallstack replay --projection graph --keep-old\n"
-                                "projections: postgres (pg), neo4j (graph), redis (cache)\n"
-                                "an interrupted replay is resumed by the next one",
-                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    rep.add_argument("--projection", required=True, help="pg|graph|cache (or postgres|neo4j|redis)")
+
+    rep = _command(sub, "replay", "rebuild a read model from offset 0 beside the live one, then switch readers", """
+        Builds version n+1 of the read model from the whole log (events carry their
+        embeddings: nothing is re-embedded) while version n keeps serving reads, builds the
+        deferred indexes, switches readers atomically once the new version has applied at
+        least what the live one has, then drops the old version (unless --keep-old). A
+        progress bar (records, rate, ETA) is drawn on stderr. An interrupted replay is resumed
+        by the next one; one replay of a read model runs at a time.
+    """, """
+        recallstack replay --projection pg
+        recallstack replay --projection graph --keep-old
+        recallstack replay --projection cache --json | jq .events_per_s
+    """, """
+        0    replayed, readers switched
+        1    another replay of it is running, or the switch did not succeed in time
+        2    unknown projection
+        3    Kafka or the read model's database unreachable
+        130  Ctrl-C (readers stay on the live version; the next replay resumes)
+    """, json_output="the summary: projection, from_version, to_version, events, events_per_s, timings")
+    rep.add_argument("--projection", required=True, type=_projection, metavar="NAME",
+                     help="postgres|neo4j|redis (or pg|graph|cache)")
     rep.add_argument("--keep-old", action="store_true", help="keep the previous version instead of dropping it")
-    rep.add_argument("--json", action="store_true", help="print the summary as JSON")
     rep.set_defaults(func=cmd_replay)
-    mcp = sub.add_parser("mcp", help="the MCP server on stdio (for IDE configs: Cursor, Claude Desktop, Claude Code)",
-                         epilog=EXAMPLES["mcp"], formatter_class=argparse.RawDescriptionHelpFormatter)
-    mcp.add_argument("--url", help="the recallstack REST base URL (default $RECALLSTACK_URL, else "
-                                   "http://127.0.0.1:8080)")
+
+    dlq = _command(sub, "dlq", "dead letters (events a projector could not apply): list, retry", """
+        A projector that cannot apply an event appends it to recallstack.dlq with the error
+        and moves on. `list` shows the unresolved ones; `retry` applies them again through
+        the same projection at their original position and marks each one that succeeds as
+        resolved. `recallstack dlq ACTION --help` for each action.
+    """, """
+        recallstack dlq list
+        recallstack dlq list --projection pg --json | jq '.dead_letters[].error'
+        recallstack dlq retry --projection postgres
+    """)
+    dlq_actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION", title="actions")
+    dlq_list = _command(dlq_actions, "list", "show the unresolved dead letters", """
+        Reads recallstack.dlq from the start; a dead letter a retry resolved is not shown.
+    """, """
+        recallstack dlq list
+        recallstack dlq list --projection graph
+        recallstack dlq list --json | jq '.count'
+    """, """
+        0    listed (also when there are none)
+        2    unknown projection
+        3    Kafka unreachable
+    """, json_output='{"count", "projection", "dead_letters": [{dlq_partition, dlq_offset, projection, topic, '
+                     'partition, offset, user, event_type, error, traceback}]}')
+    dlq_list.add_argument("--projection", type=_projection, metavar="NAME", help="only this read model's")
+    dlq_list.set_defaults(func=cmd_dlq_list)
+    dlq_retry = _command(dlq_actions, "retry", "apply one read model's dead letters again", """
+        Each unresolved dead letter of the projection is decoded and applied again at its
+        original position (positions never move back: only the data changes); each one that
+        succeeds is marked resolved, the others stay, with the new error printed.
+    """, """
+        recallstack dlq retry --projection postgres
+        recallstack dlq retry --projection graph --json | jq .still_failing
+    """, """
+        0    every dead letter applied (or none to retry)
+        1    some still fail (listed with their error)
+        2    unknown or missing projection
+        3    Kafka or the read model's database unreachable
+    """, json_output='{"projection", "applied", "still_failing", "results": [{..., status, error}]}')
+    dlq_retry.add_argument("--projection", required=True, type=_projection, metavar="NAME",
+                           help="postgres|neo4j|redis (or pg|graph|cache)")
+    dlq_retry.set_defaults(func=cmd_dlq_retry)
+
+    mcp = _command(sub, "mcp", "the MCP server on stdio (for IDE configs: Cursor, Claude Desktop, Claude Code)", """
+        Serves the Model Context Protocol on stdin/stdout; its tools (add_memories,
+        search_memory, get_context, ...) call the REST API at --url. stdout carries the
+        protocol only: logs and errors go to stderr. Over HTTP the same server is at
+        <gateway>/mcp (streamable HTTP), started by `recallstack up`.
+        Environment: RECALLSTACK_URL, RECALLSTACK_API_KEY, RECALLSTACK_MCP_USER_ID (default:
+        the OS user), RECALLSTACK_MCP_AGENT_ID, RECALLSTACK_MCP_APP_ID.
+    """, """
+        recallstack mcp                       # what an IDE's MCP config runs
+        RECALLSTACK_MCP_USER_ID=alice recallstack mcp --url http://127.0.0.1:8080
+        claude mcp add recallstack -- recallstack mcp
+    """, """
+        0    the client closed the pipe
+        130  Ctrl-C
+    """)
+    mcp.add_argument("--url", help="the recallstack REST base URL (default $RECALLSTACK_URL, else http://127.0.0.1:8080)")
     mcp.set_defaults(func=cmd_mcp)
     return p
 
@@ -354,9 +683,20 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except KeyboardInterrupt:
+        return _fail(args, INTERRUPTED, "interrupted", "interrupted")
     except StartError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        return 1
+        return _fail(args, FAILED, "failed", str(exc))
+    except BrokenPipeError:  # `recallstack status --json | head -1`: the reader went away
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILED
+    except Exception as exc:
+        cause = unreachable(exc)
+        if cause is None:
+            raise  # a bug: the traceback says where (exit code 1)
+        return _fail(args, UNREACHABLE, "unreachable",
+                     f"a dependency is unreachable: {describe(cause)} "
+                     "(is the stack up? `recallstack status` shows what runs)")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -87,15 +89,41 @@ class Started:
     cold: bool  # first start: storage formatted / cluster created
 
 
-def up(specs: list[ProcessSpec], processes: ProcessTable, parallel: bool = True) -> list[Started]:
-    """Start every spec (in parallel), wait until each answers its probe. Raises StartError."""
+class _Cancelled(Exception):
+    """The caller was interrupted (Ctrl-C): stop waiting for readiness."""
+
+
+# on_progress(name, state, started): state is "starting", "ready" (with its Started) or "failed".
+Progress = Callable[[str, str, "Started | None"], None]
+
+
+def up(specs: list[ProcessSpec], processes: ProcessTable, parallel: bool = True,
+       on_progress: Progress | None = None) -> list[Started]:
+    """Start every spec (in parallel), wait until each answers its probe. Raises StartError.
+    On KeyboardInterrupt every wait ends at once; processes already spawned keep running
+    (recorded, so `down` stops them)."""
+    note = on_progress or (lambda name, state, started: None)
+    cancelled = threading.Event()
+
+    def waiting(name: str) -> None:
+        if cancelled.is_set():
+            raise _Cancelled(name)
+
     def one(spec: ProcessSpec) -> Started:
-        pid, started, seconds = start(spec, processes)
-        return Started(spec.name, pid, started, seconds, spec.first_start)
+        note(spec.name, "starting", None)
+        try:
+            pid, started, seconds = start(spec, processes, on_wait=waiting)
+        except StartError:
+            note(spec.name, "failed", None)
+            raise
+        result = Started(spec.name, pid, started, seconds, spec.first_start)
+        note(spec.name, "ready", result)
+        return result
 
     if not parallel:
         return [one(s) for s in specs]
-    with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
+    pool = ThreadPoolExecutor(max_workers=max(1, len(specs)))
+    try:
         futures = [pool.submit(one, s) for s in specs]
         results, errors = [], []
         for f in futures:
@@ -103,15 +131,24 @@ def up(specs: list[ProcessSpec], processes: ProcessTable, parallel: bool = True)
                 results.append(f.result())
             except StartError as exc:
                 errors.append(str(exc))
+    except BaseException:  # Ctrl-C while waiting: end every thread's wait, then let it propagate
+        cancelled.set()
+        raise
+    finally:
+        pool.shutdown(wait=True)
     if errors:
         raise StartError("\n\n".join(errors))
     return results
 
 
-def down(specs: list[ProcessSpec], processes: ProcessTable) -> list[str]:
-    """Stop in reverse order; only processes recorded as started by recallstack."""
+def down(specs: list[ProcessSpec], processes: ProcessTable,
+         on_stop: Callable[[str], None] | None = None) -> list[str]:
+    """Stop in reverse order; only processes recorded as started by recallstack.
+    `on_stop(name)` is called before each one that runs is stopped."""
     stopped = []
     for spec in reversed(specs):
+        if on_stop is not None and processes.pid(spec.name) is not None:
+            on_stop(spec.name)
         if stop(spec.name, processes, sig=spec.stop_signal, timeout=spec.stop_timeout):
             stopped.append(spec.name)
     return stopped

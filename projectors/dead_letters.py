@@ -24,11 +24,12 @@ RESOLVED_HEADER = "rs-dlq-resolved"
 
 async def read_all(bootstrap: str, topic: str = DLQ_TOPIC) -> list[dict]:
     """Every dead letter not yet resolved, oldest first."""
-    logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    quiet = logging.getLogger("aiokafka")
+    quiet.setLevel(max(quiet.level, logging.ERROR))  # a caller may have silenced it further
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     letters, resolved = {}, set()
     try:
+        await consumer.start()  # inside the try: a broker that is down still closes the consumer
         partitions = [TopicPartition(topic, p) for p in (consumer.partitions_for_topic(topic) or {0})]
         consumer.assign(partitions)
         starts, ends = await consumer.beginning_offsets(partitions), await consumer.end_offsets(partitions)

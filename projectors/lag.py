@@ -23,8 +23,8 @@ async def projector_lag(bootstrap: str, projection: str) -> dict[str, int]:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_of(projection),
                                 enable_auto_commit=False, request_timeout_ms=3000)
-    await consumer.start()
     try:
+        await consumer.start()  # inside the try: a broker that is down still closes the consumer
         parts = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]
         ends = await consumer.end_offsets(parts)
         behind = 0
