@@ -97,7 +97,7 @@ def query_app() -> FastAPI:
     driver = AsyncGraphDatabase.driver(cfg.neo4j_uri, auth=(cfg.neo4j_user, cfg.neo4j_password),
                                        notifications_min_severity="OFF", connection_timeout=1.0,
                                        connection_acquisition_timeout=1.0, max_transaction_retry_time=0)
-    graph = Neo4jReadModel(driver)
+    graph = Neo4jReadModel(driver, query_timeout_s=4 * cfg.search_source_timeout_ms / 1000)
     access = AccessRecorder(cfg.kafka_bootstrap)
 
     @asynccontextmanager
@@ -106,7 +106,8 @@ def query_app() -> FastAPI:
         state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=2, max_size=40)
         await asyncio.to_thread(emb.embed_one, "warm up")
         await asyncio.to_thread(token_counter().load)
-        warm = asyncio.create_task(_warm_graph(graph))
+        # Its own read model with a long query timeout: planning may take longer than a search's.
+        warm = asyncio.create_task(_warm_graph(Neo4jReadModel(driver, query_timeout_s=60)))
         access.start()
         yield
         warm.cancel()

@@ -293,11 +293,12 @@ class Neo4jReadModel:
     """Reads of the live version of the graph read model. The driver is the caller's."""
 
     def __init__(self, driver: AsyncDriver, database: str | None = None, *, projection: str = PROJECTION,
-                 live_ttl: float = 1.0):
+                 live_ttl: float = 1.0, query_timeout_s: float = 5.0):
         self.driver = driver
         self.database = database
         self.projection = projection  # the pointer's key and ProjectionOffset.projection (another one only in tests)
         self.live_ttl = live_ttl
+        self.query_timeout_s = query_timeout_s  # Neo4j terminates a read running longer
         self._live: tuple[int, float] | None = None  # (version, monotonic time read)
 
     async def version(self) -> int:
@@ -315,7 +316,8 @@ class Neo4jReadModel:
         # (NEO4J_UNAVAILABLE) and the caller degrades the source instead of waiting.
         async with self.driver.session(database=self.database, default_access_mode=neo4j.READ_ACCESS,
                                        bookmark_manager=self.driver.execute_query_bookmark_manager) as session:
-            result = await session.run(query, params)
+            # A server-side timeout: a search that stopped waiting must not leave the query running.
+            result = await session.run(neo4j.Query(query, timeout=self.query_timeout_s), params)
             return await result.data()
 
     async def _read(self, template: str, **params: Any) -> list[dict]:

@@ -65,6 +65,8 @@ def names(query: str) -> list[str]:
             found.setdefault(match[0], None)
     for match in _CAPITALISED.finditer(query):
         word = match[0]
+        if not query[:match.start()].strip() or query[:match.start()].rstrip()[-1] in ".!?:;\"'(":
+            continue  # "Quick question: ..." or "Remind me ...": capitalised by position, not a name
         lower = word.lower()
         if lower not in STOP_WORDS and lower not in MONTHS and lower not in WEEKDAYS \
                 and not any(word in name for name in found):

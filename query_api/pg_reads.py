@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -49,6 +50,19 @@ class Scope:
         return " AND ".join(parts)
 
 
+SOURCE_TIMEOUT_MS = 1_000  # a source query still running then is cancelled by Postgres itself
+
+
+@asynccontextmanager
+async def source_connection(pool: asyncpg.Pool, timeout_ms: int = SOURCE_TIMEOUT_MS):
+    """A connection in a transaction whose statements Postgres cancels after `timeout_ms`:
+    a search that stopped waiting for a source must not leave its query running (under
+    load, abandoned queries pile up and starve the next searches)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
+        yield conn
+
+
 def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
@@ -71,7 +85,8 @@ EXACT_BELOW = 2_000  # a time window with fewer rows is ranked exactly (btree + 
 
 
 async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int, ef_search: int,
-                window: tuple[datetime, datetime] | None = None) -> list[tuple[str, float]]:
+                window: tuple[datetime, datetime] | None = None,
+                timeout_ms: int = SOURCE_TIMEOUT_MS) -> list[tuple[str, float]]:
     """(id, cosine similarity), nearest first; `window` narrows to occurred_at in [start, end).
 
     With a window the planner must pick between HNSW (walking vectors until enough fall in
@@ -88,7 +103,7 @@ async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int
     args: list = [vector]
     where = condition(args)
     args.append(limit)
-    async with pool.acquire() as conn, conn.transaction():
+    async with source_connection(pool, timeout_ms) as conn:
         distance = "embedding <=> $1"
         if window is not None:
             count_args: list = []
@@ -142,7 +157,8 @@ class CorpusStats:
         return n, avgdl
 
 
-async def bm25(pool: asyncpg.Pool, tsquery: str, scope: Scope, limit: int, stats: CorpusStats) -> list[tuple[str, float]]:
+async def bm25(pool: asyncpg.Pool, tsquery: str, scope: Scope, limit: int, stats: CorpusStats,
+               timeout_ms: int = SOURCE_TIMEOUT_MS) -> list[tuple[str, float]]:
     """(id, BM25 score), best first: Okapi BM25 over the stored tsvectors (English stemming).
 
     Candidates are gathered per query term, at most BM25_PER_TERM documents each, so a rare
@@ -167,12 +183,14 @@ df AS (SELECT lexeme, count(*) AS df FROM tf GROUP BY lexeme)
 SELECT tf.id, sum(ln(1 + (greatest({n_arg}, df.df) - df.df + 0.5) / (df.df + 0.5))
                  * tf.tf * ({k1} + 1) / (tf.tf + {k1} * (1 - {b} + {b} * tf.dl / {avgdl_arg}))) AS score
 FROM tf JOIN df USING (lexeme) GROUP BY tf.id ORDER BY score DESC, tf.id LIMIT {lim}"""
-    rows = await pool.fetch(sql, *args)
+    async with source_connection(pool, timeout_ms) as conn:
+        rows = await conn.fetch(sql, *args)
     return [(str(r["id"]), float(r["score"])) for r in rows]
 
 
 async def trigram(pool: asyncpg.Pool, names: list[str], scope: Scope, limit: int,
-                  min_similarity: float = 0.6, per_name: int = 200) -> list[tuple[str, float]]:
+                  min_similarity: float = 0.6, per_name: int = 200,
+                  timeout_ms: int = SOURCE_TIMEOUT_MS) -> list[tuple[str, float]]:
     """(id, best word similarity of any name), best first: fuzzy matches (pg_trgm `<%`,
     served by the trigram index) of the names that have NO exact full-text match in the
     scope. An exact name is BM25's job; fuzzy matching a name that half the memories
@@ -191,7 +209,7 @@ SELECT id, max(sim) AS sim FROM (
   WHERE NOT EXISTS (SELECT 1 FROM memories e WHERE {exact}
                     AND e.tsv @@ plainto_tsquery('english', n.name))
 ) hits WHERE sim >= $2 GROUP BY id ORDER BY sim DESC, id LIMIT $4"""
-    async with pool.acquire() as conn, conn.transaction():
+    async with source_connection(pool, timeout_ms) as conn:
         await conn.execute(f"SET LOCAL pg_trgm.word_similarity_threshold = {float(min_similarity)}")
         rows = await conn.fetch(sql, *args)
     return [(str(r["id"]), float(r["sim"])) for r in rows]

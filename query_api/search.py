@@ -113,6 +113,7 @@ class HybridSearch:
         names = query_terms.names(q.text)
         depth = min(200, max(30, 3 * q.limit))
         budget = self.config.source_timeout_ms / 1000
+        hard_ms = 4 * self.config.source_timeout_ms  # Postgres cancels a source query running longer
         pool = self.pool()
 
         filter_window = None
@@ -124,16 +125,17 @@ class HybridSearch:
         async def dense():
             vector = await vector_task
             return await timer.run("dense", pg_reads.dense(
-                pool, vector, q.scope, depth, max(self.config.ef_search, depth), filter_window))
+                pool, vector, q.scope, depth, max(self.config.ef_search, depth), filter_window, hard_ms))
 
         async def sparse():
             return await timer.run("sparse", sparse_lists())
 
         async def sparse_lists():
             lists = await asyncio.gather(
-                pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats)
+                pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats, hard_ms)
                 if tsquery else _nothing(),
-                pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth) if names else _nothing())
+                pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth, timeout_ms=hard_ms)
+                if names else _nothing())
             # Trigram matches only add what BM25 missed (a misspelt name, a fragment of an
             # identifier), after its hits.
             seen = {i for i, _ in lists[0]}
@@ -142,7 +144,7 @@ class HybridSearch:
         async def in_window():
             vector = await vector_task
             return await timer.run("temporal", pg_reads.dense(
-                pool, vector, q.scope, depth, max(self.config.ef_search, depth), (window.start, window.end)))
+                pool, vector, q.scope, depth, max(self.config.ef_search, depth), (window.start, window.end), hard_ms))
 
         async def graph():
             return await timer.run("graph", self.graph(q.scope.user_id, names, depth, q.scope.fields,
@@ -277,6 +279,8 @@ async def _nothing() -> list:
 
 
 def _reason(exc: BaseException, budget: float) -> str:
+    if isinstance(exc, asyncpg.QueryCanceledError):
+        return f"cancelled by Postgres after {4 * budget * 1000:.0f} ms"
     if isinstance(exc, asyncio.TimeoutError):
         return f"no answer within its budget of {budget * 1000:.0f} ms"
     text = str(exc) or type(exc).__name__

@@ -38,3 +38,8 @@ def test_names_are_entities_and_identifiers(query, expected):
 
 def test_names_are_bounded():
     assert len(names(" ".join(f"Name{i}x" for i in range(20)))) == 6
+
+
+def test_a_sentence_initial_capital_is_not_a_name():
+    assert names("Quick question: when did Caroline go?") == ["Caroline"]
+    assert names("Remind me, what does Melanie paint? Thanks") == ["Melanie"]
