@@ -53,13 +53,6 @@ async def graph_version(settings):
 
 
 @pytest.fixture
-async def driver(settings):
-    driver = neo4j.AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password))
-    yield driver
-    await driver.close()
-
-
-@pytest.fixture
 async def projector(driver, graph_version):
     projector = Neo4jProjector(driver, version=graph_version, projection=PROJECTION)
     await projector.ensure_schema()

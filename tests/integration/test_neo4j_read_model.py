@@ -48,13 +48,6 @@ async def live_version(settings):
 
 
 @pytest.fixture
-async def driver(settings):
-    driver = neo4j.AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password))
-    yield driver
-    await driver.close()
-
-
-@pytest.fixture
 async def graph(driver, live_version):
     """(apply, read model): `apply(*events)` writes them through the live projector at the next offsets."""
     projector = Neo4jVersions(driver, projection=PROJECTION).projection()

@@ -1,0 +1,14 @@
+"""Fixtures the integration tests share (the real servers `make test` started)."""
+
+from __future__ import annotations
+
+import neo4j
+import pytest
+
+
+@pytest.fixture
+async def driver(settings):
+    """A Neo4j driver for one test."""
+    driver = neo4j.AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password))
+    yield driver
+    await driver.close()
