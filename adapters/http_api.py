@@ -7,12 +7,13 @@ own validation errors are reshaped to name the offending field.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,30 @@ async def wait_for_token(token: str | None, topic: str, projection: str, positio
         raise ApiError(503, "not_yet_consistent", f"{exc}; retry shortly", {
             "projection": exc.projection, "missing": [{"partition": p, "offset": o} for p, o in exc.missing],
         }, retry_after=1) from exc
+
+
+HTTP_SECONDS = Histogram(
+    "recallstack_http_request_seconds", "HTTP requests by route and status (count = rate, sum = time)",
+    ["service", "method", "route", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+
+
+def install_http_metrics(app: FastAPI, service: str) -> None:
+    """Rate, errors and duration per route: the route's template (`/v1/memories/{memory_id}`),
+    never the raw path, so ids do not explode the label set."""
+
+    @app.middleware("http")
+    async def _measure(request: Request, call_next):
+        began = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            HTTP_SECONDS.labels(service, request.method, getattr(route, "path", "unmatched"),
+                                str(status)).observe(time.perf_counter() - began)
 
 
 def install_health(app: FastAPI, checks: dict[str, Callable[[], Awaitable[object]]]) -> None:

@@ -16,7 +16,8 @@ from dataclasses import replace
 from fastapi import FastAPI, Header, Path, Query, Request
 
 from adapters.embedders.base import EmbedderUnavailable
-from adapters.http_api import ApiError, install_body_limit, install_error_handlers, install_health, wait_for_token
+from adapters.http_api import (ApiError, install_body_limit, install_error_handlers, install_health,
+                               install_http_metrics, wait_for_token)
 from adapters.kafka_log import LogUnavailable
 from command_api import handlers
 from command_api.idempotency import (IdempotencyConflict, IdempotencyInProgress, IdempotencyStore,
@@ -65,6 +66,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
     install_error_handlers(app)
     install_body_limit(app, BODY_LIMITS, DEFAULT_BODY_LIMIT)
     install_health(app, checks)
+    install_http_metrics(app, "command")
 
     async def run(request: Request, user_id: str, key: str | None, work: Callable[[handlers.CommandContext], Awaitable[dict]]
                   ) -> dict:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import asyncpg
 from fastapi import FastAPI, Path, Query, Response
 
-from adapters.http_api import ApiError, install_error_handlers, install_health, wait_for_token
+from adapters.http_api import ApiError, install_error_handlers, install_health, install_http_metrics, wait_for_token
 from adapters.postgres import CONNECTION_ERRORS
 from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
 from domain.context_block import build_context
@@ -69,6 +69,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     app = FastAPI(title="recallstack query API", version="0.2.0", lifespan=lifespan)
     install_error_handlers(app)
     install_health(app, deps.checks)
+    install_http_metrics(app, "query")
 
     async def pg_consistent(token: str | None) -> None:
         await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms)

@@ -25,6 +25,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+from prometheus_client import Counter, Histogram
 
 from adapters.postgres import CONNECTION_ERRORS
 from domain import query_terms, ranking, temporal
@@ -33,6 +34,10 @@ from query_api import pg_reads
 from query_api.pg_reads import Scope
 
 log = logging.getLogger(__name__)
+
+SOURCE_SECONDS = Histogram("recallstack_search_source_seconds", "Time of each search source that answered",
+                           ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+DEGRADED = Counter("recallstack_search_degraded_total", "Sources left out of a search answer", ["source"])
 
 SOURCES = ("dense", "sparse", "temporal", "graph")
 DEFAULT_WEIGHTS = {"dense": 1.0, "sparse": 1.0, "temporal": 0.5, "graph": 0.5}
@@ -164,6 +169,8 @@ class HybridSearch:
                 wanted["graph"] = graph
 
         rankings = await self._gather(wanted, vector_task, budget, degraded)
+        for name in rankings:
+            SOURCE_SECONDS.labels(name).observe(timer.ms.get(name, 0.0) / 1000)
 
         began = time.perf_counter()
         weights = {**self.config.weights, **q.weights}
@@ -211,6 +218,8 @@ class HybridSearch:
                                          "fused": round(next(c.score for c in candidates if c.memory_id == f.memory_id), 6),
                                          "boosted": round(f.score, 6)} for f in top},
         }
+        for left_out in degraded:
+            DEGRADED.labels(left_out["source"]).inc()
         return Outcome(results, degraded, timer.ms, explain, window)
 
     async def _gather(self, wanted: dict[str, Callable[[], Awaitable]], vector_task: Awaitable, budget: float,

@@ -302,3 +302,21 @@ def test_reads_append_memory_accessed_in_the_background(gateway, seeded, setting
     assert [(e.event_type, e.source, list(e.memory_ids)) for e in events] == [
         ("MemoryAccessed", "search", [r["id"] for r in found]), ("MemoryAccessed", "get", [ids[0]])]
     assert events[0].query == "coffee"
+
+
+def test_metrics_per_route_and_per_source(gateway, seeded, settings):
+    import httpx
+
+    user_id, ids, token = seeded
+    search(gateway, query="What does Alice like?", user_id=user_id, consistency_token=token)
+    assert gateway.get(f"/v1/memories/{ids[0]}", params={"user_id": user_id}).status_code == 200
+    text = httpx.get(f"{settings.query_api_url}/metrics", timeout=10).text
+    assert ('recallstack_http_request_seconds_count{method="POST",route="/v1/memories/search",'
+            'service="query",status="200"}') in text
+    # The route's template, never the raw path with its id.
+    assert 'route="/v1/memories/{memory_id}"' in text and ids[0] not in text
+    for source in ("dense", "sparse", "graph"):
+        assert f'recallstack_search_source_seconds_count{{source="{source}"}}' in text
+    assert "recallstack_query_cache_lookups_total" in text
+    command = httpx.get(f"{settings.command_api_url}/metrics", timeout=10).text
+    assert 'route="/v1/memories/batch",service="command",status="202"' in command
