@@ -87,7 +87,7 @@ def query_app() -> FastAPI:
     from adapters.tokenizer import token_counter
     from query_api.app import PROJECTION, QueryDeps, create_app
     from query_api.caches import AnswerCache, EmbeddingCache
-    from query_api.search import HybridSearch, SearchConfig
+    from query_api.search import HARD_LIMIT_FACTOR, HybridSearch, SearchConfig
 
     cfg = settings()
     emb = embedder(cfg)
@@ -97,7 +97,7 @@ def query_app() -> FastAPI:
     driver = AsyncGraphDatabase.driver(cfg.neo4j_uri, auth=(cfg.neo4j_user, cfg.neo4j_password),
                                        notifications_min_severity="OFF", connection_timeout=1.0,
                                        connection_acquisition_timeout=1.0, max_transaction_retry_time=0)
-    graph = Neo4jReadModel(driver, query_timeout_s=4 * cfg.search_source_timeout_ms / 1000)
+    graph = Neo4jReadModel(driver, query_timeout_s=HARD_LIMIT_FACTOR * cfg.search_source_timeout_ms / 1000)
     access = AccessRecorder(cfg.kafka_bootstrap)
 
     @asynccontextmanager

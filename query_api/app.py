@@ -89,9 +89,8 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         return None
 
     def scope_of(body: ScopedQuery) -> Scope:
-        return Scope(body.user_id, {n: getattr(body, n) for n in ("agent_id", "run_id", "app_id")
-                                    if getattr(body, n) is not None}, parsed_filters(body.filters),
-                     body.include_archived)
+        return Scope.of(body.user_id, body.agent_id, body.run_id, body.app_id, parsed_filters(body.filters),
+                        body.include_archived)
 
     async def run_search(body: SearchRequest | ContextRequest, limit: int, response: Response,
                          options: dict) -> dict:
@@ -205,8 +204,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             raise ApiError(422, "invalid_request", f"filters: not valid JSON ({exc.msg})", {"field": "filters"}) from exc
         parsed = parsed_filters(raw_filters)
         await pg_consistent(consistency_token)
-        scope = Scope(user_id, {n: v for n, v in (("agent_id", agent_id), ("run_id", run_id), ("app_id", app_id))
-                                if v is not None}, parsed, include_archived)
+        scope = Scope.of(user_id, agent_id, run_id, app_id, parsed, include_archived)
         rows, total = await from_postgres(pg_reads.list_memories(deps.pool(), scope, sort, order == "desc", page_size,
                                                                  (page - 1) * page_size))
         return {"results": rows, "page": page, "page_size": page_size, "total": total,

@@ -36,6 +36,13 @@ class Scope:
     filters: Node | None = None
     include_archived: bool = False
 
+    @classmethod
+    def of(cls, user_id: str, agent_id: str | None, run_id: str | None, app_id: str | None,
+           filters: Node | None, include_archived: bool) -> "Scope":
+        """The scope of a request: the scope fields it names, its filters."""
+        named = {"agent_id": agent_id, "run_id": run_id, "app_id": app_id}
+        return cls(user_id, {n: v for n, v in named.items() if v is not None}, filters, include_archived)
+
     def where(self, args: list, column_prefix: str = "") -> str:
         """The WHERE condition of this scope; parameters appended to `args`."""
         args.append(self.user_id)

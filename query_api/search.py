@@ -40,6 +40,7 @@ SOURCE_SECONDS = Histogram("recallstack_search_source_seconds", "Time of each se
 DEGRADED = Counter("recallstack_search_degraded_total", "Sources left out of a search answer", ["source"])
 
 SOURCES = ("dense", "sparse", "temporal", "graph")
+HARD_LIMIT_FACTOR = 4  # a source query is cancelled by Postgres / Neo4j at this many budgets
 DEFAULT_WEIGHTS = {"dense": 1.0, "sparse": 1.0, "temporal": 0.5, "graph": 0.5}
 
 
@@ -118,7 +119,7 @@ class HybridSearch:
         names = query_terms.names(q.text)
         depth = min(200, max(30, 3 * q.limit))
         budget = self.config.source_timeout_ms / 1000
-        hard_ms = 4 * self.config.source_timeout_ms  # Postgres cancels a source query running longer
+        hard_ms = HARD_LIMIT_FACTOR * self.config.source_timeout_ms  # the server cancels a query running longer
         pool = self.pool()
 
         filter_window = None
@@ -127,10 +128,10 @@ class HybridSearch:
         if window is not None and window.start is not None and q.temporal_mode == "filter":
             filter_window = (window.start, window.end)
 
-        async def dense():
+        async def nearest(name: str, within: tuple[datetime, datetime] | None):
             vector = await vector_task
-            return await timer.run("dense", pg_reads.dense(
-                pool, vector, q.scope, depth, max(self.config.ef_search, depth), filter_window, hard_ms))
+            return await timer.run(name, pg_reads.dense(
+                pool, vector, q.scope, depth, max(self.config.ef_search, depth), within, hard_ms))
 
         async def sparse():
             return await timer.run("sparse", sparse_lists())
@@ -146,22 +147,17 @@ class HybridSearch:
             seen = {i for i, _ in lists[0]}
             return (lists[0] + [(i, s) for i, s in lists[1] if i not in seen])[:depth]
 
-        async def in_window():
-            vector = await vector_task
-            return await timer.run("temporal", pg_reads.dense(
-                pool, vector, q.scope, depth, max(self.config.ef_search, depth), (window.start, window.end), hard_ms))
-
         async def graph():
             return await timer.run("graph", self.graph(q.scope.user_id, names, depth, q.scope.fields,
                                                        q.scope.include_archived))
 
         wanted: dict[str, Callable[[], Awaitable]] = {}
         if "dense" in q.sources:
-            wanted["dense"] = dense
+            wanted["dense"] = lambda: nearest("dense", filter_window)
         if "sparse" in q.sources and (tsquery or names):
             wanted["sparse"] = sparse
         if "temporal" in q.sources and window is not None and window.start is not None and filter_window is None:
-            wanted["temporal"] = in_window
+            wanted["temporal"] = lambda: nearest("temporal", (window.start, window.end))
         if "graph" in q.sources and names:
             if self.graph is None or not graph_allowed:
                 degraded.append({"source": "graph", "reason": graph_reason or "the graph read model is not configured"})
@@ -207,6 +203,7 @@ class HybridSearch:
             results.append(doc)
         timer.ms["rank"] = round((time.perf_counter() - began) * 1000, 2)
         raw_scores = {s: dict(r) for s, r in rankings.items()}
+        fused_score = {c.memory_id: c.score for c in candidates}
         explain = {
             "keywords": words, "names": names, "rrf_k": k, "weights": {s: weights.get(s, 1.0) for s in rankings},
             "sources_run": list(rankings),
@@ -215,7 +212,7 @@ class HybridSearch:
             "per_result": {f.memory_id: {"contributions": {s: round(v, 6) for s, v in f.contributions.items()},
                                          "source_scores": {s: round(raw_scores[s][f.memory_id], 6)
                                                            for s in f.ranks if f.memory_id in raw_scores.get(s, {})},
-                                         "fused": round(next(c.score for c in candidates if c.memory_id == f.memory_id), 6),
+                                         "fused": round(fused_score[f.memory_id], 6),
                                          "boosted": round(f.score, 6)} for f in top},
         }
         for left_out in degraded:
@@ -289,7 +286,7 @@ async def _nothing() -> list:
 
 def _reason(exc: BaseException, budget: float) -> str:
     if isinstance(exc, asyncpg.QueryCanceledError):
-        return f"cancelled by Postgres after {4 * budget * 1000:.0f} ms"
+        return f"cancelled by Postgres after {HARD_LIMIT_FACTOR * budget * 1000:.0f} ms"
     if isinstance(exc, asyncio.TimeoutError):
         return f"no answer within its budget of {budget * 1000:.0f} ms"
     text = str(exc) or type(exc).__name__
