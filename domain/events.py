@@ -138,9 +138,11 @@ class MemoryAccessed(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class MemoryConsolidated(Event):
-    """Several memories were merged into one (memory_id, new or one of the sources)."""
+    """Several memories were merged into one summary memory (memory_id, new); the sources
+    become archived (still readable with include_archived). v2 gives the summary the
+    sources' scope, time, importance and entities so read models store it like a create."""
     event_type: ClassVar[str] = "MemoryConsolidated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     memory_id: str
     source_memory_ids: tuple[str, ...]
@@ -148,6 +150,15 @@ class MemoryConsolidated(Event):
     embedding: tuple[float, ...]
     embedding_model: str
     reason: str
+    agent_id: str | None = None  # v2
+    run_id: str | None = None  # v2
+    app_id: str | None = None  # v2
+    metadata: dict = field(default_factory=dict)  # v2
+    categories: tuple[str, ...] = ()  # v2
+    importance: float | None = None  # v2
+    happened_at: datetime | None = None  # v2: None means occurred_at
+    entities: tuple[Entity, ...] = ()  # v2
+    relations: tuple[Relation, ...] = ()  # v2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -159,6 +170,16 @@ class MemoryForgotten(Event):
     memory_id: str
     reason: str
     score: float | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class MemoryRestored(Event):
+    """A forgotten or archived memory is active again (undoes MemoryForgotten)."""
+    event_type: ClassVar[str] = "MemoryRestored"
+    schema_version: ClassVar[int] = 1
+
+    memory_id: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -242,6 +263,6 @@ class UserErased(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type: cls
     for cls in (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryAccessed,
-                MemoryConsolidated, MemoryForgotten, ConversationReceived, MemoryShared, MemoryUnshared,
+                MemoryConsolidated, MemoryForgotten, MemoryRestored, ConversationReceived, MemoryShared, MemoryUnshared,
                 UserRegistered, ApiKeyIssued, ApiKeyRevoked, UserErased)
 }

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, ConversationReceived, Entity, Event,
-                           MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
+                           MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
                            MemoryScopeDeleted, MemoryShared, MemoryUnshared, MemoryUpdated, Relation,
                            UserErased, UserRegistered)
 
@@ -56,8 +56,13 @@ _EVENTS: list[Event] = [
         **_envelope(6), memory_id=MERGED_MEMORY, source_memory_ids=(MEMORY, OTHER_MEMORY),
         text="Alice works at Acme (payments) and prefers dark mode", embedding=VECTOR_2,
         embedding_model="sentence-transformers/all-MiniLM-L6-v2", reason="near-duplicates (cosine 0.93)",
+        agent_id="cursor", run_id="run-42", app_id="ide", metadata={"consolidated_from": 2},
+        categories=("work",), importance=0.625, happened_at=datetime(2025, 3, 13, 17, 5, 0, tzinfo=UTC),
+        entities=(Entity("Alice", "person"), Entity("Acme", "organization")),
+        relations=(Relation("Alice", "works_at", "Acme"),),
     ),
     MemoryForgotten(**_envelope(7), memory_id=OTHER_MEMORY, reason="decayed below threshold", score=0.03125),
+    MemoryRestored(**_envelope(15), memory_id=OTHER_MEMORY, reason="restored by the user"),
     ConversationReceived(
         **_envelope(8), conversation_id="5f0b6a7c-8d9e-4f01-a2b3-c4d5e6f7a8b9",
         messages=(ChatMessage("user", "I moved to Lyon last month."),
