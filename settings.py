@@ -90,6 +90,11 @@ class Settings:
     search_rrf_k: int = 60
     search_source_timeout_ms: int = 250
     search_ef_search: int = 100
+    # Memory intelligence (issue 6): an OpenAI-compatible chat endpoint, optional.
+    llm_model: str = "gpt-4o-mini"
+    llm_api_key: str = "not-needed"
+    llm_timeout_ms: int = 30_000
+    llm_max_retries: int = 2
 
     @property
     def extractor_configured(self) -> bool:
@@ -137,6 +142,10 @@ class Settings:
             search_rrf_k=int(_env("SEARCH_RRF_K", "60")),
             search_source_timeout_ms=int(_env("SEARCH_SOURCE_TIMEOUT_MS", "250")),
             search_ef_search=int(_env("SEARCH_EF_SEARCH", "100")),
+            llm_model=_env("LLM_MODEL", "gpt-4o-mini"),
+            llm_api_key=_env("LLM_API_KEY", "not-needed"),
+            llm_timeout_ms=int(_env("LLM_TIMEOUT_MS", "30000")),
+            llm_max_retries=int(_env("LLM_MAX_RETRIES", "2")),
         )
 
 
