@@ -17,7 +17,7 @@ from adapters import postgres
 from adapters.embedders import Embedder, build_embedder
 from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
-from settings import EVENTS_TOPIC, Settings
+from settings import ACCESS_TOPIC, EVENTS_TOPIC, Settings
 
 log = logging.getLogger("recallstack")
 
@@ -234,12 +234,16 @@ async def projection(name: str):
 
 
 async def run_projector(name: str, ready=lambda: None) -> None:
-    """Run one projector until cancelled (SIGTERM/SIGINT)."""
+    """Run one projector until cancelled (SIGTERM/SIGINT). The Postgres projector also
+    follows the access topic (access counts for decay), in its own consumer group."""
     from projectors.runner import ProjectorRunner
 
     cfg = settings()
     await ensure_topics(cfg.kafka_bootstrap)
-    async with projection(name) as target:
-        runner = ProjectorRunner(target, cfg.kafka_bootstrap)
+    async with read_model(name) as versions:
+        runners = [ProjectorRunner(versions.projection(), cfg.kafka_bootstrap)]
+        if projection_name(name) == "postgres":
+            runners.append(ProjectorRunner(versions.projection(), cfg.kafka_bootstrap, topic=ACCESS_TOPIC,
+                                           group_id="recallstack.projector.postgres.access"))
         ready()
-        await runner.run()
+        await asyncio.gather(*(r.run() for r in runners))

@@ -40,6 +40,7 @@ def hoist_creates(batch: Sequence[Applied]) -> list[tuple[list[Applied], list[Ap
             others = []
         elif hasattr(event, "memory_id"):
             touched.add(event.memory_id)
+            touched.update(getattr(event, "source_memory_ids", ()))  # a consolidation archives these
     if creates or others:
         segments.append((creates, others))
     return segments

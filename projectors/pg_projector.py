@@ -15,7 +15,8 @@ import numpy as np
 
 from adapters import postgres
 from adapters.postgres import CONNECTION_ERRORS, schema_of
-from domain.events import Event, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
+from domain.events import (Event, MemoryAccessed, MemoryConsolidated, MemoryDeleted, MemoryForgotten, MemoryRestored,
+                           MemoryScopeDeleted, MemoryUpdated)
 from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
 
@@ -55,6 +56,7 @@ class PgProjector:
                 elif live != self.version:
                     raise Relocated(f"postgres read model moved from v{self.version} to v{live}")
             await conn.execute(f"SET LOCAL search_path TO {schema_of(self.version)}, public")
+            await self._count_accesses(conn, [i.event for i in batch if isinstance(i.event, MemoryAccessed)])
             for creates, others in hoist_creates(batch):
                 await self._create(conn, creates)
                 for item in others:
@@ -136,7 +138,58 @@ class PgProjector:
                 event.occurred_at, event.event_id, *args,
             )
             await self._history(conn, event, at, [(str(r["id"]), r["text"], None, None, None) for r in rows])
-        # Other events (conversations, access, identity) do not change this read model.
+        elif isinstance(event, MemoryConsolidated):
+            await self._consolidate(conn, event, at)
+        elif isinstance(event, (MemoryForgotten, MemoryRestored)):
+            # Forgetting hides (restorable); restoring brings a forgotten or archived memory back.
+            new_state, from_states = (("forgotten", ["active", "archived"]) if isinstance(event, MemoryForgotten)
+                                      else ("active", ["forgotten", "archived"]))
+            rows = await conn.fetch(
+                "UPDATE memories SET state = $1, updated_at = $2, version = version + 1, last_event_id = $3"
+                " WHERE id = $4 AND user_id = $5 AND state = ANY($6) RETURNING id, text",
+                new_state, event.occurred_at, event.event_id, event.memory_id, event.user_id, from_states)
+            await self._history(conn, event, at, [(str(r["id"]), r["text"], r["text"], None, None) for r in rows])
+        # Other events (conversations, identity) do not change this read model.
+
+    async def _consolidate(self, conn: asyncpg.Connection, event: MemoryConsolidated, at: Applied) -> None:
+        """The summary is created like a memory (never overwritten: a redelivery or a second
+        summary of the same cluster changes nothing); its sources become archived."""
+        created = await conn.fetchval(
+            f"INSERT INTO memories ({', '.join(_MEMORY_COLUMNS)})"
+            " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15) ON CONFLICT (id) DO NOTHING"
+            " RETURNING true",
+            uuid.UUID(event.memory_id), event.user_id, event.agent_id, event.run_id, event.app_id, event.text,
+            np.asarray(event.embedding, dtype=np.float32), event.embedding_model, json.dumps(event.metadata),
+            list(event.categories), event.importance, event.occurred_at, event.occurred_at,
+            event.happened_at or event.occurred_at, uuid.UUID(event.event_id))
+        if not created:
+            return
+        sources = await conn.fetch(
+            "UPDATE memories SET state = 'archived', updated_at = $1, version = version + 1, last_event_id = $2"
+            " WHERE id = ANY($3::uuid[]) AND user_id = $4 AND state IN ('active', 'forgotten') RETURNING id, text",
+            event.occurred_at, event.event_id, list(event.source_memory_ids), event.user_id)
+        await self._history(conn, event, at, [(event.memory_id, None, event.text, None, event.metadata)]
+                            + [(str(r["id"]), r["text"], r["text"], None, None) for r in sources])
+
+    async def _count_accesses(self, conn: asyncpg.Connection, events: list[MemoryAccessed]) -> None:
+        """Access counts and last access (recallstack.memory.access), for decay and forgetting.
+        Exactly once like everything else: the counts commit with the access topic's position."""
+        counts: dict[tuple[str, str], list] = {}
+        for event in events:
+            for memory_id in dict.fromkeys(event.memory_ids):
+                entry = counts.setdefault((event.user_id, memory_id), [0, event.occurred_at])
+                entry[0] += 1
+                entry[1] = max(entry[1], event.occurred_at)
+        if not counts:
+            return
+        rows = [(user_id, uuid.UUID(memory_id), n, last) for (user_id, memory_id), (n, last) in counts.items()
+                if _is_uuid(memory_id)]
+        await conn.execute(
+            "UPDATE memories m SET access_count = m.access_count + a.n,"
+            " last_accessed_at = GREATEST(m.last_accessed_at, a.last)"
+            " FROM unnest($1::text[], $2::uuid[], $3::int[], $4::timestamptz[]) AS a(user_id, id, n, last)"
+            " WHERE m.id = a.id AND m.user_id = a.user_id",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows])
 
     async def _history(self, conn: asyncpg.Connection, event: Event, at: Applied, changes: list[tuple]) -> None:
         """One row per memory the event touched: (memory_id, old_text, new_text, old_metadata, new_metadata)."""
@@ -242,6 +295,14 @@ class PgVersions:
             if await postgres.live_version(conn) == version:
                 raise ValueError(f"version {version} of the postgres read model is live; it cannot be dropped")
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema_of(version)} CASCADE")
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+        return True
+    except ValueError:
+        return False
 
 
 def _json(value):

@@ -172,3 +172,74 @@ async def test_a_following_projector_relocates_when_the_live_version_changes(poo
     await projector.positions(TOPIC)  # re-reads the live version
     await projector.apply_batch(TOPIC + "-relocate", [Applied(0, 1, event(user_id, "written"))])
     assert await pool.fetchval("SELECT count(*) FROM memories WHERE user_id = $1", user_id) == 1
+
+
+async def test_consolidation_archives_sources_and_a_redelivery_changes_nothing(pool, user_id):
+    from domain.events import MemoryConsolidated
+
+    projector = PgProjector(pool)
+    topic = TOPIC + "-consolidate"
+    a, b, other = event(user_id, "likes tea"), event(user_id, "likes green tea"), event(user_id, "uses vim")
+    summary = MemoryConsolidated(user_id=user_id, actor="worker:consolidate", memory_id=str(uuid.uuid4()),
+                                 source_memory_ids=(a.memory_id, b.memory_id), text="likes tea, green tea most",
+                                 embedding=a.embedding, embedding_model="m", reason="near-duplicates",
+                                 app_id="chat", importance=0.5, categories=("preference",))
+    batch = [Applied(0, 1, a), Applied(0, 2, b), Applied(0, 3, other), Applied(0, 4, summary)]
+    await projector.apply_batch(topic, batch)
+    await projector.apply_batch(topic, [Applied(0, 4, summary)])  # redelivered
+    rows = {r["text"]: r for r in await pool.fetch(
+        "SELECT text, state, app_id, occurred_at, version FROM memories WHERE user_id = $1", user_id)}
+    assert {t: r["state"] for t, r in rows.items()} == {
+        "likes tea": "archived", "likes green tea": "archived", "uses vim": "active",
+        "likes tea, green tea most": "active"}
+    assert rows["likes tea"]["version"] == 2, "archived once, not again on redelivery"
+    assert rows["likes tea, green tea most"]["app_id"] == "chat"
+    assert rows["likes tea, green tea most"]["occurred_at"] == summary.occurred_at, "no happened_at: event time"
+    history = await pool.fetch("SELECT memory_id, event_type, reason FROM memory_history WHERE event_id = $1",
+                               uuid.UUID(summary.event_id))
+    assert {str(r["memory_id"]) for r in history} == {summary.memory_id, a.memory_id, b.memory_id}
+    assert {r["reason"] for r in history} == {"near-duplicates"}
+
+
+async def test_forgotten_is_hidden_and_restorable_with_history(pool, user_id):
+    from domain.events import MemoryForgotten, MemoryRestored
+
+    projector = PgProjector(pool)
+    topic = TOPIC + "-forget"
+    m = event(user_id, "old fact")
+    forgotten = MemoryForgotten(user_id=user_id, actor="worker:forget", memory_id=m.memory_id,
+                                reason="importance 0.03 below 0.05", score=0.03)
+    restored = MemoryRestored(user_id=user_id, actor=f"user:{user_id}", memory_id=m.memory_id, reason="asked")
+    await projector.apply_batch(topic, [Applied(0, 1, m), Applied(0, 2, forgotten)])
+    assert await pool.fetchval("SELECT state FROM memories WHERE id = $1", uuid.UUID(m.memory_id)) == "forgotten"
+    await projector.apply_batch(topic, [Applied(0, 3, restored), Applied(0, 2, forgotten)])
+    # The redelivered forgetting comes after the restore here, as a new event would: it applies.
+    # What must not happen is a second restore or forget changing anything by itself.
+    await projector.apply_batch(topic, [Applied(0, 2, forgotten)])
+    history = [r["event_type"] for r in await pool.fetch(
+        "SELECT event_type FROM memory_history WHERE memory_id = $1 ORDER BY log_offset, occurred_at",
+        uuid.UUID(m.memory_id))]
+    assert history == ["MemoryCreated", "MemoryForgotten", "MemoryRestored"], "history rows are written once"
+
+
+async def test_access_events_count_once_per_memory_and_keep_the_latest_time(pool, user_id):
+    from domain.events import MemoryAccessed
+
+    projector = PgProjector(pool)
+    topic = TOPIC + "-access"
+    m, n = event(user_id, "read often"), event(user_id, "read once")
+    await projector.apply_batch(TOPIC + "-access-events", [Applied(0, 1, m), Applied(0, 2, n)])
+    t1, t2 = datetime(2025, 1, 1, tzinfo=timezone.utc), datetime(2025, 2, 1, tzinfo=timezone.utc)
+    reads = [MemoryAccessed(user_id=user_id, actor="user:x", memory_ids=(m.memory_id, m.memory_id, n.memory_id),
+                            source="search", occurred_at=t2),
+             MemoryAccessed(user_id=user_id, actor="user:x", memory_ids=(m.memory_id, "not-a-uuid"),
+                            source="get", occurred_at=t1),
+             MemoryAccessed(user_id="someone-else", actor="user:y", memory_ids=(m.memory_id,), source="get")]
+    batch = [Applied(1, i, e) for i, e in enumerate(reads)]
+    await projector.apply_batch(topic, batch)
+    rows = {r["text"]: r for r in await pool.fetch(
+        "SELECT text, access_count, last_accessed_at FROM memories WHERE user_id = $1", user_id)}
+    assert rows["read often"]["access_count"] == 2, "one per event, another user's read does not count"
+    assert rows["read often"]["last_accessed_at"] == t2
+    assert rows["read once"]["access_count"] == 1
+    assert await projector.positions(topic) == {1: 2}
