@@ -8,7 +8,7 @@ import os
 import socket
 from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -221,3 +221,45 @@ def _fail(append: _Append, error: Exception) -> None:
 def _in_background(coro) -> None:
     task = asyncio.ensure_future(coro)
     task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+class GroupProgress:
+    """How far a consumer group (a projector's) has got in a topic, against the log's end.
+
+    Both count transaction markers (a read model's own positions are data offsets and never
+    reach a marker), and a projector commits its group offsets only after its read-model
+    transaction: committed >= N means everything before offset N is applied."""
+
+    def __init__(self, bootstrap: str, group: str, topic: str = EVENTS_TOPIC):
+        self.group, self.topic = group, topic
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        await self._admin.start()
+        await self._consumer.start()
+        parts = self._consumer.partitions_for_topic(self.topic) or set(range(EVENTS_PARTITIONS))
+        self._partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
+
+    async def close(self) -> None:
+        await self._consumer.stop()
+        await self._admin.close()
+
+    async def ends(self) -> dict[int, int]:
+        return {tp.partition: o for tp, o in (await self._consumer.end_offsets(self._partitions)).items()}
+
+    async def committed(self) -> dict[int, int]:
+        offsets = await self._admin.list_consumer_group_offsets(self.group)
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == self.topic}
+
+    async def wait(self, wanted: dict[int, int], timeout_s: float) -> bool:
+        """Until committed[p] >= wanted[p] for every p; False after timeout_s."""
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            done = await self.committed()
+            if all(done.get(p, 0) >= o for p, o in wanted.items() if o > 0):
+                return True
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.05)

@@ -1,0 +1,256 @@
+"""The extraction worker: ConversationReceived -> facts -> reconciled memory events.
+
+For each conversation (an add with infer=true) it
+1. extracts facts (LLM when configured; on an LLM failure the offline extractor, said in
+   the actor `worker:extract(offline-fallback)`),
+2. embeds them once (replay never re-embeds),
+3. looks up the similar active memories of the same user and scope in Postgres, after
+   waiting for the projection to have applied this worker's own earlier appends (so a
+   fact repeated by the next conversation is seen),
+4. decides per fact ADD / UPDATE / DELETE / NONE with a reason, and drops a fact that
+   repeats an earlier fact of the same conversation,
+5. appends MemoryCreated / MemoryUpdated / MemoryDeleted (causation_id = the conversation
+   event, correlation_id its correlation id) and commits its consumer offset in the SAME
+   Kafka transaction: a crash before the commit redoes the conversation, after it never
+   does, so each conversation's events are appended exactly once. Event and memory ids are
+   derived from the conversation event id too (uuid5), so even a replayed decision could
+   not create a second memory.
+
+NONE appends nothing; it is counted (metrics, the run report). `--dry-run` prints the
+decisions and appends and commits nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import Counter as Tally
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client import Counter
+
+from adapters import kafka_codec
+from adapters.kafka_log import GroupProgress
+from consolidation import memory_reads
+from domain.events import ConversationReceived, Event, MemoryCreated, MemoryDeleted, MemoryUpdated
+from domain.intelligence import Decision, Fact, Intelligence, ReconciliationPolicy
+from settings import EVENTS_TOPIC
+
+log = logging.getLogger(__name__)
+
+DECISIONS = Counter("recallstack_extraction_decisions_total", "Reconciliation decisions per fact", ["action"])
+FALLBACKS = Counter("recallstack_extraction_fallbacks_total", "Conversations extracted offline after an LLM failure")
+GROUP = "recallstack.worker.extract"
+PG_GROUP = "recallstack.projector.postgres"  # whose progress decides when our appends are readable
+ACTOR = "worker:extract"
+_IDS = uuid.UUID("5b0f3c1e-9a4d-4e57-8c1b-2f6d7e8a9b0c")  # namespace of the derived ids
+
+
+def derived_id(conversation_event_id: str, kind: str, index: int) -> str:
+    return str(uuid.uuid5(_IDS, f"{conversation_event_id}/{kind}/{index}"))
+
+
+def drop_repeats(decisions: list[Decision], vectors: np.ndarray, duplicate_at: float) -> list[Decision]:
+    """A fact that repeats an earlier kept fact of the same conversation becomes NONE."""
+    kept: list[int] = []
+    out = []
+    for i, decision in enumerate(decisions):
+        if decision.action in ("ADD", "UPDATE") and kept:
+            sims = vectors[kept] @ vectors[i]
+            j = int(np.argmax(sims))
+            if sims[j] >= duplicate_at:
+                out.append(Decision("NONE", decision.fact, f"repeats fact #{kept[j]} of this conversation "
+                                                           f"(cosine {sims[j]:.2f})"))
+                continue
+        if decision.action in ("ADD", "UPDATE"):
+            kept.append(i)
+        out.append(decision)
+    return out
+
+
+def events_for(conversation: ConversationReceived, decisions: Sequence[Decision], vectors: np.ndarray,
+               embedding_model: str, actor: str, embed: Callable[[str], np.ndarray]) -> list[Event]:
+    """The events that carry out `decisions` (one per fact, facts in order, vectors aligned)."""
+    events: list[Event] = []
+    common = dict(user_id=conversation.user_id, actor=actor, correlation_id=conversation.correlation_id,
+                  causation_id=conversation.event_id)
+    for i, (decision, vector) in enumerate(zip(decisions, vectors)):
+        fact = decision.fact
+        event_id = derived_id(conversation.event_id, "event", i)
+        if decision.action == "ADD":
+            text = decision.new_text
+            events.append(MemoryCreated(
+                **common, event_id=event_id, memory_id=derived_id(conversation.event_id, "memory", i), text=text,
+                embedding=_floats(vector if text == fact.text else embed(text)), embedding_model=embedding_model,
+                happened_at=conversation.happened_at, agent_id=conversation.agent_id, run_id=conversation.run_id,
+                app_id=conversation.app_id, categories=fact.categories, importance=fact.importance,
+                entities=fact.entities, relations=fact.relations,
+                metadata={**conversation.metadata, "source": {
+                    "conversation_id": conversation.conversation_id, "message_indexes": list(fact.message_indexes),
+                    "reason": decision.reason}},
+            ))
+        elif decision.action == "UPDATE":
+            text = decision.new_text
+            events.append(MemoryUpdated(
+                **common, event_id=event_id, memory_id=decision.memory_id, text=text,
+                embedding=_floats(vector if text == fact.text else embed(text)), embedding_model=embedding_model,
+                importance=fact.importance, reason=decision.reason))
+        elif decision.action == "DELETE":
+            events.append(MemoryDeleted(**common, event_id=event_id, memory_id=decision.memory_id,
+                                        reason=decision.reason))
+    return events
+
+
+def _floats(vector) -> tuple[float, ...]:
+    return tuple(float(x) for x in np.asarray(vector).ravel())
+
+
+@dataclass
+class ExtractionReport:
+    conversations: int = 0
+    facts: int = 0
+    actions: Tally = field(default_factory=Tally)
+    fallbacks: int = 0
+    appended: int = 0
+    decisions: list[dict] = field(default_factory=list)  # kept for --dry-run output
+
+    def as_dict(self) -> dict:
+        return {"conversations": self.conversations, "facts": self.facts, "actions": dict(self.actions),
+                "offline_fallbacks": self.fallbacks, "events_appended": self.appended}
+
+
+class ExtractionWorker:
+    """Consumes the log in group recallstack.worker.extract; one instance per
+    transactional id (run one worker, or give each its own RECALLSTACK_WORKER_INSTANCE)."""
+
+    def __init__(self, intelligence: Intelligence, offline: Intelligence, embedder, pool, bootstrap: str, *,
+                 policy: ReconciliationPolicy = ReconciliationPolicy(), dry_run: bool = False,
+                 instance: str = "0", pg_wait_s: float = 30.0, topic: str = EVENTS_TOPIC, group_id: str = GROUP):
+        self.intelligence, self.offline = intelligence, offline
+        self.embedder, self.pool, self.policy = embedder, pool, policy
+        self.dry_run, self.pg_wait_s, self.topic, self.group_id = dry_run, pg_wait_s, topic, group_id
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+            auto_offset_reset="earliest", isolation_level="read_committed", max_poll_records=50)
+        self.producer = None if dry_run else AIOKafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
+            transactional_id=f"{group_id}-{instance}", transaction_timeout_ms=60_000)
+        self.report = ExtractionReport()
+        # partition -> the log position the Postgres projector must have passed (our last append + 1)
+        self._awaiting: dict[int, int] = {}
+        self.projected = GroupProgress(bootstrap, PG_GROUP, topic)
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        if self.producer is not None:
+            await self.producer.start()  # fences an earlier instance with the same id, aborting its open transaction
+        await self.projected.start()
+        await self.consumer.start()
+        self.consumer.subscribe([self.topic])
+
+    async def stop(self) -> None:
+        self._stopping.set()
+
+    async def close(self) -> None:
+        await self.consumer.stop()
+        await self.projected.close()
+        if self.producer is not None:
+            await self.producer.stop()
+
+    async def run(self, once: bool = False, progress: Callable[[ExtractionReport], None] = lambda r: None
+                  ) -> ExtractionReport:
+        """Process conversations until stopped; with `once`, until the log's end as it was
+        when the partitions were assigned."""
+        await self.start()
+        try:
+            targets: dict[TopicPartition, int] | None = None
+            while not self._stopping.is_set():
+                records = await self.consumer.getmany(timeout_ms=500)
+                if targets is None and self.consumer.assignment():
+                    targets = await self.consumer.end_offsets(list(self.consumer.assignment()))
+                    # What an earlier run appended may not be projected yet: wait for all of the log.
+                    self._awaiting = {tp.partition: o for tp, o in targets.items()}
+                for tp, messages in records.items():
+                    await self._handle(tp, messages)
+                    progress(self.report)
+                if once and targets is not None and not records:
+                    positions = {tp: await self.consumer.position(tp) for tp in targets}
+                    if all(positions[tp] >= end for tp, end in targets.items()):
+                        break
+        finally:
+            await self.close()
+        return self.report
+
+    async def _handle(self, tp: TopicPartition, messages) -> None:
+        pending = None  # the offset to commit for records that needed no transaction of their own
+        for message in messages:
+            if dict(message.headers or ()).get(kafka_codec.TYPE_HEADER) != b"ConversationReceived":
+                pending = message.offset + 1
+                continue
+            event = kafka_codec.decode(message.value, message.headers)
+            events = await self._process(tp, event)
+            await self._append(tp, events, message.offset + 1)
+            pending = None
+        if pending is not None:
+            await self._append(tp, [], pending)
+
+    async def _process(self, tp: TopicPartition, conversation: ConversationReceived) -> list[Event]:
+        brain, actor = self.intelligence, ACTOR
+        try:
+            facts = await brain.extractor.extract(conversation.messages)
+        except Exception as exc:  # an LLM outage degrades extraction, never loses the conversation
+            log.warning("extraction of %s failed (%s); using the offline extractor", conversation.event_id, exc)
+            FALLBACKS.inc()
+            self.report.fallbacks += 1
+            brain, actor = self.offline, f"{ACTOR}(offline-fallback)"
+            facts = await brain.extractor.extract(conversation.messages)
+        self.report.conversations += 1
+        self.report.facts += len(facts)
+        if not facts:
+            return []
+        vectors = await asyncio.to_thread(self.embedder.embed, [f.text for f in facts])
+        if not await self.projected.wait({tp.partition: self._awaiting.get(tp.partition, 0)}, self.pg_wait_s):
+            log.warning("Postgres has not applied partition %d up to %d after %.0fs; reconciling with what it has",
+                        tp.partition, self._awaiting[tp.partition], self.pg_wait_s)
+        scope = {"agent_id": conversation.agent_id, "run_id": conversation.run_id, "app_id": conversation.app_id}
+        candidates = [await memory_reads.similar(self.pool, conversation.user_id, scope, v, self.policy.candidates)
+                      for v in vectors]
+        try:
+            decisions = await brain.reconciler.decide(facts, candidates)
+        except Exception as exc:
+            if brain is self.offline:
+                raise
+            log.warning("reconciliation of %s failed (%s); deciding offline", conversation.event_id, exc)
+            FALLBACKS.inc()
+            self.report.fallbacks += 1
+            actor = f"{ACTOR}(offline-fallback)"
+            decisions = await self.offline.reconciler.decide(facts, candidates)
+        decisions = drop_repeats(list(decisions), np.asarray(vectors), self.policy.duplicate_at)
+        for d in decisions:
+            DECISIONS.labels(d.action).inc()
+            self.report.actions[d.action] += 1
+            if self.dry_run:
+                self.report.decisions.append({"conversation_id": conversation.conversation_id, "action": d.action,
+                                              "fact": d.fact.text, "memory_id": d.memory_id, "reason": d.reason})
+        return events_for(conversation, decisions, np.asarray(vectors), self.embedder.model_id, actor,
+                          self.embedder.embed_one)
+
+    async def _append(self, tp: TopicPartition, events: list[Event], next_offset: int) -> None:
+        """Append `events` and move the group's offset to `next_offset`, in one transaction."""
+        if self.dry_run:
+            return
+        async with self.producer.transaction():
+            futures = []
+            for event in events:
+                value, headers = kafka_codec.encode(event)
+                futures.append(await self.producer.send(self.topic, value=value, key=event.user_id.encode(),
+                                                        headers=headers))
+            landed = await asyncio.gather(*futures)
+            await self.producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
+        for metadata in landed:
+            self._awaiting[metadata.partition] = max(self._awaiting.get(metadata.partition, 0), metadata.offset + 1)
+        self.report.appended += len(events)
