@@ -125,9 +125,9 @@ def query_app() -> FastAPI:
     async def pg_check():
         await state["pool"].fetchval("SELECT 1")
 
-    async def graph_source(user_id, names, limit, scope, include_archived):
+    async def graph_source(user_id, names, limit, scope, include_archived, valid_at=None):
         return await graph.memories_for_entities(user_id, names, hops=2, limit=limit, scope=scope,
-                                                 include_archived=include_archived)
+                                                 include_archived=include_archived, valid_at=valid_at)
 
     search_config = SearchConfig(rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms,
                                  ef_search=cfg.search_ef_search)
@@ -247,3 +247,78 @@ async def run_projector(name: str, ready=lambda: None) -> None:
                                            group_id="recallstack.projector.postgres.access"))
         ready()
         await asyncio.gather(*(r.run() for r in runners))
+
+
+# --- memory intelligence (issue 6): extraction, consolidation and forgetting workers -------
+
+
+def intelligence(cfg: Settings):
+    """(what the workers use, the offline fallback): the LLM implementations when
+    RECALLSTACK_LLM_BASE_URL is set, else the offline ones for both."""
+    from domain.consolidation import OfflineSummarizer
+    from domain.extraction import OfflineExtractor
+    from domain.intelligence import Intelligence, ReconciliationPolicy
+    from domain.reconciliation import OfflineReconciler
+
+    policy = ReconciliationPolicy(cfg.reconcile_duplicate_at, cfg.reconcile_related_at)
+    offline = Intelligence(OfflineExtractor(), OfflineReconciler(policy), OfflineSummarizer(), {"mode": "offline"})
+    if not cfg.llm_base_url:
+        return offline, offline
+    from adapters.llm import LlmClient
+    from consolidation.llm import LlmExtractor, LlmReconciler, LlmSummarizer
+    from domain.circuit_breaker import CircuitBreaker
+
+    client = LlmClient(cfg.llm_base_url, cfg.llm_model, cfg.llm_api_key, timeout_s=cfg.llm_timeout_ms / 1000,
+                       max_retries=cfg.llm_max_retries, breaker=CircuitBreaker("llm"))
+    llm = Intelligence(LlmExtractor(client), LlmReconciler(client), LlmSummarizer(client),
+                       {"mode": "llm", "model": cfg.llm_model, "base_url": cfg.llm_base_url})
+    return llm, offline
+
+
+@asynccontextmanager
+async def extraction_worker(dry_run: bool = False):
+    import os
+
+    from consolidation.extraction import ExtractionWorker
+    from domain.intelligence import ReconciliationPolicy
+
+    cfg = settings()
+    await ensure_topics(cfg.kafka_bootstrap)
+    pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=4)
+    brain, offline = intelligence(cfg)
+    try:
+        yield ExtractionWorker(brain, offline, embedder(cfg), pool, cfg.kafka_bootstrap,
+                               policy=ReconciliationPolicy(cfg.reconcile_duplicate_at, cfg.reconcile_related_at),
+                               dry_run=dry_run, instance=os.environ.get("RECALLSTACK_WORKER_INSTANCE", "0"))
+    finally:
+        await pool.close()
+
+
+async def open_lifecycle(kind: str):
+    """A Lifecycle with its own pool, publisher and progress reader; returns (it, close)."""
+    import os
+
+    from adapters.kafka_log import GroupProgress
+    from adapters.tokenizer import token_counter
+    from consolidation.lifecycle import Lifecycle
+    from consolidation.policies import LifecycleConfig
+
+    cfg = settings()
+    config = LifecycleConfig.load(cfg.home)  # first: a bad config fails before anything is opened
+    await ensure_topics(cfg.kafka_bootstrap)
+    pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=4)
+    publisher = EventPublisher(cfg.kafka_bootstrap, timeout_s=10.0, transactional_id=(
+        f"recallstack-worker-{kind}-{os.environ.get('RECALLSTACK_WORKER_INSTANCE', '0')}"))
+    projected = GroupProgress(cfg.kafka_bootstrap, "recallstack.projector.postgres")
+    await projected.start()
+    brain, offline = intelligence(cfg)
+    counter = token_counter()
+    lifecycle = Lifecycle(pool, publisher, projected, embedder(cfg), brain.summarizer, offline.summarizer, config,
+                          counter.count)
+
+    async def close():
+        await publisher.stop()
+        await projected.close()
+        await pool.close()
+
+    return lifecycle, close

@@ -95,6 +95,11 @@ class Settings:
     llm_api_key: str = "not-needed"
     llm_timeout_ms: int = 30_000
     llm_max_retries: int = 2
+    reconcile_duplicate_at: float = 0.90
+    reconcile_related_at: float = 0.75
+    consolidate_interval_s: float = 600.0
+    consolidate_full_every_s: float = 86_400.0
+    forget_interval_s: float = 3_600.0
 
     @property
     def extractor_configured(self) -> bool:
@@ -146,6 +151,11 @@ class Settings:
             llm_api_key=_env("LLM_API_KEY", "not-needed"),
             llm_timeout_ms=int(_env("LLM_TIMEOUT_MS", "30000")),
             llm_max_retries=int(_env("LLM_MAX_RETRIES", "2")),
+            reconcile_duplicate_at=float(_env("RECONCILE_DUPLICATE_AT", "0.90")),
+            reconcile_related_at=float(_env("RECONCILE_RELATED_AT", "0.75")),
+            consolidate_interval_s=float(_env("CONSOLIDATE_INTERVAL_S", "600")),
+            consolidate_full_every_s=float(_env("CONSOLIDATE_FULL_EVERY_S", "86400")),
+            forget_interval_s=float(_env("FORGET_INTERVAL_S", "3600")),
         )
 
 

@@ -226,6 +226,12 @@ def cmd_status(args) -> int:
     return OK if ok else UNREACHABLE
 
 
+def cmd_worker(args) -> int:
+    from cli.workers import cmd_worker as run  # imports faust and the embedder only when used
+
+    return run(args)
+
+
 def cmd_projector(args) -> int:
     from prometheus_client import start_http_server
 
@@ -591,6 +597,33 @@ def parser() -> argparse.ArgumentParser:
     """)
     proj.add_argument("name", type=_projection, metavar="NAME", help="postgres|redis|neo4j (or pg|cache|graph)")
     proj.set_defaults(func=cmd_projector)
+
+    work = _command(sub, "worker", "run a memory-intelligence worker: extract, consolidate or forget", """
+        extract: turns conversations (adds with infer=true) into facts, reconciles each with
+        the similar memories of the same scope (ADD / UPDATE / DELETE / NONE, with a reason)
+        and appends the events, exactly once. consolidate: merges clusters of related old
+        memories into one summary memory (sources archived). forget: hides memories whose
+        importance decayed below a threshold, deletes the oldest of them; pinned memories
+        (metadata.pinned = true) are never touched. Thresholds: RECALLSTACK_LIFECYCLE_CONFIG
+        (docs/memory-lifecycle.md). Without --once a worker runs until SIGTERM or Ctrl-C
+        (consolidate and forget as faust-streaming apps with timers), metrics on
+        127.0.0.1:9104 (extract), 9105 (consolidate), 9106 (forget).
+    """, """
+        recallstack worker extract                    # run until stopped (`up` runs all three)
+        recallstack worker consolidate --once
+        recallstack worker forget --dry-run --user alice --json
+    """, """
+        0    done (or stopped by SIGTERM)
+        3    Kafka or Postgres unreachable
+        130  Ctrl-C
+    """, json_output='{kind, counts, events_appended, actions: [...]} of the pass (with --once)')
+    work.add_argument("kind", choices=("extract", "consolidate", "forget"), help="which worker")
+    work.add_argument("--once", action="store_true", help="one pass up to the end of the log, then exit")
+    work.add_argument("--dry-run", action="store_true",
+                      help="decide and report, append nothing (implies --once)")
+    work.add_argument("--user", action="append", metavar="USER_ID",
+                      help="consolidate/forget: only this user (repeatable); default every user")
+    work.set_defaults(func=cmd_worker)
 
     rep = _command(sub, "replay", "rebuild a read model from offset 0 beside the live one, then switch readers", """
         Builds version n+1 of the read model from the whole log (events carry their

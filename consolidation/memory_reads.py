@@ -36,12 +36,12 @@ async def similar(pool: asyncpg.Pool, user_id: str, scope: dict, vector: np.ndar
                   key=lambda c: -c.similarity)
 
 
-async def active_memories(pool: asyncpg.Pool, user_id: str) -> list[asyncpg.Record]:
-    """Every active memory of the user with what the lifecycle policies need, oldest first."""
+async def memories(pool: asyncpg.Pool, user_id: str, states: tuple[str, ...] = ("active",)) -> list[asyncpg.Record]:
+    """The user's memories in `states` with what the lifecycle policies need, oldest first."""
     return await pool.fetch(
-        "SELECT id, text, embedding, created_at, occurred_at, importance, metadata, categories, access_count,"
-        " last_accessed_at, agent_id, run_id, app_id FROM memories WHERE user_id = $1 AND state = 'active'"
-        " ORDER BY created_at, id", user_id)
+        "SELECT id, text, embedding, state, created_at, occurred_at, importance, metadata, categories, access_count,"
+        " last_accessed_at, last_event_id, agent_id, run_id, app_id FROM memories"
+        " WHERE user_id = $1 AND state = ANY($2) ORDER BY created_at, id", user_id, list(states))
 
 
 async def users(pool: asyncpg.Pool) -> list[str]:

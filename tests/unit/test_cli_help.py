@@ -13,10 +13,10 @@ from cli.main import main, parser
 from tests.conftest import REPO
 
 CONTRACT = {("up",), ("down",), ("status",), ("infra",), ("infra", "up"), ("infra", "down"), ("infra", "status"),
-            ("replay",), ("projector",), ("dlq",), ("dlq", "list"), ("dlq", "retry"), ("mcp",)}
+            ("replay",), ("projector",), ("worker",), ("dlq",), ("dlq", "list"), ("dlq", "retry"), ("mcp",)}
 # Commands that print results: each takes --json.
 PRINT_RESULTS = {("up",), ("down",), ("status",), ("infra", "up"), ("infra", "down"), ("infra", "status"),
-                 ("replay",), ("dlq", "list"), ("dlq", "retry")}
+                 ("replay",), ("worker",), ("dlq", "list"), ("dlq", "retry")}
 
 
 def _subcommands(p: argparse.ArgumentParser, path: tuple[str, ...] = ()):

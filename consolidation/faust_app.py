@@ -1,0 +1,79 @@
+"""The consolidation and forgetting workers as faust-streaming apps.
+
+Each app (consumer group `recallstack-<kind>`) has
+- an agent over recallstack.memory.events that keeps a table `activity` of per-user state
+  (first seen, last change not yet passed over), co-partitioned with the log (keyed by user_id) and backed by
+  a changelog topic, so a restarted or moved worker knows every user and who changed;
+- a timer that runs the pass (consolidation/lifecycle.py) for the users that are due:
+  consolidation for users that changed since their last pass (a token budget can only be
+  crossed by a change) and for every user once per `full_every_s` (the age trigger);
+  forgetting for every known user once per `interval_s` (decay needs no event).
+
+The timer runs on every worker for the users of the partitions it holds, so instances
+share the work. Last-pass times are kept in memory: after a restart every user is due
+once, which is safe because a pass is idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Awaitable, Callable
+
+import faust
+
+from adapters.kafka_codec import TYPE_HEADER
+from consolidation.lifecycle import Kind, Lifecycle
+from settings import EVENTS_PARTITIONS, EVENTS_TOPIC, Settings
+
+log = logging.getLogger(__name__)
+
+# Events that change what a pass would decide (access arrives on its own topic, in Postgres).
+_CHANGES = {b"MemoryCreated", b"MemoryUpdated", b"MemoryDeleted", b"MemoryScopeDeleted", b"MemoryConsolidated",
+            b"MemoryForgotten", b"MemoryRestored"}
+
+
+def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifecycle]], *, interval_s: float,
+              full_every_s: float) -> faust.App:
+    app = faust.App(
+        f"recallstack-{kind}", broker=f"kafka://{cfg.kafka_bootstrap}", store="memory://",
+        datadir=str(cfg.home / "faust"), topic_partitions=EVENTS_PARTITIONS, web_enabled=False,
+        consumer_auto_offset_reset="earliest", topic_allow_declare=False,
+    )
+    events = app.topic(EVENTS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=EVENTS_PARTITIONS,
+                       internal=False)
+    activity = app.Table("activity", partitions=EVENTS_PARTITIONS, key_type=str, value_type=dict)
+    last_pass: dict[str, float] = {}
+    runner: list[Lifecycle] = []
+
+    @app.agent(events)
+    async def track(stream):
+        async for event in stream.events():
+            user = (event.key or b"").decode()
+            state = activity.get(user)
+            changed = dict(event.headers or ()).get(TYPE_HEADER) in _CHANGES  # the header alone: no Avro decode
+            # One table write (one changelog record) per user per pass at most: only when the
+            # user is not known yet, or not yet marked as changed since their last pass.
+            if state is None or (changed and state.get("changed", 0.0) <= last_pass.get(user, 0.0)):
+                at = event.message.timestamp / 1000
+                activity[user] = {"seen": at, "changed": at if changed else (state or {}).get("changed", 0.0)}
+
+    @app.timer(interval=interval_s)
+    async def run_pass():
+        now = datetime.now(timezone.utc).timestamp()
+        due = []
+        for user, state in list(activity.items()):
+            done = last_pass.get(user, 0.0)
+            if kind == "forget" or now - done >= full_every_s or state.get("changed", 0.0) > done:
+                due.append(user)
+        if not due:
+            return
+        if not runner:
+            runner.append(await lifecycle())
+        report = await runner[0].run(kind, users=sorted(due))
+        for user in due:
+            last_pass[user] = now
+        log.info("%s pass over %d users: %s, %d events appended", kind, report.users, report.counts(),
+                 report.appended)
+
+    return app

@@ -1,0 +1,212 @@
+"""Consolidation and forgetting passes: read the Postgres projection, decide with the pure
+policies (domain/consolidation.py, domain/importance.py), append events.
+
+A pass first waits until the Postgres projector has applied the whole log as it stands,
+so it sees what earlier passes appended: running it twice appends nothing the second
+time. Event ids (and a summary's memory id) are derived from what they act on, so a pass
+that crashed after appending and runs again can never create a second summary of the
+same memories. `dry_run` decides and reports without appending.
+
+Forgetting: current importance = decay of the write-time importance with a boost for
+access (domain/importance.py). Active memories below `forget_below` get MemoryForgotten
+(hidden, restorable with POST /v1/memories/{id}/restore); active or forgotten ones below
+`delete_below` and older than `delete_min_age_days` get MemoryDeleted. Pinned memories
+(`metadata.pinned = true`) are never touched.
+
+Consolidation: per scope (agent_id, run_id, app_id), memories older than
+`consolidate_min_age_days`, or the oldest ones while the scope is over its token budget,
+are clustered by cosine similarity; each cluster becomes one summary memory
+(MemoryConsolidated; LLM summary when configured, extractive otherwise) and its sources
+are archived (searchable with include_archived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Literal
+
+import numpy as np
+from prometheus_client import Counter
+
+from consolidation import memory_reads
+from consolidation.policies import LifecycleConfig
+from domain import consolidation as clustering
+from domain.entities import extract
+from domain.events import Event, MemoryConsolidated, MemoryDeleted, MemoryForgotten, utcnow
+from domain.importance import current_importance, forgetting_action, initial_importance
+from domain.intelligence import Summarizer
+
+log = logging.getLogger(__name__)
+
+Kind = Literal["consolidate", "forget"]
+ACTIONS = Counter("recallstack_lifecycle_actions_total", "Lifecycle actions appended (or planned, dry run)",
+                  ["action", "dry_run"])
+_IDS = uuid.UUID("0e6f2f44-6c33-4a8e-b1f5-3f1f3c7a9d21")
+
+
+@dataclass
+class Action:
+    action: str  # consolidate | forget | delete
+    user_id: str
+    memory_ids: list[str]
+    reason: str
+    score: float | None = None
+    summary_id: str | None = None
+    summary: str | None = None
+
+    def as_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass
+class PassReport:
+    kind: str
+    dry_run: bool
+    users: int = 0
+    examined: int = 0
+    actions: list[Action] = field(default_factory=list)
+    appended: int = 0
+    caught_up: bool = True  # False: the projection lagged behind the log; decisions may repeat
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = defaultdict(int)
+        for a in self.actions:
+            out[a.action] += 1
+        return dict(out)
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "dry_run": self.dry_run, "users": self.users, "memories_examined": self.examined,
+                "counts": self.counts(), "events_appended": self.appended, "projection_caught_up": self.caught_up,
+                "actions": [a.as_dict() for a in self.actions]}
+
+
+class Lifecycle:
+    """The two passes, over one user or all; wiring (pool, publisher, embedder...) from bootstrap."""
+
+    def __init__(self, pool, publisher, projected, embedder, summarizer: Summarizer, offline_summarizer: Summarizer,
+                 config: LifecycleConfig, count_tokens: Callable[[str], int], clock: Callable[[], datetime] = utcnow,
+                 wait_s: float = 30.0):
+        self.pool, self.publisher, self.projected, self.embedder = pool, publisher, projected, embedder
+        self.summarizer, self.offline_summarizer = summarizer, offline_summarizer
+        self.config, self.count_tokens, self.clock, self.wait_s = config, count_tokens, clock, wait_s
+
+    async def run(self, kind: Kind, users: list[str] | None = None, dry_run: bool = False,
+                  progress: Callable[[int, int], None] = lambda done, total: None) -> PassReport:
+        report = PassReport(kind, dry_run)
+        report.caught_up = await self.projected.wait(await self.projected.ends(), self.wait_s)
+        if not report.caught_up:
+            log.warning("the Postgres projection is behind the log after %.0fs; this pass may repeat decisions "
+                        "that are not projected yet (their ids are derived, so the read models stay right)",
+                        self.wait_s)
+        users = users if users is not None else await memory_reads.users(self.pool)
+        for done, user_id in enumerate(users, 1):
+            pass_ = self.consolidate_user if kind == "consolidate" else self.forget_user
+            await pass_(user_id, report)
+            report.users += 1
+            progress(done, len(users))
+        for a in report.actions:
+            ACTIONS.labels(a.action, str(dry_run).lower()).inc()
+        return report
+
+    async def forget_user(self, user_id: str, report: PassReport) -> None:
+        now = self.clock()
+        rows = await memory_reads.memories(self.pool, user_id, ("active", "forgotten"))
+        events: list[Event] = []
+        for row in rows:
+            report.examined += 1
+            if memory_reads.is_pinned(row["metadata"]):
+                continue
+            policy = self.config.for_app(row["app_id"])
+            base = row["importance"] if row["importance"] is not None else initial_importance(row["text"])
+            score = current_importance(base, row["created_at"], now, accesses=row["access_count"],
+                                       last_accessed_at=row["last_accessed_at"],
+                                       half_life_days=policy.half_life_days, access_boost=policy.access_boost)
+            age_days = (now - row["created_at"]).total_seconds() / 86_400
+            action = forgetting_action(score, age_days, policy.forgetting)
+            if action == "keep" or (action == "forget" and row["state"] == "forgotten"):
+                continue
+            memory_id = str(row["id"])
+            detail = (f"importance {score:.3f} (written {base:.2f}, {age_days:.0f} days old, "
+                      f"{row['access_count']} accesses, half-life {policy.half_life_days:g} days)")
+            event_id = _derived(memory_id, action, str(row["last_event_id"]))
+            if action == "forget":
+                reason = f"{detail} below forget_below {policy.forget_below:g}"
+                events.append(MemoryForgotten(user_id=user_id, actor="worker:forget", event_id=event_id,
+                                              memory_id=memory_id, reason=reason, score=score))
+            else:
+                reason = (f"{detail} below delete_below {policy.delete_below:g} and older than "
+                          f"{policy.delete_min_age_days:g} days")
+                events.append(MemoryDeleted(user_id=user_id, actor="worker:forget", event_id=event_id,
+                                            memory_id=memory_id, reason=reason))
+            report.actions.append(Action(action, user_id, [memory_id], reason, score=round(score, 4)))
+        await self._append(events, report)
+
+    async def consolidate_user(self, user_id: str, report: PassReport) -> None:
+        now = self.clock()
+        rows = await memory_reads.memories(self.pool, user_id, ("active",))
+        report.examined += len(rows)
+        by_id = {str(r["id"]): r for r in rows}
+        scopes: dict[tuple, list] = defaultdict(list)
+        for row in rows:
+            scopes[(row["agent_id"], row["run_id"], row["app_id"])].append(self._snapshot(row))
+        events: list[Event] = []
+        for (agent_id, run_id, app_id), snapshots in scopes.items():
+            policy = self.config.for_app(app_id).consolidation
+            for cluster in clustering.clusters(clustering.eligible(snapshots, now, policy), policy):
+                sources = [by_id[m.memory_id] for m in cluster]
+                ids = [m.memory_id for m in cluster]
+                summary = await self._summarize([r["text"] for r in sources])
+                summary = summary[:policy.summary_max_chars]
+                reason = (f"{len(ids)} related memories (cosine >= {policy.similarity_at:g}) older than "
+                          f"{policy.min_age_days:g} days or over the token budget of {policy.token_budget}")
+                summary_id = clustering.summary_id(ids)
+                report.actions.append(Action("consolidate", user_id, ids, reason, summary_id=summary_id,
+                                             summary=summary))
+                if report.dry_run:
+                    continue
+                vector = (await asyncio.to_thread(self.embedder.embed, [summary]))[0]
+                entities, relations = extract(summary)
+                importances = [r["importance"] for r in sources if r["importance"] is not None]
+                events.append(MemoryConsolidated(
+                    user_id=user_id, actor="worker:consolidate", event_id=_derived(summary_id, "consolidate", ""),
+                    memory_id=summary_id, source_memory_ids=tuple(ids), text=summary,
+                    embedding=tuple(float(x) for x in vector), embedding_model=self.embedder.model_id, reason=reason,
+                    agent_id=agent_id, run_id=run_id, app_id=app_id,
+                    metadata={"consolidated_from": len(ids)},
+                    categories=tuple(dict.fromkeys(c for r in sources for c in r["categories"])),
+                    importance=max(importances) if importances else None,
+                    happened_at=max(r["occurred_at"] for r in sources), entities=entities, relations=relations))
+        await self._append(events, report)
+
+    def _snapshot(self, row) -> clustering.MemorySnapshot:
+        return clustering.MemorySnapshot(
+            memory_id=str(row["id"]), text=row["text"], vector=np.asarray(row["embedding"], dtype=np.float32),
+            created_at=row["created_at"], happened_at=row["occurred_at"], importance=row["importance"],
+            pinned=memory_reads.is_pinned(row["metadata"]), tokens=self.count_tokens(row["text"]),
+            agent_id=row["agent_id"], run_id=row["run_id"], app_id=row["app_id"])
+
+    async def _summarize(self, texts: list[str]) -> str:
+        try:
+            return await self.summarizer.summarize(texts)
+        except Exception as exc:  # an LLM outage degrades the summary, never blocks the pass
+            if self.summarizer is self.offline_summarizer:
+                raise
+            log.warning("LLM summary failed (%s); using the extractive summary", exc)
+            return await self.offline_summarizer.summarize(texts)
+
+    async def _append(self, events: list[Event], report: PassReport) -> None:
+        if report.dry_run or not events:
+            return
+        for start in range(0, len(events), 500):
+            await self.publisher.publish(events[start:start + 500])
+        report.appended += len(events)
+
+
+def _derived(subject: str, action: str, version: str) -> str:
+    return str(uuid.uuid5(_IDS, f"{subject}/{action}/{version}"))
+
