@@ -23,7 +23,7 @@ from command_api import handlers
 from command_api.idempotency import (IdempotencyConflict, IdempotencyInProgress, IdempotencyStore,
                                      IdempotencyUnavailable, derived_id, fingerprint)
 from command_api.requests import AddMemoryRequest, BatchAddRequest, UpdateMemoryRequest
-from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, UpdateMemory
+from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, RestoreMemory, UpdateMemory
 from domain.events import new_id
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
 from settings import EVENTS_TOPIC
@@ -114,6 +114,8 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                            "Idempotency-Key to be safe)", retry_after=2) from exc
         except handlers.MemoryNotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from exc
+        except handlers.NothingToRestore as exc:
+            raise ApiError(409, "not_restorable", str(exc)) from exc
         except (OSError, ConnectionError) as exc:
             raise ApiError(503, "read_model_unavailable", f"cannot check the memory: {type(exc).__name__}",
                            retry_after=2) from exc
@@ -187,6 +189,21 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
         async def work(ctx):
             event, token = await appended(handlers.delete_memory(command, ctx))
             return {"results": [{"id": event.memory_id, "event": "DELETE", "status": "processing"}],
+                    "consistency_token": token.encode()}
+        return await run(request, user_id, idempotency_key, work)
+
+    @app.post("/v1/memories/{memory_id}/restore", status_code=202, tags=["memories"],
+              summary="Restore a forgotten or archived memory (undo the forgetting worker or a consolidation)")
+    async def restore(request: Request, memory_id: str = Path(pattern=UUID_PATTERN),
+                      user_id: str = Query(pattern=ID_PATTERN),
+                      x_consistency_token: str | None = Header(default=None),
+                      idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        await consistent(x_consistency_token)
+        command = RestoreMemory(user_id=user_id, actor=actor_of(user_id), memory_id=memory_id.lower())
+
+        async def work(ctx):
+            event, token = await appended(handlers.restore_memory(command, ctx))
+            return {"results": [{"id": event.memory_id, "event": "RESTORE", "status": "processing"}],
                     "consistency_token": token.encode()}
         return await run(request, user_id, idempotency_key, work)
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from adapters.embedders import Embedder
-from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, UpdateMemory
+from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, RestoreMemory, UpdateMemory
 from domain.consistency import ConsistencyToken
 from domain.entities import extract
 from domain.events import (ChatMessage, ConversationReceived, Event, MemoryCreated, MemoryDeleted,
-                           MemoryScopeDeleted, MemoryUpdated, new_id, utcnow)
+                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, new_id, utcnow)
 
 
 class Publisher(Protocol):
@@ -31,6 +31,10 @@ class MemoryLookup(Protocol):
 
 class MemoryNotFound(Exception):
     pass
+
+
+class NothingToRestore(Exception):
+    """The memory is active: there is nothing to undo."""
 
 
 @dataclass
@@ -81,11 +85,13 @@ async def receive_conversation(command: ReceiveConversation, ctx: CommandContext
     return event, await ctx.publisher.publish([event])
 
 
-async def _owned(memory_id: str, user_id: str, ctx: CommandContext) -> None:
-    """404 for a memory that does not exist, is gone, or is someone else's (never leak which)."""
+async def _owned(memory_id: str, user_id: str, ctx: CommandContext) -> str:
+    """The memory's state; 404 for a memory that does not exist, is gone, or is someone
+    else's (never leak which)."""
     found = await ctx.memories.owner(memory_id)
     if found is None or found[0] != user_id or found[1] == "deleted":
         raise MemoryNotFound(f"memory {memory_id} not found")
+    return found[1]
 
 
 async def update_memory(command: UpdateMemory, ctx: CommandContext) -> tuple[MemoryUpdated, ConsistencyToken]:
@@ -114,4 +120,13 @@ async def delete_scope(command: DeleteScope, ctx: CommandContext) -> tuple[Memor
     event = MemoryScopeDeleted(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
                                event_id=ctx.ids("event", 0), agent_id=command.agent_id, run_id=command.run_id,
                                app_id=command.app_id)
+    return event, await ctx.publisher.publish([event])
+
+
+async def restore_memory(command: RestoreMemory, ctx: CommandContext) -> tuple[MemoryRestored, ConsistencyToken]:
+    if await _owned(command.memory_id, command.user_id, ctx) == "active":
+        raise NothingToRestore(f"memory {command.memory_id} is active; only a forgotten or archived memory "
+                               "can be restored")
+    event = MemoryRestored(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                           event_id=ctx.ids("event", 0), memory_id=command.memory_id, reason="restored on request")
     return event, await ctx.publisher.publish([event])

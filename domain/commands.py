@@ -54,3 +54,9 @@ class DeleteScope(Command):
     agent_id: str | None = None
     run_id: str | None = None
     app_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreMemory(Command):
+    """Make a forgotten (or archived) memory active again."""
+    memory_id: str

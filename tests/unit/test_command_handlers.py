@@ -108,3 +108,26 @@ async def test_created_events_carry_the_offline_entities_and_relations():
     names = {(e.name, e.type) for e in event.entities}
     assert ("alex@techcorp.io", "email") in names and any(t == "person" for _, t in names)
     assert any(r.type == "works_at" for r in event.relations)
+
+
+@pytest.mark.parametrize("state", ["forgotten", "archived"])
+async def test_restore_appends_one_event_for_a_forgotten_or_archived_memory(state):
+    from domain.commands import RestoreMemory
+    from domain.events import MemoryRestored
+
+    ctx = context(known={MEMORY: ("u", state)})
+    event, _ = await handlers.restore_memory(RestoreMemory(user_id="u", actor="user:u", memory_id=MEMORY), ctx)
+    assert isinstance(event, MemoryRestored) and event.memory_id == MEMORY
+    assert ctx.publisher.events == [event]
+
+
+@pytest.mark.parametrize("known, error", [({MEMORY: ("u", "active")}, handlers.NothingToRestore),
+                                          ({MEMORY: ("other", "forgotten")}, handlers.MemoryNotFound),
+                                          ({}, handlers.MemoryNotFound)])
+async def test_restore_refuses_an_active_missing_or_foreign_memory_and_appends_nothing(known, error):
+    from domain.commands import RestoreMemory
+
+    ctx = context(known=known)
+    with pytest.raises(error):
+        await handlers.restore_memory(RestoreMemory(user_id="u", actor="user:u", memory_id=MEMORY), ctx)
+    assert ctx.publisher.events == []
