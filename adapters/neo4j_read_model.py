@@ -32,9 +32,15 @@ The graph retrieval source (`memories_for_entities`):
      (index seeks).
    At most `MAX_SEEDS` seeds, best first.
 2. Expansion, one hop at a time up to `hops` (at most `MAX_HOPS`): over RELATES relations
-   that still hold (`valid_to IS NULL`), either direction; each entity expands at most
-   `PER_NODE` relations and each hop at most `PER_HOP` in all, so a hub entity cannot
-   blow the work up. An entity reached at distance d weighs `w / (1 + d)` (w: its seed's
+   that hold at the time asked about, either direction. By default that is now
+   (`valid_to IS NULL`); `valid_at` asks about the past: at an instant t the relations with
+   `valid_from <= t` and `valid_to` unset or after t (so a fact an update has replaced since
+   is still followed), or during a window [start, end) those that held at any moment of it.
+   Relations of forgotten or deleted memories are never followed (a forgotten memory's
+   relations are not closed, it may be restored: its `state` decides); those of archived
+   memories are (what a consolidated memory said is history, not refuted). Each entity
+   expands at most `PER_NODE` relations and each hop at most `PER_HOP` in all, so a hub
+   entity cannot blow the work up. An entity reached at distance d weighs `w / (1 + d)` (w: its seed's
    weight); one reached several ways keeps its best weight.
 3. Memories: the active (optionally archived) memories of the scope that MENTION any of
    those entities, scored by the sum of the weights of the entities they mention (more
@@ -45,9 +51,14 @@ The graph retrieval source (`memories_for_entities`):
    memories; the expansion walks all of the user's valid relations.
 
 `user_graph` (GET /v1/graph): the user's entities with the number of active memories that
-mention each (entities only deleted memories mention are left out unless include_closed),
+mention each (entities no active memory mentions are left out unless include_closed),
 most mentioned first, then by name; and the relations between the entities listed
-(`limit` may cut both), newest `valid_from` first, times as ISO 8601 strings.
+(`limit` may cut both), newest `valid_from` first, times as ISO 8601 strings. Closed
+relations are not shown by default: only those that hold now (`valid_to` unset) of memories
+that are not forgotten (archived memories' relations hold: they are history).
+`include_closed=true` (the endpoint's query parameter) shows every relation, the whole
+history: closed by an update or a delete (with their `valid_to`) and forgotten memories'.
+There is no "as of" for the endpoint yet; `valid_at` is the search source's.
 """
 
 from __future__ import annotations
@@ -55,7 +66,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -115,6 +126,7 @@ NEIGHBOUR_MENTIONS = 1000  # MENTIONS of neighbours read in all
 MAX_LIMIT = 1000
 SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
 MEMORY_STATES = ("active", "archived")
+HIDDEN_STATES = ["forgotten", "deleted"]  # memories whose relations are never followed
 
 # Both branches read the (user_id, key) uniqueness index: seeks by prefix, and for the
 # infixes a scan of the user's slice with the keys taken from the index (the hint; the
@@ -144,7 +156,9 @@ CALL ({imports}) {{
   WITH hop0, f.e AS fe, f.w AS fw
   CALL (fe) {{
     MATCH (fe)-[r:RELATES]-(n:Entity_vN)
-    WHERE r.valid_to IS NULL
+    WHERE (CASE WHEN $since IS NULL THEN r.valid_to IS NULL
+                ELSE r.valid_from <= $until AND (r.valid_to IS NULL OR r.valid_to > $since) END)
+      AND NOT EXISTS {{ MATCH (h:Memory_vN {{id: r.memory_id}}) WHERE h.state IN $hidden }}
     RETURN n
     LIMIT $per_node
   }}
@@ -259,7 +273,9 @@ WITH collect(e) AS nodes, collect([e.name, e.type, mentions]) AS entities
 CALL (nodes) {
   UNWIND nodes AS s
   MATCH (s)-[r:RELATES]->(t:Entity_vN)
-  WHERE (r.valid_to IS NULL OR $include_closed) AND (size(nodes) < $limit OR t IN nodes)
+  WHERE ($include_closed OR (r.valid_to IS NULL
+                             AND NOT EXISTS { MATCH (h:Memory_vN {id: r.memory_id}) WHERE h.state IN $hidden }))
+    AND (size(nodes) < $limit OR t IN nodes)
   WITH s, r, t
   ORDER BY r.valid_from DESC, s.name, t.name, r.type, r.memory_id
   LIMIT $limit
@@ -281,6 +297,21 @@ def _iso(value: str | None) -> str | None:
         return datetime.fromisoformat(re.sub(r"(\.\d{6})\d+", r"\1", value)).isoformat()
     except ValueError:
         return value  # a form Python does not parse (a named zone): Neo4j's own ISO 8601
+
+
+def _validity(valid_at: datetime | tuple[datetime, datetime] | None) -> tuple[datetime | None, datetime | None]:
+    """(since, until) for the expansion: a relation is followed when valid_from <= until and it
+    was not closed by since. An instant t is (t, t); a window [start, end) is (start, end - 1 µs)."""
+    if valid_at is None:
+        return None, None
+    since, until = valid_at if isinstance(valid_at, tuple) else (valid_at, valid_at)
+    if not all(isinstance(t, datetime) and t.utcoffset() is not None for t in (since, until)):
+        raise ValueError(f"valid_at is a timezone-aware datetime or a (start, end) pair of them, not {valid_at!r}")
+    if until < since:
+        raise ValueError(f"valid_at's window ends before it starts: {valid_at!r}")
+    if until > since:
+        until -= timedelta(microseconds=1)  # the window's end is exclusive
+    return since, until
 
 
 def _check_limit(limit: int) -> int:
@@ -334,11 +365,14 @@ class Neo4jReadModel:
         return {r["partition"]: r["offset"] for r in records}
 
     async def memories_for_entities(self, user_id: str, names: list[str], *, hops: int = 2, limit: int = 50,
-                                    scope: dict | None = None,
-                                    include_archived: bool = False) -> list[tuple[str, float]]:
+                                    scope: dict | None = None, include_archived: bool = False,
+                                    valid_at: datetime | tuple[datetime, datetime] | None = None,
+                                    ) -> list[tuple[str, float]]:
         """(memory id, score) of the user's memories that mention an entity named in `names`
-        or one within `hops` valid relations of it, best first (see the module docstring)."""
+        or one within `hops` relations of it valid at `valid_at` (an instant or a [start, end)
+        window; None: now), best first (see the module docstring)."""
         limit = _check_limit(limit)
+        since, until = _validity(valid_at)
         if isinstance(hops, bool) or not isinstance(hops, int) or hops < 0:
             raise ValueError(f"hops is a non-negative int, not {hops!r}")
         template = _retrieval_template(min(hops, MAX_HOPS))  # deeper than MAX_HOPS: MAX_HOPS
@@ -354,16 +388,17 @@ class Neo4jReadModel:
             max_seeds=MAX_SEEDS, per_node=PER_NODE, per_hop=PER_HOP, seed_mentions=SEED_MENTIONS,
             max_neighbours=MAX_NEIGHBOURS, per_neighbour=PER_NEIGHBOUR, neighbour_mentions=NEIGHBOUR_MENTIONS,
             states=list(MEMORY_STATES if include_archived else MEMORY_STATES[:1]), limit=limit,
+            since=since, until=until, hidden=HIDDEN_STATES,
             **{field: scope.get(field) for field in SCOPE_FIELDS})
         return [(memory_id, float(score)) for memory_id, score in records[0]["hits"]] if records else []
 
     async def user_graph(self, user_id: str, *, limit: int = 500, include_closed: bool = False) -> dict:
         """The user's entities (with how many active memories mention each; those no active
         memory mentions only with include_closed) sorted by mentions, then name, and the
-        relations between them (only those that still hold unless include_closed), newest
-        first; at most `limit` of each."""
+        relations between them (only those that still hold, of memories not forgotten, unless
+        include_closed), newest first; at most `limit` of each."""
         records = await self._read(_USER_GRAPH, user_id=user_id, limit=_check_limit(limit),
-                                   include_closed=include_closed)
+                                   include_closed=include_closed, hidden=HIDDEN_STATES)
         entities, relations = (records[0]["entities"], records[0]["relations"]) if records else ([], [])
         return {
             "entities": [{"name": name, "type": type_, "mentions": mentions} for name, type_, mentions in entities],

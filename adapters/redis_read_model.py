@@ -9,13 +9,16 @@ version n+1 beside it, then switches `rs:live` atomically):
 | --- | --- | --- |
 | `<prefix>:mem:<memory_id>` | hash | the memory document (no embedding), deleted ones kept as tombstones (`state` = `deleted`) |
 | `<prefix>:user:<user_id>:ids` | sorted set | every active memory id of the user, scored by `created_at` (epoch ms) |
-| `<prefix>:user:<user_id>:recent` | sorted set | the newest `RECENT_LIMIT` of `ids` (refilled from `ids` after deletes) |
-| `<prefix>:user:<user_id>:gen` | string (integer) | generation: +1 on every change of the user's memories |
+| `<prefix>:user:<user_id>:recent` | sorted set | the newest `RECENT_LIMIT` of `ids` (refilled from `ids` after deletes, archives, forgets) |
+| `<prefix>:user:<user_id>:inactive` | sorted set | the user's archived and forgotten memory ids, with the score they had in `ids` (a restore moves them back) |
+| `<prefix>:user:<user_id>:gen` | string (integer) | generation: +1 on every change of the user's memories (states included) |
 | `<prefix>:wm:<topic>` | hash | partition -> highest offset applied (the projection's positions) |
 
 Document fields: `id, user_id, agent_id, run_id, app_id, text, metadata` (JSON text),
-`categories` (JSON text), `importance`, `state, created_at, updated_at, occurred_at`
-(ISO 8601), `version` (1 on create, +1 on each update or delete, like Postgres),
+`categories` (JSON text), `importance`, `state` (`active`, `archived`: a consolidation's
+source, `forgotten`: hidden by a worker, restorable, or `deleted`), `created_at, updated_at,
+occurred_at` (ISO 8601), `version` (1 on create, +1 on each update, delete or change of
+state, like Postgres),
 `embedding_model`; absent optional fields are None. Fields starting with `_` are the
 projector's bookkeeping (log position of the creating and of the last applied event).
 
@@ -120,6 +123,10 @@ def decode_document(raw: dict | Sequence) -> dict | None:
     }
 
 
+def _visible(doc: dict, include_deleted: bool, include_archived: bool) -> bool:
+    return include_deleted or doc["state"] == "active" or (include_archived and doc["state"] == "archived")
+
+
 class RedisReadModel:
     def __init__(self, client: aioredis.Redis, prefix: str = LIVE_PREFIX):
         self.client = client
@@ -136,14 +143,15 @@ class RedisReadModel:
         value = await self.client.get(self.keys.user_generation(user_id))
         return int(value) if value is not None else 0
 
-    async def get(self, memory_id: str, include_deleted: bool = False) -> dict | None:
+    async def get(self, memory_id: str, include_deleted: bool = False, include_archived: bool = False) -> dict | None:
+        """The memory if it is active (or archived, with include_archived); any state, forgotten
+        and deleted included, with include_deleted."""
         doc = decode_document(await self.client.hgetall(self.keys.memory(memory_id)))
-        if doc is None or (doc["state"] == "deleted" and not include_deleted):
-            return None
-        return doc
+        return doc if doc is not None and _visible(doc, include_deleted, include_archived) else None
 
-    async def get_many(self, memory_ids: Sequence[str], include_deleted: bool = False) -> dict[str, dict]:
-        """The documents of those ids that exist (and are not deleted), by id."""
+    async def get_many(self, memory_ids: Sequence[str], include_deleted: bool = False,
+                       include_archived: bool = False) -> dict[str, dict]:
+        """The documents of those ids that exist and are visible (as in `get`), by id."""
         if not memory_ids:
             return {}
         async with self.client.pipeline(transaction=False) as pipe:
@@ -151,7 +159,7 @@ class RedisReadModel:
                 pipe.hgetall(self.keys.memory(memory_id))
             raws = await pipe.execute()
         docs = (decode_document(raw) for raw in raws)
-        return {d["id"]: d for d in docs if d is not None and (include_deleted or d["state"] != "deleted")}
+        return {d["id"]: d for d in docs if d is not None and _visible(d, include_deleted, include_archived)}
 
     async def recent(self, user_id: str, limit: int = 100, offset: int = 0) -> list[dict]:
         """The user's active memories, newest first (by created_at)."""
@@ -159,7 +167,7 @@ class RedisReadModel:
             return []
         rows = await self._page(args=[self.keys.prefix, user_id, offset, limit, RECENT_LIMIT])
         docs = (decode_document(row) for row in rows)
-        return [d for d in docs if d is not None and d["state"] != "deleted"]
+        return [d for d in docs if d is not None and d["state"] == "active"]
 
     async def count(self, user_id: str) -> int:
         """How many active memories the user has."""

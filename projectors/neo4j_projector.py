@@ -12,16 +12,17 @@ Graph model (all nodes per user; nothing is shared across users):
     (:AppliedEvent {event_id, user_id, event_type})
 
 - `Memory.created_at` / `updated_at` are event times, `occurred_at` is when the remembered
-  thing happened (`happened_at`), as in the Postgres read model; `state` is `active` or
-  `deleted`.
+  thing happened (`happened_at`), as in the Postgres read model; `state` is `active`,
+  `archived` (a source of a consolidation: history, read only with include_archived),
+  `forgotten` (hidden by a worker, restorable) or `deleted`.
 - `Entity.key` is `lower(name) + "|" + type`, unique per user. The first spelling of a name
   is kept. Types are lower-cased; relation types are lower-cased with non-word runs turned
   into `_` ("Works At" -> `works_at`).
-- Entities come from the event (`MemoryCreated` v2 `entities`/`relations`); an event that
-  carries neither (every v1 event) gets them from the deterministic offline extractor
-  `domain.entities.extract(text)`, so a replay rebuilds the same graph
-  (`Memory.entity_source` says `event` or `extractor`). A relation endpoint that is not
-  among the event's entities becomes an entity of type `other`.
+- Entities come from the event (`MemoryCreated` v2 / `MemoryConsolidated` v2
+  `entities`/`relations`); an event that carries neither (every v1 event) gets them from the
+  deterministic offline extractor `domain.entities.extract(text)`, so a replay rebuilds the
+  same graph (`Memory.entity_source` says `event` or `extractor`). A relation endpoint that
+  is not among the event's entities becomes an entity of type `other`.
 - `RELATES.valid_from` is the memory's `happened_at` for a create and the event time for an
   update; `valid_to` is unset while the relation holds and is set to the event time when
   the memory's text changes (`MemoryUpdated`: old MENTIONS removed, old RELATES closed, the
@@ -29,6 +30,15 @@ Graph model (all nodes per user; nothing is shared across users):
   through the offline extractor; a metadata-only update leaves the graph as it is) or the memory is deleted (`MemoryDeleted`, `MemoryScopeDeleted`:
   `state = 'deleted'`, RELATES closed; nodes and MENTIONS stay for audit; readers filter on
   `state` and `valid_to`).
+- `MemoryConsolidated` creates the summary memory like a create (`happened_at`, or the event
+  time when it has none, is its `occurred_at` and its relations' `valid_from`) and, when
+  the summary is new, sets the user's sources that are `active` or `forgotten` to
+  `archived` (as Postgres does). Their MENTIONS and RELATES stay open: what they said is
+  history, not contradicted. A summary that exists already changes nothing.
+- `MemoryForgotten` sets an `active` or `archived` memory to `forgotten`; `MemoryRestored`
+  sets a `forgotten` or `archived` one back to `active`. Neither touches MENTIONS or RELATES
+  (forgetting is undone by a restore, so nothing is closed): readers leave out the relations
+  of forgotten and deleted memories by their memory's `state`.
 - Other events (access, conversations, identity, ...) do not change the graph; their
   position still advances.
 
@@ -90,7 +100,8 @@ from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 from adapters.neo4j_read_model import (NODE_LABELS, PROJECTION, _READ_LIVE, _check_version,  # noqa: F401
                                        live_graph_version, labels, versioned)
 from domain import entities as extractor
-from domain.events import Entity, Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated, Relation
+from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
+                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation)
 from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
 from projectors.versions import covers
@@ -127,7 +138,8 @@ LEGACY_CONSTRAINTS = ("rs_user_id", "rs_memory_id", "rs_entity_user_key", "rs_pr
 LEGACY_INDEXES = ("rs_memory_user", "rs_entity_user", "rs_entity_name", "rs_applied_event_user")
 
 _BATCH = 10_000
-_MEMORY_EVENTS = (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted)
+_MEMORY_EVENTS = (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryConsolidated,
+                  MemoryForgotten, MemoryRestored)
 
 
 def _check_label(label: str) -> str:
@@ -192,6 +204,18 @@ WHERE m.state <> 'deleted'
   AND ($app_id IS NULL OR m.app_id = $app_id)
 SET m.state = 'deleted', m.updated_at = datetime($at), m.deleted_at = datetime($at), m.last_event_id = $event_id
 RETURN m.id AS id
+"""
+# A consolidation's sources (the user's own, not deleted or archived already) become history.
+_ARCHIVE_SOURCES = """
+MATCH (m:Memory_vN)
+WHERE m.id IN $ids AND m.user_id = $user_id AND m.state IN ['active', 'forgotten']
+SET m.state = 'archived', m.updated_at = datetime($at), m.last_event_id = $event_id
+"""
+# Forget (active/archived -> forgotten) and restore (forgotten/archived -> active): the state only.
+_SET_STATE = """
+MATCH (m:Memory_vN {id: $id, user_id: $user_id})
+WHERE m.state IN $from_states
+SET m.state = $state, m.updated_at = datetime($at), m.last_event_id = $event_id
 """
 _EXISTING_MEMORIES = "UNWIND $ids AS id MATCH (m:Memory_vN {id: id}) RETURN m.id AS id"
 _SEEN_EVENTS = "UNWIND $ids AS id MATCH (a:AppliedEvent_vN {event_id: id}) RETURN a.event_id AS id"
@@ -309,6 +333,12 @@ class Neo4jProjector:
                     await self._update(tx, event)
                 elif isinstance(event, MemoryDeleted):
                     await self._delete(tx, event)
+                elif isinstance(event, MemoryConsolidated):
+                    await self._consolidate(tx, event)
+                elif isinstance(event, MemoryForgotten):
+                    await self._set_state(tx, event, "forgotten", ["active", "archived"])
+                elif isinstance(event, MemoryRestored):
+                    await self._set_state(tx, event, "active", ["forgotten", "archived"])
                 else:
                     await self._delete_scope(tx, event)
         if applied:
@@ -323,9 +353,11 @@ class Neo4jProjector:
         # first has committed, and its new pointer is visible here.
         await self._check_live(tx)
 
-    async def _create_memories(self, tx: AsyncManagedTransaction, events: list[MemoryCreated]) -> None:
+    async def _create_memories(self, tx: AsyncManagedTransaction,
+                               events: Sequence[MemoryCreated | MemoryConsolidated]) -> list[str]:
+        """Creates the memories not there yet (a summary is created like a memory); returns their ids."""
         if not events:
-            return
+            return []
         existing = {r["id"] for r in await _rows(
             tx, self._q(_EXISTING_MEMORIES), ids=[e.memory_id for e in events])}
         memories, mentions, relations = [], [], []
@@ -337,18 +369,34 @@ class Neo4jProjector:
                 ents, rels, source = event.entities, event.relations, "event"
             else:
                 (ents, rels), source = extractor.extract(event.text), "extractor"
+            happened = event.happened_at or event.occurred_at  # a v1 consolidation has none
             memories.append({
                 "id": event.memory_id, "user_id": event.user_id, "text": event.text,
-                "created_at": event.occurred_at.isoformat(), "occurred_at": event.happened_at.isoformat(),
+                "created_at": event.occurred_at.isoformat(), "occurred_at": happened.isoformat(),
                 "agent_id": event.agent_id, "run_id": event.run_id, "app_id": event.app_id,
                 "entity_source": source, "event_id": event.event_id,
             })
-            m, r = _graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=event.happened_at)
+            m, r = _graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=happened)
             mentions += m
             relations += r
         if memories:
             await _run(tx, self._q(_CREATE_MEMORIES), rows=memories)
             await self._link(tx, mentions, relations)
+        return [m["id"] for m in memories]
+
+    async def _consolidate(self, tx: AsyncManagedTransaction, event: MemoryConsolidated) -> None:
+        # Only a new summary archives its sources (as in Postgres): a second summary with the same
+        # id changes nothing. The sources' RELATES stay open: archived is history, not refuted.
+        if await self._create_memories(tx, [event]) and event.source_memory_ids:
+            await _run(tx, self._q(_ARCHIVE_SOURCES), ids=list(event.source_memory_ids), user_id=event.user_id,
+                       at=event.occurred_at.isoformat(), event_id=event.event_id)
+
+    async def _set_state(self, tx: AsyncManagedTransaction, event: MemoryForgotten | MemoryRestored, state: str,
+                         from_states: list[str]) -> None:
+        # No RELATES closed or reopened: readers skip a forgotten memory's relations by its state,
+        # so a restore brings them back exactly as they were.
+        await _run(tx, self._q(_SET_STATE), id=event.memory_id, user_id=event.user_id, state=state,
+                   from_states=from_states, at=event.occurred_at.isoformat(), event_id=event.event_id)
 
     async def _update(self, tx: AsyncManagedTransaction, event: MemoryUpdated) -> None:
         rows = await _rows(tx, self._q(_UPDATE_MEMORY), id=event.memory_id, user_id=event.user_id, text=event.text,

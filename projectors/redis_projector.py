@@ -13,6 +13,13 @@ skipped; a document remembers the log position of the event that last changed it
 never takes an event from at or before that position (an older version never
 overwrites a newer one, even if the watermarks were lost); a create never overwrites
 an existing document (deleted ones are kept as tombstones).
+
+States (as in Postgres): a consolidation's summary is created like a memory and, when it is
+new, its sources that are active or forgotten become `archived`; a forgotten memory (active
+or archived before) is `forgotten`; a restore makes a forgotten or archived one `active`.
+Only active memories are in `ids`/`recent`; archived and forgotten ones move to `inactive`
+with their score, which a restore puts back and a scope delete still reaches. Every change
+of state bumps the user's generation, so cached search answers are invalidated.
 """
 
 from __future__ import annotations
@@ -25,14 +32,16 @@ import redis.asyncio as aioredis
 from redis import exceptions as rx
 
 from adapters.redis_read_model import LIVE_KEY, RECENT_LIMIT, VERSION_PREFIX, RedisKeys, live_version, prefix_of
-from domain.events import Event, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
+from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
+                           MemoryScopeDeleted, MemoryUpdated)
 from projectors.runner import Applied, Relocated
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # ARGV: prefix, topic, batch (JSON array of items), recent limit. Item: {p, o} (partition
 # and offset as digit strings) plus, for an event that changes memories, t (c create,
-# u update, d delete, s scope delete), user_id, eid, and the op's fields.
+# u update, d delete, s scope delete, k consolidate, f forget, r restore), user_id, eid,
+# and the op's fields.
 _APPLY_LUA = r"""
 local prefix, topic, limit = ARGV[1], ARGV[2], tonumber(ARGV[4])
 -- ARGV[5]: the live-version key when following the live version ('' when writing a pinned one).
@@ -75,7 +84,7 @@ end
 
 local function check_user(user)
   return check_key(user_key(user, 'ids'), 'zset') or check_key(user_key(user, 'recent'), 'zset')
-    or check_key(user_key(user, 'gen'), 'string')
+    or check_key(user_key(user, 'inactive'), 'zset') or check_key(user_key(user, 'gen'), 'string')
 end
 
 local function check_strings(tbl, allowed, what)
@@ -91,12 +100,20 @@ local function check_item(it)
   if not is_digits(it.p) or not is_digits(it.o) then return 'p and o must be digit strings' end
   local t = it.t
   if t == nil then return nil end
-  if t ~= 'c' and t ~= 'u' and t ~= 'd' and t ~= 's' then return 'unknown op ' .. tostring(t) end
+  if type(t) ~= 'string' or not string.match(t, '^[cudskfr]$') then return 'unknown op ' .. tostring(t) end
   if not is_str(it.user_id) or not is_str(it.eid) then return 'user_id and eid are required' end
   if t ~= 's' and not is_str(it.id) then return 'id is required' end
   if t ~= 'c' and not is_str(it.at) then return 'at is required' end
   local err
-  if t == 'c' then
+  if t == 'k' then
+    if type(it.sources) ~= 'table' then return 'sources is not an array' end
+    for _, id in ipairs(it.sources) do
+      if not is_str(id) then return 'sources holds a non-string' end
+      err = check_key(doc_key(id), 'hash', 'version')
+      if err then return err end
+    end
+  end
+  if t == 'c' or t == 'k' then
     if type(it.score) ~= 'string' or not string.match(it.score, '^%-?%d+$') then return 'score is not an integer' end
     err = check_strings(it.doc, DOC_FIELDS, 'doc')
     if err then return err end
@@ -117,9 +134,11 @@ local function check_item(it)
   err = check_user(it.user_id)
   if err then return err end
   if t == 's' then
-    for _, id in ipairs(redis.call('ZRANGE', user_key(it.user_id, 'ids'), 0, -1)) do
-      err = check_key(doc_key(id), 'hash', 'version')
-      if err then return err end
+    for _, set in ipairs({'ids', 'inactive'}) do
+      for _, id in ipairs(redis.call('ZRANGE', user_key(it.user_id, set), 0, -1)) do
+        err = check_key(doc_key(id), 'hash', 'version')
+        if err then return err end
+      end
     end
   end
 end
@@ -167,13 +186,36 @@ local function mark_deleted(k, id, it)
   redis.call('HINCRBY', k, 'version', 1)
   redis.call('ZREM', user_key(it.user_id, 'ids'), id)
   redis.call('ZREM', user_key(it.user_id, 'recent'), id)
+  redis.call('ZREM', user_key(it.user_id, 'inactive'), id)
+end
+
+-- active <-> archived/forgotten: the id moves between `ids` (and `recent`) and `inactive`,
+-- keeping its score (created_at), so a restore puts it back where it was.
+local function set_state(k, id, it, from, to)
+  redis.call('HSET', k, 'state', to, 'updated_at', it.at, '_t', topic, '_p', it.p, '_o', it.o, '_e', it.eid)
+  redis.call('HINCRBY', k, 'version', 1)
+  local ids, inactive = user_key(it.user_id, 'ids'), user_key(it.user_id, 'inactive')
+  if from == 'active' then
+    redis.call('ZADD', inactive, redis.call('ZSCORE', ids, id) or '0', id)
+    redis.call('ZREM', ids, id)
+    redis.call('ZREM', user_key(it.user_id, 'recent'), id)
+    refill(it.user_id)
+  elseif to == 'active' then
+    local score = redis.call('ZSCORE', inactive, id) or '0'
+    redis.call('ZREM', inactive, id)
+    redis.call('ZADD', ids, score, id)
+    local recent = user_key(it.user_id, 'recent')
+    redis.call('ZADD', recent, score, id)
+    redis.call('ZREMRANGEBYRANK', recent, 0, -(limit + 1))
+  end
 end
 
 local apply = {}
 
-function apply.c(it, o)
+-- Creates the document unless it exists; true when it did.
+local function create(it)
   local k = doc_key(it.id)
-  if redis.call('EXISTS', k) == 1 then return end
+  if redis.call('EXISTS', k) == 1 then return false end
   local args = {'state', 'active', 'version', '1', '_e', it.eid, '_t', topic, '_p', it.p, '_o', it.o,
     '_ct', topic, '_cp', it.p, '_co', it.o}
   for f, v in pairs(it.doc) do
@@ -186,6 +228,11 @@ function apply.c(it, o)
   redis.call('ZADD', recent, it.score, it.id)
   redis.call('ZREMRANGEBYRANK', recent, 0, -(limit + 1))
   redis.call('INCR', user_key(it.user_id, 'gen'))
+  return true
+end
+
+function apply.c(it, o)
+  create(it)
 end
 
 local function changeable(k, it, o)
@@ -214,10 +261,38 @@ function apply.d(it, o)
   refill(it.user_id)
 end
 
+-- Only a new summary archives its sources (a second summary with the same id changes nothing).
+function apply.k(it, o)
+  if not create(it) then return end
+  for _, id in ipairs(it.sources) do
+    local k = doc_key(id)
+    local state = redis.call('HGET', k, 'state')
+    if (state == 'active' or state == 'forgotten') and changeable(k, it, o) then
+      set_state(k, id, it, state, 'archived')
+    end
+  end
+end
+
+-- Forget (t = 'f') and restore (t = 'r'): from those states only, else nothing (not even the generation).
+local TRANSITIONS = {f = {to = 'forgotten', from = {active = true, archived = true}},
+                     r = {to = 'active', from = {forgotten = true, archived = true}}}
+
+local function transition(it, o)
+  local k, rule = doc_key(it.id), TRANSITIONS[it.t]
+  local state = redis.call('HGET', k, 'state')
+  if not (state and rule.from[state] and changeable(k, it, o)) then return end
+  set_state(k, it.id, it, state, rule.to)
+  redis.call('INCR', user_key(it.user_id, 'gen'))
+end
+apply.f, apply.r = transition, transition
+
 function apply.s(it, o)
   -- Exactly the user's memories created before this event in the log that match the scope.
-  local deleted = 0
-  for _, id in ipairs(redis.call('ZRANGE', user_key(it.user_id, 'ids'), 0, -1)) do
+  local deleted, ids = 0, redis.call('ZRANGE', user_key(it.user_id, 'ids'), 0, -1)
+  for _, id in ipairs(redis.call('ZRANGE', user_key(it.user_id, 'inactive'), 0, -1)) do
+    ids[#ids + 1] = id  -- archived and forgotten memories are in the scope too
+  end
+  for _, id in ipairs(ids) do
     local k = doc_key(id)
     local d = redis.call('HMGET', k, 'agent_id', 'run_id', 'app_id')
     if (it.scope.agent_id == nil or d[1] == it.scope.agent_id)
@@ -273,12 +348,12 @@ def encode(item: Applied) -> dict:
     """One batch item as the script takes it (everything a string: no float formatting in Lua)."""
     out: dict = {"p": str(item.partition), "o": str(item.offset)}
     event: Event | None = item.event
-    if isinstance(event, MemoryCreated):
+    if isinstance(event, (MemoryCreated, MemoryConsolidated)):  # a summary is stored like a created memory
         doc = {
             "id": event.memory_id, "user_id": event.user_id, "text": event.text,
             "metadata": _json(event.metadata), "categories": _json(list(event.categories)),
             "created_at": _iso(event.occurred_at), "updated_at": _iso(event.occurred_at),
-            "occurred_at": _iso(event.happened_at), "embedding_model": event.embedding_model,
+            "occurred_at": _iso(event.happened_at or event.occurred_at), "embedding_model": event.embedding_model,
         }
         for name in ("agent_id", "run_id", "app_id"):
             if getattr(event, name) is not None:
@@ -286,6 +361,8 @@ def encode(item: Applied) -> dict:
         if event.importance is not None:
             doc["importance"] = repr(float(event.importance))
         out.update(t="c", id=event.memory_id, score=str(_epoch_ms(event.occurred_at)), doc=doc)
+        if isinstance(event, MemoryConsolidated):
+            out.update(t="k", at=_iso(event.occurred_at), sources=list(event.source_memory_ids))
     elif isinstance(event, MemoryUpdated):
         changes = {"text": event.text, "embedding_model": event.embedding_model,
                    "metadata": _json(event.metadata) if event.metadata is not None else None,
@@ -295,6 +372,9 @@ def encode(item: Applied) -> dict:
                    set={k: v for k, v in changes.items() if v is not None})
     elif isinstance(event, MemoryDeleted):
         out.update(t="d", id=event.memory_id, at=_iso(event.occurred_at))
+    elif isinstance(event, (MemoryForgotten, MemoryRestored)):
+        out.update(t="f" if isinstance(event, MemoryForgotten) else "r", id=event.memory_id,
+                   at=_iso(event.occurred_at))
     elif isinstance(event, MemoryScopeDeleted):
         scope = {"agent_id": event.agent_id, "run_id": event.run_id, "app_id": event.app_id}
         out.update(t="s", at=_iso(event.occurred_at), scope={k: v for k, v in scope.items() if v is not None})

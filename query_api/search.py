@@ -97,7 +97,11 @@ class SourceFailed(Exception):
     pass
 
 
-GraphSource = Callable[[str, list[str], int, dict, bool], Awaitable[list[tuple[str, float]]]]
+# (user_id, names, limit, scope fields, include_archived, valid_at): valid_at is when the relations
+# followed must hold, an instant or a (start, end) window; None: now.
+GraphSource = Callable[[str, list[str], int, dict, bool, datetime | tuple[datetime, datetime] | None],
+                       Awaitable[list[tuple[str, float]]]]
+PRESENT_SLACK = timedelta(minutes=1)  # a reference_time this close to now is the present (client clocks)
 
 
 class HybridSearch:
@@ -147,9 +151,15 @@ class HybridSearch:
             seen = {i for i, _ in lists[0]}
             return (lists[0] + [(i, s) for i, s in lists[1] if i not in seen])[:depth]
 
+        # A question about the past follows the relations that held then (a fact an update
+        # replaced since included); otherwise those that hold now.
+        now = utc_now()
+        valid_at = ((window.start, window.end) if window is not None and window.start is not None and window.start < now
+                    else q.reference_time if q.reference_time < now - PRESENT_SLACK else None)
+
         async def graph():
             return await timer.run("graph", self.graph(q.scope.user_id, names, depth, q.scope.fields,
-                                                       q.scope.include_archived))
+                                                       q.scope.include_archived, valid_at))
 
         wanted: dict[str, Callable[[], Awaitable]] = {}
         if "dense" in q.sources:

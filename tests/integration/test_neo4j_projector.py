@@ -15,7 +15,8 @@ import neo4j
 import pytest
 
 from domain.entities import extract
-from domain.events import Entity, MemoryAccessed, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated, Relation
+from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
+                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation)
 from projectors import neo4j_projector
 from projectors.neo4j_projector import (Neo4jProjector, Neo4jVersions, entity_key, labels, live_graph_version,
                                         versioned)
@@ -34,6 +35,23 @@ def created(user_id: str, text: str, *, at: datetime = T0, entities=(), relation
     return MemoryCreated(user_id=user_id, actor=f"user:{user_id}", memory_id=str(uuid.uuid4()), text=text,
                          embedding=(1.0,), embedding_model="m", happened_at=at - timedelta(days=1), occurred_at=at,
                          entities=tuple(entities), relations=tuple(relations), **scope)
+
+
+def consolidated(user_id: str, text: str, sources, *, at: datetime = T0 + timedelta(days=2), entities=(),
+                 relations=(), **fields) -> MemoryConsolidated:
+    return MemoryConsolidated(user_id=user_id, actor="worker:consolidate", memory_id=str(uuid.uuid4()), text=text,
+                              source_memory_ids=tuple(m.memory_id for m in sources), embedding=(1.0,),
+                              embedding_model="m", reason="similar", occurred_at=at, entities=tuple(entities),
+                              relations=tuple(relations), **fields)
+
+
+def forgotten(memory, at: datetime) -> MemoryForgotten:
+    return MemoryForgotten(user_id=memory.user_id, actor="worker:forget", memory_id=memory.memory_id,
+                           reason="decayed", score=0.01, occurred_at=at)
+
+
+def restored(memory, at: datetime) -> MemoryRestored:
+    return MemoryRestored(user_id=memory.user_id, actor="user:x", memory_id=memory.memory_id, occurred_at=at)
 
 
 def spare_versions(k: int) -> list[int]:
@@ -240,6 +258,125 @@ async def test_deletes_mark_memories_deleted_close_relations_and_keep_the_nodes(
     after = await snapshot(driver, user_id)
     assert after["rels"] == before["rels"]
     assert [n for n in after["nodes"] if "AppliedEvent" not in n] == [n for n in before["nodes"] if "AppliedEvent" not in n]
+
+
+async def memory_states(driver, user_id: str) -> dict[str, str]:
+    found = await rows(driver, "MATCH (:User_vN {user_id: $u})-[:OWNS]->(m:Memory_vN) RETURN m.id AS id, m.state AS s",
+                       u=user_id)
+    return {r["id"]: r["s"] for r in found}
+
+
+async def test_consolidation_creates_the_summary_and_archives_the_sources(projector, driver, user_id):
+    topic = TOPIC + "-consolidate"
+    works, jazz = created(user_id, "Ana works at Acme."), created(user_id, "Ana likes Jazz.")
+    dropped, gone = created(user_id, "Ana uses Vim."), created(user_id, "Bob uses Vim.")
+    theirs = created(user_id + "-other", "Ana works at Initech.")
+    t1, t2 = T0 + timedelta(days=1), T0 + timedelta(days=2)
+    summary = consolidated(user_id, "Ana works at Acme and likes Jazz.", [works, jazz, dropped, gone, theirs], at=t2,
+                           agent_id="ide", happened_at=T0 - timedelta(days=3),
+                           entities=[Entity("Ana", "person"), Entity("Acme", "organization"), Entity("Jazz", "genre")],
+                           relations=[Relation("Ana", "works_at", "Acme"), Relation("Ana", "likes", "Jazz")])
+    batch = [Applied(0, 1, works), Applied(0, 2, jazz), Applied(0, 3, dropped), Applied(0, 4, gone),
+             Applied(0, 5, theirs), Applied(0, 6, forgotten(dropped, t1)),
+             Applied(0, 7, MemoryDeleted(user_id=user_id, actor="user:x", memory_id=gone.memory_id, occurred_at=t1)),
+             Applied(0, 8, summary)]
+    await projector.apply_batch(topic, batch)
+
+    node = (await rows(driver, "MATCH (:User_vN {user_id: $u})-[:OWNS]->(m:Memory_vN {id: $id}) RETURN m",
+                       u=user_id, id=summary.memory_id))[0]["m"]
+    assert (node["text"], node["state"], node["agent_id"], node["entity_source"]) == (
+        summary.text, "active", "ide", "event")
+    assert native(node["created_at"]) == t2 and native(node["occurred_at"]) == T0 - timedelta(days=3)
+    assert await mentions(driver, summary.memory_id) == {("Ana", "person"), ("Acme", "organization"),
+                                                         ("Jazz", "genre")}
+    # Sources (active or forgotten, the user's own) are archived; their relations stay open: history.
+    assert await memory_states(driver, user_id) == {works.memory_id: "archived", jazz.memory_id: "archived",
+                                                    dropped.memory_id: "archived", gone.memory_id: "deleted",
+                                                    summary.memory_id: "active"}
+    assert await memory_states(driver, user_id + "-other") == {theirs.memory_id: "active"}
+    archived = (await rows(driver, "MATCH (m:Memory_vN {id: $id}) RETURN m", id=works.memory_id))[0]["m"]
+    assert native(archived["updated_at"]) == t2 and archived["last_event_id"] == summary.event_id
+    assert await mentions(driver, works.memory_id) == {("Ana", "person"), ("Acme", "organization")}
+    assert {(r["target"], r["memory_id"], native(r["valid_from"]), native(r["valid_to"]))
+            for r in await relates(driver, user_id) if r["memory_id"] in (works.memory_id, summary.memory_id)} == {
+        ("Acme", works.memory_id, T0 - timedelta(days=1), None),
+        ("Acme", summary.memory_id, T0 - timedelta(days=3), None),
+        ("Jazz", summary.memory_id, T0 - timedelta(days=3), None)}
+
+    # Redelivered: nothing changes. A second summary with the same id (a new event) neither.
+    before = await snapshot(driver, user_id)
+    await projector.apply_batch(topic, batch)
+    await projector.apply_batch(topic, [Applied(0, 8, summary)])
+    assert await snapshot(driver, user_id) == before
+    fresh = created(user_id, "Ana likes tea.")
+    again = MemoryConsolidated(**{**summary.__dict__, "event_id": str(uuid.uuid4()),
+                                  "source_memory_ids": (fresh.memory_id,)})
+    await projector.apply_batch(topic, [Applied(0, 9, fresh), Applied(0, 10, again)])
+    assert (await memory_states(driver, user_id))[fresh.memory_id] == "active"
+    assert await projector.positions(topic) == {0: 10}
+
+
+async def test_a_v1_style_consolidation_gets_its_entities_from_the_extractor(projector, driver, user_id):
+    topic = TOPIC + "-consolidate-v1"
+    source = created(user_id, "Bob uses Vim.")
+    at = T0 + timedelta(days=5)
+    summary = consolidated(user_id, "Bob uses Vim daily.", [source], at=at)  # no entities, no happened_at
+    await projector.apply_batch(topic, [Applied(0, 1, source), Applied(0, 2, summary)])
+    node = (await rows(driver, "MATCH (m:Memory_vN {id: $id}) RETURN m", id=summary.memory_id))[0]["m"]
+    assert node["entity_source"] == "extractor" and native(node["occurred_at"]) == at
+    assert await mentions(driver, summary.memory_id) == {("Bob", "person"), ("Vim", "product")}
+    assert [(r["memory_id"], native(r["valid_from"])) for r in await relates(driver, user_id)
+            if r["memory_id"] == summary.memory_id] == [(summary.memory_id, at)]
+
+
+async def test_forget_hides_without_closing_and_restore_brings_back(projector, driver, user_id):
+    topic = TOPIC + "-forget"
+    works, jazz = created(user_id, "Ana works at Acme."), created(user_id, "Ana likes Jazz.")
+    t = [T0 + timedelta(days=d) for d in range(10)]
+    await projector.apply_batch(topic, [Applied(0, 1, works), Applied(0, 2, jazz)])
+    rels_before = await relates(driver, user_id)
+
+    forget = forgotten(works, t[1])
+    await projector.apply_batch(topic, [Applied(0, 3, forget)])
+    assert (await memory_states(driver, user_id))[works.memory_id] == "forgotten"
+    assert await relates(driver, user_id) == rels_before  # not closed: forgetting is restorable
+    assert await mentions(driver, works.memory_id) == {("Ana", "person"), ("Acme", "organization")}
+    node = (await rows(driver, "MATCH (m:Memory_vN {id: $id}) RETURN m", id=works.memory_id))[0]["m"]
+    assert native(node["updated_at"]) == t[1] and node["last_event_id"] == forget.event_id
+
+    # Redelivered (same offset, or appended again at another one): nothing changes.
+    before = await snapshot(driver, user_id)
+    await projector.apply_batch(topic, [Applied(0, 3, forget)])
+    await projector.apply_batch(topic, [Applied(0, 4, forget)])
+    assert await snapshot(driver, user_id) == before
+
+    restore = restored(works, t[2])
+    await projector.apply_batch(topic, [Applied(0, 5, restore)])
+    assert (await memory_states(driver, user_id))[works.memory_id] == "active"
+    assert await relates(driver, user_id) == rels_before
+    before = await snapshot(driver, user_id)
+    await projector.apply_batch(topic, [Applied(0, 5, restore), Applied(0, 6, restore)])
+    assert await snapshot(driver, user_id) == before
+
+    # Only from the right states: restoring an active memory, forgetting someone else's or a
+    # deleted one change nothing but the applied markers; an archived one may be forgotten
+    # and restored.
+    intruder = MemoryForgotten(user_id=user_id + "-mallory", actor="worker:forget", memory_id=jazz.memory_id,
+                               reason="x", occurred_at=t[3])
+    await projector.apply_batch(topic, [Applied(0, 7, restored(works, t[3])), Applied(0, 8, intruder)])
+    after = await snapshot(driver, user_id)
+    assert [n for n in after["nodes"] if "AppliedEvent" not in n] == [
+        n for n in before["nodes"] if "AppliedEvent" not in n] and after["rels"] == before["rels"]
+    summary = consolidated(user_id, "Ana likes Jazz a lot.", [jazz], at=t[4])
+    await projector.apply_batch(topic, [Applied(0, 9, summary), Applied(0, 10, forgotten(jazz, t[5]))])
+    assert (await memory_states(driver, user_id))[jazz.memory_id] == "forgotten"
+    await projector.apply_batch(topic, [Applied(0, 11, restored(jazz, t[6]))])
+    assert (await memory_states(driver, user_id))[jazz.memory_id] == "active"
+    await projector.apply_batch(topic, [
+        Applied(0, 12, MemoryDeleted(user_id=user_id, actor="user:x", memory_id=jazz.memory_id, occurred_at=t[7])),
+        Applied(0, 13, forgotten(jazz, t[8])), Applied(0, 14, restored(jazz, t[9]))])
+    assert (await memory_states(driver, user_id))[jazz.memory_id] == "deleted"
+    assert await projector.positions(topic) == {0: 14}
 
 
 async def test_a_v1_created_without_entities_gets_them_from_the_extractor(projector, driver, user_id):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import neo4j
 import pytest
@@ -21,7 +21,8 @@ from domain.events import Entity, MemoryCreated, MemoryDeleted, MemoryUpdated, R
 from projectors import neo4j_projector
 from projectors.neo4j_projector import Neo4jVersions
 from projectors.runner import Applied
-from tests.integration.test_neo4j_projector import T0, created, forget_projection, versions_apart  # noqa: F401
+from tests.integration.test_neo4j_projector import (T0, consolidated, created, forget_projection, forgotten,  # noqa: F401
+                                                     restored, versions_apart)
 
 pytestmark = pytest.mark.integration
 
@@ -173,11 +174,100 @@ async def test_deleted_memories_and_closed_relations_are_left_out(graph, user_id
     assert ids(await read.memories_for_entities(user_id, ["Bob"])) == [bob.memory_id]
     assert ids(await read.memories_for_entities(user_id, ["Initech"])) == [staplers.memory_id]
 
-    # Archived memories only when asked for (the state is set by hand: no event archives yet).
-    await read.driver.execute_query(versioned("MATCH (m:Memory_vN {id: $id}) SET m.state = 'archived'", VERSION),
-                                    id=rockets.memory_id)
+    # Archived (a consolidation's source) only when asked for.
+    await apply(consolidated(user_id, "Shipping news.", [rockets], at=T0 + timedelta(days=3)))
     assert await read.memories_for_entities(user_id, ["Acme"]) == []
     assert ids(await read.memories_for_entities(user_id, ["Acme"], include_archived=True)) == [rockets.memory_id]
+
+
+async def test_a_consolidated_summary_is_found_and_its_sources_only_with_include_archived(graph, user_id):
+    apply, read = graph
+    works = memory(user_id, "Ana works at Acme.", [("Ana", "person"), ("Acme", "organization")],
+                   [("Ana", "works_at", "Acme")], minutes=1)
+    jazz = memory(user_id, "Ana likes Jazz.", [("Ana", "person"), ("Jazz", "genre")], [("Ana", "likes", "Jazz")],
+                  minutes=2)
+    summary = consolidated(user_id, "Ana works at Acme and likes Jazz.", [works, jazz], at=T0 + timedelta(days=3),
+                           happened_at=T0 + timedelta(days=1),
+                           entities=[Entity("Ana", "person"), Entity("Acme", "organization"), Entity("Jazz", "genre")],
+                           relations=[Relation("Ana", "works_at", "Acme"), Relation("Ana", "likes", "Jazz")])
+    await apply(works, jazz)
+    assert ids(await read.memories_for_entities(user_id, ["Ana"])) == [jazz.memory_id, works.memory_id]
+    await apply(summary)
+    assert ids(await read.memories_for_entities(user_id, ["Ana"])) == [summary.memory_id]
+    assert ids(await read.memories_for_entities(user_id, ["Jazz"], hops=1)) == [summary.memory_id]
+    assert ids(await read.memories_for_entities(user_id, ["Ana"], include_archived=True)) == [
+        summary.memory_id, jazz.memory_id, works.memory_id]  # a tie: the newest occurred_at first
+    await apply(summary)  # redelivered at a later offset: nothing changes
+    assert ids(await read.memories_for_entities(user_id, ["Ana"], include_archived=True)) == [
+        summary.memory_id, jazz.memory_id, works.memory_id]
+    # The sources' relations still hold (history): the graph lists them.
+    assert {r["memory_id"] for r in (await read.user_graph(user_id))["relations"]} == {
+        works.memory_id, jazz.memory_id, summary.memory_id}
+
+
+async def test_a_forgotten_memory_and_its_relations_are_hidden_until_restored(graph, user_id):
+    apply, read = graph
+    works = memory(user_id, "Ana works at Acme.", [("Ana", "person"), ("Acme", "organization")],
+                   [("Ana", "works_at", "Acme")], minutes=1)
+    rockets = memory(user_id, "Acme ships rockets.", [("Acme", "organization")], minutes=2)
+    await apply(works, rockets)
+    assert ids(await read.memories_for_entities(user_id, ["Ana"])) == [works.memory_id, rockets.memory_id]
+
+    forget = forgotten(works, T0 + timedelta(days=3))
+    await apply(forget)
+    # Hidden everywhere, archived or not; its relation (not closed) is not followed: Acme is out of reach.
+    for include_archived in (False, True):
+        assert await read.memories_for_entities(user_id, ["Ana"], include_archived=include_archived) == []
+    assert await read.memories_for_entities(user_id, ["Ana"], valid_at=T0 + timedelta(days=2)) == []
+    assert ids(await read.memories_for_entities(user_id, ["Acme"])) == [rockets.memory_id]
+    assert (await read.user_graph(user_id))["relations"] == []
+    assert [r["memory_id"] for r in (await read.user_graph(user_id, include_closed=True))["relations"]] == [
+        works.memory_id]
+    await apply(forget)  # redelivered
+    assert await read.memories_for_entities(user_id, ["Ana"]) == []
+
+    restore = restored(works, T0 + timedelta(days=4))
+    await apply(restore, restore)
+    assert ids(await read.memories_for_entities(user_id, ["Ana"])) == [works.memory_id, rockets.memory_id]
+    assert [r["memory_id"] for r in (await read.user_graph(user_id))["relations"]] == [works.memory_id]
+
+
+async def test_a_past_time_follows_the_relations_that_held_then(graph, user_id):
+    """An update contradicting an old fact closes its relation; a question about a time
+    before the update still follows it, a question about now follows the new one."""
+    apply, read = graph
+    works = memory(user_id, "Ana works at Acme.", [("Ana", "person"), ("Acme", "organization")],
+                   [("Ana", "works_at", "Acme")], minutes=1)  # happened at T0 + 1 min: the relation's valid_from
+    rockets = memory(user_id, "Acme ships rockets.", [("Acme", "organization")], minutes=2)
+    widgets = memory(user_id, "Globex makes widgets.", [("Globex", "organization")], minutes=3)
+    await apply(works, rockets, widgets)
+    moved = T0 + timedelta(days=30)
+    await apply(MemoryUpdated(user_id=user_id, actor="user:x", memory_id=works.memory_id,
+                              text="Ana works at Globex.", occurred_at=moved))
+
+    async def found(**kwargs) -> list[str]:
+        return ids(await read.memories_for_entities(user_id, ["Ana"], hops=1, **kwargs))
+
+    assert await found() == [works.memory_id, widgets.memory_id]  # now: Globex
+    assert await found(valid_at=moved + timedelta(days=1)) == [works.memory_id, widgets.memory_id]
+    assert await found(valid_at=moved) == [works.memory_id, widgets.memory_id]  # closed at `moved`: not then
+    assert await found(valid_at=moved - timedelta(seconds=1)) == [works.memory_id, rockets.memory_id]  # Acme
+    assert await found(valid_at=T0 + timedelta(days=10)) == [works.memory_id, rockets.memory_id]
+    assert await found(valid_at=T0) == [works.memory_id]  # before either relation held
+    # A window: what held at any moment of it.
+    assert set(await found(valid_at=(T0 + timedelta(days=10), moved + timedelta(days=1)))) == {
+        works.memory_id, rockets.memory_id, widgets.memory_id}
+    assert await found(valid_at=(T0 + timedelta(days=10), moved)) == [works.memory_id, rockets.memory_id]
+    assert await found(valid_at=(moved, moved + timedelta(days=1))) == [works.memory_id, widgets.memory_id]
+    # A deleted memory's relations are not followed at any time (deleting is not "until then").
+    await apply(MemoryDeleted(user_id=user_id, actor="user:x", memory_id=works.memory_id,
+                              occurred_at=moved + timedelta(days=2)))
+    assert ids(await read.memories_for_entities(user_id, ["Acme"], hops=1, valid_at=T0 + timedelta(days=10))) == [
+        rockets.memory_id]
+    for bad in (datetime(2024, 1, 1), (T0, T0 - timedelta(days=1)), "2024-01-01", (T0,)):
+        with pytest.raises(ValueError):
+            await read.memories_for_entities(user_id, ["Ana"], valid_at=bad)
+    assert await read.memories_for_entities(user_id, ["Ana"], valid_at=datetime(2024, 1, 2, tzinfo=timezone.utc)) == []
 
 
 async def test_scope_fields_must_match_the_memory(graph, user_id):

@@ -12,8 +12,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from adapters.redis_read_model import RECENT_LIMIT, RedisReadModel, prefix_of
-from domain.events import (MemoryAccessed, MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated,
-                           UserRegistered)
+from domain.events import (MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
+                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, UserRegistered)
 from projectors.redis_projector import RedisProjector, encode
 from projectors.runner import Applied
 
@@ -37,6 +37,24 @@ def updated(memory: MemoryCreated, minute: int, user_id: str | None = None, **fi
 def deleted(memory: MemoryCreated, minute: int) -> MemoryDeleted:
     return MemoryDeleted(user_id=memory.user_id, actor="user:x", memory_id=memory.memory_id,
                          occurred_at=T0 + timedelta(minutes=minute))
+
+
+def consolidated(sources, minute: int, user_id: str | None = None, **fields) -> MemoryConsolidated:
+    return MemoryConsolidated(user_id=user_id or sources[0].user_id, actor="worker:consolidate",
+                              memory_id=str(uuid.uuid4()), source_memory_ids=tuple(m.memory_id for m in sources),
+                              text="summary: " + "; ".join(m.text for m in sources), embedding=(0.6, 0.8),
+                              embedding_model="minilm", reason="similar", occurred_at=T0 + timedelta(minutes=minute),
+                              **fields)
+
+
+def forgotten(memory, minute: int) -> MemoryForgotten:
+    return MemoryForgotten(user_id=memory.user_id, actor="worker:forget", memory_id=memory.memory_id, reason="decayed",
+                           occurred_at=T0 + timedelta(minutes=minute))
+
+
+def restored(memory, minute: int) -> MemoryRestored:
+    return MemoryRestored(user_id=memory.user_id, actor="user:x", memory_id=memory.memory_id,
+                          occurred_at=T0 + timedelta(minutes=minute))
 
 
 @pytest.fixture
@@ -191,6 +209,22 @@ async def test_generation_changes_on_every_change_and_only_then(projector, reads
     assert (await reads.get(a.memory_id, include_deleted=True))["text"] == "a2"
     assert await reads.positions(TOPIC) == {4: 111}
 
+    c, d = created(user_id, "c", 10), created(user_id, "d", 11)
+    await apply(c, True)
+    await apply(d, True)
+    await apply(forgotten(c, 12), True)
+    await apply(forgotten(c, 13), False)  # already forgotten
+    await apply(restored(c, 14), True)
+    await apply(restored(c, 15), False)  # already active
+    summary = consolidated([c, d], 16)
+    await apply(summary, True)
+    await apply(MemoryConsolidated(**{**summary.__dict__, "event_id": str(uuid.uuid4())}), False)  # exists already
+    await apply(forgotten(d, 17), True)  # archived -> forgotten
+    await apply(restored(d, 18), True)
+    await apply(restored(b, 19), False)  # deleted
+    await apply(forgotten(b, 20), False)
+    await apply(MemoryForgotten(user_id="mallory", actor="x", memory_id=c.memory_id, reason="x"), False)
+
 
 async def test_a_malformed_item_fails_the_whole_batch_before_any_write(client, prefix, projector, reads, user_id):
     await projector.apply_batch(TOPIC, [Applied(0, 1, created(user_id, "kept", 0))])
@@ -322,3 +356,131 @@ async def test_switch_moves_readers_only_when_the_new_version_covers_the_live_on
             keys = [k async for k in client.scan_iter(match=f"{prefix_of(version)}:*", count=1000)]
             if keys:
                 await client.delete(*keys)
+
+
+# --- consolidation, forgetting, restoring ---------------------------------------------
+
+
+async def test_consolidation_stores_the_summary_and_archives_the_sources(client, prefix, projector, reads, user_id):
+    a, b, c = created(user_id, "uses vim", 0), created(user_id, "uses neovim", 1), created(user_id, "likes jazz", 2)
+    dropped, gone = created(user_id, "likes tea", 3), created(user_id, "likes coffee", 4)
+    theirs = created(user_id + "-b", "uses emacs", 0)
+    summary = consolidated([a, b, dropped, gone, theirs], 10, user_id=user_id, agent_id="ide", categories=("tools",),
+                           importance=0.7, metadata={"merged": 3}, happened_at=datetime(2024, 1, 1, tzinfo=timezone.utc))
+    await projector.apply_batch(TOPIC, [Applied(0, i, e) for i, e in enumerate([a, b, c, dropped, gone, theirs])])
+    await projector.apply_batch(TOPIC, [Applied(0, 6, forgotten(dropped, 5)), Applied(0, 7, deleted(gone, 6))])
+    generation = await reads.generation(user_id)
+    await projector.apply_batch(TOPIC, [Applied(0, 8, summary)])
+
+    assert await reads.generation(user_id) > generation  # cached answers are invalidated
+    doc = await reads.get(summary.memory_id)
+    assert doc == {
+        "id": summary.memory_id, "user_id": user_id, "agent_id": "ide", "run_id": None, "app_id": None,
+        "text": summary.text, "metadata": {"merged": 3}, "categories": ["tools"], "importance": 0.7,
+        "state": "active", "created_at": summary.occurred_at, "updated_at": summary.occurred_at,
+        "occurred_at": datetime(2024, 1, 1, tzinfo=timezone.utc), "version": 1, "embedding_model": "minilm"}
+    # Active and forgotten sources of the user are archived: out of the hot set, readable with include_archived.
+    assert [d["text"] for d in await reads.recent(user_id)] == [summary.text, "likes jazz"]
+    assert await reads.count(user_id) == 2
+    assert await reads.get(a.memory_id) is None
+    states = {m.memory_id: (await reads.get(m.memory_id, include_deleted=True))["state"] for m in (a, b, dropped, gone)}
+    assert states == {a.memory_id: "archived", b.memory_id: "archived", dropped.memory_id: "archived",
+                      gone.memory_id: "deleted"}
+    archived = await reads.get(a.memory_id, include_archived=True)
+    assert (archived["version"], archived["updated_at"]) == (2, summary.occurred_at)
+    assert set(await reads.get_many([a.memory_id, b.memory_id, c.memory_id], include_archived=True)) == {
+        a.memory_id, b.memory_id, c.memory_id}
+    assert list(await reads.get_many([a.memory_id, c.memory_id])) == [c.memory_id]
+    assert await client.zrange(f"{prefix}:user:{user_id}:inactive", 0, -1, withscores=True) == [
+        (m.memory_id.encode(), float(m.occurred_at.timestamp() * 1000)) for m in (a, b, dropped)]
+    assert (await reads.get(theirs.memory_id))["state"] == "active"  # someone else's: untouched
+
+    # Redelivered, or a second summary with the same id: nothing changes.
+    before = await snapshot(client, prefix)
+    await projector.apply_batch(TOPIC, [Applied(0, 8, summary)])
+    assert await snapshot(client, prefix) == before
+    again = MemoryConsolidated(**{**summary.__dict__, "event_id": str(uuid.uuid4()),
+                                  "source_memory_ids": (c.memory_id,)})
+    await client.delete(f"{prefix}:wm:{TOPIC}")  # even with the watermarks lost
+    await projector.apply_batch(TOPIC, [Applied(0, 8, summary), Applied(0, 9, again)])
+    after = await snapshot(client, prefix)
+    assert {k: v for k, v in after.items() if b":wm:" not in k} == {k: v for k, v in before.items() if b":wm:" not in k}
+
+    # A scope delete reaches archived memories too.
+    await projector.apply_batch(TOPIC, [Applied(0, 10, MemoryScopeDeleted(user_id=user_id, actor="user:x"))])
+    assert (await reads.get(a.memory_id, include_deleted=True))["state"] == "deleted"
+    assert await client.zcard(f"{prefix}:user:{user_id}:inactive") == 0 and await reads.count(user_id) == 0
+
+
+async def test_forget_leaves_the_hot_set_and_restore_brings_it_back(client, prefix, projector, reads, user_id):
+    memories = [created(user_id, f"m{i}", i) for i in range(4)]
+    await projector.apply_batch(TOPIC, [Applied(1, i, m) for i, m in enumerate(memories)])
+    m0, m1, m2, m3 = memories
+    gen0 = await reads.generation(user_id)
+
+    forget = forgotten(m1, 10)
+    await projector.apply_batch(TOPIC, [Applied(1, 10, forget)])
+    gen1 = await reads.generation(user_id)
+    assert gen1 > gen0
+    assert [d["text"] for d in await reads.recent(user_id)] == ["m3", "m2", "m0"] and await reads.count(user_id) == 3
+    assert await reads.get(m1.memory_id) is None and await reads.get(m1.memory_id, include_archived=True) is None
+    doc = await reads.get(m1.memory_id, include_deleted=True)
+    assert (doc["state"], doc["version"], doc["updated_at"]) == ("forgotten", 2, forget.occurred_at)
+    before = await snapshot(client, prefix)
+    await projector.apply_batch(TOPIC, [Applied(1, 10, forget)])  # redelivered
+    await client.delete(f"{prefix}:wm:{TOPIC}")
+    await projector.apply_batch(TOPIC, [Applied(1, 10, forget)])  # even with the watermarks lost
+    after = await snapshot(client, prefix)
+    assert {k: v for k, v in after.items() if b":wm:" not in k} == {k: v for k, v in before.items() if b":wm:" not in k}
+
+    restore = restored(m1, 11)
+    await projector.apply_batch(TOPIC, [Applied(1, 11, restore)])
+    assert await reads.generation(user_id) > gen1
+    assert [d["text"] for d in await reads.recent(user_id)] == ["m3", "m2", "m1", "m0"]  # back in its place
+    assert (await reads.get(m1.memory_id))["version"] == 3
+    assert await client.zcard(f"{prefix}:user:{user_id}:inactive") == 0
+    before = await snapshot(client, prefix)
+    await projector.apply_batch(TOPIC, [Applied(1, 11, restore), Applied(1, 12, restore)])  # redelivered
+    after = await snapshot(client, prefix)
+    assert {k: v for k, v in after.items() if b":wm:" not in k} == {k: v for k, v in before.items() if b":wm:" not in k}
+
+    # A forgotten memory is in the scope of a scope delete, and then nothing restores it.
+    await projector.apply_batch(TOPIC, [Applied(1, 13, forgotten(m2, 12)),
+                                        Applied(1, 14, MemoryScopeDeleted(user_id=user_id, actor="user:x")),
+                                        Applied(1, 15, restored(m2, 14))])
+    assert (await reads.get(m2.memory_id, include_deleted=True))["state"] == "deleted"
+    assert await reads.recent(user_id) == [] and await client.zcard(f"{prefix}:user:{user_id}:inactive") == 0
+
+
+async def test_restore_refills_the_recent_set_in_created_order(client, prefix, projector, reads, user_id):
+    memories = [created(user_id, f"m{i}", i) for i in range(RECENT_LIMIT + 2)]
+    await projector.apply_batch(TOPIC, [Applied(2, i, m) for i, m in enumerate(memories)])
+    recent_key = f"{prefix}:user:{user_id}:recent"
+    newest, oldest = memories[-1], memories[0]
+    await projector.apply_batch(TOPIC, [Applied(2, 5000, forgotten(newest, 9000)),
+                                        Applied(2, 5001, forgotten(oldest, 9000))])
+    assert await client.zcard(recent_key) == RECENT_LIMIT  # refilled from ids
+    assert (await reads.recent(user_id, 1))[0]["text"] == f"m{RECENT_LIMIT}"
+    await projector.apply_batch(TOPIC, [Applied(2, 5002, restored(newest, 9001)),
+                                        Applied(2, 5003, restored(oldest, 9001))])
+    assert await client.zcard(recent_key) == RECENT_LIMIT and await reads.count(user_id) == RECENT_LIMIT + 2
+    assert (await reads.recent(user_id, 1))[0]["text"] == f"m{RECENT_LIMIT + 1}"
+    assert [d["text"] for d in await reads.recent(user_id, 2, offset=RECENT_LIMIT)] == ["m1", "m0"]
+
+
+async def test_new_ops_are_checked_before_any_write(client, prefix, projector, reads, user_id):
+    a = created(user_id, "kept", 0)
+    await projector.apply_batch(TOPIC, [Applied(0, 1, a)])
+    before = await snapshot(client, prefix)
+    bad = encode(Applied(0, 3, consolidated([a], 2)))
+    bad["sources"] = [a.memory_id, 7]
+    with pytest.raises(ResponseError, match="batch item 2: sources holds a non-string"):
+        await projector.apply_items(TOPIC, [encode(Applied(0, 2, forgotten(a, 1))), bad])
+    corrupt = str(uuid.uuid4())
+    await client.rpush(f"{prefix}:mem:{corrupt}", "not a hash")
+    bad = encode(Applied(0, 3, consolidated([a], 2)))
+    bad["sources"] = [corrupt]
+    with pytest.raises(ResponseError, match="holds a list"):
+        await projector.apply_items(TOPIC, [encode(Applied(0, 2, forgotten(a, 1))), bad])
+    await client.delete(f"{prefix}:mem:{corrupt}")
+    assert await snapshot(client, prefix) == before
