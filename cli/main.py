@@ -85,7 +85,7 @@ def _ensure_topics(cfg) -> list[str]:
 def _all_specs(cfg):
     from infra import stack
 
-    return stack.infra_specs(cfg) + stack.service_specs(cfg)
+    return stack.infra_specs(cfg) + stack.service_specs(cfg, stack.SERVICES + stack.WORKERS)
 
 
 # ---- commands -------------------------------------------------------------------------
@@ -136,7 +136,8 @@ def cmd_up(args) -> int:
 
     cfg = _settings()
     processes = stack.table(cfg)
-    infra_specs, service_specs = stack.infra_specs(cfg), stack.service_specs(cfg)
+    infra_specs = stack.infra_specs(cfg)
+    service_specs = stack.service_specs(cfg, stack.SERVICES + stack.WORKERS)
     everything = infra_specs + service_specs
     projectors = len(stack.PROJECTORS)
     began = time.monotonic()

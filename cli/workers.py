@@ -13,8 +13,8 @@ import logging
 import signal
 
 from cli.output import INTERRUPTED, OK, Activity, emit_json, print_table
+from infra.stack import WORKER_METRICS_PORTS
 
-WORKER_METRICS_PORTS = {"extract": 9104, "consolidate": 9105, "forget": 9106}
 
 
 def cmd_worker(args) -> int:

@@ -161,7 +161,8 @@ class Lifecycle:
                 sources = [by_id[m.memory_id] for m in cluster]
                 ids = [m.memory_id for m in cluster]
                 summary = await self._summarize([r["text"] for r in sources])
-                summary = summary[:policy.summary_max_chars]
+                if len(summary) > policy.summary_max_chars:  # cut on a sentence boundary
+                    summary = clustering.extractive_summary([summary], max_chars=policy.summary_max_chars)
                 reason = (f"{len(ids)} related memories (cosine >= {policy.similarity_at:g}) older than "
                           f"{policy.min_age_days:g} days or over the token budget of {policy.token_budget}")
                 summary_id = clustering.summary_id(ids)
@@ -185,8 +186,9 @@ class Lifecycle:
 
     def _snapshot(self, row) -> clustering.MemorySnapshot:
         return clustering.MemorySnapshot(
-            memory_id=str(row["id"]), text=row["text"], vector=np.asarray(row["embedding"], dtype=np.float32),
-            created_at=row["created_at"], happened_at=row["occurred_at"], importance=row["importance"],
+            memory_id=str(row["id"]), text=row["text"], vector=_array(row["embedding"]),
+            created_at=row["created_at"], happened_at=row["occurred_at"],
+            importance=row["importance"] if row["importance"] is not None else initial_importance(row["text"]),
             pinned=memory_reads.is_pinned(row["metadata"]), tokens=self.count_tokens(row["text"]),
             agent_id=row["agent_id"], run_id=row["run_id"], app_id=row["app_id"])
 
@@ -205,6 +207,11 @@ class Lifecycle:
         for start in range(0, len(events), 500):
             await self.publisher.publish(events[start:start + 500])
         report.appended += len(events)
+
+
+def _array(vector) -> np.ndarray:
+    """A pgvector value (its codec gives a Vector) or a sequence, as float32."""
+    return np.asarray(vector.to_numpy() if hasattr(vector, "to_numpy") else vector, dtype=np.float32)
 
 
 def _derived(subject: str, action: str, version: str) -> str:

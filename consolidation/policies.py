@@ -63,7 +63,8 @@ class LifecyclePolicy:
                                    token_budget=self.token_budget, summary_max_chars=self.summary_max_chars)
 
 
-_KEYS = {f.name for f in fields(LifecyclePolicy)}
+_TYPES = {f.name: f.type for f in fields(LifecyclePolicy)}
+_KEYS = set(_TYPES)
 
 
 def _policy(base: LifecyclePolicy, values: dict | None, where: str) -> LifecyclePolicy:
@@ -73,8 +74,18 @@ def _policy(base: LifecyclePolicy, values: dict | None, where: str) -> Lifecycle
     unknown = sorted(set(values) - _KEYS)
     if unknown:
         raise ValueError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(_KEYS))}")
+    converted = {}
+    for key, value in values.items():
+        kind = {"float": float, "int": int}[_TYPES[key]]
+        try:
+            # YAML 1.1 reads 1e-05 as a string; bool is not a number here.
+            if isinstance(value, bool):
+                raise ValueError
+            converted[key] = kind(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: {key} must be a number ({kind.__name__}), got {value!r}") from None
     try:
-        return replace(base, **values)
+        return replace(base, **converted)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"{where}: {exc}") from exc
 

@@ -21,6 +21,9 @@ INFRA = ("kafka", "postgres", "neo4j", "redis")
 PROJECTOR_METRICS_PORTS = {"postgres": 9101, "redis": 9102, "neo4j": 9103}
 PROJECTORS = tuple(f"projector-{name}" for name in PROJECTOR_METRICS_PORTS)
 SERVICES = (*PROJECTORS, "command-api", "query-api", "gateway")
+# Memory-intelligence workers: `up` runs them after the services (tests start them themselves).
+WORKER_METRICS_PORTS = {"extract": 9104, "consolidate": 9105, "forget": 9106}
+WORKERS = tuple(f"worker-{name}" for name in WORKER_METRICS_PORTS)
 # An explicit RECALLSTACK_* setting means "use that server, do not start a local one".
 EXTERNAL_WHEN_SET = {"kafka": "KAFKA_BOOTSTRAP", "postgres": "PG_DSN", "neo4j": "NEO4J_URI", "redis": "REDIS_URL"}
 
@@ -71,8 +74,17 @@ def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
             probe=lambda: _http_ready(f"http://127.0.0.1:{port}/metrics"),
         )
 
+    def worker(name: str) -> ProcessSpec:
+        port = WORKER_METRICS_PORTS[name]
+        return ProcessSpec(
+            name=f"worker-{name}", port=port, log_file=logs / f"worker-{name}.log", ready_timeout=120,
+            argv=[py, "-m", "cli.main", "worker", name],
+            probe=lambda: _http_ready(f"http://127.0.0.1:{port}/metrics"),
+        )
+
     specs = {
         **{f"projector-{name}": projector(name) for name in PROJECTOR_METRICS_PORTS},
+        **{f"worker-{name}": worker(name) for name in WORKER_METRICS_PORTS},
         "command-api": uvicorn("command-api", "command_app", cfg.command_api_port),
         "query-api": uvicorn("query-api", "query_app", cfg.query_api_port),
         "gateway": uvicorn("gateway", "gateway_app", cfg.gateway_port),

@@ -10,6 +10,7 @@ background (listing does not: browsing is not recall).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -197,6 +198,9 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             page: int = Query(default=1, ge=1, le=100_000), page_size: int = Query(default=100, ge=1, le=1_000),
             sort: Literal["created_at", "updated_at", "occurred_at", "importance"] = "created_at",
             order: Literal["asc", "desc"] = "desc", include_archived: bool = False,
+            state: Literal["active", "archived", "forgotten", "any"] | None = Query(
+                default=None, description="only memories in this state (any: all but deleted); forgotten ones "
+                                          "can be restored with POST /v1/memories/{id}/restore"),
             consistency_token: str | None = Query(default=None, max_length=4_096)):
         try:
             raw_filters = json.loads(filters) if filters else None
@@ -204,7 +208,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             raise ApiError(422, "invalid_request", f"filters: not valid JSON ({exc.msg})", {"field": "filters"}) from exc
         parsed = parsed_filters(raw_filters)
         await pg_consistent(consistency_token)
-        scope = Scope.of(user_id, agent_id, run_id, app_id, parsed, include_archived)
+        scope = dataclasses.replace(Scope.of(user_id, agent_id, run_id, app_id, parsed, include_archived), state=state)
         rows, total = await from_postgres(pg_reads.list_memories(deps.pool(), scope, sort, order == "desc", page_size,
                                                                  (page - 1) * page_size))
         return {"results": rows, "page": page, "page_size": page_size, "total": total,

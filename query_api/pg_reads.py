@@ -29,12 +29,16 @@ BM25_PER_TERM = 250  # candidate documents per query term (df is exact below it)
 STATS_TTL_S = 30.0
 
 
+LISTABLE_STATES = ("active", "archived", "forgotten", "any")
+
+
 @dataclass(frozen=True)
 class Scope:
     user_id: str
     fields: dict[str, str] = field(default_factory=dict)  # agent_id / run_id / app_id -> value
     filters: Node | None = None
     include_archived: bool = False
+    state: str | None = None  # list only: exactly this state ("any": all but deleted); overrides include_archived
 
     @classmethod
     def of(cls, user_id: str, agent_id: str | None, run_id: str | None, app_id: str | None,
@@ -46,7 +50,9 @@ class Scope:
     def where(self, args: list, column_prefix: str = "") -> str:
         """The WHERE condition of this scope; parameters appended to `args`."""
         args.append(self.user_id)
-        states = "('active', 'archived')" if self.include_archived else "('active')"
+        states = ({"any": "('active', 'archived', 'forgotten')"}.get(self.state, f"('{self.state}')")
+                  if self.state in LISTABLE_STATES else
+                  "('active', 'archived')" if self.include_archived else "('active')")
         parts = [f"{column_prefix}user_id = ${len(args)}", f"{column_prefix}state IN {states}"]
         for name in SCOPE_FIELDS:
             if self.fields.get(name) is not None:

@@ -20,7 +20,7 @@ def services(settings):
     from infra import stack
 
     processes = stack.table(settings)
-    specs = stack.service_specs(settings)
+    specs = stack.service_specs(settings, stack.SERVICES + stack.WORKERS)  # what `recallstack up` runs
     projectors = len(stack.PROJECTORS)
     started = stack.up(specs[:projectors], processes)  # the Postgres projector migrates the schema first
     started += stack.up(specs[projectors:], processes)

@@ -29,7 +29,7 @@ def recallstack(settings, *argv: str) -> tuple[int, dict, str]:
 
 
 def test_status_json(services):
-    from infra.stack import INFRA, SERVICES, external
+    from infra.stack import INFRA, SERVICES, WORKERS, external
 
     code, doc, err = recallstack(services, "status", "--json")
     assert code == (0 if doc["ok"] else 3), err
@@ -37,7 +37,7 @@ def test_status_json(services):
     assert doc["home"] == str(services.home)
     assert doc["urls"]["gateway"] == services.gateway_url
     names = [row["name"] for row in doc["processes"]]
-    assert names == [n for n in INFRA if not external(n)] + list(SERVICES)
+    assert names == [n for n in INFRA if not external(n)] + list(SERVICES) + list(WORKERS)
     for row in doc["processes"]:
         assert set(row) >= {"name", "pid", "port", "state", "ready", "health", "log"}
         assert row["state"] == "running" and isinstance(row["pid"], int) and row["ready"] is True, row
