@@ -16,7 +16,7 @@ def test_compose_config_is_valid_and_has_the_whole_stack():
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert {"kafka", "postgres", "neo4j", "redis", "command-api", "query-api", "projector-postgres",
-            "gateway"} <= set(services)
+            "gateway", "worker-extract", "worker-consolidate", "worker-forget"} <= set(services)
     published = {str(p).split(":")[1] for s in services.values() for p in s.get("ports", [])}
     assert {"8080", "8081", "8082", "9092", "5433", "7687", "6380"} <= published
     assert all(str(p).startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", [])), \
