@@ -309,3 +309,45 @@ def test_forgetting_hides_decayed_memories_never_pinned_ones_and_restore_undoes_
     history = gateway.get(f"/v1/memories/{forgotten_id}/history", params={"user_id": user_id}).json()["history"]
     assert [h["event"] for h in history] == ["MemoryCreated", "MemoryForgotten", "MemoryRestored"]
     assert history[1]["actor"] == "worker:forget"
+
+
+def test_extraction_with_an_llm_against_a_canned_server_and_its_offline_fallback(gateway, extraction_stopped,
+                                                                                 user_id):
+    """The LLM path end to end, against a local OpenAI-compatible test server that returns
+    canned JSON (no model runs here): its facts become the memories; when it answers
+    malformed JSON every time, the conversation is extracted offline instead, and says so."""
+    from tests.integration.test_llm_canned_server import CannedChatServer
+
+    settings = extraction_stopped
+    server = CannedChatServer()
+    env = {"RECALLSTACK_LLM_BASE_URL": server.base_url, "RECALLSTACK_LLM_MODEL": "canned-model",
+           "RECALLSTACK_LLM_TIMEOUT_MS": "3000", "RECALLSTACK_LLM_MAX_RETRIES": "1"}
+    try:
+        server.replies = [json.dumps({"facts": [
+            {"text": "The user's cat is called Miso", "message_indexes": [0], "importance": 0.8,
+             "entities": [{"name": "Miso", "type": "pet"}], "relations": [], "categories": ["personal"]},
+            {"text": "The user works night shifts at the hospital", "message_indexes": [0], "importance": 0.6,
+             "entities": [], "relations": [], "categories": ["personal"]}]})]
+        before = log_end(settings, user_id)
+        converse(gateway, user_id, [{"role": "user", "content": "my cat Miso keeps me company on night shifts"}])
+        report = _worker_json(settings, env, "extract", "--once")
+        assert report["offline_fallbacks"] == 0 and report["actions"].get("ADD", 0) >= 2, report
+        created = [e for e in user_events(settings, user_id, before) if isinstance(e, MemoryCreated)]
+        assert sorted(e.text for e in created) == ["The user works night shifts at the hospital",
+                                                   "The user's cat is called Miso"]
+        assert {e.actor for e in created} == {"worker:extract"}
+        assert sorted(round(e.importance, 4) for e in created) == [0.6, 0.8]  # Avro float
+        assert any("Miso" in json.dumps(r) for r in server.requests), "the conversation went to the model"
+
+        server.replies = ["this is not JSON at all"]
+        sent = len(server.requests)
+        before = log_end(settings, user_id)
+        converse(gateway, user_id, [{"role": "user", "content": "I always review pull requests before lunch."}])
+        report = _worker_json(settings, env, "extract", "--once")
+        assert report["offline_fallbacks"] == 1, report
+        assert len(server.requests) > sent, "the model was asked (and retried) first"
+        created = [e for e in user_events(settings, user_id, before) if isinstance(e, MemoryCreated)]
+        assert [e.text for e in created] == ["I always review pull requests before lunch."]
+        assert created[0].actor == "worker:extract(offline-fallback)"
+    finally:
+        server.close()
