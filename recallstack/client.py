@@ -232,10 +232,12 @@ class _Requests:
                 app_id: str | None = None, filters: dict[str, Any] | None = None, page: int = 1,
                 page_size: int = 100, limit: int | None = None, top_k: int | None = None, sort: str | None = None,
                 order: Literal["asc", "desc"] | None = None, include_archived: bool | None = None,
+                state: Literal["active", "archived", "forgotten", "any"] | None = None,
                 consistency_token: str | None = None, **mem0_options: Any) -> MemoryPage:
         """The user's memories, newest first, a page at a time: `{results, page, page_size,
         total, has_more}`. `page` is 1-based; `page_size` 1-1,000 (mem0's `limit`/`top_k`
-        set it too). `sort`: created_at (default), updated_at, occurred_at or importance."""
+        set it too). `sort`: created_at (default), updated_at, occurred_at or importance.
+        `state`: only memories in that state (forgotten ones can be `restore`d)."""
         _refuse_unknown("get_all", mem0_options)
         filters, user_id = _lift_user(filters, user_id)
         user_id = self._user(user_id)
@@ -249,7 +251,8 @@ class _Requests:
         params = _clean({"user_id": user_id, "filters": json.dumps(filters) if filters else None, "page": page,
                          "page_size": size,
                          "sort": sort, "order": order,
-                         "include_archived": None if include_archived is None else str(include_archived).lower()})
+                         "include_archived": None if include_archived is None else str(include_archived).lower(),
+                         "state": state})
         return _Call("GET", "/v1/memories", MemoryPage, params=params, user_id=user_id, token_in="query",
                      token=consistency_token)  # type: ignore[return-value]
 
@@ -278,6 +281,15 @@ class _Requests:
         user_id = self._user(user_id)
         return _Call("DELETE", _memory_path(memory_id), WriteResult, params={"user_id": user_id}, user_id=user_id,
                      write=True, token_in="header",
+                     idempotency_key=idempotency_key or str(uuid.uuid4()))  # type: ignore[return-value]
+
+    def restore(self, memory_id: str, *, user_id: str | None = None,
+                idempotency_key: str | None = None) -> WriteResult:
+        """Make a forgotten (or archived) memory active again. Raises `NotFound` when it is
+        not the user's, `Conflict` (409) when it is active."""
+        user_id = self._user(user_id)
+        return _Call("POST", _memory_path(memory_id, "/restore"), WriteResult, params={"user_id": user_id},
+                     user_id=user_id, write=True, token_in="header",
                      idempotency_key=idempotency_key or str(uuid.uuid4()))  # type: ignore[return-value]
 
     def delete_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
@@ -319,7 +331,8 @@ class _Requests:
                      token=consistency_token)  # type: ignore[return-value]
 
 
-PUBLIC_METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "history", "get_context")
+PUBLIC_METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "restore", "history",
+                  "get_context")
 
 
 class _Base(_Requests):
@@ -476,6 +489,7 @@ class Client(_Base):
     update = _sync(_Requests.update)
     delete = _sync(_Requests.delete)
     delete_all = _sync(_Requests.delete_all)
+    restore = _sync(_Requests.restore)
     history = _sync(_Requests.history)
     get_context = _sync(_Requests.get_context)
 
@@ -525,5 +539,6 @@ class AsyncClient(_Base):
     update = _async(_Requests.update)
     delete = _async(_Requests.delete)
     delete_all = _async(_Requests.delete_all)
+    restore = _async(_Requests.restore)
     history = _async(_Requests.history)
     get_context = _async(_Requests.get_context)

@@ -301,11 +301,14 @@ def test_forgetting_hides_decayed_memories_never_pinned_ones_and_restore_undoes_
     again = _worker_json(services, env, "forget", "--once", "--user", user_id)
     assert again["events_appended"] == 0, "already forgotten: nothing new"
 
-    restored = gateway.post(f"/v1/memories/{forgotten_id}/restore", params={"user_id": user_id})
-    assert restored.status_code == 202, restored.text
-    wait_for(lambda: len(memories(gateway, user_id)) == 2, what="the restored memory")
-    assert gateway.post(f"/v1/memories/{forgotten_id}/restore",
-                        params={"user_id": user_id}).status_code == 409, "active: nothing to restore"
+    from recallstack import Client, Conflict
+
+    with Client(services.gateway_url, user_id=user_id) as sdk:  # restore through the SDK, as a user would
+        assert [m.id for m in sdk.get_all(state="forgotten").results] == [forgotten_id]
+        sdk.restore(forgotten_id)
+        assert {m.id for m in sdk.get_all().results} >= {forgotten_id}, "the SDK reads its own write"
+        with pytest.raises(Conflict, match="is active"):
+            sdk.restore(forgotten_id)
     history = gateway.get(f"/v1/memories/{forgotten_id}/history", params={"user_id": user_id}).json()["history"]
     assert [h["event"] for h in history] == ["MemoryCreated", "MemoryForgotten", "MemoryRestored"]
     assert history[1]["actor"] == "worker:forget"
