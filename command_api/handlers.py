@@ -16,6 +16,7 @@ from adapters.embedders import Embedder
 from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, RestoreMemory, UpdateMemory
 from domain.consistency import ConsistencyToken
 from domain.entities import extract
+from domain.importance import initial_importance
 from domain.events import (ChatMessage, ConversationReceived, Event, MemoryCreated, MemoryDeleted,
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, new_id, utcnow)
 
@@ -64,7 +65,9 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[
             event_id=ctx.ids("event", i), memory_id=ctx.ids("memory", i), text=c.text,
             embedding=tuple(vector.tolist()), embedding_model=ctx.embedder.model_id,
             happened_at=c.happened_at or now, agent_id=c.agent_id, run_id=c.run_id, app_id=c.app_id,
-            metadata=c.metadata, categories=c.categories, importance=c.importance,
+            metadata=c.metadata, categories=c.categories,
+            # The heuristic write-time importance unless the caller set one (docs/memory-lifecycle.md).
+            importance=c.importance if c.importance is not None else initial_importance(c.text),
             entities=entities, relations=relations,
         )
         for i, (c, vector, (entities, relations)) in enumerate(zip(commands, vectors, found))

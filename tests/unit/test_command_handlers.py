@@ -131,3 +131,12 @@ async def test_restore_refuses_an_active_missing_or_foreign_memory_and_appends_n
     with pytest.raises(error):
         await handlers.restore_memory(RestoreMemory(user_id="u", actor="user:u", memory_id=MEMORY), ctx)
     assert ctx.publisher.events == []
+
+
+async def test_an_add_without_importance_gets_the_write_time_heuristic_and_a_given_one_is_kept():
+    ctx = context()
+    events, _ = await handlers.add_memories([
+        AddMemory(user_id="u", actor="user:u", text="Remember that we decided to always deploy on Fridays"),
+        AddMemory(user_id="u", actor="user:u", text="ok"),
+        AddMemory(user_id="u", actor="user:u", text="ok", importance=0.9)], ctx)
+    assert events[0].importance > 0.8 and events[1].importance == 0.05 and events[2].importance == 0.9
