@@ -208,9 +208,11 @@ def cmd_status(args) -> int:
         rows = _ready(stack.status(_all_specs(cfg), stack.table(cfg)))
         activity.update("reading the projectors' lag from Kafka")
         lag_rows = []
-        for name in bootstrap.PROJECTIONS:
+        # The extraction worker's lag too: conversations waiting to become memories.
+        readers = [(name, None) for name in bootstrap.PROJECTIONS] + [("worker-extract", "recallstack.worker.extract")]
+        for name, group in readers:
             try:
-                lag = asyncio.run(projector_lag(cfg.kafka_bootstrap, name))
+                lag = asyncio.run(projector_lag(cfg.kafka_bootstrap, name, group))
                 lag_rows.append({"projection": name, "log_records": lag["events"], "behind": lag["behind"],
                                  "error": None})
             except Exception as exc:  # status must answer even with the stack down
@@ -223,7 +225,7 @@ def cmd_status(args) -> int:
         print_table([{k: v for k, v in row.items() if k != "ready"} for row in rows], "recallstack")
         print_table([{"projection": row["projection"], "log_records": row["log_records"],
                       "behind": row["behind"] if row["error"] is None else f"unknown ({row['error'].split(':')[0]})"}
-                     for row in lag_rows], "projector lag")
+                     for row in lag_rows], "lag (projectors and the extraction worker)")
     return OK if ok else UNREACHABLE
 
 

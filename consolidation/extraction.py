@@ -143,6 +143,7 @@ class ExtractionWorker:
         # partition -> the log position the Postgres projector must have passed (our last append + 1)
         self._awaiting: dict[int, int] = {}
         self.projected = GroupProgress(bootstrap, PG_GROUP, topic)
+        self._committed: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -177,6 +178,8 @@ class ExtractionWorker:
                 for tp, messages in records.items():
                     await self._handle(tp, messages)
                     progress(self.report)
+                if not records:
+                    await self._commit_idle()
                 if once and targets is not None and not records:
                     positions = {tp: await self.consumer.position(tp) for tp in targets}
                     if all(positions[tp] >= end for tp, end in targets.items()):
@@ -239,6 +242,21 @@ class ExtractionWorker:
         return events_for(conversation, decisions, np.asarray(vectors), self.embedder.model_id, actor,
                           self.embedder.embed_one)
 
+    async def _commit_idle(self) -> None:
+        """Idle: commit positions past the transaction markers that end each partition, so
+        lag tools read zero (the markers carry no record to handle)."""
+        if self.dry_run:
+            return
+        moved = {}
+        for tp in self.consumer.assignment():
+            position = await self.consumer.position(tp)
+            if self._committed.get(tp, -1) < position:
+                moved[tp] = position
+        if moved:
+            async with self.producer.transaction():
+                await self.producer.send_offsets_to_transaction(moved, self.group_id)
+            self._committed.update(moved)
+
     async def _append(self, tp: TopicPartition, events: list[Event], next_offset: int) -> None:
         """Append `events` and move the group's offset to `next_offset`, in one transaction."""
         if self.dry_run:
@@ -251,6 +269,7 @@ class ExtractionWorker:
                                                         headers=headers))
             landed = await asyncio.gather(*futures)
             await self.producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
+        self._committed[tp] = next_offset
         for metadata in landed:
             self._awaiting[metadata.partition] = max(self._awaiting.get(metadata.partition, 0), metadata.offset + 1)
         self.report.appended += len(events)

@@ -18,10 +18,11 @@ def group_of(projection: str) -> str:
     return f"recallstack.projector.{projection}"
 
 
-async def projector_lag(bootstrap: str, projection: str) -> dict[str, int]:
-    """{"events": records in the log (markers included), "behind": not yet applied}."""
+async def projector_lag(bootstrap: str, projection: str, group: str | None = None) -> dict[str, int]:
+    """{"events": records in the log (markers included), "behind": not yet applied} of a
+    projector (or of any consumer group of the log, e.g. the extraction worker's)."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group_of(projection),
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group or group_of(projection),
                                 enable_auto_commit=False, request_timeout_ms=3000)
     try:
         await consumer.start()  # inside the try: a broker that is down still closes the consumer
