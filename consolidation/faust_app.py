@@ -38,11 +38,11 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
     app = faust.App(
         f"recallstack-{kind}", broker=f"kafka://{cfg.kafka_bootstrap}", store="memory://",
         datadir=str(cfg.home / "faust"), topic_partitions=EVENTS_PARTITIONS, web_enabled=False,
-        consumer_auto_offset_reset="earliest", topic_allow_declare=False,
+        consumer_auto_offset_reset="earliest",
     )
     events = app.topic(EVENTS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=EVENTS_PARTITIONS,
                        internal=False)
-    activity = app.Table("activity", partitions=EVENTS_PARTITIONS, key_type=str, value_type=dict)
+    activity = app.Table("activity", partitions=EVENTS_PARTITIONS)  # JSON keys and values (the app default)
     last_pass: dict[str, float] = {}
     runner: list[Lifecycle] = []
 
@@ -65,15 +65,19 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
         for user, state in list(activity.items()):
             done = last_pass.get(user, 0.0)
             if kind == "forget" or now - done >= full_every_s or state.get("changed", 0.0) > done:
-                due.append(user)
+                due.append((-state.get("changed", 0.0), user))  # the most recently changed first
         if not due:
             return
         if not runner:
             runner.append(await lifecycle())
-        report = await runner[0].run(kind, users=sorted(due))
-        for user in due:
-            last_pass[user] = now
-        log.info("%s pass over %d users: %s, %d events appended", kind, report.users, report.counts(),
-                 report.appended)
+        counts: dict[str, int] = {}
+        appended = 0
+        for _, user in sorted(due):
+            report = await runner[0].run(kind, users=[user])
+            last_pass[user] = now  # per user: a long pass that is interrupted keeps what it did
+            appended += report.appended
+            for action, n in report.counts().items():
+                counts[action] = counts.get(action, 0) + n
+        log.info("%s pass over %d users: %s, %d events appended", kind, len(due), counts, appended)
 
     return app

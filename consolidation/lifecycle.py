@@ -148,7 +148,7 @@ class Lifecycle:
 
     async def consolidate_user(self, user_id: str, report: PassReport) -> None:
         now = self.clock()
-        rows = await memory_reads.memories(self.pool, user_id, ("active",))
+        rows = await memory_reads.memories(self.pool, user_id, ("active",), vectors=True)
         report.examined += len(rows)
         by_id = {str(r["id"]): r for r in rows}
         scopes: dict[tuple, list] = defaultdict(list)
@@ -156,8 +156,12 @@ class Lifecycle:
             scopes[(row["agent_id"], row["run_id"], row["app_id"])].append(self._snapshot(row))
         events: list[Event] = []
         for (agent_id, run_id, app_id), snapshots in scopes.items():
-            policy = self.config.for_app(app_id).consolidation
-            for cluster in clustering.clusters(clustering.eligible(snapshots, now, policy), policy):
+            lifecycle = self.config.for_app(app_id)
+            policy = lifecycle.consolidation
+            # Oldest first, at most max_pass_memories a pass: clustering is quadratic in time and
+            # memory; what is left waits for the next pass. Off the event loop (faust's too).
+            candidates = clustering.eligible(snapshots, now, policy)[:lifecycle.max_pass_memories]
+            for cluster in await asyncio.to_thread(clustering.clusters, candidates, policy):
                 sources = [by_id[m.memory_id] for m in cluster]
                 ids = [m.memory_id for m in cluster]
                 summary = await self._summarize([r["text"] for r in sources])

@@ -36,11 +36,13 @@ async def similar(pool: asyncpg.Pool, user_id: str, scope: dict, vector: np.ndar
                   key=lambda c: -c.similarity)
 
 
-async def memories(pool: asyncpg.Pool, user_id: str, states: tuple[str, ...] = ("active",)) -> list[asyncpg.Record]:
-    """The user's memories in `states` with what the lifecycle policies need, oldest first."""
+async def memories(pool: asyncpg.Pool, user_id: str, states: tuple[str, ...] = ("active",),
+                   vectors: bool = False) -> list[asyncpg.Record]:
+    """The user's memories in `states` with what the lifecycle policies need, oldest first
+    (their embeddings only when asked: forgetting does not need them)."""
     return await pool.fetch(
-        "SELECT id, text, embedding, state, created_at, occurred_at, importance, metadata, categories, access_count,"
-        " last_accessed_at, last_event_id, agent_id, run_id, app_id FROM memories"
+        f"SELECT id, text, {'embedding, ' if vectors else ''}state, created_at, occurred_at, importance, metadata,"
+        " categories, access_count, last_accessed_at, last_event_id, agent_id, run_id, app_id FROM memories"
         " WHERE user_id = $1 AND state = ANY($2) ORDER BY created_at, id", user_id, list(states))
 
 

@@ -16,6 +16,7 @@ that names it. Example:
       min_cluster: 2
       max_cluster: 8
       summary_max_chars: 1000
+      max_pass_memories: 2000     # eligible memories clustered per user and scope in one pass (oldest first)
     apps:
       ide: {half_life_days: 90}   # coding agents keep memories longer
 """
@@ -45,12 +46,15 @@ class LifecyclePolicy:
     min_cluster: int = 2
     max_cluster: int = 8
     summary_max_chars: int = 1_000
+    max_pass_memories: int = 2_000  # per user and scope in one pass (clustering is quadratic)
 
     def __post_init__(self):
         # Build both once: their own checks name a bad threshold at load time, not mid-run.
         self.forgetting, self.consolidation
         if self.half_life_days <= 0:
             raise ValueError(f"half_life_days must be positive, got {self.half_life_days}")
+        if self.max_pass_memories < 2:
+            raise ValueError(f"max_pass_memories must be at least 2, got {self.max_pass_memories}")
 
     @property
     def forgetting(self) -> ForgettingPolicy:

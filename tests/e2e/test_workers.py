@@ -139,14 +139,18 @@ def test_a_conversation_becomes_reconciled_memories_with_causation(gateway, serv
     assert len(memories(gateway, user_id)) == len(found)
 
 
-def _run_worker(settings, *argv, env=None) -> subprocess.Popen:
+def _run_worker(settings, *argv, env=None, log: Path | None = None) -> subprocess.Popen:
+    """`recallstack worker ...` as a process; a long-running one logs to `log` (a pipe
+    nobody reads would fill and block it)."""
     command = [str(ENTRY)] if ENTRY.exists() else [sys.executable, "-m", "cli.main"]
+    out = open(log, "w") if log else subprocess.PIPE
     return subprocess.Popen([*command, "worker", *argv], env={**os.environ, "RECALLSTACK_HOME": str(settings.home),
                                                              **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=out, stderr=subprocess.STDOUT if log else subprocess.PIPE, text=True)
 
 
-def test_dry_run_appends_nothing_and_a_crash_resumes_without_duplicates(gateway, extraction_stopped, user_id):
+def test_dry_run_appends_nothing_and_a_crash_resumes_without_duplicates(gateway, extraction_stopped, user_id,
+                                                                      tmp_path):
     settings = extraction_stopped
     before = log_end(settings, user_id)
     topics = ["espresso with oat milk", "the staging database on port 5433", "Rust for the CLI",
@@ -164,7 +168,7 @@ def test_dry_run_appends_nothing_and_a_crash_resumes_without_duplicates(gateway,
 
     # A worker killed (SIGKILL) while it works, then a run to the end: every conversation's
     # facts are in the log exactly once.
-    worker = _run_worker(settings, "extract")
+    worker = _run_worker(settings, "extract", log=tmp_path / "worker.log")
     try:
         wait_for(lambda: any(isinstance(e, MemoryCreated) for e in user_events(settings, user_id, queued)),
                  timeout=120, what="the first extracted fact")
@@ -354,3 +358,43 @@ def test_extraction_with_an_llm_against_a_canned_server_and_its_offline_fallback
         assert created[0].actor == "worker:extract(offline-fallback)"
     finally:
         server.close()
+
+
+@pytest.fixture
+def consolidate_service_stopped(services):
+    from infra import stack
+
+    spec = stack.service_specs(services, ("worker-consolidate",))
+    processes = stack.table(services)
+    stack.down(spec, processes)
+    yield services
+    stack.up(spec, processes)
+
+
+def test_the_running_consolidation_worker_acts_on_its_timer_for_users_that_changed(
+        gateway, consolidate_service_stopped, user_id, tmp_path):
+    """The faust-streaming app itself: its agent marks the user as changed in the activity
+    table, its timer runs the pass. Only app `faust-e2e` has a zero minimum age, so the other
+    tests' memories are left alone."""
+    settings = consolidate_service_stopped
+    path = tmp_path / "lifecycle.yaml"
+    path.write_text("apps:\n  faust-e2e: {consolidate_min_age_days: 0, similarity: 0.8}\n")
+    for text in ("I like green tea in the morning", "I like green tea every morning"):
+        _add(gateway, user_id, text, app_id="faust-e2e")
+    worker = _run_worker(settings, "consolidate", env={"RECALLSTACK_LIFECYCLE_CONFIG": str(path),
+                                                       "RECALLSTACK_CONSOLIDATE_INTERVAL_S": "2"},
+                         log=tmp_path / "worker.log")
+    try:
+        found = wait_for(lambda: [m for m in memories(gateway, user_id) if "consolidated_from" in m["metadata"]],
+                         timeout=150, what=f"the timer's summary (log: {tmp_path / 'worker.log'})")
+        assert found[0]["app_id"] == "faust-e2e"
+        assert len(memories(gateway, user_id, "archived")) == 2
+        assert any(isinstance(e, MemoryConsolidated) and e.actor == "worker:consolidate"
+                   for e in user_events(settings, user_id))
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
