@@ -43,13 +43,24 @@ def add_commands(body: AddMemoryRequest) -> list[AddMemory]:
     commands = [
         AddMemory(user_id=body.user_id, actor=actor_of(body.user_id), text=text, agent_id=body.agent_id,
                   run_id=body.run_id, app_id=body.app_id, metadata={**body.metadata, **extra},
-                  categories=tuple(body.categories), importance=body.importance, happened_at=body.occurred_at)
+                  categories=tuple(body.categories), importance=body.importance, happened_at=body.occurred_at,
+                  embedding=tuple(body.embedding) if body.embedding is not None else None,
+                  embedding_model=body.embedding_model)
         for text, extra in body.texts()
     ]
     if not commands:
         raise ApiError(422, "invalid_request", "messages: no user or assistant message to store",
                        {"field": "messages"})
     return commands
+
+
+async def added(commands: list[AddMemory], ctx: handlers.CommandContext, field_of: Callable[[int, str], str]):
+    """add_memories; a given vector of another model or dimension is a 422 naming its field."""
+    try:
+        return await handlers.add_memories(commands, ctx)
+    except handlers.EmbeddingMismatch as exc:
+        field = field_of(exc.index, exc.field)
+        raise ApiError(422, "invalid_request", f"{field}: {exc}", {"field": field}) from exc
 
 
 def created_answer(events, token) -> dict:
@@ -139,24 +150,27 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
             commands = add_commands(body)
 
             async def work(ctx):
-                return created_answer(*await appended(handlers.add_memories(commands, ctx)))
+                return created_answer(*await appended(added(commands, ctx, lambda _index, field: field)))
         return await run(request, body.user_id, idempotency_key, work)
 
     @app.post("/v1/memories/batch", status_code=202, tags=["memories"],
               summary="Add up to 1,000 memories in one call, all or nothing")
     async def add_batch(body: BatchAddRequest, request: Request,
                         idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
-        commands = []
+        commands, item_of = [], []  # item_of[i]: the index in `memories` of command i
         for index, item in enumerate(body.memories):
             if item.infer:
                 raise ApiError(422, "invalid_request", f"memories.{index}.infer: batch stores memories as given",
                                {"field": f"memories.{index}.infer"})
-            commands += add_commands(item)
+            made = add_commands(item)
+            commands += made
+            item_of += [index] * len(made)
         users = {c.user_id for c in commands}
         owner = next(iter(users)) if len(users) == 1 else "*batch*"
 
         async def work(ctx):
-            return created_answer(*await appended(handlers.add_memories(commands, ctx)))
+            return created_answer(*await appended(added(commands, ctx,
+                                                        lambda index, field: f"memories.{item_of[index]}.{field}")))
         return await run(request, owner, idempotency_key, work)
 
     async def consistent(token: str | None) -> None:

@@ -38,6 +38,15 @@ class NothingToRestore(Exception):
     """The memory is active: there is nothing to undo."""
 
 
+class EmbeddingMismatch(Exception):
+    """A given vector is not one this embedder would make (another model, another dimension):
+    never trusted, the command is refused. `index` is the command's, `field` the body field."""
+
+    def __init__(self, index: int, field: str, message: str):
+        super().__init__(message)
+        self.index, self.field = index, field
+
+
 @dataclass
 class CommandContext:
     embedder: Embedder
@@ -52,9 +61,31 @@ def _vectors(embedder: Embedder, texts: list[str]):
     return asyncio.to_thread(embedder.embed, texts)
 
 
+def _given_vector(index: int, command: AddMemory, embedder: Embedder) -> tuple[float, ...] | None:
+    """The command's own vector when it may be used as is; None when the text must be embedded.
+    A vector of another model or dimension raises: it would not be comparable with the rest."""
+    if command.embedding is None:
+        return None
+    if command.embedding_model != embedder.model_id:
+        raise EmbeddingMismatch(index, "embedding_model", f"embedding_model {command.embedding_model!r} is not this "
+                                f"server's embedder ({embedder.model_id!r}); omit the embedding to have the text "
+                                "embedded here")
+    if len(command.embedding) != embedder.dim:
+        raise EmbeddingMismatch(index, "embedding", f"embedding has {len(command.embedding)} dimensions, "
+                                f"{embedder.model_id} makes {embedder.dim}")
+    return tuple(float(x) for x in command.embedding)
+
+
 async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[list[MemoryCreated], ConsistencyToken]:
-    """Embed once, here in the command path (replay never re-embeds), then append all, atomically."""
-    vectors = await _vectors(ctx.embedder, [c.text for c in commands])
+    """Embed once, here in the command path (replay never re-embeds), then append all, atomically.
+    A command that brings its vector (an import) is not embedded again, provided the vector is
+    of this embedder's model and dimension; otherwise the whole call is refused."""
+    given = [_given_vector(i, c, ctx.embedder) for i, c in enumerate(commands)]
+    missing = [i for i, vector in enumerate(given) if vector is None]
+    embedded = await _vectors(ctx.embedder, [commands[i].text for i in missing]) if missing else []
+    vectors = list(given)
+    for i, vector in zip(missing, embedded):
+        vectors[i] = tuple(vector.tolist())
     now = utcnow()
     # Entities come with the event (offline, deterministic), so every read model and every
     # replay sees the same graph without an LLM.
@@ -63,7 +94,7 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[
         MemoryCreated(
             user_id=c.user_id, actor=c.actor, correlation_id=ctx.correlation_id, occurred_at=now,
             event_id=ctx.ids("event", i), memory_id=ctx.ids("memory", i), text=c.text,
-            embedding=tuple(vector.tolist()), embedding_model=ctx.embedder.model_id,
+            embedding=vector, embedding_model=ctx.embedder.model_id,
             happened_at=c.happened_at or now, agent_id=c.agent_id, run_id=c.run_id, app_id=c.app_id,
             metadata=c.metadata, categories=c.categories,
             # The heuristic write-time importance unless the caller set one (docs/memory-lifecycle.md).

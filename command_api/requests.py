@@ -10,11 +10,15 @@ Limits (a rejection names the field; nothing is appended):
 - categories: at most 32, each 1-64 printable characters. importance: 0 to 1.
 - messages: 1-200, roles user/assistant/system/tool. batch: 1-1,000 memories (413 above).
 - occurred_at: ISO 8601; naive times are taken as UTC.
+- embedding (with embedding_model, text only): a precomputed vector, used as is only when
+  its model is the command API's embedder and its length is that embedder's dimension
+  (else 422 naming the field); finite, L2-normalised (norm 1 within 1e-3).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from datetime import datetime, timezone
@@ -30,6 +34,8 @@ MAX_ID_CHARS = 128
 MAX_METADATA_BYTES = 16_384
 MAX_METADATA_DEPTH = 5
 MAX_BATCH = 1_000
+MAX_EMBEDDING_DIM = 8_192
+NORM_TOLERANCE = 1e-3
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
 
 
@@ -117,6 +123,15 @@ class AddMemoryRequest(Scope):
     occurred_at: datetime | None = Field(default=None, description="when the remembered thing happened; default now")
     infer: bool | None = Field(default=None, description="extract facts (ConversationReceived) instead of storing "
                                "messages as given; default true only when an extractor is configured")
+    embedding: list[Annotated[float, Field(allow_inf_nan=False)]] | None = Field(
+        default=None, min_length=1, max_length=MAX_EMBEDDING_DIM,
+        description="a precomputed vector of `text` (what `recallstack import` sends from an export), with "
+                    "`embedding_model`: used as is, without re-embedding, only when `embedding_model` is the command "
+                    "API's embedder model id and the length is its dimension, else 422 naming the field. Finite and "
+                    "L2-normalised (norm 1 within 1e-3). Omit it to have the text embedded here")
+    embedding_model: str | None = Field(
+        default=None, min_length=1, max_length=256,
+        description="the model id of `embedding` (e.g. sentence-transformers/all-MiniLM-L6-v2); required with it")
 
     @field_validator("occurred_at")
     @classmethod
@@ -125,10 +140,23 @@ class AddMemoryRequest(Scope):
             value = value.replace(tzinfo=timezone.utc)  # naive times are taken as UTC, as documented
         return value
 
+    @field_validator("embedding")
+    @classmethod
+    def _unit(cls, value: list[float] | None) -> list[float] | None:
+        if value is not None:
+            norm = math.sqrt(math.fsum(x * x for x in value))
+            if abs(norm - 1.0) > NORM_TOLERANCE:
+                raise PydanticCustomError("not_normalised", f"must be L2-normalised (norm {norm:.4f}, expected 1)")
+        return value
+
     @model_validator(mode="after")
     def _one_source(self):
         if (self.text is None) == (self.messages is None):
             raise PydanticCustomError("text_or_messages", "give exactly one of `text` or `messages`")
+        if (self.embedding is None) != (self.embedding_model is None):
+            raise PydanticCustomError("embedding_pair", "give `embedding` and `embedding_model` together")
+        if self.embedding is not None and self.text is None:
+            raise PydanticCustomError("embedding_needs_text", "`embedding` goes with `text`, not with `messages`")
         return self
 
     def texts(self) -> list[tuple[str, dict]]:

@@ -22,6 +22,10 @@ class AddMemory(Command):
     categories: tuple[str, ...] = ()
     importance: float | None = None
     happened_at: datetime | None = None
+    # A precomputed vector of `text` and its model id (an import): used only when the model
+    # and dimension are the embedder's, else the command is refused. None: embed the text.
+    embedding: tuple[float, ...] | None = None
+    embedding_model: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

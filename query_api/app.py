@@ -201,6 +201,10 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             state: Literal["active", "archived", "forgotten", "any"] | None = Query(
                 default=None, description="only memories in this state (any: all but deleted); forgotten ones "
                                           "can be restored with POST /v1/memories/{id}/restore"),
+            include_vectors: bool = Query(
+                default=False, description="add each memory's stored `embedding` (a list of floats) and "
+                                           "`embedding_model` (what `recallstack export --include-vectors` writes); "
+                                           "about 8 KB of JSON per memory at 384 dimensions"),
             consistency_token: str | None = Query(default=None, max_length=4_096)):
         try:
             raw_filters = json.loads(filters) if filters else None
@@ -210,7 +214,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         await pg_consistent(consistency_token)
         scope = dataclasses.replace(Scope.of(user_id, agent_id, run_id, app_id, parsed, include_archived), state=state)
         rows, total = await from_postgres(pg_reads.list_memories(deps.pool(), scope, sort, order == "desc", page_size,
-                                                                 (page - 1) * page_size))
+                                                                 (page - 1) * page_size, with_vectors=include_vectors))
         return {"results": rows, "page": page, "page_size": page_size, "total": total,
                 "has_more": page * page_size < total}
 
@@ -248,6 +252,18 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             log.warning("graph read failed: %s", exc)
             raise ApiError(503, "unavailable", f"Neo4j is unreachable: {type(exc).__name__}: {exc}"[:300],
                            retry_after=2) from exc
+
+    @app.get("/v1/embedder", tags=["ops"], summary="The embedding model of this deployment: id and dimension")
+    async def embedder_info():
+        """What every stored vector is made with (`embedding_model`, `dim`): an import sends an
+        export's vectors only when they match, else the command API embeds the texts again."""
+        embedder = deps.embeddings.embedder
+        try:
+            dim = await asyncio.to_thread(lambda: embedder.dim)  # a remote embedder may probe once
+        except Exception as exc:
+            raise ApiError(503, "embedder_unavailable", f"cannot read the embedder's dimension: {exc}"[:300],
+                           retry_after=5) from exc
+        return {"embedding_model": embedder.model_id, "dim": int(dim)}
 
     @app.get("/v1/stats/cache", tags=["ops"], summary="Hit ratios of this process's caches")
     async def cache_stats():

@@ -276,20 +276,32 @@ async def get_memory(pool: asyncpg.Pool, memory_id: str, user_id: str) -> dict |
     return memory_document(row) if row else None
 
 
+def _with_vector(row) -> dict:
+    """A memories row as the API shows it, with its stored vector (a list of floats) and model id."""
+    doc = memory_document(row)
+    value = row["embedding"]
+    doc["embedding"] = np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value,
+                                  dtype=np.float32).tolist()
+    doc["embedding_model"] = row["embedding_model"]
+    return doc
+
+
 async def list_memories(pool: asyncpg.Pool, scope: Scope, sort: str, descending: bool, limit: int,
-                        offset: int) -> tuple[list[dict], int]:
-    """A page of the scope's memories and the total count."""
+                        offset: int, with_vectors: bool = False) -> tuple[list[dict], int]:
+    """A page of the scope's memories and the total count (with each one's vector and its
+    model id when asked: what an export carries)."""
     if sort not in SORTABLE:
         raise ValueError(f"sort must be one of {SORTABLE}")
     args: list = []
     where = scope.where(args)
     direction = "DESC NULLS LAST" if descending else "ASC NULLS FIRST"
     args += [limit, offset]
+    columns = MEMORY_COLUMNS + (", embedding, embedding_model" if with_vectors else "")
     rows = await pool.fetch(
-        f"SELECT {MEMORY_COLUMNS}, count(*) OVER () AS total FROM memories WHERE {where}"
+        f"SELECT {columns}, count(*) OVER () AS total FROM memories WHERE {where}"
         f" ORDER BY {sort} {direction}, id LIMIT ${len(args) - 1} OFFSET ${len(args)}", *args)
     if rows:
-        return [memory_document(r) for r in rows], int(rows[0]["total"])
+        return [(_with_vector if with_vectors else memory_document)(r) for r in rows], int(rows[0]["total"])
     if offset == 0:
         return [], 0
     total = await pool.fetchval(f"SELECT count(*) FROM memories WHERE {where}", *args[:-2])
