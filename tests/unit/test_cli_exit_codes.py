@@ -68,7 +68,7 @@ def test_status_reports_in_full_and_exits_3_when_not_everything_runs(capsys, now
     assert doc["ok"] is False and doc["home"] == str(nowhere)
     assert {row["name"] for row in doc["processes"]} >= {"command-api", "query-api", "gateway", "projector-postgres"}
     assert all(row["state"] == "stopped" and row["ready"] is False for row in doc["processes"])
-    assert [row["projection"] for row in doc["lag"]] == ["postgres", "redis", "neo4j"]
+    assert [row["projection"] for row in doc["lag"]] == ["postgres", "redis", "neo4j", "worker-extract"]
     assert all(row["behind"] is None and row["error"].startswith("KafkaConnectionError") for row in doc["lag"])
     assert "checking" in err  # the progress note went to stderr
 
