@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv jars up down status test test-unit test-integration test-e2e bench bench-locomo clean
+.PHONY: install apt venv jars up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction clean
 
 install: apt venv jars
 
@@ -83,6 +83,15 @@ bench-locomo: install
 	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
 	$(BIN)/recallstack up --detach && \
 	$(BIN)/python bench/locomo_bench.py $(LOCOMO_ARGS) | tee bench/results/locomo.txt; status=$${PIPESTATUS[0]}; \
+	$(BIN)/recallstack down; exit $$status
+
+# The offline extractor (infer on) against raw turns on LoCoMo, in one run (the stack's
+# worker-extract does the extraction); EXTRACTION_ARGS e.g. "--conversations 1" for a quick run.
+EXTRACTION_ARGS ?=
+bench-extraction: install
+	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
+	$(BIN)/recallstack up --detach && \
+	$(BIN)/python bench/extraction_bench.py $(EXTRACTION_ARGS) | tee bench/results/extraction.txt; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
 
 clean:

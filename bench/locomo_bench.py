@@ -32,6 +32,8 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -61,11 +63,14 @@ class BenchError(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 # Corpus
 
-def build_corpus(samples: list[dict], runid: str, categories: set[int], limit_questions: int | None) -> list[dict]:
+def build_corpus(samples: list[dict], runid: str, categories: set[int], limit_questions: int | None,
+                 user_prefix: str = "locomo") -> list[dict]:
+    """Per conversation: its user `<user_prefix>-<sample_id>-<runid>`, one memory per turn (dia_id,
+    session, text, occurred_at), the questions of `categories` with valid evidence, reference_time."""
     convs = []
     for sample in samples:
         sid = sample["sample_id"]
-        conv = {"sample_id": sid, "user_id": f"locomo-{sid}-{runid}", "memories": [], "questions": [],
+        conv = {"sample_id": sid, "user_id": f"{user_prefix}-{sid}-{runid}", "memories": [], "questions": [],
                 "skipped_questions": 0}
         found = sessions(sample["conversation"])
         for number, date_text, turns in found:
@@ -197,59 +202,105 @@ def baselines(convs: list[dict]) -> dict:
             "embed_s": round(embed_s, 2), "rank_s": round(time.perf_counter() - began, 2)}
 
 
+def stored_dia_id(conv: dict, result: dict) -> str | None:
+    """A search result's dia_id when every turn was stored as one memory (its metadata)."""
+    return (result.get("metadata") or {}).get("dia_id")
+
+
+@dataclass(frozen=True)
+class Asker:
+    """How one method is asked: as user conv[user_key], the first search of a conversation with
+    conv[token_key]; dia_ids_of(conv, result) maps a result to its dia_id, several (a memory
+    extracted from several turns) or None; stored_of(conv) is how many memories the user has (a
+    shorter list than min(LIMIT, that) is counted as short)."""
+    method: str = "fused"
+    user_key: str = "user_id"
+    token_key: str | None = "token"
+    dia_ids_of: Callable[[dict, dict], str | Collection[str] | None] = stored_dia_id
+    stored_of: Callable[[dict], int] = lambda conv: len(conv["memories"])
+
+
 def ask(client: httpx.Client, convs: list[dict], extra_body: dict, reference_time: bool) -> dict:
+    """The service's answers (method "fused") to every question."""
+    return ask_each(client, convs, extra_body, reference_time, (Asker(),))["fused"]
+
+
+def ask_each(client: httpx.Client, convs: list[dict], extra_body: dict, reference_time: bool,
+             askers: tuple[Asker, ...]) -> dict[str, dict]:
+    """Every question through the service once per asker, the askers in turn for each question
+    (so a burst of load on the machine falls on all of them alike). The ranking (dia_ids per
+    result, best first) goes to question["ranked"][method]; the report per method."""
     total = sum(len(c["questions"]) for c in convs)
-    steady_ms, first_ms = [], []
-    odd = {"degraded": Counter(), "sources": Counter(), "results_without_dia_id": 0, "foreign_results": 0,
-           "short_result_lists": 0, "duplicate_ids": 0, "scores_not_descending": 0, "retries": 0, "empty_results": 0,
-           "searches_with_a_degraded_source": 0}
-    began = time.perf_counter()
+    timing = {a.method: {"steady": [], "first": [], "seconds": 0.0} for a in askers}
+    odds = {a.method: {"degraded": Counter(), "sources": Counter(), "results_without_dia_id": 0, "foreign_results": 0,
+                       "short_result_lists": 0, "duplicate_ids": 0, "scores_not_descending": 0, "retries": 0,
+                       "empty_results": 0, "searches_with_a_degraded_source": 0} for a in askers}
+    label = "asking questions" + ("" if len(askers) == 1 else f" ({', '.join(a.method for a in askers)})")
     with progress_bar() as bar:
-        task = bar.add_task("asking questions", total=total, info="")
+        task = bar.add_task(label, total=total, info="")
         for conv in convs:
             known = {m["dia_id"] for m in conv["memories"]}
             for i, question in enumerate(conv["questions"]):
-                body = {"query": question["question"], "user_id": conv["user_id"], "limit": LIMIT}
-                if reference_time:
-                    body["reference_time"] = conv["reference_time"]
-                if i == 0 and conv.get("token"):
-                    body["consistency_token"] = conv["token"]
-                body.update(extra_body)
-                answer, ms, tries = post(client, "/v1/memories/search", body)
-                (first_ms if i == 0 else steady_ms).append(ms)
-                odd["retries"] += tries
-                data = answer.json()
-                results = data.get("results", [])
-                degraded = data.get("degraded") or []
-                for name in degraded:
-                    odd["degraded"][json.dumps(name, sort_keys=True) if not isinstance(name, str) else name] += 1
-                question["degraded"] = sorted({d.get("source", "?") if isinstance(d, dict) else str(d) for d in degraded})
-                odd["searches_with_a_degraded_source"] += bool(degraded)
-                ranked = []
-                for r in results:
-                    dia = (r.get("metadata") or {}).get("dia_id")
-                    if dia is None:
-                        odd["results_without_dia_id"] += 1
-                    elif dia not in known or (r.get("metadata") or {}).get("sample_id") != conv["sample_id"]:
-                        odd["foreign_results"] += 1
-                    ranked.append(dia)
-                    odd["sources"].update((r.get("ranks") or {}).keys())
-                if not results:
-                    odd["empty_results"] += 1
-                if len(results) < min(LIMIT, len(known)):
-                    odd["short_result_lists"] += 1
-                if len({r.get("id") for r in results}) != len(results):
-                    odd["duplicate_ids"] += 1
-                scores = [r.get("score") for r in results]
-                if all(isinstance(s, (int, float)) for s in scores) and any(a < b for a, b in zip(scores, scores[1:])):
-                    odd["scores_not_descending"] += 1
-                question["ranked"]["fused"] = ranked
-                question["fused_top3"] = [(r.get("metadata") or {}).get("dia_id") for r in results[:3]]
+                for asker in askers:
+                    began = time.perf_counter()
+                    _ask_one(client, conv, known, i, question, asker, extra_body, reference_time,
+                             timing[asker.method], odds[asker.method])
+                    timing[asker.method]["seconds"] += time.perf_counter() - began
                 bar.update(task, advance=1, info=f"conv {conv['sample_id']}")
-    seconds = time.perf_counter() - began
-    latency = {"steady": summary(steady_ms), "first_of_conversation_with_token": summary(first_ms)}
-    odd["degraded"], odd["sources"] = dict(odd["degraded"]), dict(odd["sources"])
-    return {"seconds": round(seconds, 2), "searches": total, "latency_ms": latency, "observations": odd}
+    out = {}
+    for method, odd in odds.items():
+        t = timing[method]
+        odd["degraded"], odd["sources"] = dict(odd["degraded"]), dict(odd["sources"])
+        out[method] = {"seconds": round(t["seconds"], 2), "searches": total,
+                       "latency_ms": {"steady": summary(t["steady"]), "first_of_conversation_with_token": summary(t["first"])},
+                       "observations": odd}
+    return out
+
+
+def _ask_one(client: httpx.Client, conv: dict, known: set[str], i: int, question: dict, asker: Asker,
+             extra_body: dict, reference_time: bool, timing: dict, odd: dict) -> None:
+    method = asker.method
+    body = {"query": question["question"], "user_id": conv[asker.user_key], "limit": LIMIT}
+    if reference_time:
+        body["reference_time"] = conv["reference_time"]
+    if i == 0 and asker.token_key and conv.get(asker.token_key):
+        body["consistency_token"] = conv[asker.token_key]
+    body.update(extra_body)
+    answer, ms, tries = post(client, "/v1/memories/search", body)
+    timing["first" if i == 0 else "steady"].append(ms)
+    odd["retries"] += tries
+    data = answer.json()
+    results = data.get("results", [])
+    degraded = data.get("degraded") or []
+    for name in degraded:
+        odd["degraded"][json.dumps(name, sort_keys=True) if not isinstance(name, str) else name] += 1
+    question["degraded" if method == "fused" else f"degraded_{method}"] = sorted(
+        {d.get("source", "?") if isinstance(d, dict) else str(d) for d in degraded})
+    odd["searches_with_a_degraded_source"] += bool(degraded)
+    ranked = []
+    for r in results:
+        dia = asker.dia_ids_of(conv, r)
+        ids = [dia] if isinstance(dia, str) else list(dia or ())
+        if not ids:
+            odd["results_without_dia_id"] += 1
+        elif (any(d not in known for d in ids)
+              or (r.get("metadata") or {}).get("sample_id", conv["sample_id"]) != conv["sample_id"]):
+            odd["foreign_results"] += 1
+        ranked.append(dia)
+        odd["sources"].update((r.get("ranks") or {}).keys())
+    if not results:
+        odd["empty_results"] += 1
+    if len(results) < min(LIMIT, asker.stored_of(conv)):
+        odd["short_result_lists"] += 1
+    if len({r.get("id") for r in results}) != len(results):
+        odd["duplicate_ids"] += 1
+    scores = [r.get("score") for r in results]
+    if all(isinstance(s, (int, float)) for s in scores) and any(a < b for a, b in zip(scores, scores[1:])):
+        odd["scores_not_descending"] += 1
+    question.setdefault("ranked", {})[method] = ranked
+    question[f"{method}_top3"] = ranked[:3]
+    question[f"{method}_top3_text"] = [r.get("memory") for r in results[:3]]
+    question[f"{method}_ids"] = [r.get("id") for r in results]
 
 
 def cleanup(client: httpx.Client, convs: list[dict]) -> dict:

@@ -1,7 +1,7 @@
 """Pure pieces of the LoCoMo retrieval benchmark: session dates, memory texts, evidence,
 hit@k / evidence recall@k, Okapi BM25 and reciprocal rank fusion. No I/O, no service.
 
-Used by bench/locomo_bench.py and tested by tests/unit/test_locomo_metrics.py.
+Used by bench/locomo_bench.py and bench/extraction_bench.py, tested by tests/unit/test_locomo_metrics.py.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 
 import numpy as np
@@ -84,21 +84,37 @@ def valid_evidence(evidence: Iterable[str], known: set[str]) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 # Metrics
 
-def hit_at_k(retrieved: Sequence[str | None], evidence: Sequence[str], k: int) -> float:
-    """1.0 when any evidence dia_id is among the first k retrieved, else 0.0."""
-    wanted = set(evidence)
-    return 1.0 if any(r in wanted for r in retrieved[:k]) else 0.0
+Retrieved = Sequence[str | Collection[str] | None]  # per result: its dia_id, the dia_ids it stands for, or None
 
 
-def recall_at_k(retrieved: Sequence[str | None], evidence: Sequence[str], k: int) -> float:
-    """The fraction of the evidence dia_ids among the first k retrieved (duplicates count once)."""
+def covered(retrieved: Retrieved, k: int) -> set[str]:
+    """The dia_ids the first k results stand for. A result is one dia_id (a stored turn), a
+    collection of them (a memory extracted from several turns) or None (maps to no turn)."""
+    out: set[str] = set()
+    for item in retrieved[:k]:
+        if item is None:
+            continue
+        if isinstance(item, str):
+            out.add(item)
+        else:
+            out.update(item)
+    return out
+
+
+def hit_at_k(retrieved: Retrieved, evidence: Sequence[str], k: int) -> float:
+    """1.0 when any evidence dia_id is among the dia_ids of the first k results, else 0.0."""
+    return 1.0 if covered(retrieved, k) & set(evidence) else 0.0
+
+
+def recall_at_k(retrieved: Retrieved, evidence: Sequence[str], k: int) -> float:
+    """The fraction of the evidence dia_ids among the dia_ids of the first k results (duplicates count once)."""
     wanted = set(evidence)
     if not wanted:
         raise ValueError("recall of a question without evidence is undefined (skip the question)")
-    return len(wanted & set(retrieved[:k])) / len(wanted)
+    return len(wanted & covered(retrieved, k)) / len(wanted)
 
 
-def question_metrics(retrieved: Sequence[str | None], evidence: Sequence[str], ks: Sequence[int] = KS) -> dict:
+def question_metrics(retrieved: Retrieved, evidence: Sequence[str], ks: Sequence[int] = KS) -> dict:
     """{"hit@k": ..., "recall@k": ...} for each k."""
     out = {}
     for k in ks:

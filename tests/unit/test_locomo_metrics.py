@@ -69,6 +69,17 @@ def test_hit_and_recall_at_k():
     assert set(m) == {f"{kind}@{k}" for kind in ("hit", "recall") for k in (1, 5, 10, 20)}
 
 
+def test_a_result_may_stand_for_several_turns():
+    # An extracted memory maps back to every turn it came from; None maps to none.
+    retrieved = [("D1:1", "D1:2"), None, ["D3:1"], "D1:3"]
+    evidence = ["D1:2", "D3:1", "D1:3"]
+    assert hit_at_k(retrieved, evidence, 1) == 1.0
+    assert recall_at_k(retrieved, evidence, 1) == pytest.approx(1 / 3)
+    assert recall_at_k(retrieved, evidence, 3) == pytest.approx(2 / 3)
+    assert recall_at_k(retrieved, evidence, 4) == 1.0
+    assert hit_at_k([(), None], evidence, 2) == 0.0
+
+
 def test_aggregate_per_category_and_overall():
     rows = [(1, {"hit@5": 1.0}), (1, {"hit@5": 0.0}), (4, {"hit@5": 1.0}), (5, {"hit@5": 0.0})]
     out = aggregate(rows)
