@@ -33,6 +33,19 @@ _CHANGES = {b"MemoryCreated", b"MemoryUpdated", b"MemoryDeleted", b"MemoryScopeD
             b"MemoryForgotten", b"MemoryRestored"}
 
 
+def due_users(kind: Kind, activity: list[tuple[str, dict]], last_pass: dict[str, float], now: float,
+              full_every_s: float) -> list[str]:
+    """The users a timer tick passes over, the most recently changed first: for forgetting
+    every known user (decay needs no event); for consolidation those that changed since
+    their last pass, and everyone once per `full_every_s` (the age trigger)."""
+    due = []
+    for user, state in activity:
+        done = last_pass.get(user, 0.0)
+        if kind == "forget" or now - done >= full_every_s or state.get("changed", 0.0) > done:
+            due.append((-state.get("changed", 0.0), user))
+    return [user for _, user in sorted(due)]
+
+
 def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifecycle]], *, interval_s: float,
               full_every_s: float) -> faust.App:
     app = faust.App(
@@ -61,18 +74,14 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
     @app.timer(interval=interval_s)
     async def run_pass():
         now = datetime.now(timezone.utc).timestamp()
-        due = []
-        for user, state in list(activity.items()):
-            done = last_pass.get(user, 0.0)
-            if kind == "forget" or now - done >= full_every_s or state.get("changed", 0.0) > done:
-                due.append((-state.get("changed", 0.0), user))  # the most recently changed first
+        due = due_users(kind, list(activity.items()), last_pass, now, full_every_s)
         if not due:
             return
         if not runner:
             runner.append(await lifecycle())
         counts: dict[str, int] = {}
         appended = 0
-        for _, user in sorted(due):
+        for user in due:
             report = await runner[0].run(kind, users=[user])
             last_pass[user] = now  # per user: a long pass that is interrupted keeps what it did
             appended += report.appended
