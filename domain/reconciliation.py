@@ -15,24 +15,39 @@ painted a sunset.`) is about someone else: it is never a duplicate, nor updated 
    numbers) as a candidate it does not contradict ("same statement as <id>").
 2. The related candidates are those with cosine >= `related_at` (including contradicted
    near-duplicates). The first one, in rank order, that matches decides:
-   - DELETE it when the fact retracts it: a retraction cue (`no longer`, `anymore`,
-     `forget that`, `disregard`, `not true`, `stopped`, `quit`, `gave up`), the same
-     subject (below), and no new value (every name and number of the fact is in the
-     candidate). `I no longer drink coffee` deletes `I drink coffee every morning`.
+   - DELETE it when the fact retracts it: an explicit first-person retraction (`I no
+     longer ...`, `I don't/can't/never ... anymore`, `I'm not ... anymore`, `forget that`,
+     `disregard that`, `that's not true`, `I stopped/quit/gave up ...`; not encouragement
+     such as `I won't quit` or `Don't quit`, nor someone else's `My sister no longer ...`),
+     the same subject (below), and no new value (every name and number of the fact is in
+     the candidate). `I no longer drink coffee` deletes `I drink coffee every morning`.
    - UPDATE it to the fact's text (the newer fact wins) when the fact is a newer version of
-     it: the same subject and a difference, that is a change cue (`now`, `moved`,
-     `switched`, `no longer`, `instead`, `changed`, `anymore`, `new`, `actually`,
-     `became`, `replaced`, `these days`), a negation flip, a replaced value (the fact has a
-     number or date the candidate lacks and the other way round, or the same for a name
-     when both are about a one-value slot: residence, work, relationship, age, naming,
-     favourite), or added detail (every word of the candidate is in the fact, and the fact
-     has more). The value must be replaced within the same frame: the other content words
-     of one include the other's (`My cat is called Mia` updates `My cat is called Luna`,
-     not `My dog is called Rex`; `I like Rust` does not update `I like Python`).
-   Same subject: their content words (stop words, cues, names and numbers left out, light
-   stemming) overlap for at least half of the smaller set, or both use a word of the same
-   one-value slot (residence: live/moved/based...; work: work/job/joined...; relationship;
-   age; naming; favourite).
+     the same statement: the same subject and
+     - either both hold a one-value slot (residence: live/moved/based...; work:
+       work/job/company...; relationship; age; naming; favourite),
+     - or neither is a happening and each has at least 2 content words (`MIN_CONTENT`);
+       a happening is an event (`went`, `go to`, `attended`, `joined`, `participated`,
+       `visited`, `met`, `celebrated`, `again` ...) or a time (`yesterday`, `last week`,
+       `two days ago`, a date): two happenings sit side by side, neither replaces the other;
+     and a difference, the first of:
+     - a change cue (`now`, `moved`, `switched`, `no longer`, `instead`, `changed`,
+       `anymore`, `actually`, `became`, `replaced`, `these days`) that the candidate lacks,
+       with a name or number the candidate lacks, in the same frame (a cue alone, or
+       `new`, `again`, is no change);
+     - a negation flip with the same content words and values (`I don't like sushi` /
+       `I like sushi`);
+     - a replaced value in the same frame: a number or date (the fact has one the candidate
+       lacks and the other way round), or a name when both hold the same one-value slot;
+     - added detail (every content word and value of the candidate is in the fact, and the
+       fact has more).
+     The same frame: the other content words (slot words left out too) of one include the
+     other's (`My cat is called Mia` updates `My cat is called Luna`, not `My dog is called
+     Rex`; `I like Rust` does not update `I like Python`).
+   Same subject: not one about the speaker (I/we, no you) and the other about the one
+   spoken to (you, no I/we); and their content words (stop words, cues, names and numbers
+   left out, light stemming) overlap for at least half of the smaller set, or both use a
+   word of the same one-value slot. A tag question's negation (`..., don't they?`) counts
+   as no negation.
    `I love Berlin's museums` and `I moved to Berlin` share a name but not a subject.
 3. ADD otherwise ("no similar memory", "new: closest <id> (cosine 0.61)", or "related to
    <id> (cosine 0.80) but says something else").
@@ -58,10 +73,32 @@ from domain.intelligence import Candidate, Decision, Fact, ReconciliationPolicy
 
 __all__ = ["OfflineReconciler", "reconcile", "reconcile_batch"]
 
-_RETRACTION = re.compile(r"\b(?:no longer|any ?more|forget (?:that|about|it|what)|disregard|not true|isn'?t true|"
-                         r"wasn'?t true|no more|stopped|quit|gave up)\b", re.I)
-_CHANGE = re.compile(r"\b(?:now|moved|switched|no longer|instead|changed|any ?more|new|actually|became|become|"
+# An explicit first-person retraction: "I no longer ...", "I don't ... anymore", "forget that ...",
+# "I stopped/quit/gave up ...". Not encouragement: "I won't quit", "Don't quit".
+_RETRACTION = re.compile(
+    r"\b(?:i|we)(?:'m|’m| am| are)?(?: (?:just|really|actually|now|honestly))? no longer\b"
+    r"|\b(?:i|we) (?:do not|don'?t|didn'?t|can'?t|cannot|never|am not|'m not|’m not)\b[^.!?;]*\bany ?more\b"
+    r"|\b(?:i|we)(?:'m|’m| am| are) not [^.!?;]*\bany ?more\b"
+    r"|(?:^|[.!?;:]\s+|\b(?:please|just|oh,?|actually,?) )(?:forget|disregard|ignore) (?:that|about that|what i said"
+    r"|it|my last)\b|\b(?:that|it|this)(?:'s| is| was|’s) (?:not|n't) true\b"
+    r"|\b(?:that|it|this) (?:isn'?t|wasn'?t) true\b"
+    r"|\b(?:i|we)(?: (?:just|finally|recently|actually|already|have|had|'ve|’ve))?"
+    r" (?:stopped|quit|gave up|given up)\b",
+    re.I)
+_CHANGE = re.compile(r"\b(?:now|moved|switched|no longer|instead|changed|any ?more|actually|became|become|"
                      r"replaced|these days|nowadays|updated|from now on)\b", re.I)
+# A happening: it sits beside other happenings, it is no newer version of one.
+_EVENT = re.compile(
+    r"\b(?:went|go(?:ing)? to|attended|attending|joined|joining|participat\w*|took part|taking part|visited|"
+    r"visiting|competed|competing|met|celebrated|hosted|volunteered|signed up|again|yesterday|today|tonight|"
+    r"(?:last|this|next) (?:week|month|year|night|weekend|summer|spring|fall|autumn|winter|time|monday|tuesday|"
+    r"tues|wednesday|thursday|friday|saturday|sunday)|ago|earlier today)\b", re.I)
+_TAG = re.compile(r"[,\s]+(?:do|does|did|is|are|was|were|have|has|can|will|would|could|should|ai)n['’]t "
+                  r"(?:they|it|you|we|he|she|i|there|that|those|these)\s*[?.!]*$", re.I)
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i’m|i've|i’ve|i'd|i’d|i'll|i’ll|me|my|mine|we|we're|we’re|we've|our|us)\b",
+                           re.I)
+_SECOND_PERSON = re.compile(r"\b(?:you|you're|you’re|you've|you’ve|you'll|you’ll|your|yours)\b", re.I)
+MIN_CONTENT = 2  # content words (besides names, numbers and cues) each side needs for an UPDATE outside a slot
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CUE_WORDS = frozenset("now moved switched longer instead changed anymore new actually became become replaced days "
                        "nowadays updated forget disregard true stopped quit gave up".split())
@@ -69,7 +106,7 @@ _CUE_WORDS = frozenset("now moved switched longer instead changed anymore new ac
 _FAMILIES = {name: frozenset(words.split()) for name, words in {
     "residence": "live lives living lived move moved moving relocate relocated based home house apartment city "
                  "reside resides resided hometown",
-    "work": "work works working worked job employed employer company hired joined role position career office quit",
+    "work": "work works working worked job employed employer company hired role position career office",
     "relationship": "married wife husband partner boyfriend girlfriend dating engaged divorced single",
     "age": "age old birthday born",
     "naming": "name named called",
@@ -92,13 +129,18 @@ class _Statement:
         self.raw = set(words_of(text))
         self.content = content_words(text, exclude=value_words | _CUE_WORDS)
         self.frame = content_words(text, exclude=value_words | _CUE_WORDS | _FAMILY_WORDS)
-        self.negated = bool(NEGATION.search(text))
+        self.negated = bool(NEGATION.search(_TAG.sub("", text)))  # "..., don't they?" negates nothing
+        first, second = bool(_FIRST_PERSON.search(text)), bool(_SECOND_PERSON.search(text))
+        self.person = "first" if first and not second else "second" if second and not first else ""
         self.retraction = _RETRACTION.search(text)
         self.change = _CHANGE.search(text)
         self.families = {name for name, family in _FAMILIES.items() if self.raw & family}
+        self.event = bool(_EVENT.search(text)) or any(e.type == "date" for e in entities)
 
 
 def _same_subject(a: _Statement, b: _Statement) -> bool:
+    if {a.person, b.person} == {"first", "second"}:
+        return False  # "I won't give up" is not about what "you never give up" is about
     if a.families & b.families:
         return True
     if not a.content or not b.content:
@@ -121,16 +163,20 @@ def _replaced(new: set[str], old: set[str]) -> bool:
 
 def _difference(fact: _Statement, old: _Statement) -> str | None:
     """Why the fact is a newer version of `old` (their subject being the same), or None."""
-    if fact.change and not (old.change and old.change.group().lower() == fact.change.group().lower()):
-        return f"change cue '{fact.change.group()}'"
-    if fact.negated != old.negated:
-        return "negation changed"
-    # A replaced value, in the same frame (neither adds a word the other contradicts):
-    # a number or date anywhere, a name only in a one-value slot ("I like Rust" does not
-    # replace "I like Python"; "I live in Berlin" replaces "I live in Lisbon").
+    slot = fact.families & old.families
+    if not slot and (fact.event or old.event):
+        return None  # two happenings, not two versions of one
+    if not slot and (len(fact.content) < MIN_CONTENT or len(old.content) < MIN_CONTENT):
+        return None  # too little said to be the same statement
+    # The value must be replaced within the same frame: neither adds a word the other lacks
+    # ("I like Rust" does not replace "I like Python"; "I live in Berlin" replaces "I live in Lisbon").
     same_frame = fact.frame <= old.frame or old.frame <= fact.frame
-    if same_frame and (_replaced(fact.measures, old.measures)
-                       or (fact.families & old.families and _replaced(fact.names, old.names))):
+    if (same_frame and fact.change and fact.values - old.values
+            and not (old.change and old.change.group().lower() == fact.change.group().lower())):
+        return f"change cue '{fact.change.group()}'"
+    if fact.negated != old.negated and fact.content == old.content and fact.values == old.values:
+        return "negation changed"
+    if same_frame and (_replaced(fact.measures, old.measures) or (slot and _replaced(fact.names, old.names))):
         return "value changed"
     if old.content and old.content <= fact.content and old.values <= fact.values and (
             fact.content > old.content or fact.values > old.values):

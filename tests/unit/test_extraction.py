@@ -95,7 +95,8 @@ def test_a_short_dependent_sentence_is_merged_into_the_fact_before_it():
     assert texts(user("Thanks! It was fun.")) == []
     long_one = "It is the only tool that formats our Terraform files the way the platform team wants them."
     assert texts(user("We use tflint daily.", long_one)) == ["We use tflint daily.", long_one]
-    assert len(extract_facts(user(f"We use tflint daily. {long_one}"))) == 2
+    # In one message they are one fact all the same (one fact per message).
+    assert texts(user(f"We use tflint daily. {long_one}")) == [f"We use tflint daily. {long_one}"]
 
 
 def test_speaker_prefixed_messages_keep_the_prefix_and_the_speaker_entity():
@@ -144,3 +145,64 @@ async def test_offline_extractor_port():
     assert extractor.name == "offline"
     facts = await extractor.extract(user("ok", "I live in Porto with my two cats."))
     assert [f.text for f in facts] == ["I live in Porto with my two cats."]
+
+
+def test_one_fact_per_message_and_a_long_message_splits_at_about_three_sentences():
+    assert texts(user("Caroline: I went to a support group yesterday. It was powerful. I also painted a lake.")) == [
+        "Caroline: I went to a support group yesterday. It was powerful. I also painted a lake."]
+    long_message = ("Jon: I lost my job at the bank. I decided to open a dance studio. I found a space downtown. "
+                    "My friends helped me paint it. The opening is on June 5. I invited my whole family.")
+    facts = extract_facts(user(long_message))
+    assert [f.text for f in facts] == [
+        "Jon: I lost my job at the bank. I decided to open a dance studio. I found a space downtown.",
+        "Jon: My friends helped me paint it. The opening is on June 5. I invited my whole family."]
+    assert all(f.message_indexes == (0,) for f in facts)
+    # Five kept sentences stay one fact.
+    five = "I adopted a dog. I named him Max. I walk him at 6am. I love Berlin parks. I bought him a red collar."
+    assert texts(user(five)) == [five]
+
+
+@pytest.mark.parametrize("content", [
+    "Jon: We got this!", "Maria: Long time no talk!", "Andrew: Thanks for that reminder.",
+    "Caroline: I 100% agree, Mel.", "Melanie: No doubts, Caroline.", "Caroline: Absolutely, Caroline!",
+    "Melanie: Thanks, Caroline, for letting me join your journey.", "Gina: Don't quit, Jon!",
+    "Nate: I'll definitely check it out.", "Audrey: That trail looks nice!", "John: Your words are really motivating.",
+    "Andrew: Always great chatting with you!", "Joanna: Let me know if you like it!",
+])
+def test_small_talk_is_dropped_even_with_the_speaker_and_the_addressee_named(content):
+    # The speaker prefix and names used as vocatives ("Mel", "Caroline") name nothing.
+    assert extract_facts(user(content, "Melanie: hi", "Caroline: hi", "Jon: hi")) == []
+
+
+def test_vocatives_are_cut_and_thanks_leave_no_fragment():
+    messages = user("Caroline: I adopted a puppy last week, Mel!", "Melanie: Mel, Caroline, that is a joke.",
+                    "Melanie: Thanks for asking, I went to Paris with my kids last week.",
+                    "Caroline: I love Paris, France.")
+    assert texts(messages) == ["Caroline: I adopted a puppy last week!",
+                               "Melanie: I went to Paris with my kids last week.",
+                               "Caroline: I love Paris, France."]  # France is no addressee
+
+
+def test_an_image_caption_is_kept_only_with_a_kept_sentence_of_its_message():
+    assert texts(user("Caroline: Wow! [image: a photo of a bookcase filled with books]")) == []
+    assert texts(user("Caroline: I built this bookcase for my kids last weekend. "
+                      "[image: a photo of a bookcase filled with books]")) == [
+        "Caroline: I built this bookcase for my kids last weekend. [image: a photo of a bookcase filled with books]"]
+
+
+def test_a_statement_before_a_trailing_question_and_a_concrete_proposal_are_kept():
+    assert texts(user("Nate: Sure thing! I can give it to you tomorrow, how does that sound?")) == [
+        "Nate: I can give it to you tomorrow."]
+    assert texts(user("Tim: The Hobbit is great, but have you read that other popular fantasy series?")) == [
+        "Tim: The Hobbit is great."]
+    proposal = "Andrew: How about reducing our carbon footprint by biking or using public transport?"
+    assert texts(user(proposal)) == [proposal]
+    assert texts(user("Tim: Have you read Harry Potter?")) == ["Tim: Have you read Harry Potter?"]
+    # Questions that propose nothing concrete still go.
+    assert texts(user("Caroline: Wow! Did you see that band?", "Maria: What about it?")) == []
+
+
+def test_a_remark_about_the_other_speaker_that_says_something_is_kept():
+    assert texts(user("Melanie: You've come a long way since your transition…")) == [
+        "Melanie: You've come a long way since your transition…"]
+    assert texts(user("Melanie: You're so brave!")) == []

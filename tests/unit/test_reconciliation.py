@@ -43,7 +43,7 @@ def test_same_words_in_the_related_band_is_none():
 @pytest.mark.parametrize("fact, old, why", [
     ("I live in Berlin now.", "I live in Lisbon.", "change cue 'now'"),
     ("I moved to Berlin.", "I live in Lisbon.", "change cue 'moved'"),
-    ("I switched to Emacs as my editor.", "I use Vim as my editor.", "change cue 'switched'"),
+    ("I switched to Emacs as my code editor.", "I use Vim as my code editor.", "change cue 'switched'"),
     ("The team has 7 engineers.", "The team has 5 engineers.", "value changed"),
     ("Ana's birthday is May 5.", "Ana's birthday is May 3.", "value changed"),
     ("I live in Berlin.", "I live in Lisbon.", "value changed"),
@@ -87,8 +87,9 @@ def test_delete_when_the_fact_retracts_without_a_new_value(fact, old):
 
 
 def test_a_retraction_with_a_new_value_is_an_update():
-    d = decide("I no longer use Vim, I switched to Emacs.", ("m1", "I use Vim as my editor.", 0.8))
-    assert (d.action, d.memory_id, d.new_text) == ("UPDATE", "m1", "I no longer use Vim, I switched to Emacs.")
+    fact = "I no longer use Vim as my code editor, I switched to Emacs."
+    d = decide(fact, ("m1", "I use Vim as my code editor.", 0.8))
+    assert (d.action, d.memory_id, d.new_text) == ("UPDATE", "m1", fact)
 
 
 def test_a_retraction_of_nothing_related_is_added():
@@ -163,3 +164,63 @@ def test_another_speakers_statement_is_about_someone_else():
     facts = [Fact("Caroline: I painted a sunset."), Fact("Melanie: I painted a sunset.")]
     decisions = reconcile_batch(facts, [[], []], POLICY, np.array([[1.0, 0.0], [1.0, 0.0]]))
     assert [d.action for d in decisions] == ["ADD", "ADD"]
+
+
+def test_small_talk_does_not_update_small_talk():
+    # Too few content words to be the same statement, whatever the negation says.
+    d = decide("Melanie: Absolutely, Caroline!", ("m1", "Melanie: No doubts, Caroline.", 0.86))
+    assert d.action == "ADD"
+    assert decide("I love that!", ("m1", "I don't love that.", 0.85)).action == "ADD"
+
+
+@pytest.mark.parametrize("fact, old", [
+    ("Caroline: I just joined a new LGBTQ activist group last Tues.",
+     "Caroline: I went to an LGBTQ conference two days ago."),
+    ("Caroline: The pride parade I went to a few weeks ago was amazing.",
+     "Caroline: Last week I went to an LGBTQ+ pride parade."),
+    ("Nate: I'm participating in the video game tournament again, wish me luck.",
+     "Nate: I won my first video game tournament last week."),
+    ("Melanie: We went camping at the beach in July.", "Melanie: We went camping in the mountains in June."),
+])
+def test_events_are_separate_happenings_not_updates(fact, old):
+    d = decide(fact, ("m1", old, 0.86))
+    assert d.action == "ADD", d.reason
+
+
+def test_a_change_cue_alone_is_no_update():
+    # "now", "new", "again" without a replaced value in the same frame: something else is said.
+    assert decide("I now read fantasy novels before bed.", ("m1", "I read mystery novels before bed.", 0.85)).action \
+        == "ADD"
+    assert decide("My new laptop has a great keyboard.", ("m1", "My laptop has a tiny screen.", 0.8)).action == "ADD"
+    # A replaced value in a one-value slot still updates, with or without a cue.
+    assert decide("I now live in Porto.", ("m1", "I live in Lisbon.", 0.85)).action == "UPDATE"
+
+
+@pytest.mark.parametrize("fact, old", [
+    ("Jon: I won't quit - your words motivate me to keep going with the dance studio.",
+     "Jon: I quit my job to open a dance studio."),
+    ("Gina: Don't quit, remember why you started the store.", "Gina: I started my online clothing store."),
+    ("Gina: Never give up on your dance studio dreams, Jon!", "Gina: I gave up my job at the bank."),
+    ("Maria: My sister no longer lives with us.", "Maria: I live with my sister and her kids."),
+])
+def test_encouragement_and_third_persons_are_no_retraction(fact, old):
+    assert decide(fact, ("m1", old, 0.84)).action != "DELETE"
+
+
+@pytest.mark.parametrize("fact, old", [
+    ("I stopped eating meat.", "I eat meat every day."),
+    ("We no longer go hiking on weekends.", "We go hiking on weekends."),
+])
+def test_first_person_retractions_delete(fact, old):
+    assert decide(fact, ("m1", old, 0.84)).action == "DELETE"
+
+
+def test_the_speaker_and_the_one_spoken_to_are_different_subjects():
+    assert decide("Jon: Love how you never give up on your dance studio.",
+                  ("m1", "Jon: I won't give up on my dance studio.", 0.88)).action == "ADD"
+
+
+def test_a_tag_questions_negation_is_no_negation_flip():
+    d = decide("Andrew: They really do bring joy to the family, don't they?",
+               ("m1", "Andrew: They really bring joy to the family!", 0.92))
+    assert (d.action, d.memory_id) == ("NONE", "m1")
