@@ -32,8 +32,8 @@ ENTRY = Path(sys.executable).with_name("recallstack")
 CONVERSATION = [
     {"role": "user", "content": "Hi there!"},
     {"role": "assistant", "content": "Hello! How can I help you today?"},
-    {"role": "user", "content": "I prefer dark mode in every editor. We decided to deploy with GitHub Actions "
-                                "every night."},
+    {"role": "user", "content": "I prefer dark mode in every editor, with a 14pt font."},
+    {"role": "user", "content": "We decided to deploy with GitHub Actions every night."},
     {"role": "user", "content": "Thanks!"},
 ]
 
