@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import os
 
+import asyncio
+
 import httpx
 import pytest
+
+from tests.e2e.log_reader import appended, end_offsets
 
 
 # Budgets sized for a CI box that runs the whole stack and the tests on 2 cores: these tests
@@ -34,3 +38,25 @@ def services(settings):
 def gateway(services):
     with httpx.Client(base_url=services.gateway_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def log(settings):
+    """The event log around a write: log.mark() before it; after it, log.records(token) gives
+    (key, event) of every committed record up to the token, log.events(token) the events."""
+    class Log:
+        before: dict[int, int] = {}
+
+        def mark(self):
+            self.before = asyncio.run(end_offsets(settings.kafka_bootstrap))
+
+        def records(self, token):
+            return asyncio.run(appended(settings.kafka_bootstrap, self.before, token))
+
+        def events(self, token):
+            return [event for _, event in self.records(token)]
+
+        def unchanged(self):
+            return asyncio.run(end_offsets(settings.kafka_bootstrap)) == self.before
+
+    return Log()

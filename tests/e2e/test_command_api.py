@@ -16,27 +16,8 @@ from domain.events import (
     MemoryScopeDeleted,
     MemoryUpdated,
 )
-from tests.e2e.log_reader import appended, end_offsets
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def log(settings):
-    """Call log.mark() before a write and log.events(token) after it."""
-    class Log:
-        before: dict[int, int] = {}
-
-        def mark(self):
-            self.before = asyncio.run(end_offsets(settings.kafka_bootstrap))
-
-        def events(self, token):
-            return asyncio.run(appended(settings.kafka_bootstrap, self.before, token))
-
-        def unchanged(self):
-            return asyncio.run(end_offsets(settings.kafka_bootstrap)) == self.before
-
-    return Log()
 
 
 def accepted(answer):
@@ -50,7 +31,7 @@ def test_add_appends_one_memory_created_keyed_by_user(gateway, log, user_id):
         "text": "Prefers tabs over spaces", "user_id": user_id, "agent_id": "cursor", "run_id": "r-1",
         "app_id": "ide", "metadata": {"lang": "go", "n": 2}, "categories": ["preferences"], "importance": 0.7,
         "occurred_at": "2023-05-08T13:56:00Z"}, headers={"X-Request-ID": "req-42"}))
-    [(key, event)] = log.events(body["consistency_token"])
+    [(key, event)] = log.records(body["consistency_token"])
     assert key == user_id.encode()
     assert isinstance(event, MemoryCreated)
     assert (event.memory_id, event.text, event.user_id, event.agent_id, event.run_id, event.app_id) == \
@@ -68,7 +49,7 @@ def test_messages_without_infer_store_user_and_assistant_messages_as_given(gatew
         {"role": "system", "content": "You are helpful"},
         {"role": "user", "content": "I live in Lisbon"},
         {"role": "assistant", "content": "Lisbon is lovely"}]}))
-    events = [e for _, e in log.events(body["consistency_token"])]
+    events = [e for _, e in log.records(body["consistency_token"])]
     assert [(e.text, e.metadata["role"]) for e in events] == [("I live in Lisbon", "user"),
                                                                ("Lisbon is lovely", "assistant")]
 
@@ -78,7 +59,7 @@ def test_messages_with_infer_append_a_conversation_for_extraction(gateway, log, 
     body = accepted(gateway.post("/v1/memories", json={"user_id": user_id, "infer": True, "messages": [
         {"role": "user", "content": "My sister Ana moved to Porto"}]}))
     assert body["results"] == [] and body["status"] == "queued"
-    [(_, event)] = log.events(body["consistency_token"])
+    [(_, event)] = log.records(body["consistency_token"])
     assert isinstance(event, ConversationReceived)
     assert event.conversation_id == body["conversation_id"]
     assert [(m.role, m.content) for m in event.messages] == [("user", "My sister Ana moved to Porto")]
@@ -88,7 +69,7 @@ def test_batch_appends_every_memory_in_one_transaction(gateway, log, user_id):
     log.mark()
     items = [{"text": f"fact number {i}", "user_id": user_id} for i in range(50)]
     body = accepted(gateway.post("/v1/memories/batch", json={"memories": items}))
-    events = [e for _, e in log.events(body["consistency_token"])]
+    events = [e for _, e in log.records(body["consistency_token"])]
     assert [e.text for e in events] == [f"fact number {i}" for i in range(50)]
     assert [e.memory_id for e in events] == [r["id"] for r in body["results"]]
 
@@ -100,14 +81,14 @@ def test_update_and_delete_append_their_events_after_the_add_is_visible(gateway,
     updated = accepted(gateway.patch(f"/v1/memories/{memory_id}", params={"user_id": user_id},
                                      json={"text": "Uses neovim", "metadata": {"since": 2024}},
                                      headers={"X-Consistency-Token": token}))
-    [(_, event)] = log.events(updated["consistency_token"])
+    [(_, event)] = log.records(updated["consistency_token"])
     assert isinstance(event, MemoryUpdated)
     assert (event.memory_id, event.text, event.metadata, event.categories) == (memory_id, "Uses neovim",
                                                                                 {"since": 2024}, None)
     assert len(event.embedding) == 384
     log.mark()
     deleted = accepted(gateway.delete(f"/v1/memories/{memory_id}", params={"user_id": user_id}))
-    [(_, event)] = log.events(deleted["consistency_token"])
+    [(_, event)] = log.records(deleted["consistency_token"])
     assert isinstance(event, MemoryDeleted) and event.memory_id == memory_id
     # Gone from search, and a second delete is a 404 that appends nothing.
     found = gateway.post("/v1/memories/search", json={"query": "editor", "user_id": user_id,
@@ -141,7 +122,7 @@ def test_delete_by_scope_removes_only_that_scope(gateway, log, user_id):
                                                        "agent_id": "b"}))
     log.mark()
     body = accepted(gateway.delete("/v1/memories", params={"user_id": user_id, "agent_id": "a"}))
-    [(_, event)] = log.events(body["consistency_token"])
+    [(_, event)] = log.records(body["consistency_token"])
     assert isinstance(event, MemoryScopeDeleted) and (event.agent_id, event.run_id) == ("a", None)
     found = gateway.post("/v1/memories/search", json={"query": "jazz", "user_id": user_id,
                                                        "consistency_token": body["consistency_token"]}).json()
@@ -174,7 +155,7 @@ def test_concurrent_retries_with_one_key_append_once(services, log, user_id):
     assert {a.status_code for a in answers} == {202}
     bodies = [a.json() for a in answers]
     assert all(b == bodies[0] for b in bodies)
-    events = log.events(bodies[0]["consistency_token"])
+    events = log.records(bodies[0]["consistency_token"])
     assert [e.text for _, e in events if getattr(e, "user_id", None) == user_id] == ["Allergic to cats"]
 
 

@@ -3,7 +3,6 @@ subprocess), and the command API's check of the vectors an import sends."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from domain.events import MemoryCreated
-from tests.e2e.log_reader import appended, end_offsets
 
 pytestmark = pytest.mark.e2e
 
@@ -43,23 +41,6 @@ def json_of(done: subprocess.CompletedProcess) -> dict:
         return json.loads(done.stdout)
     except json.JSONDecodeError:
         pytest.fail(f"stdout is not one JSON document:\n{done.stdout!r}\nstderr:\n{done.stderr.decode()}")
-
-
-@pytest.fixture
-def log(settings):
-    class Log:
-        before: dict[int, int] = {}
-
-        def mark(self):
-            self.before = asyncio.run(end_offsets(settings.kafka_bootstrap))
-
-        def events(self, token):
-            return [e for _, e in asyncio.run(appended(settings.kafka_bootstrap, self.before, token))]
-
-        def unchanged(self):
-            return asyncio.run(end_offsets(settings.kafka_bootstrap)) == self.before
-
-    return Log()
 
 
 @pytest.fixture

@@ -98,16 +98,25 @@ def wait_for(check, timeout: float = 90.0, what: str = "condition"):
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-@pytest.fixture
-def extraction_stopped(services):
-    """The extract worker stopped for the test, started again after it."""
+def _stopped(services, name: str):
+    """The stack's `name` service stopped for a test, started again after it."""
     from infra import stack
 
-    spec = stack.service_specs(services, ("worker-extract",))
+    spec = stack.service_specs(services, (name,))
     processes = stack.table(services)
     stack.down(spec, processes)
     yield services
     stack.up(spec, processes)
+
+
+@pytest.fixture
+def extraction_stopped(services):
+    yield from _stopped(services, "worker-extract")
+
+
+@pytest.fixture
+def consolidate_service_stopped(services):
+    yield from _stopped(services, "worker-consolidate")
 
 
 def test_a_conversation_becomes_reconciled_memories_with_causation(gateway, services, user_id):
@@ -358,17 +367,6 @@ def test_extraction_with_an_llm_against_a_canned_server_and_its_offline_fallback
         assert created[0].actor == "worker:extract(offline-fallback)"
     finally:
         server.close()
-
-
-@pytest.fixture
-def consolidate_service_stopped(services):
-    from infra import stack
-
-    spec = stack.service_specs(services, ("worker-consolidate",))
-    processes = stack.table(services)
-    stack.down(spec, processes)
-    yield services
-    stack.up(spec, processes)
 
 
 def test_the_running_consolidation_worker_acts_on_its_timer_for_users_that_changed(
