@@ -1,0 +1,95 @@
+"""API keys and principals (pure): issuing, hashing, checking, and what a principal may do.
+
+Groundwork for the users-and-keys issue: nothing on the request path uses it yet.
+
+Keys: `rsk_` + 43 characters of URL-safe base64 (32 random bytes from `secrets`), shown once.
+Only `sha256:<hex>` of the whole key is kept (the events carry the hash, never the key):
+a key has 256 bits of entropy, so a fast hash is safe, unlike for a password, and lets
+every service check a key without a slow KDF on each request. The first 12 characters
+(`rsk_` + 8) are the visible prefix that lists and logs show and actors name
+(`key:<prefix>`). Comparison is constant-time.
+
+Scopes: `read`, `write`, `admin`. `write` implies `read`; `admin` implies both and lets a key
+act for any user. A non-admin key acts only on its own user; another user's memory is
+answered as missing (404), never as forbidden, so existence does not leak.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import uuid
+from dataclasses import dataclass
+
+KEY_PREFIX = "rsk_"
+PREFIX_CHARS = 12
+SCOPES = ("read", "write", "admin")
+_IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
+
+
+class InvalidScopes(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    key_id: str
+    secret: str  # shown once, never stored
+    prefix: str
+    key_hash: str
+    scopes: tuple[str, ...]
+
+
+def normalise_scopes(scopes) -> tuple[str, ...]:
+    """The scopes a key holds, implied ones included, in a fixed order; refuses unknown ones."""
+    asked = list(scopes or ())
+    if not asked:
+        raise InvalidScopes(f"give at least one scope of {', '.join(SCOPES)}")
+    unknown = sorted({s for s in asked if s not in SCOPES})
+    if unknown:
+        raise InvalidScopes(f"unknown scope(s) {', '.join(unknown)}; known: {', '.join(SCOPES)}")
+    held = set().union(*(_IMPLIED[s] for s in asked))
+    return tuple(s for s in SCOPES if s in held)
+
+
+def hash_key(secret: str) -> str:
+    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_key(scopes, token_bytes=secrets.token_bytes) -> IssuedKey:
+    raw = base64.urlsafe_b64encode(token_bytes(32)).decode().rstrip("=")
+    secret = KEY_PREFIX + raw
+    return IssuedKey(str(uuid.uuid4()), secret, secret[:PREFIX_CHARS], hash_key(secret), normalise_scopes(scopes))
+
+
+def looks_like_key(value: str) -> bool:
+    return value.startswith(KEY_PREFIX) and len(value) == len(KEY_PREFIX) + 43
+
+
+def matches(secret: str, key_hash: str) -> bool:
+    """Does `secret` hash to `key_hash`? Constant-time."""
+    return hmac.compare_digest(hash_key(secret), key_hash)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts as: the key's user, its scopes."""
+    user_id: str
+    scopes: tuple[str, ...]
+    key_prefix: str | None = None  # None: the local no-auth mode
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_prefix}" if self.key_prefix else f"user:{self.user_id}"
+
+    @property
+    def is_admin(self) -> bool:
+        return "admin" in self.scopes
+
+    def may(self, action: str, user_id: str) -> bool:
+        """May this principal `action` ("read" / "write") the data of `user_id`?"""
+        if action not in ("read", "write"):
+            raise ValueError(f"action must be read or write, got {action!r}")
+        return action in self.scopes and (self.is_admin or user_id == self.user_id)

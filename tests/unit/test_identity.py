@@ -1,0 +1,43 @@
+"""API keys and principals (pure): format, hashing, scopes, who may act on whose data."""
+
+import pytest
+
+from domain.identity import (IssuedKey, InvalidScopes, Principal, hash_key, issue_key, looks_like_key, matches,
+                             normalise_scopes)
+
+
+def test_a_key_has_256_random_bits_a_visible_prefix_and_only_its_hash_is_kept():
+    key = issue_key(["read"], token_bytes=lambda n: bytes(range(n)))
+    assert isinstance(key, IssuedKey) and looks_like_key(key.secret)
+    assert key.prefix == key.secret[:12] and key.prefix.startswith("rsk_")
+    assert key.key_hash == hash_key(key.secret) and key.secret not in key.key_hash
+    assert matches(key.secret, key.key_hash)
+    assert not matches(key.secret[:-1] + ("A" if key.secret[-1] != "A" else "B"), key.key_hash)
+    assert issue_key(["read"]).secret != issue_key(["read"]).secret
+
+
+@pytest.mark.parametrize("asked, held", [(["read"], ("read",)), (["write"], ("read", "write")),
+                                         (["admin"], ("read", "write", "admin")),
+                                         (["write", "read", "write"], ("read", "write"))])
+def test_scopes_include_what_they_imply_in_a_fixed_order(asked, held):
+    assert normalise_scopes(asked) == held
+
+
+@pytest.mark.parametrize("asked, named", [([], "at least one"), (["root"], "root"), (["read", "delete"], "delete")])
+def test_unknown_or_missing_scopes_are_refused_by_name(asked, named):
+    with pytest.raises(InvalidScopes, match=named):
+        normalise_scopes(asked)
+
+
+def test_a_key_acts_on_its_own_user_within_its_scopes_an_admin_on_anyone():
+    reader = Principal("alice", normalise_scopes(["read"]), "rsk_abcdefgh")
+    writer = Principal("alice", normalise_scopes(["write"]), "rsk_ijklmnop")
+    admin = Principal("ops", normalise_scopes(["admin"]), "rsk_qrstuvwx")
+    assert reader.may("read", "alice") and not reader.may("write", "alice")
+    assert not reader.may("read", "bob") and not writer.may("write", "bob")
+    assert writer.may("write", "alice") and writer.may("read", "alice")
+    assert admin.may("write", "bob") and admin.may("read", "alice")
+    assert writer.actor == "key:rsk_ijklmnop"
+    assert Principal("me", ("read", "write")).actor == "user:me", "the local no-auth mode acts as the user"
+    with pytest.raises(ValueError, match="action"):
+        reader.may("delete", "alice")
