@@ -66,25 +66,17 @@ def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/readyz"),
         )
 
-    def projector(name: str) -> ProcessSpec:
-        port = PROJECTOR_METRICS_PORTS[name]
+    def cli_service(command: str, name: str, port: int) -> ProcessSpec:
+        """`recallstack <command> <name>` (a projector or a worker), ready once its metrics answer."""
         return ProcessSpec(
-            name=f"projector-{name}", port=port, log_file=logs / f"projector-{name}.log", ready_timeout=120,
-            argv=[py, "-m", "cli.main", "projector", name],
-            probe=lambda: _http_ready(f"http://127.0.0.1:{port}/metrics"),
-        )
-
-    def worker(name: str) -> ProcessSpec:
-        port = WORKER_METRICS_PORTS[name]
-        return ProcessSpec(
-            name=f"worker-{name}", port=port, log_file=logs / f"worker-{name}.log", ready_timeout=120,
-            argv=[py, "-m", "cli.main", "worker", name],
+            name=f"{command}-{name}", port=port, log_file=logs / f"{command}-{name}.log", ready_timeout=120,
+            argv=[py, "-m", "cli.main", command, name],
             probe=lambda: _http_ready(f"http://127.0.0.1:{port}/metrics"),
         )
 
     specs = {
-        **{f"projector-{name}": projector(name) for name in PROJECTOR_METRICS_PORTS},
-        **{f"worker-{name}": worker(name) for name in WORKER_METRICS_PORTS},
+        **{f"projector-{name}": cli_service("projector", name, port) for name, port in PROJECTOR_METRICS_PORTS.items()},
+        **{f"worker-{name}": cli_service("worker", name, port) for name, port in WORKER_METRICS_PORTS.items()},
         "command-api": uvicorn("command-api", "command_app", cfg.command_api_port),
         "query-api": uvicorn("query-api", "query_app", cfg.query_api_port),
         "gateway": uvicorn("gateway", "gateway_app", cfg.gateway_port),
