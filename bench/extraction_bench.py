@@ -64,7 +64,7 @@ import httpx
 from consolidation.extraction import ACTOR as WORKER_ACTOR
 from consolidation.extraction import GROUP as EXTRACT_GROUP
 from consolidation.extraction import PG_GROUP
-from corpus import locomo, machine
+from corpus import locomo, machine, save_and_report
 from locomo_bench import (LIMIT, RETRY_REASONS, Asker, BenchError, ask_each, build_corpus, cleanup, evaluate,
                           group_label, load, post, progress_bar)
 from retrieval_metrics import KS, question_metrics
@@ -712,13 +712,7 @@ def main() -> int:
          **{f"{kind}@10": {m: question_metrics(q["ranked"][m], q["evidence"], (10,))[f"{kind}@10"] for m in METHODS}
             for kind in ("hit", "recall")}}
         for c in convs for q in c["questions"]]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    Path(result["files"]["json"]).write_text(json.dumps(result, indent=2, default=str))
-    plot(result, Path(result["files"]["plot"]))
-    if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "per_question"}, indent=2, default=str))
-    else:
-        print_report(result)
+    save_and_report(result, out_dir, plot, print_report, as_json=args.json)
     return 0
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from corpus import locomo, machine, pct
+from corpus import locomo, machine, pct, save_and_report
 from retrieval_metrics import (BM25, KS, aggregate, memory_text, parse_session_date, question_metrics, rrf,
                                sessions, top_k, valid_evidence)
 from rich.console import Console
@@ -530,13 +530,7 @@ def main() -> int:
                                "degraded": q.get("degraded", []),
                                "hit@10": {m: question_metrics(q["ranked"][m], q["evidence"])["hit@10"] for m in result["methods"]}}
                               for c in convs for q in c["questions"]]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    Path(result["files"]["json"]).write_text(json.dumps(result, indent=2, default=str))
-    plot(result, Path(result["files"]["plot"]))
-    if args.json:
-        print(json.dumps({k: v for k, v in result.items() if k != "per_question"}, indent=2, default=str))
-    else:
-        print_report(result)
+    save_and_report(result, out_dir, plot, print_report, as_json=args.json)
     return 0
 
 
