@@ -9,6 +9,7 @@ import base64
 import string
 import subprocess
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 from infra import jvm
@@ -50,7 +51,8 @@ def _probe(bootstrap: str) -> str:
     return asyncio.run(call())
 
 
-def spec(home: Path, bootstrap: str, heap: str) -> ProcessSpec:
+def spec(home: Path, bootstrap: str, heap: str, controller_port: int = CONTROLLER_PORT,
+         name: str = "kafka") -> ProcessSpec:
     build()
     root = home / "kafka"
     data, logs = root / "data", home / "logs" / "kafka"
@@ -59,7 +61,7 @@ def spec(home: Path, bootstrap: str, heap: str) -> ProcessSpec:
     port = int(bootstrap.rsplit(":", 1)[1])
     config = root / "server.properties"
     template = string.Template((KAFKA_DIR / "server.properties.template").read_text())
-    config.write_text(template.substitute(LOG_DIRS=data, BROKER_PORT=port, CONTROLLER_PORT=CONTROLLER_PORT))
+    config.write_text(template.substitute(LOG_DIRS=data, BROKER_PORT=port, CONTROLLER_PORT=controller_port))
     first_start = not (data / "meta.properties").exists()
     if first_start:
         cluster_id_file = root / "cluster.id"
@@ -73,6 +75,32 @@ def spec(home: Path, bootstrap: str, heap: str) -> ProcessSpec:
         if result.returncode != 0:
             raise StartError(f"kafka: formatting storage failed:\n{(result.stdout + result.stderr)[-2000:]}")
     return ProcessSpec(
-        name="kafka", argv=[*_jvm(heap, home, logs), "kafka.Kafka", str(config)], log_file=home / "logs" / "kafka.log",
+        name=name, argv=[*_jvm(heap, home, logs), "kafka.Kafka", str(config)], log_file=home / "logs" / f"{name}.log",
         port=port, ready_timeout=90, stop_timeout=30, probe=lambda: _probe(bootstrap), first_start=first_start,
     )
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def scratch_broker(folder: Path, heap: str = "384m"):
+    """A throwaway single-node Kafka (KRaft) on free ports with its data under `folder`
+    (tests and benchmarks that must not touch the stack's topics); yields its bootstrap
+    address and stops it (by its recorded PID) on exit. The topics are not created."""
+    from infra.process import ProcessTable, start, stop
+
+    folder.mkdir(parents=True, exist_ok=True)
+    bootstrap = f"127.0.0.1:{free_port()}"
+    table = ProcessTable(folder / "run")
+    server = spec(folder, bootstrap, heap, controller_port=free_port(), name="kafka-scratch")
+    try:
+        start(server, table)
+        yield bootstrap
+    finally:
+        stop(server.name, table, timeout=server.stop_timeout)
