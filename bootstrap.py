@@ -40,6 +40,23 @@ def embedder(cfg: Settings) -> Embedder:
     return build_embedder(cfg.embedder)
 
 
+@cache
+def keyring():
+    """The process's one keyring (sealing and opening events, docs/security.md): its cache
+    is what makes sealing cheap, and an erasure here is seen by every user of it."""
+    from adapters.key_store import KeyStore, Keyring, master_key_bytes
+    from settings import ensure_master_key
+
+    cfg = settings()
+    master = cfg.keystore_master_key or ensure_master_key(cfg.home)
+    return Keyring(KeyStore(cfg.pg_dsn, master_key_bytes(master)))
+
+
+def event_publisher(cfg: Settings, **options) -> EventPublisher:
+    """Every writer of the log appends through one of these: events sealed per user."""
+    return EventPublisher(cfg.kafka_bootstrap, keys=keyring(), **options)
+
+
 def command_app() -> FastAPI:
     import redis.asyncio as aioredis
 
@@ -49,7 +66,7 @@ def command_app() -> FastAPI:
 
     cfg = settings()
     emb = embedder(cfg)
-    publisher = EventPublisher(cfg.kafka_bootstrap)
+    publisher = event_publisher(cfg)
     redis_client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=1, socket_connect_timeout=1)
     state: dict = {}
 
@@ -72,6 +89,7 @@ def command_app() -> FastAPI:
         return await postgres.applied_offsets(state["pool"], "postgres", EVENTS_TOPIC)
 
     context = CommandContext(embedder=emb, publisher=publisher, memories=LazyLookup(), correlation_id="")
+    context.keys = keyring()  # erase_user destroys the user's data keys through it
     return create_app(context, IdempotencyStore(redis_client), positions, cfg.consistency_wait_ms,
                       {"kafka": publisher.check}, infer_default=cfg.extractor_configured, lifespan=lifespan)
 
@@ -98,7 +116,7 @@ def query_app() -> FastAPI:
                                        notifications_min_severity="OFF", connection_timeout=1.0,
                                        connection_acquisition_timeout=1.0, max_transaction_retry_time=0)
     graph = Neo4jReadModel(driver, query_timeout_s=HARD_LIMIT_FACTOR * cfg.search_source_timeout_ms / 1000)
-    access = AccessRecorder(cfg.kafka_bootstrap)
+    access = AccessRecorder(cfg.kafka_bootstrap, keys=keyring())
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -241,10 +259,10 @@ async def run_projector(name: str, ready=lambda: None) -> None:
     cfg = settings()
     await ensure_topics(cfg.kafka_bootstrap)
     async with read_model(name) as versions:
-        runners = [ProjectorRunner(versions.projection(), cfg.kafka_bootstrap)]
+        runners = [ProjectorRunner(versions.projection(), cfg.kafka_bootstrap, keys=keyring())]
         if projection_name(name) == "postgres":
             runners.append(ProjectorRunner(versions.projection(), cfg.kafka_bootstrap, topic=ACCESS_TOPIC,
-                                           group_id="recallstack.projector.postgres.access"))
+                                           group_id="recallstack.projector.postgres.access", keys=keyring()))
         ready()
         await asyncio.gather(*(r.run() for r in runners))
 
@@ -289,7 +307,8 @@ async def extraction_worker(dry_run: bool = False):
     try:
         yield ExtractionWorker(brain, offline, embedder(cfg), pool, cfg.kafka_bootstrap,
                                policy=ReconciliationPolicy(cfg.reconcile_duplicate_at, cfg.reconcile_related_at),
-                               dry_run=dry_run, instance=os.environ.get("RECALLSTACK_WORKER_INSTANCE", "0"))
+                               dry_run=dry_run, instance=os.environ.get("RECALLSTACK_WORKER_INSTANCE", "0"),
+                               keys=keyring())
     finally:
         await pool.close()
 
@@ -307,7 +326,7 @@ async def open_lifecycle(kind: str):
     config = LifecycleConfig.load(cfg.home)  # first: a bad config fails before anything is opened
     await ensure_topics(cfg.kafka_bootstrap)
     pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=4)
-    publisher = EventPublisher(cfg.kafka_bootstrap, timeout_s=10.0, transactional_id=(
+    publisher = event_publisher(cfg, timeout_s=10.0, transactional_id=(
         f"recallstack-worker-{kind}-{os.environ.get('RECALLSTACK_WORKER_INSTANCE', '0')}"))
     projected = GroupProgress(cfg.kafka_bootstrap, "recallstack.projector.postgres")
     await projected.start()
@@ -322,3 +341,26 @@ async def open_lifecycle(kind: str):
         await pool.close()
 
     return lifecycle, close
+
+
+# --- erasure (issue 8): crypto-shredding, docs/security.md -------------------------------
+
+
+async def erase_user(user_id: str, actor: str, reason: str | None = None):
+    """Erase a user from an operator's process (the CLI): keys destroyed, then UserErased
+    appended; returns (the event, its consistency token)."""
+    import os
+
+    from command_api.handlers import CommandContext
+    from command_api.handlers import erase_user as erase
+    from domain.commands import EraseUser
+    from domain.events import new_id
+
+    cfg = settings()
+    publisher = event_publisher(cfg, timeout_s=10.0, transactional_id=f"recallstack-erase-{os.getpid()}")
+    ctx = CommandContext(embedder=None, publisher=publisher, memories=None, correlation_id=new_id(), keys=keyring())
+    try:
+        return await erase(EraseUser(user_id=user_id, actor=actor, reason=reason), ctx)
+    finally:
+        await publisher.stop()
+        await keyring().store.close()

@@ -83,10 +83,12 @@ class _Access(NamedTuple):
 class AccessRecorder:
     def __init__(self, bootstrap: str, *, topic: str = ACCESS_TOPIC, max_buffer: int = 10_000,
                  batch_size: int = 500, interval_s: float = 0.5, max_backoff_s: float = 10.0,
-                 publish_timeout_s: float = 5.0, stop_timeout_s: float = 5.0, transactional_id: str | None = None):
+                 publish_timeout_s: float = 5.0, stop_timeout_s: float = 5.0, transactional_id: str | None = None,
+                 keys=None):
         if max_buffer < 1 or batch_size < 1 or interval_s <= 0:
             raise ValueError("max_buffer and batch_size must be >= 1 and interval_s > 0")
         self.bootstrap = bootstrap
+        self.keys = keys  # a Keyring: access events carry the query text, sealed like any user content
         self.topic = topic
         self.max_buffer = max_buffer
         self.batch_size = batch_size
@@ -182,7 +184,7 @@ class AccessRecorder:
     async def _serve(self) -> None:
         self._wake = asyncio.Event()
         publisher = EventPublisher(self.bootstrap, topic=self.topic, timeout_s=self.publish_timeout_s,
-                                   transactional_id=self.transactional_id)
+                                   transactional_id=self.transactional_id, keys=self.keys)
         self._task = asyncio.current_task()
         self._loop = asyncio.get_running_loop()
         try:
@@ -192,6 +194,8 @@ class AccessRecorder:
         finally:
             self._loop = None
             await publisher.stop()
+            if self.keys is not None:
+                await self.keys.store.close()  # this loop's pool
 
     async def _run(self, publisher: EventPublisher) -> None:
         backoff = 0.0

@@ -10,6 +10,12 @@ strings named `<name>_json`, datetimes are timestamp-micros (a naive datetime is
 taken as UTC; decoded datetimes are always timezone-aware UTC). Fields whose schema
 says logicalType uuid are checked on encode, so a malformed id is refused here
 rather than written as an event nobody can read back.
+
+Sealing (crypto-shredding, docs/security.md): given the user's data key, `encode` seals
+the Avro bytes (domain/sealing.py) and adds the `rs-seal` header; the schema and type
+headers stay in the clear so routing and schema resolution work as before. `decode`
+takes a key lookup for sealed values and raises `Shredded` when the key was destroyed.
+A value without `rs-seal` (every event written before sealing) decodes as it always did.
 """
 
 from __future__ import annotations
@@ -27,14 +33,33 @@ from typing import Any, Callable
 from fastavro import schemaless_reader, schemaless_writer
 
 import schemas
+from domain import sealing
 from domain.events import EVENT_TYPES, Event
+from domain.sealing import DataKey
 
 SCHEMA_HEADER = "rs-schema"
 TYPE_HEADER = "rs-event-type"
+SEAL_HEADER = "rs-seal"
+
+# (user_id, key version) -> the data key, or None when it was destroyed (the user erased).
+KeyLookup = Callable[[str, int], "DataKey | None"]
 
 
 class UnknownSchema(ValueError):
     pass
+
+
+class SealedWithoutKeys(ValueError):
+    """A sealed value met a decoder that was given no key lookup (a wiring mistake)."""
+
+
+class Shredded(LookupError):
+    """The event was sealed with a data key that was destroyed: its user was erased. Not an
+    error to dead-letter: readers skip it (the log replays without that user's content)."""
+
+    def __init__(self, user_id: str, version: int, event_type: str):
+        super().__init__(f"{event_type} of an erased user (data key v{version} destroyed)")
+        self.user_id, self.version, self.event_type = user_id, version, event_type
 
 
 # --- type-hint driven conversion -----------------------------------------------------
@@ -146,17 +171,36 @@ def from_record(record: dict[str, Any]) -> Event:
     return cls(**_kwargs(cls, record))
 
 
-def encode(event: Event) -> tuple[bytes, list[tuple[str, bytes]]]:
+def encode(event: Event, key: DataKey | None = None) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """Avro value and headers; sealed with `key` (the event user's data key) when given and
+    the event type is one that is sealed."""
     schema = schemas.latest(event.event_type)
     record = to_record(event)
     _check_uuids(schema.parsed, record, event.event_type)
     buf = io.BytesIO()
     schemaless_writer(buf, schema.parsed, record)
+    value = buf.getvalue()
     headers = [(SCHEMA_HEADER, schema.fingerprint.encode()), (TYPE_HEADER, event.event_type.encode())]
-    return buf.getvalue(), headers
+    if key is not None and sealing.is_sealed_type(event.event_type):
+        if key.user_id != event.user_id:
+            raise ValueError(f"the data key of {key.user_id!r} cannot seal an event of {event.user_id!r}")
+        aad = sealing.associated_data(event.user_id, event.event_type, schema.fingerprint, key.version)
+        value = sealing.seal(key.material, value, aad)
+        headers.append((SEAL_HEADER, sealing.seal_header(key)))
+    return value, headers
 
 
-def decode(value: bytes, headers: "list[tuple[str, bytes]] | tuple") -> Event:
+def seal_ref(headers: "list[tuple[str, bytes]] | tuple") -> tuple[str, int] | None:
+    """(user_id, key version) a record was sealed with, or None for an unsealed record."""
+    for name, raw in headers or ():
+        if name == SEAL_HEADER:
+            return sealing.parse_seal_header(raw)
+    return None
+
+
+def decode(value: bytes, headers: "list[tuple[str, bytes]] | tuple", keys: KeyLookup | None = None) -> Event:
+    """The event; raises Shredded for a sealed event whose key was destroyed, SealBroken
+    when a sealed value does not authenticate, UnknownSchema for an unknown writer schema."""
     found = dict(headers or ())
     fp = found.get(SCHEMA_HEADER)
     if fp is None:
@@ -164,6 +208,15 @@ def decode(value: bytes, headers: "list[tuple[str, bytes]] | tuple") -> Event:
     writer = schemas.by_fingerprint().get(fp.decode())
     if writer is None:
         raise UnknownSchema(f"no schema with fingerprint {fp.decode()}")
+    if SEAL_HEADER in found:
+        user_id, version = sealing.parse_seal_header(found[SEAL_HEADER])
+        if keys is None:
+            raise SealedWithoutKeys(f"{writer.event_type} is sealed and this decoder has no key store")
+        key = keys(user_id, version)
+        if key is None:
+            raise Shredded(user_id, version, writer.event_type)
+        value = sealing.unseal(key.material, value,
+                               sealing.associated_data(user_id, writer.event_type, writer.fingerprint, version))
     reader = schemas.latest(writer.event_type)
     # Resolution against the reader schema only when it differs (it costs a replay dearly).
     record = schemaless_reader(io.BytesIO(value), writer.parsed, None if reader is writer else reader.parsed)

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 
 from adapters import kafka_codec
+from adapters.key_store import KeyStoreUnavailable
 from domain.consistency import ConsistencyToken
 from domain.events import Event
 from settings import ACCESS_TOPIC, DLQ_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC
@@ -80,6 +81,7 @@ async def _within(coro, timeout: float):
 class _Append:
     events: list[Event]
     deadline: float
+    keys: dict = field(default_factory=dict)  # user_id -> DataKey to seal with
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     abandoned: bool = False
 
@@ -95,8 +97,11 @@ class EventPublisher:
     """
 
     def __init__(self, bootstrap: str, topic: str = EVENTS_TOPIC, timeout_s: float = 1.8,
-                 transactional_id: str | None = None, max_group: int = 5000):
+                 transactional_id: str | None = None, max_group: int = 5000, keys=None):
         self.bootstrap = bootstrap
+        # adapters.key_store.Keyring: seals each user's events with their data key. None
+        # writes unsealed events (benchmarks and tests that bring no key store).
+        self.keys = keys
         self.topic = topic
         self.timeout_s = timeout_s
         self.max_group = max_group
@@ -155,6 +160,14 @@ class EventPublisher:
             self._writer = asyncio.create_task(self._write_loop())
         loop = asyncio.get_running_loop()
         append = _Append(list(events), loop.time() + self.timeout_s)
+        if self.keys is not None:
+            # Keys first, outside the transaction (I/O only on a cache miss); a key store
+            # that does not answer means nothing was appended, like a Kafka outage.
+            try:
+                append.keys = await _within(self.keys.keys_for(append.events), self.timeout_s)
+            except (KeyStoreUnavailable, asyncio.TimeoutError) as exc:
+                raise LogUnavailable(f"the key store did not answer within {self.timeout_s:.1f}s, so the events "
+                                     f"could not be sealed ({type(exc).__name__}: {exc})") from exc
         self._queue.put_nowait(append)
         try:
             # The writer keeps the deadline; the margin only guards against a writer gone wrong.
@@ -206,7 +219,7 @@ class EventPublisher:
             futures = []
             for append in group:
                 for event in append.events:
-                    value, headers = kafka_codec.encode(event)
+                    value, headers = kafka_codec.encode(event, append.keys.get(event.user_id))
                     futures.append(await producer.send(self.topic, value=value, key=event.user_id.encode(),
                                                        headers=headers))
             return await asyncio.gather(*futures)

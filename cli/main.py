@@ -322,7 +322,8 @@ def cmd_dlq_retry(args) -> int:
 
             async def run():
                 async with bootstrap.projection(args.projection) as target:
-                    return await dead_letters.retry(cfg.kafka_bootstrap, target, letters, on_result=report)
+                    return await dead_letters.retry(cfg.kafka_bootstrap, target, letters, on_result=report,
+                                                    keys=bootstrap.keyring())
 
             asyncio.run(run())
     applied = sum(1 for r in results if r["status"] == "applied")
@@ -363,7 +364,8 @@ def cmd_replay(args) -> int:
 
         async def run():
             async with bootstrap.read_model(name) as versions:
-                return await replay(versions, cfg.kafka_bootstrap, on_progress=on_progress, keep_old=args.keep_old)
+                return await replay(versions, cfg.kafka_bootstrap, on_progress=on_progress, keep_old=args.keep_old,
+                                    keys=bootstrap.keyring())
 
         try:
             with exclusive_lock(cfg.home / "run" / f"replay-{name}.lock"):
@@ -766,6 +768,10 @@ def parser() -> argparse.ArgumentParser:
                      help="memories per batch, 1-1000 (default 500; large texts make smaller batches)")
     imp.add_argument("--url", help="the REST base URL (default $RECALLSTACK_URL, else http://127.0.0.1:8080)")
     imp.set_defaults(func=cmd_import)
+
+    from cli.erasure import register as register_erasure  # users erase, keystore backup|restore
+
+    register_erasure(sub, _command)
 
     mcp = _command(sub, "mcp", "the MCP server on stdio (for IDE configs: Cursor, Claude Desktop, Claude Code)", """
         Serves the Model Context Protocol on stdin/stdout; its tools (add_memories,

@@ -15,6 +15,8 @@ from typing import Protocol
 from adapters.embedders import Embedder
 from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, RestoreMemory, UpdateMemory
 from domain.consistency import ConsistencyToken
+from domain.commands import EraseUser
+from domain.events import UserErased
 from domain.entities import extract
 from domain.importance import initial_importance
 from domain.events import (ChatMessage, ConversationReceived, Event, MemoryCreated, MemoryDeleted,
@@ -28,6 +30,11 @@ class Publisher(Protocol):
 class MemoryLookup(Protocol):
     async def owner(self, memory_id: str) -> tuple[str, str] | None:
         """(user_id, state) of a memory in the read model, or None."""
+
+
+class KeyDestroyer(Protocol):
+    async def destroy(self, user_id: str) -> list[int]:
+        """Destroy every data key of the user (crypto-shredding); returns the versions destroyed."""
 
 
 class MemoryNotFound(Exception):
@@ -55,6 +62,7 @@ class CommandContext:
     correlation_id: str
     # Makes ids deterministic (Idempotency-Key): (kind, index) -> id. Default: random UUIDs.
     ids: Callable[[str, int], str] = lambda kind, index: new_id()
+    keys: KeyDestroyer | None = None  # the key store (erasure); adapters/key_store.Keyring
 
 
 def _vectors(embedder: Embedder, texts: list[str]):
@@ -163,4 +171,18 @@ async def restore_memory(command: RestoreMemory, ctx: CommandContext) -> tuple[M
                                "can be restored")
     event = MemoryRestored(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
                            event_id=ctx.ids("event", 0), memory_id=command.memory_id, reason="restored on request")
+    return event, await ctx.publisher.publish([event])
+
+
+async def erase_user(command: EraseUser, ctx: CommandContext) -> tuple[UserErased, ConsistencyToken]:
+    """Crypto-shredding (docs/security.md): the user's data keys are destroyed FIRST, so the
+    moment this returns (or fails after that step) none of their sealed events can be read
+    again, in the log, its backups or a replay; then UserErased tells every projector to
+    purge the user's rows, nodes and keys. Idempotent: erasing again destroys nothing new
+    and appends another UserErased, which purges nothing new."""
+    if ctx.keys is None:
+        raise RuntimeError("erase_user needs the key store (CommandContext.keys)")
+    await ctx.keys.destroy(command.user_id)
+    event = UserErased(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                       event_id=ctx.ids("event", 0), reason=command.reason)
     return event, await ctx.publisher.publish([event])

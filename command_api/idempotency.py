@@ -6,6 +6,9 @@ of the API: append-only file). A retry with the same key and body gets that answ
 same key with another body is refused; a retry while the first is still running waits
 for it briefly. Event and memory ids derive from the key, so even a retry that slipped
 past Redis (e.g. Redis lost its data) would carry the same ids and change no read model.
+
+A stored answer quotes the memory text, so each user's answer keys are also listed in a
+set (USER_INDEX + user id) that the Redis projector deletes with them on UserErased.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import redis.asyncio as aioredis
 NAMESPACE = uuid.UUID("5b0f6c1e-8a1f-4c55-9a77-6f0d3f1f2a10")
 PENDING_TTL_S = 30
 ANSWER_TTL_S = 24 * 3600
+USER_INDEX = "recallstack:idem:user:"  # projectors/redis_projector.IDEM_USER_INDEX
 
 
 class IdempotencyConflict(Exception):
@@ -77,8 +81,12 @@ class IdempotencyStore:
             raise IdempotencyUnavailable(f"Redis is unreachable: {exc}") from exc
 
     async def finish(self, user_id: str, key: str, fp: str, answer: dict) -> None:
-        await self.client.set(self._key(user_id, key), json.dumps({"fp": fp, "state": "done", "answer": answer}),
-                              ex=ANSWER_TTL_S)
+        name = self._key(user_id, key)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.set(name, json.dumps({"fp": fp, "state": "done", "answer": answer}), ex=ANSWER_TTL_S)
+            pipe.sadd(USER_INDEX + user_id, name)
+            pipe.expire(USER_INDEX + user_id, ANSWER_TTL_S)
+            await pipe.execute()
 
     async def abandon(self, user_id: str, key: str) -> None:
         try:

@@ -35,6 +35,7 @@ from prometheus_client import Counter
 
 from adapters import kafka_codec
 from adapters.kafka_log import GroupProgress
+from adapters.key_store import KeyStoreUnavailable
 from consolidation import memory_reads
 from domain.events import ConversationReceived, Event, MemoryCreated, MemoryDeleted, MemoryUpdated
 from domain.intelligence import Decision, Fact, Intelligence, ReconciliationPolicy
@@ -129,8 +130,10 @@ class ExtractionWorker:
 
     def __init__(self, intelligence: Intelligence, offline: Intelligence, embedder, pool, bootstrap: str, *,
                  policy: ReconciliationPolicy = ReconciliationPolicy(), dry_run: bool = False,
-                 instance: str = "0", pg_wait_s: float = 30.0, topic: str = EVENTS_TOPIC, group_id: str = GROUP):
+                 instance: str = "0", pg_wait_s: float = 30.0, topic: str = EVENTS_TOPIC, group_id: str = GROUP,
+                 keys=None):
         self.intelligence, self.offline = intelligence, offline
+        self.keys = keys  # a Keyring: conversations arrive sealed, memories leave sealed
         self.embedder, self.pool, self.policy = embedder, pool, policy
         self.dry_run, self.pg_wait_s, self.topic, self.group_id = dry_run, pg_wait_s, topic, group_id
         self.consumer = AIOKafkaConsumer(
@@ -194,12 +197,28 @@ class ExtractionWorker:
             if dict(message.headers or ()).get(kafka_codec.TYPE_HEADER) != b"ConversationReceived":
                 pending = message.offset + 1
                 continue
-            event = kafka_codec.decode(message.value, message.headers)
+            try:
+                event = await self._open(message)
+            except kafka_codec.Shredded:  # its user was erased meanwhile: nothing to extract
+                pending = message.offset + 1
+                continue
             events = await self._process(tp, event)
-            await self._append(tp, events, message.offset + 1)
+            await self._append(tp, events, message.offset + 1, kafka_codec.seal_ref(message.headers))
             pending = None
         if pending is not None:
             await self._append(tp, [], pending)
+
+    async def _open(self, message) -> ConversationReceived:
+        if self.keys is None:
+            return kafka_codec.decode(message.value, message.headers)
+        delay = 0.1
+        while True:
+            try:
+                return await self.keys.decode(message.value, message.headers)
+            except KeyStoreUnavailable as exc:  # an outage: wait, never skip a conversation
+                log.warning("extraction: %s; retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _process(self, tp: TopicPartition, conversation: ConversationReceived) -> list[Event]:
         brain, actor = self.intelligence, ACTOR
@@ -257,14 +276,29 @@ class ExtractionWorker:
                 await self.producer.send_offsets_to_transaction(moved, self.group_id)
             self._committed.update(moved)
 
-    async def _append(self, tp: TopicPartition, events: list[Event], next_offset: int) -> None:
+    async def _keys_of_source(self, events: list[Event], source: tuple[str, int] | None) -> dict | None:
+        """Facts are sealed with the key their conversation was sealed with, read afresh from
+        the store: None when it was destroyed meanwhile (an erasure raced the extraction)."""
+        if source is None:  # an unsealed conversation (written before sealing)
+            return await self.keys.keys_for(events)
+        self.keys.forget(source[0])
+        key = await self.keys.store.lookup(*source)
+        return None if key is None else {source[0]: key}
+
+    async def _append(self, tp: TopicPartition, events: list[Event], next_offset: int,
+                      source: tuple[str, int] | None = None) -> None:
         """Append `events` and move the group's offset to `next_offset`, in one transaction."""
         if self.dry_run:
             return
+        keys = {}
+        if self.keys is not None and events:
+            keys = await self._keys_of_source(events, source)
+            if keys is None:  # the user was erased while we extracted: their facts must not be stored
+                events = []
         async with self.producer.transaction():
             futures = []
             for event in events:
-                value, headers = kafka_codec.encode(event)
+                value, headers = kafka_codec.encode(event, keys.get(event.user_id))
                 futures.append(await self.producer.send(self.topic, value=value, key=event.user_id.encode(),
                                                         headers=headers))
             landed = await asyncio.gather(*futures)

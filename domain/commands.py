@@ -64,3 +64,9 @@ class DeleteScope(Command):
 class RestoreMemory(Command):
     """Make a forgotten (or archived) memory active again."""
     memory_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EraseUser(Command):
+    """Erase everything of `user_id` (right to be forgotten): keys destroyed, then UserErased."""
+    reason: str | None = None

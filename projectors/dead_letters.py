@@ -53,9 +53,10 @@ async def read_all(bootstrap: str, topic: str = DLQ_TOPIC) -> list[dict]:
 
 
 async def retry(bootstrap: str, projection: Projection, letters: list[dict], topic: str = DLQ_TOPIC,
-                on_result: Callable[[dict, str | None], Awaitable[None] | None] = lambda letter, error: None
-                ) -> tuple[int, int]:
-    """Apply each letter of `projection` again; returns (resolved, still failing)."""
+                on_result: Callable[[dict, str | None], Awaitable[None] | None] = lambda letter, error: None,
+                keys=None) -> tuple[int, int]:
+    """Apply each letter of `projection` again; returns (resolved, still failing). `keys`
+    (a Keyring) opens sealed letters; a letter of an erased user resolves with nothing to apply."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     done = failed = 0
@@ -64,7 +65,11 @@ async def retry(bootstrap: str, projection: Projection, letters: list[dict], top
             if letter["projection"] != projection.name:
                 continue
             try:
-                event = kafka_codec.decode(letter["value"], letter["headers"])
+                try:
+                    event = (kafka_codec.decode(letter["value"], letter["headers"]) if keys is None
+                             else await keys.decode(letter["value"], letter["headers"]))
+                except kafka_codec.Shredded:
+                    event = None  # its user was erased: nothing left to apply
                 await projection.apply_batch(letter["topic"], [Applied(letter["partition"], letter["offset"], event)])
             except Exception as exc:  # reported to the operator, the letter stays
                 failed += 1

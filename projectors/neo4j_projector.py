@@ -101,7 +101,7 @@ from adapters.neo4j_read_model import (NODE_LABELS, PROJECTION, _READ_LIVE, _che
                                        live_graph_version, labels, versioned)
 from domain import entities as extractor
 from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
-                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation)
+                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
 from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
 from projectors.versions import covers
@@ -139,7 +139,14 @@ LEGACY_INDEXES = ("rs_memory_user", "rs_entity_user", "rs_entity_name", "rs_appl
 
 _BATCH = 10_000
 _MEMORY_EVENTS = (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryConsolidated,
-                  MemoryForgotten, MemoryRestored)
+                  MemoryForgotten, MemoryRestored, UserErased)
+# UserErased: every node of the user goes, with its relationships (one indexed MATCH per label).
+_ERASE_USER = (
+    "MATCH (m:Memory_vN {user_id: $user_id}) DETACH DELETE m",
+    "MATCH (e:Entity_vN {user_id: $user_id}) DETACH DELETE e",
+    "MATCH (u:User_vN {user_id: $user_id}) DETACH DELETE u",
+    "MATCH (a:AppliedEvent_vN {user_id: $user_id}) DELETE a",
+)
 
 
 def _check_label(label: str) -> str:
@@ -339,11 +346,22 @@ class Neo4jProjector:
                     await self._set_state(tx, event, "forgotten", ["active", "archived"])
                 elif isinstance(event, MemoryRestored):
                     await self._set_state(tx, event, "active", ["forgotten", "archived"])
+                elif isinstance(event, UserErased):
+                    for statement in _ERASE_USER:
+                        await _run(tx, self._q(statement), user_id=event.user_id)
                 else:
                     await self._delete_scope(tx, event)
-        if applied:
-            await _run(tx, self._q(_MARK_APPLIED), rows=[
-                {"event_id": e.event_id, "user_id": e.user_id, "event_type": e.event_type} for e in applied])
+        # An event followed by its user's erasure in this batch leaves no trace either.
+        erased_later: set[str] = set()
+        marks = []
+        for event in reversed(applied):
+            if isinstance(event, UserErased):
+                erased_later.add(event.user_id)
+            elif event.user_id in erased_later:
+                continue
+            marks.append({"event_id": event.event_id, "user_id": event.user_id, "event_type": event.event_type})
+        if marks:
+            await _run(tx, self._q(_MARK_APPLIED), rows=marks[::-1])
         highest: dict[int, int] = {}
         for item in batch:
             highest[item.partition] = max(item.offset, highest.get(item.partition, -1))

@@ -17,6 +17,7 @@ from adapters import postgres
 from adapters.postgres import CONNECTION_ERRORS, schema_of
 from domain.events import (Event, MemoryAccessed, MemoryConsolidated, MemoryDeleted, MemoryForgotten, MemoryRestored,
                            MemoryScopeDeleted, MemoryUpdated)
+from domain.events import UserErased
 from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
 
@@ -140,6 +141,8 @@ class PgProjector:
             await self._history(conn, event, at, [(str(r["id"]), r["text"], None, None, None) for r in rows])
         elif isinstance(event, MemoryConsolidated):
             await self._consolidate(conn, event, at)
+        elif isinstance(event, UserErased):
+            await erase_user_rows(conn, event.user_id)
         elif isinstance(event, (MemoryForgotten, MemoryRestored)):
             # Forgetting hides (restorable); restoring brings a forgotten or archived memory back.
             new_state, from_states = (("forgotten", ["active", "archived"]) if isinstance(event, MemoryForgotten)
@@ -206,6 +209,23 @@ def _history_row(event: Event, at: Applied, memory_id, old_text, new_text, old_m
             event.occurred_at, at.partition, at.offset, old_text, new_text,
             json.dumps(old_meta) if old_meta is not None else None,
             json.dumps(new_meta) if new_meta is not None else None, getattr(event, "reason", None))
+
+
+async def erase_user_rows(conn: asyncpg.Connection, user_id: str) -> dict[str, int]:
+    """UserErased: delete every row of the user in every table of this version's schema (the
+    search_path's first), found by their `user_id` / `grantee_user_id` columns, so tables
+    added later are covered without touching this. Idempotent. Returns rows per table."""
+    columns = await conn.fetch(
+        "SELECT table_name, column_name FROM information_schema.columns c"
+        " JOIN information_schema.tables t USING (table_schema, table_name)"
+        " WHERE c.table_schema = current_schema() AND t.table_type = 'BASE TABLE'"
+        " AND c.column_name IN ('user_id', 'grantee_user_id') ORDER BY table_name, column_name")
+    deleted: dict[str, int] = {}
+    for row in columns:
+        # Identifiers from the catalog, quoted; the user id is a parameter.
+        status = await conn.execute(f'DELETE FROM "{row["table_name"]}" WHERE "{row["column_name"]}" = $1', user_id)
+        deleted[row["table_name"]] = deleted.get(row["table_name"], 0) + int(status.split()[-1])
+    return deleted
 
 
 async def _positions(conn: asyncpg.Connection, version: int, topic: str) -> dict[int, int]:

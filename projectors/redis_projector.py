@@ -20,6 +20,11 @@ or archived before) is `forgotten`; a restore makes a forgotten or archived one 
 Only active memories are in `ids`/`recent`; archived and forgotten ones move to `inactive`
 with their score, which a restore puts back and a scope delete still reaches. Every change
 of state bumps the user's generation, so cached search answers are invalidated.
+
+Erasure (UserErased, t = 'e'; docs/security.md): every document of the user, tombstones
+included (found by scanning the documents: no set lists tombstones), the user's sets,
+their cached search answers and their stored Idempotency-Key answers are deleted in the
+same script; the generation moves on. Rare and O(documents): the price of finding them all.
 """
 
 from __future__ import annotations
@@ -33,17 +38,22 @@ from redis import exceptions as rx
 
 from adapters.redis_read_model import LIVE_KEY, RECENT_LIMIT, VERSION_PREFIX, RedisKeys, live_version, prefix_of
 from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
-                           MemoryScopeDeleted, MemoryUpdated)
+                           MemoryScopeDeleted, MemoryUpdated, UserErased)
 from projectors.runner import Applied, Relocated
+
+# The command API indexes its stored Idempotency-Key answers (which quote memory text) per
+# user under this prefix, so an erasure finds them (command_api/idempotency.py).
+IDEM_USER_INDEX = "recallstack:idem:user:"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 # ARGV: prefix, topic, batch (JSON array of items), recent limit. Item: {p, o} (partition
 # and offset as digit strings) plus, for an event that changes memories, t (c create,
-# u update, d delete, s scope delete, k consolidate, f forget, r restore), user_id, eid,
+# u update, d delete, s scope delete, k consolidate, f forget, r restore, e erase), user_id, eid,
 # and the op's fields.
 _APPLY_LUA = r"""
 local prefix, topic, limit = ARGV[1], ARGV[2], tonumber(ARGV[4])
+local IDEM_INDEX = ARGV[7]  -- + user id: the set of that user's Idempotency-Key answer keys
 -- ARGV[5]: the live-version key when following the live version ('' when writing a pinned one).
 if ARGV[5] ~= '' then
   local live = redis.call('GET', ARGV[5]) or '1'
@@ -100,8 +110,9 @@ local function check_item(it)
   if not is_digits(it.p) or not is_digits(it.o) then return 'p and o must be digit strings' end
   local t = it.t
   if t == nil then return nil end
-  if type(t) ~= 'string' or not string.match(t, '^[cudskfr]$') then return 'unknown op ' .. tostring(t) end
+  if type(t) ~= 'string' or not string.match(t, '^[cudskfre]$') then return 'unknown op ' .. tostring(t) end
   if not is_str(it.user_id) or not is_str(it.eid) then return 'user_id and eid are required' end
+  if t == 'e' then return check_user(it.user_id) or check_key(IDEM_INDEX .. it.user_id, 'set') end
   if t ~= 's' and not is_str(it.id) then return 'id is required' end
   if t ~= 'c' and not is_str(it.at) then return 'at is required' end
   local err
@@ -309,6 +320,30 @@ function apply.s(it, o)
   end
 end
 
+local function delete_matching(pattern, keep)
+  local cursor = '0'
+  repeat
+    local r = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
+    cursor = r[1]
+    for _, k in ipairs(r[2]) do
+      if keep == nil or not keep(k) then redis.call('DEL', k) end
+    end
+  until cursor == '0'
+end
+
+function apply.e(it, o)
+  delete_matching(prefix .. ':mem:*', function(k)
+    return redis.call('TYPE', k)['ok'] ~= 'hash' or redis.call('HGET', k, 'user_id') ~= it.user_id
+  end)
+  for _, what in ipairs({'ids', 'recent', 'inactive'}) do redis.call('DEL', user_key(it.user_id, what)) end
+  redis.call('INCR', user_key(it.user_id, 'gen'))
+  -- Cached answers, rs:qc:<prefix>:<user>:<gen>:<request> (of every version: they hold text).
+  delete_matching('rs:qc:*:' .. string.gsub(it.user_id, '[%*%?%[%]\\]', '\\%0') .. ':*', nil)
+  local index = IDEM_INDEX .. it.user_id
+  for _, k in ipairs(redis.call('SMEMBERS', index)) do redis.call('DEL', k) end
+  redis.call('DEL', index)
+end
+
 local watermark, moved = {}, {}
 local applied, skipped = 0, 0
 for _, it in ipairs(batch) do
@@ -378,6 +413,8 @@ def encode(item: Applied) -> dict:
     elif isinstance(event, MemoryScopeDeleted):
         scope = {"agent_id": event.agent_id, "run_id": event.run_id, "app_id": event.app_id}
         out.update(t="s", at=_iso(event.occurred_at), scope={k: v for k, v in scope.items() if v is not None})
+    elif isinstance(event, UserErased):
+        out.update(t="e", at=_iso(event.occurred_at))
     else:
         return out  # dead-lettered, or an event this read model does not show: only the position moves
     out.update(user_id=event.user_id, eid=event.event_id)
@@ -421,7 +458,7 @@ class RedisProjector:
         follow = self.live_key if self.pinned is None else ""
         try:
             applied, skipped = await self._script(
-                args=[self.keys.prefix, topic, _json(items), RECENT_LIMIT, follow, VERSION_PREFIX])
+                args=[self.keys.prefix, topic, _json(items), RECENT_LIMIT, follow, VERSION_PREFIX, IDEM_USER_INDEX])
         except rx.ResponseError as exc:
             if str(exc).startswith("RELOCATED"):
                 raise Relocated(f"redis read model {exc}") from exc

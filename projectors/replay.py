@@ -50,7 +50,8 @@ Progress = Callable[[str, int, int | None], None]
 
 async def replay(versions: ReadModelVersions, bootstrap: str, topic: str = EVENTS_TOPIC,
                  on_progress: Progress = lambda phase, done, total: None, keep_old: bool = False,
-                 switch_timeout_s: float = 120.0, max_batch: int = 2000, switch: bool = True) -> ReplayReport:
+                 switch_timeout_s: float = 120.0, max_batch: int = 2000, switch: bool = True,
+                 keys=None) -> ReplayReport:
     """Rebuild, switch readers, drop the old version. With switch=False the new version is
     built, measured and dropped again, and readers never move (a rehearsal; benchmarks)."""
     started = time.monotonic()
@@ -63,7 +64,9 @@ async def replay(versions: ReadModelVersions, bootstrap: str, topic: str = EVENT
     if hasattr(versions, "begin_bulk"):
         await versions.begin_bulk(new)
 
-    runner = ProjectorRunner(versions.projection(new), bootstrap, topic, max_batch=max_batch, replay=True)
+    # keys (a Keyring) opens sealed events; an erased user's are skipped, so the rebuilt
+    # version holds nothing of them.
+    runner = ProjectorRunner(versions.projection(new), bootstrap, topic, max_batch=max_batch, replay=True, keys=keys)
     await runner.start()
     try:
         consumer = runner.consumer

@@ -4,6 +4,11 @@ Positions live in the read model (written with the data), not in Kafka's committ
 offsets: on assignment each partition is sought to the stored position + 1, which is
 what makes the effect exactly-once. An event that cannot be decoded or applied goes
 to the dead-letter topic with the error, and the projection moves on.
+
+Sealed events (docs/security.md) are opened with the keyring: the keys of a fetched
+batch are loaded in one query, then each record decodes from the cache. An event of an
+erased user (its key destroyed) is skipped, never dead-lettered, so the log still
+replays after an erasure; a UserErased event drops this process's cached keys of its user.
 """
 
 from __future__ import annotations
@@ -24,7 +29,8 @@ from aiokafka import (
 from prometheus_client import Counter, Histogram
 
 from adapters import kafka_codec
-from domain.events import Event
+from adapters.key_store import KeyStoreUnavailable
+from domain.events import Event, UserErased
 from settings import DLQ_TOPIC, EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
@@ -32,6 +38,8 @@ log = logging.getLogger(__name__)
 APPLIED = Counter("recallstack_projector_applied_events_total", "Events applied by a projector", ["projection"])
 DEAD_LETTERED = Counter("recallstack_dlq_events_total", "Events a projector sent to the dead-letter topic",
                         ["projection"])
+SHREDDED = Counter("recallstack_projector_shredded_events_total",
+                   "Events skipped because their user was erased (data key destroyed)", ["projection"])
 BATCH_SECONDS = Histogram("recallstack_projector_batch_seconds", "Time to apply one batch", ["projection"])
 
 
@@ -73,8 +81,9 @@ class ProjectorRunner:
     every partition itself, outside any group, so the live projectors are not disturbed."""
 
     def __init__(self, projection: Projection, bootstrap: str, topic: str = EVENTS_TOPIC, max_batch: int = 500,
-                 dlq_topic: str = DLQ_TOPIC, group_id: str | None = None, replay: bool = False):
+                 dlq_topic: str = DLQ_TOPIC, group_id: str | None = None, replay: bool = False, keys=None):
         self.projection = projection
+        self.keys = keys  # adapters.key_store.Keyring; None: sealed records are dead-lettered
         self.topic = topic
         self.dlq_topic = dlq_topic
         self.max_batch = max_batch
@@ -161,7 +170,20 @@ class ProjectorRunner:
                 records.setdefault(tp, []).extend(ms)
                 count += len(ms)
         messages = [(tp, m) for tp, ms in records.items() for m in ms]
+        if self.keys is not None and messages:
+            await self._while_key_store_down(lambda: self.keys.prefetch(m.headers for _, m in messages))
         return [await self._decode(tp, m) for tp, m in messages], messages
+
+    async def _while_key_store_down(self, work):
+        """Like a read-model outage: wait for the key store, never dead-letter or skip on it."""
+        delay = 0.1
+        while True:
+            try:
+                return await work()
+            except KeyStoreUnavailable as exc:
+                log.warning("projector %s: %s; retrying in %.1fs", self.projection.name, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def seek_to_stored(self, partitions) -> None:
         stored = await self.projection.positions(self.topic)
@@ -223,7 +245,16 @@ class ProjectorRunner:
 
     async def _decode(self, tp: TopicPartition, message) -> Applied:
         try:
-            return Applied(tp.partition, message.offset, kafka_codec.decode(message.value, message.headers))
+            if self.keys is None:
+                event = kafka_codec.decode(message.value, message.headers)
+            else:
+                event = await self._while_key_store_down(lambda: self.keys.decode(message.value, message.headers))
+                if isinstance(event, UserErased):
+                    self.keys.forget(event.user_id)
+            return Applied(tp.partition, message.offset, event)
+        except kafka_codec.Shredded:
+            SHREDDED.labels(self.projection.name).inc()
+            return Applied(tp.partition, message.offset, None)
         except Exception as exc:
             await self._dead_letter(tp, message, exc)
             return Applied(tp.partition, message.offset, None)
