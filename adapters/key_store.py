@@ -18,6 +18,7 @@ import asyncio
 import base64
 import json
 import os
+import re
 import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -31,9 +32,10 @@ from domain import sealing
 from domain.events import Event
 from domain.sealing import DataKey
 
+SCHEMA = "keystore"
 SCHEMA_SQL = """
-CREATE SCHEMA IF NOT EXISTS keystore;
-CREATE TABLE IF NOT EXISTS keystore.user_data_keys (
+CREATE SCHEMA IF NOT EXISTS {schema};
+CREATE TABLE IF NOT EXISTS {schema}.user_data_keys (
     user_id      text        NOT NULL,
     version      integer     NOT NULL CHECK (version > 0),
     wrapped_key  bytea,                     -- NULL once destroyed (the row stays: a tombstone)
@@ -43,8 +45,8 @@ CREATE TABLE IF NOT EXISTS keystore.user_data_keys (
     CHECK ((wrapped_key IS NULL) = (destroyed_at IS NOT NULL))
 );
 """
-_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('recallstack.keystore:' || $1, 0))"
-_LATEST = ("SELECT version, wrapped_key FROM keystore.user_data_keys WHERE user_id = $1"
+_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended('recallstack.keystore:' || $1, 0))"  # per user
+_LATEST = ("SELECT version, wrapped_key FROM {schema}.user_data_keys WHERE user_id = $1"
            " ORDER BY version DESC LIMIT 1")
 BACKUP_FORMAT = "recallstack-keystore/1"
 
@@ -70,8 +72,12 @@ def master_key_bytes(encoded: str) -> bytes:
 
 
 class KeyStore:
-    def __init__(self, dsn: str, master_key: bytes, current_ttl_s: float = 5.0, max_cached_users: int = 100_000):
+    def __init__(self, dsn: str, master_key: bytes, current_ttl_s: float = 5.0, max_cached_users: int = 100_000,
+                 schema: str = SCHEMA):
+        if not re.fullmatch(r"[a-z_][a-z0-9_]*", schema):
+            raise ValueError(f"not a schema name: {schema!r}")
         self.dsn = dsn
+        self.schema = schema  # another one only in tests: the real one's keys are wrapped with the real master
         self._master = master_key
         # How long a producer seals with a key without asking the store again: another
         # process's erasure is seen within this time (writes racing it are shredded too).
@@ -83,6 +89,9 @@ class KeyStore:
         self._current: dict[str, tuple[DataKey, float]] = {}  # user -> (key to seal with, valid until)
 
     # --- connections ---------------------------------------------------------------
+
+    def _sql(self, text: str) -> str:
+        return text.replace("{schema}", self.schema)
 
     async def _pool(self) -> asyncpg.Pool:
         loop = asyncio.get_running_loop()
@@ -98,7 +107,11 @@ class KeyStore:
             else:
                 self._pools[loop] = pool
         if not self._schema_ready:
-            await self._run(pool, lambda conn: conn.execute(SCHEMA_SQL))
+            async def create(conn: asyncpg.Connection) -> None:
+                async with conn.transaction():  # processes starting together race on CREATE ... IF NOT EXISTS
+                    await conn.execute(_LOCK, "schema")
+                    await conn.execute(self._sql(SCHEMA_SQL))
+            await self._run(pool, create)
             self._schema_ready = True
         return pool
 
@@ -134,19 +147,19 @@ class KeyStore:
             return hit[0]
 
         async def fetch(conn: asyncpg.Connection) -> DataKey | None:
-            row = await conn.fetchrow(_LATEST, user_id)
+            row = await conn.fetchrow(self._sql(_LATEST), user_id)
             if row is not None and row["wrapped_key"] is not None:
                 return self._unwrap(user_id, row["version"], row["wrapped_key"])
             if not create:
                 return None
             async with conn.transaction():
                 await conn.execute(_LOCK, user_id)  # one creator per user; a destroy waits for it
-                row = await conn.fetchrow(_LATEST, user_id)
+                row = await conn.fetchrow(self._sql(_LATEST), user_id)
                 if row is not None and row["wrapped_key"] is not None:  # another process made it meanwhile
                     return self._unwrap(user_id, row["version"], row["wrapped_key"])
                 key = DataKey(user_id, (row["version"] if row else 0) + 1, sealing.new_key_material())
-                await conn.execute("INSERT INTO keystore.user_data_keys (user_id, version, wrapped_key)"
-                                   " VALUES ($1, $2, $3)", user_id, key.version, sealing.wrap(self._master, key))
+                await conn.execute(self._sql("INSERT INTO {schema}.user_data_keys (user_id, version, wrapped_key)"
+                                                 " VALUES ($1, $2, $3)"), user_id, key.version, sealing.wrap(self._master, key))
                 return key
 
         key = await self._run(await self._pool(), fetch)
@@ -167,9 +180,9 @@ class KeyStore:
             return
         users, versions = zip(*wanted)
         rows = await self._run(await self._pool(), lambda conn: conn.fetch(
-            "SELECT k.user_id, k.version, k.wrapped_key FROM keystore.user_data_keys k"
-            " JOIN unnest($1::text[], $2::int[]) AS w(user_id, version)"
-            " ON k.user_id = w.user_id AND k.version = w.version", list(users), list(versions)))
+            self._sql("SELECT k.user_id, k.version, k.wrapped_key FROM {schema}.user_data_keys k"
+                      " JOIN unnest($1::text[], $2::int[]) AS w(user_id, version)"
+                      " ON k.user_id = w.user_id AND k.version = w.version"), list(users), list(versions)))
         for row in rows:
             self._remember(row["user_id"], row["version"],
                            self._unwrap(row["user_id"], row["version"], row["wrapped_key"]))
@@ -200,8 +213,8 @@ class KeyStore:
             async with conn.transaction():
                 await conn.execute(_LOCK, user_id)
                 rows = await conn.fetch(
-                    "UPDATE keystore.user_data_keys SET wrapped_key = NULL, destroyed_at = now()"
-                    " WHERE user_id = $1 AND wrapped_key IS NOT NULL RETURNING version", user_id)
+                    self._sql("UPDATE {schema}.user_data_keys SET wrapped_key = NULL, destroyed_at = now()"
+                              " WHERE user_id = $1 AND wrapped_key IS NOT NULL RETURNING version"), user_id)
                 return sorted(r["version"] for r in rows)
 
         destroyed = await self._run(await self._pool(), work)
@@ -211,8 +224,8 @@ class KeyStore:
     async def versions(self, user_id: str) -> list[dict]:
         """Every key version of a user (no key material): version, created_at, destroyed_at."""
         rows = await self._run(await self._pool(), lambda conn: conn.fetch(
-            "SELECT version, created_at, destroyed_at FROM keystore.user_data_keys WHERE user_id = $1"
-            " ORDER BY version", user_id))
+            self._sql("SELECT version, created_at, destroyed_at FROM {schema}.user_data_keys WHERE user_id = $1"
+                      " ORDER BY version"), user_id))
         return [dict(r) for r in rows]
 
     # --- backup and restore (wrapped keys only) --------------------------------------
@@ -220,8 +233,8 @@ class KeyStore:
     async def backup(self, path: Path) -> int:
         """Every row (wrapped keys and tombstones) as JSON Lines, mode 0600. Returns the rows."""
         rows = await self._run(await self._pool(), lambda conn: conn.fetch(
-            "SELECT user_id, version, wrapped_key, created_at, destroyed_at FROM keystore.user_data_keys"
-            " ORDER BY user_id, version"))
+            self._sql("SELECT user_id, version, wrapped_key, created_at, destroyed_at FROM {schema}.user_data_keys"
+                      " ORDER BY user_id, version")))
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
@@ -258,10 +271,11 @@ class KeyStore:
         async def work(conn: asyncpg.Connection) -> int:
             async with conn.transaction():
                 result = await conn.executemany(
-                    "INSERT INTO keystore.user_data_keys AS k (user_id, version, wrapped_key, created_at, destroyed_at)"
-                    " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, version) DO UPDATE"
-                    " SET wrapped_key = NULL, destroyed_at = coalesce(k.destroyed_at, EXCLUDED.destroyed_at)"
-                    " WHERE EXCLUDED.wrapped_key IS NULL AND k.wrapped_key IS NOT NULL", records)
+                    self._sql("INSERT INTO {schema}.user_data_keys AS k"
+                              " (user_id, version, wrapped_key, created_at, destroyed_at)"
+                              " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, version) DO UPDATE"
+                              " SET wrapped_key = NULL, destroyed_at = coalesce(k.destroyed_at, EXCLUDED.destroyed_at)"
+                              " WHERE EXCLUDED.wrapped_key IS NULL AND k.wrapped_key IS NOT NULL"), records)
                 del result
                 return len(records)
 
@@ -276,8 +290,8 @@ class KeyStore:
         done: dict[str, list[int]] = {}
         for user_id, at in erased.items():
             rows = await self._run(await self._pool(), lambda conn: conn.fetch(
-                "UPDATE keystore.user_data_keys SET wrapped_key = NULL, destroyed_at = now()"
-                " WHERE user_id = $1 AND wrapped_key IS NOT NULL AND created_at <= $2 RETURNING version",
+                self._sql("UPDATE {schema}.user_data_keys SET wrapped_key = NULL, destroyed_at = now()"
+                          " WHERE user_id = $1 AND wrapped_key IS NOT NULL AND created_at <= $2 RETURNING version"),
                 user_id, at))
             if rows:
                 done[user_id] = sorted(r["version"] for r in rows)
