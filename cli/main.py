@@ -769,6 +769,10 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--url", help="the REST base URL (default $RECALLSTACK_URL, else http://127.0.0.1:8080)")
     imp.set_defaults(func=cmd_import)
 
+    from cli.backup import register as register_backup  # backup, restore, digest
+
+    register_backup(sub, _command)
+
     from cli.erasure import register as register_erasure  # users erase, keystore backup|restore
 
     register_erasure(sub, _command)

@@ -92,7 +92,8 @@ def free_port() -> int:
 def scratch_broker(folder: Path, heap: str = "384m"):
     """A throwaway single-node Kafka (KRaft) on free ports with its data under `folder`
     (tests and benchmarks that must not touch the stack's topics); yields its bootstrap
-    address and stops it (by its recorded PID) on exit. The topics are not created."""
+    address and stops it (by its recorded PID) on exit. The topics are not created. Call it
+    outside a running event loop: the readiness probe runs one of its own."""
     from infra.process import ProcessTable, start, stop
 
     folder.mkdir(parents=True, exist_ok=True)
