@@ -40,6 +40,18 @@ def embedder(cfg: Settings) -> Embedder:
     return build_embedder(cfg.embedder)
 
 
+def authenticator(cfg: Settings, pool):
+    """The one authentication of both APIs: keys from the identity read model (through
+    `pool`, a callable: pools are made in lifespans), per-key limits in Redis."""
+    from adapters.http_auth import Authenticator
+    from adapters.key_directory import KeyDirectory
+    from adapters.rate_limit import RateLimiter
+
+    if not cfg.auth:
+        return Authenticator(None, None, required=False)
+    return Authenticator(KeyDirectory(pool), RateLimiter(cfg.redis_url, cfg.rate_limit_per_min))
+
+
 @cache
 def keyring():
     """The process's one keyring (sealing and opening events, docs/security.md): its cache
@@ -60,6 +72,7 @@ def event_publisher(cfg: Settings, **options) -> EventPublisher:
 def command_app() -> FastAPI:
     import redis.asyncio as aioredis
 
+    from adapters.key_directory import PgIdentityLookup
     from command_api.app import create_app
     from command_api.handlers import CommandContext
     from command_api.idempotency import IdempotencyStore
@@ -88,10 +101,12 @@ def command_app() -> FastAPI:
     async def positions() -> dict[int, int]:
         return await postgres.applied_offsets(state["pool"], "postgres", EVENTS_TOPIC)
 
-    context = CommandContext(embedder=emb, publisher=publisher, memories=LazyLookup(), correlation_id="")
+    context = CommandContext(embedder=emb, publisher=publisher, memories=LazyLookup(), correlation_id="",
+                             identity=PgIdentityLookup(lambda: state["pool"]))
     context.keys = keyring()  # erase_user destroys the user's data keys through it
     return create_app(context, IdempotencyStore(redis_client), positions, cfg.consistency_wait_ms,
-                      {"kafka": publisher.check}, infer_default=cfg.extractor_configured, lifespan=lifespan)
+                      {"kafka": publisher.check}, authenticator(cfg, lambda: state["pool"]),
+                      infer_default=cfg.extractor_configured, lifespan=lifespan)
 
 
 def query_app() -> FastAPI:
@@ -164,6 +179,7 @@ def query_app() -> FastAPI:
         access=access,
         count_tokens=lambda encoding, text: token_counter(encoding).count(text),
         grace_ms=cfg.search_source_timeout_ms,
+        auth=authenticator(cfg, lambda: state["pool"]),
     )
     return create_app(deps, lifespan=lifespan)
 

@@ -90,6 +90,13 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"RECALLSTACK_{name}") or default
 
 
+def _on_off(name: str, default: str) -> bool:
+    value = _env(name, default).strip().lower()
+    if value not in ("on", "off", "true", "false", "1", "0"):
+        raise ValueError(f"RECALLSTACK_{name} must be on or off, got {value!r}")
+    return value in ("on", "true", "1")
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -130,6 +137,14 @@ class Settings:
     forget_interval_s: float = 3_600.0
     # Crypto-shredding (docs/security.md): wraps the per-user data keys; "" until created.
     keystore_master_key: str = ""
+    # Identity (issue 8): API keys on every request unless RECALLSTACK_AUTH=off (single-user laptops).
+    auth: bool = True
+    rate_limit_per_min: int = 1_000
+
+    @property
+    def admin_key_file(self) -> Path:
+        """Where `recallstack up` keeps the local stack's first admin key (mode 0600)."""
+        return self.home / "admin.key"
 
     @property
     def extractor_configured(self) -> bool:
@@ -187,6 +202,8 @@ class Settings:
             consolidate_full_every_s=float(_env("CONSOLIDATE_FULL_EVERY_S", "86400")),
             forget_interval_s=float(_env("FORGET_INTERVAL_S", "3600")),
             keystore_master_key=secret(MASTER_KEY_NAME),
+            auth=_on_off("AUTH", "on"),
+            rate_limit_per_min=int(_env("RATE_LIMIT_PER_MIN", "1000")),
         )
 
 

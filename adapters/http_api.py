@@ -21,18 +21,21 @@ log = logging.getLogger(__name__)
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: dict | None = None,
-                 retry_after: int | None = None):
+                 retry_after: int | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
         self.details = details or {}
         self.retry_after = retry_after
+        self.headers = headers
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None,
-                   retry_after: int | None = None) -> JSONResponse:
-    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
+                   retry_after: int | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    headers = dict(headers or {})
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}},
-                        status_code=status, headers=headers)
+                        status_code=status, headers=headers or None)
 
 
 def _field(loc: tuple) -> str:
@@ -43,9 +46,11 @@ def _field(loc: tuple) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    document_errors(app)
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.retry_after)
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.retry_after, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError):
@@ -73,6 +78,85 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(_: Request, exc: Exception):
         log.exception("unhandled error")
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")
+
+
+ERROR_SCHEMA = {
+    "title": "Error", "type": "object", "required": ["error"],
+    "properties": {"error": {
+        "type": "object", "required": ["code", "message", "details"],
+        "properties": {"code": {"type": "string", "description": "machine-readable, e.g. invalid_request"},
+                       "message": {"type": "string", "description": "what went wrong, naming the field"},
+                       "details": {"type": "object", "description": "e.g. the field, the limit, Retry-After"}},
+    }},
+}
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "string"}}}
+_ERRORS = {  # status: (when, response headers)
+    400: ("the body is not valid JSON, or a consistency token or Idempotency-Key is malformed", {}),
+    401: ("no API key, or one that is unknown, revoked or expired",
+          {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}),
+    403: ("the API key lacks the scope, or acts for another user", {}),
+    404: ("not found (or another user's: existence never leaks)", {}),
+    409: ("conflict: the same Idempotency-Key is in progress, or the state does not allow it", _RETRY_AFTER),
+    413: ("the body or one of its fields is over its limit", {}),
+    422: ("a field is invalid (named in the message and details)", {}),
+    429: ("the API key is over its rate limit", _RETRY_AFTER),
+    503: ("a dependency is unavailable or a read model is not yet consistent; retry", _RETRY_AFTER),
+}
+_TOKEN_PARAMETERS = {"consistency_token", "x-consistency-token", "idempotency-key"}
+
+
+def document_errors(app: FastAPI) -> None:
+    """Declare in the app's OpenAPI the error answers every route may give, with the shape
+    the handlers above give them (the Error schema), so clients and schemathesis can rely on
+    the spec. Derived from each operation: its authentication (401/403/429), its body
+    (400 JSON, 413), its path parameters (404), tokens (400) and writes (409); every /v1
+    operation may answer 422 and 503. FastAPI's own 422 schema (`detail`) is replaced."""
+    generate = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            app.openapi_schema = _with_errors(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _with_errors(spec: dict) -> dict:
+    components = spec.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    for unused in ("HTTPValidationError", "ValidationError"):
+        schemas.pop(unused, None)
+    schemas["Error"] = ERROR_SCHEMA
+    for path, operations in spec.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            responses = operation["responses"]
+            if "422" in responses:
+                responses.pop("422")
+                statuses = {422}
+            else:
+                statuses = set()
+            if path.startswith("/v1/"):
+                parameters = {p["name"].lower() for p in operation.get("parameters", [])}
+                statuses |= {422, 503}
+                if operation.get("security"):
+                    statuses |= {401, 403, 429}
+                if "requestBody" in operation:
+                    statuses |= {400, 413}
+                if parameters & _TOKEN_PARAMETERS:
+                    statuses.add(400)
+                if "{" in path:
+                    statuses.add(404)
+                if method != "get" and ("idempotency-key" in parameters or "{" in path):
+                    statuses.add(409)
+            for status in sorted(statuses):
+                when, headers = _ERRORS[status]
+                responses.setdefault(str(status), {
+                    "description": when, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+                    **({"headers": headers} if headers else {}),
+                })
+    return spec
 
 
 def install_body_limit(app: FastAPI, limits: dict[str, int], default: int) -> None:

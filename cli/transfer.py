@@ -93,11 +93,15 @@ class Api:
     def __init__(self, base_url: str):
         import httpx
 
+        from cli.keys import cli_api_key
         from recallstack.retry import RetryPolicy
+        from settings import Settings
 
         self.base_url = base_url
         self.policy = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=8.0, total_timeout=120.0)
-        self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(300.0, connect=5.0))
+        key = cli_api_key(Settings.from_env())  # $RECALLSTACK_API_KEY, else the local stack's admin key
+        self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(300.0, connect=5.0),
+                                   headers={"Authorization": f"Bearer {key}"} if key else None)
 
     def __enter__(self) -> "Api":
         return self

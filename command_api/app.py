@@ -1,10 +1,15 @@
 """The command API (FastAPI): writes only. Every write answers 202 with a consistency token
 once its events are durably in the log (acks=all); a refused write appends nothing.
 
-Until API keys land, the acting user is the `user_id` of the body (add) or of the query
-string (update, delete): update and delete answer 404 for a memory that is not that
-user's. Ownership is checked against the Postgres read model; to change a memory right
-after adding it, pass the add's token as `X-Consistency-Token`.
+Every request carries an API key (adapters/http_auth.py); the key's principal decides
+whose memories a request may change. A `user_id` in the body (add) or the query string
+(update, delete, restore, share) defaults to the key's user and must be it unless the key
+is an admin key; update and delete answer 404 for a memory that is not that user's.
+Ownership is checked against the Postgres read model; to change a memory right after
+adding it, pass the add's token as `X-Consistency-Token`.
+
+Keys and users (issue 8): POST /v1/keys issues a key (the secret is in the answer only),
+DELETE /v1/keys/{key_id} revokes one, POST /v1/users registers a user (admin).
 """
 
 from __future__ import annotations
@@ -13,19 +18,25 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
-from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
 
 from adapters.embedders.base import EmbedderUnavailable
 from adapters.http_api import (ApiError, install_body_limit, install_error_handlers, install_health,
                                install_http_metrics, wait_for_token)
+from adapters.http_auth import Authenticator, acting_user, require_admin
 from adapters.kafka_log import LogUnavailable
 from command_api import handlers
 from command_api.idempotency import (IdempotencyConflict, IdempotencyInProgress, IdempotencyStore,
                                      IdempotencyUnavailable, derived_id, fingerprint)
-from command_api.requests import AddMemoryRequest, BatchAddRequest, UpdateMemoryRequest
-from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, RestoreMemory, UpdateMemory
+from command_api.requests import (AddMemoryRequest, BatchAddRequest, IssueKeyRequest, RegisterUserRequest,
+                                  ShareRequest, UpdateMemoryRequest)
+from domain.commands import (AddMemory, DeleteMemory, DeleteScope, EraseUser, IssueApiKey, ReceiveConversation,
+                             RegisterUser,
+                             RestoreMemory, RevokeApiKey, ShareMemory, UnshareMemory, UpdateMemory)
+from domain.consistency import NotYetApplied, wait_until_applied
 from domain.events import new_id
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
+from domain.identity import Principal
 from settings import EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
@@ -35,13 +46,9 @@ IDEMPOTENCY_HELP = ("Idempotency-Key (1-255 printable characters): a retry with 
                     "the first answer and appends nothing")
 
 
-def actor_of(user_id: str) -> str:
-    return f"user:{user_id}"
-
-
-def add_commands(body: AddMemoryRequest) -> list[AddMemory]:
+def add_commands(body: AddMemoryRequest, actor: str) -> list[AddMemory]:
     commands = [
-        AddMemory(user_id=body.user_id, actor=actor_of(body.user_id), text=text, agent_id=body.agent_id,
+        AddMemory(user_id=body.user_id, actor=actor, text=text, agent_id=body.agent_id,
                   run_id=body.run_id, app_id=body.app_id, metadata={**body.metadata, **extra},
                   categories=tuple(body.categories), importance=body.importance, happened_at=body.occurred_at,
                   embedding=tuple(body.embedding) if body.embedding is not None else None,
@@ -63,6 +70,12 @@ async def added(commands: list[AddMemory], ctx: handlers.CommandContext, field_o
         raise ApiError(422, "invalid_request", f"{field}: {exc}", {"field": field}) from exc
 
 
+def user_param():
+    """A fresh Query(...) per endpoint (FastAPI would merge parameters sharing one object)."""
+    return Query(default=None, pattern=ID_PATTERN,
+                 description="whose memory; default the API key's user (an admin key may name any user)")
+
+
 def created_answer(events, token) -> dict:
     return {"results": [{"id": e.memory_id, "memory": e.text, "event": "ADD", "status": "processing"}
                         for e in events], "consistency_token": token.encode()}
@@ -70,8 +83,8 @@ def created_answer(events, token) -> dict:
 
 def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                positions: Callable[[], Awaitable[dict[int, int]]], consistency_wait_ms: int,
-               checks: dict[str, Callable[[], Awaitable[object]]], infer_default: bool = False,
-               lifespan=None) -> FastAPI:
+               checks: dict[str, Callable[[], Awaitable[object]]], auth: Authenticator,
+               infer_default: bool = False, lifespan=None) -> FastAPI:
     app = FastAPI(title="recallstack command API", version="0.1.0", lifespan=lifespan,
                   description=__doc__ + "\n\nLimits: see each schema; oversize is 413, bad input 400/422.")
     install_error_handlers(app)
@@ -127,18 +140,26 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
             raise ApiError(404, "not_found", str(exc)) from exc
         except handlers.NothingToRestore as exc:
             raise ApiError(409, "not_restorable", str(exc)) from exc
+        except handlers.ShareWithOwner as exc:  # after the ownership check: says nothing about others' memories
+            raise ApiError(422, "invalid_request", str(exc), {"field": "grantee_user_id"}) from exc
+        except handlers.KeyNotFound as exc:
+            raise ApiError(404, "not_found", str(exc), {"field": "key_id"}) from exc
+        except handlers.AlreadyRevoked as exc:
+            raise ApiError(409, "already_revoked", str(exc), {"field": "key_id"}) from exc
         except (OSError, ConnectionError) as exc:
             raise ApiError(503, "read_model_unavailable", f"cannot check the memory: {type(exc).__name__}",
                            retry_after=2) from exc
 
     @app.post("/v1/memories", status_code=202, tags=["memories"],
               summary="Add a memory (text) or memories from messages")
-    async def add_memory(body: AddMemoryRequest, request: Request,
+    async def add_memory(body: AddMemoryRequest, request: Request, principal: Principal = Depends(auth),
                          idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        body = body.model_copy(update={"user_id": acting_user(principal, body.user_id, "write")})
+        actor = principal.actor_for(body.user_id)
         infer = infer_default if body.infer is None else body.infer
         if infer and body.messages is not None:
             command = ReceiveConversation(
-                user_id=body.user_id, actor=actor_of(body.user_id), agent_id=body.agent_id, run_id=body.run_id,
+                user_id=body.user_id, actor=actor, agent_id=body.agent_id, run_id=body.run_id,
                 app_id=body.app_id, metadata=body.metadata, happened_at=body.occurred_at,
                 messages=tuple((m.role, m.content) for m in body.messages))
 
@@ -147,7 +168,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                 return {"results": [], "conversation_id": event.conversation_id, "status": "queued",
                         "consistency_token": token.encode()}
         else:
-            commands = add_commands(body)
+            commands = add_commands(body, actor)
 
             async def work(ctx):
                 return created_answer(*await appended(added(commands, ctx, lambda _index, field: field)))
@@ -155,14 +176,15 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
 
     @app.post("/v1/memories/batch", status_code=202, tags=["memories"],
               summary="Add up to 1,000 memories in one call, all or nothing")
-    async def add_batch(body: BatchAddRequest, request: Request,
+    async def add_batch(body: BatchAddRequest, request: Request, principal: Principal = Depends(auth),
                         idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
         commands, item_of = [], []  # item_of[i]: the index in `memories` of command i
         for index, item in enumerate(body.memories):
             if item.infer:
                 raise ApiError(422, "invalid_request", f"memories.{index}.infer: batch stores memories as given",
                                {"field": f"memories.{index}.infer"})
-            made = add_commands(item)
+            item = item.model_copy(update={"user_id": acting_user(principal, item.user_id, "write")})
+            made = add_commands(item, principal.actor_for(item.user_id))
             commands += made
             item_of += [index] * len(made)
         users = {c.user_id for c in commands}
@@ -177,12 +199,14 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
         await wait_for_token(token, EVENTS_TOPIC, "postgres", positions, consistency_wait_ms)
 
     @app.patch("/v1/memories/{memory_id}", status_code=202, tags=["memories"], summary="Update text and/or metadata")
-    async def update(body: UpdateMemoryRequest, request: Request,
-                     memory_id: str = Path(pattern=UUID_PATTERN), user_id: str = Query(pattern=ID_PATTERN),
+    async def update(body: UpdateMemoryRequest, request: Request, principal: Principal = Depends(auth),
+                     memory_id: str = Path(pattern=UUID_PATTERN), user_id: str | None = user_param(),
                      x_consistency_token: str | None = Header(default=None),
                      idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        user_id = acting_user(principal, user_id, "write", one_memory=True)
         await consistent(x_consistency_token)
-        command = UpdateMemory(user_id=user_id, actor=actor_of(user_id), memory_id=memory_id.lower(), text=body.text,
+        command = UpdateMemory(user_id=user_id, actor=principal.actor_for(user_id), memory_id=memory_id.lower(),
+                               text=body.text,
                                metadata=body.metadata, importance=body.importance,
                                categories=tuple(body.categories) if body.categories is not None else None)
 
@@ -193,12 +217,13 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
         return await run(request, user_id, idempotency_key, work)
 
     @app.delete("/v1/memories/{memory_id}", status_code=202, tags=["memories"], summary="Delete one memory")
-    async def delete_one(request: Request, memory_id: str = Path(pattern=UUID_PATTERN),
-                         user_id: str = Query(pattern=ID_PATTERN),
+    async def delete_one(request: Request, principal: Principal = Depends(auth),
+                         memory_id: str = Path(pattern=UUID_PATTERN), user_id: str | None = user_param(),
                          x_consistency_token: str | None = Header(default=None),
                          idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        user_id = acting_user(principal, user_id, "write", one_memory=True)
         await consistent(x_consistency_token)
-        command = DeleteMemory(user_id=user_id, actor=actor_of(user_id), memory_id=memory_id.lower())
+        command = DeleteMemory(user_id=user_id, actor=principal.actor_for(user_id), memory_id=memory_id.lower())
 
         async def work(ctx):
             event, token = await appended(handlers.delete_memory(command, ctx))
@@ -208,12 +233,13 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
 
     @app.post("/v1/memories/{memory_id}/restore", status_code=202, tags=["memories"],
               summary="Restore a forgotten or archived memory (undo the forgetting worker or a consolidation)")
-    async def restore(request: Request, memory_id: str = Path(pattern=UUID_PATTERN),
-                      user_id: str = Query(pattern=ID_PATTERN),
+    async def restore(request: Request, principal: Principal = Depends(auth),
+                      memory_id: str = Path(pattern=UUID_PATTERN), user_id: str | None = user_param(),
                       x_consistency_token: str | None = Header(default=None),
                       idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        user_id = acting_user(principal, user_id, "write", one_memory=True)
         await consistent(x_consistency_token)
-        command = RestoreMemory(user_id=user_id, actor=actor_of(user_id), memory_id=memory_id.lower())
+        command = RestoreMemory(user_id=user_id, actor=principal.actor_for(user_id), memory_id=memory_id.lower())
 
         async def work(ctx):
             event, token = await appended(handlers.restore_memory(command, ctx))
@@ -223,12 +249,13 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
 
     @app.delete("/v1/memories", status_code=202, tags=["memories"],
                 summary="Delete every memory of a scope (user_id, narrowed by agent_id / run_id / app_id)")
-    async def delete_all(request: Request, user_id: str = Query(pattern=ID_PATTERN),
+    async def delete_all(request: Request, principal: Principal = Depends(auth), user_id: str | None = user_param(),
                          agent_id: str | None = Query(default=None, pattern=ID_PATTERN),
                          run_id: str | None = Query(default=None, pattern=ID_PATTERN),
                          app_id: str | None = Query(default=None, pattern=ID_PATTERN),
                          idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
-        command = DeleteScope(user_id=user_id, actor=actor_of(user_id), agent_id=agent_id, run_id=run_id,
+        user_id = acting_user(principal, user_id, "write")
+        command = DeleteScope(user_id=user_id, actor=principal.actor_for(user_id), agent_id=agent_id, run_id=run_id,
                               app_id=app_id)
 
         async def work(ctx):
@@ -239,4 +266,107 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                     "consistency_token": token.encode()}
         return await run(request, user_id, idempotency_key, work)
 
+    @app.post("/v1/memories/{memory_id}/shares", status_code=202, tags=["sharing"],
+              summary="Let another user read this memory (read-only, until unshared)")
+    async def share(body: ShareRequest, request: Request, principal: Principal = Depends(auth),
+                    memory_id: str = Path(pattern=UUID_PATTERN), user_id: str | None = user_param(),
+                    x_consistency_token: str | None = Header(default=None),
+                    idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        user_id = acting_user(principal, user_id, "write", one_memory=True)
+        await consistent(x_consistency_token)
+        command = ShareMemory(user_id=user_id, actor=principal.actor_for(user_id), memory_id=memory_id.lower(),
+                              grantee_user_id=body.grantee_user_id)
+
+        async def work(ctx):
+            event, token = await appended(handlers.share_memory(command, ctx))
+            return {"results": [{"id": event.memory_id, "event": "SHARE", "grantee_user_id": event.grantee_user_id,
+                                 "permission": event.permission, "status": "processing"}],
+                    "consistency_token": token.encode()}
+        return await run(request, user_id, idempotency_key, work)
+
+    @app.delete("/v1/memories/{memory_id}/shares/{grantee_user_id}", status_code=202, tags=["sharing"],
+                summary="Stop sharing this memory with a user")
+    async def unshare(request: Request, principal: Principal = Depends(auth),
+                      memory_id: str = Path(pattern=UUID_PATTERN), grantee_user_id: str = Path(pattern=ID_PATTERN),
+                      user_id: str | None = user_param(),
+                      idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
+        user_id = acting_user(principal, user_id, "write", one_memory=True)
+        command = UnshareMemory(user_id=user_id, actor=principal.actor_for(user_id), memory_id=memory_id.lower(),
+                                grantee_user_id=grantee_user_id)
+
+        async def work(ctx):
+            event, token = await appended(handlers.unshare_memory(command, ctx))
+            return {"results": [{"id": event.memory_id, "event": "UNSHARE", "grantee_user_id": grantee_user_id,
+                                 "status": "processing"}], "consistency_token": token.encode()}
+        return await run(request, user_id, idempotency_key, work)
+
+    @app.post("/v1/keys", status_code=201, tags=["keys"],
+              summary="Issue an API key (the secret is in this answer only; it is stored hashed)")
+    async def issue_key(body: IssueKeyRequest, request: Request, principal: Principal = Depends(auth)):
+        user_id = acting_user(principal, body.user_id, "write")
+        if not principal.is_admin and not set(body.scopes) <= set(principal.scopes) - {"admin"}:
+            raise ApiError(403, "forbidden", "scopes: a non-admin key may issue only read or write keys it holds "
+                           f"itself ({', '.join(s for s in principal.scopes if s != 'admin')})", {"field": "scopes"})
+        command = IssueApiKey(user_id=user_id, actor=principal.actor_for(user_id), scopes=tuple(body.scopes),
+                              name=body.name, expires_at=body.expires_at)
+        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        issued, event, token = await appended(handlers.issue_api_key(command, ctx))
+        try:  # answer once the key works: the read model every service checks keys against has it
+            await wait_until_applied(token.encode(), EVENTS_TOPIC, "postgres", positions, consistency_wait_ms)
+            usable = True
+        except (NotYetApplied, *_DOWN) as exc:
+            log.warning("key %s issued but not yet projected: %s", issued.prefix, exc)
+            usable = False
+        return {"key_id": issued.key_id, "key": issued.secret, "prefix": issued.prefix, "user_id": user_id,
+                "scopes": list(issued.scopes), "name": body.name,
+                "expires_at": body.expires_at.isoformat() if body.expires_at else None,
+                "usable": usable, "consistency_token": token.encode(),
+                "note": "store the key now: it is shown only once"}
+
+    @app.delete("/v1/keys/{key_id}", status_code=202, tags=["keys"],
+                summary="Revoke an API key (refused everywhere within a second)")
+    async def revoke_key(request: Request, principal: Principal = Depends(auth),
+                         key_id: str = Path(pattern=UUID_PATTERN),
+                         user_id: str | None = Query(default=None, pattern=ID_PATTERN,
+                                                     description="the key's owner; an admin key may omit it"),
+                         reason: str | None = Query(default=None, max_length=256)):
+        key_id = key_id.lower()
+        if principal.is_admin and user_id is None:
+            found = await appended(base.identity.key(key_id))
+            user_id = found[0] if found else principal.user_id or ""
+        user_id = acting_user(principal, user_id, "write", one_memory=True)
+        command = RevokeApiKey(user_id=user_id, actor=principal.actor_for(user_id), key_id=key_id, reason=reason)
+        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        event, token = await appended(handlers.revoke_api_key(command, ctx))
+        return {"key_id": event.key_id, "event": "REVOKE", "status": "processing", "consistency_token": token.encode()}
+
+    @app.post("/v1/users", status_code=202, tags=["users"], summary="Register a user (admin)")
+    async def register_user(body: RegisterUserRequest, request: Request, principal: Principal = Depends(auth)):
+        require_admin(principal)
+        command = RegisterUser(user_id=body.user_id, actor=principal.actor_for(body.user_id),
+                               display_name=body.display_name, is_admin=body.is_admin)
+        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        event, token = await appended(handlers.register_user(command, ctx))
+        return {"user_id": event.user_id, "event": "REGISTER", "status": "processing",
+                "consistency_token": token.encode()}
+
+    @app.delete("/v1/users/{user_id}", status_code=202, tags=["users"],
+                summary="Erase a user for good (admin): data keys destroyed, every read model purged")
+    async def erase_user(request: Request, principal: Principal = Depends(auth),
+                         user_id: str = Path(pattern=ID_PATTERN),
+                         confirm: bool = Query(default=False, description="must be true: erasure cannot be undone"),
+                         reason: str | None = Query(default=None, max_length=256)):
+        require_admin(principal)
+        if not confirm:
+            raise ApiError(422, "invalid_request", "confirm: must be true (erasure destroys the user's data keys and "
+                           "cannot be undone)", {"field": "confirm"})
+        command = EraseUser(user_id=user_id, actor=principal.actor_for(user_id), reason=reason)
+        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        event, token = await appended(handlers.erase_user(command, ctx))
+        return {"user_id": user_id, "event": "ERASE", "event_id": event.event_id, "status": "processing",
+                "consistency_token": token.encode()}
+
     return app
+
+
+_DOWN = (OSError, ConnectionError)

@@ -13,14 +13,17 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from adapters.embedders import Embedder
-from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, RestoreMemory, UpdateMemory
+from domain.commands import (AddMemory, DeleteMemory, DeleteScope, IssueApiKey, ReceiveConversation, RegisterUser,
+                             RestoreMemory, RevokeApiKey, ShareMemory, UnshareMemory, UpdateMemory)
 from domain.consistency import ConsistencyToken
 from domain.commands import EraseUser
 from domain.events import UserErased
 from domain.entities import extract
 from domain.importance import initial_importance
-from domain.events import (ChatMessage, ConversationReceived, Event, MemoryCreated, MemoryDeleted,
-                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, new_id, utcnow)
+from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, ConversationReceived, Event, MemoryCreated,
+                           MemoryDeleted, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
+                           MemoryUpdated, UserRegistered, new_id, utcnow)
+from domain.identity import IssuedKey, issue_key
 
 
 class Publisher(Protocol):
@@ -32,12 +35,31 @@ class MemoryLookup(Protocol):
         """(user_id, state) of a memory in the read model, or None."""
 
 
+class IdentityLookup(Protocol):
+    async def key(self, key_id: str) -> tuple[str, bool] | None:
+        """(user_id, revoked) of an API key in the read model, or None."""
+
+    async def user_registered(self, user_id: str) -> bool: ...
+
+
 class KeyDestroyer(Protocol):
     async def destroy(self, user_id: str) -> list[int]:
         """Destroy every data key of the user (crypto-shredding); returns the versions destroyed."""
 
 
 class MemoryNotFound(Exception):
+    pass
+
+
+class KeyNotFound(Exception):
+    pass
+
+
+class ShareWithOwner(Exception):
+    """A memory is always visible to its owner."""
+
+
+class AlreadyRevoked(Exception):
     pass
 
 
@@ -63,6 +85,7 @@ class CommandContext:
     # Makes ids deterministic (Idempotency-Key): (kind, index) -> id. Default: random UUIDs.
     ids: Callable[[str, int], str] = lambda kind, index: new_id()
     keys: KeyDestroyer | None = None  # the key store (erasure); adapters/key_store.Keyring
+    identity: IdentityLookup | None = None
 
 
 def _vectors(embedder: Embedder, texts: list[str]):
@@ -171,6 +194,59 @@ async def restore_memory(command: RestoreMemory, ctx: CommandContext) -> tuple[M
                                "can be restored")
     event = MemoryRestored(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
                            event_id=ctx.ids("event", 0), memory_id=command.memory_id, reason="restored on request")
+    return event, await ctx.publisher.publish([event])
+
+
+async def share_memory(command: ShareMemory, ctx: CommandContext) -> tuple[MemoryShared, ConsistencyToken]:
+    """Only the owner shares, only an existing memory, never with themselves."""
+    await _owned(command.memory_id, command.user_id, ctx)
+    if command.grantee_user_id == command.user_id:
+        raise ShareWithOwner("grantee_user_id: a memory is always visible to its owner; name another user")
+    event = MemoryShared(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                         event_id=ctx.ids("event", 0), memory_id=command.memory_id,
+                         grantee_user_id=command.grantee_user_id)
+    return event, await ctx.publisher.publish([event])
+
+
+async def unshare_memory(command: UnshareMemory, ctx: CommandContext) -> tuple[MemoryUnshared, ConsistencyToken]:
+    await _owned(command.memory_id, command.user_id, ctx)
+    event = MemoryUnshared(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                           event_id=ctx.ids("event", 0), memory_id=command.memory_id,
+                           grantee_user_id=command.grantee_user_id)
+    return event, await ctx.publisher.publish([event])
+
+
+async def register_user(command: RegisterUser, ctx: CommandContext) -> tuple[UserRegistered, ConsistencyToken]:
+    event = UserRegistered(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                           event_id=ctx.ids("event", 0), display_name=command.display_name,
+                           is_admin=command.is_admin)
+    return event, await ctx.publisher.publish([event])
+
+
+async def issue_api_key(command: IssueApiKey, ctx: CommandContext
+                        ) -> tuple[IssuedKey, ApiKeyIssued, ConsistencyToken]:
+    """A key for a user (registered on their first key). The secret is in the answer only:
+    the event carries its hash."""
+    issued = issue_key(command.scopes)
+    envelope = dict(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id)
+    events: list[Event] = []
+    if ctx.identity is not None and not await ctx.identity.user_registered(command.user_id):
+        events.append(UserRegistered(**envelope, is_admin="admin" in issued.scopes))
+    event = ApiKeyIssued(**envelope, key_id=issued.key_id, prefix=issued.prefix, key_hash=issued.key_hash,
+                         scopes=issued.scopes, name=command.name, expires_at=command.expires_at)
+    events.append(event)
+    return issued, event, await ctx.publisher.publish(events)
+
+
+async def revoke_api_key(command: RevokeApiKey, ctx: CommandContext) -> tuple[ApiKeyRevoked, ConsistencyToken]:
+    """`command.user_id` is whose key it must be (an admin's request names the key's owner)."""
+    found = await ctx.identity.key(command.key_id)
+    if found is None or found[0] != command.user_id:
+        raise KeyNotFound(f"API key {command.key_id} not found")
+    if found[1]:
+        raise AlreadyRevoked(f"API key {command.key_id} is already revoked")
+    event = ApiKeyRevoked(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                          event_id=ctx.ids("event", 0), key_id=command.key_id, reason=command.reason)
     return event, await ctx.publisher.publish([event])
 
 

@@ -108,7 +108,8 @@ class Message(BaseModel):
 
 class Scope(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    user_id: Id
+    user_id: Id | None = Field(default=None, description="whose memory; default the API key's user (an admin key "
+                               "may name any user)")
     agent_id: Id | None = None
     run_id: Id | None = None
     app_id: Id | None = None
@@ -192,3 +193,39 @@ class UpdateMemoryRequest(BaseModel):
         if self.text is None and self.metadata is None and self.categories is None and self.importance is None:
             raise PydanticCustomError("nothing_to_update", "give at least one of text, metadata, categories, importance")
         return self
+
+
+class ShareRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    grantee_user_id: Id = Field(description="the user who may read the memory (read-only)")
+
+
+class IssueKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id | None = Field(default=None, description="whose key; default the calling key's user (only an admin "
+                               "key may name another user)")
+    scopes: list[Literal["read", "write", "admin"]] = Field(
+        min_length=1, max_length=3, description="write implies read, admin implies both and acts for any user; a "
+                                                "non-admin key may issue only scopes it holds, never admin")
+    name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",
+                             description="a label shown in lists")
+    expires_at: datetime | None = Field(default=None, description="when the key stops working (ISO 8601; naive is "
+                                        "UTC); default never")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _future(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return value
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        if value <= datetime.now(timezone.utc):
+            raise PydanticCustomError("in_the_past", "must be in the future")
+        return value
+
+
+class RegisterUserRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    user_id: Id
+    display_name: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
+    is_admin: bool = False

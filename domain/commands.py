@@ -67,6 +67,39 @@ class RestoreMemory(Command):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ShareMemory(Command):
+    """Let `grantee_user_id` read one memory of `user_id` (read-only; the only permission)."""
+    memory_id: str
+    grantee_user_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class UnshareMemory(Command):
+    memory_id: str
+    grantee_user_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RegisterUser(Command):
+    display_name: str | None = None
+    is_admin: bool = False
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueApiKey(Command):
+    """A new key for `user_id`; its secret is answered once and never stored."""
+    scopes: tuple[str, ...]
+    name: str | None = None
+    expires_at: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RevokeApiKey(Command):
+    key_id: str
+    reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class EraseUser(Command):
     """Erase everything of `user_id` (right to be forgotten): keys destroyed, then UserErased."""
     reason: str | None = None

@@ -143,7 +143,19 @@ def _value(field: str, op: str, value: Any, path: str) -> Any:
     return _scalar(field, op, value, path)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _scalar(field: str, op: str, value: Any, path: str) -> Any:
+    if _has_nul(value):  # no stored text can hold it (Postgres refuses \u0000): say so, do not fail later
+        raise FilterError(path, "must not contain the NUL character (\\u0000)")
     if field in TIME_FIELDS:
         if not isinstance(value, str):
             raise FilterError(path, "must be an ISO 8601 date or time")

@@ -1,7 +1,5 @@
 """API keys and principals (pure): issuing, hashing, checking, and what a principal may do.
 
-Groundwork for the users-and-keys issue: nothing on the request path uses it yet.
-
 Keys: `rsk_` + 43 characters of URL-safe base64 (32 random bytes from `secrets`), shown once.
 Only `sha256:<hex>` of the whole key is kept (the events carry the hash, never the key):
 a key has 256 bits of entropy, so a fast hash is safe, unlike for a password, and lets
@@ -73,16 +71,36 @@ def matches(secret: str, key_hash: str) -> bool:
     return hmac.compare_digest(hash_key(secret), key_hash)
 
 
+class NotPermitted(Exception):
+    """The principal may not do this. `kind`: "scope" (the key lacks the scope: 403),
+    "user" (another user's data: 403 on a collection, 404 on one memory), "user_required"
+    (no user to act for: 422)."""
+
+    def __init__(self, kind: str, message: str):
+        super().__init__(message)
+        self.kind = kind
+
+
 @dataclass(frozen=True)
 class Principal:
     """Who a request acts as: the key's user, its scopes."""
-    user_id: str
+    user_id: str | None  # None: the local no-auth mode (acts for whichever user a request names)
     scopes: tuple[str, ...]
     key_prefix: str | None = None  # None: the local no-auth mode
+    key_id: str | None = None
+
+    @classmethod
+    def local(cls) -> "Principal":
+        """The no-auth mode's principal (single-user laptops): every scope, any user."""
+        return cls(None, SCOPES)
 
     @property
     def actor(self) -> str:
         return f"key:{self.key_prefix}" if self.key_prefix else f"user:{self.user_id}"
+
+    def actor_for(self, user_id: str) -> str:
+        """`key:<prefix>`, or in the no-auth mode `user:<the user acted for>`."""
+        return f"key:{self.key_prefix}" if self.key_prefix else f"user:{user_id}"
 
     @property
     def is_admin(self) -> bool:
@@ -93,3 +111,19 @@ class Principal:
         if action not in ("read", "write"):
             raise ValueError(f"action must be read or write, got {action!r}")
         return action in self.scopes and (self.is_admin or user_id == self.user_id)
+
+    def acting_user(self, requested: str | None, action: str) -> str:
+        """The user a request acts on: the one it names, else the key's own; NotPermitted
+        when the key lacks the scope or the user is someone else's (and the key is no admin)."""
+        if action not in self.scopes:
+            raise NotPermitted("scope", f"this API key lacks the {action} scope (it has: {', '.join(self.scopes)})")
+        user_id = requested or self.user_id
+        if user_id is None:
+            raise NotPermitted("user_required", "user_id: required (no API key names a user in the no-auth mode)")
+        if not self.may(action, user_id):
+            raise NotPermitted("user", f"this API key acts only for its own user ({self.user_id})")
+        return user_id
+
+    def require_admin(self) -> None:
+        if not self.is_admin:
+            raise NotPermitted("scope", "this needs an API key with the admin scope")

@@ -15,8 +15,9 @@ import numpy as np
 
 from adapters import postgres
 from adapters.postgres import CONNECTION_ERRORS, schema_of
-from domain.events import (Event, MemoryAccessed, MemoryConsolidated, MemoryDeleted, MemoryForgotten, MemoryRestored,
-                           MemoryScopeDeleted, MemoryUpdated)
+from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryAccessed, MemoryConsolidated, MemoryDeleted,
+                           MemoryForgotten, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
+                           MemoryUpdated, UserRegistered)
 from domain.events import UserErased
 from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
@@ -152,7 +153,9 @@ class PgProjector:
                 " WHERE id = $4 AND user_id = $5 AND state = ANY($6) RETURNING id, text",
                 new_state, event.occurred_at, event.event_id, event.memory_id, event.user_id, from_states)
             await self._history(conn, event, at, [(str(r["id"]), r["text"], r["text"], None, None) for r in rows])
-        # Other events (conversations, identity) do not change this read model.
+        elif isinstance(event, (UserRegistered, ApiKeyIssued, ApiKeyRevoked, MemoryShared, MemoryUnshared)):
+            await _apply_identity(conn, event)
+        # Other events (conversations) do not change this read model.
 
     async def _consolidate(self, conn: asyncpg.Connection, event: MemoryConsolidated, at: Applied) -> None:
         """The summary is created like a memory (never overwritten: a redelivery or a second
@@ -209,6 +212,39 @@ def _history_row(event: Event, at: Applied, memory_id, old_text, new_text, old_m
             event.occurred_at, at.partition, at.offset, old_text, new_text,
             json.dumps(old_meta) if old_meta is not None else None,
             json.dumps(new_meta) if new_meta is not None else None, getattr(event, "reason", None))
+
+
+async def _apply_identity(conn: asyncpg.Connection, event: Event) -> None:
+    """Users, keys and shares. Idempotent: a redelivered event finds its row already there."""
+    if isinstance(event, UserRegistered):
+        await conn.execute(
+            "INSERT INTO users (user_id, display_name, is_admin, registered_at, last_event_id)"
+            " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id) DO UPDATE SET display_name ="
+            " COALESCE(EXCLUDED.display_name, users.display_name), is_admin = EXCLUDED.is_admin,"
+            " last_event_id = EXCLUDED.last_event_id",
+            event.user_id, event.display_name, event.is_admin, event.occurred_at, uuid.UUID(event.event_id))
+    elif isinstance(event, ApiKeyIssued):
+        await conn.execute(
+            "INSERT INTO api_keys (key_id, user_id, prefix, key_hash, scopes, name, created_at, expires_at, actor)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING",
+            uuid.UUID(event.key_id), event.user_id, event.prefix, event.key_hash, list(event.scopes), event.name,
+            event.occurred_at, event.expires_at, event.actor)
+    elif isinstance(event, ApiKeyRevoked):
+        await conn.execute(
+            "UPDATE api_keys SET revoked_at = $3, revoked_reason = $4"
+            " WHERE key_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+            uuid.UUID(event.key_id), event.user_id, event.occurred_at, event.reason)
+    elif isinstance(event, MemoryShared):
+        # Only a memory of the sharer (the event's user) can be shared: the command checked it
+        # against this read model; checked again here so the log alone decides.
+        await conn.execute(
+            "INSERT INTO memory_shares (memory_id, user_id, grantee_user_id, permission, shared_at)"
+            " SELECT id, user_id, $3, $4, $5 FROM memories WHERE id = $1 AND user_id = $2"
+            " ON CONFLICT (memory_id, grantee_user_id) DO NOTHING",
+            uuid.UUID(event.memory_id), event.user_id, event.grantee_user_id, event.permission, event.occurred_at)
+    elif isinstance(event, MemoryUnshared):
+        await conn.execute("DELETE FROM memory_shares WHERE memory_id = $1 AND user_id = $2 AND grantee_user_id = $3",
+                           uuid.UUID(event.memory_id), event.user_id, event.grantee_user_id)
 
 
 async def erase_user_rows(conn: asyncpg.Connection, user_id: str) -> dict[str, int]:

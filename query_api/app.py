@@ -20,14 +20,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-from fastapi import FastAPI, Path, Query, Response
+from fastapi import Depends, FastAPI, Path, Query, Response
 
 from adapters.http_api import ApiError, install_error_handlers, install_health, install_http_metrics, wait_for_token
+from adapters.http_auth import Authenticator, acting_user, require_admin
 from adapters.postgres import CONNECTION_ERRORS
 from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
 from domain.context_block import build_context
 from domain.filters import FilterError, Node, parse
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
+from domain.identity import Principal
 from query_api import pg_reads
 from query_api.caches import REDIS_ERRORS, AnswerCache, EmbeddingCache
 from query_api.pg_reads import Scope
@@ -38,6 +40,11 @@ from settings import EVENTS_TOPIC
 log = logging.getLogger(__name__)
 
 PROJECTION = "postgres"
+
+
+def user_param() -> Any:
+    return Query(default=None, pattern=ID_PATTERN,
+                 description="whose memories; default the API key's user (an admin key may name any user)")
 
 
 def scope_param() -> Any:
@@ -64,10 +71,12 @@ class QueryDeps:
     access: Recorder = field(default_factory=Recorder)
     count_tokens: Callable[[str, str], int] | None = None  # (encoding, text) -> tokens
     grace_ms: int = 250  # how long the graph and the cache may lag Postgres on a token before they are left out
+    auth: Authenticator = field(default_factory=lambda: Authenticator(None, required=False))
 
 
 def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     app = FastAPI(title="recallstack query API", version="0.2.0", lifespan=lifespan)
+    auth = deps.auth
     install_error_handlers(app)
     install_health(app, deps.checks)
     install_http_metrics(app, "query")
@@ -170,7 +179,8 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         return answer
 
     @app.post("/v1/memories/search", tags=["memories"], summary="Hybrid search (dense + sparse + temporal + graph)")
-    async def search(body: SearchRequest, response: Response):
+    async def search(body: SearchRequest, response: Response, principal: Principal = Depends(auth)):
+        body = body.model_copy(update={"user_id": acting_user(principal, body.user_id, "read")})
         options = body.model_dump(include={"threshold", "sources", "weights", "rrf_k", "mmr", "temporal", "cache",
                                            "explain"})
         answer = await run_search(body, body.limit, response, options)
@@ -178,7 +188,8 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         return answer
 
     @app.post("/v1/context", tags=["memories"], summary="A token-budgeted context block for the next prompt")
-    async def context(body: ContextRequest, response: Response):
+    async def context(body: ContextRequest, response: Response, principal: Principal = Depends(auth)):
+        body = body.model_copy(update={"user_id": acting_user(principal, body.user_id, "read")})
         answer = await run_search(body, body.candidates, response, {})
         count = deps.count_tokens or (lambda _enc, text: len(text.split()))
         ranked = [{**r, "occurred_at": datetime.fromisoformat(r["occurred_at"])} for r in answer["results"]]
@@ -192,7 +203,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
 
     @app.get("/v1/memories", tags=["memories"], summary="List memories with filters, paging and sort")
     async def list_memories(
-            user_id: str = Query(pattern=ID_PATTERN), agent_id: str | None = scope_param(),
+            principal: Principal = Depends(auth), user_id: str | None = user_param(), agent_id: str | None = scope_param(),
             run_id: str | None = scope_param(), app_id: str | None = scope_param(),
             filters: str | None = Query(default=None, max_length=16_384, description="a filter tree as JSON"),
             page: int = Query(default=1, ge=1, le=100_000), page_size: int = Query(default=100, ge=1, le=1_000),
@@ -206,6 +217,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                                            "`embedding_model` (what `recallstack export --include-vectors` writes); "
                                            "about 8 KB of JSON per memory at 384 dimensions"),
             consistency_token: str | None = Query(default=None, max_length=4_096)):
+        user_id = acting_user(principal, user_id, "read")
         try:
             raw_filters = json.loads(filters) if filters else None
         except json.JSONDecodeError as exc:
@@ -219,18 +231,25 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                 "has_more": page * page_size < total}
 
     @app.get("/v1/memories/{memory_id}", tags=["memories"], summary="One memory")
-    async def get_memory(memory_id: str = Path(pattern=UUID_PATTERN), user_id: str = Query(pattern=ID_PATTERN),
+    async def get_memory(principal: Principal = Depends(auth), memory_id: str = Path(pattern=UUID_PATTERN),
+                         user_id: str | None = user_param(),
                          consistency_token: str | None = Query(default=None, max_length=4_096)):
+        user_id = acting_user(principal, user_id, "read", one_memory=True)
         await pg_consistent(consistency_token)
         doc = await from_postgres(pg_reads.get_memory(deps.pool(), memory_id.lower(), user_id))
-        if doc is None:  # absent, deleted or someone else's: the same answer (no existence leak)
-            raise ApiError(404, "not_found", f"memory {memory_id} not found", {"field": "memory_id"})
+        if doc is None:  # someone else's memory may have been shared with this user (read-only)
+            doc = await from_postgres(pg_reads.get_shared_memory(deps.pool(), memory_id.lower(), user_id))
+            if doc is None:  # absent, deleted or someone else's: the same answer (no existence leak)
+                raise ApiError(404, "not_found", f"memory {memory_id} not found", {"field": "memory_id"})
+            return doc  # a grantee's read is not the owner's recall: no access event
         deps.access.record(user_id, [doc["id"]], "get")
         return doc
 
     @app.get("/v1/memories/{memory_id}/history", tags=["memories"], summary="Every change of one memory")
-    async def memory_history(memory_id: str = Path(pattern=UUID_PATTERN), user_id: str = Query(pattern=ID_PATTERN),
+    async def memory_history(principal: Principal = Depends(auth), memory_id: str = Path(pattern=UUID_PATTERN),
+                             user_id: str | None = user_param(),
                              consistency_token: str | None = Query(default=None, max_length=4_096)):
+        user_id = acting_user(principal, user_id, "read", one_memory=True)
         await pg_consistent(consistency_token)
         changes = await from_postgres(pg_reads.history(deps.pool(), memory_id.lower(), user_id))
         if changes is None:
@@ -238,9 +257,10 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         return {"memory_id": memory_id.lower(), "history": changes}
 
     @app.get("/v1/graph", tags=["graph"], summary="Entities and relations of a user")
-    async def graph(user_id: str = Query(pattern=ID_PATTERN), limit: int = Query(default=500, ge=1, le=5_000),
+    async def graph(principal: Principal = Depends(auth), user_id: str | None = user_param(), limit: int = Query(default=500, ge=1, le=5_000),
                     include_closed: bool = Query(default=False, description="also relations no longer valid"),
                     consistency_token: str | None = Query(default=None, max_length=4_096)):
+        user_id = acting_user(principal, user_id, "read")
         if deps.user_graph is None:
             raise ApiError(503, "unavailable", "the graph read model is not configured", retry_after=5)
         problem = await soft_consistent(consistency_token, deps.graph_positions, "neo4j")
@@ -254,7 +274,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                            retry_after=2) from exc
 
     @app.get("/v1/embedder", tags=["ops"], summary="The embedding model of this deployment: id and dimension")
-    async def embedder_info():
+    async def embedder_info(_: Principal = Depends(auth)):
         """What every stored vector is made with (`embedding_model`, `dim`): an import sends an
         export's vectors only when they match, else the command API embeds the texts again."""
         embedder = deps.embeddings.embedder
@@ -266,12 +286,56 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         return {"embedding_model": embedder.model_id, "dim": int(dim)}
 
     @app.get("/v1/stats/cache", tags=["ops"], summary="Hit ratios of this process's caches")
-    async def cache_stats():
+    async def cache_stats(_: Principal = Depends(auth)):
         stats = {"embedding_lru": deps.embeddings.lru_ratio.as_dict(),
                  "embedding_redis": deps.embeddings.redis_ratio.as_dict()}
         if deps.answers is not None:
             stats["answers"] = deps.answers.ratio.as_dict()
         return stats
+
+    @app.get("/v1/me", tags=["keys"], summary="Who this API key is: its user, scopes and prefix")
+    async def me(principal: Principal = Depends(auth)):
+        return {"user_id": principal.user_id, "scopes": list(principal.scopes), "key_prefix": principal.key_prefix,
+                "key_id": principal.key_id, "auth": "on" if principal.key_prefix else "off"}
+
+    @app.get("/v1/shared", tags=["sharing"], summary="Memories other users shared with this user (read-only)")
+    async def shared(principal: Principal = Depends(auth), user_id: str | None = user_param(),
+                     page: int = Query(default=1, ge=1, le=100_000), page_size: int = Query(default=100, ge=1, le=1_000)):
+        user_id = acting_user(principal, user_id, "read")
+        rows, total = await from_postgres(pg_reads.shared_with(deps.pool(), user_id, page_size, (page - 1) * page_size))
+        return {"results": rows, "page": page, "page_size": page_size, "total": total,
+                "has_more": page * page_size < total}
+
+    @app.get("/v1/memories/{memory_id}/shares", tags=["sharing"], summary="Who a memory is shared with")
+    async def memory_shares(principal: Principal = Depends(auth), memory_id: str = Path(pattern=UUID_PATTERN),
+                            user_id: str | None = user_param()):
+        user_id = acting_user(principal, user_id, "read", one_memory=True)
+        if await from_postgres(pg_reads.get_memory(deps.pool(), memory_id.lower(), user_id)) is None:
+            raise ApiError(404, "not_found", f"memory {memory_id} not found", {"field": "memory_id"})
+        return {"memory_id": memory_id.lower(),
+                "shares": await from_postgres(pg_reads.shares_of(deps.pool(), memory_id.lower(), user_id))}
+
+    @app.get("/v1/namespaces", tags=["memories"], summary="A user's apps and agents, with their memory counts")
+    async def namespaces(principal: Principal = Depends(auth), user_id: str | None = user_param()):
+        user_id = acting_user(principal, user_id, "read")
+        return await from_postgres(pg_reads.namespaces(deps.pool(), user_id))
+
+    @app.get("/v1/keys", tags=["keys"], summary="API keys (prefixes and scopes; never secrets)")
+    async def list_keys(principal: Principal = Depends(auth),
+                        user_id: str | None = Query(default=None, pattern=ID_PATTERN,
+                                                    description="whose keys; an admin key without it lists all"),
+                        include_revoked: bool = False):
+        if not (principal.is_admin and user_id is None):
+            user_id = acting_user(principal, user_id, "read")
+        return {"results": await from_postgres(pg_reads.api_keys(deps.pool(), user_id, include_revoked))}
+
+    @app.get("/v1/users", tags=["users"], summary="Registered users (admin)")
+    async def list_users(principal: Principal = Depends(auth), page: int = Query(default=1, ge=1, le=100_000),
+                         page_size: int = Query(default=100, ge=1, le=1_000)):
+        require_admin(principal)
+        rows, total = await from_postgres(pg_reads.users(deps.pool(), page_size, (page - 1) * page_size))
+        return {"results": rows, "page": page, "page_size": page_size, "total": total,
+                "has_more": page * page_size < total}
 
     return app
 

@@ -329,3 +329,81 @@ async def history(pool: asyncpg.Pool, memory_id: str, user_id: str) -> list[dict
             "log_position": {"partition": r["log_partition"], "offset": r["log_offset"]},
         })
     return changes
+
+
+# --- identity: shares, namespaces, keys, users --------------------------------------
+
+_SHARED_COLUMNS = ", ".join(f"memories.{c.strip()}" for c in MEMORY_COLUMNS.split(","))  # memory_shares has user_id too
+
+
+async def get_shared_memory(pool: asyncpg.Pool, memory_id: str, grantee_user_id: str) -> dict | None:
+    """A memory someone shared with `grantee_user_id`, with who shared it (None: not shared with them)."""
+    row = await pool.fetchrow(
+        f"SELECT {_SHARED_COLUMNS}, s.permission, s.shared_at FROM memories"
+        " JOIN memory_shares s ON s.memory_id = memories.id AND s.user_id = memories.user_id"
+        " WHERE memories.id = $1::uuid AND s.grantee_user_id = $2 AND memories.state <> 'deleted'",
+        memory_id, grantee_user_id)
+    if row is None:
+        return None
+    return {**memory_document(row), "shared": {"by": row["user_id"], "permission": row["permission"],
+                                               "at": row["shared_at"].isoformat()}}
+
+
+async def shared_with(pool: asyncpg.Pool, grantee_user_id: str, limit: int, offset: int) -> tuple[list[dict], int]:
+    """Active memories other users shared with `grantee_user_id`, newest share first."""
+    rows = await pool.fetch(
+        f"SELECT {_SHARED_COLUMNS}, s.permission, s.shared_at, count(*) OVER () AS total FROM memories"
+        " JOIN memory_shares s ON s.memory_id = memories.id AND s.user_id = memories.user_id"
+        " WHERE s.grantee_user_id = $1 AND memories.state = 'active'"
+        " ORDER BY s.shared_at DESC, memories.id LIMIT $2 OFFSET $3", grantee_user_id, limit, offset)
+    docs = [{**memory_document(r), "shared": {"by": r["user_id"], "permission": r["permission"],
+                                               "at": r["shared_at"].isoformat()}} for r in rows]
+    return docs, rows[0]["total"] if rows else 0
+
+
+async def shares_of(pool: asyncpg.Pool, memory_id: str, user_id: str) -> list[dict]:
+    rows = await pool.fetch("SELECT grantee_user_id, permission, shared_at FROM memory_shares"
+                            " WHERE memory_id = $1::uuid AND user_id = $2 ORDER BY shared_at", memory_id, user_id)
+    return [{"grantee_user_id": r["grantee_user_id"], "permission": r["permission"],
+             "shared_at": r["shared_at"].isoformat()} for r in rows]
+
+
+async def namespaces(pool: asyncpg.Pool, user_id: str) -> dict:
+    """The user's apps and agents with how many active memories each holds."""
+    rows = await pool.fetch(
+        "SELECT app_id, agent_id, count(*) AS n FROM memories WHERE user_id = $1 AND state = 'active'"
+        " GROUP BY GROUPING SETS ((app_id), (agent_id))", user_id)
+    apps = sorted(({"app_id": r["app_id"], "memories": r["n"]} for r in rows
+                   if r["app_id"] is not None and r["agent_id"] is None), key=lambda a: (-a["memories"], a["app_id"]))
+    agents = sorted(({"agent_id": r["agent_id"], "memories": r["n"]} for r in rows
+                     if r["agent_id"] is not None and r["app_id"] is None),
+                    key=lambda a: (-a["memories"], a["agent_id"]))
+    total = await pool.fetchval("SELECT count(*) FROM memories WHERE user_id = $1 AND state = 'active'", user_id)
+    return {"user_id": user_id, "memories": total, "apps": apps, "agents": agents}
+
+
+def _key_document(row) -> dict:
+    return {"key_id": str(row["key_id"]), "user_id": row["user_id"], "prefix": row["prefix"],
+            "scopes": list(row["scopes"]), "name": row["name"], "created_at": row["created_at"].isoformat(),
+            "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+            "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
+            "revoked_reason": row["revoked_reason"]}
+
+
+async def api_keys(pool: asyncpg.Pool, user_id: str | None, include_revoked: bool) -> list[dict]:
+    """Keys (never secrets, never hashes) of one user, or of everyone when user_id is None."""
+    rows = await pool.fetch(
+        "SELECT key_id, user_id, prefix, scopes, name, created_at, expires_at, revoked_at, revoked_reason"
+        " FROM api_keys WHERE ($1::text IS NULL OR user_id = $1) AND ($2 OR revoked_at IS NULL)"
+        " ORDER BY user_id, created_at", user_id, include_revoked)
+    return [_key_document(r) for r in rows]
+
+
+async def users(pool: asyncpg.Pool, limit: int, offset: int) -> tuple[list[dict], int]:
+    rows = await pool.fetch(
+        "SELECT u.user_id, u.display_name, u.is_admin, u.registered_at, count(*) OVER () AS total,"
+        " (SELECT count(*) FROM api_keys k WHERE k.user_id = u.user_id AND k.revoked_at IS NULL) AS active_keys"
+        " FROM users u ORDER BY u.user_id LIMIT $1 OFFSET $2", limit, offset)
+    return [{"user_id": r["user_id"], "display_name": r["display_name"], "is_admin": r["is_admin"],
+             "registered_at": r["registered_at"].isoformat(), "active_keys": r["active_keys"]} for r in rows], \
+        rows[0]["total"] if rows else 0

@@ -18,7 +18,8 @@ class ScopedQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     query: str = Field(min_length=1, max_length=8_000)
-    user_id: str = Field(pattern=ID_PATTERN)
+    user_id: str | None = Field(default=None, pattern=ID_PATTERN,
+                                description="whose memories; default the API key's user (an admin key may name any)")
     agent_id: str | None = ScopeId
     run_id: str | None = ScopeId
     app_id: str | None = ScopeId

@@ -63,6 +63,12 @@ class _Call:
     token_in: Literal["body", "query", "header"] | None = None  # where a read-your-writes token goes
     token: str | None = None                                    # one the caller passed explicitly
 
+    def __post_init__(self):
+        # A call without a user_id (an API key's own user) sends none: the server fills it in.
+        self.params = _clean(self.params)
+        if self.body is not None and self.body.get("user_id", "") is None:
+            self.body = _clean(self.body)
+
 
 def _clean(values: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
@@ -140,11 +146,15 @@ class _Requests:
 
     user_id: str | None
 
-    def _user(self, user_id: str | None) -> str:
+    def _user(self, user_id: str | None) -> str | None:
+        """The user a call names; None (the API key's own user, filled in by the server)
+        when neither the call nor the client names one and an API key is set."""
         user_id = user_id if user_id is not None else self.user_id
         if not user_id:
-            raise InvalidRequest("user_id is required (pass user_id=..., or Client(user_id=...) as a default)",
-                                 code="invalid_request", details={"field": "user_id"})
+            if getattr(self, "api_key", None):
+                return None
+            raise InvalidRequest("user_id is required (pass user_id=..., Client(user_id=...) as a default, or an "
+                                 "api_key whose user is meant)", code="invalid_request", details={"field": "user_id"})
         return user_id
 
     def add(self, messages: str | dict[str, Any] | list[dict[str, Any]], *, user_id: str | None = None,

@@ -17,6 +17,9 @@ from tests.e2e.log_reader import appended, end_offsets
 # check what each source contributes; the per-source budget itself is tested by stopping
 # dependencies (test_search_degraded.py), not by racing a loaded machine.
 os.environ.setdefault("RECALLSTACK_SEARCH_SOURCE_TIMEOUT_MS", "3000")
+# The whole session acts with one admin key, faster than any agent would: the per-key limit
+# is tested with a small limit in tests/integration/test_auth.py.
+os.environ.setdefault("RECALLSTACK_RATE_LIMIT_PER_MIN", "1000000")
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +31,12 @@ def services(settings):
     projectors = len(stack.PROJECTORS)
     started = stack.up(specs[:projectors], processes)  # the Postgres projector migrates the schema first
     started += stack.up(specs[projectors:], processes)
+    if settings.auth:
+        # Tests act as the local admin (any user_id); identity tests make their own user keys.
+        from cli.keys import ensure_local_admin_key
+
+        admin_key, _made = asyncio.run(ensure_local_admin_key(settings))
+        os.environ["RECALLSTACK_API_KEY"] = admin_key  # the SDK, the MCP server and CLI commands read it
     yield settings
     # Stop what this session started; a stack that was already running (a developer's) stays.
     ours = {s.name for s in started if s.started}
@@ -36,8 +45,14 @@ def services(settings):
 
 @pytest.fixture
 def gateway(services):
-    with httpx.Client(base_url=services.gateway_url, timeout=30) as client:
+    with httpx.Client(base_url=services.gateway_url, timeout=30, headers=admin_headers()) as client:
         yield client
+
+
+def admin_headers() -> dict[str, str]:
+    """The Authorization header of the session's admin key (none in the no-auth mode)."""
+    key = os.environ.get("RECALLSTACK_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
 
 
 @pytest.fixture

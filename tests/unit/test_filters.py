@@ -66,3 +66,9 @@ def test_sql_holds_no_value_and_no_key_only_parameters():
     assert used == set(range(2, len(args) + 1))  # numbering continues after the caller's $1
     assert hostile in args and "topic" in args
     assert to_sql(None, []) == "TRUE"
+
+
+def test_a_nul_character_is_refused_by_name():
+    for raw in ({"metadata": {"k": "a\x00b"}}, {"agent_id": {"in": ["ok", "\x00"]}}, {"metadata": {"k": {"x": "\x00"}}}):
+        with pytest.raises(FilterError, match="NUL"):
+            parse(raw)

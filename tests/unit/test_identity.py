@@ -41,3 +41,46 @@ def test_a_key_acts_on_its_own_user_within_its_scopes_an_admin_on_anyone():
     assert Principal("me", ("read", "write")).actor == "user:me", "the local no-auth mode acts as the user"
     with pytest.raises(ValueError, match="action"):
         reader.may("delete", "alice")
+
+
+def test_acting_user_defaults_to_the_keys_user_and_refuses_others():
+    from domain.identity import NotPermitted
+
+    alice = Principal("alice", ("read", "write"), "rsk_aaaaaaaa")
+    assert alice.acting_user(None, "write") == "alice" and alice.acting_user("alice", "read") == "alice"
+    with pytest.raises(NotPermitted) as other:
+        alice.acting_user("bob", "read")
+    assert other.value.kind == "user" and "alice" in str(other.value) and "bob" not in str(other.value)
+    reader = Principal("alice", ("read",), "rsk_bbbbbbbb")
+    with pytest.raises(NotPermitted) as scope:
+        reader.acting_user(None, "write")
+    assert scope.value.kind == "scope"
+    admin = Principal("ops", ("read", "write", "admin"), "rsk_cccccccc")
+    assert admin.acting_user("bob", "write") == "bob" and admin.acting_user(None, "read") == "ops"
+    assert admin.actor_for("bob") == "key:rsk_cccccccc"
+
+
+def test_the_local_principal_needs_a_named_user():
+    from domain.identity import NotPermitted
+
+    local = Principal.local()
+    assert local.acting_user("bob", "write") == "bob" and local.actor_for("bob") == "user:bob"
+    with pytest.raises(NotPermitted) as missing:
+        local.acting_user(None, "read")
+    assert missing.value.kind == "user_required"
+
+
+def test_http_mapping_of_refusals():
+    from adapters.http_api import ApiError
+    from adapters.http_auth import acting_user
+
+    alice = Principal("alice", ("read", "write"), "rsk_aaaaaaaa")
+    with pytest.raises(ApiError) as collection:
+        acting_user(alice, "bob", "read")
+    assert collection.value.status == 403
+    with pytest.raises(ApiError) as one:
+        acting_user(alice, "bob", "read", one_memory=True)
+    assert one.value.status == 404 and one.value.code == "not_found"  # never says whose it is
+    with pytest.raises(ApiError) as missing:
+        acting_user(Principal.local(), None, "read")
+    assert missing.value.status == 422 and missing.value.details == {"field": "user_id"}

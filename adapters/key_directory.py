@@ -1,0 +1,105 @@
+"""API keys from the identity read model (Postgres), with a short in-process cache.
+
+Every service checks keys the same way: hash the presented key, look the hash up in
+`api_keys` (a unique index), refuse it when revoked or expired. The cache holds an
+answer for `ttl_s` (0.5 s by default), so a revocation takes effect in every process
+within the projector's lag plus that: well under the 1 s the contract asks.
+
+When Postgres cannot be reached, a key seen valid in the last `stale_s` keeps working
+(logged), so a Postgres outage does not turn every write away; a key never seen is
+refused with 503 rather than let through.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import asyncpg
+
+from adapters.postgres import CONNECTION_ERRORS
+from domain.identity import Principal, hash_key
+
+log = logging.getLogger(__name__)
+
+
+class DirectoryUnavailable(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    key_id: str
+    user_id: str
+    prefix: str
+    scopes: tuple[str, ...]
+    expires_at: datetime | None
+    revoked: bool
+
+    def principal(self, now: datetime) -> Principal | None:
+        if self.revoked or (self.expires_at is not None and self.expires_at <= now):
+            return None
+        return Principal(self.user_id, self.scopes, self.prefix, key_id=self.key_id)
+
+
+class KeyDirectory:
+    def __init__(self, pool: Callable[[], asyncpg.Pool], ttl_s: float = 0.5, stale_s: float = 300.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self._pool, self.ttl_s, self.stale_s, self._clock = pool, ttl_s, stale_s, clock
+        self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
+
+    async def principal(self, secret: str) -> Principal | None:
+        """The principal of a presented key; None when unknown, revoked or expired."""
+        key_hash = hash_key(secret)
+        now = self._clock()
+        cached = self._cache.get(key_hash)
+        if cached is not None and now - cached[0] < self.ttl_s:
+            record = cached[1]
+        else:
+            try:
+                record = await self._lookup(key_hash)
+            except CONNECTION_ERRORS as exc:
+                if cached is not None and cached[1] is not None and now - cached[0] < self.stale_s:
+                    log.warning("key directory: Postgres unreachable (%s); using the answer of %.0f s ago for %s",
+                                type(exc).__name__, now - cached[0], cached[1].prefix)
+                    record = cached[1]
+                else:
+                    raise DirectoryUnavailable(f"cannot check the API key: Postgres is unreachable ({exc})") from exc
+            else:
+                if len(self._cache) > 10_000:  # unknown keys must not grow it without bound
+                    self._cache.clear()
+                self._cache[key_hash] = (now, record)
+        return None if record is None else record.principal(datetime.now(timezone.utc))
+
+    async def _lookup(self, key_hash: str) -> KeyRecord | None:
+        row = await self._pool().fetchrow(
+            "SELECT key_id, user_id, prefix, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = $1",
+            key_hash)
+        if row is None:
+            return None
+        return KeyRecord(str(row["key_id"]), row["user_id"], row["prefix"], tuple(row["scopes"]), row["expires_at"],
+                         row["revoked_at"] is not None)
+
+
+class PgIdentityLookup:
+    """The command side's checks on keys and users (the identity read model)."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool]):
+        self._pool = pool
+
+    async def key(self, key_id: str) -> tuple[str, bool] | None:
+        try:
+            row = await self._pool().fetchrow("SELECT user_id, revoked_at FROM api_keys WHERE key_id = $1::uuid",
+                                              key_id)
+        except CONNECTION_ERRORS as exc:
+            raise ConnectionError(f"Postgres is unreachable: {exc}") from exc
+        return (row["user_id"], row["revoked_at"] is not None) if row else None
+
+    async def user_registered(self, user_id: str) -> bool:
+        try:
+            return bool(await self._pool().fetchval("SELECT true FROM users WHERE user_id = $1", user_id))
+        except CONNECTION_ERRORS as exc:
+            raise ConnectionError(f"Postgres is unreachable: {exc}") from exc
