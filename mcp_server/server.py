@@ -61,9 +61,10 @@ MCP_RETRY = RetryPolicy(max_attempts=6, base_delay=0.2, max_delay=2.0, total_tim
 class McpConfig:
     base_url: str
     api_key: str | None
-    user_id: str
+    user_id: str | None  # None: the API key's own user
     agent_id: str | None = None
     app_id: str | None = None
+    fallback_user: str = "default"  # the OS user: only when no user and no API key is given (no-auth mode)
 
     @classmethod
     def from_env(cls, base_url: str | None = None) -> "McpConfig":
@@ -73,14 +74,14 @@ class McpConfig:
             default_user = "default"
         return cls(base_url=base_url or os.environ.get(ENV_URL) or DEFAULT_URL,
                    api_key=os.environ.get(ENV_API_KEY) or None,
-                   user_id=os.environ.get("RECALLSTACK_MCP_USER_ID") or default_user,
+                   user_id=os.environ.get("RECALLSTACK_MCP_USER_ID") or None,
                    agent_id=os.environ.get("RECALLSTACK_MCP_AGENT_ID") or None,
-                   app_id=os.environ.get("RECALLSTACK_MCP_APP_ID") or None)
+                   app_id=os.environ.get("RECALLSTACK_MCP_APP_ID") or None, fallback_user=default_user)
 
 
 @dataclass(frozen=True)
 class Caller:
-    user_id: str
+    user_id: str | None  # None: the API key's user
     agent_id: str | None
     app_id: str | None
     client: AsyncClient
@@ -140,7 +141,9 @@ def build_server(config: McpConfig | None = None, *, client: AsyncClient | None 
         scheme, _, key = authorization.partition(" ")
         if scheme.lower() == "bearer" and key.strip():
             base = base.with_options(api_key=key.strip())
-        return Caller(scope["user_id"], scope["agent_id"], scope["app_id"], base)
+        # With a key and no user named, the key's own user (a key acts only for it unless admin).
+        user_id = scope["user_id"] or (None if base.api_key else config.fallback_user)
+        return Caller(user_id, scope["agent_id"], scope["app_id"], base)
 
     async def run(ctx: Context, tool: str, action: Callable[[Caller], Awaitable[T]]) -> T:
         try:

@@ -5,6 +5,7 @@ down: every failure is a tool error (isError) and the server keeps serving."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 import uuid
@@ -17,6 +18,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from recallstack import Client as Sdk
 from tests.conftest import REPO
+from tests.e2e.conftest import admin_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -30,13 +32,17 @@ def stdio(base_url: str, user_id: str) -> Client:
     entry = shutil.which("recallstack", path=str(REPO / ".venv" / "bin"))
     command, args = (entry, ["mcp"]) if entry else (sys.executable, ["-m", "cli.main", "mcp"])
     env = {"RECALLSTACK_URL": base_url, "RECALLSTACK_MCP_USER_ID": user_id, "RECALLSTACK_MCP_AGENT_ID": "test-agent",
-           "PYTHONPATH": str(REPO)}
+           "PYTHONPATH": str(REPO), "RECALLSTACK_API_KEY": os.environ.get("RECALLSTACK_API_KEY", "")}
     return Client(StdioServerParameters(command=command, args=args, env=env, cwd=str(REPO)), read_timeout_seconds=60)
 
 
-def over_http(gateway_url: str, user_id: str) -> Client:
-    http = httpx2.AsyncClient(headers={"X-Recallstack-User-Id": user_id, "X-Recallstack-Agent-Id": "http-agent",
-                                       "Authorization": "Bearer test-key"}, timeout=60)
+def over_http(gateway_url: str, user_id: str | None, key: str | None = None) -> Client:
+    """The MCP client over HTTP; the session's admin key unless `key`; no user header with None."""
+    headers = {"X-Recallstack-Agent-Id": "http-agent",
+               "Authorization": f"Bearer {key or os.environ.get('RECALLSTACK_API_KEY', '')}"}
+    if user_id is not None:
+        headers["X-Recallstack-User-Id"] = user_id
+    http = httpx2.AsyncClient(headers=headers, timeout=60)
     return Client(streamable_http_client(f"{gateway_url}/mcp", http_client=http), read_timeout_seconds=60)
 
 
@@ -173,7 +179,43 @@ async def test_http_bad_arguments_are_tool_errors(services, user_id):
     async with over_http(services.gateway_url, user_id) as client:
         await bad_arguments(client)
     # The gateway's REST proxying is untouched by the mount.
-    async with httpx2.AsyncClient() as http:
+    async with httpx2.AsyncClient(headers=admin_headers()) as http:
         assert (await http.get(f"{services.gateway_url}/healthz")).json() == {"status": "ok"}
         listed = await http.get(f"{services.gateway_url}/v1/memories", params={"user_id": user_id})
         assert listed.status_code == 200
+
+
+async def test_http_tools_act_only_for_the_keys_user(services, gateway):
+    """Every tool with bob's key: alice's memories are not found, not listed, not changed; naming
+    alice as the user is refused; without a user header the tools act for bob."""
+    await gateway_serves_mcp(services.gateway_url)
+    run = uuid.uuid4().hex[:8]
+    alice, bob = f"mcp-alice-{run}", f"mcp-bob-{run}"
+    keys = {}
+    for user in (alice, bob):
+        answer = gateway.post("/v1/keys", json={"user_id": user, "scopes": ["write"]})
+        assert answer.status_code == 201, answer.text
+        keys[user] = answer.json()["key"]
+    added = gateway.post("/v1/memories", json={"text": f"alice's private note {run}"},
+                         headers={"Authorization": f"Bearer {keys[alice]}"}).json()
+    memory = added["results"][0]["id"]
+    gateway.get("/v1/memories", params={"user_id": alice, "consistency_token": added["consistency_token"]})
+    async with over_http(services.gateway_url, None, keys[bob]) as client:
+        for tool, arguments in (("get_memory", {"memory_id": memory}),
+                                ("update_memory", {"memory_id": memory, "text": "changed by bob"}),
+                                ("delete_memory", {"memory_id": memory})):
+            assert "not found" in await fails(client, tool, arguments)
+        for tool, arguments in (("search_memory", {"query": "private note"}), ("list_memories", {}),
+                                ("get_context", {"query": "private note"})):
+            found = str(await ok(client, tool, arguments))
+            assert "private note" not in found and memory not in found
+        await ok(client, "add_memories", {"text": f"bob's own note {run}"})
+        await ok(client, "delete_all_memories", {"confirm": True})  # bob's, not alice's
+    async with over_http(services.gateway_url, alice, keys[bob]) as client:  # bob's key naming alice
+        for tool, arguments in (("search_memory", {"query": "private note"}), ("list_memories", {}),
+                                ("add_memories", {"text": "planted"}), ("delete_all_memories", {"confirm": True}),
+                                ("get_context", {"query": "note"})):
+            message = await fails(client, tool, arguments)
+            assert "private note" not in message and memory not in message
+    still = gateway.get(f"/v1/memories/{memory}", params={"user_id": alice})
+    assert still.status_code == 200 and still.json()["memory"] == f"alice's private note {run}"
