@@ -431,3 +431,14 @@ async def test_the_cli_backs_up_verifies_refuses_and_digests(brokers, backed_up,
         assert json.loads(shown.stdout)["digests"][0]["digest"] == expected[name]["digest"], name
     missing = await asyncio.to_thread(cli, "digest", "--projection", "pg", "--version", "999", env=env)
     assert missing.returncode == 1 and "does not exist" in missing.stderr
+    # --allow-non-empty appends the backup after what the target holds: the success path of the command.
+    appended = await asyncio.to_thread(cli, "restore", str(out), "--bootstrap", brokers["target"], "--allow-non-empty",
+                                       "--json")
+    assert appended.returncode == 0, appended.stderr
+    report = json.loads(appended.stdout)
+    assert report["records"] == backed_up["manifest"]["records"] and report["topics_created"] == []
+    assert "records/s" in appended.stderr and "intact" in appended.stderr
+    ends = await end_offsets(brokers["target"])
+    for topic, entry in report["topics"].items():
+        for p in entry["partitions"]:
+            assert ends[topic][p["partition"]] == p["end_offset"] == p["first_offset"] + p["records"]
