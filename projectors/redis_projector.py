@@ -22,9 +22,11 @@ with their score, which a restore puts back and a scope delete still reaches. Ev
 of state bumps the user's generation, so cached search answers are invalidated.
 
 Erasure (UserErased, t = 'e'; docs/security.md): every document of the user, tombstones
-included (found by scanning the documents: no set lists tombstones), the user's sets,
-their cached search answers and their stored Idempotency-Key answers are deleted in the
-same script; the generation moves on. Rare and O(documents): the price of finding them all.
+included (`user:<id>:all` lists every document ever created for the user), the user's
+sets, their cached search answers and their stored Idempotency-Key answers (each listed
+in a per-user index by its writer) are deleted in the same script; the generation moves
+on. O(the user's keys): no keyspace scan, so an erasure never stalls Redis. Tombstones
+written before `all` existed are found after a replay of this read model.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ from projectors.runner import Applied, Relocated
 # The command API indexes its stored Idempotency-Key answers (which quote memory text) per
 # user under this prefix, so an erasure finds them (command_api/idempotency.py).
 IDEM_USER_INDEX = "recallstack:idem:user:"
+# The query API indexes its cached search answers per user the same way (query_api/caches.py).
+ANSWER_USER_INDEX = "rs:qc:index:"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -54,6 +58,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _APPLY_LUA = r"""
 local prefix, topic, limit = ARGV[1], ARGV[2], tonumber(ARGV[4])
 local IDEM_INDEX = ARGV[7]  -- + user id: the set of that user's Idempotency-Key answer keys
+local ANSWER_INDEX = ARGV[8]  -- + user id: the set of that user's cached search answer keys
 -- ARGV[5]: the live-version key when following the live version ('' when writing a pinned one).
 if ARGV[5] ~= '' then
   local live = redis.call('GET', ARGV[5]) or '1'
@@ -95,6 +100,7 @@ end
 local function check_user(user)
   return check_key(user_key(user, 'ids'), 'zset') or check_key(user_key(user, 'recent'), 'zset')
     or check_key(user_key(user, 'inactive'), 'zset') or check_key(user_key(user, 'gen'), 'string')
+    or check_key(user_key(user, 'all'), 'set')
 end
 
 local function check_strings(tbl, allowed, what)
@@ -112,7 +118,10 @@ local function check_item(it)
   if t == nil then return nil end
   if type(t) ~= 'string' or not string.match(t, '^[cudskfre]$') then return 'unknown op ' .. tostring(t) end
   if not is_str(it.user_id) or not is_str(it.eid) then return 'user_id and eid are required' end
-  if t == 'e' then return check_user(it.user_id) or check_key(IDEM_INDEX .. it.user_id, 'set') end
+  if t == 'e' then
+    return check_user(it.user_id) or check_key(IDEM_INDEX .. it.user_id, 'set')
+      or check_key(ANSWER_INDEX .. it.user_id, 'set')
+  end
   if t ~= 's' and not is_str(it.id) then return 'id is required' end
   if t ~= 'c' and not is_str(it.at) then return 'at is required' end
   local err
@@ -235,6 +244,7 @@ local function create(it)
   end
   redis.call('HSET', k, unpack(args))
   redis.call('ZADD', user_key(it.user_id, 'ids'), it.score, it.id)
+  redis.call('SADD', user_key(it.user_id, 'all'), it.id)  -- tombstones too: what an erasure deletes
   local recent = user_key(it.user_id, 'recent')
   redis.call('ZADD', recent, it.score, it.id)
   redis.call('ZREMRANGEBYRANK', recent, 0, -(limit + 1))
@@ -320,28 +330,26 @@ function apply.s(it, o)
   end
 end
 
-local function delete_matching(pattern, keep)
-  local cursor = '0'
-  repeat
-    local r = redis.call('SCAN', cursor, 'MATCH', pattern, 'COUNT', 1000)
-    cursor = r[1]
-    for _, k in ipairs(r[2]) do
-      if keep == nil or not keep(k) then redis.call('DEL', k) end
-    end
-  until cursor == '0'
+local function delete_listed(index)
+  for _, k in ipairs(redis.call('SMEMBERS', index)) do redis.call('DEL', k) end
+  redis.call('DEL', index)
 end
 
 function apply.e(it, o)
-  delete_matching(prefix .. ':mem:*', function(k)
-    return redis.call('TYPE', k)['ok'] ~= 'hash' or redis.call('HGET', k, 'user_id') ~= it.user_id
-  end)
-  for _, what in ipairs({'ids', 'recent', 'inactive'}) do redis.call('DEL', user_key(it.user_id, what)) end
+  local ids = redis.call('SMEMBERS', user_key(it.user_id, 'all'))
+  for _, set in ipairs({'ids', 'inactive'}) do  -- documents from before `all` existed
+    for _, id in ipairs(redis.call('ZRANGE', user_key(it.user_id, set), 0, -1)) do ids[#ids + 1] = id end
+  end
+  for _, id in ipairs(ids) do
+    local k = doc_key(id)
+    if redis.call('TYPE', k)['ok'] == 'hash' and redis.call('HGET', k, 'user_id') == it.user_id then
+      redis.call('DEL', k)
+    end
+  end
+  for _, what in ipairs({'ids', 'recent', 'inactive', 'all'}) do redis.call('DEL', user_key(it.user_id, what)) end
   redis.call('INCR', user_key(it.user_id, 'gen'))
-  -- Cached answers, rs:qc:<prefix>:<user>:<gen>:<request> (of every version: they hold text).
-  delete_matching('rs:qc:*:' .. string.gsub(it.user_id, '[%*%?%[%]\\]', '\\%0') .. ':*', nil)
-  local index = IDEM_INDEX .. it.user_id
-  for _, k in ipairs(redis.call('SMEMBERS', index)) do redis.call('DEL', k) end
-  redis.call('DEL', index)
+  delete_listed(ANSWER_INDEX .. it.user_id)
+  delete_listed(IDEM_INDEX .. it.user_id)
 end
 
 local watermark, moved = {}, {}
@@ -458,7 +466,8 @@ class RedisProjector:
         follow = self.live_key if self.pinned is None else ""
         try:
             applied, skipped = await self._script(
-                args=[self.keys.prefix, topic, _json(items), RECENT_LIMIT, follow, VERSION_PREFIX, IDEM_USER_INDEX])
+                args=[self.keys.prefix, topic, _json(items), RECENT_LIMIT, follow, VERSION_PREFIX, IDEM_USER_INDEX,
+                      ANSWER_USER_INDEX])
         except rx.ResponseError as exc:
             if str(exc).startswith("RELOCATED"):
                 raise Relocated(f"redis read model {exc}") from exc

@@ -34,6 +34,7 @@ LOOKUPS = Counter("recallstack_query_cache_lookups_total", "Cache lookups of the
                   ["cache", "outcome"])  # cache: embedding_lru | embedding_redis | answers; outcome: hit | miss
 EMBEDDING_TTL_S = 7 * 86_400
 ANSWER_TTL_S = 600
+ANSWER_INDEX = "rs:qc:index:"  # + user id: projectors/redis_projector.ANSWER_USER_INDEX
 REDIS_ERRORS = (aioredis.RedisError, OSError, asyncio.TimeoutError)
 
 
@@ -119,6 +120,7 @@ class AnswerSlot:
     key: str
     watermark: int  # Redis's highest applied offset on the user's partition at lookup
     partition: int
+    user_id: str = ""
 
 
 class AnswerCache:
@@ -138,7 +140,7 @@ class AnswerCache:
         prefix, gen, wm, entry = await self._lookup(args=[user_id, self.topic, partition, request_key,
                                                                       self.live_key])
         prefix, gen = _text(prefix), _text(gen)
-        slot = AnswerSlot(f"rs:qc:{prefix}:{user_id}:{gen}:{request_key}", int(wm), partition)
+        slot = AnswerSlot(f"rs:qc:{prefix}:{user_id}:{gen}:{request_key}", int(wm), partition, user_id)
         self.ratio.count(bool(entry))
         return (json.loads(entry) if entry else None), slot
 
@@ -146,7 +148,12 @@ class AnswerCache:
         """Store `answer` if Postgres (as read before the search) covered the slot's watermark."""
         if pg_applied.get(slot.partition, -1) < slot.watermark:
             return False
-        await self.redis.set(slot.key, json.dumps(answer, default=str), ex=self.ttl_s)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(slot.key, json.dumps(answer, default=str), ex=self.ttl_s)
+            # Listed per user, so that an erasure (the Redis projector) finds the answers, which quote text.
+            pipe.sadd(ANSWER_INDEX + slot.user_id, slot.key)
+            pipe.expire(ANSWER_INDEX + slot.user_id, self.ttl_s)
+            await pipe.execute()
         return True
 
 

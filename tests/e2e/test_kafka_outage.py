@@ -33,8 +33,8 @@ def kafka_down(settings, services):
 def user_events_since(settings, before, user_id):
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from adapters import kafka_codec
     from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
+    from tests.e2e.log_reader import opened
 
     async def read():
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
@@ -45,14 +45,15 @@ def user_events_since(settings, before, user_id):
             consumer.assign(parts)
             ends = await consumer.end_offsets(parts)
             found = []
-            for tp in parts:
-                consumer.seek(tp, before[tp.partition])
-                while await consumer.position(tp) < ends[tp]:
-                    batch = await consumer.getmany(tp, timeout_ms=2000)
-                    if not batch:
-                        break
-                    found += [kafka_codec.decode(r.value, r.headers) for r in batch[tp]]
-            return [e for e in found if e.user_id == user_id]
+            async with opened() as open_record:
+                for tp in parts:
+                    consumer.seek(tp, before[tp.partition])
+                    while await consumer.position(tp) < ends[tp]:
+                        batch = await consumer.getmany(tp, timeout_ms=2000)
+                        if not batch:
+                            break
+                        found += [await open_record(r) for r in batch[tp]]
+            return [e for e in found if e is not None and e.user_id == user_id]
         finally:
             await consumer.stop()
 

@@ -269,9 +269,9 @@ def test_reads_append_memory_accessed_in_the_background(gateway, seeded, setting
 
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from adapters import kafka_codec
     from adapters.kafka_log import partition_of
     from settings import ACCESS_TOPIC
+    from tests.e2e.log_reader import opened
 
     user_id, ids, token = seeded
     tp = TopicPartition(ACCESS_TOPIC, partition_of(user_id))
@@ -286,10 +286,11 @@ def test_reads_append_memory_accessed_in_the_background(gateway, seeded, setting
                 return (await consumer.end_offsets([tp]))[tp], []
             consumer.seek(tp, start)
             found, deadline = [], time.monotonic() + timeout_s
-            while len(found) < wanted and time.monotonic() < deadline:
-                for records in (await consumer.getmany(tp, timeout_ms=500)).values():
-                    found += [e for e in (kafka_codec.decode(r.value, r.headers) for r in records)
-                              if e.user_id == user_id]
+            async with opened() as open_record:  # access events are sealed (they carry the query)
+                while len(found) < wanted and time.monotonic() < deadline:
+                    for records in (await consumer.getmany(tp, timeout_ms=500)).values():
+                        found += [e for e in [await open_record(r) for r in records]
+                                  if e is not None and e.user_id == user_id]
             return start, found
         finally:
             await consumer.stop()

@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from adapters import kafka_codec
 from adapters.kafka_log import partition_of
 from domain.events import ConversationReceived, MemoryConsolidated, MemoryCreated
 from settings import EVENTS_TOPIC
+from tests.e2e.log_reader import opened
 from tests.e2e.test_cli_json import recallstack
 
 pytestmark = pytest.mark.e2e
@@ -50,14 +50,15 @@ def user_events(settings, user_id: str, since: int = 0) -> list:
             consumer.assign([tp])
             consumer.seek(tp, since)
             found = []
-            while await consumer.position(tp) < end:
-                batch = await consumer.getmany(tp, timeout_ms=1000)
-                for record in batch.get(tp, []):
-                    if record.key == user_id.encode():
-                        found.append(kafka_codec.decode(record.value, record.headers))
-                if not batch and await consumer.position(tp) < end:
-                    # only transaction markers left: read_committed never returns them
-                    break
+            async with opened() as open_record:
+                while await consumer.position(tp) < end:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    for record in batch.get(tp, []):
+                        if record.key == user_id.encode():
+                            found.append(await open_record(record))
+                    if not batch and await consumer.position(tp) < end:
+                        # only transaction markers left: read_committed never returns them
+                        break
             return found
         finally:
             await consumer.stop()

@@ -24,7 +24,7 @@ from domain import sealing
 from domain.events import MemoryAccessed, MemoryCreated, MemoryDeleted, MemoryUpdated, UserErased
 from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions
 from projectors.pg_projector import PgVersions
-from projectors.redis_projector import IDEM_USER_INDEX, RedisProjector
+from projectors.redis_projector import ANSWER_USER_INDEX, IDEM_USER_INDEX, RedisProjector
 from projectors.runner import SHREDDED, Applied, ProjectorRunner
 
 pytestmark = pytest.mark.integration
@@ -275,19 +275,22 @@ async def test_redis_purges_documents_tombstones_caches_and_stored_answers(redis
     idem = f"recallstack:idem:test-{uuid.uuid4().hex}"
     await client.set(answer, json.dumps({"results": [{"memory": "erase me"}]}), ex=60)
     await client.set(their_answer, json.dumps({"results": [{"memory": "keep me"}]}), ex=60)
+    await client.sadd(ANSWER_USER_INDEX + user_id, answer)  # as query_api/caches.AnswerCache.store lists it
+    await client.sadd(ANSWER_USER_INDEX + other, their_answer)
     await client.set(idem, json.dumps({"answer": {"memory": "erase me"}}), ex=60)
     await client.sadd(IDEM_USER_INDEX + user_id, idem)
     try:
         await projector.apply_batch(TOPIC, [Applied(0, 5, erased(user_id))])
         for key in (f"{prefix}:mem:{mine.memory_id}", f"{prefix}:mem:{tomb.memory_id}", answer, idem,
-                    IDEM_USER_INDEX + user_id, f"{prefix}:user:{user_id}:ids", f"{prefix}:user:{user_id}:recent"):
+                    IDEM_USER_INDEX + user_id, ANSWER_USER_INDEX + user_id, f"{prefix}:user:{user_id}:ids",
+                    f"{prefix}:user:{user_id}:recent", f"{prefix}:user:{user_id}:all"):
             assert not await client.exists(key), key
         assert await client.hget(f"{prefix}:mem:{theirs.memory_id}", "text") == b"keep me"
         assert await client.exists(their_answer)
         assert await projector.apply_items(TOPIC, [{"p": "0", "o": "5", "t": "e", "user_id": user_id,
                                                     "eid": str(uuid.uuid4()), "at": "x"}]) == (0, 1)  # redelivery
     finally:
-        await client.delete(their_answer, answer, idem)
+        await client.delete(their_answer, answer, idem, ANSWER_USER_INDEX + other)
 
 
 # --- a sealed log, erased, replayed -------------------------------------------------------

@@ -99,6 +99,8 @@ async def snapshot(client: aioredis.Redis, prefix: str) -> dict:
             state[key] = await client.zrange(key, 0, -1, withscores=True)
         elif kind == "list":
             state[key] = await client.lrange(key, 0, -1)
+        elif kind == "set":
+            state[key] = sorted(await client.smembers(key))
         else:
             state[key] = await client.get(key)
     return state
