@@ -12,7 +12,8 @@ def test_compose_config_is_valid_and_has_the_whole_stack():
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose (Debian package) is required; `make install` installs it"
     result = subprocess.run([binary, "-f", str(REPO / "compose.yaml"), "config"], capture_output=True, text=True,
-                            cwd=REPO, env={"PATH": "/usr/bin:/bin", "NEO4J_PASSWORD": "x", "PG_PASSWORD": "x"})
+                            cwd=REPO, env={"PATH": "/usr/bin:/bin", "NEO4J_PASSWORD": "x", "PG_PASSWORD": "x",
+                                 "KEYSTORE_MASTER_KEY": "x"})
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert {"kafka", "postgres", "neo4j", "redis", "command-api", "query-api", "projector-postgres",

@@ -1,0 +1,188 @@
+"""Erasure by crypto-shredding, end to end (docs/security.md): a user's memories go in
+through the API (plain adds, an update, a search, an idempotent add, a conversation for
+the extraction worker), `recallstack users erase` erases the user, and afterwards the
+user's marker is nowhere: not in the raw bytes of Kafka's log segments (every topic:
+events, access, DLQ, changelogs, offsets), not in any Postgres table, not in Neo4j, not in
+Redis. Another user's memories are untouched, and a replay of the whole log still succeeds
+without the erased user."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+
+import neo4j
+import pytest
+import redis.asyncio as aioredis
+
+from adapters import postgres
+from tests.e2e.test_cli_json import recallstack
+
+pytestmark = pytest.mark.e2e
+
+
+def accepted(answer) -> dict:
+    assert answer.status_code == 202, answer.text
+    return answer.json()
+
+
+def kafka_files_with(settings, needles: list[bytes]) -> dict[bytes, list[str]]:
+    """Which files under Kafka's data folder hold each needle, raw bytes (segments, indexes, all topics)."""
+    found: dict[bytes, list[str]] = {n: [] for n in needles}
+    for folder, _dirs, files in os.walk(settings.home / "kafka" / "data"):
+        for name in files:
+            path = os.path.join(folder, name)
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue  # a segment rolled or deleted meanwhile
+            for needle in needles:
+                if needle in data:
+                    found[needle].append(path)
+    return found
+
+
+async def postgres_rows_with(settings, needle: str) -> list[str]:
+    """Every table of every schema (read models of every version, the key store, public) with a row whose text holds needle."""
+    pool = await postgres.create_pool(settings.pg_dsn, min_size=1, max_size=2)
+    try:
+        tables = await pool.fetch(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE'"
+            " AND table_schema NOT IN ('pg_catalog', 'information_schema')")
+        hits = []
+        for t in tables:
+            name = f'"{t["table_schema"]}"."{t["table_name"]}"'
+            if await pool.fetchval(f"SELECT count(*) FROM {name} r WHERE r::text LIKE '%' || $1 || '%'", needle):
+                hits.append(name)
+        return hits
+    finally:
+        await pool.close()
+
+
+async def neo4j_with(settings, needle: str, user_id: str) -> tuple[int, list[dict]]:
+    """(nodes and relationships with a property holding needle, the user's nodes)."""
+    async with neo4j.AsyncGraphDatabase.driver(settings.neo4j_uri,
+                                               auth=(settings.neo4j_user, settings.neo4j_password)) as driver:
+        nodes, _, _ = await driver.execute_query(
+            "MATCH (n) WHERE any(k IN keys(n) WHERE toString(n[k]) CONTAINS $s) RETURN count(n) AS n", s=needle)
+        rels, _, _ = await driver.execute_query(
+            "MATCH ()-[r]->() WHERE any(k IN keys(r) WHERE toString(r[k]) CONTAINS $s) RETURN count(r) AS n", s=needle)
+        mine, _, _ = await driver.execute_query(
+            "MATCH (n {user_id: $u}) RETURN labels(n) AS labels, n.event_type AS event_type", u=user_id)
+        return nodes[0]["n"] + rels[0]["n"], [dict(r) for r in mine]
+
+
+async def redis_keys_with(settings, needle: bytes) -> list[str]:
+    """Every key whose name or value (any type) holds needle."""
+    client = aioredis.Redis.from_url(settings.redis_url, socket_timeout=10)
+    hits = []
+    try:
+        async for key in client.scan_iter(count=1000):
+            kind = (await client.type(key)).decode()
+            if kind == "string":
+                values = [await client.get(key) or b""]
+            elif kind == "hash":
+                values = [k + v for k, v in (await client.hgetall(key)).items()]
+            elif kind == "zset":
+                values = [m for m, _ in await client.zrange(key, 0, -1, withscores=True)]
+            elif kind == "set":
+                values = list(await client.smembers(key))
+            elif kind == "list":
+                values = await client.lrange(key, 0, -1)
+            elif kind == "stream":
+                values = [json.dumps(e, default=str).encode() for e in await client.xrange(key)]
+            else:
+                values = []
+            if needle in key or any(needle in v for v in values):
+                hits.append(key.decode(errors="replace"))
+    finally:
+        await client.aclose()
+    return hits
+
+
+def test_an_erased_user_leaves_no_plaintext_anywhere_and_the_log_still_replays(gateway, settings, user_id):
+    marker = f"zq{uuid.uuid4().hex}"  # the erased user's content
+    kept = f"kq{uuid.uuid4().hex}"  # another user's content, which stays (sealed in the log)
+    other = f"{user_id}-keep"
+
+    # The erased user's content, every way it travels.
+    first = accepted(gateway.post("/v1/memories", json={
+        "text": f"My locker code is {marker} at the Berlin office", "user_id": user_id,
+        "metadata": {"hint": marker}, "categories": ["secrets"], "infer": False},
+        headers={"Idempotency-Key": f"erasure-{marker}"}))  # its stored answer quotes the text
+    memory_id = first["results"][0]["id"]
+    accepted(gateway.post("/v1/memories", json={"text": f"Alice {marker} works at Acme", "user_id": user_id,
+                                                "infer": False}))
+    token = accepted(gateway.patch(f"/v1/memories/{memory_id}", params={"user_id": user_id},
+                                   json={"text": f"My locker code is {marker} in Paris now"}))["consistency_token"]
+    accepted(gateway.post("/v1/memories", json={
+        "messages": [{"role": "user", "content": f"I moved to Lisbon, my badge number is {marker}."}],
+        "user_id": user_id, "infer": True}))  # a conversation for the extraction worker
+    kept_token = accepted(gateway.post("/v1/memories", json={"text": f"Bob keeps {kept} in his notes",
+                                                             "user_id": other, "infer": False}))["consistency_token"]
+    found = gateway.post("/v1/memories/search", json={"query": f"locker code {marker}", "user_id": user_id,
+                                                      "consistency_token": token})
+    assert found.status_code == 200 and found.json()["results"], found.text  # an access event, a cached answer
+    assert gateway.post("/v1/memories/search", json={"query": f"locker code {marker}", "user_id": user_id,
+                                                     "consistency_token": token}).status_code == 200
+    assert gateway.get("/v1/memories", params={"user_id": other, "consistency_token": kept_token}).status_code == 200
+    time.sleep(2)  # the access log flushes in the background; the worker extracts
+
+    # While the user exists, their content is sealed in the log already: no plaintext in any segment.
+    before = kafka_files_with(settings, [marker.encode(), kept.encode()])
+    assert before == {marker.encode(): [], kept.encode(): []}, before
+
+    code, doc, err = recallstack(settings, "users", "erase", user_id, "--yes", "--reason", "e2e test", "--json",
+                                 "--wait", "90")
+    assert code == 0, err
+    assert sorted(doc["purged_by"]) == ["neo4j", "postgres", "redis"] and doc["still_purging"] == []
+    time.sleep(1)  # a search answer stored just before the purge could land after it; none was running
+
+    assert kafka_files_with(settings, [marker.encode()]) == {marker.encode(): []}
+    assert asyncio.run(postgres_rows_with(settings, marker)) == []
+    texts, nodes = asyncio.run(neo4j_with(settings, marker, user_id))
+    assert texts == 0
+    assert {n["event_type"] for n in nodes} <= {"UserErased"}, nodes  # only the erasure's own marker
+    assert asyncio.run(redis_keys_with(settings, marker.encode())) == []
+    # Through the API: the user has nothing; the other user keeps everything.
+    assert gateway.get("/v1/memories", params={"user_id": user_id}).json()["results"] == []
+    assert gateway.get(f"/v1/memories/{memory_id}", params={"user_id": user_id}).status_code == 404
+    theirs = gateway.get("/v1/memories", params={"user_id": other}).json()["results"]
+    assert [m["memory"] for m in theirs] == [f"Bob keeps {kept} in his notes"]
+    assert asyncio.run(postgres_rows_with(settings, kept)) != []
+
+    # The log replays: the erased user's events are skipped (not dead-lettered), the rest rebuilds.
+    letters_before = _letters(settings)
+    deadline = time.monotonic() + 900
+    while True:
+        done = subprocess.run([sys.executable, "-m", "cli.main", "replay", "--projection", "postgres", "--json"],
+                              env={**os.environ, "RECALLSTACK_HOME": str(settings.home)}, capture_output=True,
+                              text=True, check=False, timeout=1200)
+        if "already running" not in done.stderr or time.monotonic() > deadline:
+            break
+        time.sleep(10)  # another session's replay of the same stack: ours follows it
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["events"] > 0
+    assert asyncio.run(postgres_rows_with(settings, marker)) == []
+    theirs = gateway.get("/v1/memories", params={"user_id": other}).json()["results"]
+    assert [m["memory"] for m in theirs] == [f"Bob keeps {kept} in his notes"]
+    assert _letters(settings) == letters_before, "the replay dead-lettered something"
+
+    # A later write for the same id starts a new life with a new key.
+    token = accepted(gateway.post("/v1/memories", json={"text": "a fresh start", "user_id": user_id,
+                                                        "infer": False}))["consistency_token"]
+    again = gateway.get("/v1/memories", params={"user_id": user_id, "consistency_token": token}).json()["results"]
+    assert [m["memory"] for m in again] == ["a fresh start"]
+
+
+def _letters(settings) -> int:
+    code, doc, err = recallstack(settings, "dlq", "list", "--projection", "postgres", "--json")
+    assert code == 0, err
+    return doc["count"]
