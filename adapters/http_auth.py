@@ -9,6 +9,8 @@ Statuses: no key or an unknown/revoked/expired key is 401 (with WWW-Authenticate
 key without the needed scope is 403; another user's data is 403 on a collection (search,
 list, add) and 404 on one memory, so a memory's existence never leaks; the key store
 unreachable with no recent answer is 503; over the rate limit is 429 with Retry-After.
+Admin keys are not rate limited: they are the operator's (benchmarks, imports, the UI's
+admin pages), and a limit exists to keep agents from starving each other.
 
 The no-auth mode (`RECALLSTACK_AUTH=off`) is for single-user laptops: every request
 acts with every scope for the user it names, and each process says so loudly at start.
@@ -64,7 +66,7 @@ class Authenticator:
         if principal is None:
             raise ApiError(401, "invalid_api_key", f"API key {secret[:12]}… is unknown, revoked or expired",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if self.limiter is not None:
+        if self.limiter is not None and not principal.is_admin:  # admin keys are operators', not agents'
             decision = await self.limiter.take(principal.key_id or principal.user_id)
             if not decision.allowed:
                 raise ApiError(429, "rate_limited", f"API key {principal.key_prefix}… is over its limit of "

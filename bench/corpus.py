@@ -63,3 +63,14 @@ def save_and_report(result: dict, out_dir: Path, plot, print_report, as_json: bo
         print(json.dumps({k: v for k, v in result.items() if k != "per_question"}, indent=2, default=str))
     else:
         print_report(result)
+
+
+def api_headers() -> dict[str, str]:
+    """The Authorization header benches send: $RECALLSTACK_API_KEY, else the local stack's
+    admin key ($RECALLSTACK_HOME/admin.key, made by `recallstack up`; admin keys are not
+    rate limited). None in the no-auth mode."""
+    from cli.keys import cli_api_key
+    from settings import Settings
+
+    key = cli_api_key(Settings.from_env())
+    return {"Authorization": f"Bearer {key}"} if key else {}

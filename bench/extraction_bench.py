@@ -64,7 +64,7 @@ import httpx
 from consolidation.extraction import ACTOR as WORKER_ACTOR
 from consolidation.extraction import GROUP as EXTRACT_GROUP
 from consolidation.extraction import PG_GROUP
-from corpus import locomo, machine, save_and_report
+from corpus import api_headers, locomo, machine, save_and_report
 from locomo_bench import (LIMIT, RETRY_REASONS, Asker, BenchError, ask_each, build_corpus, cleanup, evaluate,
                           group_label, load, post, progress_bar)
 from retrieval_metrics import KS, question_metrics
@@ -640,7 +640,7 @@ def main() -> int:
     updates: list[dict] = []  # the worker's UPDATE and DELETE events for the run's users (log order)
     deletes: list[dict] = []
     try:
-        with httpx.Client(base_url=args.base_url, timeout=httpx.Timeout(120.0, connect=5.0)) as client:
+        with httpx.Client(headers=api_headers(), base_url=args.base_url, timeout=httpx.Timeout(120.0, connect=5.0)) as client:
             probe = {"query": "preflight", "user_id": f"extract-preflight-{runid}", "limit": LIMIT,
                      "reference_time": convs[0]["reference_time"]}
             post(client, "/v1/memories/search", probe)

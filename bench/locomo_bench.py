@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from corpus import locomo, machine, pct, save_and_report
+from corpus import api_headers, locomo, machine, pct, save_and_report
 from retrieval_metrics import (BM25, KS, aggregate, memory_text, parse_session_date, question_metrics, rrf,
                                sessions, top_k, valid_evidence)
 from rich.console import Console
@@ -495,7 +495,7 @@ def main() -> int:
         "files": {"json": str(out_dir / "locomo.json"), "plot": str(out_dir / "locomo.png")},
     }
     try:
-        with httpx.Client(base_url=args.base_url, timeout=httpx.Timeout(120.0, connect=5.0)) as client:
+        with httpx.Client(headers=api_headers(), base_url=args.base_url, timeout=httpx.Timeout(120.0, connect=5.0)) as client:
             # A search before loading: a body the query API refuses fails here, not after the load.
             # Its own user: a search of a conversation's user before its load could leave
             # per-user state (corpus statistics, caches) behind that the bench would then measure.

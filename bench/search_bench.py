@@ -47,7 +47,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from corpus import machine, pct, questions, turns
+from corpus import api_headers, machine, pct, questions, turns
 
 import bootstrap
 from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
@@ -457,7 +457,7 @@ def per_request_split(timing: dict[str, float], client_ms: float) -> dict[str, f
 
 async def stats_of(query_url: str) -> dict:
     try:
-        async with httpx.AsyncClient(base_url=query_url, timeout=5) as client:
+        async with httpx.AsyncClient(headers=api_headers(), base_url=query_url, timeout=5) as client:
             answer = await client.get("/v1/stats/cache")
             return answer.json() if answer.status_code == 200 else {}
     except (httpx.HTTPError, ValueError):
@@ -478,7 +478,7 @@ def stats_delta(before: dict, after: dict) -> dict:
 
 async def wait_ready(urls: list[str], limit_s: float = 180) -> bool:
     deadline, said = time.monotonic() + limit_s, False
-    async with httpx.AsyncClient(timeout=3) as client:
+    async with httpx.AsyncClient(headers=api_headers(), timeout=3) as client:
         while True:
             try:
                 if all([(await client.get(f"{u}/readyz")).status_code == 200 for u in urls]):
@@ -510,7 +510,7 @@ async def run_level(url: str, users: list[str], clients: int, duration: float, n
     rnd = random.Random(clients)
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     stats0 = await stats_of(query_url)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+    async with httpx.AsyncClient(headers=api_headers(), base_url=url, timeout=30, limits=limits) as client:
         end = [0.0]
 
         async def loop():
@@ -594,7 +594,7 @@ async def run_level(url: str, users: list[str], clients: int, duration: float, n
 
 async def probe_cache_flag(url: str, user: str, all_urls: list[str]) -> bool:
     await wait_ready(all_urls)
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    async with httpx.AsyncClient(headers=api_headers(), base_url=url, timeout=30) as client:
         answer = await client.post("/v1/memories/search",
                                    json={"query": "cache flag probe", "user_id": user, "cache": False})
         if answer.status_code == 422:
@@ -625,7 +625,7 @@ async def measure_size(size: int, corpus_entry: dict, args, pool: DistinctQuerie
                 counter = iter(range(10**12))
                 next_query = lambda: repeated_texts[next(counter) % REPEATED]  # noqa: E731
                 await wait_ready(list(endpoints.values()))
-                async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+                async with httpx.AsyncClient(headers=api_headers(), base_url=url, timeout=30) as client:
                     for _ in range(3):  # warm-up: every repeated query answered (and cached) before measuring
                         for q in repeated_texts:
                             for user in users[:5]:
@@ -829,7 +829,7 @@ async def main() -> int:
     sizes = [int(s) for s in args.sizes.split(",")]
     cfg = bootstrap.settings()
     home = cfg.home
-    async with httpx.AsyncClient(timeout=5) as client:
+    async with httpx.AsyncClient(headers=api_headers(), timeout=5) as client:
         for url in (args.base_url, args.query_url):
             try:
                 (await client.get(f"{url}/readyz")).raise_for_status()

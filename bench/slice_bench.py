@@ -19,7 +19,7 @@ import time
 import uuid
 
 import httpx
-from corpus import machine, pct, turns
+from corpus import api_headers, machine, pct, turns
 
 
 def summary(values: list[float]) -> dict:
@@ -36,7 +36,7 @@ def main() -> int:
     texts = turns(args.n)
     user = f"bench-{uuid.uuid4().hex[:8]}"
     add_ms, ryw_ms, search_ms = [], [], []
-    with httpx.Client(base_url=args.base_url, timeout=30) as client:
+    with httpx.Client(headers=api_headers(), base_url=args.base_url, timeout=30) as client:
         for i, text in enumerate(texts):
             began = time.perf_counter()
             answer = client.post("/v1/memories", json={"text": text, "user_id": user})

@@ -24,7 +24,7 @@ import time
 import uuid
 
 import httpx
-from corpus import machine, pct, turns
+from corpus import api_headers, machine, pct, turns
 
 
 async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
@@ -41,7 +41,7 @@ async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
             answer.raise_for_status()
 
     limits = httpx.Limits(max_connections=clients)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(headers=api_headers(), base_url=base_url, timeout=60, limits=limits) as client:
         began = time.perf_counter()
         await asyncio.gather(*(client_loop(client, n) for n in range(clients)))
         elapsed = time.perf_counter() - began
@@ -64,7 +64,7 @@ async def paced_adds(base_url: str, texts: list[str], clients: int, rate: float)
             (await client.post("/v1/memories", json={"text": text, "user_id": f"{user}-{n}"})).raise_for_status()
             latencies.append((time.perf_counter() - began) * 1000)
 
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=httpx.Limits(max_connections=clients)) as client:
+    async with httpx.AsyncClient(headers=api_headers(), base_url=base_url, timeout=60, limits=httpx.Limits(max_connections=clients)) as client:
         await asyncio.gather(*(client_loop(client, n, texts[n::clients]) for n in range(clients)))
     return {"clients": clients, "rate_per_s": rate, "requests": len(latencies),
             "median_ms": round(statistics.median(latencies), 1), "p99_ms": round(pct(latencies, 99), 1)}
@@ -72,7 +72,7 @@ async def paced_adds(base_url: str, texts: list[str], clients: int, rate: float)
 
 async def batch_ingest(base_url: str, texts: list[str], size: int) -> dict:
     user = f"bench-{uuid.uuid4().hex[:8]}"
-    async with httpx.AsyncClient(base_url=base_url, timeout=300) as client:
+    async with httpx.AsyncClient(headers=api_headers(), base_url=base_url, timeout=300) as client:
         began = time.perf_counter()
         for start in range(0, len(texts), size):
             chunk = [{"text": t, "user_id": user} for t in texts[start:start + size]]

@@ -113,13 +113,17 @@ class Principal:
         return action in self.scopes and (self.is_admin or user_id == self.user_id)
 
     def acting_user(self, requested: str | None, action: str) -> str:
-        """The user a request acts on: the one it names, else the key's own; NotPermitted
-        when the key lacks the scope or the user is someone else's (and the key is no admin)."""
+        """The user a request acts on: the one it names, else the key's own (an admin key must
+        name one); NotPermitted when the key lacks the scope or the user is someone else's
+        (and the key is no admin)."""
         if action not in self.scopes:
             raise NotPermitted("scope", f"this API key lacks the {action} scope (it has: {', '.join(self.scopes)})")
+        if requested is None and (self.user_id is None or self.is_admin):
+            # An admin key may act for anyone: it must say for whom (a missed user_id would
+            # otherwise act on the admin's own memories without a word).
+            raise NotPermitted("user_required", "user_id: required with an admin key" if self.user_id else
+                               "user_id: required (no API key names a user in the no-auth mode)")
         user_id = requested or self.user_id
-        if user_id is None:
-            raise NotPermitted("user_required", "user_id: required (no API key names a user in the no-auth mode)")
         if not self.may(action, user_id):
             raise NotPermitted("user", f"this API key acts only for its own user ({self.user_id})")
         return user_id

@@ -17,9 +17,6 @@ from tests.e2e.log_reader import appended, end_offsets
 # check what each source contributes; the per-source budget itself is tested by stopping
 # dependencies (test_search_degraded.py), not by racing a loaded machine.
 os.environ.setdefault("RECALLSTACK_SEARCH_SOURCE_TIMEOUT_MS", "3000")
-# The whole session acts with one admin key, faster than any agent would: the per-key limit
-# is tested with a small limit in tests/integration/test_auth.py.
-os.environ.setdefault("RECALLSTACK_RATE_LIMIT_PER_MIN", "1000000")
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +44,13 @@ def services(settings):
 def gateway(services):
     with httpx.Client(base_url=services.gateway_url, timeout=30, headers=admin_headers()) as client:
         yield client
+
+
+def request_actor(user_id: str) -> str:
+    """The actor the log records for a request of this session: its admin key, or in the
+    no-auth mode the user it named."""
+    key = os.environ.get("RECALLSTACK_API_KEY")
+    return f"key:{key[:12]}" if key else f"user:{user_id}"
 
 
 def admin_headers() -> dict[str, str]:

@@ -16,6 +16,7 @@ from domain.events import (
     MemoryScopeDeleted,
     MemoryUpdated,
 )
+from tests.e2e.conftest import admin_headers, request_actor
 
 pytestmark = pytest.mark.e2e
 
@@ -39,7 +40,7 @@ def test_add_appends_one_memory_created_keyed_by_user(gateway, log, user_id):
     assert event.metadata == {"lang": "go", "n": 2} and event.categories == ("preferences",)
     assert event.importance == pytest.approx(0.7)
     assert event.happened_at == datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
-    assert event.actor == f"user:{user_id}" and event.correlation_id == "req-42"
+    assert event.actor == request_actor(user_id) and event.correlation_id == "req-42"
     assert len(event.embedding) == 384 and event.embedding_model == "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -145,7 +146,7 @@ def test_concurrent_retries_with_one_key_append_once(services, log, user_id):
     import httpx
 
     async def storm():
-        async with httpx.AsyncClient(base_url=services.gateway_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=services.gateway_url, timeout=30, headers=admin_headers()) as client:
             calls = [client.post("/v1/memories", json={"text": "Allergic to cats", "user_id": user_id},
                                  headers={"Idempotency-Key": "storm"}) for _ in range(10)]
             return await asyncio.gather(*calls)

@@ -232,7 +232,8 @@ def test_sharing_gives_read_only_access_until_unshared(gateway, people):
 def test_namespaces_list_apps_and_agents_with_counts(gateway, people):
     alice = bearer(people["keys"]["alice"]["key"])
     answer = gateway.post("/v1/memories", json={"text": "another one", "app_id": "app-2"}, headers=alice).json()
-    gateway.get("/v1/memories", params={"consistency_token": answer["consistency_token"]}).raise_for_status()
+    gateway.get("/v1/memories", params={"user_id": people["alice"],
+                                        "consistency_token": answer["consistency_token"]}).raise_for_status()
     spaces = gateway.get("/v1/namespaces", headers=alice).json()
     assert spaces["memories"] == 2
     assert {a["app_id"]: a["memories"] for a in spaces["apps"]} == {"app-1": 1, "app-2": 1}

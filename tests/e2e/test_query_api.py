@@ -11,6 +11,8 @@ import uuid
 
 import pytest
 
+from tests.e2e.conftest import request_actor
+
 pytestmark = pytest.mark.e2e
 
 NOTES = [
@@ -220,7 +222,7 @@ def test_list_get_and_history(gateway, seeded):
     change = history["history"][1]
     assert change["before"]["memory"] == NOTES[0][0]
     assert change["after"] == {"memory": "Alice Moreau now leads the billing service", "metadata": {"team": "lead"}}
-    assert change["actor"] == f"user:{user_id}" and change["event_id"] and "partition" in change["log_position"]
+    assert change["actor"] == request_actor(user_id) and change["event_id"] and "partition" in change["log_position"]
     assert gateway.get(f"/v1/memories/{ids[0]}/history", params={"user_id": user_id + "-x"}).status_code == 404
 
 

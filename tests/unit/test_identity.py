@@ -56,7 +56,10 @@ def test_acting_user_defaults_to_the_keys_user_and_refuses_others():
         reader.acting_user(None, "write")
     assert scope.value.kind == "scope"
     admin = Principal("ops", ("read", "write", "admin"), "rsk_cccccccc")
-    assert admin.acting_user("bob", "write") == "bob" and admin.acting_user(None, "read") == "ops"
+    assert admin.acting_user("bob", "write") == "bob" and admin.acting_user("ops", "read") == "ops"
+    with pytest.raises(NotPermitted) as unnamed:
+        admin.acting_user(None, "read")  # an admin key acts for anyone: it must say for whom
+    assert unnamed.value.kind == "user_required"
     assert admin.actor_for("bob") == "key:rsk_cccccccc"
 
 
