@@ -209,8 +209,8 @@ async def _cluster_id(bootstrap: str) -> str | None:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    await admin.start()
     try:
+        await admin.start()
         return (await admin.describe_cluster()).get("cluster_id")
     finally:
         await admin.close()
@@ -244,8 +244,8 @@ async def backup(bootstrap: str, directory: Path, topics: tuple[str, ...] = BACK
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed", fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024, request_timeout_ms=30000)
-        await consumer.start()
         try:
+            await consumer.start()
             cluster = await consumer._client.fetch_all_metadata()  # no subscription: ask the cluster
             partitions: list[TopicPartition] = []
             counts: dict[str, int] = {}
@@ -426,8 +426,8 @@ async def target_offsets(bootstrap: str, topics: list[str]) -> dict[str, dict[in
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                 request_timeout_ms=30000)
-    await consumer.start()
     try:
+        await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
         out: dict[str, dict[int, int] | None] = {}
         for topic in topics:
@@ -498,9 +498,9 @@ async def restore(bootstrap: str, directory: Path, manifest: dict | None = None,
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
                                 max_batch_size=PRODUCE_BATCH_BYTES, max_request_size=8 * 1024 * 1024,
                                 request_timeout_ms=60000)
-    await producer.start()
     produced: dict[tuple[str, int], int] = {}
     try:
+        await producer.start()
         in_flight: list[asyncio.Future] = []
 
         async def send(batch, topic: str, partition: int) -> None:
