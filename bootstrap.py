@@ -342,7 +342,8 @@ async def open_lifecycle(kind: str):
     config = LifecycleConfig.load(cfg.home)  # first: a bad config fails before anything is opened
     await ensure_topics(cfg.kafka_bootstrap)
     pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=4)
-    publisher = event_publisher(cfg, timeout_s=10.0, transactional_id=(
+    # revive_erased=False: a summary of memories read before an erasure is dropped, not sealed anew.
+    publisher = event_publisher(cfg, timeout_s=10.0, revive_erased=False, transactional_id=(
         f"recallstack-worker-{kind}-{os.environ.get('RECALLSTACK_WORKER_INSTANCE', '0')}"))
     projected = GroupProgress(cfg.kafka_bootstrap, "recallstack.projector.postgres")
     await projected.start()

@@ -16,6 +16,7 @@ from aiokafka.partitioner import murmur2
 
 from adapters import kafka_codec
 from adapters.key_store import KeyStoreUnavailable
+from domain import sealing
 from domain.consistency import ConsistencyToken
 from domain.events import Event
 from settings import ACCESS_TOPIC, DLQ_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC
@@ -97,11 +98,15 @@ class EventPublisher:
     """
 
     def __init__(self, bootstrap: str, topic: str = EVENTS_TOPIC, timeout_s: float = 1.8,
-                 transactional_id: str | None = None, max_group: int = 5000, keys=None):
+                 transactional_id: str | None = None, max_group: int = 5000, keys=None,
+                 revive_erased: bool = True):
         self.bootstrap = bootstrap
         # adapters.key_store.Keyring: seals each user's events with their data key. None
         # writes unsealed events (benchmarks and tests that bring no key store).
         self.keys = keys
+        # False for workers: content they read before an erasure must not come back under a
+        # new key; such events are dropped (they would be unreadable anyway).
+        self.revive_erased = revive_erased
         self.topic = topic
         self.timeout_s = timeout_s
         self.max_group = max_group
@@ -164,10 +169,18 @@ class EventPublisher:
             # Keys first, outside the transaction (I/O only on a cache miss); a key store
             # that does not answer means nothing was appended, like a Kafka outage.
             try:
-                append.keys = await _within(self.keys.keys_for(append.events), self.timeout_s)
+                append.keys = await _within(self.keys.keys_for(append.events, revive=self.revive_erased),
+                                            self.timeout_s)
             except (KeyStoreUnavailable, asyncio.TimeoutError) as exc:
                 raise LogUnavailable(f"the key store did not answer within {self.timeout_s:.1f}s, so the events "
                                      f"could not be sealed ({type(exc).__name__}: {exc})") from exc
+            if not self.revive_erased:
+                kept = [e for e in append.events if e.user_id in append.keys or not sealing.is_sealed_type(e.event_type)]
+                if len(kept) < len(append.events):
+                    log.warning("dropped %d events of erased users", len(append.events) - len(kept))
+                    append.events = kept
+                    if not kept:
+                        return ConsistencyToken.of(self.topic, [])
         self._queue.put_nowait(append)
         try:
             # The writer keeps the deadline; the margin only guards against a writer gone wrong.

@@ -139,9 +139,11 @@ class KeyStore:
     def _unwrap(self, user_id: str, version: int, wrapped: bytes | None) -> DataKey | None:
         return None if wrapped is None else sealing.unwrap(self._master, user_id, version, bytes(wrapped))
 
-    async def key_for(self, user_id: str, create: bool = True) -> DataKey | None:
+    async def key_for(self, user_id: str, create: bool = True, revive: bool = True) -> DataKey | None:
         """The key to seal `user_id`'s new events with: the latest live version, created
-        when there is none (first write, or first write after an erasure)."""
+        when there is none (first write, or first write after an erasure). revive=False
+        creates none for an erased user (None): what a worker acting on content it read
+        before an erasure must not write under a new key."""
         hit = self._current.get(user_id)
         if hit is not None and hit[1] > time.monotonic():
             return hit[0]
@@ -150,13 +152,15 @@ class KeyStore:
             row = await conn.fetchrow(self._sql(_LATEST), user_id)
             if row is not None and row["wrapped_key"] is not None:
                 return self._unwrap(user_id, row["version"], row["wrapped_key"])
-            if not create:
+            if not create or (row is not None and not revive):
                 return None
             async with conn.transaction():
                 await conn.execute(_LOCK, user_id)  # one creator per user; a destroy waits for it
                 row = await conn.fetchrow(self._sql(_LATEST), user_id)
                 if row is not None and row["wrapped_key"] is not None:  # another process made it meanwhile
                     return self._unwrap(user_id, row["version"], row["wrapped_key"])
+                if row is not None and not revive:  # erased meanwhile
+                    return None
                 key = DataKey(user_id, (row["version"] if row else 0) + 1, sealing.new_key_material())
                 await conn.execute(self._sql("INSERT INTO {schema}.user_data_keys (user_id, version, wrapped_key)"
                                                  " VALUES ($1, $2, $3)"), user_id, key.version, sealing.wrap(self._master, key))
@@ -306,10 +310,12 @@ class Keyring:
     def __init__(self, store: KeyStore):
         self.store = store
 
-    async def keys_for(self, events: Sequence[Event]) -> dict[str, DataKey]:
-        """The current key of every user of `events` that has a sealed event among them."""
+    async def keys_for(self, events: Sequence[Event], revive: bool = True) -> dict[str, DataKey]:
+        """The current key of every user of `events` that has a sealed event among them
+        (with revive=False, erased users are left out: see KeyStore.key_for)."""
         users = dict.fromkeys(e.user_id for e in events if sealing.is_sealed_type(e.event_type))
-        return {u: await self.store.key_for(u) for u in users}
+        found = {u: await self.store.key_for(u, revive=revive) for u in users}
+        return {u: k for u, k in found.items() if k is not None}
 
     async def encode(self, event: Event) -> tuple[bytes, list[tuple[str, bytes]]]:
         keys = await self.keys_for([event])

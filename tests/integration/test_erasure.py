@@ -94,6 +94,9 @@ async def test_key_for_creates_once_caches_and_destroy_leaves_a_tombstone(closin
         assert await store.lookup(user_id, 1) is None  # destroyed, not missing
         other.forget(user_id)
         assert await other.lookup(user_id, 1) is None
+        # A worker (revive=False) gets no key for an erased user; a user never seen gets one.
+        assert await store.key_for(user_id, revive=False) is None
+        assert (await store.key_for(f"{user_id}-new", revive=False)).version == 1
         second = await store.key_for(user_id)  # a write after the erasure: a NEW version
         assert second.version == 2 and second.material != first.material
         rows = await store.versions(user_id)
