@@ -329,7 +329,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                          key_id: str = Path(pattern=UUID_PATTERN),
                          user_id: str | None = Query(default=None, pattern=ID_PATTERN,
                                                      description="the key's owner; an admin key may omit it"),
-                         reason: str | None = Query(default=None, max_length=256)):
+                         reason: str | None = Query(default=None, max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")):
         key_id = key_id.lower()
         if principal.is_admin and user_id is None:
             found = await appended(base.identity.key(key_id))
@@ -355,7 +355,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
     async def erase_user(request: Request, principal: Principal = Depends(auth),
                          user_id: str = Path(pattern=ID_PATTERN),
                          confirm: bool = Query(default=False, description="must be true: erasure cannot be undone"),
-                         reason: str | None = Query(default=None, max_length=256)):
+                         reason: str | None = Query(default=None, max_length=256, pattern=r"^[^\x00-\x1f\x7f]*$")):
         require_admin(principal)
         if not confirm:
             raise ApiError(422, "invalid_request", "confirm: must be true (erasure destroys the user's data keys and "

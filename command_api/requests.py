@@ -44,8 +44,18 @@ def too_large(message: str) -> PydanticCustomError:
     return PydanticCustomError("too_large", message)
 
 
+def encodable(value: str) -> str:
+    """JSON may escape a lone surrogate (`"\\ud800"`); no UTF-8 text (the log, the read models,
+    the embedder) can hold one: 422 here rather than a failure after validation."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise PydanticCustomError("invalid_unicode", "must not contain lone surrogates (not valid Unicode text)") from exc
+    return value
+
+
 def clean_text(value: str) -> str:
-    value = unicodedata.normalize("NFC", value)
+    value = unicodedata.normalize("NFC", encodable(value))
     if not value.strip():
         raise PydanticCustomError("blank", "must not be blank")
     if len(value) > MAX_TEXT_CHARS:
@@ -64,7 +74,7 @@ def _depth(value, level: int = 1) -> int:
 
 
 def check_metadata(value: dict) -> dict:
-    size = len(json.dumps(value, ensure_ascii=False).encode())
+    size = len(encodable(json.dumps(value, ensure_ascii=False)).encode())
     if size > MAX_METADATA_BYTES:
         raise too_large(f"{size} bytes of JSON, at most {MAX_METADATA_BYTES}")
     if _depth(value) > MAX_METADATA_DEPTH:
@@ -72,6 +82,8 @@ def check_metadata(value: dict) -> dict:
     for key in _keys(value):
         if len(key) > 128 or _CONTROL.search(key):
             raise PydanticCustomError("bad_key", f"key {key[:40]!r}… is longer than 128 characters or has control characters")
+    if any("\x00" in text for text in _values(value)):  # no stored JSON can hold it (Postgres jsonb refuses it)
+        raise PydanticCustomError("nul_character", "values must not contain the NUL character (\\u0000)")
     return value
 
 
@@ -85,8 +97,20 @@ def _keys(value):
             yield from _keys(v)
 
 
+def _values(value):
+    """Every string value (not key) of a JSON value, at every level."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _values(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _values(v)
+
+
 def check_category(value: str) -> str:
-    value = unicodedata.normalize("NFC", value).strip()
+    value = unicodedata.normalize("NFC", encodable(value)).strip()
     if not 1 <= len(value) <= 64 or _CONTROL.search(value):
         raise PydanticCustomError("bad_category", "each category is 1-64 printable characters")
     return value

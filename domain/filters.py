@@ -143,19 +143,33 @@ def _value(field: str, op: str, value: Any, path: str) -> Any:
     return _scalar(field, op, value, path)
 
 
-def _has_nul(value: Any) -> bool:
+def _strings(value: Any):
+    """Every string in a value: itself, or the keys and values of its objects and lists."""
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(v) for v in value)
-    return False
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(k)
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _scalar(field: str, op: str, value: Any, path: str) -> Any:
-    if _has_nul(value):  # no stored text can hold it (Postgres refuses \u0000): say so, do not fail later
-        raise FilterError(path, "must not contain the NUL character (\\u0000)")
+    for text in _strings(value):  # what no stored text can hold: say so, do not fail in the query later
+        if "\x00" in text:  # Postgres refuses \u0000
+            raise FilterError(path, "must not contain the NUL character (\\u0000)")
+        if not _utf8(text):  # JSON may escape a lone surrogate ("\\ud800"); no UTF-8 text holds one
+            raise FilterError(path, "must not contain lone surrogates (not valid Unicode text)")
     if field in TIME_FIELDS:
         if not isinstance(value, str):
             raise FilterError(path, "must be an ISO 8601 date or time")

@@ -70,6 +70,28 @@ CASES = [
     ("malformed consistency token", "PATCH", f"/v1/memories/{MEMORY}", {"text": "x"},
      {"params": {"user_id": "u"}, "headers": {"X-Consistency-Token": "nope"}}, 400, "invalid_request",
      "consistency_token"),
+    # JSON may escape a lone surrogate; no UTF-8 text can hold one (these were 500s, or 503s of search)
+    ("lone surrogate in text", "POST", "/v1/memories", {"user_id": "u", "text": "a\ud800"}, {}, 422,
+     "invalid_request", "text"),
+    ("lone surrogate in a message", "POST", "/v1/memories", {"user_id": "u", "infer": False,
+                                                              "messages": [{"role": "user", "content": "\udfff"}]},
+     {}, 422, "invalid_request", "messages.0.content"),
+    ("lone surrogate in a category", "POST", "/v1/memories", {**OK, "categories": ["\ud800"]}, {}, 422,
+     "invalid_request", "categories"),
+    ("lone surrogate in metadata", "POST", "/v1/memories", {**OK, "metadata": {"k": "\ud800"}}, {}, 422,
+     "invalid_request", "metadata"),
+    ("lone surrogate in a search filter", "POST", "/v1/memories/search",
+     {"query": "x", "user_id": "u", "filters": {"agent_id": "\ud800"}}, {}, 422, "invalid_request", "filters.agent_id"),
+    ("lone surrogate in a list filter", "GET", "/v1/memories", None,
+     {"params": {"user_id": "u", "filters": '{"metadata": {"k": "\\ud800"}}'}}, 422, "invalid_request",
+     "filters.metadata.k"),
+    # No read model can hold NUL (the projector dead-lettered these: a revocation was lost)
+    ("NUL in a metadata value", "POST", "/v1/memories", {**OK, "metadata": {"k": ["a\x00b"]}}, {}, 422,
+     "invalid_request", "metadata"),
+    ("NUL in a revocation reason", "DELETE", f"/v1/keys/{MEMORY}", None, {"params": {"reason": "a\x00b"}}, 422,
+     "invalid_request", "reason"),
+    ("control character in an erasure reason", "DELETE", "/v1/users/u", None,
+     {"params": {"confirm": "true", "reason": "a\x1bb"}}, 422, "invalid_request", "reason"),
 ]
 
 

@@ -29,3 +29,22 @@ def test_bad_fields_are_named(field, value):
     with pytest.raises(ValidationError) as info:
         AddMemoryRequest(**body)
     assert field in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", [("text", "a\ud800b"), ("categories", ["\udfff"]), ("metadata", {"k\ud800": 1}),
+                                          ("metadata", {"k": ["\ud800"]})])
+def test_a_lone_surrogate_is_refused_by_name(field, value):
+    """JSON may escape one ("\\ud800"); no UTF-8 text (the log, the embedder) can hold it."""
+    with pytest.raises(ValidationError, match="lone surrogates") as info:
+        AddMemoryRequest(**{"user_id": "u", "text": "t", field: value})
+    assert field in str(info.value)
+    with pytest.raises(ValidationError, match="lone surrogates"):
+        AddMemoryRequest(user_id="u", messages=[{"role": "user", "content": "\ud83d"}])
+
+
+def test_a_nul_character_in_metadata_is_refused():
+    """Postgres jsonb cannot hold \\u0000: the projector would dead-letter the event."""
+    for metadata in ({"k": "a\x00b"}, {"k": {"deeper": ["\x00"]}}):
+        with pytest.raises(ValidationError, match="NUL"):
+            AddMemoryRequest(user_id="u", text="t", metadata=metadata)
+    assert AddMemoryRequest(user_id="u", text="t", metadata={"k": "a\\u0000b"}).metadata == {"k": "a\\u0000b"}

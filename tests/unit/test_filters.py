@@ -72,3 +72,12 @@ def test_a_nul_character_is_refused_by_name():
     for raw in ({"metadata": {"k": "a\x00b"}}, {"agent_id": {"in": ["ok", "\x00"]}}, {"metadata": {"k": {"x": "\x00"}}}):
         with pytest.raises(FilterError, match="NUL"):
             parse(raw)
+
+
+def test_a_lone_surrogate_is_refused_by_name():
+    """JSON may escape one ("\\ud800"); no query parameter (UTF-8) can hold it."""
+    for raw in ({"agent_id": "\ud800"}, {"categories": {"contains": "a\udfff"}}, {"metadata": {"k": {"x\ud800": 1}}},
+                {"metadata": {"k": {"in": ["ok", "\ud83d"]}}}):
+        with pytest.raises(FilterError, match="lone surrogates"):
+            parse(raw)
+    assert parse({"agent_id": "caf\u00e9 \U0001f600"})  # a surrogate pair is a character like any other
