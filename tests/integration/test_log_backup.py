@@ -388,6 +388,17 @@ async def test_backup_wipe_restore_replay_gives_identical_digests(source_log, ba
     changed = await pg_digest.digest(pg.pool, 2)
     assert changed["digest"] != before["postgres"]["digest"]
     assert changed["parts"]["memory_history"] == before["postgres"]["parts"]["memory_history"]
+    version = restored["versions"]["neo4j"]
+    await graph.driver.execute_query(f"MATCH (m:Memory_v{version}) WITH m LIMIT 1 SET m._LOCK_ = true")
+    assert (await neo4j_digest.digest(graph.driver, version))["digest"] == before["neo4j"]["digest"]  # `_` left out
+    await graph.driver.execute_query(f"MATCH (m:Memory_v{version}) WITH m LIMIT 1 SET m.text = m.text + '!'")
+    assert (await neo4j_digest.digest(graph.driver, version))["parts"]["Memory"] != before["neo4j"]["parts"]["Memory"]
+    version = restored["versions"]["redis"]
+    key = [k async for k in cache.client.scan_iter(match=f"rs:v{version}:mem:*")][0]
+    await cache.client.hset(key, "_o", "999999")  # a position field: left out
+    assert (await redis_digest.digest(cache.client, version))["digest"] == before["redis"]["digest"]
+    await cache.client.hset(key, "text", "changed")
+    assert (await redis_digest.digest(cache.client, version))["parts"]["mem"] != before["redis"]["parts"]["mem"]
 
 
 async def test_restore_into_a_non_empty_target_is_refused_naming_the_topics(brokers, backed_up, restored):
