@@ -71,7 +71,10 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
         service = route(request.method, "/" + path)
         if service is None:
             return error_response(404, "not_found", f"no route for {request.method} /{path}")
-        url = httpx.URL(upstreams[service] + "/" + path, query=request.url.query.encode())
+        try:
+            url = httpx.URL(upstreams[service] + "/" + path, query=request.url.query.encode())
+        except httpx.InvalidURL as exc:  # a URL component over httpx's 64 KiB: the client's error
+            return error_response(414, "uri_too_long", f"the URL is too long to forward: {exc}", {"field": "query"})
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
         try:
             answer = await state["client"].request(request.method, url, headers=headers, content=await request.body())

@@ -54,6 +54,12 @@ def _http_ready(url: str) -> str:
     return "ok"
 
 
+# A request head (URL, query string, headers) may be as large as a default body: with h11's own
+# 16 KiB, uvicorn resets the connection before the API can answer, e.g. for a documented
+# 16,384-character `filters` of non-ASCII characters (up to 12 bytes each, percent-encoded).
+MAX_REQUEST_HEAD = 1024 * 1024
+
+
 def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
     logs = cfg.home / "logs"
     py = sys.executable
@@ -62,7 +68,8 @@ def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
         return ProcessSpec(
             name=name, port=port, log_file=logs / f"{name}.log", ready_timeout=120,
             argv=[py, "-m", "uvicorn", f"bootstrap:{factory}", "--factory", "--host", cfg.host,
-                  "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "5"],
+                  "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "5",
+                  "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD)],
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/readyz"),
         )
 
