@@ -297,8 +297,19 @@ def _read_letters(cfg, projection: str | None) -> list[dict]:
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # an outage is reported once, as exit code 3
     with Activity(f"reading {DLQ_TOPIC}"):
-        letters = asyncio.run(dead_letters.read_all(cfg.kafka_bootstrap))
+        letters = asyncio.run(_read_all_letters(cfg))
     return [letter for letter in letters if projection is None or letter["projection"] == projection]
+
+
+async def _read_all_letters(cfg) -> list[dict]:
+    import bootstrap
+    from projectors import dead_letters
+
+    keys = bootstrap.keyring()  # opens the sealed error text of a sealed record's letter
+    try:
+        return await dead_letters.read_all(cfg.kafka_bootstrap, keys=keys)
+    finally:
+        await keys.store.close()
 
 
 def cmd_dlq_list(args) -> int:

@@ -73,6 +73,11 @@ def unseal(material: bytes, sealed: bytes, aad: bytes) -> bytes:
         raise SealBroken("sealed value does not authenticate (wrong key, or value/headers tampered)") from None
 
 
+def error_associated_data(user_id: str, version: int) -> bytes:
+    """For a dead letter's error text, sealed with the user's key (it may quote their content)."""
+    return _join(b"recallstack/dlq-error/v1", user_id, str(version))
+
+
 def wrap(master: bytes, key: DataKey) -> bytes:
     return seal(master, key.material, _join(_WRAP_DOMAIN, key.user_id, str(key.version)))
 

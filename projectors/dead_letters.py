@@ -9,6 +9,7 @@ never move back, so the retry changes only the data), and on success appends a
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -16,14 +17,16 @@ from collections.abc import Awaitable, Callable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from adapters import kafka_codec
+from domain import sealing
 from projectors.runner import Applied, Projection
 from settings import DLQ_TOPIC
 
 RESOLVED_HEADER = "rs-dlq-resolved"
 
 
-async def read_all(bootstrap: str, topic: str = DLQ_TOPIC) -> list[dict]:
-    """Every dead letter not yet resolved, oldest first."""
+async def read_all(bootstrap: str, topic: str = DLQ_TOPIC, keys=None) -> list[dict]:
+    """Every dead letter not yet resolved, oldest first. `keys` (a Keyring) opens the error
+    text of a sealed record's letter; an erased user's stays unreadable."""
     quiet = logging.getLogger("aiokafka")
     quiet.setLevel(max(quiet.level, logging.ERROR))  # a caller may have silenced it further
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
@@ -49,7 +52,24 @@ async def read_all(bootstrap: str, topic: str = DLQ_TOPIC) -> list[dict]:
                         }
     finally:
         await consumer.stop()
-    return [letter for where, letter in sorted(letters.items()) if where not in resolved]
+    found = [letter for where, letter in sorted(letters.items()) if where not in resolved]
+    if keys is not None:
+        for letter in found:
+            if "sealed_error" in letter:
+                letter.update(await _open_error(keys, letter))
+    return found
+
+
+async def _open_error(keys, letter: dict) -> dict:
+    ref = kafka_codec.seal_ref(letter["headers"])
+    try:
+        key = await keys.store.lookup(*ref)
+    except Exception as exc:  # the key store is down, or the key unknown: say so, keep the letter
+        return {"error": f"(sealed; cannot open it: {type(exc).__name__})"}
+    if key is None:
+        return {"error": "(sealed; its user was erased)"}
+    raw = base64.b64decode(letter["sealed_error"])
+    return json.loads(sealing.unseal(key.material, raw, sealing.error_associated_data(*ref)))
 
 
 async def retry(bootstrap: str, projection: Projection, letters: list[dict], topic: str = DLQ_TOPIC,

@@ -14,6 +14,7 @@ replays after an erasure; a UserErased event drops this process's cached keys of
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 import traceback
@@ -30,6 +31,7 @@ from prometheus_client import Counter, Histogram
 
 from adapters import kafka_codec
 from adapters.key_store import KeyStoreUnavailable
+from domain import sealing
 from domain.events import Event, UserErased
 from settings import DLQ_TOPIC, EVENTS_TOPIC
 
@@ -231,8 +233,10 @@ class ProjectorRunner:
             return
         except (Relocated, *self.projection.transient_errors):
             raise
-        except Exception:
-            log.exception("batch apply failed (%d events); retrying event by event", len(batch))
+        except Exception as exc:
+            # No message or traceback in the process log: it may quote a user's content (the
+            # dead letters keep the whole error, sealed with that user's key).
+            log.error("batch apply failed (%d events: %s); retrying event by event", len(batch), type(exc).__name__)
         # One bad event must not block the partition: apply one by one, dead-letter the failures.
         for item, (tp, message) in zip(batch, messages):
             try:
@@ -259,13 +263,27 @@ class ProjectorRunner:
             await self._dead_letter(tp, message, exc)
             return Applied(tp.partition, message.offset, None)
 
+    def _sealed_details(self, message, details: dict) -> dict:
+        """The error text of a sealed record's dead letter, sealed with the same user key
+        (an exception message may quote the content): erasing the user shreds it too."""
+        ref = kafka_codec.seal_ref(message.headers) if self.keys is not None else None
+        try:
+            key = self.keys.store.cached(*ref) if ref is not None else None
+        except Exception:  # the key is not here (KeyMissing): the error then quotes no content
+            key = None
+        if key is None:
+            return details
+        sealed = sealing.seal(key.material, json.dumps(details).encode(), sealing.error_associated_data(*ref))
+        return {"error": "(sealed with the user's data key; `recallstack dlq list` opens it)", "traceback": None,
+                "sealed_error": base64.b64encode(sealed).decode()}
+
     async def _dead_letter(self, tp: TopicPartition, message, exc: Exception) -> None:
-        log.error("dead-lettering %s offset %d: %s", tp, message.offset, exc)
+        log.error("dead-lettering %s offset %d: %s", tp, message.offset, type(exc).__name__)
         DEAD_LETTERED.labels(self.projection.name).inc()
+        details = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
         error = json.dumps({
             "projection": self.projection.name, "topic": tp.topic, "partition": tp.partition,
-            "offset": message.offset, "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=5),
+            "offset": message.offset, **self._sealed_details(message, details),
         }).encode()
         headers = list(message.headers or ()) + [("rs-dlq-error", error)]
         await self.dlq.send_and_wait(self.dlq_topic, value=message.value, key=message.key, headers=headers)

@@ -365,3 +365,63 @@ def test_the_codec_refuses_to_open_a_sealed_value_under_a_destroyed_key():
     value, headers = kafka_codec.encode(created("u", "x"), key)
     with pytest.raises(kafka_codec.Shredded):
         kafka_codec.decode(value, headers, lambda user, version: None)
+
+
+class _Refusing:
+    """A projection that refuses every memory, quoting its text in the error (as a real one might)."""
+    name = "refusing"
+    transient_errors = ()
+
+    async def positions(self, topic):
+        return {}
+
+    async def apply_batch(self, topic, batch):
+        for item in batch:
+            if isinstance(item.event, MemoryCreated):
+                raise ValueError(f"cannot store {item.event.text!r}")
+
+
+async def test_a_dead_letter_of_a_sealed_event_keeps_its_error_sealed_too(settings, new_store, user_id):
+    from aiokafka import AIOKafkaConsumer
+
+    from projectors import dead_letters
+
+    keyring = Keyring(new_store())
+    run = uuid.uuid4().hex[:8]
+    topic, dlq = f"test-sealed-{run}", f"test-sealed-dlq-{run}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, 1, 1), NewTopic(dlq, 1, 1)])
+    publisher = EventPublisher(settings.kafka_bootstrap, topic=topic, timeout_s=10, keys=keyring,
+                               transactional_id=f"test-sealed-{run}")
+    marker = f"zq{uuid.uuid4().hex}"
+    runner = ProjectorRunner(_Refusing(), settings.kafka_bootstrap, topic=topic, dlq_topic=dlq, replay=True,
+                             keys=keyring)
+    try:
+        await publisher.publish([created(user_id, f"the secret {marker}")])
+        await runner.start()
+        while await runner.poll_once(timeout_ms=1000):
+            pass
+        consumer = AIOKafkaConsumer(dlq, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            dead = await asyncio.wait_for(consumer.getone(), 10)
+        finally:
+            await consumer.stop()
+        raw = json.dumps([(k, v.decode(errors="replace")) for k, v in dead.headers]) + dead.value.decode(errors="replace")
+        assert marker not in raw and "sealed_error" in raw
+        letters = await dead_letters.read_all(settings.kafka_bootstrap, dlq, keys=keyring)
+        assert marker in letters[0]["error"] and "ValueError" in letters[0]["error"]  # opened with the key
+        await keyring.destroy(user_id)
+        fresh = Keyring(new_store(keyring.store._master))  # another process: nothing cached
+        try:
+            letters = await dead_letters.read_all(settings.kafka_bootstrap, dlq, keys=fresh)
+        finally:
+            await fresh.store.close()
+        assert letters[0]["error"] == "(sealed; its user was erased)"
+    finally:
+        await runner.close()
+        await publisher.stop()
+        await keyring.store.close()
+        await admin.delete_topics([topic, dlq])
+        await admin.close()
