@@ -6,7 +6,7 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose
+APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose prometheus
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
@@ -14,16 +14,22 @@ PYTEST_ARGS ?=
 
 install: apt venv jars
 
-# Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, docker-compose to validate compose.yaml.
+# Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, docker-compose to validate compose.yaml,
+# prometheus for promtool (rule tests) and `recallstack up --with-monitoring`.
 apt:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing$$missing"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
+	  case "$$missing" in *prometheus*) \
+	    echo "apt: the prometheus package's own service is not wanted (recallstack runs it on demand on :9090)"; \
+	    $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true;; \
+	  esac; \
 	fi
 
 venv: $(STAMP)

@@ -83,9 +83,10 @@ def _ensure_topics(cfg) -> list[str]:
 
 
 def _all_specs(cfg):
-    from infra import stack
+    from infra import monitoring, stack
 
-    return stack.infra_specs(cfg) + stack.service_specs(cfg, stack.SERVICES + stack.WORKERS)
+    return (stack.infra_specs(cfg) + stack.service_specs(cfg, stack.SERVICES + stack.WORKERS)
+            + monitoring.recorded_specs(cfg, stack.table(cfg)))  # Prometheus, when `up --with-monitoring` runs it
 
 
 # ---- commands -------------------------------------------------------------------------
@@ -154,7 +155,12 @@ def cmd_up(args) -> int:
     processes = stack.table(cfg)
     infra_specs = stack.infra_specs(cfg)
     service_specs = stack.service_specs(cfg, stack.SERVICES + stack.WORKERS)
-    everything = infra_specs + service_specs
+    monitoring_specs = []
+    if args.with_monitoring:
+        from infra import monitoring
+
+        monitoring_specs = [monitoring.spec(cfg.home, cfg)]
+    everything = infra_specs + service_specs + monitoring_specs
     projectors = len(stack.PROJECTORS)
     began = time.monotonic()
     try:
@@ -169,6 +175,7 @@ def cmd_up(args) -> int:
             rows += _start(service_specs[:projectors], processes, steps, "projectors")
             rows += _start(service_specs[projectors:], processes, steps, "services")
             admin_key_note = _local_admin_key(cfg, steps)
+            rows += _start(monitoring_specs, processes, steps, "monitoring")
     except KeyboardInterrupt:
         if args.detach:
             console.print("interrupted: what started keeps running; `recallstack down` stops it")
@@ -189,6 +196,8 @@ def cmd_up(args) -> int:
               f"  MCP          {urls['mcp']}   (streamable HTTP; stdio: recallstack mcp)\n"
               f"  data         {cfg.home}   logs in {cfg.home / 'logs'}\n"
               f"  auth         {admin_key_note}", flush=True)
+        if monitoring_specs:
+            print(f"  prometheus   http://127.0.0.1:{monitoring_specs[0].port}   (alerts: /alerts)", flush=True)
     if args.detach:
         console.print("running in the background; `recallstack down` stops it")
         return OK
@@ -265,7 +274,7 @@ def cmd_projector(args) -> int:
 
     async def main():
         task = asyncio.create_task(bootstrap.run_projector(name, ready=lambda: start_http_server(
-            PROJECTOR_METRICS_PORTS[name], addr="127.0.0.1")))
+            PROJECTOR_METRICS_PORTS[name], addr=bootstrap.settings().host)))  # 0.0.0.0 in compose
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig), task.cancel()))
@@ -613,6 +622,7 @@ def parser() -> argparse.ArgumentParser:
     """, """
         recallstack up                        # foreground; Ctrl-C stops everything
         recallstack up --detach               # return once the gateway answers
+        recallstack up --detach --with-monitoring   # and Prometheus on 127.0.0.1:9090
         recallstack up --detach --json | jq -r .urls.gateway
     """, """
         0    up (--detach), or stopped by SIGTERM (foreground)
@@ -621,6 +631,8 @@ def parser() -> argparse.ArgumentParser:
         130  Ctrl-C (in the foreground after everything stopped)
     """, json_output="what started, the URLs, the data folder; printed once everything answers")
     up.add_argument("--detach", action="store_true", help="return once everything answers (default: serve until Ctrl-C)")
+    up.add_argument("--with-monitoring", action="store_true",
+                    help="also run Debian's Prometheus on 127.0.0.1:9090 with recallstack's alert rules (docs/observability.md)")
     up.set_defaults(func=cmd_up)
 
     down = _command(sub, "down", "stop everything `up` started", """

@@ -2,7 +2,7 @@
 
 Without --once a worker runs until SIGTERM/Ctrl-C (extraction: its consumer loop;
 consolidation and forgetting: a faust-streaming app with its timer), with Prometheus
-metrics on 127.0.0.1 (WORKER_METRICS_PORTS). With --once it does one pass and prints
+metrics on RECALLSTACK_HOST, 127.0.0.1 by default (WORKER_METRICS_PORTS). With --once it does one pass and prints
 what it did; --dry-run (implies --once) prints what it would do and appends nothing.
 """
 
@@ -36,7 +36,7 @@ async def _extract(args, once: bool, bootstrap) -> int:
         if not once:
             from prometheus_client import start_http_server
 
-            start_http_server(WORKER_METRICS_PORTS["extract"], addr="127.0.0.1")
+            start_http_server(WORKER_METRICS_PORTS["extract"], addr=bootstrap.settings().host)  # 0.0.0.0 in compose
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, lambda sig=sig: (received.append(sig), worker.stop()))
@@ -93,6 +93,6 @@ def _run_faust(kind: str, bootstrap) -> int:
 
     interval = cfg.forget_interval_s if kind == "forget" else cfg.consolidate_interval_s
     app = build_app(kind, cfg, lifecycle, interval_s=interval, full_every_s=cfg.consolidate_full_every_s)
-    start_http_server(WORKER_METRICS_PORTS[kind], addr="127.0.0.1")
+    start_http_server(WORKER_METRICS_PORTS[kind], addr=cfg.host)  # RECALLSTACK_HOST: 0.0.0.0 in compose
     faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
     return OK

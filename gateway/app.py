@@ -15,11 +15,17 @@ from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.routing import Route
 
 from adapters.http_api import error_response
 from gateway.routes import COMMAND, QUERY, route
+
+# The APIs measure each route (recallstack_http_request_seconds); the gateway counts what only it
+# sees: an upstream that did not answer (its 503s). Its /metrics also makes `up{job="gateway"}`.
+UPSTREAM_ERRORS = Counter("recallstack_gateway_upstream_errors_total",
+                          "Requests the gateway answered 503 because an API did not answer", ["upstream"])
 
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
               "transfer-encoding", "upgrade", "host", "content-length"}
@@ -66,6 +72,10 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
         return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
                             status_code=200 if ready else 503)
 
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics():
+        return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
     @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"])
     async def proxy(path: str, request: Request):
         service = route(request.method, "/" + path)
@@ -79,6 +89,7 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
         try:
             answer = await state["client"].request(request.method, url, headers=headers, content=await request.body())
         except httpx.HTTPError as exc:
+            UPSTREAM_ERRORS.labels(service).inc()
             return error_response(503, "service_unavailable",
                                   f"the {service} API at {upstreams[service]} did not answer: {type(exc).__name__}",
                                   {"service": service}, retry_after=2)

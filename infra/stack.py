@@ -78,7 +78,7 @@ def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
         return ProcessSpec(
             name=f"{command}-{name}", port=port, log_file=logs / f"{command}-{name}.log", ready_timeout=120,
             argv=[py, "-m", "cli.main", command, name],
-            probe=lambda: _http_ready(f"http://127.0.0.1:{port}/metrics"),
+            probe=lambda: _http_ready(f"http://{cfg.host}:{port}/metrics"),
         )
 
     specs = {

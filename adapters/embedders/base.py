@@ -6,6 +6,11 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 import numpy as np
+from prometheus_client import Histogram
+
+# Every embed() call of the concrete embedders (a search's query, a write's texts, a batch).
+EMBED_SECONDS = Histogram("recallstack_embed_seconds", "Time of each embed() call, by embedding model", ["model"],
+                          buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 
 
 class EmbedderUnavailable(Exception):

@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import checked_texts, l2_normalize
+from .base import EMBED_SECONDS, checked_texts, l2_normalize
 
 log = logging.getLogger(__name__)
 
@@ -290,7 +290,8 @@ class MiniLMEmbedder:
         if not texts:
             return np.empty((0, DIM), dtype=np.float32)
         rt = self._rt or self.load()._rt
-        return rt.encode(texts, self.batch_size, self.max_batch_tokens)  # type: ignore[union-attr]
+        with EMBED_SECONDS.labels(self.model_id).time():
+            return rt.encode(texts, self.batch_size, self.max_batch_tokens)  # type: ignore[union-attr]
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.embed([text])[0]

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import EmbedderUnavailable, checked_texts, l2_normalize
+from .base import EMBED_SECONDS, EmbedderUnavailable, checked_texts, l2_normalize
 
 # Native output sizes, so `dim` (used to size the pgvector column) needs no request for these.
 KNOWN_DIMS = {
@@ -68,7 +68,8 @@ class OpenAICompatibleEmbedder:
         texts = checked_texts(texts)
         if not texts:
             return np.empty((0, self.dim), dtype=np.float32)
-        parts = [self._request(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
+        with EMBED_SECONDS.labels(self.model_id).time():
+            parts = [self._request(texts[i:i + self.batch_size]) for i in range(0, len(texts), self.batch_size)]
         out = parts[0] if len(parts) == 1 else np.concatenate(parts)
         if self._dim is None:
             self._dim = out.shape[1]

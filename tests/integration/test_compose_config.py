@@ -13,12 +13,24 @@ def test_compose_config_is_valid_and_has_the_whole_stack():
     assert binary, "docker-compose (Debian package) is required; `make install` installs it"
     result = subprocess.run([binary, "-f", str(REPO / "compose.yaml"), "config"], capture_output=True, text=True,
                             cwd=REPO, env={"PATH": "/usr/bin:/bin", "NEO4J_PASSWORD": "x", "PG_PASSWORD": "x",
-                                 "KEYSTORE_MASTER_KEY": "x"})
+                                 "KEYSTORE_MASTER_KEY": "x", "GRAFANA_ADMIN_PASSWORD": "x"})
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert {"kafka", "postgres", "neo4j", "redis", "command-api", "query-api", "projector-postgres",
-            "gateway", "worker-extract", "worker-consolidate", "worker-forget"} <= set(services)
+            "gateway", "worker-extract", "worker-consolidate", "worker-forget", "prometheus", "grafana"} <= set(services)
     published = {str(p).split(":")[1] for s in services.values() for p in s.get("ports", [])}
-    assert {"8080", "8081", "8082", "9092", "5433", "7687", "6380"} <= published
+    assert {"8080", "8081", "8082", "9092", "5433", "7687", "6380", "9090", "3000"} <= published
     assert all(str(p).startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", [])), \
         "every port is published on loopback only"
+
+
+def test_compose_monitoring_mounts_the_repository_files():
+    """Prometheus and Grafana read infra/monitoring/ (checked in tests/unit/test_monitoring_config.py)."""
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    for name in ("prometheus", "grafana"):
+        for volume in services[name]["volumes"]:
+            if volume.startswith("./"):
+                assert (REPO / volume.split(":")[0]).exists(), f"{name} mounts {volume}, which is missing"
+    assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
+    assert "${GRAFANA_ADMIN_PASSWORD:?" in services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"], \
+        "no default admin password"
