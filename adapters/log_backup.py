@@ -409,7 +409,8 @@ def verify(directory: Path, on_file: Callable[[dict, int], None] = lambda entry,
         elif path.stat().st_size != entry["bytes"]:
             problems.append(f"{entry['path']}: {path.stat().st_size:,} bytes, the manifest says {entry['bytes']:,}")
         elif _sha256(path) != entry["sha256"]:
-            problems.append(f"{entry['path']}: SHA-256 differs from the manifest's (the file is corrupt or was changed)")
+            problems.append(f"{entry['path']}: SHA-256 differs from the manifest's "
+                            "(the file is corrupt or was changed)")
         on_file(entry, index + 1)
     if problems:
         raise BackupInvalid(problems)

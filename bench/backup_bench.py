@@ -151,7 +151,8 @@ def main() -> None:
     for step in ("backup", "restore"):
         r = result[step]
         print(f"{step:8} {r['seconds']:7.1f} s  {r['records_per_s']:>8,} records/s  {r['mb_per_s']:6.1f} MB/s")
-    print(f"verify   {result['verify']['seconds']:7.1f} s  (SHA-256 of every file, {result['verify']['mb_per_s']} MB/s)")
+    verify = result["verify"]
+    print(f"verify   {verify['seconds']:7.1f} s  (SHA-256 of every file, {verify['mb_per_s']} MB/s)")
 
 
 if __name__ == "__main__":

@@ -109,7 +109,8 @@ def cmd_backup(args) -> int:
     summary = {
         "directory": str(directory.absolute()), "records": manifest["records"], "bytes": manifest["bytes"],
         "value_bytes": manifest["value_bytes"], "seconds": manifest["seconds"],
-        "records_per_s": round(manifest["records"] / seconds), "mb_per_s": round(manifest["value_bytes"] / MB / seconds, 2),
+        "records_per_s": round(manifest["records"] / seconds),
+        "mb_per_s": round(manifest["value_bytes"] / MB / seconds, 2),
         "codec": manifest["codec"], "source": manifest["source"], "files": len(manifest["files"]),
         "topics": {t: {"partitions": e["partitions"], "records": e["records"]} for t, e in manifest["topics"].items()},
     }

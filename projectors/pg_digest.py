@@ -78,7 +78,8 @@ async def digest(pool: asyncpg.Pool, version: int) -> dict:
                 " AND table_name = $2 AND is_generated <> 'ALWAYS' AND NOT (column_name = ANY($3::text[]))"
                 " ORDER BY column_name", schema, table, list(EXCLUDED_COLUMNS))
             hashes = [r["h"] for r in await conn.fetch(
-                f'SELECT sha256({_row_bytes(columns)}) AS h FROM {schema}."{table}" t ORDER BY h', timeout=QUERY_TIMEOUT_S)]
+                f'SELECT sha256({_row_bytes(columns)}) AS h FROM {schema}."{table}" t ORDER BY h',
+                timeout=QUERY_TIMEOUT_S)]
             parts[table] = {"rows": len(hashes), "digest": rows_digest(hashes)}
     return {"projection": "postgres", "version": version, "digest": combine(parts), "parts": parts,
             "excluded": {"tables": list(EXCLUDED_TABLES), "columns": [*EXCLUDED_COLUMNS, "generated columns"]}}

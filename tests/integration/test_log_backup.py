@@ -264,7 +264,9 @@ async def backed_up(brokers, source_log, pg, cache, graph, tmp_path_factory):
     await project(graph, first["neo4j"], source)
     directory = tmp_path_factory.mktemp("backups") / "log"
     seen = []
-    manifest = await log_backup.backup(source, directory, on_progress=lambda p: seen.append(p.records))
+    # Small chunks: a partition spans several files, restored in order.
+    manifest = await log_backup.backup(source, directory, on_progress=lambda p: seen.append(p.records),
+                                       chunk_records=10)
     return {"directory": directory, "manifest": manifest, "versions": first, "progress": seen}
 
 
@@ -299,7 +301,8 @@ async def test_the_manifest_counts_every_committed_record_per_partition(brokers,
     events = manifest["topics"][EVENTS_TOPIC]
     assert events["partitions"] == 12
     counts = {d["partition"]: d["records"] for d in events["partition_detail"]}
-    assert counts == {p: source_log["events_per_partition"].get(p, 0) for p in range(12)}  # the aborted one is not there
+    # The aborted record is not there.
+    assert counts == {p: source_log["events_per_partition"].get(p, 0) for p in range(12)}
     assert manifest["topics"][ACCESS_TOPIC]["records"] == source_log["accesses"]
     dlq = await read_all(brokers["source"], DLQ_TOPIC)  # the scripted letter and what the projections dead-lettered
     assert manifest["topics"][DLQ_TOPIC]["records"] == len(dlq) >= 1
@@ -313,6 +316,7 @@ async def test_the_manifest_counts_every_committed_record_per_partition(brokers,
                 if topic == EVENTS_TOPIC:
                     assert detail["last_offset"] > detail["records"] - 1
     assert manifest["records"] == sum(e["records"] for e in manifest["topics"].values())
+    assert max(len(d["files"]) for d in events["partition_detail"]) > 1  # chunked
     assert manifest["format"] == "recallstack.log-backup" and manifest["format_version"] == 1
     assert manifest["source"]["cluster_id"] and manifest["codec"] in ("snappy", "deflate")
     assert backed_up["progress"][-1] == manifest["records"]
@@ -347,6 +351,24 @@ async def test_a_tampered_or_missing_file_is_refused_by_name_and_nothing_is_writ
     with pytest.raises(log_backup.BackupInvalid, match="manifest.json is not valid JSON"):
         log_backup.verify(copy)
     assert log_backup.verify(backed_up["directory"])["records"] == backed_up["manifest"]["records"]
+
+
+async def test_an_interrupted_backup_leaves_nothing_under_its_name(brokers, source_log, tmp_path):
+    calls = []
+
+    def interrupt(progress) -> None:
+        calls.append(progress.records)
+        if len(calls) == 2:  # files are open, records written
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        await log_backup.backup(brokers["source"], tmp_path / "half", on_progress=interrupt, chunk_records=5)
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its .partial sibling
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "something").write_text("x")
+    with pytest.raises(log_backup.BackupError, match="not an empty folder"):
+        await log_backup.backup(brokers["source"], tmp_path / "taken")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
 @pytest.fixture(scope="module")
