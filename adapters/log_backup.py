@@ -39,9 +39,11 @@ import os
 import shutil
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from itertools import islice
 from pathlib import Path
 
 from fastavro import parse_schema, reader as avro_reader
@@ -56,6 +58,7 @@ BACKUP_TOPICS = (EVENTS_TOPIC, ACCESS_TOPIC, DLQ_TOPIC)
 CHUNK_RECORDS = 500_000  # records per file: a partition of millions spans several files
 PRODUCE_BATCH_BYTES = 512 * 1024  # under the broker's default max.message.bytes (1 MiB)
 IN_FLIGHT_BATCHES = 64
+INTERLEAVE_RECORDS = 500  # records of one partition before the next one's turn
 
 RECORD_SCHEMA = {
     "type": "record", "name": "LogRecord", "namespace": "recallstack.backup",
@@ -473,6 +476,40 @@ def _records(directory: Path, entry: dict):
         yield from avro_reader(f)
 
 
+class _partition_records:
+    """One partition's records from its files in order, each file's count and the offsets'
+    order checked on the way (BackupInvalid); `done` once exhausted."""
+
+    def __init__(self, directory: Path, entries: list[dict]):
+        self.done = False
+        self._records = self._read(directory, entries)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        try:
+            return next(self._records)
+        except StopIteration:
+            self.done = True
+            raise
+
+    @staticmethod
+    def _read(directory: Path, entries: list[dict]):
+        last_offset = None
+        for entry in entries:
+            count = 0
+            for record in _records(directory, entry):
+                if record["partition"] != entry["partition"] or (
+                        last_offset is not None and record["offset"] <= last_offset):
+                    raise BackupInvalid([f"{entry['path']}: record at offset {record['offset']} is out of place"])
+                last_offset = record["offset"]
+                count += 1
+                yield record
+            if count != entry["records"]:
+                raise BackupInvalid([f"{entry['path']}: holds {count} records, the manifest says {entry['records']}"])
+
+
 async def restore(bootstrap: str, directory: Path, manifest: dict | None = None, allow_non_empty: bool = False,
                   on_progress: OnProgress = lambda progress: None,
                   on_verify: Callable[[dict, int], None] = lambda entry, done: None) -> dict:
@@ -502,38 +539,43 @@ async def restore(bootstrap: str, directory: Path, manifest: dict | None = None,
     produced: dict[tuple[str, int], int] = {}
     try:
         await producer.start()
-        in_flight: list[asyncio.Future] = []
+        in_flight: deque[asyncio.Future] = deque()
 
         async def send(batch, topic: str, partition: int) -> None:
             batch.close()
             in_flight.append(await producer.send_batch(batch, topic, partition=partition))
-            if len(in_flight) >= IN_FLIGHT_BATCHES:
-                await asyncio.gather(*in_flight)
-                in_flight.clear()
+            while len(in_flight) > IN_FLIGHT_BATCHES:
+                await in_flight.popleft()
+            if time.monotonic() - shown[0] >= 0.5:
+                shown[0] = time.monotonic()
                 on_progress(progress)
 
+        # Every partition at once, a slice of each in turn: the producer's requests then carry
+        # batches of many partitions (one request in flight per broker), and each partition's
+        # batches still go out in order.
+        streams = {}
         for entry in manifest["files"]:  # a partition's files are listed in order
-            topic, partition = entry["topic"], entry["partition"]
-            batch = producer.create_batch()
-            count = 0
-            last_offset = None
-            for record in _records(directory, entry):
-                if record["partition"] != partition or (last_offset is not None and record["offset"] <= last_offset):
-                    raise BackupInvalid([f"{entry['path']}: record at offset {record['offset']} is out of place"])
-                last_offset = record["offset"]
-                headers = [(h["key"], h["value"]) for h in record["headers"]]
-                while batch.append(key=record["key"], value=record["value"], timestamp=record["timestamp"],
-                                   headers=headers) is None:
-                    await send(batch, topic, partition)
-                    batch = producer.create_batch()
-                count += 1
-                progress.records += 1
-                progress.bytes += len(record["value"] or b"") + len(record["key"] or b"")
-            if count:
-                await send(batch, topic, partition)
-            if count != entry["records"]:
-                raise BackupInvalid([f"{entry['path']}: holds {count} records, the manifest says {entry['records']}"])
-            produced[(topic, partition)] = produced.get((topic, partition), 0) + count
+            streams.setdefault((entry["topic"], entry["partition"]), []).append(entry)
+        readers = {tp: _partition_records(directory, entries) for tp, entries in streams.items()}
+        batches = {tp: producer.create_batch() for tp in readers}
+        shown = [0.0]
+        while readers:
+            for (topic, partition), records in list(readers.items()):
+                batch = batches[(topic, partition)]
+                for record in islice(records, INTERLEAVE_RECORDS):
+                    headers = [(h["key"], h["value"]) for h in record["headers"]]
+                    while batch.append(key=record["key"], value=record["value"], timestamp=record["timestamp"],
+                                       headers=headers) is None:
+                        await send(batch, topic, partition)
+                        batch = producer.create_batch()
+                    produced[(topic, partition)] = produced.get((topic, partition), 0) + 1
+                    progress.records += 1
+                    progress.bytes += len(record["value"] or b"") + len(record["key"] or b"")
+                batches[(topic, partition)] = batch
+                if records.done:
+                    if batch.record_count():
+                        await send(batch, topic, partition)
+                    del readers[(topic, partition)]
         await asyncio.gather(*in_flight)
         on_progress(progress)
     finally:
