@@ -18,7 +18,6 @@ import os
 from datetime import datetime
 
 from adapters import postgres
-from adapters.kafka_log import EventPublisher
 from adapters.key_directory import KeyDirectory, PgIdentityLookup
 from command_api import handlers
 from domain.commands import IssueApiKey, RevokeApiKey
@@ -40,8 +39,11 @@ class _NoEmbedder:  # key commands embed nothing
 
 
 async def _with_context(cfg: Settings, work):
+    import bootstrap
+
     pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=2)
-    publisher = EventPublisher(cfg.kafka_bootstrap)
+    # Through bootstrap like every writer: identity events are sealed with the user's key too.
+    publisher = bootstrap.event_publisher(cfg)
     await publisher.start()
     try:
         identity = PgIdentityLookup(lambda: pool)
@@ -51,6 +53,7 @@ async def _with_context(cfg: Settings, work):
         return await work(ctx, pool)
     finally:
         await publisher.stop()
+        await bootstrap.keyring().store.close()
         await pool.close()
 
 
