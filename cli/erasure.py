@@ -75,23 +75,32 @@ async def erased_in_log(bootstrap_servers: str) -> dict[str, datetime]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from adapters import kafka_codec
-    from settings import EVENTS_TOPIC
+    from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level="read_committed",
-                                enable_auto_commit=False)
+                                enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
     await consumer.start()
     erased: dict[str, datetime] = {}
     try:
-        partitions = [TopicPartition(EVENTS_TOPIC, p) for p in sorted(consumer.partitions_for_topic(EVENTS_TOPIC) or ())]
+        partitions = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]
         consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
+        starts, ends = await consumer.beginning_offsets(partitions), await consumer.end_offsets(partitions)
         for tp in partitions:
-            await consumer.seek_to_beginning(tp)
-            while await consumer.position(tp) < ends[tp]:
-                for record in (await consumer.getmany(tp, timeout_ms=2000)).get(tp, []):
+            consumer.seek(tp, starts[tp])
+        pending = {tp for tp in partitions if starts[tp] < ends[tp]}
+        while pending:
+            batch = await consumer.getmany(*pending, timeout_ms=2000, max_records=20_000)
+            for tp, records in batch.items():
+                for record in records:
                     if dict(record.headers or ()).get(kafka_codec.TYPE_HEADER) == b"UserErased":
                         event = kafka_codec.decode(record.value, record.headers)
                         erased[event.user_id] = max(event.occurred_at, erased.get(event.user_id, event.occurred_at))
+            # Done with a partition once its position passed its end (trailing transaction markers included).
+            pending = {tp for tp in pending if await consumer.position(tp) < ends[tp]}
+            if not batch and pending:
+                still = [tp for tp in pending if await consumer.position(tp) < ends[tp] - 1]
+                if not still:
+                    break  # only a commit marker left: read_committed never returns it
     finally:
         await consumer.stop()
     return erased

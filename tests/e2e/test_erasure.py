@@ -194,3 +194,32 @@ def _letters(settings) -> int:
     code, doc, err = recallstack(settings, "dlq", "list", "--projection", "postgres", "--json")
     assert code == 0, err
     return doc["count"]
+
+
+def test_restoring_an_old_key_store_backup_never_brings_an_erased_user_back(gateway, settings, user_id, tmp_path):
+    token = accepted(gateway.post("/v1/memories", json={"text": "a memory to seal", "user_id": user_id,
+                                                        "infer": False}))["consistency_token"]
+    assert gateway.get("/v1/memories", params={"user_id": user_id, "consistency_token": token}).status_code == 200
+    backup = tmp_path / "keys.jsonl"
+    code, doc, err = recallstack(settings, "keystore", "backup", str(backup), "--json")
+    assert code == 0 and doc["rows"] >= 1, err
+    assert user_id in backup.read_text()
+    code, doc, err = recallstack(settings, "users", "erase", user_id, "--yes", "--wait", "0", "--json")
+    assert code == 0, err
+
+    async def rows(delete: bool = False):
+        conn = await asyncpg.connect(settings.pg_dsn)
+        try:
+            if delete:  # the store lost this user's rows (a disaster), only the old backup has them
+                await conn.execute("DELETE FROM keystore.user_data_keys WHERE user_id = $1", user_id)
+            return [(r["version"], r["wrapped_key"] is None) for r in await conn.fetch(
+                "SELECT version, wrapped_key FROM keystore.user_data_keys WHERE user_id = $1", user_id)]
+        finally:
+            await conn.close()
+
+    assert asyncio.run(rows()) == [(1, True)]
+    assert asyncio.run(rows(delete=True)) == []
+    code, doc, err = recallstack(settings, "keystore", "restore", str(backup), "--json")
+    assert code == 0, err
+    assert doc["destroyed_again"][user_id] == [1]  # the log's UserErased destroyed it again
+    assert asyncio.run(rows()) == [(1, True)]
