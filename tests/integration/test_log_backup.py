@@ -5,7 +5,8 @@ Self-contained: the log lives in two throwaway Kafka brokers started here on fre
 never in the stack's topics. A scripted log (creates with and without entities, text and
 metadata updates, a delete, a scope delete, a consolidation, forget and restore, access
 events, an aborted transaction, an undecodable record, a dead letter) is appended to the
-source broker and projected into a pinned version of each read model; the log is backed up,
+source broker (the events sealed with per-user data keys, as the services write them) and
+projected into a pinned version of each read model; the log is backed up,
 restored into the second, empty broker ("wiped": a cluster that never held it), projected
 into another pinned version, and the two versions' digests must be equal.
 
@@ -39,6 +40,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from adapters import kafka_codec, log_backup, postgres
 from adapters.kafka_log import EventPublisher, ensure_topics, partition_of
+from adapters.key_store import Keyring, KeyStore
+from domain import sealing
 from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation)
 from infra.kafka_server import scratch_broker
@@ -122,14 +125,23 @@ def scripted_log(run: str) -> tuple[list[list], list[MemoryAccessed]]:
 
 
 @pytest.fixture(scope="module")
-async def source_log(brokers):
+async def keyring(pg):
+    """Per-user data keys in a key store of the test's own database (its own master key)."""
+    keys = Keyring(KeyStore(pg.dsn, sealing.new_key_material()))
+    yield keys
+    await keys.store.close()
+
+
+@pytest.fixture(scope="module")
+async def source_log(brokers, keyring):
     """The scripted log in the source broker; what a reader should find there."""
     source = brokers["source"]
     await ensure_topics(source)
     run = uuid.uuid4().hex[:6]
     groups, accesses = scripted_log(run)
-    events = EventPublisher(source, timeout_s=15, transactional_id=f"bk-test-{run}")
-    access = EventPublisher(source, topic=ACCESS_TOPIC, timeout_s=15, transactional_id=f"bk-test-access-{run}")
+    events = EventPublisher(source, timeout_s=15, transactional_id=f"bk-test-{run}", keys=keyring)
+    access = EventPublisher(source, topic=ACCESS_TOPIC, timeout_s=15, transactional_id=f"bk-test-access-{run}",
+                            keys=keyring)
     try:
         for group in groups:
             await events.publish(group)
@@ -229,11 +241,11 @@ async def graph(settings):
         await driver.close()
 
 
-async def project(versions, version: int, bootstrap: str) -> None:
+async def project(versions, version: int, bootstrap: str, keys: Keyring) -> None:
     """The whole log (events, then accesses) into `version`, as a replay reads it."""
     await versions.create_version(version)
     for topic in (EVENTS_TOPIC, ACCESS_TOPIC):
-        runner = ProjectorRunner(versions.projection(version), bootstrap, topic, replay=True, max_batch=50)
+        runner = ProjectorRunner(versions.projection(version), bootstrap, topic, replay=True, max_batch=50, keys=keys)
         await runner.start()
         try:
             partitions = list(runner.consumer.assignment())
@@ -255,13 +267,13 @@ async def digests(pg_versions, cache_versions, graph_versions, versions: dict[st
 
 
 @pytest.fixture(scope="module")
-async def backed_up(brokers, source_log, pg, cache, graph, tmp_path_factory):
+async def backed_up(brokers, source_log, pg, cache, graph, keyring, tmp_path_factory):
     """The source log projected into the first versions, then backed up."""
     source = brokers["source"]
     first = {"postgres": 1, "redis": cache.made[0], "neo4j": graph.made[0]}
-    await project(pg, first["postgres"], source)
-    await project(cache, first["redis"], source)
-    await project(graph, first["neo4j"], source)
+    await project(pg, first["postgres"], source, keyring)
+    await project(cache, first["redis"], source, keyring)
+    await project(graph, first["neo4j"], source, keyring)
     directory = tmp_path_factory.mktemp("backups") / "log"
     seen = []
     # Small chunks: a partition spans several files, restored in order.
@@ -329,6 +341,8 @@ async def test_the_manifest_counts_every_committed_record_per_partition(brokers,
         assert (r["key"], r["value"], r["timestamp"]) == (m.key, m.value, m.timestamp)
         assert [(h["key"], h["value"]) for h in r["headers"]] == list(m.headers)
     assert source_log["aborted"].event_id.encode() not in b"".join(r["value"] for r in stored)
+    sealed = [r for r in stored if any(h["key"] == kafka_codec.SEAL_HEADER for h in r["headers"])]
+    assert len(sealed) == len(stored) - 1  # every event but the undecodable record: ciphertext, kept as it was
     assert not [p for p in directory.parent.iterdir() if ".partial-" in p.name]  # renamed into place
 
 
@@ -372,15 +386,15 @@ async def test_an_interrupted_backup_leaves_nothing_under_its_name(brokers, sour
 
 
 @pytest.fixture(scope="module")
-async def restored(brokers, backed_up, pg, cache, graph):
+async def restored(brokers, backed_up, pg, cache, graph, keyring):
     """The backup restored into the empty target broker, projected into the second versions."""
     target = brokers["target"]
     assert all(ends is None for ends in (await end_offsets(target)).values())  # never held the log
     summary = await log_backup.restore(target, backed_up["directory"])
     second = {"postgres": 2, "redis": cache.made[1], "neo4j": graph.made[1]}
-    await project(pg, second["postgres"], target)
-    await project(cache, second["redis"], target)
-    await project(graph, second["neo4j"], target)
+    await project(pg, second["postgres"], target, keyring)
+    await project(cache, second["redis"], target, keyring)
+    await project(graph, second["neo4j"], target, keyring)
     return {"summary": summary, "versions": second}
 
 
