@@ -138,3 +138,42 @@ def test_creates_never_move_past_an_erasure():
     after = Applied(0, 3, created(memory_id="6f1c1f7e-3a51-4f57-8d0e-8b1f2f0b4a12"))
     written = [item for creates, others in hoist_creates([before, erased, after]) for item in creates + others]
     assert written == [before, erased, after]
+
+
+def _store_with(*keys_and_tombstones):
+    from adapters.key_store import KeyStore
+
+    store = KeyStore("postgresql://nowhere.invalid/none", sealing.new_key_material())
+    for user, version, k in keys_and_tombstones:
+        store._remember(user, version, k)
+    return store
+
+
+async def test_the_keyring_opens_from_its_cache_and_reads_an_erased_users_events_as_shredded():
+    from adapters.key_store import KeyMissing, Keyring
+
+    k = key("u1", 2)
+    keyring = Keyring(_store_with(("u1", 2, k), ("u1", 1, None)))
+    value, headers = kafka_codec.encode(created(), k)
+    assert (await keyring.decode(value, headers)).text == created().text  # no I/O: the key is cached
+    old, old_headers = kafka_codec.encode(created(), key("u1", 1))
+    with pytest.raises(kafka_codec.Shredded):
+        await keyring.decode(old, old_headers)  # v1 is a tombstone
+    with pytest.raises(KeyMissing):
+        keyring.store.cached("u1", 3)
+    keyring.forget("u1")
+    assert not keyring.store.is_cached("u1", 2)
+
+
+async def test_a_worker_publisher_drops_an_erased_users_events_without_appending():
+    from adapters.kafka_log import EventPublisher
+
+    class NoKeys:  # every user erased: keys_for(revive=False) finds none
+        async def keys_for(self, events, revive=True):
+            assert revive is False
+            return {}
+
+    publisher = EventPublisher("127.0.0.1:1", keys=NoKeys(), revive_erased=False, timeout_s=0.5)
+    token = await publisher.publish([created()])
+    assert token.offsets == ()  # nothing appended, Kafka never asked
+    assert publisher._producer is None
