@@ -255,7 +255,7 @@ class KeyStore:
     async def restore(self, path: Path) -> tuple[int, int]:
         """Add the backup's rows the store lacks; a tombstone (in the store or the backup)
         always wins, so a restore never brings an erased user's key back. Returns (rows
-        read, rows written). Refuses a backup whose keys this master key cannot unwrap."""
+        read, rows offered to the store). Refuses a backup whose keys this master key cannot unwrap."""
         lines = path.read_text().splitlines()
         head = json.loads(lines[0]) if lines else {}
         if head.get("format") != BACKUP_FORMAT:
@@ -274,13 +274,12 @@ class KeyStore:
 
         async def work(conn: asyncpg.Connection) -> int:
             async with conn.transaction():
-                result = await conn.executemany(
+                await conn.executemany(
                     self._sql("INSERT INTO {schema}.user_data_keys AS k"
                               " (user_id, version, wrapped_key, created_at, destroyed_at)"
                               " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (user_id, version) DO UPDATE"
                               " SET wrapped_key = NULL, destroyed_at = coalesce(k.destroyed_at, EXCLUDED.destroyed_at)"
                               " WHERE EXCLUDED.wrapped_key IS NULL AND k.wrapped_key IS NOT NULL"), records)
-                del result
                 return len(records)
 
         written = await self._run(await self._pool(), work)
