@@ -219,6 +219,32 @@ async def _cluster_id(bootstrap: str) -> str | None:
         await admin.close()
 
 
+async def _topic_configs(bootstrap: str, topics: list[str]) -> dict[str, dict[str, str]]:
+    """The configs set on each topic itself (retention, cleanup policy, ...; not the broker's
+    defaults), which a restore creates the topic with. {} for a topic Kafka says nothing of."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+
+    DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs v1+ config_source
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    out: dict[str, dict[str, str]] = {}
+    try:
+        await admin.start()
+        for response in await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]):
+            for _code, _message, _kind, name, entries in response.resources:
+                chosen = {}
+                for entry in entries:
+                    key, value, _read_only, source_or_default, sensitive = entry[:5]
+                    own = (source_or_default == DYNAMIC_TOPIC_CONFIG if response.API_VERSION >= 1
+                           else not source_or_default)
+                    if own and not sensitive and value is not None:
+                        chosen[key] = value
+                out[name] = chosen
+    finally:
+        await admin.close()
+    return out
+
+
 def _prepare_target(directory: Path) -> Path:
     """The temporary sibling folder to write into; refuses a DIR that exists and is not empty."""
     directory = directory.absolute()
@@ -258,6 +284,7 @@ async def backup(bootstrap: str, directory: Path, topics: tuple[str, ...] = BACK
                 partitions += [TopicPartition(topic, p) for p in found]
             if not partitions:
                 raise BackupError(f"none of the topics {', '.join(topics)} exists at {bootstrap}")
+            configs = await _topic_configs(bootstrap, [t for t in topics if counts[t]])
             consumer.assign(partitions)
             beginnings = await consumer.beginning_offsets(partitions)
             ends = await consumer.end_offsets(partitions)  # read_committed: the last stable offsets
@@ -321,7 +348,8 @@ async def backup(bootstrap: str, directory: Path, topics: tuple[str, ...] = BACK
                                "files": [f["path"] for f in written]})
             topic_entries[topic] = {
                 "partitions": counts[topic], "records": sum(d["records"] for d in detail),
-                "configs": dict(TOPICS[topic][1]) if topic in TOPICS else {}, "partition_detail": detail}
+                "configs": configs.get(topic) or (dict(TOPICS[topic][1]) if topic in TOPICS else {}),
+                "partition_detail": detail}
         manifest = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "recallstack_version": _version(),
             "created_at": datetime.now(timezone.utc).isoformat(),

@@ -331,6 +331,7 @@ async def test_the_manifest_counts_every_committed_record_per_partition(brokers,
     assert max(len(d["files"]) for d in events["partition_detail"]) > 1  # chunked
     assert manifest["format"] == "recallstack.log-backup" and manifest["format_version"] == 1
     assert manifest["source"]["cluster_id"] and manifest["codec"] in ("snappy", "deflate")
+    assert events["configs"] == {"retention.ms": "-1", "retention.bytes": "-1", "cleanup.policy": "delete"}
     assert backed_up["progress"][-1] == manifest["records"]
     # Every record kept exactly: key, headers, timestamp, value bytes, offset, against a direct read.
     direct = {(m.partition, m.offset): m for m in await read_all(brokers["source"], EVENTS_TOPIC)}
@@ -395,13 +396,15 @@ async def restored(brokers, backed_up, pg, cache, graph, keyring):
     await project(pg, second["postgres"], target, keyring)
     await project(cache, second["redis"], target, keyring)
     await project(graph, second["neo4j"], target, keyring)
-    return {"summary": summary, "versions": second}
+    return {"summary": summary, "versions": second, "target": target}
 
 
 async def test_backup_wipe_restore_replay_gives_identical_digests(source_log, backed_up, restored, pg, cache, graph):
     manifest, summary = backed_up["manifest"], restored["summary"]
     assert summary["records"] == manifest["records"]
     assert set(summary["topics_created"]) == {EVENTS_TOPIC, ACCESS_TOPIC, DLQ_TOPIC}
+    configs = await log_backup._topic_configs(restored["target"], list(manifest["topics"]))
+    assert configs == {topic: entry["configs"] for topic, entry in manifest["topics"].items()}  # as in the source
     for topic, entry in manifest["topics"].items():
         assert {p["partition"]: p["records"] for p in summary["topics"][topic]["partitions"]} == {
             d["partition"]: d["records"] for d in entry["partition_detail"]}  # every record in its own partition
