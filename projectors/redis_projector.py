@@ -429,12 +429,16 @@ def encode(item: Applied) -> dict:
     return out
 
 
+class RedisBusy(Exception):
+    """Redis answered BUSY (a script of another client runs long): transient."""
+
+
 class RedisProjector:
     name = "redis"
     # Outages wait and retry (the runner never dead-letters on these). OOM and READONLY
     # are refused before the script writes anything, and pass once memory or a failover does.
     transient_errors = (rx.ConnectionError, rx.TimeoutError, rx.BusyLoadingError, OSError, rx.OutOfMemoryError,
-                        rx.ReadOnlyError)
+                        rx.ReadOnlyError, RedisBusy)
 
     def __init__(self, client: aioredis.Redis, version: int | None = None, live_key: str = LIVE_KEY):
         self.client = client
@@ -471,6 +475,8 @@ class RedisProjector:
         except rx.ResponseError as exc:
             if str(exc).startswith("RELOCATED"):
                 raise Relocated(f"redis read model {exc}") from exc
+            if str(exc).startswith("BUSY"):  # another client's long script: wait for it, never dead-letter
+                raise RedisBusy(str(exc)) from exc
             raise
         return int(applied), int(skipped)
 
