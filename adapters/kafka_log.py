@@ -6,6 +6,8 @@ import asyncio
 import logging
 import os
 import socket
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -13,6 +15,7 @@ from aiokafka.producer import sender as aiokafka_sender
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
+from prometheus_client import Histogram
 
 from adapters import kafka_codec
 from adapters.key_store import KeyStoreUnavailable
@@ -28,6 +31,27 @@ log = logging.getLogger(__name__)
 # backs off a fixed 20 ms, which alone made every sequential append 20+ ms. A local broker
 # writes its markers in well under a millisecond: retry after 1 ms.
 aiokafka_sender.BACKOFF_OVERRIDE = 0.001
+
+PRODUCE_SECONDS = Histogram(
+    "recallstack_kafka_produce_seconds",
+    "Time of one append to Kafka until acknowledged (a transaction: begin, sends, commit), by topic and outcome",
+    ["topic", "outcome"],  # outcome: ok | timeout | error
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+@contextmanager
+def timed_produce(topic: str):
+    """Observe the `with` body as one append to `topic` (recallstack_kafka_produce_seconds)."""
+    began, outcome = time.perf_counter(), "error"
+    try:
+        yield
+        outcome = "ok"
+    except asyncio.TimeoutError:
+        outcome = "timeout"
+        raise
+    finally:
+        PRODUCE_SECONDS.labels(topic, outcome).observe(time.perf_counter() - began)
+
 
 # Retention forever: the log is the source of truth.
 TOPICS = {
@@ -208,7 +232,8 @@ class EventPublisher:
     async def _commit(self, group: list[_Append], budget: float) -> None:
         try:
             producer = await _within(self._ready(), budget)
-            metadata = await _within(self._send_transaction(producer, group), budget)
+            with timed_produce(self.topic):
+                metadata = await _within(self._send_transaction(producer, group), budget)
         except (KafkaError, asyncio.TimeoutError, OSError) as exc:
             self._discard_producer()
             error = LogUnavailable(f"Kafka did not acknowledge within {self.timeout_s:.1f}s "

@@ -225,35 +225,65 @@ def cmd_down(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from infra import stack
+    from concurrent.futures import ThreadPoolExecutor
 
-    import bootstrap
+    from cli.error_rates import ErrorRateSampler
+    from infra import stack
     from projectors.lag import projector_lag
 
     cfg = _settings()
-    with Activity("checking each process's health") as activity:
+    # Error rates: each API's request counters now and again after the checks below (>= 1 s).
+    errors = ErrorRateSampler({"gateway": cfg.gateway_url, "command": cfg.command_api_url,
+                               "query": cfg.query_api_url})
+    # The extraction worker's lag too: conversations waiting to become memories.
+    # (the projections are bootstrap.PROJECTIONS; importing bootstrap would cost status a second)
+    readers = [(name, None) for name in stack.PROJECTOR_METRICS_PORTS] + [
+        ("worker-extract", "recallstack.worker.extract")]
+
+    async def read_lags():
+        return await asyncio.gather(*(projector_lag(cfg.kafka_bootstrap, name, group) for name, group in readers),
+                                    return_exceptions=True)
+
+    with Activity("checking each process's health and the projectors' lag") as activity, \
+            ThreadPoolExecutor(max_workers=1) as pool:
+        errors.sample()
+        lags = pool.submit(lambda: asyncio.run(read_lags()))  # Kafka's answers while the probes run
         rows = _ready(stack.status(_all_specs(cfg), stack.table(cfg)))
-        activity.update("reading the projectors' lag from Kafka")
         lag_rows = []
-        # The extraction worker's lag too: conversations waiting to become memories.
-        readers = [(name, None) for name in bootstrap.PROJECTIONS] + [("worker-extract", "recallstack.worker.extract")]
-        for name, group in readers:
-            try:
-                lag = asyncio.run(projector_lag(cfg.kafka_bootstrap, name, group))
+        for (name, _group), lag in zip(readers, lags.result()):
+            if isinstance(lag, BaseException):  # status must answer even with the stack down
+                lag_rows.append({"projection": name, "log_records": None, "behind": None, "error": describe(lag)})
+            else:
                 lag_rows.append({"projection": name, "log_records": lag["events"], "behind": lag["behind"],
                                  "error": None})
-            except Exception as exc:  # status must answer even with the stack down
-                lag_rows.append({"projection": name, "log_records": None, "behind": None,
-                                 "error": describe(exc)})
+        activity.update("reading the APIs' request counters again")
+        error_rows = errors.rows()
     ok = all(row["ready"] for row in rows) and all(row["error"] is None for row in lag_rows)
     if args.json:
-        emit_json({"ok": ok, "home": str(cfg.home), "urls": _urls(cfg), "processes": rows, "lag": lag_rows})
+        emit_json({"ok": ok, "home": str(cfg.home), "urls": _urls(cfg), "processes": rows, "lag": lag_rows,
+                   "http_errors": error_rows})
     else:
         print_table([{k: v for k, v in row.items() if k != "ready"} for row in rows], "recallstack")
         print_table([{"projection": row["projection"], "log_records": row["log_records"],
                       "behind": row["behind"] if row["error"] is None else f"unknown ({row['error'].split(':')[0]})"}
                      for row in lag_rows], "lag (projectors and the extraction worker)")
+        window = max((row["window_s"] for row in error_rows), default=0)
+        print_table([_error_rate_row(row) for row in error_rows],
+                    f"HTTP errors (since start; last {window:.1f} s) -- /metrics, /healthz, /readyz left out")
     return OK if ok else UNREACHABLE
+
+
+def _error_rate_row(row: dict) -> dict:
+    if row["error"] is not None:
+        return {"service": row["service"], "requests": "-", "4xx": "-", "5xx": "-",
+                "recent": f"unknown ({row['error'].split(':')[0]})"}
+    recent = "-"
+    if row["window_requests"] is not None:
+        ratio = row["window_5xx_ratio"]
+        recent = (f"{row['window_requests']} requests, {row['window_errors_4xx']} 4xx, {row['window_errors_5xx']} 5xx"
+                  + (f" ({ratio:.1%} 5xx)" if ratio is not None else ""))
+    return {"service": row["service"], "requests": row["requests_total"], "4xx": row["errors_4xx_total"],
+            "5xx": row["errors_5xx_total"], "recent": recent}
 
 
 def cmd_worker(args) -> int:

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter
 
 from adapters import kafka_codec
-from adapters.kafka_log import GroupProgress
+from adapters.kafka_log import GroupProgress, timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from consolidation import memory_reads
 from domain.events import ConversationReceived, Event, MemoryCreated, MemoryDeleted, MemoryUpdated
@@ -295,14 +295,15 @@ class ExtractionWorker:
             keys = await self._keys_of_source(events, source)
             if keys is None:  # the user was erased while we extracted: their facts must not be stored
                 events = []
-        async with self.producer.transaction():
-            futures = []
-            for event in events:
-                value, headers = kafka_codec.encode(event, keys.get(event.user_id))
-                futures.append(await self.producer.send(self.topic, value=value, key=event.user_id.encode(),
-                                                        headers=headers))
-            landed = await asyncio.gather(*futures)
-            await self.producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
+        with timed_produce(self.topic):
+            async with self.producer.transaction():
+                futures = []
+                for event in events:
+                    value, headers = kafka_codec.encode(event, keys.get(event.user_id))
+                    futures.append(await self.producer.send(self.topic, value=value, key=event.user_id.encode(),
+                                                            headers=headers))
+                landed = await asyncio.gather(*futures)
+                await self.producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
         self._committed[tp] = next_offset
         for metadata in landed:
             self._awaiting[metadata.partition] = max(self._awaiting.get(metadata.partition, 0), metadata.offset + 1)

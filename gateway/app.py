@@ -19,11 +19,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.routing import Route
 
-from adapters.http_api import error_response
+from adapters.http_api import error_response, install_http_metrics
 from gateway.routes import COMMAND, QUERY, route
 
-# The APIs measure each route (recallstack_http_request_seconds); the gateway counts what only it
-# sees: an upstream that did not answer (its 503s). Its /metrics also makes `up{job="gateway"}`.
+# The APIs measure each route (recallstack_http_request_seconds); the gateway measures its own requests
+# (service="gateway") and counts what only it sees: an upstream that did not answer (its 503s).
 UPSTREAM_ERRORS = Counter("recallstack_gateway_upstream_errors_total",
                           "Requests the gateway answered 503 because an API did not answer", ["upstream"])
 
@@ -51,6 +51,9 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
             await state["client"].aclose()
 
     app = FastAPI(title="recallstack gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    # What clients see, the hop included: proxied requests share the route `/{path:path}` (the
+    # APIs' own series have the route templates).
+    install_http_metrics(app, "gateway")
     if mcp is not None:
         app.router.routes.extend(mcp[1])  # before the catch-all proxy route below
 

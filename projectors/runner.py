@@ -17,6 +17,7 @@ import asyncio
 import base64
 import json
 import logging
+import time
 import traceback
 from dataclasses import dataclass
 from typing import Protocol, Sequence
@@ -27,9 +28,10 @@ from aiokafka import (
     ConsumerRebalanceListener,
     TopicPartition,
 )
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from adapters import kafka_codec
+from adapters.kafka_log import timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from domain import sealing
 from domain.events import Event, UserErased
@@ -43,6 +45,13 @@ DEAD_LETTERED = Counter("recallstack_dlq_events_total", "Events a projector sent
 SHREDDED = Counter("recallstack_projector_shredded_events_total",
                    "Events skipped because their user was erased (data key destroyed)", ["projection"])
 BATCH_SECONDS = Histogram("recallstack_projector_batch_seconds", "Time to apply one batch", ["projection"])
+LAG_EVENTS = Gauge("recallstack_projector_lag_events",
+                   "Records between the log's end (high watermark of the last fetch) and the projector's position, "
+                   "summed over its assigned partitions", ["projection"])
+EVENT_VISIBLE_SECONDS = Histogram(
+    "recallstack_projector_event_visible_seconds",
+    "From the append (the Kafka record's timestamp) to the commit of the read model that applies it",
+    ["projection"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
 
 
 class Relocated(Exception):
@@ -143,6 +152,7 @@ class ProjectorRunner:
         if not batch:
             if not self.replay:
                 await self._commit_idle_positions()
+                await self._export_lag()
             return 0
         try:
             await self.apply(batch, messages)
@@ -155,7 +165,31 @@ class ProjectorRunner:
             return 0
         if not self.replay:
             await self._commit({tp: await self.consumer.position(tp) for tp in {tp for tp, _ in messages}})
+            self._observe_visible(batch, messages)
+            await self._export_lag()
         return len(messages)
+
+    def _observe_visible(self, batch: list[Applied], messages: list) -> None:
+        """Event-to-visible latency of each applied event (not of replays: their events are old)."""
+        now_ms = time.time() * 1000
+        visible = EVENT_VISIBLE_SECONDS.labels(self.projection.name)
+        for item, (_tp, message) in zip(batch, messages):
+            if item.event is not None and message.timestamp is not None and message.timestamp > 0:
+                visible.observe(max(0.0, now_ms - message.timestamp) / 1000)
+
+    async def _export_lag(self) -> None:
+        """The lag gauge from what the consumer already knows (each fetch response carries the
+        partition's high watermark): no Kafka round trip. Partitions not fetched yet are left out."""
+        behind = 0
+        try:
+            for tp in self.consumer.assignment():
+                end = self.consumer.highwater(tp)
+                if end is not None:
+                    behind += max(0, end - await self.consumer.position(tp))
+        except Exception as exc:  # a rebalance in progress: the next poll exports it
+            log.debug("lag not exported: %s", exc)
+            return
+        LAG_EVENTS.labels(self.projection.name).set(behind)
 
     async def fetch(self, timeout_ms: int = 200) -> tuple[list[Applied], list]:
         """The next batch, decoded (undecodable records already dead-lettered), with its
@@ -286,4 +320,5 @@ class ProjectorRunner:
             "offset": message.offset, **self._sealed_details(message, details),
         }).encode()
         headers = list(message.headers or ()) + [("rs-dlq-error", error)]
-        await self.dlq.send_and_wait(self.dlq_topic, value=message.value, key=message.key, headers=headers)
+        with timed_produce(self.dlq_topic):
+            await self.dlq.send_and_wait(self.dlq_topic, value=message.value, key=message.key, headers=headers)

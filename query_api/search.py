@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 SOURCE_SECONDS = Histogram("recallstack_search_source_seconds", "Time of each search source that answered",
                            ["source"], buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 DEGRADED = Counter("recallstack_search_degraded_total", "Sources left out of a search answer", ["source"])
+DEGRADED_ANSWERS = Counter("recallstack_search_degraded_answers_total",
+                           "Search answers with at least one source left out (count once per answer)")
 
 SOURCES = ("dense", "sparse", "temporal", "graph")
 HARD_LIMIT_FACTOR = 4  # a source query is cancelled by Postgres / Neo4j at this many budgets
@@ -227,6 +229,8 @@ class HybridSearch:
         }
         for left_out in degraded:
             DEGRADED.labels(left_out["source"]).inc()
+        if degraded:
+            DEGRADED_ANSWERS.inc()
         return Outcome(results, degraded, timer.ms, explain, window)
 
     async def _gather(self, wanted: dict[str, Callable[[], Awaitable]], vector_task: Awaitable, budget: float,
