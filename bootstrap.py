@@ -13,7 +13,7 @@ from functools import cache
 
 from fastapi import FastAPI
 
-from adapters import postgres
+from adapters import observability, postgres
 from adapters.embedders import Embedder, build_embedder
 from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
@@ -77,6 +77,7 @@ def command_app() -> FastAPI:
     from command_api.handlers import CommandContext
     from command_api.idempotency import IdempotencyStore
 
+    observability.configure("command-api")
     cfg = settings()
     emb = embedder(cfg)
     publisher = event_publisher(cfg)
@@ -122,6 +123,7 @@ def query_app() -> FastAPI:
     from query_api.caches import AnswerCache, EmbeddingCache
     from query_api.search import HARD_LIMIT_FACTOR, HybridSearch, SearchConfig
 
+    observability.configure("query-api")
     cfg = settings()
     emb = embedder(cfg)
     state: dict = {}
@@ -201,6 +203,7 @@ async def _warm_graph(graph, attempts: int = 60) -> None:
 def gateway_app() -> FastAPI:
     from gateway.app import create_app
 
+    observability.configure("gateway")
     cfg = settings()
     # /mcp: the MCP server's tools call the REST API through this same gateway.
     return create_app(cfg.command_api_url, cfg.query_api_url, mcp_base_url=cfg.gateway_url, bind_host=cfg.host)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import socket
@@ -17,7 +18,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from prometheus_client import Histogram
 
-from adapters import kafka_codec
+from adapters import kafka_codec, observability
 from adapters.key_store import KeyStoreUnavailable
 from domain import sealing
 from domain.consistency import ConsistencyToken
@@ -109,6 +110,7 @@ class _Append:
     keys: dict = field(default_factory=dict)  # user_id -> DataKey to seal with
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     abandoned: bool = False
+    trace: tuple = ()  # the W3C trace context headers of the appending request (tracing on)
 
 
 class EventPublisher:
@@ -184,11 +186,18 @@ class EventPublisher:
 
     async def publish(self, events: list[Event]) -> ConsistencyToken:
         """Append all events, all or nothing; returns a token covering every one. Raises LogUnavailable."""
+        if observability.tracing():  # a producer span; its context travels in the records' headers
+            return await observability.traced_publish(self._publish, self.topic, events)
+        return await self._publish(events)
+
+    async def _publish(self, events: list[Event], trace: tuple = ()) -> ConsistencyToken:
         if self._writer is None or self._writer.done():
             self._queue = asyncio.Queue()
-            self._writer = asyncio.create_task(self._write_loop())
+            # Its own (empty) context: the writer serves every request, it must not log or
+            # trace as the request that happened to start it.
+            self._writer = asyncio.create_task(self._write_loop(), context=contextvars.Context())
         loop = asyncio.get_running_loop()
-        append = _Append(list(events), loop.time() + self.timeout_s)
+        append = _Append(list(events), loop.time() + self.timeout_s, trace=tuple(trace))
         if self.keys is not None:
             # Keys first, outside the transaction (I/O only on a cache miss); a key store
             # that does not answer means nothing was appended, like a Kafka outage.
@@ -259,7 +268,7 @@ class EventPublisher:
                 for event in append.events:
                     value, headers = kafka_codec.encode(event, append.keys.get(event.user_id))
                     futures.append(await producer.send(self.topic, value=value, key=event.user_id.encode(),
-                                                       headers=headers))
+                                                       headers=headers + list(append.trace)))
             return await asyncio.gather(*futures)
 
 

@@ -296,10 +296,11 @@ def cmd_projector(args) -> int:
     from prometheus_client import start_http_server
 
     import bootstrap
+    from adapters import observability
     from infra.stack import PROJECTOR_METRICS_PORTS
 
     name = args.name
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    observability.configure(f"projector-{bootstrap.projection_name(name)}")  # JSON lines when not on a terminal
     received: list[int] = []
 
     async def main():
@@ -413,7 +414,9 @@ def cmd_replay(args) -> int:
 
     cfg = _settings()
     name = args.projection
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    from adapters import observability
+
+    observability.configure_logging("replay", level="WARNING")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:

@@ -19,10 +19,10 @@ from infra.stack import WORKER_METRICS_PORTS
 
 def cmd_worker(args) -> int:
     import bootstrap
+    from adapters import observability
 
     once = args.once or args.dry_run
-    logging.basicConfig(level=logging.INFO if not once else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    observability.configure(f"worker-{args.kind}", level="INFO" if not once else "WARNING")
     if not once and args.kind != "extract":
         return _run_faust(args.kind, bootstrap)
     if args.kind == "extract":
@@ -94,5 +94,8 @@ def _run_faust(kind: str, bootstrap) -> int:
     interval = cfg.forget_interval_s if kind == "forget" else cfg.consolidate_interval_s
     app = build_app(kind, cfg, lifecycle, interval_s=interval, full_every_s=cfg.consolidate_full_every_s)
     start_http_server(WORKER_METRICS_PORTS[kind], addr=cfg.host)  # RECALLSTACK_HOST: 0.0.0.0 in compose
-    faust.Worker(app, loglevel="INFO", quiet=True).execute_from_commandline()
+    # faust (mode) sets up logging itself: hand it the structlog handler configure() installed.
+    app.conf.loghandlers = list(logging.getLogger().handlers)
+    faust.Worker(app, loglevel=logging.getLevelName(logging.getLogger().level), quiet=True,
+                 logging_config={"version": 1, "disable_existing_loggers": False}).execute_from_commandline()
     return OK

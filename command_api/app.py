@@ -25,6 +25,7 @@ from adapters.http_api import (ApiError, install_body_limit, install_error_handl
                                install_http_metrics, wait_for_token)
 from adapters.http_auth import Authenticator, acting_user, require_admin
 from adapters.kafka_log import LogUnavailable
+from adapters.observability import install_request_context, request_id
 from command_api import handlers
 from command_api.idempotency import (IdempotencyConflict, IdempotencyInProgress, IdempotencyStore,
                                      IdempotencyUnavailable, derived_id, fingerprint)
@@ -34,7 +35,6 @@ from domain.commands import (AddMemory, DeleteMemory, DeleteScope, EraseUser, Is
                              RegisterUser,
                              RestoreMemory, RevokeApiKey, ShareMemory, UnshareMemory, UpdateMemory)
 from domain.consistency import NotYetApplied, wait_until_applied
-from domain.events import new_id
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
 from domain.identity import Principal
 from settings import EVENTS_TOPIC
@@ -91,11 +91,12 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
     install_body_limit(app, BODY_LIMITS, DEFAULT_BODY_LIMIT)
     install_health(app, checks)
     install_http_metrics(app, "command")
+    install_request_context(app, "command-api")  # X-Request-ID: the correlation id of the events appended
 
     async def run(request: Request, user_id: str, key: str | None, work: Callable[[handlers.CommandContext], Awaitable[dict]]
                   ) -> dict:
         """Run a handler with the request's context, honouring Idempotency-Key, mapping failures."""
-        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        ctx = replace(base, correlation_id=request_id(request))
         fp = None
         if key is not None:
             if not 1 <= len(key) <= 255 or not key.isprintable():
@@ -309,7 +310,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                            f"itself ({', '.join(s for s in principal.scopes if s != 'admin')})", {"field": "scopes"})
         command = IssueApiKey(user_id=user_id, actor=principal.actor_for(user_id), scopes=tuple(body.scopes),
                               name=body.name, expires_at=body.expires_at)
-        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        ctx = replace(base, correlation_id=request_id(request))
         issued, event, token = await appended(handlers.issue_api_key(command, ctx))
         try:  # answer once the key works: the read model every service checks keys against has it
             await wait_until_applied(token.encode(), EVENTS_TOPIC, "postgres", positions, consistency_wait_ms)
@@ -336,7 +337,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
             user_id = found[0] if found else principal.user_id or ""
         user_id = acting_user(principal, user_id, "write", one_memory=True)
         command = RevokeApiKey(user_id=user_id, actor=principal.actor_for(user_id), key_id=key_id, reason=reason)
-        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        ctx = replace(base, correlation_id=request_id(request))
         event, token = await appended(handlers.revoke_api_key(command, ctx))
         return {"key_id": event.key_id, "event": "REVOKE", "status": "processing", "consistency_token": token.encode()}
 
@@ -345,7 +346,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
         require_admin(principal)
         command = RegisterUser(user_id=body.user_id, actor=principal.actor_for(body.user_id),
                                display_name=body.display_name, is_admin=body.is_admin)
-        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        ctx = replace(base, correlation_id=request_id(request))
         event, token = await appended(handlers.register_user(command, ctx))
         return {"user_id": event.user_id, "event": "REGISTER", "status": "processing",
                 "consistency_token": token.encode()}
@@ -361,7 +362,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
             raise ApiError(422, "invalid_request", "confirm: must be true (erasure destroys the user's data keys and "
                            "cannot be undone)", {"field": "confirm"})
         command = EraseUser(user_id=user_id, actor=principal.actor_for(user_id), reason=reason)
-        ctx = replace(base, correlation_id=request.headers.get("x-request-id") or new_id())
+        ctx = replace(base, correlation_id=request_id(request))
         event, token = await appended(handlers.erase_user(command, ctx))
         return {"user_id": user_id, "event": "ERASE", "event_id": event.event_id, "status": "processing",
                 "consistency_token": token.encode()}

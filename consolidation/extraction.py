@@ -33,7 +33,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter
 
-from adapters import kafka_codec
+from adapters import kafka_codec, observability
 from adapters.kafka_log import GroupProgress, timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from consolidation import memory_reads
@@ -202,8 +202,18 @@ class ExtractionWorker:
             except kafka_codec.Shredded:  # its user was erased meanwhile: nothing to extract
                 pending = message.offset + 1
                 continue
-            events = await self._process(tp, event)
-            await self._append(tp, events, message.offset + 1, kafka_codec.seal_ref(message.headers))
+            # The conversation's correlation id on every line about it; its trace goes on
+            # through this span into the events appended (their headers carry its context).
+            with observability.bound(**observability.event_fields(event, tp.partition, message.offset)), \
+                    observability.consuming("extract ConversationReceived", message.headers, {
+                        "messaging.system": "kafka", "messaging.destination.name": tp.topic,
+                        "messaging.kafka.partition": tp.partition, "messaging.kafka.offset": message.offset,
+                        "recallstack.event_id": event.event_id}):
+                events = await self._process(tp, event)
+                await self._append(tp, events, message.offset + 1, kafka_codec.seal_ref(message.headers))
+                log.info("conversation extracted", extra={
+                    "appended": len(events) if not self.dry_run else 0, "event_ids": [e.event_id for e in events][:20],
+                    "event_types": sorted({e.event_type for e in events})})
             pending = None
         if pending is not None:
             await self._append(tp, [], pending)
@@ -298,10 +308,11 @@ class ExtractionWorker:
         with timed_produce(self.topic):
             async with self.producer.transaction():
                 futures = []
+                trace = observability.trace_headers()  # the extraction's span: the conversation's trace goes on
                 for event in events:
                     value, headers = kafka_codec.encode(event, keys.get(event.user_id))
                     futures.append(await self.producer.send(self.topic, value=value, key=event.user_id.encode(),
-                                                            headers=headers))
+                                                            headers=headers + trace))
                 landed = await asyncio.gather(*futures)
                 await self.producer.send_offsets_to_transaction({tp: next_offset}, self.group_id)
         self._committed[tp] = next_offset

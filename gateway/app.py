@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
 from starlette.routing import Route
 
 from adapters.http_api import error_response, install_http_metrics
+from adapters import observability
 from gateway.routes import COMMAND, QUERY, route
 
 # The APIs measure each route (recallstack_http_request_seconds); the gateway measures its own requests
@@ -51,6 +52,7 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
             await state["client"].aclose()
 
     app = FastAPI(title="recallstack gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    observability.install_request_context(app, "gateway")  # forwards the checked X-Request-ID upstream
     # What clients see, the hop included: proxied requests share the route `/{path:path}` (the
     # APIs' own series have the route templates).
     install_http_metrics(app, "gateway")
@@ -89,6 +91,9 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
         except httpx.InvalidURL as exc:  # a URL component over httpx's 64 KiB: the client's error
             return error_response(414, "uri_too_long", f"the URL is too long to forward: {exc}", {"field": "query"})
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        if observability.tracing():  # the API's span is a child of the gateway's
+            headers = [(k, v) for k, v in headers if k.lower() not in observability.TRACE_HEADERS]
+            headers += [(k, v.decode()) for k, v in observability.trace_headers()]
         try:
             answer = await state["client"].request(request.method, url, headers=headers, content=await request.body())
         except httpx.HTTPError as exc:

@@ -30,11 +30,12 @@ from aiokafka import (
 )
 from prometheus_client import Counter, Gauge, Histogram
 
-from adapters import kafka_codec
+from adapters import kafka_codec, observability
 from adapters.kafka_log import timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from domain import sealing
 from domain.events import Event, UserErased
+from projectors import telemetry
 from settings import DLQ_TOPIC, EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,7 @@ class ProjectorRunner:
 
     async def apply(self, batch: list[Applied], messages: list) -> None:
         """Apply a fetched batch: outages are waited out, poison events dead-lettered."""
+        began_ns = time.time_ns()
         with BATCH_SECONDS.labels(self.projection.name).time():
             delay = 0.1
             while True:
@@ -244,6 +246,7 @@ class ProjectorRunner:
                     delay = min(delay * 2, 5.0)
         self.applied_count += len(batch)
         APPLIED.labels(self.projection.name).inc(len(batch))
+        telemetry.applied(self.projection.name, self.topic, batch, messages, began_ns, self.replay)
 
     async def _commit(self, positions: dict[TopicPartition, int]) -> None:
         # Kafka's own committed offsets only inform lag tools; the read model holds the truth.
@@ -278,7 +281,7 @@ class ProjectorRunner:
             except (Relocated, *self.projection.transient_errors):
                 raise
             except Exception as exc:
-                await self._dead_letter(tp, message, exc)
+                await self._dead_letter(tp, message, exc, item.event)
                 await self.projection.apply_batch(self.topic, [Applied(item.partition, item.offset, None)])
 
     async def _decode(self, tp: TopicPartition, message) -> Applied:
@@ -311,8 +314,9 @@ class ProjectorRunner:
         return {"error": "(sealed with the user's data key; `recallstack dlq list` opens it)", "traceback": None,
                 "sealed_error": base64.b64encode(sealed).decode()}
 
-    async def _dead_letter(self, tp: TopicPartition, message, exc: Exception) -> None:
-        log.error("dead-lettering %s offset %d: %s", tp, message.offset, type(exc).__name__)
+    async def _dead_letter(self, tp: TopicPartition, message, exc: Exception, event: Event | None = None) -> None:
+        log.error("dead-lettering %s offset %d: %s", tp, message.offset, type(exc).__name__, extra={
+            "projection": self.projection.name, **observability.event_fields(event, tp.partition, message.offset)})
         DEAD_LETTERED.labels(self.projection.name).inc()
         details = {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=5)}
         error = json.dumps({

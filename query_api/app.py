@@ -23,6 +23,7 @@ import asyncpg
 from fastapi import Depends, FastAPI, Path, Query, Response
 
 from adapters.http_api import ApiError, install_error_handlers, install_health, install_http_metrics, wait_for_token
+from adapters.observability import install_request_context
 from adapters.http_auth import Authenticator, acting_user, require_admin
 from adapters.postgres import CONNECTION_ERRORS
 from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
@@ -80,6 +81,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     install_error_handlers(app)
     install_health(app, deps.checks)
     install_http_metrics(app, "query")
+    install_request_context(app, "query-api")
 
     async def pg_consistent(token: str | None) -> None:
         await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms)

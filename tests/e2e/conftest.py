@@ -17,6 +17,8 @@ from tests.e2e.log_reader import appended, end_offsets
 # check what each source contributes; the per-source budget itself is tested by stopping
 # dependencies (test_search_degraded.py), not by racing a loaded machine.
 os.environ.setdefault("RECALLSTACK_SEARCH_SOURCE_TIMEOUT_MS", "3000")
+# Spans as JSON lines in each service's log (test_observability.py follows one trace through them).
+os.environ.setdefault("RECALLSTACK_TRACING", "console")
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,161 @@
+"""Correlation ids, JSON log lines and trace context in Kafka headers (adapters/observability.py)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from opentelemetry import trace
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from adapters import observability
+from adapters.http_api import ApiError, install_error_handlers
+
+
+@pytest.fixture
+def logs():
+    """configure_logging into a buffer; the root logger (pytest's capture) restored after."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    buf = io.StringIO()
+    observability.configure_logging("test-service", "json", "INFO", stream=buf)
+    yield lambda: [json.loads(line) for line in buf.getvalue().splitlines()]
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
+def spans():
+    exporter = InMemorySpanExporter()
+    observability.configure_tracing("test-service", exporter=exporter)
+    yield exporter
+    observability.configure_tracing("test-service", mode="off")
+
+
+@pytest.mark.parametrize("value, valid", [
+    ("abc-123", True), ("a" * 128, True), ("0f8fad5b-d9cb-469f-a165-70867728950e", True), ("x:y/z=1", True),
+    (None, False), ("", False), ("a" * 129, False), ("has space", False), ("tab\there", False),
+    ("new\nline", False), ("caf\u00e9", False), ("\x7f", False),
+])
+def test_request_id_is_printable_ascii_up_to_128(value, valid):
+    assert observability.valid_request_id(value) == (value if valid else None)
+
+
+def test_log_lines_are_json_with_the_bound_correlation_id_and_extra_fields(logs):
+    log = logging.getLogger("projectors.applied")
+    with observability.bound(correlation_id="req-1", event_id="e-1"):
+        log.info("events applied", extra={"partition": 3, "offset": 42})
+    log.warning("no context %s", "here")
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed")
+    first, second, third = logs()
+    assert {"timestamp", "level", "service", "logger", "message"} <= set(first)
+    assert (first["message"], first["level"], first["service"], first["logger"]) == (
+        "events applied", "info", "test-service", "projectors.applied")
+    assert (first["correlation_id"], first["event_id"], first["partition"], first["offset"]) == ("req-1", "e-1", 3, 42)
+    assert first["timestamp"].endswith("Z")
+    assert second["message"] == "no context here" and "correlation_id" not in second
+    assert third["level"] == "error" and "ValueError: boom" in third["exception"]
+
+
+def test_log_level_and_format_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("RECALLSTACK_LOG_FORMAT", "yaml")
+    with pytest.raises(ValueError, match="RECALLSTACK_LOG_FORMAT"):
+        observability.log_format()
+    monkeypatch.setenv("RECALLSTACK_LOG_FORMAT", "console")
+    assert observability.log_format("json") == "console"
+    monkeypatch.delenv("RECALLSTACK_LOG_FORMAT")
+    assert observability.log_format("json") == "json"
+    with pytest.raises(ValueError, match="RECALLSTACK_TRACING"):
+        observability.configure_tracing("x", mode="zipkin")
+
+
+def app_with_routes() -> FastAPI:
+    app = FastAPI()
+    install_error_handlers(app)
+    observability.install_request_context(app, "test-service")
+
+    @app.get("/v1/things/{thing_id}")
+    async def thing(thing_id: str):
+        logging.getLogger("handler").info("looking up")
+        return {"correlation_id": observability.correlation_id()}
+
+    @app.get("/v1/missing")
+    async def missing():
+        raise ApiError(404, "not_found", "no such thing")
+
+    @app.get("/v1/broken")
+    async def broken():
+        raise RuntimeError("a bug")
+    return app
+
+
+def test_request_id_is_taken_checked_or_created_and_returned_on_every_answer(logs):
+    with TestClient(app_with_routes(), raise_server_exceptions=False) as client:
+        given = client.get("/v1/things/1", headers={"X-Request-ID": "req-abc"})
+        assert given.headers["X-Request-ID"] == "req-abc" and given.json() == {"correlation_id": "req-abc"}
+        for bad in ("has space", "x" * 200):
+            replaced = client.get("/v1/things/1", headers={"X-Request-ID": bad})
+            assert replaced.headers["X-Request-ID"] != bad
+            assert replaced.json()["correlation_id"] == replaced.headers["X-Request-ID"]
+        created = client.get("/v1/things/2")
+        assert observability.valid_request_id(created.headers["X-Request-ID"])
+        assert client.get("/v1/missing", headers={"X-Request-ID": "req-404"}).headers["X-Request-ID"] == "req-404"
+        unrouted = client.get("/nowhere", headers={"X-Request-ID": "req-no-route"})
+        assert unrouted.headers["X-Request-ID"] == "req-no-route"
+        crashed = client.get("/v1/broken", headers={"X-Request-ID": "req-500"})
+        assert crashed.status_code == 500 and crashed.headers["X-Request-ID"] == "req-500"
+    lines = [line for line in logs() if line["service"] == "test-service" and line["logger"] != "httpx"]
+    handler = next(line for line in lines if line["message"] == "looking up")
+    assert handler["correlation_id"] == "req-abc"
+    access = [line for line in lines if line["logger"] == "recallstack.access"]
+    given = [(a["correlation_id"], a["status"], a["route"]) for a in access if a["correlation_id"].startswith("req-")]
+    assert given == [
+        ("req-abc", 200, "/v1/things/{thing_id}"), ("req-404", 404, "/v1/missing"),
+        ("req-no-route", 404, "unmatched"), ("req-500", 500, "/v1/broken")]
+    assert all({"method", "route", "status", "duration_ms"} <= set(a) for a in access)
+    error = next(line for line in lines if line["level"] == "error" and line["logger"] == "adapters.http_api")
+    assert error["correlation_id"] == "req-500"
+
+
+def test_server_span_continues_an_incoming_traceparent(spans):
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    with TestClient(app_with_routes()) as client:
+        client.get("/v1/things/1", headers={"traceparent": parent, "X-Request-ID": "req-t"})
+    (span,) = spans.get_finished_spans()
+    assert span.name == "GET /v1/things/{thing_id}" and span.kind == trace.SpanKind.SERVER
+    assert format(span.context.trace_id, "032x") == "0af7651916cd43dd8448eb211c80319c"
+    assert format(span.parent.span_id, "016x") == "b7ad6b7169203331"
+    assert span.attributes["recallstack.correlation_id"] == "req-t"
+    assert span.attributes["http.response.status_code"] == 200
+
+
+def test_trace_context_round_trips_through_kafka_headers(spans):
+    with observability.tracer().start_as_current_span("request") as span:
+        headers = observability.trace_headers()
+    assert [name for name, _ in headers] == ["traceparent"]
+    with observability.consuming("apply MemoryCreated", [("rs-schema", b"x")] + headers, {}):
+        pass
+    applied = next(s for s in spans.get_finished_spans() if s.name == "apply MemoryCreated")
+    assert applied.context.trace_id == span.get_span_context().trace_id
+    assert applied.parent.span_id == span.get_span_context().span_id
+    assert observability.context_from_headers([("rs-schema", b"x")]) is None
+
+
+def test_tracing_off_adds_no_headers_and_makes_no_spans():
+    observability.configure_tracing("test-service", mode="off")
+    assert not observability.tracing()
+    assert observability.trace_headers() == []
+    traceparent = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    assert observability.context_from_headers([("traceparent", traceparent)]) is None
+    with observability.consuming("apply", [], {}) as span:
+        assert span is None
