@@ -45,7 +45,7 @@ from typing import Iterable, NamedTuple
 
 from prometheus_client import Counter, Gauge
 
-from adapters import kafka_codec
+from adapters import kafka_codec, observability
 from adapters.kafka_log import EventPublisher, LogUnavailable
 from domain.events import MemoryAccessed
 from settings import ACCESS_TOPIC
@@ -127,8 +127,9 @@ class AccessRecorder:
         if size >= self.max_buffer:
             DROPPED.labels("buffer_full").inc()
             return
-        self._buffer.append(_Access(user_id, memory_ids, source, query, actor, correlation_id,
-                                    datetime.now(timezone.utc)))
+        # The request's correlation id (X-Request-ID) unless the caller names one.
+        self._buffer.append(_Access(user_id, memory_ids, source, query, actor,
+                                    correlation_id or observability.correlation_id(), datetime.now(timezone.utc)))
         BUFFERED.set(size + 1)
         if size + 1 >= self.batch_size and not self._wake_pending:
             self._wake_pending = True

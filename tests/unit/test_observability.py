@@ -159,3 +159,15 @@ def test_tracing_off_adds_no_headers_and_makes_no_spans():
     assert observability.context_from_headers([("traceparent", traceparent)]) is None
     with observability.consuming("apply", [], {}) as span:
         assert span is None
+
+
+def test_access_events_carry_the_requests_correlation_id():
+    from adapters.access_log import AccessRecorder
+
+    recorder = AccessRecorder("127.0.0.1:1")  # never started: record() only buffers
+    with observability.bound(correlation_id="req-search-1"):
+        recorder.record("alice", ["0f8fad5b-d9cb-469f-a165-70867728950e"], "search", "coffee")
+    recorder.record("alice", ["0f8fad5b-d9cb-469f-a165-70867728950e"], "get")
+    with_id, without = (access.event() for access in recorder._buffer)
+    assert with_id.correlation_id == "req-search-1"
+    assert without.correlation_id and without.correlation_id != "req-search-1"  # a fresh one, as before
