@@ -171,3 +171,36 @@ def test_access_events_carry_the_requests_correlation_id():
     with_id, without = (access.event() for access in recorder._buffer)
     assert with_id.correlation_id == "req-search-1"
     assert without.correlation_id and without.correlation_id != "req-search-1"  # a fresh one, as before
+
+
+def test_otlp_sends_spans_over_http_to_the_configured_endpoint(monkeypatch):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    received = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("RECALLSTACK_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    try:
+        provider = observability.configure_tracing("otlp-test", mode="otlp")
+        with observability.tracer().start_as_current_span("a span for the collector"):
+            pass
+        assert provider.force_flush(10_000)
+        provider.shutdown()
+    finally:
+        observability.configure_tracing("otlp-test", mode="off")
+        server.shutdown()
+    (path, content_type, body), = received
+    assert path == "/v1/traces" and content_type == "application/x-protobuf"
+    assert b"a span for the collector" in body and b"otlp-test" in body
