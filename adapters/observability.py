@@ -277,6 +277,16 @@ async def traced_publish(publish, topic: str, events: list):
 
 
 @contextmanager
+def span(name: str, attributes: dict | None = None):
+    """An internal span, current inside the block (a worker's pass); None when tracing is off."""
+    if _state["provider"] is None:
+        yield None
+        return
+    with tracer().start_as_current_span(name, attributes=attributes) as current:
+        yield current
+
+
+@contextmanager
 def consuming(name: str, headers, attributes: dict):
     """A consumer span, child of the record's producer (when it carries a trace context)."""
     if _state["provider"] is None:

@@ -33,6 +33,7 @@ from typing import Callable, Literal
 import numpy as np
 from prometheus_client import Counter
 
+from adapters import observability
 from consolidation import memory_reads
 from consolidation.policies import LifecycleConfig
 from domain import consolidation as clustering
@@ -97,6 +98,15 @@ class Lifecycle:
 
     async def run(self, kind: Kind, users: list[str] | None = None, dry_run: bool = False,
                   progress: Callable[[int, int], None] = lambda done, total: None) -> PassReport:
+        # One trace per pass: the events it appends carry it, so each projector's apply joins it.
+        with observability.span(f"{kind} pass", {"recallstack.dry_run": dry_run}) as traced:
+            report = await self._run(kind, users, dry_run, progress)
+            if traced is not None:
+                traced.set_attributes({"recallstack.users": report.users, "recallstack.appended": report.appended})
+        return report
+
+    async def _run(self, kind: Kind, users: list[str] | None, dry_run: bool,
+                   progress: Callable[[int, int], None]) -> PassReport:
         report = PassReport(kind, dry_run)
         report.caught_up = await self.projected.wait(await self.projected.ends(), self.wait_s)
         if not report.caught_up:

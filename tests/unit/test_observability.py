@@ -204,3 +204,15 @@ def test_otlp_sends_spans_over_http_to_the_configured_endpoint(monkeypatch):
     (path, content_type, body), = received
     assert path == "/v1/traces" and content_type == "application/x-protobuf"
     assert b"a span for the collector" in body and b"otlp-test" in body
+
+
+def test_a_workers_pass_span_is_the_parent_of_what_it_publishes(spans):
+    with observability.span("consolidate pass", {"recallstack.dry_run": False}) as current:
+        headers = observability.trace_headers()
+    (finished,) = spans.get_finished_spans()
+    assert current is not None and finished.name == "consolidate pass"
+    parent = observability.context_from_headers(headers)
+    assert observability.trace.get_current_span(parent).get_span_context().span_id == finished.context.span_id
+    observability.configure_tracing("test-service", mode="off")
+    with observability.span("forget pass") as off:
+        assert off is None
