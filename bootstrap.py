@@ -13,10 +13,11 @@ from functools import cache
 
 from fastapi import FastAPI
 
-from adapters import observability, postgres
+from adapters import observability, postgres, resilience
 from adapters.embedders import Embedder, build_embedder
 from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
+from domain.retry import RetryPolicy
 from settings import ACCESS_TOPIC, EVENTS_TOPIC, Settings
 
 log = logging.getLogger("recallstack")
@@ -49,7 +50,8 @@ def authenticator(cfg: Settings, pool):
 
     if not cfg.auth:
         return Authenticator(None, None, required=False)
-    return Authenticator(KeyDirectory(pool), RateLimiter(cfg.redis_url, cfg.rate_limit_per_min))
+    return Authenticator(KeyDirectory(pool, breaker=resilience.breaker("postgres")),
+                         RateLimiter(cfg.redis_url, cfg.rate_limit_per_min, breaker=resilience.breaker("redis")))
 
 
 @cache
@@ -105,8 +107,12 @@ def command_app() -> FastAPI:
     context = CommandContext(embedder=emb, publisher=publisher, memories=LazyLookup(), correlation_id="",
                              identity=PgIdentityLookup(lambda: state["pool"]))
     context.keys = keyring()  # erase_user destroys the user's data keys through it
-    return create_app(context, IdempotencyStore(redis_client), positions, cfg.consistency_wait_ms,
-                      {"kafka": publisher.check}, authenticator(cfg, lambda: state["pool"]),
+    async def pg_check():
+        await state["pool"].fetchval("SELECT 1")
+
+    return create_app(context, IdempotencyStore(redis_client, breaker=resilience.breaker("redis")), positions,
+                      cfg.consistency_wait_ms, command_dependencies(publisher.check, pg_check, redis_client.ping),
+                      authenticator(cfg, lambda: state["pool"]),
                       infer_default=cfg.extractor_configured, lifespan=lifespan)
 
 
@@ -160,23 +166,46 @@ def query_app() -> FastAPI:
     async def pg_check():
         await state["pool"].fetchval("SELECT 1")
 
+    # Neo4j's breaker: once it failed repeatedly, the graph source is left out at once (named
+    # in `degraded`) instead of costing each search its connection timeout.
+    from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
+    NEO4J_FAILURES = (ServiceUnavailable, SessionExpired, OSError)  # noqa: N806  (Neo4j does not answer)
+    neo4j = resilience.breaker("neo4j")
+    graph_budget = HARD_LIMIT_FACTOR * cfg.search_source_timeout_ms / 1000
+
     async def graph_source(user_id, names, limit, scope, include_archived, valid_at=None):
-        return await graph.memories_for_entities(user_id, names, hops=2, limit=limit, scope=scope,
-                                                 include_archived=include_archived, valid_at=valid_at)
+        return await resilience.call(neo4j, lambda: graph.memories_for_entities(
+            user_id, names, hops=2, limit=limit, scope=scope, include_archived=include_archived, valid_at=valid_at),
+            timeout_s=graph_budget, failures=NEO4J_FAILURES)
+
+    async def graph_positions():
+        return await resilience.call(neo4j, lambda: graph.positions(EVENTS_TOPIC), timeout_s=2.0,
+                                     failures=NEO4J_FAILURES, retry=RetryPolicy(attempts=2))
+
+    async def user_graph(user_id, **options):
+        return await resilience.call(neo4j, lambda: graph.user_graph(user_id, **options), timeout_s=10.0,
+                                     failures=NEO4J_FAILURES, retry=RetryPolicy(attempts=2))
+
+    async def neo4j_check():
+        await driver.verify_connectivity()
+
+    async def access_check():  # the access log's broker takes connections (the query API never waits on it)
+        await resilience.tcp_check(cfg.kafka_bootstrap)
 
     search_config = SearchConfig(rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms,
                                  ef_search=cfg.search_ef_search)
     deps = QueryDeps(
         pool=lambda: state["pool"],
-        embeddings=EmbeddingCache(emb, redis_client),
+        embeddings=EmbeddingCache(emb, redis_client, breaker=resilience.breaker("redis")),
         search=HybridSearch(lambda: state["pool"], graph_source, search_config),
         pg_positions=positions,
         consistency_wait_ms=cfg.consistency_wait_ms,
         # Only Postgres decides readiness: the graph and the cache degrade an answer, they never stop one.
-        checks={"postgres": pg_check},
-        graph_positions=lambda: graph.positions(EVENTS_TOPIC),
-        user_graph=graph.user_graph,
-        answers=AnswerCache(redis_client, EVENTS_TOPIC, partition_of),
+        checks=query_dependencies(pg_check, neo4j_check, redis_client.ping, access_check),
+        graph_positions=graph_positions,
+        user_graph=user_graph,
+        answers=AnswerCache(redis_client, EVENTS_TOPIC, partition_of, breaker=resilience.breaker("redis")),
         redis_positions=redis_positions,
         access=access,
         count_tokens=lambda encoding, text: token_counter(encoding).count(text),
@@ -184,6 +213,38 @@ def query_app() -> FastAPI:
         auth=authenticator(cfg, lambda: state["pool"]),
     )
     return create_app(deps, lifespan=lifespan)
+
+
+def command_dependencies(kafka_check, pg_check, redis_check) -> list:
+    """What the command API's /readyz reports (docs/observability.md, "Degradation modes")."""
+    from adapters.resilience import Dependency
+
+    return [
+        Dependency("kafka", kafka_check, required=True,
+                   impact="writes answer 503 log_unavailable with Retry-After; nothing is appended"),
+        Dependency("postgres", pg_check, required=False, breaker=resilience.breaker("postgres"), impact=(
+            "adds and scope deletes by API keys checked in the last 5 minutes, for users this process sealed "
+            "for, still append; an unknown key or user, and update/delete/share/restore (ownership checks), "
+            "answer 503")),
+        Dependency("redis", redis_check, required=False, breaker=resilience.breaker("redis"), impact=(
+            "requests with Idempotency-Key answer 503 (without one they append); the rate limit fails open")),
+    ]
+
+
+def query_dependencies(pg_check, neo4j_check, redis_check, access_check) -> list:
+    """What the query API's /readyz reports: Postgres is required, the rest degrade answers."""
+    from adapters.resilience import Dependency
+
+    return [
+        Dependency("postgres", pg_check, required=True, breaker=resilience.breaker("postgres"),
+                   impact="every read answers 503 with Retry-After"),
+        Dependency("neo4j", neo4j_check, required=False, breaker=resilience.breaker("neo4j"), impact=(
+            "search and context leave out the graph source (named in `degraded`); /v1/graph answers 503")),
+        Dependency("redis", redis_check, required=False, breaker=resilience.breaker("redis"), impact=(
+            "no embedding or answer cache (`cache: unavailable`); the rate limit fails open")),
+        Dependency("kafka", access_check, required=False, impact=(
+            "access events (MemoryAccessed) wait in a bounded buffer; answers are unaffected")),
+    ]
 
 
 async def _warm_graph(graph, attempts: int = 60) -> None:

@@ -212,8 +212,15 @@ def install_http_metrics(app: FastAPI, service: str) -> None:
                                 str(status)).observe(time.perf_counter() - began)
 
 
-def install_health(app: FastAPI, checks: dict[str, Callable[[], Awaitable[object]]]) -> None:
-    """/healthz (the process answers), /readyz (each dependency answers), /metrics."""
+def install_health(app: FastAPI, checks: dict[str, Callable[[], Awaitable[object]]] | list) -> None:
+    """/healthz (the process answers), /readyz (each dependency answers), /metrics.
+
+    `checks`: name -> check (each required), or a list of adapters.resilience.Dependency
+    (required or not, with what an outage costs): /readyz is 200 "ready", 200 "degraded"
+    (an optional dependency is down; `degraded` says what that costs) or 503 "not ready"."""
+    from adapters.resilience import Dependency, readiness
+
+    deps = checks if isinstance(checks, list) else [Dependency(name, check) for name, check in checks.items()]
 
     @app.get("/healthz", tags=["ops"])
     async def healthz():
@@ -221,16 +228,8 @@ def install_health(app: FastAPI, checks: dict[str, Callable[[], Awaitable[object
 
     @app.get("/readyz", tags=["ops"])
     async def readyz():
-        results, ready = {}, True
-        for name, check in checks.items():
-            try:
-                await check()
-                results[name] = "ok"
-            except Exception as exc:
-                ready = False
-                results[name] = f"down: {type(exc).__name__}: {exc}"
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": results},
-                            status_code=200 if ready else 503)
+        status, body = await readiness(deps)
+        return JSONResponse(body, status_code=status)
 
     @app.get("/metrics", tags=["ops"])
     async def metrics():

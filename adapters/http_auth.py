@@ -62,7 +62,7 @@ class Authenticator:
         try:
             principal = await self.directory.principal(secret)
         except DirectoryUnavailable as exc:
-            raise ApiError(503, "auth_unavailable", str(exc), retry_after=2) from exc
+            raise ApiError(503, "auth_unavailable", str(exc), {"dependency": "postgres"}, retry_after=2) from exc
         if principal is None:
             raise ApiError(401, "invalid_api_key", f"API key {secret[:12]}… is unknown, revoked or expired",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})

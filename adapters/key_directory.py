@@ -12,6 +12,7 @@ refused with 503 rather than let through.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -20,7 +21,10 @@ from datetime import datetime, timezone
 
 import asyncpg
 
+from adapters import resilience
 from adapters.postgres import CONNECTION_ERRORS
+from domain.circuit_breaker import CircuitBreaker, CircuitOpen
+from domain.retry import RetryPolicy
 from domain.identity import Principal, hash_key
 
 log = logging.getLogger(__name__)
@@ -47,8 +51,13 @@ class KeyRecord:
 
 class KeyDirectory:
     def __init__(self, pool: Callable[[], asyncpg.Pool], ttl_s: float = 0.5, stale_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, breaker: CircuitBreaker | None = None,
+                 timeout_s: float = 2.0):
         self._pool, self.ttl_s, self.stale_s, self._clock = pool, ttl_s, stale_s, clock
+        # Postgres's breaker (adapters/resilience.py): while it is open, no lookup waits
+        # for a dead server; a read, so retried once (jittered) within `timeout_s`.
+        self.breaker = breaker or CircuitBreaker("postgres")
+        self.timeout_s = timeout_s
         self._cache: dict[str, tuple[float, KeyRecord | None]] = {}
 
     async def principal(self, secret: str) -> Principal | None:
@@ -60,14 +69,16 @@ class KeyDirectory:
             record = cached[1]
         else:
             try:
-                record = await self._lookup(key_hash)
-            except CONNECTION_ERRORS as exc:
+                record = await resilience.call(self.breaker, lambda: self._lookup(key_hash), timeout_s=self.timeout_s,
+                                               failures=CONNECTION_ERRORS, retry=RetryPolicy(attempts=2))
+            except (*CONNECTION_ERRORS, CircuitOpen, asyncio.TimeoutError) as exc:
                 if cached is not None and cached[1] is not None and now - cached[0] < self.stale_s:
                     log.warning("key directory: Postgres unreachable (%s); using the answer of %.0f s ago for %s",
                                 type(exc).__name__, now - cached[0], cached[1].prefix)
                     record = cached[1]
                 else:
-                    raise DirectoryUnavailable(f"cannot check the API key: Postgres is unreachable ({exc})") from exc
+                    raise DirectoryUnavailable(f"cannot check the API key: Postgres is unreachable "
+                                               f"({type(exc).__name__}: {exc})") from exc
             else:
                 if len(self._cache) > 10_000:  # unknown keys must not grow it without bound
                     self._cache.clear()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 import os
 import re
 import time
@@ -31,6 +32,8 @@ from adapters.postgres import CONNECTION_ERRORS
 from domain import sealing
 from domain.events import Event
 from domain.sealing import DataKey
+
+log = logging.getLogger(__name__)
 
 SCHEMA = "keystore"
 SCHEMA_SQL = """
@@ -98,7 +101,7 @@ class KeyStore:
         pool = self._pools.get(loop)
         if pool is None:
             try:
-                pool = await asyncpg.create_pool(self.dsn, min_size=0, max_size=4, command_timeout=10)
+                pool = await asyncpg.create_pool(self.dsn, min_size=0, max_size=4, command_timeout=10, timeout=2)
             except CONNECTION_ERRORS as exc:
                 raise KeyStoreUnavailable(f"the key store (Postgres) is unreachable: {exc}") from exc
             if loop in self._pools:  # another task of this loop won the race
@@ -166,7 +169,16 @@ class KeyStore:
                                                  " VALUES ($1, $2, $3)"), user_id, key.version, sealing.wrap(self._master, key))
                 return key
 
-        key = await self._run(await self._pool(), fetch)
+        try:
+            key = await self._run(await self._pool(), fetch)
+        except KeyStoreUnavailable:
+            if hit is None:  # a user this process has not sealed for: no key to seal with
+                raise
+            # Postgres is down: keep sealing with the key this process last had (no erasure
+            # can destroy it meanwhile: that needs the store too). A write racing an erasure
+            # made just before the outage is shredded with the user, as docs/security.md says.
+            log.warning("key store unreachable: sealing %s's events with the cached key v%d", user_id, hit[0].version)
+            return hit[0]
         if key is not None:
             self._remember(user_id, key.version, key)
             self._current[user_id] = (key, time.monotonic() + self.current_ttl_s)

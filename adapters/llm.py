@@ -29,9 +29,10 @@ import time
 from typing import Any, TypeVar
 
 import openai
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
+from adapters.resilience import BREAKER_STATE, watch  # noqa: F401  (the gauge lives with the breakers)
 from domain.circuit_breaker import CircuitBreaker
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,6 @@ REQUESTS = Counter("recallstack_llm_requests_total",
                    "schema_violation, circuit_open (refused without a request)", ["outcome"])
 SECONDS = Histogram("recallstack_llm_request_seconds", "Time of each chat completion request (any outcome)",
                     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120))
-BREAKER_STATE = Gauge("recallstack_circuit_breaker_state",
-                      "State of a circuit breaker, read at scrape time: 0 closed, 1 half-open (one trial call), 2 open",
-                      ["breaker"])
-_STATE_VALUE = {"closed": 0, "half_open": 1, "open": 2}
 
 JSON_ONLY = "Answer with JSON only: a single JSON object, no prose before or after it, no code fences."
 MAX_BACKOFF_S = 10.0
@@ -123,7 +120,7 @@ class LlmClient:
         self.max_retries = max_retries
         self.backoff_s = backoff_s
         self.breaker = breaker or CircuitBreaker(f"llm:{model}")
-        BREAKER_STATE.labels(self.breaker.name).set_function(lambda b=self.breaker: _STATE_VALUE[b.state])
+        watch(self.breaker)
         # Local servers ignore the key, but the openai client refuses to start without one.
         self._client = openai.AsyncOpenAI(base_url=base_url, api_key=api_key or "not-needed",
                                           timeout=timeout_s, max_retries=0)

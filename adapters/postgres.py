@@ -16,9 +16,12 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await register_vector(conn)
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+CONNECT_TIMEOUT_S = 2.0  # a Postgres that does not answer costs a new connection this long, not asyncpg's 60 s
+
+
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, command_timeout: float = 30) -> asyncpg.Pool:
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     command_timeout=30)
+                                     command_timeout=command_timeout, timeout=CONNECT_TIMEOUT_S)
 
 
 def migrations() -> list[tuple[int, str, str]]:

@@ -13,6 +13,7 @@ full outage. Documented in docs/security.md.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -21,6 +22,9 @@ from dataclasses import dataclass
 from prometheus_client import Counter
 from redis import asyncio as aioredis
 from redis.exceptions import RedisError
+
+from adapters import resilience
+from domain.circuit_breaker import CircuitBreaker, CircuitOpen
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +64,23 @@ class Decision:
 
 
 class RateLimiter:
-    def __init__(self, redis_url: str, per_minute: int, timeout_s: float = 0.05):
+    def __init__(self, redis_url: str, per_minute: int, timeout_s: float = 0.05, breaker: CircuitBreaker | None = None):
         if per_minute < 1:
             raise ValueError(f"RECALLSTACK_RATE_LIMIT_PER_MIN must be at least 1, got {per_minute}")
         self.per_minute = per_minute
+        self.timeout_s = timeout_s
         self._redis = aioredis.from_url(redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
         self._script = self._redis.register_script(_TAKE)
         self._warned_at = 0.0
+        self.breaker = breaker or CircuitBreaker("redis")  # open: fail open without asking Redis
 
     async def take(self, bucket: str) -> Decision:
         try:
-            allowed, wait = await self._script(keys=[f"rs:ratelimit:{bucket}"],
-                                               args=[self.per_minute, self.per_minute / 60.0, 1])
-        except (RedisError, OSError) as exc:
+            allowed, wait = await resilience.call(
+                self.breaker, lambda: self._script(keys=[f"rs:ratelimit:{bucket}"],
+                                                   args=[self.per_minute, self.per_minute / 60.0, 1]),
+                timeout_s=self.timeout_s * 2, failures=(RedisError, OSError))
+        except (RedisError, OSError, CircuitOpen, asyncio.TimeoutError) as exc:
             UNAVAILABLE.inc()
             if time.monotonic() - self._warned_at > 60:
                 self._warned_at = time.monotonic()

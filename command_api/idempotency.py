@@ -4,7 +4,9 @@ The first request with a key claims it in Redis (SET NX, pending); once its even
 in the log the answer is stored under the key for 24 h (Redis keeps it across restarts
 of the API: append-only file). A retry with the same key and body gets that answer; the
 same key with another body is refused; a retry while the first is still running waits
-for it briefly. Event and memory ids derive from the key, so even a retry that slipped
+for it briefly. Redis down: a request with a key is 503 (nothing appended; a request
+without one still works): honouring the key is the promise that a retry lands in the log
+once, and without Redis that cannot be kept. Event and memory ids derive from the key, so even a retry that slipped
 past Redis (e.g. Redis lost its data) would carry the same ids and change no read model.
 
 A stored answer quotes the memory text, so each user's answer keys are also listed in a
@@ -19,6 +21,8 @@ import json
 import uuid
 
 import redis.asyncio as aioredis
+
+from domain.circuit_breaker import CircuitBreaker
 
 NAMESPACE = uuid.UUID("5b0f6c1e-8a1f-4c55-9a77-6f0d3f1f2a10")
 PENDING_TTL_S = 30
@@ -47,9 +51,10 @@ def derived_id(user_id: str, key: str, kind: str, index: int) -> str:
 
 
 class IdempotencyStore:
-    def __init__(self, client: aioredis.Redis, wait_s: float = 2.0):
+    def __init__(self, client: aioredis.Redis, wait_s: float = 2.0, breaker: CircuitBreaker | None = None):
         self.client = client
         self.wait_s = wait_s
+        self.breaker = breaker or CircuitBreaker("redis")  # open: 503 at once, no round trip to a dead Redis
 
     @staticmethod
     def _key(user_id: str, key: str) -> str:
@@ -60,10 +65,14 @@ class IdempotencyStore:
         when this request is the first and must run."""
         name = self._key(user_id, key)
         deadline = asyncio.get_running_loop().time() + self.wait_s
+        if self.breaker.state == "open":
+            raise IdempotencyUnavailable(f"Redis is unreachable (circuit open, retry in "
+                                         f"{self.breaker.retry_after_s():.0f} s)")
         try:
             while True:
                 claimed = await self.client.set(name, json.dumps({"fp": fp, "state": "pending"}),
                                                 nx=True, ex=PENDING_TTL_S)
+                self.breaker.record_success()
                 if claimed:
                     return None
                 raw = await self.client.get(name)
@@ -78,6 +87,7 @@ class IdempotencyStore:
                     raise IdempotencyInProgress("a request with this Idempotency-Key is still being processed")
                 await asyncio.sleep(0.02)
         except (aioredis.ConnectionError, aioredis.TimeoutError, OSError) as exc:
+            self.breaker.record_failure()
             raise IdempotencyUnavailable(f"Redis is unreachable: {exc}") from exc
 
     async def finish(self, user_id: str, key: str, fp: str, answer: dict) -> None:

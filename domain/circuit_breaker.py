@@ -1,4 +1,5 @@
-"""A circuit breaker for any dependency (the LLM endpoint today; Postgres, Neo4j, Redis next).
+"""A circuit breaker for any dependency (the LLM endpoint, and Postgres, Neo4j and Redis in the
+APIs: one per dependency per process, wired in adapters/resilience.py).
 
 Pure: no I/O, the clock is injected. The caller asks `allow()` before a call and reports
 the outcome with `record_success()` / `record_failure()`:

@@ -11,6 +11,7 @@ like any other client (the gateway's own URL in the local stack).
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 
 import httpx
@@ -65,17 +66,27 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
 
     @app.get("/readyz")
     async def readyz():
-        checks, ready = {}, True
-        for name, base in upstreams.items():
+        """Both APIs' readiness in one answer: `checks` per API (ok / degraded: ... / not
+        ready: ...), each API's `dependencies` and what is `degraded` (docs/observability.md,
+        "Degradation modes"). 503 when either API is not ready (its required dependency is down)."""
+        async def ask(name: str, base: str):
             try:
-                answer = await state["client"].get(f"{base}/readyz", timeout=3)
-                checks[name] = "ok" if answer.status_code == 200 else f"not ready: {answer.json()}"
-                ready &= answer.status_code == 200
-            except httpx.HTTPError as exc:
-                checks[name] = f"down: {type(exc).__name__}"
-                ready = False
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                            status_code=200 if ready else 503)
+                answer = await state["client"].get(f"{base}/readyz", timeout=5)
+                body = answer.json()
+            except (httpx.HTTPError, ValueError) as exc:
+                return name, False, f"down: {type(exc).__name__}", {}
+            down = [n for n, d in body.get("dependencies", {}).items() if d.get("state") != "ok"]
+            if answer.status_code != 200:
+                return name, False, f"not ready: {', '.join(down) or body}", body
+            return name, True, f"degraded: {', '.join(down)}" if down else "ok", body
+
+        answers = await asyncio.gather(*(ask(name, base) for name, base in upstreams.items()))
+        ready = all(ok for _, ok, _, _ in answers)
+        degraded = [{"service": name, **d} for name, _, _, body in answers for d in body.get("degraded", [])]
+        status = "not ready" if not ready else "degraded" if degraded else "ready"
+        return JSONResponse({"status": status, "checks": {name: check for name, _, check, _ in answers},
+                             "dependencies": {name: body.get("dependencies", {}) for name, _, _, body in answers},
+                             "degraded": degraded}, status_code=200 if ready else 503)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics():

@@ -25,7 +25,9 @@ from fastapi import Depends, FastAPI, Path, Query, Response
 from adapters.http_api import ApiError, install_error_handlers, install_health, install_http_metrics, wait_for_token
 from adapters.observability import install_request_context
 from adapters.http_auth import Authenticator, acting_user, require_admin
+from adapters import resilience
 from adapters.postgres import CONNECTION_ERRORS
+from domain.circuit_breaker import CircuitOpen
 from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
 from domain.context_block import build_context
 from domain.filters import FilterError, Node, parse
@@ -84,7 +86,11 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     install_request_context(app, "query-api")
 
     async def pg_consistent(token: str | None) -> None:
-        await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms)
+        try:
+            resilience.refuse_if_open(resilience.breaker("postgres"))
+            await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms)
+        except (*CONNECTION_ERRORS, CircuitOpen) as exc:
+            raise postgres_down(exc) from exc
 
     async def soft_consistent(token: str | None, positions, name: str) -> str | None:
         """None when `positions` applied the token within the bound, else why not."""
@@ -155,7 +161,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                         _server_timing(response, {"cache": round((time.perf_counter() - began) * 1000, 2)}, began)
                         return cached
                     if slot is not None:
-                        pg_applied = await deps.pg_positions()
+                        pg_applied = await from_postgres(deps.pg_positions())
             try:
                 outcome = await deps.search.run(query, vector_task, graph_allowed=graph_problem is None,
                                                 graph_reason=f"Neo4j {graph_problem}" if graph_problem else None)
@@ -163,6 +169,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                 raise ApiError(503, "unavailable", f"no search source could answer: {exc}", retry_after=1) from exc
             except CONNECTION_ERRORS as exc:
                 raise postgres_down(exc) from exc
+            resilience.breaker("postgres").record_success()
         finally:
             for task in (vector_task, graph_wait, cache_wait):
                 task.cancel()
@@ -351,15 +358,28 @@ def parsed_filters(raw) -> Node | None:
 
 
 def postgres_down(exc: BaseException) -> ApiError:
-    return ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", retry_after=1)
+    pg = resilience.breaker("postgres")
+    if not isinstance(exc, CircuitOpen):
+        pg.record_failure()
+    return ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", {"dependency": "postgres"},
+                    retry_after=resilience.retry_after(pg))
 
 
 async def from_postgres(read: Awaitable):
-    """The result of a Postgres read; 503 with Retry-After when Postgres is unreachable."""
+    """The result of a Postgres read; 503 with Retry-After when Postgres is unreachable
+    (at once while its circuit breaker is open: no request waits for a dead server)."""
+    pg = resilience.breaker("postgres")
     try:
-        return await read
+        resilience.refuse_if_open(pg)
+    except CircuitOpen as exc:
+        read.close()
+        raise postgres_down(exc) from exc
+    try:
+        result = await read
     except CONNECTION_ERRORS as exc:
         raise postgres_down(exc) from exc
+    pg.record_success()
+    return result
 
 
 async def _within_grace(wait: asyncio.Task, grace_ms: int, name: str) -> str | None:

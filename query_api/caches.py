@@ -26,7 +26,9 @@ import redis.asyncio as aioredis
 from prometheus_client import Counter
 
 from adapters.embedders import Embedder
+from adapters import resilience
 from adapters.redis_read_model import LIVE_KEY, VERSION_PREFIX
+from domain.circuit_breaker import CircuitBreaker, CircuitOpen
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,9 @@ LOOKUPS = Counter("recallstack_query_cache_lookups_total", "Cache lookups of the
 EMBEDDING_TTL_S = 7 * 86_400
 ANSWER_TTL_S = 600
 ANSWER_INDEX = "rs:qc:index:"  # + user id: projectors/redis_projector.ANSWER_USER_INDEX
-REDIS_ERRORS = (aioredis.RedisError, OSError, asyncio.TimeoutError)
+# CircuitOpen: Redis's breaker (adapters/resilience.py) refused the call without trying.
+REDIS_ERRORS = (aioredis.RedisError, OSError, asyncio.TimeoutError, CircuitOpen)
+_FAILURES = (aioredis.RedisError, OSError)
 
 
 class HitRatio:
@@ -60,8 +64,11 @@ class EmbeddingCache:
     """Query text -> vector: an in-process LRU in front of Redis in front of the embedder.
     Keys name the model, so a model change never serves another model's vectors."""
 
-    def __init__(self, embedder: Embedder, redis: aioredis.Redis | None, lru_size: int = 10_000):
+    def __init__(self, embedder: Embedder, redis: aioredis.Redis | None, lru_size: int = 10_000,
+                 breaker: CircuitBreaker | None = None, timeout_s: float = 0.25):
         self.embedder, self.redis, self.lru_size = embedder, redis, lru_size
+        self.breaker = breaker or CircuitBreaker("redis")  # open: straight to the model
+        self.timeout_s = timeout_s
         self._lru: OrderedDict[str, np.ndarray] = OrderedDict()
         self.lru_ratio, self.redis_ratio = HitRatio("embedding_lru"), HitRatio("embedding_redis")
 
@@ -79,7 +86,8 @@ class EmbeddingCache:
             return vector, "lru"
         if self.redis is not None:
             try:
-                raw = await self.redis.get(key)
+                raw = await resilience.call(self.breaker, lambda: self.redis.get(key), timeout_s=self.timeout_s,
+                                            failures=_FAILURES)
             except REDIS_ERRORS:
                 raw = None
             else:
@@ -92,7 +100,9 @@ class EmbeddingCache:
         self._remember(key, vector)
         if self.redis is not None:
             try:
-                await self.redis.set(key, np.asarray(vector, dtype=np.float32).tobytes(), ex=EMBEDDING_TTL_S)
+                await resilience.call(self.breaker, lambda: self.redis.set(
+                    key, np.asarray(vector, dtype=np.float32).tobytes(), ex=EMBEDDING_TTL_S),
+                    timeout_s=self.timeout_s, failures=_FAILURES)
             except REDIS_ERRORS:
                 pass
         return vector, "model"
@@ -125,8 +135,10 @@ class AnswerSlot:
 
 class AnswerCache:
     def __init__(self, redis: aioredis.Redis, topic: str, partition_of: Callable[[str], int], ttl_s: int = ANSWER_TTL_S,
-                 live_key: str = LIVE_KEY):
+                 live_key: str = LIVE_KEY, breaker: CircuitBreaker | None = None, timeout_s: float = 0.25):
         self.redis, self.topic, self.partition_of, self.ttl_s = redis, topic, partition_of, ttl_s
+        self.breaker = breaker or CircuitBreaker("redis")  # open: lookups raise CircuitOpen at once (cache bypassed)
+        self.timeout_s = timeout_s
         self.live_key = live_key  # another key only in tests, which must not move the real one
         self._lookup = redis.register_script(_LOOKUP_LUA)
         self.ratio = HitRatio("answers")
@@ -137,8 +149,9 @@ class AnswerCache:
 
     async def lookup(self, user_id: str, request_key: str) -> tuple[dict | None, AnswerSlot]:
         partition = self.partition_of(user_id)
-        prefix, gen, wm, entry = await self._lookup(args=[user_id, self.topic, partition, request_key,
-                                                                      self.live_key])
+        prefix, gen, wm, entry = await resilience.call(
+            self.breaker, lambda: self._lookup(args=[user_id, self.topic, partition, request_key, self.live_key]),
+            timeout_s=self.timeout_s, failures=_FAILURES)
         prefix, gen = _text(prefix), _text(gen)
         slot = AnswerSlot(f"rs:qc:{prefix}:{user_id}:{gen}:{request_key}", int(wm), partition, user_id)
         self.ratio.count(bool(entry))

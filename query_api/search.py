@@ -265,6 +265,10 @@ class HybridSearch:
             else:
                 rankings[name] = task.result()
         if not rankings:
+            unreachable = [t.exception() for t in tasks.values()
+                           if t.done() and isinstance(t.exception(), CONNECTION_ERRORS)]
+            if unreachable:  # Postgres is down: no answer without it (hydrating needs it too)
+                raise unreachable[0]
             raise SourceFailed("; ".join(f"{d['source']}: {d['reason']}" for d in degraded))
         return rankings
 

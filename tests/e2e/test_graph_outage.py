@@ -32,10 +32,17 @@ async def graph_state(settings, user_id):
         return positions, sorted(r["text"] for r in records)
 
 
+@pytest.mark.outage
 def test_neo4j_down_leaves_postgres_alone_and_the_graph_catches_up(gateway, settings, user_id):
+    """Degradation mode "Neo4j down": writes and reads go on (the graph source named in
+    `degraded`), /readyz says the query API is degraded by Neo4j; every acknowledged write
+    is in the log, Postgres and (once it caught up) the graph exactly once."""
     from infra import stack
     from projectors import dead_letters
+    from tests.e2e.log_reader import end_offsets
+    from tests.e2e.outage import assert_exactly_once, latest_token, readyz
 
+    before = asyncio.run(end_offsets(settings.kafka_bootstrap))
     processes = stack.table(settings)
     [neo4j] = stack.infra_specs(settings, ("neo4j",))
     stack.down([neo4j], processes)
@@ -50,6 +57,11 @@ def test_neo4j_down_leaves_postgres_alone_and_the_graph_catches_up(gateway, sett
         assert len(answer.json()["results"]) == len(TEXTS)  # Postgres applied them all
         assert time.monotonic() - began < 5  # and was not held up by the graph
         assert processes.pid("projector-neo4j") is not None  # waiting for Neo4j, not crashed
+        ready = readyz(settings.query_api_url)
+        assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
+        assert ready.json()["dependencies"]["neo4j"]["state"] == "down"
+        assert "graph source" in ready.json()["degraded"][0]["impact"]
+        assert gateway.get("/readyz").json()["checks"]["query"] == "degraded: neo4j"
     finally:
         stack.up([neo4j], processes)
 
@@ -62,5 +74,6 @@ def test_neo4j_down_leaves_postgres_alone_and_the_graph_catches_up(gateway, sett
         assert time.monotonic() < deadline, "the graph projector did not catch up within 120 s of Neo4j's return"
         time.sleep(0.5)
     assert texts == sorted(TEXTS)
+    assert_exactly_once(settings, gateway, before, user_id, TEXTS, latest_token(tokens))
     letters = asyncio.run(dead_letters.read_all(settings.kafka_bootstrap))
     assert [x for x in letters if x["projection"] == "neo4j" and x["key"] == user_id] == []

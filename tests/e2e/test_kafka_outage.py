@@ -60,8 +60,19 @@ def user_events_since(settings, before, user_id):
     return asyncio.run(read())
 
 
+@pytest.mark.outage
 def test_writes_answer_503_fast_and_nothing_partial_lands(gateway, settings, kafka_down, user_id):
+    """Degradation mode "Kafka down": writes 503 with Retry-After, reads go on, /readyz
+    names Kafka; a write acknowledged before the outage is there exactly once after it."""
+    from tests.e2e.outage import assert_exactly_once, latest_token, readyz
+
     before, stop_kafka = kafka_down
+    reader = f"{user_id}-reader"  # acknowledged before the outage, read during it
+    acked = gateway.post("/v1/memories", json={"text": "acknowledged before Kafka stopped", "user_id": reader,
+                                               "infer": False})
+    assert acked.status_code == 202, acked.text
+    assert gateway.get("/v1/memories", params={"user_id": reader, "consistency_token":
+                                               acked.json()["consistency_token"]}).status_code == 200
     # A large batch is in flight (embedding 300 texts takes a while) when Kafka goes away.
     outcome = {}
 
@@ -85,6 +96,14 @@ def test_writes_answer_503_fast_and_nothing_partial_lands(gateway, settings, kaf
     assert elapsed < 2.5, f"took {elapsed:.2f}s to answer 503"
     ready = gateway.get("/readyz")
     assert ready.status_code == 503
+    assert ready.json()["checks"]["command"].startswith("not ready: kafka")
+    assert ready.json()["checks"]["query"] == "degraded: kafka"  # only its access log waits
+    assert readyz(settings.query_api_url).status_code == 200
+    # Reads go on while the log is down.
+    found = gateway.post("/v1/memories/search", json={"query": "acknowledged before Kafka", "user_id": reader})
+    assert found.status_code == 200, found.text
+    assert [r["memory"] for r in found.json()["results"]] == ["acknowledged before Kafka stopped"]
+    assert gateway.get("/v1/memories", params={"user_id": reader}).json()["total"] == 1
 
     from infra import stack
 
@@ -102,3 +121,5 @@ def test_writes_answer_503_fast_and_nothing_partial_lands(gateway, settings, kaf
     found = gateway.post("/v1/memories/search", json={"query": "after Kafka returned", "user_id": user_id,
                                                        "consistency_token": answer.json()["consistency_token"]})
     assert [r["memory"] for r in found.json()["results"]] == ["written after Kafka returned"]
+    assert_exactly_once(settings, gateway, before, reader, ["acknowledged before Kafka stopped"], latest_token([acked]))
+    assert_exactly_once(settings, gateway, before, user_id, ["written after Kafka returned"], latest_token([answer]))

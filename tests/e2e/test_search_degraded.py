@@ -54,11 +54,22 @@ def test_neo4j_down_leaves_out_the_graph_and_names_it(gateway, settings, user_id
         restart()
 
 
+@pytest.mark.outage
 def test_redis_down_bypasses_the_caches_and_answers(gateway, settings, user_id):
+    """Degradation mode "Redis down": searches answer without the caches (`cache` says so),
+    the rate limit fails open, a write without Idempotency-Key appends, one with a key is
+    503 (nothing appended: the key's promise cannot be kept); /readyz names Redis. Once
+    Redis is back, the acknowledged write is in the log and the read model exactly once."""
+    import asyncio
+
+    from tests.e2e.log_reader import end_offsets
+    from tests.e2e.outage import assert_exactly_once, latest_token, readyz
+
+    before = asyncio.run(end_offsets(settings.kafka_bootstrap))
     token = seed(gateway, user_id)
     restart = stopped(settings, ("redis",))
     try:
-        for _ in range(2):  # the second would be a cache hit with Redis up
+        for _ in range(4):  # the second would be a cache hit with Redis up; later ones meet the open breaker
             answer, seconds = timed_search(gateway, query="Which language is the payments service in?",
                                            user_id=user_id, consistency_token=token)
             assert answer.status_code == 200, answer.text
@@ -66,8 +77,22 @@ def test_redis_down_bypasses_the_caches_and_answers(gateway, settings, user_id):
             assert body["results"][0]["memory"] == "The payments service is written in Go"
             assert body["cache"].startswith("unavailable") or body["cache"] == "bypassed"
             assert seconds < 3, f"took {seconds:.2f}s"
+        written = gateway.post("/v1/memories", json={"text": "written while Redis was down", "user_id": user_id,
+                                                     "infer": False})
+        assert written.status_code == 202, written.text
+        keyed = gateway.post("/v1/memories", json={"text": "a keyed write while Redis was down", "user_id": user_id,
+                                                   "infer": False}, headers={"Idempotency-Key": f"{user_id}-k"})
+        assert keyed.status_code == 503 and keyed.headers["Retry-After"], keyed.text
+        assert keyed.json()["error"]["code"] == "idempotency_unavailable"
+        for url in (settings.query_api_url, settings.command_api_url):
+            ready = readyz(url)
+            assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
+            assert [d["dependency"] for d in ready.json()["degraded"]] == ["redis"]
+        assert gateway.get("/readyz").json()["checks"] == {"command": "degraded: redis", "query": "degraded: redis"}
     finally:
         restart()
+    assert_exactly_once(settings, gateway, before, user_id, NOTES + ["written while Redis was down"],
+                        latest_token([written]))
 
 
 def test_neo4j_and_redis_down_together(gateway, settings, user_id):

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from adapters import kafka_codec, postgres
-from adapters.key_store import KeyMissing, Keyring, KeyStore
+from adapters.key_store import KeyMissing, Keyring, KeyStore, KeyStoreUnavailable
 from adapters.kafka_log import EventPublisher
 from adapters.redis_read_model import prefix_of
 from domain import sealing
@@ -109,6 +109,20 @@ async def test_key_for_creates_once_caches_and_destroy_leaves_a_tombstone(closin
         assert second.material not in bytes(raw)
     finally:
         await other.close()
+
+
+async def test_postgres_down_seals_with_the_cached_key_but_makes_no_new_one(closing, user_id):
+    """Degradation mode "Postgres down": a user this process sealed for keeps writing (its
+    key, past the 5 s refresh), a user it never sealed for cannot (nothing to seal with)."""
+    store = closing
+    store.current_ttl_s = 0  # every call asks the store again
+    key = await store.key_for(user_id)
+    await store.close()
+    store.dsn = "postgresql://nobody@127.0.0.1:9/none"  # a port nothing listens on: Postgres is down
+    store._schema_ready = False
+    assert await store.key_for(user_id) == key
+    with pytest.raises(KeyStoreUnavailable):
+        await store.key_for(f"{user_id}-never-seen")
 
 
 async def test_racing_creators_agree_on_one_key(new_store, user_id):

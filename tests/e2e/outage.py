@@ -1,0 +1,104 @@
+"""Degradation-mode tests (docs/observability.md, "Degradation modes"): stop a real server
+of the stack mid-test, always start it again, and check that every acknowledged write is
+in the log and in the read model exactly once afterwards. Tests that use these are marked
+`outage` (`pytest -m outage tests/e2e`)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+import httpx
+
+from tests.e2e.conftest import admin_headers
+
+
+@contextmanager
+def stopped(settings, *names: str):
+    """Stop the named infrastructure servers (kafka, postgres, neo4j, redis) for the `with`
+    body, and start them again however it ends (within seconds: the stack is shared)."""
+    from infra import stack
+
+    processes = stack.table(settings)
+    specs = stack.infra_specs(settings, names)
+    stack.down(specs, processes)
+    began = time.monotonic()
+    try:
+        yield
+    finally:
+        stack.up(specs, processes)
+        print(f"[outage] {', '.join(names)} down for {time.monotonic() - began:.1f} s")
+
+
+def created_texts(settings, before: dict[int, int], user_id: str) -> Counter:
+    """How often each text was appended as a MemoryCreated of `user_id` since `before`
+    (the log's end offsets), read committed, to the log's current end."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
+    from tests.e2e.log_reader import opened
+
+    async def read() -> Counter:
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
+                                    enable_auto_commit=False)
+        await consumer.start()
+        try:
+            parts = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]
+            consumer.assign(parts)
+            ends = await consumer.end_offsets(parts)
+            texts: Counter = Counter()
+            async with opened() as open_record:
+                for tp in parts:
+                    consumer.seek(tp, before.get(tp.partition, 0))
+                    while await consumer.position(tp) < ends[tp]:
+                        batch = await consumer.getmany(tp, timeout_ms=2000)
+                        if not batch:
+                            break
+                        for record in batch.get(tp, []):
+                            if record.key != user_id.encode():
+                                continue
+                            event = await open_record(record)
+                            if event is not None and event.event_type == "MemoryCreated":
+                                texts[event.text] += 1
+            return texts
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(read())
+
+
+def listed_texts(gateway: httpx.Client, user_id: str, token: str, deadline_s: float = 90) -> Counter:
+    """The user's memories in the Postgres read model once it applied `token` (retried while
+    the stack recovers from the outage)."""
+    deadline = time.monotonic() + deadline_s
+    while True:
+        answer = gateway.get("/v1/memories", params={"user_id": user_id, "consistency_token": token,
+                                                     "page_size": 1000})
+        if answer.status_code == 200:
+            return Counter(m["memory"] for m in answer.json()["results"])
+        assert time.monotonic() < deadline, f"the read model did not recover: {answer.status_code} {answer.text}"
+        time.sleep(0.5)
+
+
+def assert_exactly_once(settings, gateway, before, user_id: str, acknowledged: list[str], token: str) -> None:
+    """Every acknowledged text is in the log once and in the read model once, and nothing else."""
+    assert created_texts(settings, before, user_id) == Counter(acknowledged)
+    assert listed_texts(gateway, user_id, token) == Counter(acknowledged)
+
+
+def readyz(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/readyz", timeout=10, headers=admin_headers())
+
+
+def latest_token(answers: list[httpx.Response]) -> str:
+    """One consistency token covering every answer's (highest offset per partition)."""
+    from domain.consistency import ConsistencyToken
+    from settings import EVENTS_TOPIC
+
+    highest: dict[int, int] = {}
+    for answer in answers:
+        for partition, offset in ConsistencyToken.decode(answer.json()["consistency_token"]).offsets:
+            highest[partition] = max(offset, highest.get(partition, -1))
+    return ConsistencyToken.of(EVENTS_TOPIC, sorted(highest.items())).encode()
