@@ -48,10 +48,14 @@ def infra_specs(cfg: Settings, names=INFRA) -> list[ProcessSpec]:
 
 
 def _http_ready(url: str) -> str:
-    answer = httpx.get(url, timeout=2)
+    answer = httpx.get(url, timeout=5)
     if answer.status_code != 200:
         raise StartError(f"{url} answered {answer.status_code}: {answer.text[:300]}")
-    return "ok"
+    try:  # an API's /readyz names what degrades it (an optional dependency down)
+        degraded = [d.get("dependency") or d.get("service") for d in answer.json().get("degraded", [])]
+    except (ValueError, AttributeError):
+        degraded = []
+    return f"ok, degraded: {', '.join(sorted(set(map(str, degraded))))}" if degraded else "ok"
 
 
 # A request head (URL, query string, headers) may be as large as a default body: with h11's own
