@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 
 from adapters import postgres
 from adapters.redis_read_model import live_read_model
+from tests.e2e.conftest import admin_headers
 
 pytestmark = pytest.mark.e2e
 
@@ -61,7 +62,7 @@ def test_replay_while_a_client_keeps_searching(gateway, settings, user_id):
     def keep_searching():
         import httpx
 
-        with httpx.Client(base_url=settings.gateway_url, timeout=10) as client:
+        with httpx.Client(base_url=settings.gateway_url, timeout=10, headers=admin_headers()) as client:
             while not stop.is_set():
                 answer = client.post("/v1/memories/search", json={"query": "what does the user like",
                                                                   "user_id": user_id, "limit": 20})

@@ -89,11 +89,16 @@ def test_a_manifest_that_does_not_add_up_is_refused(tmp_path, damage, message):
 
 @pytest.fixture
 def nowhere(tmp_path, monkeypatch):
+    import bootstrap
+
     monkeypatch.setenv("RECALLSTACK_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("RECALLSTACK_KAFKA_BOOTSTRAP", CLOSED)
     monkeypatch.setenv("RECALLSTACK_PG_DSN", f"postgresql://nobody:nothing@{CLOSED}/none")
     monkeypatch.setenv("RECALLSTACK_NEO4J_URI", f"bolt://{CLOSED}")
     monkeypatch.setenv("RECALLSTACK_REDIS_URL", f"redis://{CLOSED}/0")
+    bootstrap.settings.cache_clear()  # an earlier test of the session may have cached the real servers'
+    yield
+    bootstrap.settings.cache_clear()
 
 
 def test_backup_exit_codes(capsys, nowhere, tmp_path):

@@ -297,7 +297,8 @@ def test_api_key_is_a_bearer_token_and_with_options_shares_tokens(sleeps, monkey
     assert json.loads(script.requests[1].content)["consistency_token"] == TOKEN
 
 
-def test_mem0_arguments(sleeps):
+def test_mem0_arguments(sleeps, monkeypatch):
+    monkeypatch.delenv("RECALLSTACK_API_KEY", raising=False)  # with a key, a missing user_id means the key's user
     script = Script(response(200, {"results": [{"id": MEMORY_ID, "memory": "m", "created_at": "2024-06-01T10:00:00Z",
                                                 "score": 0.5}]}))
     with MemoryClient("http://recallstack.test", transport=httpx.MockTransport(script)) as client:
