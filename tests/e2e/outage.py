@@ -32,15 +32,15 @@ def stopped(settings, *names: str):
         print(f"[outage] {', '.join(names)} down for {time.monotonic() - began:.1f} s")
 
 
-def created_texts(settings, before: dict[int, int], user_id: str) -> Counter:
-    """How often each text was appended as a MemoryCreated of `user_id` since `before`
-    (the log's end offsets), read committed, to the log's current end."""
+def user_events_since(settings, before: dict[int, int], user_id: str) -> list:
+    """Every event of `user_id` appended since `before` (the log's end offsets), read
+    committed, to the log's current end (erased users' sealed events are left out)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
     from tests.e2e.log_reader import opened
 
-    async def read() -> Counter:
+    async def read() -> list:
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
                                     enable_auto_commit=False)
         await consumer.start()
@@ -48,7 +48,7 @@ def created_texts(settings, before: dict[int, int], user_id: str) -> Counter:
             parts = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]
             consumer.assign(parts)
             ends = await consumer.end_offsets(parts)
-            texts: Counter = Counter()
+            found = []
             async with opened() as open_record:
                 for tp in parts:
                     consumer.seek(tp, before.get(tp.partition, 0))
@@ -56,17 +56,17 @@ def created_texts(settings, before: dict[int, int], user_id: str) -> Counter:
                         batch = await consumer.getmany(tp, timeout_ms=2000)
                         if not batch:
                             break
-                        for record in batch.get(tp, []):
-                            if record.key != user_id.encode():
-                                continue
-                            event = await open_record(record)
-                            if event is not None and event.event_type == "MemoryCreated":
-                                texts[event.text] += 1
-            return texts
+                        found += [await open_record(r) for r in batch.get(tp, []) if r.key == user_id.encode()]
+            return [e for e in found if e is not None and e.user_id == user_id]
         finally:
             await consumer.stop()
 
     return asyncio.run(read())
+
+
+def created_texts(settings, before: dict[int, int], user_id: str) -> Counter:
+    """How often each text was appended as a MemoryCreated of `user_id` since `before`."""
+    return Counter(e.text for e in user_events_since(settings, before, user_id) if e.event_type == "MemoryCreated")
 
 
 def listed_texts(gateway: httpx.Client, user_id: str, token: str, deadline_s: float = 90) -> Counter:

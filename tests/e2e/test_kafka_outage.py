@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.e2e.log_reader import end_offsets
+from tests.e2e.outage import user_events_since
 
 pytestmark = pytest.mark.e2e
 
@@ -28,36 +29,6 @@ def kafka_down(settings, services):
 
     yield before, stop
     stack.up([kafka], processes)
-
-
-def user_events_since(settings, before, user_id):
-    from aiokafka import AIOKafkaConsumer, TopicPartition
-
-    from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
-    from tests.e2e.log_reader import opened
-
-    async def read():
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, isolation_level="read_committed",
-                                    enable_auto_commit=False)
-        await consumer.start()
-        try:
-            parts = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]
-            consumer.assign(parts)
-            ends = await consumer.end_offsets(parts)
-            found = []
-            async with opened() as open_record:
-                for tp in parts:
-                    consumer.seek(tp, before[tp.partition])
-                    while await consumer.position(tp) < ends[tp]:
-                        batch = await consumer.getmany(tp, timeout_ms=2000)
-                        if not batch:
-                            break
-                        found += [await open_record(r) for r in batch[tp]]
-            return [e for e in found if e is not None and e.user_id == user_id]
-        finally:
-            await consumer.stop()
-
-    return asyncio.run(read())
 
 
 @pytest.mark.outage
