@@ -19,6 +19,7 @@ from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryAccessed, M
                            MemoryForgotten, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
                            MemoryUpdated, UserRegistered)
 from domain.events import UserErased
+from domain.identifiers import is_uuid
 from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
 
@@ -189,7 +190,7 @@ class PgProjector:
         if not counts:
             return
         rows = [(user_id, uuid.UUID(memory_id), n, last) for (user_id, memory_id), (n, last) in counts.items()
-                if _is_uuid(memory_id)]
+                if is_uuid(memory_id)]
         await conn.execute(
             "UPDATE memories m SET access_count = m.access_count + a.n,"
             " last_accessed_at = GREATEST(m.last_accessed_at, a.last)"
@@ -351,14 +352,6 @@ class PgVersions:
             if await postgres.live_version(conn) == version:
                 raise ValueError(f"version {version} of the postgres read model is live; it cannot be dropped")
             await conn.execute(f"DROP SCHEMA IF EXISTS {schema_of(version)} CASCADE")
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False
 
 
 def _json(value):

@@ -10,6 +10,8 @@ import uuid
 import httpx
 import pytest
 
+from domain.identifiers import is_uuid
+
 pytestmark = pytest.mark.usefixtures("services")
 
 MISSING = "00000000-0000-4000-8000-000000000000"
@@ -138,21 +140,13 @@ def _template(path: str) -> str:
     """/v1/memories/<uuid>/shares/<user> -> /v1/memories/{memory_id}/shares/{grantee_user_id}"""
     parts = path.split("/")  # "", "v1", collection, id, ...
     for i, part in enumerate(parts):
-        if _is_uuid(part):
+        if is_uuid(part):
             parts[i] = "{key_id}" if parts[i - 1] == "keys" else "{memory_id}"
         elif i == 5 and parts[4] == "shares":
             parts[i] = "{grantee_user_id}"
         elif i == 3 and parts[2] == "users":
             parts[i] = "{user_id}"
     return "/".join(parts)
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-        return True
-    except ValueError:
-        return False
 
 
 def test_scopes_are_enforced(gateway, people):

@@ -11,7 +11,6 @@ import httpx
 import pytest
 from fastapi import Depends, FastAPI
 
-from adapters import postgres
 from adapters.http_api import install_error_handlers
 from adapters.http_auth import Authenticator
 from adapters.key_directory import KeyDirectory, PgIdentityLookup
@@ -24,14 +23,6 @@ from projectors.runner import Applied
 pytestmark = pytest.mark.integration
 
 TOPIC = f"test-identity-{uuid.uuid4().hex[:6]}"  # keeps these offsets apart from the real projection's
-
-
-@pytest.fixture
-async def pool(settings):
-    await postgres.migrate(settings.pg_dsn, 384)
-    pool = await postgres.create_pool(settings.pg_dsn)
-    yield pool
-    await pool.close()
 
 
 class Offsets:

@@ -27,14 +27,6 @@ def event(user_id: str, text: str) -> MemoryCreated:
                          happened_at=datetime(2024, 1, 2, tzinfo=timezone.utc), metadata={"k": 1})
 
 
-@pytest.fixture
-async def pool(settings):
-    await postgres.migrate(settings.pg_dsn, 384)
-    pool = await postgres.create_pool(settings.pg_dsn)
-    yield pool
-    await pool.close()
-
-
 async def test_redelivered_batch_changes_nothing_and_offsets_move_with_the_data(pool, user_id):
     projector = PgProjector(pool)
     e1, e2 = event(user_id, "first"), event(user_id, "second")
