@@ -8,6 +8,9 @@ from one set of request builders below, so the two cannot drift apart. Each call
    and connection failures, honouring Retry-After, with the same key and bytes each time;
 3. remembers the consistency token of a successful write for that user (read-your-writes),
    and returns a typed result (recallstack/types.py) or raises a `RecallstackError`.
+Every call sends one X-Request-ID (the same on each retry, unless the caller set its own in
+`headers`): the API uses it as the log lines' and the events' correlation id, and errors carry
+it as `request_id`, so a failure can be found in the server's logs.
 """
 
 from __future__ import annotations
@@ -386,6 +389,8 @@ class _Base(_Requests):
 
     def _prepare(self, call: _Call) -> tuple[dict[str, str], dict[str, Any], bytes | None]:
         headers = dict(self._headers)
+        if not any(name.lower() == "x-request-id" for name in headers):
+            headers["X-Request-ID"] = uuid.uuid4().hex
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
         if call.idempotency_key:
@@ -408,12 +413,14 @@ class _Base(_Requests):
             content = json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str).encode()
         return headers, params, content
 
-    def _finish(self, call: _Call, state: RetryState, outcome: httpx.Response | BaseException) -> Any:
+    def _finish(self, call: _Call, state: RetryState, outcome: httpx.Response | BaseException,
+                request_id: str | None = None) -> Any:
         url = f"{self.base_url}{call.path}"
         if isinstance(outcome, BaseException):
             why = f"; {state.gave_up}" if state.gave_up else ""
             raise Unavailable(f"could not reach recallstack at {self.base_url}: {type(outcome).__name__}: "
-                              f"{outcome}{why}", attempts=state.attempts, method=call.method, url=url) from outcome
+                              f"{outcome}{why}", attempts=state.attempts, method=call.method, url=url,
+                              request_id=request_id) from outcome
         try:
             body = outcome.json() if outcome.content else {}
         except ValueError:
@@ -427,10 +434,15 @@ class _Base(_Requests):
             return call.parse(body)
         error = error_for(outcome.status_code, body, text=outcome.text,
                           retry_after=retry_after_seconds(outcome.headers.get("retry-after")),
-                          attempts=state.attempts, method=call.method, url=url)
+                          attempts=state.attempts, method=call.method, url=url,
+                          request_id=outcome.headers.get("x-request-id") or request_id)
         if state.gave_up:
             error.message = f"{error.message} ({state.gave_up})"
         raise error
+
+
+def _request_id(headers: dict[str, str]) -> str | None:
+    return next((value for name, value in headers.items() if name.lower() == "x-request-id"), None)
 
 
 def _sync(build):
@@ -480,7 +492,7 @@ class Client(_Base):
             if delay is None:
                 break
             _sleep(delay)
-        return self._finish(call, state, outcome)
+        return self._finish(call, state, outcome, _request_id(headers))
 
     def close(self) -> None:
         if self._owns_http:
@@ -530,7 +542,7 @@ class AsyncClient(_Base):
             if delay is None:
                 break
             await _async_sleep(delay)
-        return self._finish(call, state, outcome)
+        return self._finish(call, state, outcome, _request_id(headers))
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -25,7 +25,7 @@ class RecallstackError(Exception):
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None,
                  details: dict[str, Any] | None = None, retry_after: float | None = None, attempts: int = 1,
-                 method: str | None = None, url: str | None = None):
+                 method: str | None = None, url: str | None = None, request_id: str | None = None):
         super().__init__(message)
         self.message = message
         self.status = status
@@ -35,11 +35,12 @@ class RecallstackError(Exception):
         self.attempts = attempts
         self.method = method
         self.url = url
+        self.request_id = request_id  # the X-Request-ID of the call: the server's log lines carry it
 
     def __str__(self) -> str:
         head = " ".join(str(p) for p in (self.status, self.code) if p is not None)
-        where = f" ({self.method} {self.url}" + (f", {self.attempts} attempts" if self.attempts > 1 else "") + ")" \
-            if self.method else ""
+        where = f" ({self.method} {self.url}" + (f", {self.attempts} attempts" if self.attempts > 1 else "") \
+            + (f", request {self.request_id}" if self.request_id else "") + ")" if self.method else ""
         return f"{head}: {self.message}{where}" if head else f"{self.message}{where}"
 
     def __repr__(self) -> str:
@@ -71,7 +72,8 @@ class RateLimited(Unavailable):
 
 
 def error_for(status: int | None, body: Any, *, text: str = "", retry_after: float | None = None,
-              attempts: int = 1, method: str | None = None, url: str | None = None) -> RecallstackError:
+              attempts: int = 1, method: str | None = None, url: str | None = None,
+              request_id: str | None = None) -> RecallstackError:
     """The exception for an error answer: the API's `{"error": {...}}` body when there is one."""
     code, message, details = None, None, {}
     error = body.get("error") if isinstance(body, dict) else None
@@ -96,4 +98,5 @@ def error_for(status: int | None, body: Any, *, text: str = "", retry_after: flo
     else:
         kind = RecallstackError
     return kind(message, status=status, code=code, details=details if isinstance(details, dict) else
-                {"details": details}, retry_after=retry_after, attempts=attempts, method=method, url=url)
+                {"details": details}, retry_after=retry_after, attempts=attempts, method=method, url=url,
+                request_id=request_id)

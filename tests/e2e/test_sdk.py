@@ -120,6 +120,8 @@ def test_errors_say_what_is_wrong(client, user_id):
     with pytest.raises(NotFound) as missing:
         client.get(str(uuid.uuid4()), user_id=user_id)
     assert missing.value.status == 404 and missing.value.code == "not_found"
+    # The server's log and answer carry the id the SDK sent: a reported failure can be found.
+    assert missing.value.request_id and len(missing.value.request_id) == 32
     with pytest.raises(NotFound):
         client.update(str(uuid.uuid4()), "x", user_id=user_id)
 

@@ -216,6 +216,32 @@ def test_each_add_gets_its_own_key_unless_given(sleeps):
     assert len(set(keys)) == 3 and keys[2] == "my-key"
 
 
+def test_each_call_sends_one_request_id_kept_across_retries_and_named_in_errors(sleeps):
+    script = Script(unavailable("0"))
+    with client_for(script, retry=RetryPolicy(max_attempts=3, base_delay=0.01)) as client:
+        with pytest.raises(Unavailable) as caught:
+            client.add("x", user_id="alice")
+        with pytest.raises(Unavailable) as again:
+            client.add("y", user_id="alice")
+    ids = [r.headers["X-Request-ID"] for r in script.requests]
+    assert len(ids) == 6 and len(set(ids[:3])) == 1 and len(set(ids[3:])) == 1 and ids[0] != ids[3]
+    assert caught.value.request_id == ids[0] and f"request {ids[0]}" in str(caught.value)
+    assert again.value.request_id == ids[3]
+    # The server's echo wins (a proxy may have set one); a caller's own id is sent as is.
+    echoed = httpx.Response(404, json={"error": {"code": "not_found", "message": "memory not found", "details": {}}},
+                            headers={"X-Request-ID": "from-the-server"})
+    script = Script(echoed)
+    with client_for(script, headers={"x-request-id": "mine"}) as client:
+        with pytest.raises(NotFound) as missing:
+            client.get(MEMORY_ID, user_id="alice")
+    assert script.requests[0].headers["X-Request-ID"] == "mine" and missing.value.request_id == "from-the-server"
+    script = Script(httpx.ConnectError("refused"))
+    with client_for(script, retry=RetryPolicy(max_attempts=1)) as client:
+        with pytest.raises(Unavailable) as unreachable:
+            client.search("q", user_id="alice")
+    assert unreachable.value.request_id == script.requests[0].headers["X-Request-ID"]
+
+
 def test_the_budget_ends_in_unavailable_with_the_servers_message(sleeps):
     script = Script(unavailable("0"))
     with client_for(script, retry=RetryPolicy(max_attempts=3, base_delay=0.01)) as client:
