@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 import uuid
@@ -33,7 +34,8 @@ from domain.events import MemoryCreated, MemoryDeleted, MemoryUpdated, utcnow
 from projectors.replay import replay
 from settings import EVENTS_PARTITIONS
 
-RESULTS = Path(__file__).parent / "results"
+# bench/suite.py points RECALLSTACK_BENCH_OUT at the run's folder.
+RESULTS = Path(os.environ.get("RECALLSTACK_BENCH_OUT") or Path(__file__).parent / "results")
 
 
 def topic_for(events: int) -> str:
@@ -164,7 +166,7 @@ async def main() -> int:
             rows.append(await replay_one(bootstrap.projection_name(name), topic, events))
     result = {"machine": machine(), "corpus": "90% creates / 8% updates / 2% deletes, 384-d vectors, 200 users",
               "replay": rows}
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "replay.json").write_text(json.dumps(result, indent=2))
     plot(rows, RESULTS / "replay.png")
     if args.json:

@@ -52,8 +52,9 @@ from corpus import api_headers, machine, pct, questions, turns
 import bootstrap
 from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
 
-RESULTS = Path(__file__).parent / "results"
-CACHE = RESULTS / ".cache"
+# bench/suite.py points RECALLSTACK_BENCH_OUT at the run's folder.
+RESULTS = Path(os.environ.get("RECALLSTACK_BENCH_OUT") or Path(__file__).parent / "results")
+CACHE = Path(__file__).parent / "results" / ".cache"  # shared by every output folder
 MANIFEST = CACHE / "search_corpus.json"
 QUERY_STATE = CACHE / "search_queries.json"
 SOURCES = ("dense", "sparse", "temporal", "graph")  # run concurrently by the query API (contract)
@@ -855,7 +856,7 @@ async def main() -> int:
                          "repeated_set": REPEATED}
     result["targets"] = targets(result)
     result["server_timing_seen"] = any(r.get("server_timing_responses") for b in result["sizes"] for r in b["levels"])
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "search.json").write_text(json.dumps(result, indent=2))
     plot(result)
     if args.json:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import sys
 import time
@@ -32,7 +33,8 @@ from adapters.kafka_log import EventPublisher
 from domain.events import MemoryCreated, utcnow
 from settings import EVENTS_TOPIC
 
-RESULTS = Path(__file__).parent / "results"
+# bench/suite.py points RECALLSTACK_BENCH_OUT at the run's folder.
+RESULTS = Path(os.environ.get("RECALLSTACK_BENCH_OUT") or Path(__file__).parent / "results")
 POLL_S = 0.01
 
 
@@ -141,7 +143,7 @@ async def main() -> int:
               "events": total, "append_ms": {"p50": round(statistics.median(append_ms), 1),
                                              "p99": round(pct(append_ms, 99), 1)},
               "poll_interval_ms": POLL_S * 1000, "visibility": rows}
-    RESULTS.mkdir(exist_ok=True)
+    RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "visibility.json").write_text(json.dumps(result, indent=2))
     plot(names, seen, started_at, t0, RESULTS / "visibility.png", args.rate)
     if args.json:

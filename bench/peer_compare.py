@@ -1,0 +1,260 @@
+"""recallstack beside mem0 (open-source library) on the same memories and questions.
+
+    python bench/peer_compare.py --peer-python .bench-home/peer-mem0/venv/bin/python
+                                 [--conversations 2] [--limit-questions 40] [--clients 10] [--out DIR] [--json]
+
+Workload: the LoCoMo dev split (bench/locomo_bench.build_corpus, the same evidence mapping):
+one memory per dialog turn (with its dia_id in metadata), one user per conversation, the
+questions of categories 1-4, k = 10. Both systems get the same texts in the same order, the
+same user scoping and the same questions; both embed with the same MiniLM code and weights
+(mem0 in-process through bench/peer_mem0.py, run in the peer's own virtual environment).
+
+recallstack (through the gateway): every memory added one by one (POST /v1/memories, infer
+false): ack latency and adds/s; then add-to-searchable: the time from the last ack of a user
+to the answer of a search carrying its consistency token (the ack comes before the read
+models apply the event; mem0's add returns once stored). Concurrent adds (--clients) to a
+user of their own. Search: every question once, single client, `cache: false`, then all of
+them again with --clients clients. mem0: the same passes in-process (bench/peer_mem0.py).
+Quality: hit@k and evidence recall@k (k = 1, 5, 10) from the dia_ids of the results, with
+bench/retrieval_metrics.py for both. Ratios are recallstack / mem0.
+Writes <out>/peer.json and <out>/peer.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+from corpus import api_headers, locomo, machine, pct
+from locomo_bench import BenchError, build_corpus, post
+from retrieval_metrics import aggregate, question_metrics
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = Path(os.environ.get("RECALLSTACK_BENCH_OUT") or Path(__file__).parent / "results")
+LIMIT = 10
+KS = (1, 5, 10)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def summary(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    return {"n": len(values), "p50_ms": round(statistics.median(values), 2), "p99_ms": round(pct(values, 99), 2),
+            "mean_ms": round(statistics.fmean(values), 2)}
+
+
+def quality(convs: list[dict], ranked: list[list]) -> dict:
+    """hit@k / recall@k overall and per category from per-question rankings (questions in workload order)."""
+    questions = [q for c in convs for q in c["questions"]]
+    rows = [(q["category"], question_metrics(r, q["evidence"], KS)) for q, r in zip(questions, ranked, strict=True)]
+    return aggregate(rows)
+
+
+def recallstack_side(base_url: str, convs: list[dict], clients: int) -> dict:
+    out: dict = {}
+    with httpx.Client(headers=api_headers(), base_url=base_url, timeout=httpx.Timeout(60.0, connect=5.0)) as client:
+        ack_ms, visible_ms = [], []
+        began = time.perf_counter()
+        for conv in convs:
+            token = None
+            for m in conv["memories"]:
+                answer, ms, _ = post(client, "/v1/memories", {
+                    "text": m["text"], "user_id": conv["user_id"], "infer": False, "occurred_at": m["occurred_at"],
+                    "metadata": {"dia_id": m["dia_id"], "session": m["session"], "sample_id": conv["sample_id"]}})
+                ack_ms.append(ms)
+                token, acked = answer.json()["consistency_token"], time.perf_counter()
+            post(client, "/v1/memories/search", {"query": "warm", "user_id": conv["user_id"], "limit": 1,
+                                                 "consistency_token": token, "cache": False})
+            visible_ms.append((time.perf_counter() - acked) * 1000)
+        seconds = time.perf_counter() - began
+        out["add"] = {"memories": len(ack_ms), "seconds": round(seconds, 2), "per_s": round(len(ack_ms) / seconds, 1),
+                      "latency": summary(ack_ms), "last_ack_to_searchable_ms": visible_ms}
+
+        search_ms, ranked = [], []
+        for conv in convs:
+            for q in conv["questions"]:
+                body = {"query": q["question"], "user_id": conv["user_id"], "limit": LIMIT,
+                        "reference_time": conv["reference_time"], "cache": False}
+                answer, ms, _ = post(client, "/v1/memories/search", body)
+                search_ms.append(ms)
+                ranked.append([(r.get("metadata") or {}).get("dia_id") for r in answer.json().get("results", [])])
+        out["search"] = {"latency": summary(search_ms), "qps": round(len(search_ms) / (sum(search_ms) / 1000), 1)}
+        out["ranked"] = ranked
+
+        if clients > 0:
+            jobs = [(conv, q) for conv in convs for q in conv["questions"]]
+
+            def one_search(job):
+                conv, q = job
+                return post(client, "/v1/memories/search", {"query": q["question"], "user_id": conv["user_id"],
+                                                            "limit": LIMIT, "reference_time": conv["reference_time"],
+                                                            "cache": False})[1]
+
+            began = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                lat = list(pool.map(one_search, jobs))
+            out["search_concurrent"] = {"clients": clients, "latency": summary(lat),
+                                        "qps": round(len(lat) / (time.perf_counter() - began), 1)}
+            user = f"bench-peer-concurrent-{uuid.uuid4().hex[:8]}"
+            texts = [m["text"] for conv in convs for m in conv["memories"]][:500]
+
+            def one_add(text):
+                return post(client, "/v1/memories", {"text": text, "user_id": user, "infer": False})[1]
+
+            began = time.perf_counter()
+            with ThreadPoolExecutor(clients) as pool:
+                lat = list(pool.map(one_add, texts))
+            out["add_concurrent"] = {"clients": clients, "memories": len(lat), "latency": summary(lat),
+                                     "per_s": round(len(lat) / (time.perf_counter() - began), 1)}
+            convs = convs + [{"user_id": user}]
+        for conv in convs:  # the run's memories go, so runs do not pile up
+            try:
+                post(client, "/v1/memories", None, method="DELETE", params={"user_id": conv["user_id"]})
+            except BenchError as exc:
+                log(f"could not delete {conv['user_id']}: {exc}")
+    return out
+
+
+def ratios(rs: dict, peer: dict) -> dict:
+    """recallstack / mem0 for each figure both have (throughput and hit@k: > 1 favours
+    recallstack; latency: < 1 favours recallstack)."""
+    def ratio(a, b):
+        return round(a / b, 3) if isinstance(a, (int, float)) and isinstance(b, (int, float)) and b else None
+
+    out = {"add_per_s": ratio(rs["add"]["per_s"], peer["add"]["per_s"]),
+           "add_p50_ms": ratio(rs["add"]["latency"].get("p50_ms"), peer["add"]["latency"].get("p50_ms")),
+           "search_p50_ms": ratio(rs["search"]["latency"].get("p50_ms"), peer["search"]["latency"].get("p50_ms")),
+           "search_p99_ms": ratio(rs["search"]["latency"].get("p99_ms"), peer["search"]["latency"].get("p99_ms"))}
+    if "search_concurrent" in rs and "search_concurrent" in peer:
+        out["search_concurrent_qps"] = ratio(rs["search_concurrent"]["qps"], peer["search_concurrent"]["qps"])
+        out["search_concurrent_p99_ms"] = ratio(rs["search_concurrent"]["latency"].get("p99_ms"),
+                                                peer["search_concurrent"]["latency"].get("p99_ms"))
+    if "add_concurrent" in rs and "add_concurrent" in peer:
+        out["add_concurrent_per_s"] = ratio(rs["add_concurrent"]["per_s"], peer["add_concurrent"]["per_s"])
+    for k in KS:
+        out[f"hit@{k}"] = ratio(rs["quality"]["overall"].get(f"hit@{k}"), peer["quality"]["overall"].get(f"hit@{k}"))
+    return out
+
+
+def plot(result: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rs, peer = result["recallstack"], result["mem0"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    names = ("recallstack", "mem0")
+    ax = axes[0]
+    ax.bar(names, [rs["add"]["per_s"], peer["add"]["per_s"]], color=["tab:blue", "tab:orange"])
+    ax.set_title("add, one client (memories/s)")
+    ax = axes[1]
+    xs = range(2)
+    for i, (label, key) in enumerate((("p50", "p50_ms"), ("p99", "p99_ms"))):
+        ax.bar([x + i * 0.38 for x in xs], [rs["search"]["latency"].get(key, 0), peer["search"]["latency"].get(key, 0)],
+               width=0.38, label=label)
+    ax.set_xticks([x + 0.19 for x in xs], names)
+    ax.set_ylabel("ms")
+    ax.set_title("search latency, one client")
+    ax.legend()
+    ax = axes[2]
+    for i, (name, side) in enumerate(zip(names, (rs, peer))):
+        ax.bar([x + i * 0.38 for x in range(len(KS))], [side["quality"]["overall"].get(f"hit@{k}", 0) for k in KS],
+               width=0.38, label=name)
+    ax.set_xticks([x + 0.19 for x in range(len(KS))], [f"hit@{k}" for k in KS])
+    ax.set_ylim(0, 1)
+    ax.set_title("LoCoMo hit@k")
+    ax.legend()
+    c = result["corpus"]
+    fig.suptitle(f"recallstack vs mem0 {peer.get('version', '')} ({peer.get('store')}, infer off), same MiniLM, "
+                 f"{c['memories']} memories, {c['questions']} questions")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--base-url", default=os.environ.get("RECALLSTACK_URL", "http://127.0.0.1:8080"))
+    ap.add_argument("--peer-python", required=True, help="python of the peer's virtual environment")
+    ap.add_argument("--conversations", type=int, default=2)
+    ap.add_argument("--limit-questions", type=int, default=None, help="at most N questions per conversation")
+    ap.add_argument("--clients", type=int, default=10, help="clients of the concurrent passes (0: skip them)")
+    ap.add_argument("--store", default="qdrant", choices=["qdrant", "faiss"], help="mem0's local vector store")
+    ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    runid = uuid.uuid4().hex[:8]
+    samples = locomo()[:args.conversations] if args.conversations else locomo()
+    convs = build_corpus(samples, runid, {1, 2, 3, 4}, args.limit_questions, user_prefix="bench-peer")
+    workload = out_dir / "peer_workload.json"
+    workload.write_text(json.dumps({"limit": LIMIT, "conversations": convs}))
+    result = {"benchmark": "peer_mem0", "machine": machine(), "limit": LIMIT,
+              "corpus": {"conversations": len(convs), "memories": sum(len(c["memories"]) for c in convs),
+                         "questions": sum(len(c["questions"]) for c in convs)}}
+
+    log(f"mem0: {result['corpus']['memories']} adds, {result['corpus']['questions']} searches (peer venv)...")
+    raw = out_dir / "peer_mem0_raw.json"
+    began = time.perf_counter()
+    run = subprocess.run([args.peer_python, str(REPO / "bench" / "peer_mem0.py"), "--workload", str(workload),
+                          "--out", str(raw), "--clients", str(args.clients), "--store", args.store],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if run.returncode != 0:
+        log(run.stdout[-3000:])
+        log(f"peer_mem0.py failed (exit {run.returncode})")
+        return 1
+    peer = json.loads(raw.read_text())
+    peer["quality"] = quality(convs, peer.pop("ranked"))
+    peer["run_s"] = round(time.perf_counter() - began, 1)
+    peer["warnings"] = sorted({line.strip() for line in run.stdout.splitlines() if line.strip()})[:10]
+    log(f"recallstack: the same through {args.base_url}...")
+    try:
+        rs = recallstack_side(args.base_url, convs, args.clients)
+    except (BenchError, httpx.TransportError) as exc:
+        log(f"recallstack side failed: {exc}")
+        return 1
+    rs["quality"] = quality(convs, rs.pop("ranked"))
+    result["recallstack"], result["mem0"] = rs, peer
+    result["ratios_recallstack_over_mem0"] = ratios(rs, peer)
+    result["differences"] = [
+        "recallstack's add is acknowledged once the event is on the log (embedding included), before the read models "
+        "apply it; 'last_ack_to_searchable_ms' is the wait after the last add of a user until a search with its "
+        "consistency token answers. mem0's add returns after the vector is stored in-process.",
+        "recallstack is a service on HTTP through the gateway (auth, JSON, a network hop) fusing dense, BM25, temporal "
+        "and graph sources with reference_time; mem0 is a library called in-process, semantic search only "
+        "(its BM25 needs fastembed models and spaCy, which would be downloaded: not installed).",
+        "recallstack searches send cache: false (no answer cache), mem0 has none; mem0 searches use threshold 0 so both "
+        "return k results.",
+        "Both run on the same machine at the same time as nothing else of the bench; the stack's other processes "
+        "(Kafka, Postgres, Neo4j, Redis, projectors) stay up during the mem0 pass.",
+    ]
+    (out_dir / "peer.json").write_text(json.dumps(result, indent=2))
+    plot(result, out_dir / "peer.png")
+    workload.unlink(missing_ok=True)
+    raw.unlink(missing_ok=True)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        r = result["ratios_recallstack_over_mem0"]
+        print(f"add/s {rs['add']['per_s']} vs {peer['add']['per_s']}; search p50 {rs['search']['latency']['p50_ms']} vs "
+              f"{peer['search']['latency']['p50_ms']} ms; hit@10 {rs['quality']['overall']['hit@10']:.3f} vs "
+              f"{peer['quality']['overall']['hit@10']:.3f}; ratios {r}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
