@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv jars up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction clean
+.PHONY: install apt venv jars up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction chaos clean
 
 install: apt venv jars
 
@@ -98,6 +98,16 @@ bench-extraction: install
 	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
 	$(BIN)/recallstack up --detach && \
 	$(BIN)/python bench/extraction_bench.py $(EXTRACTION_ARGS) | tee bench/results/extraction.txt; status=$${PIPESTATUS[0]}; \
+	$(BIN)/recallstack down; exit $$status
+
+# Fault injection under mixed load (bench/chaos.py): kill -9 each component in turn, restart it,
+# check every acknowledged write is searchable exactly once; CHAOS_ARGS e.g. "--mode full" or
+# "--components kafka,redis". Results in bench/results/chaos.json and chaos.png.
+CHAOS_ARGS ?=
+chaos: install
+	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
+	$(BIN)/recallstack up --detach && \
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS) | tee bench/results/chaos.md; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
 
 clean:

@@ -281,9 +281,14 @@ async def chaos(base_url: str, components: list[str], rate: float, outage_s: flo
         log(f"load stopped: {len(samples)} requests, {len(load.acknowledged)} adds acknowledged, "
             f"{len(load.abandoned)} abandoned")
         verdict = await verify(stack, load, [*names, probe_user])
+    load_summary = step_summary(samples, rate, max(s["scheduled_s"] for s in samples) - min(
+        s["scheduled_s"] for s in samples) if samples else 0.0)
+    failed_attempts = sum(1 for a in load.attempts if a["status"] != SUCCESS[a["op"]])
     return {"run_id": run_id, "users": names + [probe_user], "recovery": rows, "verification": verdict,
-            "load": step_summary(samples, rate, max(s["scheduled_s"] for s in samples) - min(
-                s["scheduled_s"] for s in samples) if samples else 0.0),
+            # A request counts as served when it succeeded in the end (an add after its retries).
+            "availability_under_faults": round(1 - load_summary["error_ratio"], 5),
+            "attempt_success_ratio": round(1 - failed_attempts / len(load.attempts), 5) if load.attempts else None,
+            "load": load_summary,
             "attempts": [[a["sent_s"], a["op"], a["status"], a["latency_ms"]] for a in load.attempts]}
 
 
@@ -364,6 +369,13 @@ def report_markdown(result: dict) -> str:
                      f"{_s(r['write_visible_after_restart_s'])} | {_s(r['projectors_caught_up_after_restart_s'])} "
                      f"| {errors} |")
     lst, srch = v["list"], v["search"]
+    load = result.get("load") or {}
+    if load:
+        errors = ", ".join(f"{k}: {n}" for k, n in load["errors"].items()) or "none"
+        lines += ["", f"Over the whole run ({load['requests']} requests): served in the end "
+                      f"{100 * result['availability_under_faults']:.2f} % (adds after their retries), single attempts "
+                      f"{100 * (result.get('attempt_success_ratio') or 0):.2f} %; search p50 {load['search']['p50_ms']} ms "
+                      f"p99 {load['search']['p99_ms']} ms; requests failed in the end: {errors}."]
     lines += ["", f"Acknowledged adds: {lst['acknowledged']} (plus {v['abandoned_adds']} given up after "
                   f"{result['write_retry_s']:.0f} s of retries). After the projectors caught up "
                   f"(lag 0: {v['projectors_lag_zero']}):", "",
@@ -381,7 +393,9 @@ def report_markdown(result: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=os.environ.get("RECALLSTACK_BENCH_OUT")
+                        or str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of markdown")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
     parser.add_argument("--components", help=f"comma-separated, in order (default {','.join(COMPONENTS)})")
     parser.add_argument("--rate", type=float, help="offered req/s of the mixed load")
@@ -397,7 +411,8 @@ def main() -> int:
         parser.error(f"unknown components {sorted(unknown)}; known: {', '.join(COMPONENTS)}")
     result = run(args.mode, args.out, args.base_url, components, args.rate, args.outage_s, args.settle_s,
                  args.users, args.write_retry_s)
-    print(report_markdown(result))
+    print(json.dumps({k: v for k, v in result.items() if k != "attempts"}, indent=2, default=str) if args.json
+          else report_markdown(result))
     return 0 if result["verification"]["ok"] else 1
 
 

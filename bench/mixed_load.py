@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import re
 import sys
 import time
@@ -246,7 +247,10 @@ def run(mode: str, out_dir: Path | str, base_url: str = DEFAULT_BASE_URL, rates:
               "corpus": {"memories_seeded": users * seed_per_user, "locomo_turns": len(turns()),
                          "locomo_questions": len(questions())},
               "reads_per_write": 5, "p99_limit_ms": P99_LIMIT_MS, "max_error_ratio": MAX_ERROR_RATIO,
-              "params": params, "started_at": began, "seconds": round(time.time() - began, 1), **outcome,
+              "params": params, "started_at": began,
+              # Share of the sustained run's requests answered successfully (no faults injected here).
+              "availability": None if not outcome["sustained"] else round(1 - outcome["sustained"]["error_ratio"], 5),
+              "seconds": round(time.time() - began, 1), **outcome,
               "files": {"json": str(out / "mixed_load.json"), "plot": str(out / "mixed_load.png")}}
     Path(result["files"]["json"]).write_text(json.dumps(result, indent=2, default=str))
     plot(result, Path(result["files"]["plot"]))
@@ -328,7 +332,9 @@ def report_markdown(result: dict) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
-    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--out", default=os.environ.get("RECALLSTACK_BENCH_OUT")
+                        or str(Path(__file__).resolve().parent / "results"))
+    parser.add_argument("--json", action="store_true", help="print the result as JSON instead of markdown")
     parser.add_argument("--base-url", default=DEFAULT_BASE_URL)
     parser.add_argument("--rates", help="comma-separated offered rates (req/s), e.g. 5,10,20")
     parser.add_argument("--step-s", type=float)
@@ -341,7 +347,7 @@ def main() -> int:
     rates = [float(r) for r in args.rates.split(",")] if args.rates else None
     result = run(args.mode, args.out, args.base_url, rates, args.step_s, args.sustained_s, args.users,
                  args.seed_per_user, args.stop_after_failures)
-    print(report_markdown(result))
+    print(json.dumps(result, indent=2, default=str) if args.json else report_markdown(result))
     return 0
 
 
