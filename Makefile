@@ -66,21 +66,18 @@ test: install
 	$(BIN)/recallstack infra down; \
 	exit $$status
 
-# Benchmarks print medians and p99 with the machine and corpus size; results in bench/results/.
+# The benchmark suite in one command: starts a stack under .bench-home, runs every bench
+# (bench/suite.py: ingest, visibility, replay, search vs size and clients, RSS, LoCoMo, mem0
+# beside it in its own venv under .bench-home/peer-mem0), stops the stack even on failure and
+# writes bench/results/REPORT.md, report.json and PNGs. BENCH_MODE=full runs the 10k/100k/1M
+# tiers (the 1M load takes an hour or more); BENCH_ARGS e.g. "--search-sizes 10000,100000".
 BENCH_HOME := $(CURDIR)/.bench-home
-REPLAY_EVENTS ?= 100000,1000000  # corpus sizes of the replay benchmark (1M takes a while)
-SEARCH_SIZES ?= 10000,100000  # corpus sizes of the search benchmark (1000000: 100 users; loading it takes an hour or more)
-BENCH_ARGS ?= --quick
+BENCH_MODE ?= quick
+BENCH_ARGS ?=
 bench: install
-	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
-	$(BIN)/python bench/embedder_bench.py | tee bench/results/embedder.txt && \
-	$(BIN)/recallstack up --detach && \
-	$(BIN)/python bench/slice_bench.py | tee bench/results/slice.txt && \
-	$(BIN)/python bench/write_bench.py $(BENCH_ARGS) | tee bench/results/write.txt && \
-	$(BIN)/python bench/visibility_bench.py | tee bench/results/visibility.txt && \
-	$(BIN)/python bench/replay_bench.py --events $(REPLAY_EVENTS) | tee bench/results/replay.txt && \
-	$(BIN)/python bench/search_bench.py --sizes $(SEARCH_SIZES) | tee bench/results/search.txt; status=$$?; \
-	$(BIN)/recallstack down; exit $$status
+	@export RECALLSTACK_HOME=$(BENCH_HOME); \
+	$(BIN)/python bench/suite.py --mode $(BENCH_MODE) --stack start $(BENCH_ARGS); status=$$?; \
+	$(BIN)/recallstack down >/dev/null 2>&1; exit $$status
 
 # Retrieval quality on LoCoMo (the service's search beside BM25 alone and dense alone);
 # LOCOMO_ARGS e.g. "--conversations 2 --limit-questions 30" for a quick run, or --extra-body '{...}'.

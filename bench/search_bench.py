@@ -294,13 +294,15 @@ async def publish_corpus(size: int, users: list[str], model_id: str, texts, vect
     return row
 
 
-async def ensure_corpus(size: int, graph_wait: float, tools: dict) -> dict:
-    """A corpus of `size` memories in the read models: reused when a previous run loaded it."""
+async def ensure_corpus(size: int, graph_wait: float, tools: dict, one_user: bool = False) -> dict:
+    """A corpus of `size` memories in the read models: reused when a previous run loaded it.
+    1M and more go to 100 users unless one_user (the "1M memories per user" tier)."""
     from projectors.lag import projector_lag
 
     cfg = bootstrap.settings()
     manifest = load_manifest()
-    entry = manifest.get(str(size))
+    key = f"{size}x1" if one_user and size >= 1_000_000 else str(size)
+    entry = manifest.get(key)
     if entry:
         count = await pg_counts(entry["users"])
         if count < size and (await projector_lag(cfg.kafka_bootstrap, "postgres"))["behind"] > 0:
@@ -317,16 +319,16 @@ async def ensure_corpus(size: int, graph_wait: float, tools: dict) -> dict:
     if "texts" not in tools:
         tools["texts"], tools["vectors"], tools["model_id"] = turn_vectors()
     tag = uuid.uuid4().hex[:6]
-    n_users = 100 if size >= 1_000_000 else 1
+    n_users = 100 if size >= 1_000_000 and not one_user else 1
     users = [f"bench-search-{human(size)}-{tag}" + (f"-{u:03d}" if n_users > 1 else "") for u in range(n_users)]
     log(f"corpus {human(size)}: appending {size:,} MemoryCreated events for {n_users} user(s) ({users[0]}...)")
-    manifest[str(size)] = {"users": users, "load": {"loaded_at": "(loading, interrupted?)"}}
+    manifest[key] = {"users": users, "load": {"loaded_at": "(loading, interrupted?)"}}
     save_manifest(manifest)
     load = await publish_corpus(size, users, tools["model_id"], tools["texts"], tools["vectors"], graph_wait)
     load["loaded_at"] = time.strftime("%Y-%m-%d %H:%M:%S")
     entry = {"users": users, "load": load}
     manifest = load_manifest()
-    manifest[str(size)] = entry
+    manifest[key] = entry
     save_manifest(manifest)
     return {**entry, "reused": False}
 
@@ -820,6 +822,7 @@ async def main() -> int:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds per level")
     ap.add_argument("--graph-wait", type=float, default=300.0,
                     help="seconds to wait for Neo4j after Postgres and Redis applied a new corpus")
+    ap.add_argument("--one-user", action="store_true", help="1M in one user instead of 100 (the 1M-per-user tier)")
     ap.add_argument("--quick", action="store_true", help="10k only, 5 s per level")
     ap.add_argument("--load-only", action="store_true", help="load (or check) the corpora, measure nothing")
     ap.add_argument("--json", action="store_true")
@@ -840,7 +843,7 @@ async def main() -> int:
     tools: dict = {}
     pool = DistinctQueries()
     result = {"machine": machine(), "clients": args.clients, "duration_s": args.duration, "sizes": []}
-    corpora = {size: await ensure_corpus(size, args.graph_wait, tools) for size in sizes}
+    corpora = {size: await ensure_corpus(size, args.graph_wait, tools, args.one_user) for size in sizes}
     if args.load_only:
         for size, entry in corpora.items():
             print(f"{size:,}: {entry['load']}")

@@ -29,6 +29,7 @@ from corpus import api_headers, machine, pct, turns
 
 async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
     latencies: list[float] = []
+    shed: dict[str, int] = {}  # 429/503 answers (load shedding): counted, not retried, not in the latencies
     queue = list(texts)
     user = f"bench-{uuid.uuid4().hex[:8]}"
 
@@ -37,6 +38,9 @@ async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
             text = queue.pop()
             began = time.perf_counter()
             answer = await client.post("/v1/memories", json={"text": text, "user_id": f"{user}-{n}"})
+            if answer.status_code in (429, 503):
+                shed[str(answer.status_code)] = shed.get(str(answer.status_code), 0) + 1
+                continue
             latencies.append((time.perf_counter() - began) * 1000)
             answer.raise_for_status()
 
@@ -46,7 +50,8 @@ async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
         await asyncio.gather(*(client_loop(client, n) for n in range(clients)))
         elapsed = time.perf_counter() - began
     return {"clients": clients, "requests": len(latencies), "median_ms": round(statistics.median(latencies), 1),
-            "p99_ms": round(pct(latencies, 99), 1), "throughput_per_s": round(len(latencies) / elapsed, 1)}
+            "p99_ms": round(pct(latencies, 99), 1), "throughput_per_s": round(len(latencies) / elapsed, 1),
+            "errors": shed, "error_pct": round(100 * sum(shed.values()) / len(texts), 1)}
 
 
 async def paced_adds(base_url: str, texts: list[str], clients: int, rate: float) -> dict:
@@ -143,7 +148,7 @@ async def main() -> int:
     print("single add ack latency (embedding included), LoCoMo turns:")
     for row in result["single_add"]:
         print(f"  {row['clients']:>3} clients  median {row['median_ms']:7.1f} ms   p99 {row['p99_ms']:7.1f} ms"
-              f"   {row['throughput_per_s']:7.1f} adds/s   (n={row['requests']})")
+              f"   {row['throughput_per_s']:7.1f} adds/s   (n={row['requests']}, shed {row['errors'] or 0})")
     p = result["paced_add"]
     print(f"  {p['clients']:>3} clients, open loop at {p['rate_per_s']:.0f} adds/s: median {p['median_ms']:.1f} ms"
           f"   p99 {p['p99_ms']:.1f} ms   (n={p['requests']})")
