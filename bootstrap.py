@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from contextlib import asynccontextmanager
 from functools import cache
 
@@ -267,7 +268,21 @@ def gateway_app() -> FastAPI:
     observability.configure("gateway")
     cfg = settings()
     # /mcp: the MCP server's tools call the REST API through this same gateway.
-    return create_app(cfg.command_api_url, cfg.query_api_url, mcp_base_url=cfg.gateway_url, bind_host=cfg.host)
+    return create_app(cfg.command_api_url, cfg.query_api_url, mcp_base_url=cfg.gateway_url, bind_host=cfg.host,
+                      projector_metrics=projector_metrics_urls(cfg), kafka_bootstrap=cfg.kafka_bootstrap)
+
+
+def projector_metrics_urls(cfg: Settings) -> dict[str, str]:
+    """Each projector's /metrics base URL, for the web UI's System page: the local stack's
+    ports, or RECALLSTACK_PROJECTOR_METRICS_URLS ("postgres=http://projector-postgres:9101,...")
+    where the projectors run elsewhere (compose)."""
+    from infra.stack import PROJECTOR_METRICS_PORTS
+
+    named = os.environ.get("RECALLSTACK_PROJECTOR_METRICS_URLS", "")
+    if named:
+        return dict(pair.split("=", 1) for pair in named.split(",") if "=" in pair)
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    return {name: f"http://{host}:{port}" for name, port in PROJECTOR_METRICS_PORTS.items()}
 
 
 PROJECTIONS = ("postgres", "redis", "neo4j")

@@ -7,12 +7,17 @@ answer, the gateway says which one, as a 503 with Retry-After.
 With `mcp_base_url`, the gateway also serves the MCP server (mcp_server/) over
 streamable HTTP at /mcp; its tools call the REST API at that base URL through the SDK,
 like any other client (the gateway's own URL in the local stack).
+
+It also serves the web UI (gateway/web_ui.py: ui/dist at /, its assets under /assets) and
+the UI's System page data at /ui/api/system (gateway/system_status.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI, Request
@@ -23,6 +28,8 @@ from starlette.routing import Route
 from adapters.http_api import error_response, install_http_metrics
 from adapters import observability
 from gateway.routes import COMMAND, QUERY, route
+from gateway.system_status import SystemSampler
+from gateway.web_ui import DEFAULT_DIST, WebUi
 
 # The APIs measure each route (recallstack_http_request_seconds); the gateway measures its own requests
 # (service="gateway") and counts what only it sees: an upstream that did not answer (its 503s).
@@ -34,9 +41,14 @@ HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriza
 
 
 def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None,
-               bind_host: str = "127.0.0.1") -> FastAPI:
+               bind_host: str = "127.0.0.1", ui_dist: Path = DEFAULT_DIST,
+               projector_metrics: dict[str, str] | None = None, kafka_bootstrap: str = "127.0.0.1:9092") -> FastAPI:
+    """`projector_metrics`: each projection's metrics URL (http://host:port), for /ui/api/system."""
     upstreams = {COMMAND: command_url, QUERY: query_url}
     state: dict = {}
+    web_ui = WebUi(ui_dist)
+    system = SystemSampler({"command-api": command_url, "query-api": query_url}, projector_metrics or {},
+                           kafka_bootstrap)
     mcp = _mcp_routes(mcp_base_url, bind_host) if mcp_base_url else None
 
     @asynccontextmanager
@@ -92,8 +104,30 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
     async def metrics():
         return PlainTextResponse(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    @app.get("/ui/api/system", include_in_schema=False)
+    async def system_status(request: Request):
+        """The web UI's System page: health, projector lag, throughput and latency samples.
+        Any valid key may read it (the query API's /v1/me decides); it names no user's data."""
+        try:
+            me = await state["client"].get(f"{query_url}/v1/me", timeout=5,
+                                           headers={"Authorization": request.headers.get("authorization", "")})
+        except httpx.HTTPError as exc:
+            return error_response(503, "service_unavailable", f"the query API did not answer: {type(exc).__name__}",
+                                  {"service": QUERY}, retry_after=2)
+        if me.status_code != 200:
+            return Response(me.content, status_code=me.status_code, media_type="application/json")
+        await system.sample(state["client"])
+        health = json.loads((await readyz()).body)
+        return system.snapshot(health)
+
+    @app.get("/assets/{name:path}", include_in_schema=False)
+    async def ui_asset(name: str):
+        return web_ui.asset(name) or error_response(404, "not_found", f"no asset {name}")
+
     @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"])
     async def proxy(path: str, request: Request):
+        if request.method in ("GET", "HEAD") and web_ui.is_page(path):
+            return web_ui.page()  # a page of the web UI: the app routes on the client
         service = route(request.method, "/" + path)
         if service is None:
             return error_response(404, "not_found", f"no route for {request.method} /{path}")
