@@ -26,7 +26,7 @@ def test_mixed_load_section():
               "max_error_ratio": 0.001, "steps": [step(5, 40.0, True), step(10, 250.0, False)],
               "highest_passing_rate": 5, "sustained": {**step(5, 45.0, True), "timeline": []}}
     text = mixed_load.report_markdown(result)
-    assert "| 5 | 12.0 | 40 |" in text and "| fail |" in text and "add 503: 1" in text
+    assert "| 5 | 12.0 | 11.0 | 40 |" in text and "| fail |" in text and "add 503: 1" in text
     assert "search p99 < 100 ms and < 0.1 % errors: 5 req/s" in text
     assert "Sustained 1 s at 5 req/s" in text
     assert "![mixed load: latency vs offered rate](mixed_load.png)" in text
