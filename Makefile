@@ -10,12 +10,13 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv jars up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction chaos clean
+.PHONY: install apt venv jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction chaos clean
 
-install: apt venv jars
+install: apt venv jars ui
 
 # Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, docker-compose to validate compose.yaml,
-# prometheus for promtool (rule tests) and `recallstack up --with-monitoring`.
+# prometheus for promtool (rule tests) and `recallstack up --with-monitoring`, Node.js/npm to build
+# the web UI (ui/; Vite needs Node >= 20.19), Chromium for its browser tests (tests/e2e/test_web_ui.py).
 apt:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -23,6 +24,8 @@ apt:
 	command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "apt: installing$$missing"; \
 	  $(SUDO) apt-get update -q && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends $$missing; \
@@ -45,6 +48,18 @@ $(STAMP): pyproject.toml
 # Kafka and Neo4j jars from Maven Central (cached in ~/.m2), and the Neo4j launcher build.
 jars: venv
 	$(BIN)/python -m infra.build
+
+# The web UI (ui/): npm ci, then a Vite build into ui/dist (served by the gateway at /); again
+# only when a source, the lock file or the build config changed (the stamp is in ui/dist).
+UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/package.json ui/package-lock.json \
+	ui/vite.config.ts ui/tsconfig.json
+ui: ui/dist/.built
+
+ui/dist/.built: $(UI_SOURCES)
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' || \
+	  { echo "ui: Node.js >= 20.19 is needed to build the web UI (found $$(node --version)); install a newer nodejs"; exit 1; }
+	cd ui && npm ci --no-audit --no-fund && npm run build
+	@touch $@
 
 up: install
 	$(BIN)/recallstack up

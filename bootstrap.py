@@ -11,6 +11,7 @@ import logging
 import os
 from contextlib import asynccontextmanager
 from functools import cache
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -269,7 +270,8 @@ def gateway_app() -> FastAPI:
     cfg = settings()
     # /mcp: the MCP server's tools call the REST API through this same gateway.
     return create_app(cfg.command_api_url, cfg.query_api_url, mcp_base_url=cfg.gateway_url, bind_host=cfg.host,
-                      projector_metrics=projector_metrics_urls(cfg), kafka_bootstrap=cfg.kafka_bootstrap)
+                      projector_metrics=projector_metrics_urls(cfg), kafka_bootstrap=cfg.kafka_bootstrap,
+                      **({"ui_dist": Path(os.environ["RECALLSTACK_UI_DIST"])} if os.environ.get("RECALLSTACK_UI_DIST") else {}))
 
 
 def projector_metrics_urls(cfg: Settings) -> dict[str, str]:

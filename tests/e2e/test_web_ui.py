@@ -300,3 +300,27 @@ def test_another_users_key_cannot_see_the_first_users_memories(browser, services
     # The only error: the browser's log line of that refused read (404).
     unexpected = [e for e in tab.errors if not ("404" in e and memory_id in e)]
     assert unexpected == [], unexpected
+
+
+def test_an_admin_key_names_the_user_it_acts_for(browser, services, people):
+    base, run = services.gateway_url, people["run"]
+    memory_id, _ = add(base, people["alice_key"]["key"], f"Alice's note for the admin ({run})")
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)
+    tab = Tab(browser, base)
+    page = tab.page
+    page.goto("/")
+    page.get_by_label("API key").fill(os.environ["RECALLSTACK_API_KEY"])  # the session's admin key
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_label("Act for user").fill(people["alice"])
+    tab.shot("sign-in-admin")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.get_by_test_id("user-picker")).to_have_value(people["alice"])
+    expect(page.locator(f'tr[data-memory-id="{memory_id}"]')).to_be_visible()
+    page.get_by_test_id("user-picker").fill(people["bob"])
+    page.get_by_role("button", name="Switch user").click()
+    expect(page.get_by_text("No memories here.")).to_be_visible()
+    expect(page.locator(f'tr[data-memory-id="{memory_id}"]')).to_have_count(0)
+    tab.context.close()
+    assert tab.errors == [], tab.errors

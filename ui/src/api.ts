@@ -125,8 +125,8 @@ export class Api {
   remove(id: string) {
     return this.request<Written>("DELETE", `/v1/memories/${id}`);
   }
-  graph() {
-    return this.request<Graph>("GET", "/v1/graph", { query: this.consistent() });
+  graph(includeClosed: boolean) {
+    return this.request<Graph>("GET", "/v1/graph", { query: { include_closed: includeClosed } });
   }
   namespaces() {
     return this.request<Namespaces>("GET", "/v1/namespaces");

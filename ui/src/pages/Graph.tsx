@@ -35,7 +35,7 @@ export function GraphPage() {
   // Postgres, and the page shows what it has (Refresh reads again) rather than wait.
   useEffect(() => {
     setBusy(true);
-    api.request<Graph>("GET", "/v1/graph", { query: { include_closed: includeClosed } })
+    api.graph(includeClosed)
       .then((g) => { setGraph(g); setError(null); })
       .catch((exc) => setError(exc.message))
       .finally(() => setBusy(false));
@@ -61,8 +61,9 @@ export function GraphPage() {
         { selector: "edge", style: { label: "data(label)", "curve-style": "bezier", "target-arrow-shape": "triangle", width: 1.5, "line-color": "#999", "target-arrow-color": "#999", "font-size": 9, color: dark ? "#bbb" : "#555" } },
         { selector: ":selected", style: { "border-width": 3, "border-color": "#f5c542" } },
       ],
-      layout: { name: "cose", animate: false },
-      wheelSensitivity: 0.3,
+      layout: { name: "cose", animate: false, padding: 40 },
+      maxZoom: 2.5, // a few nodes would otherwise fill the box
+      minZoom: 0.05,
     });
     cy.on("tap", "node", (event) => setChosen(event.target.id()));
     box.current.dataset.nodeCount = String(cy.nodes().length);
