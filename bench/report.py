@@ -29,6 +29,11 @@ PER_USER = 1_000_000
 AVAILABILITY = 0.999
 
 
+RATIO_LABELS = {"add_per_s": "adds/s", "add_p50_ms": "add p50", "search_p50_ms": "search p50",
+                "search_p99_ms": "search p99", "search_concurrent_qps": "search QPS at 10 clients",
+                "search_concurrent_p99_ms": "search p99 at 10 clients", "add_concurrent_per_s": "adds/s at 10 clients"}
+
+
 def load(out: Path) -> dict:
     run = {}
     for name in SOURCES:
@@ -172,6 +177,11 @@ def image(name: str, plots: set[str], alt: str) -> str:
     return f"\n![{alt}]({name})\n" if name in plots else ""
 
 
+def spread(values: list[float] | None) -> str | None:
+    """A few milliseconds as "a, b, c" (rounded), None when there are none."""
+    return ", ".join(f"{v:.0f}" for v in values) if values else None
+
+
 def helper_section(name: str, result: dict | None) -> str:
     """The chaos helper's markdown for mixed_load / chaos, or "not run"."""
     if result is None:
@@ -199,7 +209,8 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
     ratios = f.get("peer_ratios")
     if ratios:
         md += ["", "Against mem0 (ratios recallstack / mem0; throughput and hit@k above 1 and latency below 1 favour "
-               "recallstack): " + ", ".join(f"{k} {val}" for k, val in ratios.items() if val is not None) + "."]
+               "recallstack): " + ", ".join(f"{RATIO_LABELS.get(k, k)} {val}" for k, val in ratios.items()
+                                           if val is not None) + "."]
     steps = suite.get("steps", [])
     failed = [s for s in steps if s.get("status") != "ok"]
     md += ["", "## Steps", "", table(["step", "status", "seconds", "arguments"],
@@ -304,7 +315,7 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
                      [["adds/s, one client", rs["add"]["per_s"], p0["add"]["per_s"], ratios.get("add_per_s")],
                       ["add p50 ms (recallstack: ack)", lat(rs, "add").get("p50_ms"), lat(p0, "add").get("p50_ms"), ratios.get("add_p50_ms")],
                       ["add p99 ms", lat(rs, "add").get("p99_ms"), lat(p0, "add").get("p99_ms"), None],
-                      ["last ack to searchable ms", rs["add"].get("last_ack_to_searchable_ms"), "0 (synchronous)", None],
+                      ["last ack to searchable ms (per user)", spread(rs["add"].get("last_ack_to_searchable_ms")), "0 (synchronous)", None],
                       ["search p50 ms, one client", lat(rs, "search").get("p50_ms"), lat(p0, "search").get("p50_ms"), ratios.get("search_p50_ms")],
                       ["search p99 ms, one client", lat(rs, "search").get("p99_ms"), lat(p0, "search").get("p99_ms"), ratios.get("search_p99_ms")],
                       [f"search QPS, {rs.get('search_concurrent', {}).get('clients')} clients",

@@ -130,7 +130,10 @@ def run_step(step: Step, out: Path, home: Path) -> dict:
             pass
     if code != 0 or not target.exists():
         row["status"] = "failed"
-        row["error"] = (f"exit {code}" if code else "no JSON result") + ": " + "".join(tail[-12:]).strip()[-1500:]
+        # The last lines name the error (a traceback ends with the exception); the whole log is in logs/.
+        last = [line.strip() for line in "".join(tail).replace("\r", "\n").splitlines() if line.strip()][-3:]
+        row["error"] = (f"exit {code}" if code else "no JSON result") + ": " + " | ".join(last)[-600:] \
+            + f" (log: logs/{step.name}.log)"
     else:
         row["status"] = "ok"
     return row
@@ -241,12 +244,26 @@ def main() -> int:
     run: dict = {"mode": args.mode, "stack": args.stack, "home": str(cfg.home), "out": str(args.out),
                  "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                  "parameters": {s.name: s.argv[2:] for s in wanted}, "steps": [], "rss": {}}
+    previous = args.out / "suite.json"
+    if args.only and previous.exists():
+        # A partial rerun keeps the other steps' records (and RSS phases) of the run it completes.
+        try:
+            before = json.loads(previous.read_text())
+            run["steps"] = [s for s in before.get("steps", []) if s["name"] not in args.only.split(",")]
+            run["rss"] = {k: v for k, v in before.get("rss", {}).items() if k != "idle"}
+            run["parameters"] = before.get("parameters", {}) | run["parameters"]
+            run["started_at_first"] = before.get("started_at_first", before.get("started_at"))
+        except (ValueError, KeyError):
+            pass
     which = 0 if args.mode == "quick" else 1
     remaining = sum(ETA.get(s.name, (60, 60))[which] for s in wanted) + ETA["stack"][which] * (args.stack == "start")
     began = time.perf_counter()
     started_stack = False
 
+    order = [s.name for s in steps]
+
     def save() -> None:
+        run["steps"].sort(key=lambda r: order.index(r["name"]) if r["name"] in order else len(order))
         (args.out / "suite.json").write_text(json.dumps(run, indent=2))
 
     def announce(i: int, name: str) -> None:

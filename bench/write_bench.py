@@ -49,6 +49,8 @@ async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
         began = time.perf_counter()
         await asyncio.gather(*(client_loop(client, n) for n in range(clients)))
         elapsed = time.perf_counter() - began
+    if not latencies:
+        raise RuntimeError(f"{clients} clients: no add succeeded ({len(texts)} sent, refused: {shed}); is the command API up?")
     return {"clients": clients, "requests": len(latencies), "median_ms": round(statistics.median(latencies), 1),
             "p99_ms": round(pct(latencies, 99), 1), "throughput_per_s": round(len(latencies) / elapsed, 1),
             "errors": shed, "error_pct": round(100 * sum(shed.values()) / len(texts), 1)}

@@ -97,7 +97,7 @@ def test_render_has_the_headline_first_failed_steps_and_helper_sections():
     assert "![ingest](report_ingest.png)" in md and "report_rss.png" not in md  # only plots that exist
     assert "| kafka | 700.0 (650.0) |" in md
     assert "## Mixed load\n\nnot run" in md and "## Fault injection\n\nnot run" in md
-    assert "hit@10 1.4" in md
+    assert "hit@10 1.4" in md and "adds/s 0.6" in md
 
 
 def test_helper_section_without_the_module_says_not_run(monkeypatch):
