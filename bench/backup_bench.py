@@ -25,12 +25,10 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
-from corpus import machine, turns
+from corpus import event_log, machine
 
 from adapters import log_backup
 from adapters.kafka_log import EventPublisher, ensure_topics
-from domain.events import MemoryAccessed, MemoryCreated, MemoryDeleted, MemoryUpdated, utcnow
 from infra.kafka_server import scratch_broker
 from settings import ACCESS_TOPIC
 
@@ -43,41 +41,10 @@ async def write_corpus(bootstrap: str, events: int) -> dict:
     publisher = EventPublisher(bootstrap, timeout_s=60, transactional_id=f"bench-backup-{uuid.uuid4().hex[:6]}")
     access = EventPublisher(bootstrap, topic=ACCESS_TOPIC, timeout_s=60,
                             transactional_id=f"bench-backup-access-{uuid.uuid4().hex[:6]}")
-    rng = np.random.default_rng(42)
-    texts = turns(5000)
-    users = [f"bench-backup-{n}" for n in range(200)]
-    live: list[tuple[str, str]] = []
     began, written = time.monotonic(), 0
-
-    def unit() -> tuple[float, ...]:
-        v = rng.normal(size=384).astype(np.float32)
-        return tuple((v / np.linalg.norm(v)).tolist())
-
     try:
-        while written < events:
-            batch, reads = [], []
-            for _ in range(min(1000, events - written)):
-                roll = rng.random()
-                if roll < 0.90 or len(live) < 100:
-                    user = users[int(rng.integers(len(users)))]
-                    memory_id = str(uuid.uuid4())
-                    live.append((user, memory_id))
-                    batch.append(MemoryCreated(user_id=user, actor="worker:bench", memory_id=memory_id,
-                                               text=texts[written % len(texts)], embedding=unit(),
-                                               embedding_model="all-MiniLM-L6-v2", happened_at=utcnow()))
-                elif roll < 0.98:
-                    user, memory_id = live[int(rng.integers(len(live)))]
-                    batch.append(MemoryUpdated(user_id=user, actor="worker:bench", memory_id=memory_id,
-                                               text=texts[(written * 7) % len(texts)], embedding=unit(),
-                                               embedding_model="all-MiniLM-L6-v2"))
-                else:
-                    user, memory_id = live.pop(int(rng.integers(len(live))))
-                    batch.append(MemoryDeleted(user_id=user, actor="worker:bench", memory_id=memory_id))
-                if written % 10 == 0:
-                    user, memory_id = live[int(rng.integers(len(live)))]
-                    reads.append(MemoryAccessed(user_id=user, actor="worker:bench", memory_ids=(memory_id,),
-                                                source="search"))
-                written += 1
+        for batch, reads in event_log(events, "bench-backup", access_every=10):
+            written += len(batch)
             await publisher.publish(batch)
             await access.publish(reads)
             rate = written / (time.monotonic() - began)

@@ -20,17 +20,14 @@ import json
 import os
 import sys
 import time
-import uuid
 from pathlib import Path
 
-import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from corpus import machine, turns
+from corpus import event_log, machine
 
 import bootstrap
 from adapters.kafka_log import EventPublisher
-from domain.events import MemoryCreated, MemoryDeleted, MemoryUpdated, utcnow
 from projectors.replay import replay
 from settings import EVENTS_PARTITIONS
 
@@ -68,37 +65,10 @@ async def write_corpus(bootstrap_servers: str, events: int) -> str:
         await admin.close()
     publisher = EventPublisher(bootstrap_servers, topic=topic, timeout_s=60)
     await publisher.start()
-    rng = np.random.default_rng(42)
-    texts = turns(5000)
-    users = [f"bench-replay-{n}" for n in range(200)]
-    live: list[tuple[str, str]] = []  # (user, memory id) that can still be updated or deleted
     began, written = time.monotonic(), 0
-
-    def unit() -> tuple[float, ...]:
-        v = rng.normal(size=384).astype(np.float32)
-        return tuple((v / np.linalg.norm(v)).tolist())
-
     try:
-        while written < events:
-            batch = []
-            for _ in range(min(1000, events - written)):
-                roll = rng.random()
-                if roll < 0.90 or len(live) < 100:
-                    user = users[int(rng.integers(len(users)))]
-                    memory_id = str(uuid.uuid4())
-                    live.append((user, memory_id))
-                    batch.append(MemoryCreated(user_id=user, actor="worker:bench", memory_id=memory_id,
-                                               text=texts[written % len(texts)], embedding=unit(),
-                                               embedding_model="all-MiniLM-L6-v2", happened_at=utcnow()))
-                elif roll < 0.98:
-                    user, memory_id = live[int(rng.integers(len(live)))]
-                    batch.append(MemoryUpdated(user_id=user, actor="worker:bench", memory_id=memory_id,
-                                               text=texts[(written * 7) % len(texts)], embedding=unit(),
-                                               embedding_model="all-MiniLM-L6-v2"))
-                else:
-                    user, memory_id = live.pop(int(rng.integers(len(live))))
-                    batch.append(MemoryDeleted(user_id=user, actor="worker:bench", memory_id=memory_id))
-                written += 1
+        for batch, _ in event_log(events, "bench-replay"):
+            written += len(batch)
             await publisher.publish(batch)
             rate = written / (time.monotonic() - began)
             print(f"\rcorpus {topic}: {written:,}/{events:,} events ({rate:,.0f}/s)", end="", file=sys.stderr)
