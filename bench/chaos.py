@@ -102,6 +102,13 @@ class Stack:
     def projector_lags(self) -> dict[str, float | None]:
         return projector_lags(self.cfg.host)
 
+    def ensure_running(self, names: list[str]) -> None:
+        """Start every named component that is not running (however the run ended)."""
+        for name in names:
+            if self.table.pid(name) is None:
+                log(f"{name} is not running: starting it")
+                self.start(name)
+
 
 async def wait_until(predicate, timeout_s: float, every_s: float = 0.25) -> bool:
     deadline = time.monotonic() + timeout_s
@@ -117,7 +124,7 @@ async def probe_write_visible(load: OpenLoopLoad, user: str, timeout_s: float) -
     marker with the add's token until found; returns the load clock when found."""
     if await load.add(user, load.now(), retry_s=timeout_s) != SUCCESS[ADD]:
         return None
-    write = load.acknowledged[-1]
+    write = next(w for w in reversed(load.acknowledged) if w["user"] == user)  # the load acks too, meanwhile
 
     async def visible() -> bool:
         try:
@@ -273,11 +280,7 @@ async def chaos(base_url: str, components: list[str], rate: float, outage_s: flo
         finally:
             stop.set()
             samples = await running
-            # Whatever happens above, leave every component running.
-            for name in components:
-                if stack.table.pid(name) is None:
-                    log(f"{name} is not running: starting it")
-                    await asyncio.to_thread(stack.start, name)
+            await asyncio.to_thread(stack.ensure_running, components)  # whatever happened above
         log(f"load stopped: {len(samples)} requests, {len(load.acknowledged)} adds acknowledged, "
             f"{len(load.abandoned)} abandoned")
         verdict = await verify(stack, load, [*names, probe_user])
@@ -303,8 +306,11 @@ def run(mode: str, out_dir: Path | str, base_url: str = DEFAULT_BASE_URL, compon
     chosen = list(components or COMPONENTS)
     log(f"machine {info}; mode {mode} {params}; components {', '.join(chosen)}")
     began = time.time()
-    outcome = asyncio.run(chaos(base_url, chosen, params["rate"], params["outage_s"], params["settle_s"], users,
-                                write_retry_s))
+    try:
+        outcome = asyncio.run(chaos(base_url, chosen, params["rate"], params["outage_s"], params["settle_s"], users,
+                                    write_retry_s))
+    finally:  # also on Ctrl-C mid-outage: never leave a component down
+        Stack().ensure_running(chosen)
     result = {"mode": mode, "machine": info, "base_url": base_url, "params": params, "components": chosen,
               "write_retry_s": write_retry_s, "started_at": began, "seconds": round(time.time() - began, 1),
               **outcome, "files": {"json": str(out / "chaos.json"), "plot": str(out / "chaos.png")}}
@@ -390,7 +396,12 @@ def report_markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _interrupted(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _interrupted)  # a CI timeout's TERM still restarts what was killed
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=sorted(MODES), default="quick")
     parser.add_argument("--out", default=os.environ.get("RECALLSTACK_BENCH_OUT")

@@ -74,10 +74,17 @@ class OpenLoopLoad:
         return time.perf_counter() - self.origin
 
     async def _attempt(self, op: str, method: str, path: str, **kwargs) -> tuple[object, httpx.Response | None]:
+        """One HTTP request; its status is the code, an error's "code error_code" (e.g. "503
+        log_unavailable"), or the transport failure ("timeout", "ConnectError")."""
         sent = self.now()
         try:
             answer = await self.client.request(method, path, **kwargs)
             status: object = answer.status_code
+            if answer.status_code != SUCCESS[op]:
+                try:
+                    status = f"{answer.status_code} {answer.json()['error']['code']}"
+                except (ValueError, KeyError, TypeError):
+                    pass
         except httpx.TimeoutException:
             answer, status = None, "timeout"
         except httpx.TransportError as exc:
@@ -105,7 +112,8 @@ class OpenLoopLoad:
                                           "key": key, "token": payload["consistency_token"],
                                           "acked_s": round(self.now(), 3)})
                 return status
-            retryable = not isinstance(status, int) or status in (409, 429) or status >= 500
+            code = answer.status_code if answer is not None else None
+            retryable = code is None or code in (409, 429) or code >= 500
             if not retryable or self.now() - scheduled_s > retry_s:
                 self.abandoned.append({"marker": marker, "user": user, "key": key, "status": status})
                 return status
