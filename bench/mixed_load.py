@@ -183,7 +183,11 @@ async def projectors_idle(timeout_s: float = 300) -> bool:
 async def seed_users(client: httpx.AsyncClient, users: list[str], per_user: int, texts: list[str]) -> None:
     """Give each user `per_user` turns (once: a user that has them already is left alone)."""
     for n, user in enumerate(users):
-        listed = await client.get("/v1/memories", params={"user_id": user, "page_size": 1})
+        for _ in range(30):  # a stack that is still settling answers 503 for a moment
+            listed = await client.get("/v1/memories", params={"user_id": user, "page_size": 1})
+            if listed.status_code != 503:
+                break
+            await asyncio.sleep(1)
         listed.raise_for_status()
         missing = per_user - listed.json()["total"]
         if missing <= 0:
