@@ -166,6 +166,7 @@ async def inject(stack: Stack, load: OpenLoopLoad, name: str, outage_s: float, p
            "healthy_s": round(healthy_at, 2), "start_s": round(start_s, 2),
            "healthy_after_restart_s": round(healthy_at - restarted_at, 2),
            "write_visible_after_restart_s": None if visible_at is None else round(visible_at - restarted_at, 2),
+           "write_visible_after_kill_s": None if visible_at is None else round(visible_at - killed_at, 2),
            "projectors_caught_up_after_restart_s": None if caught_at is None else round(caught_at - restarted_at, 2),
            "client_errors": errors_between(load.attempts, killed_at, end)}
     log(f"{name}: healthy {row['healthy_after_restart_s']} s, write visible {row['write_visible_after_restart_s']} s, "
@@ -364,16 +365,16 @@ def report_markdown(result: dict) -> str:
              f"kill -9 (its process group) and restarted {p['outage_s']:.0f} s later, {p['settle_s']:.0f} s apart. "
              "Adds not answered 202 are retried with the same Idempotency-Key. Recovery is counted from the restart.",
              "", "| component | healthy after | add acked + searchable after | projectors caught up after "
-                 "| client errors, kill to searchable |",
-             "| --- | ---: | ---: | ---: | --- |"]
+                 "| kill to searchable | client errors, kill to searchable |",
+             "| --- | ---: | ---: | ---: | ---: | --- |"]
     for r in result["recovery"]:
         if "error" in r:
-            lines.append(f"| {r['component']} | restart failed: {r['error'][:80]} | | | |")
+            lines.append(f"| {r['component']} | restart failed: {r['error'][:80]} | | | | |")
             continue
         errors = ", ".join(f"{k}: {n}" for k, n in r["client_errors"].items()) or "none"
         lines.append(f"| {r['component']} | {_s(r['healthy_after_restart_s'])} | "
                      f"{_s(r['write_visible_after_restart_s'])} | {_s(r['projectors_caught_up_after_restart_s'])} "
-                     f"| {errors} |")
+                     f"| {_s(r.get('write_visible_after_kill_s'))} | {errors} |")
     lst, srch = v["list"], v["search"]
     load = result.get("load") or {}
     if load:

@@ -39,11 +39,12 @@ def test_chaos_section_and_verdict():
                     "search": reconcile(acked, {})}
     result = {"machine": MACHINE, "params": {"rate": 6.0, "outage_s": 5.0, "settle_s": 10.0}, "write_retry_s": 120.0,
               "recovery": [{"component": "kafka", "healthy_after_restart_s": 8.25, "write_visible_after_restart_s": 9.5,
-                            "projectors_caught_up_after_restart_s": None, "client_errors": {"add 503": 4}},
+                            "projectors_caught_up_after_restart_s": None, "write_visible_after_kill_s": 15.0,
+                            "client_errors": {"add 503": 4}},
                            {"component": "neo4j", "error": "did not become ready"}],
               "verification": verification}
     text = chaos.report_markdown(result)
-    assert "| kafka | 8.2 s | 9.5 s | - | add 503: 4 |" in text
-    assert "| neo4j | restart failed: did not become ready |" in text
+    assert "| kafka | 8.2 s | 9.5 s | - | 15.0 s | add 503: 4 |" in text
+    assert "| neo4j | restart failed: did not become ready | | | | |" in text
     assert "| search (BM25, by marker) | 0 | 1 | 0 | 0 |" in text
     assert "![fault injection timeline](chaos.png)" in text
