@@ -359,7 +359,7 @@ def report_markdown(result: dict) -> str:
     """The report's section: the recovery table per component, the exactly-once check, the plot."""
     v, p = result["verification"], result["params"]
     m = result["machine"]
-    lines = ["## Fault injection (`make chaos`)", "",
+    lines = ["### Fault injection (`make chaos`)", "",
              f"Machine: {m.get('cpu', '?')}, {m.get('cores')} cores, {m.get('ram_gib', '?')} GiB. Mixed load at "
              f"{p['rate']} req/s (5 searches : 1 add, open loop) throughout; each component is killed with "
              f"kill -9 (its process group) and restarted {p['outage_s']:.0f} s later, {p['settle_s']:.0f} s apart. "

@@ -314,7 +314,7 @@ def _ms(value) -> str:
 def report_markdown(result: dict) -> str:
     """The report's section: the ladder table, the verdict, the sustained run and the plot."""
     m = result["machine"]
-    lines = ["## Mixed load (5 searches : 1 add, open loop)", "",
+    lines = ["### Mixed load (5 searches : 1 add, open loop)", "",
              f"Machine: {m.get('cpu', '?')}, {m.get('cores')} cores, {m.get('ram_gib', '?')} GiB, load average "
              f"{m.get('loadavg_1m_at_start', 0):.1f} at start. Corpus: {result['users']} users x "
              f"{result['seed_per_user']} LoCoMo turns seeded (plus the adds of the run); queries are LoCoMo questions. "
