@@ -165,6 +165,18 @@ def test_a_user_signs_in_sees_searches_edits_and_deletes_memories(browser, servi
     assert float(cells[1]) > 0, cells  # the score
     assert any(c.strip().isdigit() for c in cells[2:]), f"no source ranked the hit: {cells}"
     tab.shot("search")
+    # A source left out of an answer is named: the next answer (the real one) gets a degraded entry.
+    def degraded(route):
+        answer = route.fetch()
+        body = {**answer.json(), "degraded": [{"source": "graph", "reason": "no answer within its budget of 250 ms"}]}
+        route.fulfill(response=answer, json=body)
+
+    page.route("**/v1/memories/search", degraded)
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_test_id("degraded")).to_contain_text("graph (no answer within its budget of 250 ms)")
+    expect(hit).to_be_visible()
+    tab.shot("search-degraded")
+    page.unroute("**/v1/memories/search")
 
     # Detail, edit (shown at once: the read waits for the edit's token), history.
     hit.get_by_role("link").click()

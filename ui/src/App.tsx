@@ -127,7 +127,7 @@ function Shell({ onSignOut, onActAs }: { onSignOut: () => void; onActAs: (user: 
             </ul>
           </nav>
           <main id="main" tabIndex={-1}>
-            {session?.actingUser ? <Page path={path} /> : <p>Pick the user to act for (an admin key acts for any user but must name one).</p>}
+            {session?.actingUser ? <Page key={session.actingUser} path={path} /> : <p>Pick the user to act for (an admin key acts for any user but must name one).</p>}
           </main>
         </div>
       )}
