@@ -177,6 +177,32 @@ def image(name: str, plots: set[str], alt: str) -> str:
     return f"\n![{alt}]({name})\n" if name in plots else ""
 
 
+def corpus_sizes(run: dict) -> dict:
+    """How much data each step worked on, for the machine-and-versions table."""
+    out = {}
+    blocks = run.get("search", {}).get("sizes", [])
+    if blocks:
+        out["search"] = ", ".join(f"{b['size']:,} memories in {b['users']} user(s)" for b in blocks)
+    if run.get("write"):
+        c = run["write"].get("corpus", {})
+        out["write"] = f"{c.get('single_adds_per_level')} adds per client level, {c.get('batch_memories')} in batches"
+    if run.get("replay", {}).get("replay"):
+        out["replay"] = ", ".join(f"{n:,} events" for n in sorted({r["events"] for r in run["replay"]["replay"]}))
+    if run.get("visibility"):
+        out["visibility"] = f"{run['visibility'].get('events')} events"
+    for name in ("locomo", "peer"):
+        c = run.get(name, {}).get("corpus")
+        if c:
+            out[name] = f"{c.get('conversations')} LoCoMo conversations, {c.get('memories')} memories, {c.get('questions')} questions"
+    return out
+
+
+def ordered_phases(rss: dict) -> list[str]:
+    """idle first, then the loads in the order the suite runs them."""
+    known = ["idle", "ingest", "search"]
+    return [p for p in known if p in rss] + [p for p in rss if p not in known]
+
+
 def spread(values: list[float] | None) -> str | None:
     """A few milliseconds as "a, b, c" (rounded), None when there are none."""
     return ", ".join(f"{v:.0f}" for v in values) if values else None
@@ -221,7 +247,8 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
     md += ["", "## Machine and versions", "",
            table(["what", "value"], [["CPU", m.get("cpu")], ["cores", m.get("cores")], ["RAM (GiB)", m.get("ram_gib")],
                                      ["load average at start (1 min)", m.get("loadavg_1m_at_start")]]
-                 + [[k, val] for k, val in v.items()])]
+                 + [[k, val] for k, val in v.items()]
+                 + [[f"corpus: {k}", val] for k, val in corpus_sizes(run).items()])]
     write = run.get("write")
     md += ["", "## Ingest: throughput and ack latency", ""]
     if write:
@@ -274,7 +301,7 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
     md += ["", "## Memory (RSS) of each process", ""]
     if rss:
         names = sorted({n for phase in rss.values() for n in phase})
-        phases = list(rss)
+        phases = ordered_phases(rss)
         md += ["Peak RSS in MB of each stack process with its children (PSS in brackets: shared pages split), "
                "idle and while the write and search steps ran:", "",
                table(["process"] + phases, [[n] + [f"{rss[p][n]['rss_mb_peak']} ({rss[p][n]['pss_mb_peak']})"
@@ -406,11 +433,11 @@ def plot_all(run: dict, out: Path) -> set[str]:
         names = sorted({n for phase in rss.values() for n in phase})
         fig, ax = plt.subplots(figsize=(11, 4.5))
         width = 0.8 / len(rss)
-        for i, (phase, data) in enumerate(rss.items()):
-            ax.bar([x + i * width for x in range(len(names))], [data.get(n, {}).get("rss_mb_peak", 0) for n in names],
+        for i, phase in enumerate(ordered_phases(rss)):
+            ax.bar([x + i * width for x in range(len(names))], [rss[phase].get(n, {}).get("pss_mb_peak", 0) for n in names],
                    width, label=phase)
         ax.set_xticks([x + width * (len(rss) - 1) / 2 for x in range(len(names))], names, rotation=30, ha="right")
-        ax.set_ylabel("peak RSS MB (with children)")
+        ax.set_ylabel("peak PSS MB (with children; shared pages split)")
         ax.set_title("memory of each process")
         ax.legend()
         fig.tight_layout()

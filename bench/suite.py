@@ -219,6 +219,20 @@ def gateway_ready(timeout: float = 5) -> bool:
         return False
 
 
+def wait_ready(seconds: float) -> bool:
+    """Waits for the gateway's /readyz (a component restarting, the stack still warming up)."""
+    deadline = time.monotonic() + seconds
+    said = False
+    while not gateway_ready():
+        if time.monotonic() > deadline:
+            return False
+        if not said:
+            log(f"waiting up to {seconds:.0f} s for the gateway's /readyz ...")
+            said = True
+        time.sleep(2)
+    return True
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", default="quick", choices=sorted(MODES))
@@ -228,6 +242,7 @@ def main() -> int:
     ap.add_argument("--clients", default=None, help="search clients, e.g. 1,2,5,10,20,50")
     ap.add_argument("--replay-events", default=None, help="replay corpus sizes, e.g. 100000,1000000")
     ap.add_argument("--peer-venv", default=str(REPO / ".bench-home" / "peer-mem0" / "venv"))
+    ap.add_argument("--ready-wait", type=float, default=180.0, help="seconds to wait for /readyz before a step")
     ap.add_argument("--skip", default="", help="steps to leave out, comma-separated")
     ap.add_argument("--only", default="", help="only these steps (the report is always written)")
     args = ap.parse_args()
@@ -279,15 +294,17 @@ def main() -> int:
                 started_stack = True
                 stack_ok = up.returncode == 0
                 remaining -= ETA["stack"][which]
-            if step.needs_stack and "versions" not in run:
-                stack_ok = stack_ok and gateway_ready()
-                if stack_ok:
-                    run["versions"] = versions(cfg)
-                    run["rss"]["idle"] = process_memory.idle(cfg.home)
-                    log(f"versions: {run['versions']}")
             if step.needs_stack and not stack_ok:
-                run["steps"].append({"name": step.name, "status": "failed", "error": "the stack is not up (gateway /readyz)"})
+                run["steps"].append({"name": step.name, "status": "failed", "error": "recallstack up failed"})
                 continue
+            if step.needs_stack and not wait_ready(args.ready_wait):
+                run["steps"].append({"name": step.name, "status": "failed",
+                                     "error": f"the gateway's /readyz did not answer 200 within {args.ready_wait:.0f} s"})
+                continue
+            if step.needs_stack and "versions" not in run:
+                run["versions"] = versions(cfg)
+                run["rss"]["idle"] = process_memory.idle(cfg.home)
+                log(f"versions: {run['versions']}")
             if step.name == "peer":
                 try:
                     run["peer_venv"] = ensure_peer_venv(args.peer_venv)

@@ -98,6 +98,7 @@ def test_render_has_the_headline_first_failed_steps_and_helper_sections():
     assert "| kafka | 700.0 (650.0) |" in md
     assert "## Mixed load\n\nnot run" in md and "## Fault injection\n\nnot run" in md
     assert "hit@10 1.4" in md and "adds/s 0.6" in md
+    assert "| corpus: search | 10,000 memories in 1 user(s), 1,000,000 memories in 100 user(s) |" in md
 
 
 def test_helper_section_without_the_module_says_not_run(monkeypatch):
