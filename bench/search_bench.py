@@ -612,7 +612,8 @@ async def measure_size(size: int, corpus_entry: dict, args, pool: DistinctQuerie
 
     cfg = bootstrap.settings()
     users = corpus_entry["users"]
-    endpoints = {"gateway": args.base_url, "query-api": args.query_url}
+    endpoints = {name: url for name, url in (("gateway", args.base_url), ("query-api", args.query_url))
+                 if name in args.endpoints.split(",")}
     cache_flag = {name: await probe_cache_flag(url, users[0], list(endpoints.values()))
                   for name, url in endpoints.items()}
     graph_lag_before = (await projector_lag(cfg.kafka_bootstrap, "neo4j"))["behind"]
@@ -822,6 +823,7 @@ async def main() -> int:
     ap.add_argument("--duration", type=float, default=20.0, help="seconds per level")
     ap.add_argument("--graph-wait", type=float, default=300.0,
                     help="seconds to wait for Neo4j after Postgres and Redis applied a new corpus")
+    ap.add_argument("--endpoints", default="gateway,query-api", help="gateway and/or query-api (direct)")
     ap.add_argument("--one-user", action="store_true", help="1M in one user instead of 100 (the 1M-per-user tier)")
     ap.add_argument("--quick", action="store_true", help="10k only, 5 s per level")
     ap.add_argument("--load-only", action="store_true", help="load (or check) the corpora, measure nothing")

@@ -41,7 +41,7 @@ from corpus import machine  # noqa: E402
 PEER_SPEC = ["mem0ai==2.2.1", "faiss-cpu", "qdrant-client"]
 MODES = {
     "quick": {"embedder": ["--quick"], "slice_n": 50, "write": ["--quick"], "visibility_s": 15, "visibility_warmup": 5,
-              "replay_events": "10000", "search_sizes": "1000,10000", "clients": "1,2,5,10,20,50", "search_duration": 3, "search_extra": [],
+              "replay_events": "10000", "search_sizes": "1000,10000", "clients": "1,2,5,10,20,50", "search_duration": 3, "search_extra": ["--endpoints", "gateway"],
               "locomo": ["--conversations", "2", "--limit-questions", "30"],
               "peer": ["--conversations", "1", "--limit-questions", "40"]},
     "full": {"embedder": [], "slice_n": 200, "write": [], "visibility_s": 60, "visibility_warmup": 20,
