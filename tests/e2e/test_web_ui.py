@@ -274,9 +274,15 @@ def test_another_users_key_cannot_see_the_first_users_memories(browser, services
     expect.set_options(timeout=TIMEOUT_MS)
     tab = Tab(browser, base)
     page = tab.page
-    tab.sign_in(people["bob_key"]["key"])
+    page.goto("/")  # by keyboard: the key field has the focus, Enter signs in
+    page.keyboard.type(people["bob_key"]["key"])
+    page.keyboard.press("Enter")
     expect(page.get_by_test_id("acting-user")).to_have_text(people["bob"])
     expect(page.locator(f'tr[data-memory-id="{bob_memory}"]')).to_be_visible()
+    page.locator(f'tr[data-memory-id="{bob_memory}"] a').focus()
+    page.keyboard.press("Enter")  # a row's link opens the memory
+    expect(page.get_by_test_id("memory-text")).to_have_text(f"Bob plays the oboe ({run})")
+    page.go_back()
     expect(page.locator(f'tr[data-memory-id="{memory_id}"]')).to_have_count(0)
     expect(page.get_by_test_id("memories-table").locator("tbody tr")).to_have_count(1)
     tab.shot("second-user-memories")

@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { lazy, Suspense, useCallback, useEffect, useMemo, useState } from "react";
 import { Api, Me } from "./api";
 import { Link } from "./components/Link";
 import { navigate, useLocation } from "./router";
@@ -8,11 +8,13 @@ import { SignIn } from "./pages/SignIn";
 import { MemoriesPage } from "./pages/Memories";
 import { MemoryPage } from "./pages/Memory";
 import { SearchPage } from "./pages/Search";
-import { GraphPage } from "./pages/Graph";
 import { NamespacesPage } from "./pages/Namespaces";
 import { SystemPage } from "./pages/System";
 import { TransferPage } from "./pages/Transfer";
 import { UserPicker } from "./components/UserPicker";
+
+// cytoscape is most of the bundle: loaded with the Graph page only.
+const GraphPage = lazy(() => import("./pages/Graph").then((m) => ({ default: m.GraphPage })));
 
 const PAGES = [
   ["/memories", "Memories"],
@@ -145,7 +147,11 @@ function Page({ path }: { path: string }) {
     case "/search":
       return <SearchPage />;
     case "/graph":
-      return <GraphPage />;
+      return (
+        <Suspense fallback={<p aria-live="polite">Loading the graph…</p>}>
+          <GraphPage />
+        </Suspense>
+      );
     case "/namespaces":
       return <NamespacesPage />;
     case "/system":

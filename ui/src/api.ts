@@ -56,6 +56,14 @@ export class ApiError extends Error {
 
 type Query = Record<string, string | number | boolean | null | undefined>;
 
+const RETRIED = new Set([429, 502, 503, 504]);
+const ATTEMPTS = 3;
+
+function newKey(): string {
+  if (typeof crypto !== "undefined" && "randomUUID" in crypto) return `ui-${crypto.randomUUID()}`;
+  return `ui-${Date.now().toString(36)}-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+}
+
 export class Api {
   // The newest consistency token of this tab's writes: reads wait until it is applied, so an
   // edit shows in the next page at once (read-your-writes; the API's consistency_token).
@@ -73,11 +81,19 @@ export class Api {
     const url = path + (params.size ? `?${params}` : "");
     const headers: Record<string, string> = { Authorization: `Bearer ${this.key}`, ...(options.headers ?? {}) };
     if (options.body !== undefined) headers["Content-Type"] = "application/json";
-    let answer: Response;
-    try {
-      answer = await fetch(url, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
-    } catch (exc) {
-      throw new ApiError(0, "unreachable", `the gateway did not answer: ${(exc as Error).message}`);
+    // Writes carry an Idempotency-Key, so a write the API refused for a moment (429, 502-504:
+    // Kafka or an API restarting) is retried safely, like the SDK does.
+    if (method !== "GET" && !headers["Idempotency-Key"]) headers["Idempotency-Key"] = newKey();
+    let answer: Response | null = null;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        answer = await fetch(url, { method, headers, body: options.body === undefined ? undefined : JSON.stringify(options.body) });
+        if (!RETRIED.has(answer.status) || attempt >= ATTEMPTS) break;
+      } catch (exc) {
+        if (attempt >= ATTEMPTS) throw new ApiError(0, "unreachable", `the gateway did not answer: ${(exc as Error).message}`);
+      }
+      const after = Number(answer?.headers.get("Retry-After") ?? "1");
+      await new Promise((done) => setTimeout(done, Math.min(Number.isFinite(after) ? after : 1, 5) * 1000 * attempt));
     }
     const text = await answer.text();
     let body: any = null;
