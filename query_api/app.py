@@ -135,9 +135,13 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                                                                 _within_grace(cache_wait, deps.grace_ms, "redis"))
             query = SearchQuery(body.query, scope, limit, options.get("threshold"), reference_time,
                                 tuple(options.get("sources") or SOURCES), options.get("weights") or {},
-                                options.get("rrf_k"), options.get("mmr", False), options.get("temporal", "boost"))
+                                options.get("rrf_k"), options.get("mmr", False), options.get("temporal", "boost"),
+                                body.include_shared)
             cache_state, slot, pg_applied = "off", None, None
-            if deps.answers is not None and options.get("cache", True) and not options.get("explain"):
+            # Not with shared memories: an owner's change moves the owner's offsets, which the
+            # grantee's cached answer is not keyed on.
+            if (deps.answers is not None and options.get("cache", True) and not options.get("explain")
+                    and not body.include_shared):
                 if cache_problem:
                     cache_state = "bypassed"
                 else:
@@ -193,7 +197,9 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         options = body.model_dump(include={"threshold", "sources", "weights", "rrf_k", "mmr", "temporal", "cache",
                                            "explain"})
         answer = await run_search(body, body.limit, response, options)
-        deps.access.record(body.user_id, [r["id"] for r in answer["results"]], "search", body.query)
+        # A grantee's read is not the owner's recall: shared results make no access event.
+        deps.access.record(body.user_id, [r["id"] for r in answer["results"] if "shared" not in r], "search",
+                           body.query)
         return answer
 
     @app.post("/v1/context", tags=["memories"], summary="A token-budgeted context block for the next prompt")
@@ -205,7 +211,8 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         block = build_context(ranked, body.max_tokens, lambda text: count(body.encoding, text))
         by_id = {r["id"]: r for r in answer["results"]}
         included = [by_id[i] for i in block.included]
-        deps.access.record(body.user_id, block.included, "context", body.query)
+        deps.access.record(body.user_id, [i for i in block.included if "shared" not in by_id[i]], "context",
+                           body.query)
         return {"context": block.text, "tokens": block.tokens, "max_tokens": body.max_tokens,
                 "encoding": body.encoding, "memories": included, "omitted": block.omitted,
                 "degraded": answer["degraded"]}

@@ -63,6 +63,23 @@ class Scope:
         return " AND ".join(parts)
 
 
+@dataclass(frozen=True)
+class SharedScope(Scope):
+    """Other users' active memories shared with `user_id` (the grantee), for a search with
+    `include_shared`. The request's filters narrow them too; its scope fields (agent, run,
+    app) are the grantee's own and do not. The owner is checked against the share, as in
+    `get_shared_memory`, so a share names one memory of one owner."""
+
+    def where(self, args: list, column_prefix: str = "") -> str:
+        args.append(self.user_id)
+        parts = [f"{column_prefix}state = 'active'",
+                 f"({column_prefix}id, {column_prefix}user_id) IN (SELECT memory_id, user_id FROM memory_shares"
+                 f" WHERE grantee_user_id = ${len(args)})"]
+        if self.filters is not None:
+            parts.append(to_sql(self.filters, args))
+        return " AND ".join(parts)
+
+
 SOURCE_TIMEOUT_MS = 1_000  # a source query still running then is cancelled by Postgres itself
 
 
@@ -103,13 +120,14 @@ EXACT_BELOW = 2_000  # a time window with fewer rows is ranked exactly (btree + 
 
 async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int, ef_search: int,
                 window: tuple[datetime, datetime] | None = None,
-                timeout_ms: int = SOURCE_TIMEOUT_MS) -> list[tuple[str, float]]:
+                timeout_ms: int = SOURCE_TIMEOUT_MS, exact: bool = False) -> list[tuple[str, float]]:
     """(id, cosine similarity), nearest first; `window` narrows to occurred_at in [start, end).
 
     With a window the planner must pick between HNSW (walking vectors until enough fall in
     the window: slow for a narrow one) and the (user_id, occurred_at) index with an exact
     sort (slow for a wide one). A bounded count decides: below EXACT_BELOW rows, exact;
-    above, HNSW with iterative scans."""
+    above, HNSW with iterative scans. `exact`: always the exact sort (a scope of few rows
+    spread over every user's vectors, such as the memories shared with one user)."""
     def condition(args: list) -> str:
         where = scope.where(args)
         if window is not None:
@@ -121,8 +139,8 @@ async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int
     where = condition(args)
     args.append(limit)
     async with source_connection(pool, timeout_ms) as conn:
-        distance = "embedding <=> $1"
-        if window is not None:
+        distance = "(embedding <=> $1) + 0" if exact else "embedding <=> $1"
+        if window is not None and not exact:
             count_args: list = []
             few = await conn.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM memories WHERE {condition(count_args)}"
                                       f" LIMIT {EXACT_BELOW}) w", *count_args)
@@ -359,6 +377,14 @@ async def shared_with(pool: asyncpg.Pool, grantee_user_id: str, limit: int, offs
     docs = [{**memory_document(r), "shared": {"by": r["user_id"], "permission": r["permission"],
                                                "at": r["shared_at"].isoformat()}} for r in rows]
     return docs, rows[0]["total"] if rows else 0
+
+
+async def share_details(pool: asyncpg.Pool, ids: list[str], grantee_user_id: str) -> dict[str, dict]:
+    """`shared` ({by, permission, at}) of each of `ids` shared with `grantee_user_id`."""
+    rows = await pool.fetch("SELECT memory_id, user_id, permission, shared_at FROM memory_shares"
+                            " WHERE grantee_user_id = $1 AND memory_id = ANY($2::uuid[])", grantee_user_id, ids)
+    return {str(r["memory_id"]): {"by": r["user_id"], "permission": r["permission"], "at": r["shared_at"].isoformat()}
+            for r in rows}
 
 
 async def shares_of(pool: asyncpg.Pool, memory_id: str, user_id: str) -> list[dict]:

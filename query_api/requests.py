@@ -33,6 +33,10 @@ class ScopedQuery(BaseModel):
                                           description="from a command: answer only once it is applied")
     reference_time: datetime | None = Field(
         default=None, description="'now' for relative time expressions in the query (ISO 8601; default the present)")
+    include_shared: bool = Field(
+        default=False, description="also the memories other users shared with this user (read-only; each result "
+                                   "carries `shared`: who shared it); they match `filters` but not the scope fields, "
+                                   "and such answers are never cached")
 
     @field_validator("reference_time")
     @classmethod

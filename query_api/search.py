@@ -10,11 +10,17 @@
 The answer: RRF over the sources that answered (weights and k configurable), then an
 importance/recency boost, optional MMR, `threshold` on the cosine similarity to the query,
 `limit`. A source that fails or misses its budget is left out and named in `degraded`.
+
+With `include_shared`, the memories other users shared with the searching user join the
+dense, sparse and temporal sources: ranked in the same lists by the same scores (cosine
+similarity; BM25 with the searcher's corpus figures), so RRF weighs them like the user's own.
+The graph is per user and stays the user's own. Shared results carry `shared`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import time
@@ -31,7 +37,7 @@ from adapters.postgres import CONNECTION_ERRORS
 from domain import query_terms, ranking, temporal
 from domain.filters import All, Condition, Node
 from query_api import pg_reads
-from query_api.pg_reads import Scope
+from query_api.pg_reads import Scope, SharedScope
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +78,7 @@ class Query:
     rrf_k: int | None = None
     mmr: bool = False
     temporal_mode: str = "boost"  # boost | filter | off
+    include_shared: bool = False  # also memories other users shared with this one
 
 
 @dataclass
@@ -127,6 +134,7 @@ class HybridSearch:
         budget = self.config.source_timeout_ms / 1000
         hard_ms = HARD_LIMIT_FACTOR * self.config.source_timeout_ms  # the server cancels a query running longer
         pool = self.pool()
+        shared = SharedScope(q.scope.user_id, filters=q.scope.filters) if q.include_shared else None
 
         filter_window = None
         if window is not None and window.anchor is not None:
@@ -136,8 +144,12 @@ class HybridSearch:
 
         async def nearest(name: str, within: tuple[datetime, datetime] | None):
             vector = await vector_task
-            return await timer.run(name, pg_reads.dense(
-                pool, vector, q.scope, depth, max(self.config.ef_search, depth), within, hard_ms))
+            ef = max(self.config.ef_search, depth)
+            own = pg_reads.dense(pool, vector, q.scope, depth, ef, within, hard_ms)
+            if shared is None:
+                return await timer.run(name, own)
+            return await timer.run(name, _merged(depth, own, pg_reads.dense(pool, vector, shared, depth, ef, within,
+                                                                             hard_ms, exact=True)))
 
         async def sparse():
             return await timer.run("sparse", sparse_lists())
@@ -148,10 +160,14 @@ class HybridSearch:
                 if tsquery else _nothing(),
                 pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth, timeout_ms=hard_ms)
                 if names else _nothing())
+            bm25_hits = lists[0]
+            if shared is not None and tsquery:
+                bm25_hits = await _merged(depth, _done(bm25_hits), pg_reads.bm25(
+                    pool, tsquery, self._scoped(shared, filter_window), depth, self.stats, hard_ms))
             # Trigram matches only add what BM25 missed (a misspelt name, a fragment of an
             # identifier), after its hits.
-            seen = {i for i, _ in lists[0]}
-            return (lists[0] + [(i, s) for i, s in lists[1] if i not in seen])[:depth]
+            seen = {i for i, _ in bm25_hits}
+            return (bm25_hits + [(i, s) for i, s in lists[1] if i not in seen])[:depth]
 
         # A question about the past follows the relations that held then (a fact an update
         # replaced since included); otherwise those that hold now.
@@ -191,6 +207,9 @@ class HybridSearch:
         vector = await vector_task
         docs = await timer.run("hydrate", pg_reads.hydrate(pool, [c.memory_id for c in candidates], q.scope, vector,
                                                            with_embedding=q.mmr))
+        if shared is not None:
+            docs.update(await timer.run("hydrate_shared", self._shared_documents(
+                pool, [c.memory_id for c in candidates if c.memory_id not in docs], shared, vector, q.mmr)))
         began = time.perf_counter()
         candidates = [c for c in candidates if c.memory_id in docs]  # the graph's hits pass the filters here
         boosted = ranking.boost(
@@ -278,7 +297,16 @@ class HybridSearch:
             return scope
         extra = All((Condition("occurred_at", "gte", window[0]), Condition("occurred_at", "lt", window[1])))
         filters: Node = extra if scope.filters is None else All((scope.filters, extra))
-        return Scope(scope.user_id, scope.fields, filters, scope.include_archived)
+        return dataclasses.replace(scope, filters=filters)  # a SharedScope stays one
+
+    @staticmethod
+    async def _shared_documents(pool, ids: list[str], shared: SharedScope, vector, with_embedding: bool) -> dict:
+        """The shared memories among `ids`, each with who shared it (`shared`)."""
+        if not ids:
+            return {}
+        docs = await pg_reads.hydrate(pool, ids, shared, vector, with_embedding=with_embedding)
+        details = await pg_reads.share_details(pool, list(docs), shared.user_id) if docs else {}
+        return {i: {**d, "shared": details[i]} for i, d in docs.items() if i in details}
 
     async def _anchor(self, window: temporal.TimeWindow, scope: Scope, timer: Timer, degraded: list,
                       budget: float) -> temporal.TimeWindow | None:
@@ -296,6 +324,17 @@ class HybridSearch:
         day = at.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=window.offset_days)
         return temporal.TimeWindow(day - timedelta(days=1), day + timedelta(days=2), window.phrase, window.anchor,
                                    window.offset_days)
+
+
+async def _merged(depth: int, *lists: Awaitable[list[tuple[str, float]]]) -> list[tuple[str, float]]:
+    """One ranking of several (id, score) lists whose scores compare (the user's own and
+    the shared memories'), best first."""
+    hits = [hit for ranked in await asyncio.gather(*lists) for hit in ranked]
+    return sorted(hits, key=lambda hit: -hit[1])[:depth]
+
+
+async def _done(value):
+    return value
 
 
 async def _nothing() -> list:

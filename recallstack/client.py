@@ -45,7 +45,7 @@ Consistency = Literal["read_your_writes", "eventual"]
 # asynchronously, with the graph always on): accepted so mem0 code runs unchanged.
 MEM0_IGNORED = frozenset({"version", "output_format", "async_mode", "org_id", "project_id", "enable_graph"})
 # The query API's extra search knobs, passed through as given (see the README).
-SEARCH_OPTIONS = frozenset({"sources", "weights", "rrf_k", "mmr", "temporal", "cache"})
+SEARCH_OPTIONS = frozenset({"sources", "weights", "rrf_k", "mmr", "temporal", "cache", "include_shared"})
 
 _sleep = time.sleep              # module-level so the unit tests can replace them
 _async_sleep = asyncio.sleep
@@ -215,7 +215,8 @@ class _Requests:
         cosine similarity), `filters` in mem0's v2 shape (`{"AND": [{"metadata": {...}},
         {"occurred_at": {"gte": "2024-06-01"}}]}`; a `user_id` inside filters is used as the
         user, as mem0's v2 calls do), `reference_time` ('now' for "last week" in the query).
-        Extra knobs of the query API pass through: sources, weights, rrf_k, mmr, temporal, cache.
+        Extra knobs of the query API pass through: sources, weights, rrf_k, mmr, temporal, cache,
+        include_shared (also memories other users shared with this one, each with `shared`).
 
         Returns a `SearchResult`: `results` (typed `Memory` dicts with `score`, `similarity`,
         `ranks`) best first, and `degraded` (sources left out). Waits for this client's own
@@ -330,7 +331,7 @@ class _Requests:
                     agent_id: str | None = None, run_id: str | None = None, app_id: str | None = None,
                     filters: dict[str, Any] | None = None, encoding: str | None = None,
                     candidates: int | None = None, reference_time: datetime | str | None = None,
-                    consistency_token: str | None = None) -> Context:
+                    consistency_token: str | None = None, include_shared: bool | None = None) -> Context:
         """A ready-to-inject block of the memories most relevant to `query` that fits
         `max_tokens` (16-32,000, counted exactly with `encoding`: cl100k_base or
         o200k_base). Returns a `Context`: `context` (the text; also `str(ctx)`), `tokens`,
@@ -339,7 +340,8 @@ class _Requests:
         user_id = self._user(user_id)
         body = _clean({"query": query, "user_id": user_id, "max_tokens": max_tokens, "agent_id": agent_id,
                        "run_id": run_id, "app_id": app_id, "filters": filters, "encoding": encoding,
-                       "candidates": candidates, "reference_time": _iso(reference_time)})
+                       "candidates": candidates, "reference_time": _iso(reference_time),
+                       "include_shared": include_shared})
         return _Call("POST", "/v1/context", Context, body=body, user_id=user_id, token_in="body",
                      token=consistency_token)  # type: ignore[return-value]
 

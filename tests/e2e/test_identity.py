@@ -209,6 +209,23 @@ def test_sharing_gives_read_only_access_until_unshared(gateway, people):
     assert seen.json()["shared"]["permission"] == "read"
     listed = gateway.get("/v1/shared", headers=bob).json()
     assert [m["id"] for m in listed["results"]] == [memory]
+    # Search and context find it only when asked to (include_shared), ranked among bob's own.
+    query = {"query": "alice's secret vault code", "consistency_token": token}
+    own_only = gateway.post("/v1/memories/search", json=query, headers=bob).json()
+    assert memory not in [r["id"] for r in own_only["results"]]
+    for cache in (True, False):
+        found = gateway.post("/v1/memories/search", json={**query, "include_shared": True, "cache": cache},
+                             headers=bob).json()
+        hits = {r["id"]: r for r in found["results"]}
+        assert memory in hits and hits[memory]["shared"]["by"] == people["alice"] and found["cache"] == "off"
+        assert {"dense", "sparse"} <= set(hits[memory]["ranks"])
+        assert people["memories"]["bob"] in hits and "shared" not in hits[people["memories"]["bob"]]
+    unrelated = {"AND": [{"categories": {"contains": "no-such-category"}}]}
+    filtered = gateway.post("/v1/memories/search", json={**query, "include_shared": True, "filters": unrelated},
+                            headers=bob).json()
+    assert filtered["results"] == []  # the request's filters narrow shared memories too
+    block = gateway.post("/v1/context", json={**query, "include_shared": True}, headers=bob).json()
+    assert memory in [m["id"] for m in block["memories"]] and f"{people['run']}-alice" in block["context"]
     assert gateway.patch(f"/v1/memories/{memory}", json={"text": "bob was here"}, headers=bob).status_code == 404
     assert gateway.delete(f"/v1/memories/{memory}", headers=bob).status_code == 404
     assert gateway.get(f"/v1/memories/{memory}/history", headers=bob).status_code == 404
@@ -221,6 +238,9 @@ def test_sharing_gives_read_only_access_until_unshared(gateway, people):
     token = unshared.json()["consistency_token"]
     gone = gateway.get(f"/v1/memories/{memory}", params={"consistency_token": token}, headers=bob)
     assert gone.status_code == 404 and gateway.get("/v1/shared", headers=bob).json()["results"] == []
+    after = gateway.post("/v1/memories/search", json={"query": "alice's secret vault code", "include_shared": True},
+                         headers=bob).json()
+    assert memory not in [r["id"] for r in after["results"]]
 
 
 def test_namespaces_list_apps_and_agents_with_counts(gateway, people):
