@@ -607,6 +607,17 @@ async def probe_cache_flag(url: str, user: str, all_urls: list[str]) -> bool:
         return True
 
 
+async def graph_lag(bootstrap_servers: str) -> int | str:
+    """Events the Neo4j projector is behind; a note instead when Kafka cannot be asked (a
+    restart during the run), so the levels already measured are not lost."""
+    from projectors.lag import projector_lag
+
+    try:
+        return (await projector_lag(bootstrap_servers, "neo4j"))["behind"]
+    except Exception as exc:  # noqa: BLE001 - informative only
+        return f"unknown ({type(exc).__name__})"
+
+
 async def measure_size(size: int, corpus_entry: dict, args, pool: DistinctQueries, home: Path) -> dict:
     from projectors.lag import projector_lag
 
@@ -616,7 +627,7 @@ async def measure_size(size: int, corpus_entry: dict, args, pool: DistinctQuerie
                  if name in args.endpoints.split(",")}
     cache_flag = {name: await probe_cache_flag(url, users[0], list(endpoints.values()))
                   for name, url in endpoints.items()}
-    graph_lag_before = (await projector_lag(cfg.kafka_bootstrap, "neo4j"))["behind"]
+    graph_lag_before = await graph_lag(cfg.kafka_bootstrap)
     # Warm-up (pools, Postgres buffers): LoCoMo turns as queries, never used again.
     warm = itertools.cycle(turns()[::-1])
     log(f"size {human(size)}: warming up...")
@@ -654,7 +665,7 @@ async def measure_size(size: int, corpus_entry: dict, args, pool: DistinctQuerie
                     + (f", errors {sum(row['errors'].values())}" if row["errors"] else "")
                     + f", cache {row['answer_cache_field']}"
                     + (f", degraded {row['degraded_sources']}" if row["degraded_sources"] else ""))
-    graph_lag_after = (await projector_lag(cfg.kafka_bootstrap, "neo4j"))["behind"]
+    graph_lag_after = await graph_lag(cfg.kafka_bootstrap)
     return {"size": size, "users": len(users), "cache_flag_sent": cache_flag,
             "graph_lag_events": {"before": graph_lag_before, "after": graph_lag_after}, "levels": rows}
 
@@ -744,8 +755,8 @@ def print_report(result: dict) -> None:
               f"redis {load.get('redis_applied_s')} s, neo4j "
               + (f"{load.get('neo4j_applied_s')} s" if load.get("neo4j_applied_s")
                  else f"not finished ({load.get('neo4j_applied_fraction', 0) * 100:.0f} % when measuring started)"))
-        print(f"graph lag (Neo4j events behind the log): {b['graph_lag_events']['before']:,} before, "
-              f"{b['graph_lag_events']['after']:,} after the measurements; "
+        print(f"graph lag (Neo4j events behind the log): {b['graph_lag_events']['before']} before, "
+              f"{b['graph_lag_events']['after']} after the measurements; "
               f"\"cache\": false sent: {b['cache_flag_sent']}")
         print(f"  {'endpoint':<10}{'mode':<9}{'clients':>7}{'n':>7}{'p50':>8}{'p90':>8}{'p99':>8}{'max':>8}"
               f"{'QPS':>8}{'err%':>6}{'hit%':>6}{'emb%':>6}{'degr%':>6}  CPU % during the level (2 cores = 200)")
