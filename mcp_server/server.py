@@ -90,7 +90,7 @@ class Caller:
 def _compact(memory: dict[str, Any]) -> dict[str, Any]:
     """What an agent needs of a memory, without the bookkeeping (kept small: it lands in a prompt)."""
     keys = ("id", "memory", "score", "categories", "metadata", "occurred_at", "created_at", "updated_at",
-            "agent_id", "app_id", "run_id")
+            "agent_id", "app_id", "run_id", "shared")
     return {k: memory[k] for k in keys if memory.get(k) not in (None, [], {})}
 
 
@@ -220,6 +220,9 @@ def build_server(config: McpConfig | None = None, *, client: AsyncClient | None 
         threshold: Annotated[float | None, Field(description="Optional minimum similarity (0-1) of a result to "
                                                              "the query; leave empty unless results are noisy",
                                                  ge=0.0, le=1.0)] = None,
+        include_shared: Annotated[bool, Field(description="Also search memories other users shared with this "
+                                                          "user (read-only; each says who shared it in `shared`)")]
+        = False,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> dict[str, Any]:
         """Search the user's long-term memories by meaning, keywords, names and time.
@@ -231,7 +234,8 @@ def build_server(config: McpConfig | None = None, *, client: AsyncClient | None 
         """
         async def action(who: Caller):
             found = await who.client.search(query, user_id=who.user_id, app_id=who.app_id, filters=filters,
-                                            limit=limit, threshold=threshold)
+                                            limit=limit, threshold=threshold,
+                                            **({"include_shared": True} if include_shared else {}))
             answer: dict[str, Any] = {"results": [_compact(m) for m in found.results]}
             if found.degraded:
                 answer["degraded"] = found.degraded

@@ -219,3 +219,13 @@ async def test_http_tools_act_only_for_the_keys_user(services, gateway):
             assert "private note" not in message and memory not in message
     still = gateway.get(f"/v1/memories/{memory}", params={"user_id": alice})
     assert still.status_code == 200 and still.json()["memory"] == f"alice's private note {run}"
+    # Once alice shares it, bob's search finds it when asked to, saying who shared it.
+    shared = gateway.post(f"/v1/memories/{memory}/shares", json={"grantee_user_id": bob},
+                          headers={"Authorization": f"Bearer {keys[alice]}"})
+    assert shared.status_code == 202, shared.text
+    gateway.get("/v1/shared", params={"user_id": bob, "consistency_token": shared.json()["consistency_token"]})
+    async with over_http(services.gateway_url, None, keys[bob]) as client:
+        assert memory not in str(await ok(client, "search_memory", {"query": "private note"}))
+        found = await ok(client, "search_memory", {"query": "private note", "include_shared": True})
+        hit = next(m for m in found["results"] if m["id"] == memory)
+        assert hit["shared"]["by"] == alice
