@@ -34,3 +34,13 @@ def test_compose_monitoring_mounts_the_repository_files():
     assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
     assert "${GRAFANA_ADMIN_PASSWORD:?" in services["grafana"]["environment"]["GF_SECURITY_ADMIN_PASSWORD"], \
         "no default admin password"
+
+
+def test_compose_traces_go_to_jaeger_when_asked():
+    """`--profile tracing` adds Jaeger; RECALLSTACK_TRACING=otlp sends every service's spans there."""
+    compose = yaml.safe_load((REPO / "compose.yaml").read_text())
+    jaeger = compose["services"]["jaeger"]
+    assert jaeger["profiles"] == ["tracing"] and jaeger["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    env = compose["x-recallstack"]["environment"]
+    assert env["RECALLSTACK_TRACING"] == "${RECALLSTACK_TRACING:-off}"
+    assert env["RECALLSTACK_OTLP_ENDPOINT"].endswith("http://jaeger:4318}")
