@@ -8,9 +8,3 @@ export function Status({ error, busy, message }: { error?: string | null; busy?:
     </div>
   );
 }
-
-export function when(iso: string | null | undefined): string {
-  if (!iso) return "—";
-  const date = new Date(iso);
-  return isNaN(date.getTime()) ? iso : date.toLocaleString();
-}

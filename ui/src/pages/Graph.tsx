@@ -62,7 +62,7 @@ export function GraphPage() {
         { selector: ":selected", style: { "border-width": 3, "border-color": "#f5c542" } },
       ],
       layout: { name: "cose", animate: false, padding: 40 },
-      maxZoom: 2.5, // a few nodes would otherwise fill the box
+      maxZoom: 1.5, // a few nodes would otherwise fill the box
       minZoom: 0.05,
     });
     cy.on("tap", "node", (event) => setChosen(event.target.id()));

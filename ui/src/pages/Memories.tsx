@@ -2,7 +2,8 @@ import { useCallback, useEffect, useState } from "react";
 import { Memory, Page } from "../api";
 import { ConfirmDialog } from "../components/Dialog";
 import { Link } from "../components/Link";
-import { Status, when } from "../components/Status";
+import { Status } from "../components/Status";
+import { when } from "../format";
 import { useSession } from "../session";
 
 const PAGE_SIZE = 25;

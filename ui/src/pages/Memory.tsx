@@ -2,7 +2,8 @@ import { useCallback, useEffect, useState } from "react";
 import { HistoryEntry, Memory } from "../api";
 import { ConfirmDialog } from "../components/Dialog";
 import { Link } from "../components/Link";
-import { Status, when } from "../components/Status";
+import { Status } from "../components/Status";
+import { when } from "../format";
 import { navigate } from "../router";
 import { useSession } from "../session";
 
