@@ -203,6 +203,15 @@ def ordered_phases(rss: dict) -> list[str]:
     return [p for p in known if p in rss] + [p for p in rss if p not in known]
 
 
+def busy_note(m: dict) -> str:
+    """A warning when the machine was already busy when the run started (figures pessimistic)."""
+    load, cores = m.get("loadavg_1m_at_start"), m.get("cores")
+    if isinstance(load, (int, float)) and isinstance(cores, int) and load > cores:
+        return (f" **The machine was busy with other work when the run started (load average {load:.1f} on {cores} "
+                "cores): latencies and rates are pessimistic.**")
+    return ""
+
+
 def spread(values: list[float] | None) -> str | None:
     """A few milliseconds as "a, b, c" (rounded), None when there are none."""
     return ", ".join(f"{v:.0f}" for v in values) if values else None
@@ -227,8 +236,10 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
                                       and "machine" in run[k]), {})
     v = suite.get("versions", {})
     md = [f"# recallstack benchmark report ({suite.get('mode', '?')} mode)", "",
-          f"Run {suite.get('started_at', '?')} to {suite.get('finished_at', '?')} "
-          f"({suite.get('seconds', '?')} s), stack: {suite.get('stack', '?')}. Regenerate with `python bench/report.py`.", "",
+          f"Run {suite.get('started_at_first') or suite.get('started_at', '?')} to {suite.get('finished_at', '?')}"
+          + (f" (steps rerun from {suite['started_at']})" if suite.get("started_at_first") else "")
+          + f", stack: {suite.get('stack', '?')} (start: the suite's own; running: a stack already up). "
+          "Regenerate with `python bench/report.py`." + busy_note(m), "",
           "## Claims of the seeds", "",
           table(["claim", "measured here", "verdict", "how it is judged"],
                 [[c["claim"], c["measured"], f"**{c['verdict']}**", c["basis"]] for c in verdicts])]
@@ -246,7 +257,7 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
         md += ["", f"**{s['name']} failed**: `{(s.get('error') or '')[:600]}`"]
     md += ["", "## Machine and versions", "",
            table(["what", "value"], [["CPU", m.get("cpu")], ["cores", m.get("cores")], ["RAM (GiB)", m.get("ram_gib")],
-                                     ["load average at start (1 min)", m.get("loadavg_1m_at_start")]]
+                                     ["load average at start (1 min)", round(m.get("loadavg_1m_at_start") or 0, 2)]]
                  + [[k, val] for k, val in v.items()]
                  + [[f"corpus: {k}", val] for k, val in corpus_sizes(run).items()])]
     write = run.get("write")
@@ -401,8 +412,11 @@ def plot_all(run: dict, out: Path) -> set[str]:
             line, = a.plot([r["clients"] for r in level], [r["p50_ms"] for r in level], "o-", label=f"{size:,} p50")
             a.plot([r["clients"] for r in level], [r["p99_ms"] for r in level], "s--", color=line.get_color(), label=f"{size:,} p99")
             b.plot([r["clients"] for r in level], [r["qps"] for r in level], "o-", label=f"{size:,}")
+        ticks = sorted({r["clients"] for r in rows})
         for ax in (a, b):
             ax.set_xscale("log")
+            ax.set_xticks(ticks, [str(t) for t in ticks])
+            ax.minorticks_off()
             ax.set_xlabel("concurrent clients")
             ax.legend(fontsize=8)
         a.set_yscale("log")

@@ -126,3 +126,12 @@ def test_rss_summary_peaks_and_means():
     s = summarise([{"a": {"rss_mb": 10.0, "pss_mb": 8.0}}, {"a": {"rss_mb": 30.0, "pss_mb": 20.0}, "b": {"rss_mb": 5.0, "pss_mb": 5.0}}])
     assert s["a"] == {"rss_mb_peak": 30.0, "rss_mb_mean": 20.0, "pss_mb_peak": 20.0, "samples": 2}
     assert s["b"]["samples"] == 1
+
+
+def test_a_busy_machine_is_said_in_the_header():
+    run = fixture_run()
+    run["suite"]["machine"]["loadavg_1m_at_start"] = 4.4
+    f = report.figures(run)
+    assert "load average 4.4 on 2 cores" in report.render(run, f, report.claims(f), set())
+    run["suite"]["machine"]["loadavg_1m_at_start"] = 0.5
+    assert "pessimistic" not in report.render(run, f, report.claims(f), set())
