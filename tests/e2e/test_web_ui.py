@@ -219,8 +219,11 @@ def test_a_user_signs_in_sees_searches_edits_and_deletes_memories(browser, servi
     # Apps & agents, System (health and sparklines after a few polls), Export / import.
     tab.go("Apps & agents")
     expect(page.get_by_test_id("ns-total")).to_have_text("2")
-    expect(page.locator("main")).to_contain_text("ui-app")
     tab.shot("namespaces")
+    page.get_by_role("link", name="ui-app").click()  # an app's memories
+    expect(page.get_by_label("app_id")).to_have_value("ui-app")
+    expect(row).to_be_visible()
+    expect(page.locator(f'tr[data-memory-id="{other_id}"]')).to_have_count(0)
     tab.go("System")
     expect(page.get_by_test_id("health")).to_contain_text(re.compile("ready|degraded"))
     expect(page.get_by_test_id("spark-API requests")).to_have_text(re.compile(r"\d"), timeout=15_000)
@@ -331,14 +334,15 @@ def test_another_users_key_cannot_see_the_first_users_memories(browser, services
     # Bob's key revoked: the next call answers 401 and the UI returns to the sign-in, saying why.
     revoked = gateway.delete(f"/v1/keys/{people['bob_key']['key_id']}", params={"reason": "web UI test"})
     assert revoked.status_code == 202, revoked.text
+    tab.go("Memories")
     deadline = time.monotonic() + 10
     while not page.get_by_label("API key").is_visible():
         assert time.monotonic() < deadline, "the UI kept using a revoked key"
+        page.wait_for_timeout(500)  # revoked everywhere within a second: read again
         try:
-            tab.go("Memories")
+            page.get_by_role("button", name="Refresh").click(timeout=1_000)
         except Exception:  # the sign-in replaced the page meanwhile
             pass
-        page.wait_for_timeout(500)
     expect(page.get_by_role("alert")).to_contain_text("Signed out")
     assert page.evaluate("sessionStorage.length") == 0
     tab.shot("signed-out-revoked-key")

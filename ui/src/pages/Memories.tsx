@@ -4,6 +4,7 @@ import { ConfirmDialog } from "../components/Dialog";
 import { Link } from "../components/Link";
 import { Status } from "../components/Status";
 import { when } from "../format";
+import { useLocation } from "../router";
 import { useSession } from "../session";
 
 const PAGE_SIZE = 25;
@@ -13,7 +14,10 @@ type Scope = { agent_id: string; run_id: string; app_id: string };
 // paging; bulk delete is DELETE /v1/memories/{id} per selected row.
 export function MemoriesPage() {
   const { api } = useSession();
-  const [draft, setDraft] = useState<Scope>({ agent_id: "", run_id: "", app_id: "" });
+  const { query } = useLocation(); // /memories?app_id=… (links of the Apps & agents page)
+  const [draft, setDraft] = useState<Scope>({
+    agent_id: query.get("agent_id") ?? "", run_id: query.get("run_id") ?? "", app_id: query.get("app_id") ?? "",
+  });
   const [scope, setScope] = useState<Scope>(draft);
   const [state, setState] = useState("active");
   const [sort, setSort] = useState("created_at");

@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { Namespaces } from "../api";
+import { Link } from "../components/Link";
 import { Status } from "../components/Status";
 import { useSession } from "../session";
 
@@ -19,8 +20,8 @@ export function NamespacesPage() {
         <>
           <p>User <code>{data.user_id}</code> has <strong data-testid="ns-total">{data.memories}</strong> memories.</p>
           <div className="columns">
-            <Counts title="Apps" rows={data.apps.map((a) => [a.app_id, a.memories])} />
-            <Counts title="Agents" rows={data.agents.map((a) => [a.agent_id, a.memories])} />
+            <Counts title="Apps" field="app_id" rows={data.apps.map((a) => [a.app_id, a.memories])} />
+            <Counts title="Agents" field="agent_id" rows={data.agents.map((a) => [a.agent_id, a.memories])} />
           </div>
         </>
       )}
@@ -28,14 +29,14 @@ export function NamespacesPage() {
   );
 }
 
-function Counts({ title, rows }: { title: string; rows: [string, number][] }) {
+function Counts({ title, field, rows }: { title: string; field: string; rows: [string, number][] }) {
   return (
     <div className="card">
       <h2>{title}</h2>
       {rows.length === 0 ? <p className="muted">None.</p> : (
         <table>
-          <thead><tr><th scope="col">{title === "Apps" ? "app_id" : "agent_id"}</th><th scope="col">Memories</th></tr></thead>
-          <tbody>{rows.map(([name, count]) => <tr key={name}><td><code>{name}</code></td><td>{count}</td></tr>)}</tbody>
+          <thead><tr><th scope="col">{field}</th><th scope="col">Memories</th></tr></thead>
+          <tbody>{rows.map(([name, count]) => <tr key={name}><td><Link href={`/memories?${field}=${encodeURIComponent(name)}`}><code>{name}</code></Link></td><td>{count}</td></tr>)}</tbody>
         </table>
       )}
     </div>
