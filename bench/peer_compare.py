@@ -127,6 +127,17 @@ def recallstack_side(base_url: str, convs: list[dict], clients: int) -> dict:
     return out
 
 
+def embedder_difference(texts: list[str], theirs: list[list[float]]) -> float | None:
+    """The largest difference between a coordinate of mem0's vectors and .venv's for the same texts
+    (0.0: the same embedder, the same weights, the same runtime)."""
+    if not theirs:
+        return None
+    from adapters.embedders import build_embedder
+
+    ours = build_embedder("minilm").embed(texts)
+    return float(max(abs(a - b) for row, other in zip(ours.tolist(), theirs) for a, b in zip(row, other)))
+
+
 def ratios(rs: dict, peer: dict) -> dict:
     """recallstack / mem0 for each figure both have (throughput and hit@k: > 1 favours
     recallstack; latency: < 1 favours recallstack)."""
@@ -202,7 +213,8 @@ def main() -> int:
     samples = locomo()[:args.conversations] if args.conversations else locomo()
     convs = build_corpus(samples, runid, {1, 2, 3, 4}, args.limit_questions, user_prefix="bench-peer")
     workload = out_dir / "peer_workload.json"
-    workload.write_text(json.dumps({"limit": LIMIT, "conversations": convs}))
+    probes = [convs[0]["memories"][0]["text"], convs[0]["questions"][0]["question"]]
+    workload.write_text(json.dumps({"limit": LIMIT, "conversations": convs, "probe_texts": probes}))
     result = {"benchmark": "peer_mem0", "machine": machine(), "limit": LIMIT,
               "corpus": {"conversations": len(convs), "memories": sum(len(c["memories"]) for c in convs),
                          "questions": sum(len(c["questions"]) for c in convs)}}
@@ -219,6 +231,7 @@ def main() -> int:
         return 1
     peer = json.loads(raw.read_text())
     peer["quality"] = quality(convs, peer.pop("ranked"))
+    peer["embedder_max_abs_diff"] = embedder_difference(probes, peer.pop("probe_vectors", []))
     peer["run_s"] = round(time.perf_counter() - began, 1)
     peer["warnings"] = sorted({line.strip() for line in run.stdout.splitlines() if line.strip()})[:10]
     log(f"recallstack: the same through {args.base_url}...")

@@ -93,6 +93,8 @@ def main() -> int:
         began = time.perf_counter()
         memory = build_memory(args.store, Path(tmp))
         result["init_s"] = round(time.perf_counter() - began, 2)
+        # peer_compare.py checks these against .venv's embedder: the same vectors on both sides.
+        result["probe_vectors"] = [memory.embedding_model.embed(t, "search") for t in work.get("probe_texts", [])]
         add_ms: list[float] = []
         began = time.perf_counter()
         for conv in work["conversations"]:

@@ -348,7 +348,8 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
         md += [f"mem0ai {p0.get('version')} (`Memory`, {p0.get('store')} local store, infer off, telemetry off) and "
                f"recallstack on the same {c['memories']} memories and {c['questions']} questions "
                f"({c['conversations']} LoCoMo conversations, one user each, k = {peer.get('limit')}), the same MiniLM "
-               "code and weights:", "",
+               f"code and weights (largest coordinate difference between the two sides' vectors of probe texts: "
+               f"{p0.get('embedder_max_abs_diff', 'not checked')}):", "",
                table(["figure", "recallstack", "mem0", "ratio rs/mem0"],
                      [["adds/s, one client", rs["add"]["per_s"], p0["add"]["per_s"], ratios.get("add_per_s")],
                       ["add p50 ms (recallstack: ack)", lat(rs, "add").get("p50_ms"), lat(p0, "add").get("p50_ms"), ratios.get("add_p50_ms")],
