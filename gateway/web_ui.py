@@ -30,8 +30,10 @@ NOT_BUILT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title
 (or <code>make ui</code>) in the repository to build it, then reload. The REST API under <code>/v1/</code> works without it.</p>
 </body></html>"""
 
-# Paths the gateway itself or the API answer; every other GET is a page of the UI.
-NOT_PAGES = ("v1/", "mcp", "healthz", "readyz", "metrics", "ui/api/")
+# The UI's pages (ui/src/App.tsx's `Page`): index.html answers these and their subpaths
+# (/memories/<id>); any other path stays a 404, so a probe of /etc/passwd or /.env is
+# answered "no route", not with a page.
+PAGES = ("memories", "search", "graph", "namespaces", "system", "transfer")
 
 
 class WebUi:
@@ -45,7 +47,7 @@ class WebUi:
     @staticmethod
     def is_page(path: str) -> bool:
         """A GET of `path` (without its leading slash) is a UI page: index.html answers it."""
-        return not any(path == p.rstrip("/") or path.startswith(p) for p in NOT_PAGES)
+        return path == "" or path.split("/", 1)[0] in PAGES
 
     def page(self) -> Response:
         if not self.built:

@@ -56,9 +56,12 @@ def test_root_and_deep_links_serve_index_html_and_the_api_is_still_proxied(dist,
         assert root.status_code == 200 and '<div id="root">' in root.text
         assert root.headers["cache-control"] == "no-cache"
         assert "script-src 'self'" in root.headers["content-security-policy"]
-        for deep in ("/memories", "/memories/6f1c7c2e-8f59-4f5e-9a63-4c1b0a3c2d11", "/system", "/no/such/page"):
+        for deep in ("/memories", "/memories/6f1c7c2e-8f59-4f5e-9a63-4c1b0a3c2d11", "/system", "/memories/nope"):
             answer = client.get(deep)
             assert answer.status_code == 200 and answer.text == root.text, deep
+        for probe in ("/no/such/page", "/etc/passwd", "/.env"):  # not pages: no index.html for probes
+            answer = client.get(probe)
+            assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", probe
         asset = client.get("/assets/app-1a2b.js")
         assert asset.status_code == 200 and asset.text == "console.log('ui')"
         assert "immutable" in asset.headers["cache-control"]
@@ -93,9 +96,10 @@ def test_the_system_endpoint_needs_a_key_the_query_api_accepts(dist, upstream):
 
 
 @pytest.mark.parametrize("path, page", [
-    ("", True), ("memories", True), ("memories/abc", True), ("assets-not", True),
+    ("", True), ("memories", True), ("memories/abc", True), ("search", True), ("graph", True),
+    ("namespaces", True), ("system", True), ("transfer", True), ("assets-not", False), ("etc/passwd", False),
     ("v1/memories", False), ("mcp", False), ("mcp/", False), ("healthz", False), ("readyz", False),
-    ("metrics", False), ("ui/api/system", False),
+    ("metrics", False), ("ui/api/system", False), ("memoriesx", False),
 ])
 def test_which_paths_are_pages_of_the_ui(path, page):
     assert WebUi.is_page(path) is page
