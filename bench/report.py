@@ -212,6 +212,10 @@ def busy_note(m: dict) -> str:
     return ""
 
 
+def diff_text(value) -> str:
+    return f"{value:.1g}" if isinstance(value, (int, float)) else "not checked"
+
+
 def spread(values: list[float] | None) -> str | None:
     """A few milliseconds as "a, b, c" (rounded), None when there are none."""
     return ", ".join(f"{v:.0f}" for v in values) if values else None
@@ -349,7 +353,7 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
                f"recallstack on the same {c['memories']} memories and {c['questions']} questions "
                f"({c['conversations']} LoCoMo conversations, one user each, k = {peer.get('limit')}), the same MiniLM "
                f"code and weights (largest coordinate difference between the two sides' vectors of probe texts: "
-               f"{p0.get('embedder_max_abs_diff', 'not checked')}):", "",
+               f"{diff_text(p0.get('embedder_max_abs_diff'))}):", "",
                table(["figure", "recallstack", "mem0", "ratio rs/mem0"],
                      [["adds/s, one client", rs["add"]["per_s"], p0["add"]["per_s"], ratios.get("add_per_s")],
                       ["add p50 ms (recallstack: ack)", lat(rs, "add").get("p50_ms"), lat(p0, "add").get("p50_ms"), ratios.get("add_p50_ms")],

@@ -260,7 +260,11 @@ def main() -> int:
                  "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(),
                  "parameters": {s.name: s.argv[2:] for s in wanted}, "steps": [], "rss": {}}
     previous = args.out / "suite.json"
-    if args.only and previous.exists():
+    if not args.only:
+        # A new run: no step's figures from an earlier run may end up in its report (make chaos's stay).
+        for step in steps:
+            (args.out / f"{step.name}.json").unlink(missing_ok=True)
+    elif previous.exists():
         # A partial rerun keeps the other steps' records (and RSS phases) of the run it completes.
         try:
             before = json.loads(previous.read_text())
