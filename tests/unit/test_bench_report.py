@@ -135,3 +135,26 @@ def test_a_busy_machine_is_said_in_the_header():
     assert "load average 4.4 on 2 cores" in report.render(run, f, report.claims(f), set())
     run["suite"]["machine"]["loadavg_1m_at_start"] = 0.5
     assert "pessimistic" not in report.render(run, f, report.claims(f), set())
+
+
+def test_suite_steps_follow_the_mode_and_the_overrides(tmp_path):
+    import argparse
+
+    import suite
+
+    def argv(mode, **over):
+        args = argparse.Namespace(**({"out": tmp_path, "peer_venv": tmp_path / "venv", "search_sizes": None,
+                                      "clients": None, "replay_events": None} | over))
+        return {s.name: s.argv for s in suite.steps_for(args, suite.MODES[mode], "py")}
+
+    quick, full = argv("quick"), argv("full")
+    assert list(quick) == ["embedder", "slice", "write", "visibility", "replay", "search", "locomo", "peer"]
+    assert quick["search"][quick["search"].index("--sizes") + 1] == "1000,10000"
+    assert quick["search"][quick["search"].index("--clients") + 1] == "1,2,5,10,20,50"
+    assert "--one-user" in full["search"] and "--one-user" not in quick["search"]  # 1M in one user: the claim's tier
+    assert full["search"][full["search"].index("--sizes") + 1] == "10000,100000,1000000"
+    over = argv("quick", search_sizes="10000,100000", clients="1,50", replay_events="100000")
+    assert over["search"][over["search"].index("--sizes") + 1] == "10000,100000"
+    assert over["search"][over["search"].index("--clients") + 1] == "1,50"
+    assert over["replay"][-1] == "100000"
+    assert over["peer"][over["peer"].index("--peer-python") + 1] == str(tmp_path / "venv" / "bin" / "python")
