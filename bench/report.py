@@ -279,8 +279,10 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
         md += ["not run"]
     sl = run.get("slice")
     if sl:
-        md += ["", f"Add then read-your-writes search (one client, {sl.get('corpus', {}).get('memories_of_this_user')} memories): "
-               f"ack {sl.get('add_ack')}, add-to-searchable {sl.get('add_then_search_read_your_writes')}."]
+        ack, ryw = sl.get("add_ack", {}), sl.get("add_then_search_read_your_writes", {})
+        md += ["", f"Add, then a search with its consistency token (read-your-writes; one client, "
+               f"{sl.get('corpus', {}).get('memories_of_this_user')} memories): ack p50 {ack.get('median_ms')} / p99 "
+               f"{ack.get('p99_ms')} ms; add to found p50 {ryw.get('median_ms')} / p99 {ryw.get('p99_ms')} ms."]
     vis = run.get("visibility")
     md += ["", "## Event-to-visible lag", ""]
     if vis:
