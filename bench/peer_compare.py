@@ -82,15 +82,18 @@ def recallstack_side(base_url: str, convs: list[dict], clients: int) -> dict:
         out["add"] = {"memories": len(ack_ms), "seconds": round(seconds, 2), "per_s": round(len(ack_ms) / seconds, 1),
                       "latency": summary(ack_ms), "last_ack_to_searchable_ms": visible_ms}
 
-        search_ms, ranked = [], []
+        search_ms, ranked, degraded = [], [], 0
         for conv in convs:
             for q in conv["questions"]:
                 body = {"query": q["question"], "user_id": conv["user_id"], "limit": LIMIT,
                         "reference_time": conv["reference_time"], "cache": False}
                 answer, ms, _ = post(client, "/v1/memories/search", body)
                 search_ms.append(ms)
-                ranked.append([(r.get("metadata") or {}).get("dia_id") for r in answer.json().get("results", [])])
-        out["search"] = {"latency": summary(search_ms), "qps": round(len(search_ms) / (sum(search_ms) / 1000), 1)}
+                data = answer.json()
+                degraded += bool(data.get("degraded"))  # a source missed its budget: fewer sources fused
+                ranked.append([(r.get("metadata") or {}).get("dia_id") for r in data.get("results", [])])
+        out["search"] = {"latency": summary(search_ms), "qps": round(len(search_ms) / (sum(search_ms) / 1000), 1),
+                         "degraded_responses": degraded}
         out["ranked"] = ranked
 
         if clients > 0:

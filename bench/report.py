@@ -369,6 +369,7 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
                        lat(rs, "search_concurrent").get("p99_ms"), lat(p0, "search_concurrent").get("p99_ms"), ratios.get("search_concurrent_p99_ms")],
                       [f"adds/s, {rs.get('add_concurrent', {}).get('clients')} clients",
                        rs.get("add_concurrent", {}).get("per_s"), p0.get("add_concurrent", {}).get("per_s"), ratios.get("add_concurrent_per_s")]]
+                     + [["searches with a source that missed its budget", rs["search"].get("degraded_responses"), "-", None]]
                      + [[f"LoCoMo hit@{k}", round(rs["quality"]["overall"][f"hit@{k}"], 3),
                          round(p0["quality"]["overall"][f"hit@{k}"], 3), ratios.get(f"hit@{k}")] for k in (1, 5, 10)]
                      + [[f"LoCoMo recall@{k}", round(rs["quality"]["overall"][f"recall@{k}"], 3),
