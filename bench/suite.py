@@ -49,8 +49,8 @@ MODES = {
              "search_duration": 10, "search_extra": ["--one-user"], "locomo": [], "peer": ["--conversations", "10"]},
 }
 # Rough seconds per step on a 2-core machine, for the ETA (quick, full).
-ETA = {"embedder": (25, 70), "stack": (60, 60), "peer-venv": (150, 150), "slice": (15, 40), "write": (100, 400),
-       "visibility": (30, 90), "replay": (40, 3600), "search": (300, 7200), "locomo": (90, 900), "peer": (150, 900)}
+ETA = {"embedder": (10, 70), "stack": (60, 60), "slice": (10, 40), "write": (90, 400),
+       "visibility": (30, 90), "replay": (40, 3600), "search": (180, 7200), "locomo": (40, 900), "peer": (120, 900)}
 
 
 @dataclass
