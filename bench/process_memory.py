@@ -24,16 +24,24 @@ def stack_pids(home: Path) -> dict[str, int]:
     return out
 
 
-def _children() -> dict[int, list[int]]:
-    tree: dict[int, list[int]] = {}
+def proc_stats() -> dict[int, list[str]]:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ..., utime at 11,
+    stime at 12) of every process."""
+    out: dict[int, list[str]] = {}
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
                 raw = (d / "stat").read_text()
             except OSError:
                 continue
-            ppid = int(raw[raw.rindex(")") + 2:].split()[1])
-            tree.setdefault(ppid, []).append(int(d.name))
+            out[int(d.name)] = raw[raw.rindex(")") + 2:].split()
+    return out
+
+
+def _children() -> dict[int, list[int]]:
+    tree: dict[int, list[int]] = {}
+    for pid, fields in proc_stats().items():
+        tree.setdefault(int(fields[1]), []).append(pid)
     return tree
 
 

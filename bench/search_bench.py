@@ -48,6 +48,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from corpus import api_headers, machine, pct, questions, turns
+from process_memory import proc_stats, stack_pids
 
 import bootstrap
 from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
@@ -401,15 +402,7 @@ def parse_server_timing(value: str) -> dict[str, float]:
 def proc_cpu(home: Path) -> dict[str, float]:
     """CPU seconds used so far by each recallstack process (Postgres with its backends) and by this one."""
     tick = os.sysconf("SC_CLK_TCK")
-    stats: dict[int, tuple[int, float]] = {}
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                raw = (d / "stat").read_text()
-            except OSError:
-                continue
-            rest = raw[raw.rindex(")") + 2:].split()
-            stats[int(d.name)] = (int(rest[1]), (int(rest[11]) + int(rest[12])) / tick)
+    stats = {pid: (int(f[1]), (int(f[11]) + int(f[12])) / tick) for pid, f in proc_stats().items()}
     children: dict[int, list[int]] = {}
     for pid, (ppid, _) in stats.items():
         children.setdefault(ppid, []).append(pid)
@@ -424,14 +417,10 @@ def proc_cpu(home: Path) -> dict[str, float]:
         return total
 
     out: dict = {"_pids": {}}
-    for f in sorted((home / "run").glob("*.json")):
-        try:
-            pid = json.loads(f.read_text())["pid"]
-        except (OSError, ValueError, KeyError):
-            continue
+    for name, pid in stack_pids(home).items():
         if pid in stats:
-            out[f.stem] = tree(pid)
-            out["_pids"][f.stem] = pid
+            out[name] = tree(pid)
+            out["_pids"][name] = pid
     out["bench-client"] = stats.get(os.getpid(), (0, 0.0))[1]
     cpu = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     out["_busy"] = (sum(cpu[:8]) - cpu[3] - cpu[4]) / tick  # every process on the machine
