@@ -77,6 +77,28 @@ def summary(values: list[float]) -> dict:
             "mean_ms": round(statistics.fmean(values), 2)}
 
 
+def timed_concurrently(clients: int, jobs: list, call) -> dict:
+    """Run `call(job)` for every job on `clients` threads (mem0's Memory is a library: the
+    caller's threads): each call's latency in ms, errors ("Type: message"), wall seconds."""
+    lock, latency, errors = threading.Lock(), [], []
+
+    def one(job):
+        t0 = time.perf_counter()
+        try:
+            call(job)
+        except Exception as exc:  # noqa: BLE001 - reported, not hidden
+            with lock:
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+            return
+        with lock:
+            latency.append((time.perf_counter() - t0) * 1000)
+
+    began = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(one, jobs))
+    return {"latency": latency, "errors": errors, "wall": time.perf_counter() - began}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workload", required=True)
@@ -121,44 +143,16 @@ def main() -> int:
         if args.clients > 0:
             # Concurrent passes: does mem0's Memory take threads sensibly (it is a library: the caller's threads)?
             jobs = [(conv["user_id"], q["question"]) for conv in work["conversations"] for q in conv["questions"]]
-            lock, lat, errors = threading.Lock(), [], []
-
-            def one_search(job):
-                t0 = time.perf_counter()
-                try:
-                    memory.search(job[1], top_k=limit, filters={"user_id": job[0]}, threshold=0.0)
-                except Exception as exc:  # noqa: BLE001 - reported, not hidden
-                    with lock:
-                        errors.append(f"{type(exc).__name__}: {exc}"[:200])
-                    return
-                with lock:
-                    lat.append((time.perf_counter() - t0) * 1000)
-
-            began = time.perf_counter()
-            with ThreadPoolExecutor(args.clients) as pool:
-                list(pool.map(one_search, jobs))
-            wall = time.perf_counter() - began
-            result["search_concurrent"] = {"clients": args.clients, "latency": summary(lat), "qps": round(len(lat) / wall, 1),
-                                           "errors": len(errors), "error_sample": errors[:3]}
+            search = timed_concurrently(args.clients, jobs, lambda job: memory.search(
+                job[1], top_k=limit, filters={"user_id": job[0]}, threshold=0.0))
+            result["search_concurrent"] = {"clients": args.clients, "latency": summary(search["latency"]),
+                                           "qps": round(len(search["latency"]) / search["wall"], 1),
+                                           "errors": len(search["errors"]), "error_sample": search["errors"][:3]}
 
             adds = [m["text"] for conv in work["conversations"] for m in conv["memories"]][:500]
-            lat2, errors2 = [], []
-
-            def one_add(text):
-                t0 = time.perf_counter()
-                try:
-                    memory.add([{"role": "user", "content": text}], user_id="peer-concurrent-adds", infer=False)
-                except Exception as exc:  # noqa: BLE001
-                    with lock:
-                        errors2.append(f"{type(exc).__name__}: {exc}"[:200])
-                    return
-                with lock:
-                    lat2.append((time.perf_counter() - t0) * 1000)
-
-            began = time.perf_counter()
-            with ThreadPoolExecutor(args.clients) as pool:
-                list(pool.map(one_add, adds))
-            wall = time.perf_counter() - began
+            added = timed_concurrently(args.clients, adds, lambda text: memory.add(
+                [{"role": "user", "content": text}], user_id="peer-concurrent-adds", infer=False))
+            lat2, errors2, wall = added["latency"], added["errors"], added["wall"]
             result["add_concurrent"] = {"clients": args.clients, "memories": len(lat2), "per_s": round(len(lat2) / wall, 1),
                                         "latency": summary(lat2), "errors": len(errors2), "error_sample": errors2[:3]}
     Path(args.out).write_text(json.dumps(result))
