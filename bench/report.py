@@ -199,7 +199,7 @@ def corpus_sizes(run: dict) -> dict:
 
 def ordered_phases(rss: dict) -> list[str]:
     """idle first, then the loads in the order the suite runs them."""
-    known = ["idle", "ingest", "search"]
+    known = ["idle", "ingest", "search", "mixed"]
     return [p for p in known if p in rss] + [p for p in rss if p not in known]
 
 

@@ -8,8 +8,9 @@ Steps (each a bench of its own, run as a child process writing <out>/<step>.json
 embedder, (stack up), versions, rss idle, slice, write (ingest throughput and ack latency),
 visibility (event-to-visible), replay, search (latency vs corpus size and vs clients), locomo
 (retrieval quality), peer (mem0 beside recallstack, in a virtual environment of its own made
-here and reused), then the report (bench/report.py). RSS of each stack process is sampled idle,
-during the write step and during the search step. A step that fails is recorded with its error
+here and reused), mixed_load (5 searches : 1 add at a ladder of fixed rates; full mode adds the
+10-minute sustained run), then the report (bench/report.py). RSS of each stack process is
+sampled idle, during the write, search and mixed-load steps. A step that fails is recorded with its error
 and the suite goes on; the exit status is then 1.
 
 --stack start (the Makefile's): `recallstack up --detach` on $RECALLSTACK_HOME, and down at
@@ -50,7 +51,8 @@ MODES = {
 }
 # Rough seconds per step on a 2-core machine, for the ETA (quick, full).
 ETA = {"embedder": (10, 70), "stack": (60, 60), "slice": (10, 40), "write": (90, 400),
-       "visibility": (30, 90), "replay": (40, 3600), "search": (180, 7200), "locomo": (40, 900), "peer": (120, 900)}
+       "visibility": (30, 90), "replay": (40, 3600), "search": (180, 7200), "locomo": (40, 900), "peer": (120, 900),
+       "mixed_load": (200, 1500)}
 
 
 @dataclass
@@ -86,6 +88,9 @@ def steps_for(args, params: dict, python: str) -> list[Step]:
         Step("locomo", [python, "bench/locomo_bench.py", "--json", "--out", str(out), *params["locomo"]]),
         Step("peer", [python, "bench/peer_compare.py", "--json", "--out", str(out), "--peer-python",
                       str(args.peer_venv / "bin" / "python"), *params["peer"]]),
+        # Last: the 5:1 read:write ladder (and, in full mode, the 10-minute sustained run) at fixed rates.
+        Step("mixed_load", [python, "bench/mixed_load.py", "--json", "--mode", args.mode, "--out", str(out)],
+             sample_rss="mixed"),
     ]
 
 

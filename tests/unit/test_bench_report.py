@@ -143,12 +143,15 @@ def test_suite_steps_follow_the_mode_and_the_overrides(tmp_path):
     import suite
 
     def argv(mode, **over):
-        args = argparse.Namespace(**({"out": tmp_path, "peer_venv": tmp_path / "venv", "search_sizes": None,
-                                      "clients": None, "replay_events": None} | over))
+        args = argparse.Namespace(**({"mode": mode, "out": tmp_path, "peer_venv": tmp_path / "venv",
+                                      "search_sizes": None, "clients": None, "replay_events": None} | over))
         return {s.name: s.argv for s in suite.steps_for(args, suite.MODES[mode], "py")}
 
     quick, full = argv("quick"), argv("full")
-    assert list(quick) == ["embedder", "slice", "write", "visibility", "replay", "search", "locomo", "peer"]
+    assert list(quick) == ["embedder", "slice", "write", "visibility", "replay", "search", "locomo", "peer",
+                           "mixed_load"]
+    assert quick["mixed_load"][quick["mixed_load"].index("--mode") + 1] == "quick"
+    assert full["mixed_load"][full["mixed_load"].index("--mode") + 1] == "full"  # with the 10-minute sustained run
     assert quick["search"][quick["search"].index("--sizes") + 1] == "1000,10000"
     assert quick["search"][quick["search"].index("--clients") + 1] == "1,2,5,10,20,50"
     assert "--one-user" in full["search"] and "--one-user" not in quick["search"]  # 1M in one user: the claim's tier
