@@ -6,8 +6,8 @@ send time, so a slow answer cannot hold the next request back and hide its own q
     python bench/mixed_load.py --mode quick|full [--out DIR] [--rates 5,10,20] [--step-s 30]
                                [--sustained-s 60] [--users 8] [--base-url http://127.0.0.1:8080]
 
-A rate ladder, a step per offered rate (quick: 2, 5, 10, 20, 40 req/s for 30 s; full: 2-60
-req/s for 60 s each), then a sustained run at the highest passing rate (quick 60 s, full
+A rate ladder, a step per offered rate (quick: 2-40 req/s for 30 s each, stopping after two failed
+steps in a row; full: 2-60 req/s for 60 s each), then a sustained run at the highest passing rate (quick 60 s, full
 10 minutes). A step passes when search p99 < 100 ms with < 0.1 % errors. Texts and queries
 are LoCoMo turns and questions (bench/corpus.py), spread over several users each seeded
 with turns first. Writes bench/results/mixed_load.json and mixed_load.png; progress on
@@ -39,8 +39,8 @@ from load_stats import (ADD, SEARCH, SUCCESS, highest_passing_rate, operation_fo
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 MODES = {
-    "quick": {"rates": [2, 5, 10, 20, 40], "step_s": 30, "sustained_s": 60, "warmup_s": 10},
-    "full": {"rates": [2, 5, 10, 15, 20, 30, 40, 60], "step_s": 60, "sustained_s": 600, "warmup_s": 20},
+    "quick": {"rates": [2, 4, 6, 8, 10, 15, 20, 40], "step_s": 30, "sustained_s": 60, "warmup_s": 10},
+    "full": {"rates": [2, 4, 6, 8, 10, 15, 20, 30, 40, 60], "step_s": 60, "sustained_s": 600, "warmup_s": 20},
 }
 P99_LIMIT_MS = 100.0
 MAX_ERROR_RATIO = 0.001
