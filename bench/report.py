@@ -107,7 +107,9 @@ def figures(run: dict) -> dict:
     answered = sum(r.get("requests", 0) for r in every)
     failed = sum(sum((r.get("errors") or {}).values()) for r in every)
     f["search_success_rate"] = answered / (answered + failed) if answered + failed else None
-    f["availability_under_faults"] = availability_of(run.get("chaos")) or availability_of(run.get("mixed_load"))
+    # Only make chaos injects faults; the mixed load's share of answered requests is without them.
+    f["availability_under_faults"] = availability_of(run.get("chaos"))
+    f["mixed_load_success_rate"] = availability_of(run.get("mixed_load"))
     loc = run.get("locomo", {}).get("metrics", {}).get("fused", {}).get("overall", {})
     f["locomo"] = {k: round(v, 3) for k, v in loc.items() if k.startswith(("hit@", "recall@"))} or None
     peer = run.get("peer", {})
@@ -154,10 +156,10 @@ def claims(f: dict) -> list[dict]:
             MET if ok else NOT_MET, "search p99 under 100 ms, one client")
     if f.get("availability_under_faults") is not None:
         a = f["availability_under_faults"]
-        row("99.9% availability", f"{100 * a:.3f} % under injected faults", MET if a >= AVAILABILITY else NOT_MET,
-            "bench/chaos.py / mixed_load.py")
-    elif f.get("search_success_rate") is not None:
-        a = f["search_success_rate"]
+        row("99.9% availability", f"{100 * a:.3f} % of requests answered while each component was killed in turn",
+            MET if a >= AVAILABILITY else NOT_MET, "`make chaos` (bench/chaos.py): every request of its mixed load")
+    elif f.get("mixed_load_success_rate") is not None or f.get("search_success_rate") is not None:
+        a = f["mixed_load_success_rate"] if f.get("mixed_load_success_rate") is not None else f["search_success_rate"]
         row("99.9% availability", f"{100 * a:.3f} % of searches answered (no fault injected)",
             MET if a >= AVAILABILITY else NOT_MET, "no faults injected here; `make chaos` measures it under faults")
     else:

@@ -81,7 +81,14 @@ def test_chaos_availability_wins_over_the_success_rate():
     run = fixture_run()
     run["chaos"] = {"summary": {"availability_pct": 99.95}}
     v = verdicts(run)["99.9% availability"]
-    assert v["verdict"] == report.MET and "injected" in v["measured"]
+    assert v["verdict"] == report.MET and "killed" in v["measured"]
+
+
+def test_the_mixed_loads_success_rate_is_not_called_availability_under_faults():
+    run = fixture_run()
+    run["mixed_load"] = {"availability": 1.0}
+    v = verdicts(run)["99.9% availability"]
+    assert "no fault injected" in v["measured"] and "100.000" in v["measured"]
 
 
 def test_nothing_run_is_not_measured():
