@@ -238,6 +238,35 @@ def wait_ready(seconds: float) -> bool:
     return True
 
 
+def cpu_busy(window_s: float = 2.0) -> float:
+    """The share of the machine's CPU time spent busy over `window_s` (0-1)."""
+    def sample() -> tuple[int, int]:
+        cpu = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return sum(cpu[:8]) - cpu[3] - cpu[4], sum(cpu[:8])
+    busy0, total0 = sample()
+    time.sleep(window_s)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(1, total1 - total0)
+
+
+def settle(host: str, max_s: float = 180.0, idle_below: float = 0.35) -> float:
+    """Waits until every projector has applied the log (lag 0) and the machine is mostly idle
+    (the previous step's corpus still being projected, consolidated or extracted would be
+    measured as the next step's latency); at most `max_s`. Returns the seconds waited."""
+    from mixed_load import projector_lags
+
+    began = time.monotonic()
+    while time.monotonic() - began < max_s:
+        lags = projector_lags(host)
+        if all(v == 0 for v in lags.values()) and cpu_busy() < idle_below:
+            break
+        time.sleep(1)
+    waited = time.monotonic() - began
+    if waited > 5:
+        log(f"settled after {waited:.0f} s (projector lag 0, CPU below {idle_below:.0%})")
+    return round(waited, 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--mode", default="quick", choices=sorted(MODES))
@@ -311,6 +340,8 @@ def main() -> int:
                                      "error": f"the gateway's /readyz did not answer 200 within {args.ready_wait:.0f} s"})
                 continue
             if step.needs_stack and "versions" not in run:
+                bootstrap.settings.cache_clear()  # `recallstack up` may just have written the secrets
+                cfg = bootstrap.settings()
                 run["versions"] = versions(cfg)
                 run["rss"]["idle"] = process_memory.idle(cfg.home)
                 log(f"versions: {run['versions']}")
@@ -320,8 +351,10 @@ def main() -> int:
                 except (subprocess.CalledProcessError, OSError) as exc:
                     run["steps"].append({"name": "peer", "status": "failed", "error": f"peer venv: {exc}"})
                     continue
+            settled = settle(cfg.host) if step.needs_stack else 0.0
             announce(i, step.name)
             row = run_step(step, args.out, cfg.home)
+            row["settled_s"] = settled
             run["rss"].update(row.pop("rss", {}))
             run["steps"].append(row)
             remaining -= ETA.get(step.name, (60, 60))[which]
