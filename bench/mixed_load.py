@@ -39,8 +39,8 @@ from load_stats import (ADD, SEARCH, SUCCESS, highest_passing_rate, operation_fo
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
 MODES = {
-    "quick": {"rates": [2, 4, 6, 8, 10, 15, 20, 40], "step_s": 30, "sustained_s": 60, "warmup_s": 10},
-    "full": {"rates": [2, 4, 6, 8, 10, 15, 20, 30, 40, 60], "step_s": 60, "sustained_s": 600, "warmup_s": 20},
+    "quick": {"rates": [2, 4, 6, 8, 10, 15, 20, 40], "step_s": 30, "sustained_s": 60, "warmup_s": 30},
+    "full": {"rates": [2, 4, 6, 8, 10, 15, 20, 30, 40, 60], "step_s": 60, "sustained_s": 600, "warmup_s": 60},
 }
 P99_LIMIT_MS = 100.0
 MAX_ERROR_RATIO = 0.001
