@@ -36,7 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benches import each 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from corpus import machine, questions, turns  # noqa: E402
-from load_stats import ADD, SUCCESS, errors_between, markers_by_memory, reconcile, step_summary  # noqa: E402
+from load_stats import (ADD, SUCCESS, errors_between, errors_text, markers_by_memory, reconcile,  # noqa: E402
+                        step_summary)
 from mixed_load import DEFAULT_BASE_URL, OpenLoopLoad, client_for, projector_lags  # noqa: E402
 
 COMPONENTS = ("command-api", "projector-postgres", "projector-neo4j", "projector-redis",
@@ -371,14 +372,14 @@ def report_markdown(result: dict) -> str:
         if "error" in r:
             lines.append(f"| {r['component']} | restart failed: {r['error'][:80]} | | | | |")
             continue
-        errors = ", ".join(f"{k}: {n}" for k, n in r["client_errors"].items()) or "none"
+        errors = errors_text(r["client_errors"])
         lines.append(f"| {r['component']} | {_s(r['healthy_after_restart_s'])} | "
                      f"{_s(r['write_visible_after_restart_s'])} | {_s(r['projectors_caught_up_after_restart_s'])} "
                      f"| {_s(r.get('write_visible_after_kill_s'))} | {errors} |")
     lst, srch = v["list"], v["search"]
     load = result.get("load") or {}
     if load:
-        errors = ", ".join(f"{k}: {n}" for k, n in load["errors"].items()) or "none"
+        errors = errors_text(load["errors"])
         lines += ["", f"Over the whole run ({load['requests']} requests): served in the end "
                       f"{100 * result['availability_under_faults']:.2f} % (adds after their retries), single attempts "
                       f"{100 * (result.get('attempt_success_ratio') or 0):.2f} %; search p50 {load['search']['p50_ms']} ms "

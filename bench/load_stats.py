@@ -122,3 +122,8 @@ def windows(samples: list[dict], width_s: float) -> list[dict]:
                      "add_p99_ms": percentile(add, 99),
                      "errors": sum(1 for s in mine if s["status"] != SUCCESS[s["op"]])})
     return rows
+
+
+def errors_text(counts: dict[str, int], none: str = "none") -> str:
+    """Error counts as "kind: n, kind: n" for a report (`none` when there were none)."""
+    return ", ".join(f"{kind}: {n}" for kind, n in counts.items()) or none

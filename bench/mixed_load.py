@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # benches import each 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from corpus import api_headers, machine, questions, turns  # noqa: E402
-from load_stats import (ADD, SEARCH, SUCCESS, highest_passing_rate, operation_for, step_passes,  # noqa: E402
+from load_stats import (ADD, SEARCH, SUCCESS, errors_text, highest_passing_rate, operation_for, step_passes,  # noqa: E402
                         step_summary, windows)
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8080"
@@ -322,7 +322,7 @@ def report_markdown(result: dict) -> str:
              "| offered req/s | sent/s | ok/s | search p50 | p90 | p99 | max | add p50 | add p99 | errors | verdict |",
              "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |"]
     for s in result["steps"]:
-        errors = ", ".join(f"{k}: {v}" for k, v in s["errors"].items()) or "0"
+        errors = errors_text(s["errors"], none="0")
         lines.append(f"| {s['offered_rate']} | {s['achieved_rate']} | {s['ok_rate']} | {_ms(s[SEARCH]['p50_ms'])} | "
                      f"{_ms(s[SEARCH]['p90_ms'])} | {_ms(s[SEARCH]['p99_ms'])} | {_ms(s[SEARCH]['max_ms'])} | "
                      f"{_ms(s[ADD]['p50_ms'])} | {_ms(s[ADD]['p99_ms'])} | {errors} | "
@@ -332,7 +332,7 @@ def report_markdown(result: dict) -> str:
                   f"{100 * result['max_error_ratio']:.1f} % errors: {best if best is not None else 'none'} req/s.**"]
     sustained = result.get("sustained")
     if sustained:
-        errors = ", ".join(f"{k}: {v}" for k, v in sustained["errors"].items()) or "0"
+        errors = errors_text(sustained["errors"], none="0")
         lines += ["", f"Sustained {sustained['duration_s']:.0f} s at {sustained['offered_rate']} req/s "
                       f"({sustained['requests']} requests): search p50 {_ms(sustained[SEARCH]['p50_ms'])} ms, "
                       f"p99 {_ms(sustained[SEARCH]['p99_ms'])} ms, add p99 {_ms(sustained[ADD]['p99_ms'])} ms, "
