@@ -28,6 +28,7 @@ from aiokafka import (
     ConsumerRebalanceListener,
     TopicPartition,
 )
+from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter, Gauge, Histogram
 
 from adapters import kafka_codec, observability
@@ -252,9 +253,19 @@ class ProjectorRunner:
         # Kafka's own committed offsets only inform lag tools; the read model holds the truth.
         # The position, not last offset + 1: it is past the transaction markers that follow.
         changed = {tp: pos for tp, pos in positions.items() if self._committed.get(tp) != pos}
-        if changed:
+        if not changed:
+            return
+        try:
             await self.consumer.commit(changed)
-            self._committed.update(changed)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group rebalanced under this batch (another member joined, or the batch took
+            # longer than the poll interval): the partitions may be someone else's now. Nothing
+            # is lost: the read model committed the batch with its positions, and whoever gets
+            # the partitions seeks there. The consumer rejoins on its next fetch.
+            log.warning("projector %s: offsets not committed (%s); the group rebalanced, the read model's "
+                        "positions stand", self.projection.name, type(exc).__name__)
+            return
+        self._committed.update(changed)
 
     async def _commit_idle_positions(self) -> None:
         # A commit marker that ends a partition is skipped without a record to apply; once the
