@@ -156,7 +156,8 @@ class ExtractionWorker:
         await self.consumer.start()
         self.consumer.subscribe([self.topic])
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
+        """Ends `run` after the conversation in hand (called from a signal handler, so not a coroutine)."""
         self._stopping.set()
 
     async def close(self) -> None:
