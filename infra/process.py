@@ -73,7 +73,10 @@ class ProcessSpec:
     host: str = "127.0.0.1"
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
-    user: str | None = None  # run as this system user (Postgres refuses root)
+    # Run as this system user and group (Postgres refuses root), with no supplementary groups:
+    # dropping only the uid would keep root's group (gid 0) and its group permissions.
+    user: str | int | None = None
+    group: str | int | None = None
     stop_signal: int = signal.SIGTERM
     stop_timeout: float = 30.0
     ready_timeout: float = 60.0
@@ -133,7 +136,8 @@ def start(spec: ProcessSpec, table: ProcessTable, on_wait: Callable[[str], None]
         env = {**os.environ, **spec.env}
         proc = subprocess.Popen(
             spec.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=spec.cwd, env=env, user=spec.user, start_new_session=True,
+            cwd=spec.cwd, env=env, start_new_session=True,
+            **({"user": spec.user, "group": spec.group, "extra_groups": []} if spec.user is not None else {}),
         )
         log.close()
         table.record(spec.name, proc.pid, spec.argv)
