@@ -16,6 +16,12 @@ Identity (until API keys land, the user id is the principal):
 
 Errors never escape as crashes: bad arguments, unknown memories and a backend that is
 down all come back as tool results with isError and a message saying what to do.
+
+No argument can reach another endpoint than its tool's own: `memory_id` is declared a UUID
+(a `pattern` in the published JSON schema, enforced before the tool runs), run and agent
+ids match the API's id pattern, and the SDK checks both again and percent-encodes the one
+path segment it builds. `delete_memory {"memory_id": "../../v1/memories"}` is a tool error
+naming memory_id, never a delete-all without `confirm`.
 """
 
 import getpass
@@ -35,6 +41,7 @@ from pydantic import Field
 from recallstack import AsyncClient, RetryPolicy
 from recallstack.client import DEFAULT_URL, ENV_API_KEY, ENV_URL
 from recallstack.errors import AuthenticationError, InvalidRequest, NotFound, RecallstackError, Unavailable
+from recallstack.ids import ID_RE, UUID_RE
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,6 +60,9 @@ Memories you store are searchable immediately."""
 # The HTTP headers that name the caller's scope on the streamable HTTP transport.
 SCOPE_HEADERS = {"user_id": "x-recallstack-user-id", "agent_id": "x-recallstack-agent-id",
                  "app_id": "x-recallstack-app-id"}
+# JSON Schema patterns (published with the tools, checked by pydantic before a tool runs).
+UUID_SCHEMA_PATTERN = f"^{UUID_RE.pattern}$"
+ID_SCHEMA_PATTERN = f"^{ID_RE.pattern}$"
 # Agents should not wait long: a few retries within 20 s, then a tool error they can act on.
 MCP_RETRY = RetryPolicy(max_attempts=6, base_delay=0.2, max_delay=2.0, total_timeout=20.0)
 
@@ -177,7 +187,7 @@ def build_server(config: McpConfig | None = None, *, client: AsyncClient | None 
                     "contains exists. Example: {\"AND\": [{\"categories\": {\"contains\": \"preferences\"}}, "
                     "{\"occurred_at\": {\"gte\": \"2024-06-01\"}}]}")]
     MemoryId = Annotated[str, Field(description="The memory's id (a UUID) from search_memory, list_memories or "
-                                                "add_memories", min_length=1, max_length=64)]
+                                                "add_memories", pattern=UUID_SCHEMA_PATTERN)]
 
     @tool(ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False))
     async def add_memories(
@@ -191,8 +201,8 @@ def build_server(config: McpConfig | None = None, *, client: AsyncClient | None 
                                                                      "(e.g. {\"repo\": \"recallstack\"})")] = None,
         occurred_at: Annotated[str | None, Field(description="When the remembered thing happened, ISO 8601 "
                                                              "(default: now)")] = None,
-        run_id: Annotated[str | None, Field(description="Optional session/run id to group memories of one task")]
-        = None,
+        run_id: Annotated[str | None, Field(description="Optional session/run id to group memories of one task",
+                                            pattern=ID_SCHEMA_PATTERN)] = None,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> dict[str, Any]:
         """Store a new long-term memory for the user.
@@ -308,8 +318,10 @@ def build_server(config: McpConfig | None = None, *, client: AsyncClient | None 
     @tool(ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False))
     async def delete_all_memories(
         confirm: Annotated[bool, Field(description="Must be true: this deletes every memory of the scope")],
-        agent_id: Annotated[str | None, Field(description="Only the memories written by this agent")] = None,
-        run_id: Annotated[str | None, Field(description="Only the memories of this session/run")] = None,
+        agent_id: Annotated[str | None, Field(description="Only the memories written by this agent",
+                                              pattern=ID_SCHEMA_PATTERN)] = None,
+        run_id: Annotated[str | None, Field(description="Only the memories of this session/run",
+                                            pattern=ID_SCHEMA_PATTERN)] = None,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> dict[str, Any]:
         """Delete ALL of the user's memories (within the configured app), or only those of one

@@ -31,6 +31,7 @@ import httpx
 
 from recallstack.consistency import TokenStore, merge
 from recallstack.errors import InvalidRequest, Unavailable, error_for
+from recallstack.ids import id_arg, optional_id, uuid_arg
 from recallstack.retry import RetryPolicy, RetryState, retry_after_seconds
 from recallstack.types import Context, HistoryEntry, Memory, MemoryPage, SearchResult, WriteResult
 
@@ -93,10 +94,15 @@ def _iso(value: datetime | str | int | float | None) -> str | None:
 
 
 def _memory_path(memory_id: str, suffix: str = "") -> str:
-    if not isinstance(memory_id, str) or not memory_id:
-        raise InvalidRequest("memory_id: a memory id (UUID) is required", code="invalid_request",
-                             details={"field": "memory_id"})
-    return f"/v1/memories/{quote(memory_id, safe='')}{suffix}"
+    """/v1/memories/<uuid><suffix>: the id checked as a UUID and percent-encoded as one path
+    segment (never a raw value concatenated into a path), the suffix a constant of ours."""
+    return f"/v1/memories/{quote(uuid_arg(memory_id, 'memory_id'), safe='')}{suffix}"
+
+
+def _scope(agent_id: str | None, run_id: str | None, app_id: str | None) -> dict[str, str | None]:
+    """The optional scope ids of a call, each checked as an id."""
+    return {"agent_id": optional_id(agent_id, "agent_id"), "run_id": optional_id(run_id, "run_id"),
+            "app_id": optional_id(app_id, "app_id")}
 
 
 def _refuse_unknown(method: str, kwargs: dict[str, Any], allowed: frozenset[str] = frozenset()) -> dict[str, Any]:
@@ -158,7 +164,7 @@ class _Requests:
                 return None
             raise InvalidRequest("user_id is required (pass user_id=..., Client(user_id=...) as a default, or an "
                                  "api_key whose user is meant)", code="invalid_request", details={"field": "user_id"})
-        return user_id
+        return id_arg(user_id, "user_id")
 
     def add(self, messages: str | dict[str, Any] | list[dict[str, Any]], *, user_id: str | None = None,
             agent_id: str | None = None, run_id: str | None = None, app_id: str | None = None,
@@ -198,7 +204,7 @@ class _Requests:
         else:
             raise InvalidRequest("messages: a string, a message dict {role, content}, or a list of message dicts",
                                  code="invalid_request", details={"field": "messages"})
-        body.update(_clean({"agent_id": agent_id, "run_id": run_id, "app_id": app_id, "metadata": metadata,
+        body.update(_clean({**_scope(agent_id, run_id, app_id), "metadata": metadata,
                             "categories": categories, "importance": importance, "infer": infer,
                             "occurred_at": _iso(occurred_at if occurred_at is not None else timestamp)}))
         return _Call("POST", "/v1/memories", WriteResult, body=body, user_id=user_id, write=True,
@@ -228,8 +234,8 @@ class _Requests:
                                  details={"field": "top_k"})
         filters, user_id = _lift_user(filters, user_id)
         user_id = self._user(user_id)
-        body = _clean({"query": query, "user_id": user_id, "agent_id": agent_id, "run_id": run_id,
-                       "app_id": app_id, "filters": filters, "limit": limit if limit is not None else top_k,
+        body = _clean({"query": query, "user_id": user_id, **_scope(agent_id, run_id, app_id),
+                       "filters": filters, "limit": limit if limit is not None else top_k,
                        "threshold": threshold, "reference_time": _iso(reference_time),
                        "include_archived": include_archived, "explain": explain, **extra})
         return _Call("POST", "/v1/memories/search", SearchResult, body=body, user_id=user_id, token_in="body",
@@ -258,8 +264,7 @@ class _Requests:
         size = next((v for v in (limit, top_k) if v is not None), page_size)
         # The scope travels in the filter tree (the same meaning): the list endpoint's run_id and
         # app_id query parameters are ignored by the query API as of this writing.
-        scope = [{name: value} for name, value in (("agent_id", agent_id), ("run_id", run_id), ("app_id", app_id))
-                 if value is not None]
+        scope = [{name: value} for name, value in _scope(agent_id, run_id, app_id).items() if value is not None]
         if scope:
             filters = {"AND": scope + ([filters] if filters else [])}
         params = _clean({"user_id": user_id, "filters": json.dumps(filters) if filters else None, "page": page,
@@ -313,7 +318,7 @@ class _Requests:
         Applies to the memories written before it (per-user log order)."""
         _refuse_unknown("delete_all", mem0_options)
         user_id = self._user(user_id)
-        params = _clean({"user_id": user_id, "agent_id": agent_id, "run_id": run_id, "app_id": app_id})
+        params = _clean({"user_id": user_id, **_scope(agent_id, run_id, app_id)})
         return _Call("DELETE", "/v1/memories", WriteResult, params=params, user_id=user_id, write=True,
                      idempotency_key=idempotency_key or str(uuid.uuid4()))  # type: ignore[return-value]
 
@@ -338,8 +343,8 @@ class _Requests:
         `memories` in it, `omitted`. Not in mem0: its closest is search + your own formatting."""
         filters, user_id = _lift_user(filters, user_id)
         user_id = self._user(user_id)
-        body = _clean({"query": query, "user_id": user_id, "max_tokens": max_tokens, "agent_id": agent_id,
-                       "run_id": run_id, "app_id": app_id, "filters": filters, "encoding": encoding,
+        body = _clean({"query": query, "user_id": user_id, "max_tokens": max_tokens,
+                       **_scope(agent_id, run_id, app_id), "filters": filters, "encoding": encoding,
                        "candidates": candidates, "reference_time": _iso(reference_time),
                        "include_shared": include_shared})
         return _Call("POST", "/v1/context", Context, body=body, user_id=user_id, token_in="body",

@@ -275,7 +275,7 @@ def test_client_errors_are_not_retried_and_keep_the_details(sleeps):
     script = Script(invalid)
     with client_for(script) as client:
         with pytest.raises(InvalidRequest) as caught:
-            client.add("x", user_id="bad id")
+            client.add("x", user_id="alice")  # the server's 422 (the SDK refuses a bad id itself: test_sdk_ids.py)
     assert caught.value.status == 422 and caught.value.details["errors"][0]["field"] == "user_id"
     assert isinstance(caught.value, ValueError) and len(script.requests) == 1 and sleeps == []
     script = Script(response(404, {"error": {"code": "not_found", "message": "memory not found", "details": {}}}))
