@@ -849,7 +849,7 @@ def parser() -> argparse.ArgumentParser:
                            help="postgres|neo4j|redis (or pg|graph|cache)")
     dlq_retry.set_defaults(func=cmd_dlq_retry)
 
-    from cli.transfer import batch_size, user_id
+    from cli.transfer import batch_size, key_ref, user_id
 
     keys = _command(sub, "keys", "API keys: create, revoke, list", """
         Every REST and MCP request carries an API key (Authorization: Bearer rsk_...). A key
@@ -895,7 +895,7 @@ def parser() -> argparse.ArgumentParser:
         1    no such key, already revoked, or not yet in effect
         3    Kafka or Postgres unreachable
     """, json_output='{"key_id", "user_id", "revoked"}')
-    key_revoke.add_argument("key", metavar="KEY_ID_OR_PREFIX")
+    key_revoke.add_argument("key", metavar="KEY_ID_OR_PREFIX", type=key_ref)
     key_revoke.add_argument("--reason", help="kept in the event and shown in lists")
     key_revoke.set_defaults(func=cmd_keys_revoke)
     key_list = _command(key_actions, "list", "list keys (prefixes, scopes, dates; never secrets)", """

@@ -32,7 +32,7 @@ from rich.markup import escape
 from cli.memory_file import (FormatError, Header, MemoryFile, add_body, batches, header_line, idempotency_key,
                              memory_line, read_file)
 from cli.output import FAILED, OK, UNREACHABLE, USAGE, Activity, console, describe, emit_json, error, print_table
-from domain.identifiers import ID_PATTERN
+from domain.identifiers import ID_PATTERN, UUID_PATTERN
 
 # httpx, rich.progress and the SDK's helpers are imported where used: `recallstack --help`
 # and every other command import this module for its argument types.
@@ -49,10 +49,18 @@ EXPORT_RESTARTS = 3
 
 def user_id(value: str) -> str:
     """--user: a user id as every API takes it."""
-    if not re.match(ID_PATTERN, value):
+    if not re.fullmatch(ID_PATTERN, value):  # fullmatch: `$` alone lets a trailing newline through
         raise argparse.ArgumentTypeError(f"not a user id: {value!r} (1-128 of A-Z a-z 0-9 _ . : @ -, starting with "
                                          "a letter or digit)")
     return value
+
+
+def key_ref(value: str) -> str:
+    """KEY_ID_OR_PREFIX (`keys revoke`): a key id (a UUID) or a visible prefix (rsk_ and 8 characters)."""
+    if re.fullmatch(UUID_PATTERN, value) or re.fullmatch(r"rsk_[A-Za-z0-9_-]{8}", value):
+        return value
+    raise argparse.ArgumentTypeError(f"not a key id or prefix: {value!r} (a UUID, or rsk_ and 8 characters as "
+                                     "`recallstack keys list` shows)")
 
 
 def batch_size(value: str) -> int:
