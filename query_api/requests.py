@@ -7,11 +7,25 @@ from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
 from domain.identifiers import ID_PATTERN
+from domain.temporal import FIRST_DAY, LAST_DAY, within_calendar
 
 SourceName = Literal["dense", "sparse", "temporal", "graph"]
 ScopeId = Field(default=None, pattern=ID_PATTERN)
+
+
+def _searchable(text: str) -> str:
+    """A query Postgres can take as a parameter (full-text and trigram sources): no NUL, no
+    lone surrogate (JSON may escape one, `"\\ud800"`; no UTF-8 text holds it)."""
+    if "\x00" in text:
+        raise PydanticCustomError("nul_character", "must not contain the NUL character (\\u0000)")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise PydanticCustomError("invalid_unicode", "must not contain lone surrogates (not valid Unicode text)") from None
+    return text
 
 
 class ScopedQuery(BaseModel):
@@ -42,8 +56,15 @@ class ScopedQuery(BaseModel):
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
         if value is not None and value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)
+            value = value.replace(tzinfo=timezone.utc)
+        if value is not None and not within_calendar(value):
+            raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY} (exclusive) in UTC")
         return value
+
+    @field_validator("query")
+    @classmethod
+    def _text(cls, value: str) -> str:
+        return _searchable(value)
 
 
 class SearchRequest(ScopedQuery):

@@ -321,9 +321,7 @@ class HybridSearch:
             return None
         if at is None:
             return None
-        day = at.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=window.offset_days)
-        return temporal.TimeWindow(day - timedelta(days=1), day + timedelta(days=2), window.phrase, window.anchor,
-                                   window.offset_days)
+        return temporal.around_anchor(window, at)
 
 
 async def _merged(depth: int, *lists: Awaitable[list[tuple[str, float]]]) -> list[tuple[str, float]]:
@@ -346,8 +344,10 @@ def _reason(exc: BaseException, budget: float) -> str:
         return f"cancelled by Postgres after {HARD_LIMIT_FACTOR * budget * 1000:.0f} ms"
     if isinstance(exc, asyncio.TimeoutError):
         return f"no answer within its budget of {budget * 1000:.0f} ms"
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:300]
+    # A database's own text stays in the log (with the request's correlation id): an answer
+    # names only what failed.
+    log.warning("a search source failed: %s: %s", type(exc).__name__, exc)
+    return f"failed ({type(exc).__name__})"
 
 
 def _window_dict(window: temporal.TimeWindow | None) -> dict | None:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from domain.temporal import resolve
+from domain.temporal import around_anchor, resolve, within_calendar
 
 NOW = datetime(2023, 5, 10, 15, 30, tzinfo=timezone.utc)  # a Wednesday
 
@@ -65,3 +65,74 @@ def test_an_impossible_day_falls_back_to_its_month():
 def test_month_ends_are_clamped():
     window = resolve("a month ago", datetime(2023, 3, 31, tzinfo=timezone.utc))
     assert (window.start, window.end) == (d(2023, 2, 1), d(2023, 3, 1))
+
+
+# --- the calendar's ends (issue 19): every phrase and reference time resolves to a window the
+# databases hold (or to none), never to an OverflowError or ValueError -------------------------
+
+FIRST, LAST = d(1, 1, 2), d(9999, 12, 31)  # domain.temporal.FIRST_DAY / LAST_DAY at midnight UTC
+
+
+@pytest.mark.parametrize("query, start, end", [
+    ("what happened in December 9999", d(9999, 12, 1), LAST),  # its end clamped
+    ("100000 years ago", FIRST, FIRST),  # wholly before the calendar: an empty window
+    ("99999999999 days ago", FIRST, FIRST),
+    ("9" * 5000 + " days ago", FIRST, FIRST),  # more digits than int() parses by default
+    ("in December 0000", FIRST, FIRST),  # year 0
+    ("on 9999-12-31", LAST, LAST),  # the calendar's last day is its exclusive end
+    ("in the last 99999999999 years", FIRST, d(2023, 5, 11)),
+    ("over the past 123456789012345 weeks", FIRST, d(2023, 5, 11)),
+    ("the past 99999 months", FIRST, d(2023, 5, 11)),
+    ("-5 days ago", d(2023, 5, 5), d(2023, 5, 6)),  # the sign is not part of the number
+])
+def test_out_of_range_phrases_are_clamped_to_the_calendar(query, start, end):
+    window = resolve(query, NOW)
+    assert window is not None and (window.start, window.end) == (start, end), (query, window)
+
+
+@pytest.mark.parametrize("query", ["in 99999 centuries", "last 1e9 weeks", "notes from 0000-01-01",
+                                   "in December 10000", "on 32 January 2023 or so"])
+def test_phrases_that_name_no_usable_time_give_no_window(query):
+    window = resolve(query, NOW)
+    assert window is None or (window.start <= window.end and window.phrase != query), (query, window)
+
+
+EDGES = [datetime(1, 1, 2, tzinfo=timezone.utc), datetime(9999, 12, 30, 23, 59, tzinfo=timezone.utc),
+         datetime(1, 1, 2, tzinfo=timezone(timedelta(hours=23, minutes=59))),
+         datetime(9999, 12, 30, 23, 59, tzinfo=timezone(timedelta(hours=-23, minutes=-59)))]
+PHRASES = ["yesterday", "today", "tomorrow", "last week", "next week", "this month", "next month", "last year",
+           "next year", "in the last 3 days", "the past 2 weeks", "the last 5 months", "the past 10 years",
+           "in March", "on Monday", "recently", "3 years ago", "in 2021", "in May 2023", "on 8 May 2023",
+           "2023-04-30", "99999999999 weeks ago", "the past 99999999999 days"]
+
+
+@pytest.mark.parametrize("now", EDGES, ids=["first-utc", "last-utc", "first-east", "last-west"])
+def test_every_phrase_at_the_calendars_ends_gives_bounds_that_convert_to_utc(now):
+    for phrase in PHRASES:
+        window = resolve(phrase, now)
+        if window is None:
+            continue
+        assert window.start <= window.end, (phrase, window)
+        for bound in (window.start, window.end):
+            utc = bound.astimezone(timezone.utc)  # what asyncpg and the Neo4j driver do
+            assert d(1, 1, 1) <= utc < datetime.max.replace(tzinfo=timezone.utc), (phrase, bound)
+
+
+def test_an_anchor_far_off_is_clamped_too():
+    window = resolve("what happened 99999999999 days before the meeting?", NOW)
+    assert window.anchor == "the meeting"
+    assert (around_anchor(window, NOW).start, around_anchor(window, NOW).end) == (FIRST, FIRST)
+    near = around_anchor(resolve("two days after the meeting", NOW), NOW)
+    assert (near.start, near.end) == (d(2023, 5, 11), d(2023, 5, 14))
+
+
+@pytest.mark.parametrize("at, usable", [
+    (NOW, True), (datetime(1, 1, 2, tzinfo=timezone.utc), True),
+    (datetime(1, 1, 1, 23, tzinfo=timezone.utc), False),
+    (datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))), False),  # year 0 in UTC
+    (datetime(9999, 12, 30, 23, 59, tzinfo=timezone.utc), True),
+    (datetime(9999, 12, 31, tzinfo=timezone.utc), False),
+    (datetime(9999, 12, 31, 23, tzinfo=timezone(timedelta(hours=-14))), False),  # year 10000 in UTC
+])
+def test_a_reference_time_is_usable_only_inside_the_calendar(at, usable):
+    assert within_calendar(at) is usable
