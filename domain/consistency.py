@@ -3,11 +3,18 @@
 Format: ``<topic>/<partition>:<offset>[,<partition>:<offset>...]`` — readable in logs,
 opaque to clients. A token is satisfied once a read model has applied, in every
 partition named, an offset at least as high.
+
+A token that cannot exist is refused (InvalidConsistencyToken: the APIs answer 400), never
+waited for (a 503 would invite retrying forever): malformed, of another topic, naming a
+partition the topic does not have or an offset past a Kafka offset's range (int64), or,
+once the log's ends are known, an offset its partition has not reached (a token names a
+record that was written).
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -15,6 +22,16 @@ from dataclasses import dataclass
 
 class InvalidConsistencyToken(ValueError):
     pass
+
+
+MAX_OFFSET = 2**63 - 1  # Kafka offsets are signed 64-bit
+MAX_LENGTH = 4_096  # a real one names each partition at most once: a few hundred characters
+_POSITION = re.compile(r"([0-9]+):([0-9]+)")  # ASCII digits only (int() takes others too; MAX_LENGTH keeps int() safe)
+
+
+def _shown(raw: str) -> str:
+    """The start of a token as an error message may quote it."""
+    return repr(raw[:80] + ("…" if len(raw) > 80 else ""))
 
 
 @dataclass(frozen=True)
@@ -34,16 +51,40 @@ class ConsistencyToken:
 
     @classmethod
     def decode(cls, raw: str) -> "ConsistencyToken":
+        if len(raw) > MAX_LENGTH:
+            raise InvalidConsistencyToken(f"consistency_token is longer than {MAX_LENGTH} characters")
         topic, sep, rest = raw.rpartition("/")
         if not sep or not topic or not rest:
-            raise InvalidConsistencyToken(f"consistency_token {raw!r} is not of the form <topic>/<partition>:<offset>")
+            raise InvalidConsistencyToken(f"consistency_token {_shown(raw)} is not of the form "
+                                          "<topic>/<partition>:<offset>")
         positions = []
         for part in rest.split(","):
-            p, colon, o = part.partition(":")
-            if not colon or not p.isdigit() or not o.isdigit():
-                raise InvalidConsistencyToken(f"consistency_token {raw!r}: {part!r} is not <partition>:<offset>")
-            positions.append((int(p), int(o)))
+            match = _POSITION.fullmatch(part)
+            if match is None:
+                raise InvalidConsistencyToken(f"consistency_token {_shown(raw)}: {_shown(part)} is not "
+                                              "<partition>:<offset>")
+            partition, offset = int(match[1]), int(match[2])
+            if offset > MAX_OFFSET:
+                raise InvalidConsistencyToken(f"consistency_token {_shown(raw)}: offset {offset} is past any "
+                                              f"Kafka offset (at most {MAX_OFFSET})")
+            positions.append((partition, offset))
         return cls.of(topic, positions)
+
+    @classmethod
+    def checked(cls, raw: str, topic: str, partitions: int | None = None) -> "ConsistencyToken":
+        """A token of `topic` that can exist in a topic of `partitions` partitions."""
+        token = cls.decode(raw)
+        if token.topic != topic:
+            raise InvalidConsistencyToken(f"consistency_token names topic {_shown(token.topic)}, expected {topic!r}")
+        if partitions is not None and token.offsets[-1][0] >= partitions:
+            raise InvalidConsistencyToken(f"consistency_token names partition {token.offsets[-1][0]}; "
+                                          f"{topic} has partitions 0-{partitions - 1}")
+        return token
+
+    def unwritten(self, ends: dict[int, int]) -> list[tuple[int, int]]:
+        """The positions no record holds yet: at or past their partition's end (`ends`: partition
+        -> the next offset to be written)."""
+        return [(p, o) for p, o in self.offsets if o >= ends.get(p, 0)]
 
     def satisfied_by(self, applied: dict[int, int]) -> bool:
         """`applied` maps partition -> highest offset applied by the read model."""
@@ -61,20 +102,39 @@ class NotYetApplied(Exception):
 
 
 async def wait_until_applied(raw_token: str, topic: str, projection: str,
-                             positions: Callable[[], Awaitable[dict[int, int]]], timeout_ms: int) -> None:
+                             positions: Callable[[], Awaitable[dict[int, int]]], timeout_ms: int,
+                             partitions: int | None = None,
+                             log_ends: Callable[[], Awaitable[dict[int, int]]] | None = None) -> None:
     """Poll `positions` (partition -> applied offset) until the token is covered, or raise
-    NotYetApplied after `timeout_ms`. Raises InvalidConsistencyToken for a malformed token."""
-    token = ConsistencyToken.decode(raw_token)
-    if token.topic != topic:
-        raise InvalidConsistencyToken(f"consistency_token names topic {token.topic!r}, expected {topic!r}")
+    NotYetApplied after `timeout_ms`. Raises InvalidConsistencyToken for a token that cannot
+    exist: malformed, of another topic, past `partitions`, or (`log_ends`: partition -> the
+    log's end, asked once the first poll falls short, alongside the wait) naming an offset
+    the log has not reached. A `log_ends` that fails or is slow decides nothing."""
+    token = ConsistencyToken.checked(raw_token, topic, partitions)
     started = time.monotonic()
     delay = 0.002
-    while True:
-        applied = await positions()
-        if token.satisfied_by(applied):
-            return
-        waited = time.monotonic() - started
-        if waited * 1000 >= timeout_ms:
-            raise NotYetApplied(projection, token.missing(applied), applied, int(waited * 1000))
-        await asyncio.sleep(min(delay, timeout_ms / 1000 - waited))
-        delay = min(delay * 2, 0.05)
+    ends: asyncio.Future | None = None
+    try:
+        while True:
+            applied = await positions()
+            if token.satisfied_by(applied):
+                return
+            if log_ends is not None and ends is None:
+                ends = asyncio.ensure_future(log_ends())
+            if ends is not None and ends.done() and not ends.cancelled() and ends.exception() is None:
+                unwritten = token.unwritten(ends.result())
+                if unwritten:
+                    p, o = unwritten[0]
+                    raise InvalidConsistencyToken(
+                        f"consistency_token names partition {p} offset {o}, which the log has not reached "
+                        f"(it ends at {ends.result().get(p, 0)}): no write made this token")
+            waited = time.monotonic() - started
+            if waited * 1000 >= timeout_ms:
+                raise NotYetApplied(projection, token.missing(applied), applied, int(waited * 1000))
+            await asyncio.sleep(min(delay, timeout_ms / 1000 - waited))
+            delay = min(delay * 2, 0.05)
+    finally:
+        if ends is not None and not ends.done():
+            ends.cancel()
+        if ends is not None:
+            ends.add_done_callback(lambda f: f.cancelled() or f.exception())
