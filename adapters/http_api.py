@@ -46,6 +46,9 @@ def _field(loc: tuple) -> str:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    from adapters.json_body import install_strict_json  # it raises ApiError: imported here, not above
+
+    install_strict_json(app)  # JSON bodies: no NaN/Infinity, no overflow, no NUL, depth limit (422 naming where)
     document_errors(app)
 
     @app.exception_handler(ApiError)

@@ -46,7 +46,9 @@ IDEMPOTENCY_HELP = ("Idempotency-Key (1-255 printable characters): a retry with 
                     "the first answer and appends nothing")
 
 
-def add_commands(body: AddMemoryRequest, actor: str) -> list[AddMemory]:
+def add_commands(body: AddMemoryRequest, actor: str, field: str = "") -> list[AddMemory]:
+    """The memories an add body stores; `field` prefixes the field a refusal names (a batch item's
+    `memories.3.`)."""
     commands = [
         AddMemory(user_id=body.user_id, actor=actor, text=text, agent_id=body.agent_id,
                   run_id=body.run_id, app_id=body.app_id, metadata={**body.metadata, **extra},
@@ -56,8 +58,8 @@ def add_commands(body: AddMemoryRequest, actor: str) -> list[AddMemory]:
         for text, extra in body.texts()
     ]
     if not commands:
-        raise ApiError(422, "invalid_request", "messages: no user or assistant message to store",
-                       {"field": "messages"})
+        raise ApiError(422, "invalid_request", f"{field}messages: no user or assistant message to store",
+                       {"field": f"{field}messages"})
     return commands
 
 
@@ -185,7 +187,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                 raise ApiError(422, "invalid_request", f"memories.{index}.infer: batch stores memories as given",
                                {"field": f"memories.{index}.infer"})
             item = item.model_copy(update={"user_id": acting_user(principal, item.user_id, "write")})
-            made = add_commands(item, principal.actor_for(item.user_id))
+            made = add_commands(item, principal.actor_for(item.user_id), f"memories.{index}.")
             commands += made
             item_of += [index] * len(made)
         users = {c.user_id for c in commands}

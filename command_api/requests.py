@@ -5,8 +5,11 @@ Limits (a rejection names the field; nothing is appended):
   starting with a letter or digit (no spaces, no path separators, no control characters).
 - text / message content: 1-32,000 characters after Unicode NFC normalisation, no control
   characters other than tab and newline; longer is 413.
+- every JSON body (adapters/json_body.py): no NaN/Infinity, numbers within a double's range,
+  no NUL (\u0000) and no lone surrogate in any string or key, nesting at most 32 levels.
 - metadata: a JSON object, at most 16 KiB as JSON (413), nesting depth at most 5, keys at
-  most 128 characters.
+  most 128 characters without control characters; numbers finite (also when a model is
+  built in Python, as `recallstack import` does, not only through the HTTP parser).
 - categories: at most 32, each 1-64 printable characters. importance: 0 to 1.
 - messages: 1-200, roles user/assistant/system/tool. batch: 1-1,000 memories (413 above).
 - occurred_at: ISO 8601; naive times are taken as UTC.
@@ -20,6 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import unicodedata
 from datetime import datetime, timezone
 from typing import Annotated, Literal
@@ -65,48 +69,57 @@ def clean_text(value: str) -> str:
     return value
 
 
-def _depth(value, level: int = 1) -> int:
-    if isinstance(value, dict):
-        return max([level] + [_depth(v, level + 1) for v in value.values()])
-    if isinstance(value, list):
-        return max([level] + [_depth(v, level + 1) for v in value])
-    return level - 1 if level > 1 else 0
+def _nodes(value):
+    """(depth, node) of every value inside a JSON value, iteratively (no recursion to exhaust);
+    the top object is depth 0, its values depth 1 (a container there is one level of nesting)."""
+    stack = [(0, value)]
+    while stack:
+        depth, node = stack.pop()
+        yield depth, node
+        if depth > MAX_METADATA_DEPTH:
+            continue  # deep enough to refuse: no need to look further down
+        if isinstance(node, dict):
+            stack.extend((depth + 1, child) for child in node.values())
+        elif isinstance(node, list):
+            stack.extend((depth + 1, child) for child in node)
 
 
 def check_metadata(value: dict) -> dict:
+    """What every read model can hold: Postgres jsonb refuses NaN/Infinity, NUL and lone
+    surrogates (the HTTP parser refuses those first; this also guards models built in Python)."""
+    for depth, node in _nodes(value):
+        if isinstance(node, (dict, list)) and depth >= MAX_METADATA_DEPTH:
+            raise PydanticCustomError("too_deep", f"nested deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(node, dict):
+            for key in node:
+                if not isinstance(key, str) or len(key) > 128 or _CONTROL.search(key):
+                    raise PydanticCustomError("bad_key", f"key {str(key)[:40]!r}… is longer than 128 characters or "
+                                                         "has control characters")
+        elif isinstance(node, float) and not math.isfinite(node):
+            raise PydanticCustomError("non_finite_number", "numbers must be finite (no NaN or Infinity)")
+        elif isinstance(node, int) and not isinstance(node, bool) and abs(node) > sys.float_info.max:
+            raise PydanticCustomError("non_finite_number", f"numbers must be within ±{sys.float_info.max!r}")
+        elif isinstance(node, str) and "\x00" in node:  # no stored JSON can hold it (Postgres jsonb refuses it)
+            raise PydanticCustomError("nul_character", "values must not contain the NUL character (\\u0000)")
+        elif node is not None and not isinstance(node, (dict, list, str, int, float)):
+            raise PydanticCustomError("not_json", f"a {type(node).__name__} is not a JSON value")
     size = len(encodable(json.dumps(value, ensure_ascii=False)).encode())
     if size > MAX_METADATA_BYTES:
         raise too_large(f"{size} bytes of JSON, at most {MAX_METADATA_BYTES}")
-    if _depth(value) > MAX_METADATA_DEPTH:
-        raise PydanticCustomError("too_deep", f"nested deeper than {MAX_METADATA_DEPTH} levels")
-    for key in _keys(value):
-        if len(key) > 128 or _CONTROL.search(key):
-            raise PydanticCustomError("bad_key", f"key {key[:40]!r}… is longer than 128 characters or has control characters")
-    if any("\x00" in text for text in _values(value)):  # no stored JSON can hold it (Postgres jsonb refuses it)
-        raise PydanticCustomError("nul_character", "values must not contain the NUL character (\\u0000)")
     return value
 
 
-def _keys(value):
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield k
-            yield from _keys(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _keys(v)
-
-
-def _values(value):
-    """Every string value (not key) of a JSON value, at every level."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _values(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _values(v)
+def utc(value: datetime | None) -> datetime | None:
+    """Naive times are taken as UTC, as documented; every time is stored in UTC, so one whose
+    offset moves it out of years 1-9999 (`0001-01-01T00:00:00+14:00`) cannot be stored."""
+    if value is None:
+        return value
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    try:
+        return value.astimezone(timezone.utc)
+    except OverflowError as exc:
+        raise PydanticCustomError("datetime_out_of_range", "must be within 0001-01-01 and 9999-12-31 in UTC") from exc
 
 
 def check_category(value: str) -> str:
@@ -115,6 +128,9 @@ def check_category(value: str) -> str:
         raise PydanticCustomError("bad_category", "each category is 1-64 printable characters")
     return value
 
+
+# Every body: unknown fields refused; floats finite ("NaN" or "Infinity" as strings too).
+STRICT = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=MAX_ID_CHARS, examples=["alice"],
                           description="1-128 of A-Z a-z 0-9 _ - . : @, starting with a letter or digit")]
@@ -125,13 +141,13 @@ Category = Annotated[str, AfterValidator(check_category)]
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     role: Literal["user", "assistant", "system", "tool"]
     content: Text
 
 
 class Scope(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     user_id: Id | None = Field(default=None, description="whose memory; default the API key's user (an admin key "
                                "may name any user)")
     agent_id: Id | None = None
@@ -161,14 +177,14 @@ class AddMemoryRequest(Scope):
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)  # naive times are taken as UTC, as documented
-        return value
+        return utc(value)
 
     @field_validator("embedding")
     @classmethod
     def _unit(cls, value: list[float] | None) -> list[float] | None:
         if value is not None:
+            if any(abs(x) > 1.0 + NORM_TOLERANCE for x in value):  # also keeps fsum from overflowing (1e308)
+                raise PydanticCustomError("not_normalised", "must be L2-normalised (a component is beyond ±1)")
             norm = math.sqrt(math.fsum(x * x for x in value))
             if abs(norm - 1.0) > NORM_TOLERANCE:
                 raise PydanticCustomError("not_normalised", f"must be L2-normalised (norm {norm:.4f}, expected 1)")
@@ -194,7 +210,7 @@ class AddMemoryRequest(Scope):
 
 
 class BatchAddRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     memories: list[AddMemoryRequest] = Field(min_length=1, description=f"1-{MAX_BATCH} add bodies")
 
     @field_validator("memories", mode="before")
@@ -206,7 +222,7 @@ class BatchAddRequest(BaseModel):
 
 
 class UpdateMemoryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     text: Text | None = None
     metadata: Metadata | None = Field(default=None, description="replaces the whole metadata")
     categories: list[Category] | None = Field(default=None, max_length=32, description="replaces the categories")
@@ -220,36 +236,37 @@ class UpdateMemoryRequest(BaseModel):
 
 
 class ShareRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     grantee_user_id: Id = Field(description="the user who may read the memory (read-only)")
 
 
 class IssueKeyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     user_id: Id | None = Field(default=None, description="whose key; default the calling key's user (only an admin "
                                "key may name another user)")
     scopes: list[Literal["read", "write", "admin"]] = Field(
         min_length=1, max_length=3, description="write implies read, admin implies both and acts for any user; a "
                                                 "non-admin key may issue only scopes it holds, never admin")
-    name: str | None = Field(default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$",
-                             description="a label shown in lists")
+    name: Annotated[str, AfterValidator(encodable)] | None = Field(
+        default=None, min_length=1, max_length=128, pattern=r"^[^\x00-\x1f\x7f]+$", description="a label shown in lists")
     expires_at: datetime | None = Field(default=None, description="when the key stops working (ISO 8601; naive is "
-                                        "UTC); default never")
+                                        "UTC); default never, or when the issuing key expires: a key expires no "
+                                        "later than the key that issues it (a later time is refused)")
 
     @field_validator("expires_at")
     @classmethod
     def _future(cls, value: datetime | None) -> datetime | None:
+        value = utc(value)
         if value is None:
             return value
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
         if value <= datetime.now(timezone.utc):
             raise PydanticCustomError("in_the_past", "must be in the future")
         return value
 
 
 class RegisterUserRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT
     user_id: Id
-    display_name: str | None = Field(default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
+    display_name: Annotated[str, AfterValidator(encodable)] | None = Field(
+        default=None, min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$")
     is_admin: bool = False
