@@ -636,9 +636,20 @@ def entity_key(name: str, type_: str) -> str:
     return f"{_norm_name(name).lower()}|{_norm_type(type_)}"
 
 
+# Neo4j refuses a property value over about 8 KB in a range index ("Property value is too large
+# to index"): an entity whose key would be longer (a 20,000-character URL or backticked blob in a
+# memory's text) is left out of the graph, with its relations, rather than failing the event.
+MAX_INDEXED_BYTES = 4_000
+
+
+def _indexable(value: str) -> bool:
+    return len(value) * 4 <= MAX_INDEXED_BYTES or len(value.encode("utf-8", "surrogatepass")) <= MAX_INDEXED_BYTES
+
+
 def _graph_rows(user_id: str, memory_id: str, entities: Sequence[Entity], relations: Sequence[Relation],
                 valid_from: datetime) -> tuple[list[dict], list[dict]]:
-    """MENTIONS rows (one per distinct entity) and RELATES rows (one per distinct relation)."""
+    """MENTIONS rows (one per distinct entity) and RELATES rows (one per distinct relation);
+    an entity or relation type too long to index is left out."""
     mentions: list[dict] = []
     keys: set[str] = set()
     by_name: dict[str, str] = {}  # lower(name) -> key of the first entity with that name
@@ -648,6 +659,8 @@ def _graph_rows(user_id: str, memory_id: str, entities: Sequence[Entity], relati
         if not name:
             return None
         key = entity_key(name, type_)
+        if not _indexable(key):
+            return None
         if key not in keys:
             keys.add(key)
             mentions.append({"user_id": user_id, "memory_id": memory_id, "key": key, "name": name,
@@ -660,9 +673,11 @@ def _graph_rows(user_id: str, memory_id: str, entities: Sequence[Entity], relati
     rows: list[dict] = []
     seen: set[tuple[str, str, str]] = set()
     for relation in relations:
+        type_ = _norm_type(relation.type)
+        if not _indexable(type_):
+            continue
         source, target = (by_name.get(_norm_name(name).lower()) or mention(name, "other")
                           for name in (relation.source, relation.target))
-        type_ = _norm_type(relation.type)
         if source is None or target is None or source == target or (source, type_, target) in seen:
             continue
         seen.add((source, type_, target))

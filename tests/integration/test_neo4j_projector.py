@@ -402,6 +402,25 @@ async def test_a_relation_endpoint_missing_from_the_entities_becomes_an_other_en
         ("Ana", "mentors", "Bob")]
 
 
+async def test_an_entity_too_long_to_index_is_left_out_not_dead_lettered(projector, driver, user_id):
+    """Neo4j refuses index keys over about 8 KB: a 30,000-character URL in a text (or a long
+    entity or relation type an LLM made) would fail the event; the rest of the graph stays."""
+    topic = TOPIC + "-long"
+    url = "https://example.com/" + "p" * 30_000
+    from_extractor = created(user_id, f"Ana works at Acme and uses {url}")
+    from_event = created(user_id, "Bob likes tea", entities=[Entity("B" * 9_000, "person"), Entity("Tea", "x" * 9_000),
+                                                             Entity("Bob", "person")],
+                         relations=[Relation("Bob", "likes" * 2_000, "Tea"), Relation("Bob", "knows", "B" * 9_000)])
+    await projector.apply_batch(topic, [Applied(0, 0, from_extractor), Applied(0, 1, from_event)])
+    assert await mentions(driver, from_extractor.memory_id) == {("Ana", "person"), ("Acme", "organization")}
+    assert await mentions(driver, from_event.memory_id) == {("Bob", "person")}
+    assert [(r["source"], r["type"], r["target"]) for r in await relates(driver, user_id)] == [
+        ("Ana", "works_at", "Acme")]
+    await projector.apply_batch(topic, [Applied(0, 2, MemoryUpdated(
+        user_id=user_id, actor="user:x", memory_id=from_event.memory_id, text=f"Bob likes {url}"))])
+    assert await mentions(driver, from_event.memory_id) == {("Bob", "person")}
+
+
 async def test_a_batch_that_fails_midway_leaves_neither_data_nor_position(projector, driver, user_id):
     topic = TOPIC + "-rollback"
 
