@@ -45,7 +45,9 @@ def embedder(cfg: Settings) -> Embedder:
 
 def authenticator(cfg: Settings, pool):
     """The one authentication of both APIs: keys from the identity read model (through
-    `pool`, a callable: pools are made in lifespans), per-key limits in Redis."""
+    `pool`, a callable: pools are made in lifespans), rate limits in Redis (per key, per user,
+    failed authentications per client address)."""
+    from adapters.client_address import ClientAddress
     from adapters.http_auth import Authenticator
     from adapters.key_directory import KeyDirectory
     from adapters.rate_limit import RateLimiter
@@ -53,7 +55,10 @@ def authenticator(cfg: Settings, pool):
     if not cfg.auth:
         return Authenticator(None, None, required=False)
     return Authenticator(KeyDirectory(pool, breaker=resilience.breaker("postgres")),
-                         RateLimiter(cfg.redis_url, cfg.rate_limit_per_min, breaker=resilience.breaker("redis")))
+                         RateLimiter(cfg.redis_url, cfg.rate_limit_per_min, breaker=resilience.breaker("redis"),
+                                     per_user_per_minute=cfg.rate_limit_per_user_per_min or None,
+                                     auth_failures_per_minute=cfg.auth_failures_per_min),
+                         addresses=ClientAddress(cfg.trusted_proxies))
 
 
 @cache

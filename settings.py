@@ -140,6 +140,9 @@ class Settings:
     # Identity (issue 8): API keys on every request unless RECALLSTACK_AUTH=off (single-user laptops).
     auth: bool = True
     rate_limit_per_min: int = 1_000
+    rate_limit_per_user_per_min: int = 0  # 0: the per-key limit (a user's keys together get what one key gets)
+    auth_failures_per_min: int = 100  # failed authentications per client address (then 429 for a while)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # whose X-Real-IP / X-Forwarded-For is believed
 
     @property
     def admin_key_file(self) -> Path:
@@ -204,6 +207,10 @@ class Settings:
             keystore_master_key=secret(MASTER_KEY_NAME),
             auth=_on_off("AUTH", "on"),
             rate_limit_per_min=int(_env("RATE_LIMIT_PER_MIN", "1000")),
+            rate_limit_per_user_per_min=int(_env("RATE_LIMIT_PER_USER_PER_MIN", "0")),
+            auth_failures_per_min=int(_env("AUTH_FAILURES_PER_MIN", "100")),
+            trusted_proxies=tuple(n.strip() for n in _env("TRUSTED_PROXIES", "127.0.0.0/8,::1/128").split(",")
+                                  if n.strip()),
         )
 
 

@@ -1,4 +1,4 @@
-"""Authentication and per-key rate limits for the HTTP APIs (a FastAPI dependency).
+"""Authentication and rate limits for the HTTP APIs (a FastAPI dependency).
 
 A request presents its key as `Authorization: Bearer rsk_...` (or `X-API-Key: rsk_...`).
 The principal it resolves to, not a `user_id` parameter, decides what the request may
@@ -8,9 +8,16 @@ be the key's own unless the key is an admin key.
 Statuses: no key or an unknown/revoked/expired key is 401 (with WWW-Authenticate); a
 key without the needed scope is 403; another user's data is 403 on a collection (search,
 list, add) and 404 on one memory, so a memory's existence never leaks; the key store
-unreachable with no recent answer is 503; over the rate limit is 429 with Retry-After.
-Admin keys are not rate limited: they are the operator's (benchmarks, imports, the UI's
-admin pages), and a limit exists to keep agents from starving each other.
+unreachable with no recent answer is 503; over a rate limit is 429 with Retry-After.
+
+Rate limits (adapters/rate_limit.py): a request takes a token from its key's bucket and from
+its user's, so a user's many keys share one limit. Admin keys are not rate limited, and an
+admin key acting for a user does not spend that user's tokens: they are the operator's
+(benchmarks, imports, the UI's admin pages), and a limit exists to keep agents from
+starving each other. Failed authentications (a presented key that is malformed, unknown,
+revoked or expired; not a missing one) are limited per client address
+(adapters/client_address.py): once an address has used its allowance, every request from it
+that presents a key is answered 429 before the key is looked at, whatever key it is.
 
 The no-auth mode (`RECALLSTACK_AUTH=off`) is for single-user laptops: every request
 acts with every scope for the user it names, and each process says so loudly at start.
@@ -24,8 +31,9 @@ from fastapi import Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from adapters.http_api import ApiError
+from adapters.client_address import ClientAddress
 from adapters.key_directory import DirectoryUnavailable, KeyDirectory
-from adapters.rate_limit import RateLimiter
+from adapters.rate_limit import Decision, RateLimiter
 from domain.identity import NotPermitted, Principal, looks_like_key
 
 log = logging.getLogger(__name__)
@@ -40,10 +48,12 @@ NO_AUTH_WARNING = ("AUTHENTICATION IS OFF (RECALLSTACK_AUTH=off): every request 
 class Authenticator:
     """The dependency every /v1 endpoint takes: `principal: Principal = Depends(auth)`."""
 
-    def __init__(self, directory: KeyDirectory | None, limiter: RateLimiter | None = None, required: bool = True):
+    def __init__(self, directory: KeyDirectory | None, limiter: RateLimiter | None = None, required: bool = True,
+                 addresses: ClientAddress | None = None):
         if required and directory is None:
             raise ValueError("authentication is on but no key directory was given")
         self.directory, self.limiter, self.required = directory, limiter, required
+        self.addresses = addresses or ClientAddress()
         if not required:
             log.warning(NO_AUTH_WARNING)
 
@@ -56,7 +66,11 @@ class Authenticator:
         if not secret:
             raise ApiError(401, "unauthenticated", "an API key is required: send `Authorization: Bearer rsk_...` "
                            "(create one with `recallstack keys create`)", headers={"WWW-Authenticate": "Bearer"})
+        address = self.addresses.of(request)
+        if self.limiter is not None and (wait := self.limiter.blocked_here(address)) is not None:
+            self._refuse(Decision(False, max(1, int(wait + 0.999)), "address"), None, address)
         if not looks_like_key(secret):
+            await self._failed(address)
             raise ApiError(401, "invalid_api_key", "the API key is malformed (expected rsk_ and 43 characters)",
                            headers={"WWW-Authenticate": "Bearer"})
         try:
@@ -64,16 +78,38 @@ class Authenticator:
         except DirectoryUnavailable as exc:
             raise ApiError(503, "auth_unavailable", str(exc), {"dependency": "postgres"}, retry_after=2) from exc
         if principal is None:
+            await self._failed(address)
             raise ApiError(401, "invalid_api_key", f"API key {secret[:12]}… is unknown, revoked or expired",
                            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if self.limiter is not None and not principal.is_admin:  # admin keys are operators', not agents'
-            decision = await self.limiter.take(principal.key_id or principal.user_id)
+        if self.limiter is not None:
+            limited = not principal.is_admin  # admin keys are operators', not agents'
+            decision = await self.limiter.admit(address, principal.key_id if limited else None,
+                                                principal.user_id if limited else None)
             if not decision.allowed:
-                raise ApiError(429, "rate_limited", f"API key {principal.key_prefix}… is over its limit of "
-                               f"{self.limiter.per_minute} requests a minute; retry in {decision.retry_after_s} s",
-                               retry_after=decision.retry_after_s)
+                self._refuse(decision, principal, address)
         request.state.principal = principal
         return principal
+
+    async def _failed(self, address: str) -> None:
+        """Count a failed authentication of `address` (the 401 follows either way)."""
+        if self.limiter is not None:
+            await self.limiter.failed(address)
+
+    def _refuse(self, decision: Decision, principal: Principal | None, address: str):
+        limiter = self.limiter
+        if decision.limit == "address":
+            message = (f"too many failed authentications from {address} (at most {limiter.auth_failures_per_minute} "
+                       f"a minute); every request from it is refused for {decision.retry_after_s} s")
+            code = "too_many_failed_authentications"
+        elif decision.limit == "user":
+            message = (f"user {principal.user_id} is over its limit of {limiter.per_user_per_minute} requests a "
+                       f"minute (all of its API keys together); retry in {decision.retry_after_s} s")
+            code = "rate_limited"
+        else:
+            message = (f"API key {principal.key_prefix}… is over its limit of {limiter.per_minute} requests a "
+                       f"minute; retry in {decision.retry_after_s} s")
+            code = "rate_limited"
+        raise ApiError(429, code, message, {"limit": decision.limit}, retry_after=decision.retry_after_s)
 
 
 def acting_user(principal: Principal, requested: str | None, action: str, one_memory: bool = False) -> str:

@@ -1,9 +1,12 @@
 """API keys from the identity read model (Postgres), with a short in-process cache.
 
 Every service checks keys the same way: hash the presented key, look the hash up in
-`api_keys` (a unique index), refuse it when revoked or expired. The cache holds an
-answer for `ttl_s` (0.5 s by default), so a revocation takes effect in every process
-within the projector's lag plus that: well under the 1 s the contract asks.
+`api_keys` (a unique index) with every key up its chain (the key that issued it, the key
+that issued that one, ...), refuse it when any of them is revoked or expired, or missing
+(an erased issuer). So revoking or expiring a key ends the keys it issued, transitively,
+as soon as that one revocation is projected: no cascade of events needs to land first.
+The cache holds an answer for `ttl_s` (0.5 s by default), so a revocation takes effect in
+every process within the projector's lag plus that: well under the 1 s the contract asks.
 
 When Postgres cannot be reached, a key seen valid in the last `stale_s` keeps working
 (logged), so a Postgres outage does not turn every write away; a key never seen is
@@ -25,7 +28,7 @@ from adapters import resilience
 from adapters.postgres import CONNECTION_ERRORS
 from domain.circuit_breaker import CircuitBreaker, CircuitOpen
 from domain.retry import RetryPolicy
-from domain.identity import Principal, hash_key
+from domain.identity import MAX_KEY_CHAIN, Principal, hash_key
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +43,52 @@ class KeyRecord:
     user_id: str
     prefix: str
     scopes: tuple[str, ...]
-    expires_at: datetime | None
-    revoked: bool
+    expires_at: datetime | None  # the earliest expiry up the chain
+    revoked: bool  # this key or one up its chain is revoked, or the chain is broken
+    chain_depth: int = 0
 
     def principal(self, now: datetime) -> Principal | None:
         if self.revoked or (self.expires_at is not None and self.expires_at <= now):
             return None
-        return Principal(self.user_id, self.scopes, self.prefix, key_id=self.key_id)
+        return Principal(self.user_id, self.scopes, self.prefix, key_id=self.key_id, expires_at=self.expires_at,
+                         chain_depth=self.chain_depth)
+
+    @classmethod
+    def of_chain(cls, rows: list) -> "KeyRecord | None":
+        """The record of rows[0] judged with its whole chain (rows: the key, its parent, ...)."""
+        if not rows:
+            return None
+        key, top = rows[0], rows[-1]
+        broken = top["parent_key_id"] is not None  # the issuer is not in the read model, or the chain too long
+        expiries = [r["expires_at"] for r in rows if r["expires_at"] is not None]
+        return cls(str(key["key_id"]), key["user_id"], key["prefix"], tuple(key["scopes"]),
+                   min(expiries) if expiries else None,
+                   broken or any(r["revoked_at"] is not None for r in rows), len(rows) - 1)
+
+
+# The key and its ancestors, nearest first; at most MAX_KEY_CHAIN rows (a longer chain is broken).
+_CHAIN = f"""
+WITH RECURSIVE chain AS (
+    SELECT key_id, user_id, prefix, scopes, expires_at, revoked_at, parent_key_id, 0 AS depth
+      FROM api_keys WHERE key_hash = $1
+    UNION ALL
+    SELECT k.key_id, k.user_id, k.prefix, k.scopes, k.expires_at, k.revoked_at, k.parent_key_id, chain.depth + 1
+      FROM api_keys k JOIN chain ON k.key_id = chain.parent_key_id
+     WHERE chain.depth + 1 < {MAX_KEY_CHAIN}
+)
+SELECT * FROM chain ORDER BY depth
+"""
+# Every unrevoked key issued by $1, transitively (depth-bounded like the chain).
+_DESCENDANTS = f"""
+WITH RECURSIVE issued AS (
+    SELECT key_id, user_id, revoked_at, 1 AS depth FROM api_keys WHERE parent_key_id = $1::uuid
+    UNION ALL
+    SELECT k.key_id, k.user_id, k.revoked_at, issued.depth + 1
+      FROM api_keys k JOIN issued ON k.parent_key_id = issued.key_id
+     WHERE issued.depth < {MAX_KEY_CHAIN}
+)
+SELECT key_id::text AS key_id, user_id FROM issued WHERE revoked_at IS NULL ORDER BY depth, key_id
+"""
 
 
 class KeyDirectory:
@@ -86,13 +128,7 @@ class KeyDirectory:
         return None if record is None else record.principal(datetime.now(timezone.utc))
 
     async def _lookup(self, key_hash: str) -> KeyRecord | None:
-        row = await self._pool().fetchrow(
-            "SELECT key_id, user_id, prefix, scopes, expires_at, revoked_at FROM api_keys WHERE key_hash = $1",
-            key_hash)
-        if row is None:
-            return None
-        return KeyRecord(str(row["key_id"]), row["user_id"], row["prefix"], tuple(row["scopes"]), row["expires_at"],
-                         row["revoked_at"] is not None)
+        return KeyRecord.of_chain(await self._pool().fetch(_CHAIN, key_hash))
 
 
 class PgIdentityLookup:
@@ -108,6 +144,14 @@ class PgIdentityLookup:
         except CONNECTION_ERRORS as exc:
             raise ConnectionError(f"Postgres is unreachable: {exc}") from exc
         return (row["user_id"], row["revoked_at"] is not None) if row else None
+
+    async def descendants(self, key_id: str) -> list[tuple[str, str]]:
+        """(key_id, user_id) of every unrevoked key issued by `key_id`, transitively."""
+        try:
+            rows = await self._pool().fetch(_DESCENDANTS, key_id)
+        except CONNECTION_ERRORS as exc:
+            raise ConnectionError(f"Postgres is unreachable: {exc}") from exc
+        return [(r["key_id"], r["user_id"]) for r in rows]
 
     async def user_registered(self, user_id: str) -> bool:
         try:

@@ -36,7 +36,7 @@ from domain.commands import (AddMemory, DeleteMemory, DeleteScope, EraseUser, Is
                              RestoreMemory, RevokeApiKey, ShareMemory, UnshareMemory, UpdateMemory)
 from domain.consistency import NotYetApplied, wait_until_applied
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
-from domain.identity import Principal
+from domain.identity import ChainTooDeep, ExpiryAfterParent, Principal
 from settings import EVENTS_TOPIC
 
 log = logging.getLogger(__name__)
@@ -145,6 +145,10 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
             raise ApiError(409, "not_restorable", str(exc)) from exc
         except handlers.ShareWithOwner as exc:  # after the ownership check: says nothing about others' memories
             raise ApiError(422, "invalid_request", str(exc), {"field": "grantee_user_id"}) from exc
+        except handlers.UnknownGrantee as exc:
+            raise ApiError(422, "unknown_user", str(exc), {"field": "grantee_user_id"}) from exc
+        except ExpiryAfterParent as exc:
+            raise ApiError(422, "invalid_request", str(exc), {"field": "expires_at"}) from exc
         except handlers.KeyNotFound as exc:
             raise ApiError(404, "not_found", str(exc), {"field": "key_id"}) from exc
         except handlers.AlreadyRevoked as exc:
@@ -310,8 +314,13 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
         if not principal.is_admin and not set(body.scopes) <= set(principal.scopes) - {"admin"}:
             raise ApiError(403, "forbidden", "scopes: a non-admin key may issue only read or write keys it holds "
                            f"itself ({', '.join(s for s in principal.scopes if s != 'admin')})", {"field": "scopes"})
+        try:  # a key issued by a key is its child: revoked with it, expiring no later (domain/identity.py)
+            parent_key_id, parent_expires_at = principal.issue_child()
+        except ChainTooDeep as exc:
+            raise ApiError(403, "forbidden", str(exc)) from exc
         command = IssueApiKey(user_id=user_id, actor=principal.actor_for(user_id), scopes=tuple(body.scopes),
-                              name=body.name, expires_at=body.expires_at)
+                              name=body.name, expires_at=body.expires_at, parent_key_id=parent_key_id,
+                              parent_expires_at=parent_expires_at)
         ctx = replace(base, correlation_id=request_id(request))
         issued, event, token = await appended(handlers.issue_api_key(command, ctx))
         try:  # answer once the key works: the read model every service checks keys against has it
@@ -322,7 +331,8 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
             usable = False
         return {"key_id": issued.key_id, "key": issued.secret, "prefix": issued.prefix, "user_id": user_id,
                 "scopes": list(issued.scopes), "name": body.name,
-                "expires_at": body.expires_at.isoformat() if body.expires_at else None,
+                "expires_at": event.expires_at.isoformat() if event.expires_at else None,
+                "parent_key_id": event.parent_key_id,
                 "usable": usable, "consistency_token": token.encode(),
                 "note": "store the key now: it is shown only once"}
 

@@ -23,7 +23,7 @@ from domain.importance import initial_importance
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, ConversationReceived, Event, MemoryCreated,
                            MemoryDeleted, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
                            MemoryUpdated, UserRegistered, new_id, utcnow)
-from domain.identity import IssuedKey, issue_key
+from domain.identity import IssuedKey, child_expiry, issue_key
 
 
 class Publisher(Protocol):
@@ -38,6 +38,9 @@ class MemoryLookup(Protocol):
 class IdentityLookup(Protocol):
     async def key(self, key_id: str) -> tuple[str, bool] | None:
         """(user_id, revoked) of an API key in the read model, or None."""
+
+    async def descendants(self, key_id: str) -> list[tuple[str, str]]:
+        """(key_id, user_id) of every unrevoked key issued by this one, transitively."""
 
     async def user_registered(self, user_id: str) -> bool: ...
 
@@ -57,6 +60,10 @@ class KeyNotFound(Exception):
 
 class ShareWithOwner(Exception):
     """A memory is always visible to its owner."""
+
+
+class UnknownGrantee(Exception):
+    """Sharing names a user nobody registered (whoever registered that id later would read it)."""
 
 
 class AlreadyRevoked(Exception):
@@ -198,10 +205,14 @@ async def restore_memory(command: RestoreMemory, ctx: CommandContext) -> tuple[M
 
 
 async def share_memory(command: ShareMemory, ctx: CommandContext) -> tuple[MemoryShared, ConsistencyToken]:
-    """Only the owner shares, only an existing memory, never with themselves."""
+    """Only the owner shares, only an existing memory, never with themselves, only with a
+    registered user (checked after ownership, so a stranger learns nothing about users)."""
     await _owned(command.memory_id, command.user_id, ctx)
     if command.grantee_user_id == command.user_id:
         raise ShareWithOwner("grantee_user_id: a memory is always visible to its owner; name another user")
+    if ctx.identity is None or not await ctx.identity.user_registered(command.grantee_user_id):
+        raise UnknownGrantee(f"grantee_user_id: no registered user {command.grantee_user_id!r} (a user is registered "
+                             "by POST /v1/users or by their first API key)")
     event = MemoryShared(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
                          event_id=ctx.ids("event", 0), memory_id=command.memory_id,
                          grantee_user_id=command.grantee_user_id)
@@ -226,20 +237,29 @@ async def register_user(command: RegisterUser, ctx: CommandContext) -> tuple[Use
 async def issue_api_key(command: IssueApiKey, ctx: CommandContext
                         ) -> tuple[IssuedKey, ApiKeyIssued, ConsistencyToken]:
     """A key for a user (registered on their first key). The secret is in the answer only:
-    the event carries its hash."""
+    the event carries its hash. A key issued by a key records it as its parent and expires
+    no later than the parent's chain: a later explicit `expires_at` raises
+    domain.identity.ExpiryAfterParent, none defaults to the parent's expiry."""
+    expires_at = child_expiry(command.expires_at, command.parent_expires_at)
     issued = issue_key(command.scopes)
     envelope = dict(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id)
     events: list[Event] = []
     if ctx.identity is not None and not await ctx.identity.user_registered(command.user_id):
         events.append(UserRegistered(**envelope, is_admin="admin" in issued.scopes))
     event = ApiKeyIssued(**envelope, key_id=issued.key_id, prefix=issued.prefix, key_hash=issued.key_hash,
-                         scopes=issued.scopes, name=command.name, expires_at=command.expires_at)
+                         scopes=issued.scopes, name=command.name, expires_at=expires_at,
+                         parent_key_id=command.parent_key_id)
     events.append(event)
     return issued, event, await ctx.publisher.publish(events)
 
 
 async def revoke_api_key(command: RevokeApiKey, ctx: CommandContext) -> tuple[ApiKeyRevoked, ConsistencyToken]:
-    """`command.user_id` is whose key it must be (an admin's request names the key's owner)."""
+    """`command.user_id` is whose key it must be (an admin's request names the key's owner).
+
+    Every unrevoked key it issued, transitively, is revoked in the same append (each event
+    under its key's owner, caused by this one), so lists and the log say so. The keys stop
+    working even without these events: authentication checks the whole chain, which also
+    covers a child whose issue was not yet projected when this ran."""
     found = await ctx.identity.key(command.key_id)
     if found is None or found[0] != command.user_id:
         raise KeyNotFound(f"API key {command.key_id} not found")
@@ -247,7 +267,11 @@ async def revoke_api_key(command: RevokeApiKey, ctx: CommandContext) -> tuple[Ap
         raise AlreadyRevoked(f"API key {command.key_id} is already revoked")
     event = ApiKeyRevoked(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
                           event_id=ctx.ids("event", 0), key_id=command.key_id, reason=command.reason)
-    return event, await ctx.publisher.publish([event])
+    cascade = [ApiKeyRevoked(user_id=owner, actor=command.actor, correlation_id=ctx.correlation_id,
+                             causation_id=event.event_id, event_id=ctx.ids("event", i), key_id=key_id,
+                             reason=f"issued by revoked key {command.key_id}")
+               for i, (key_id, owner) in enumerate(await ctx.identity.descendants(command.key_id), start=1)]
+    return event, await ctx.publisher.publish([event, *cascade])
 
 
 async def erase_user(command: EraseUser, ctx: CommandContext) -> tuple[UserErased, ConsistencyToken]:

@@ -87,10 +87,13 @@ class RegisterUser(Command):
 
 @dataclass(frozen=True, kw_only=True)
 class IssueApiKey(Command):
-    """A new key for `user_id`; its secret is answered once and never stored."""
+    """A new key for `user_id`; its secret is answered once and never stored. Issued by a key
+    (`parent_key_id`), it expires no later than that key's chain (`parent_expires_at`)."""
     scopes: tuple[str, ...]
     name: str | None = None
     expires_at: datetime | None = None
+    parent_key_id: str | None = None  # None: issued by an operator (CLI) or in the no-auth mode
+    parent_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

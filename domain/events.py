@@ -230,9 +230,12 @@ class UserRegistered(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ApiKeyIssued(Event):
-    """An API key was created for user_id. Only its hash is kept; the key is shown once."""
+    """An API key was created for user_id. Only its hash is kept; the key is shown once.
+    v2: `parent_key_id`, the key that issued it (None: the operator's CLI, the no-auth
+    mode, or an event written before v2). A key works only while every key up its chain
+    is unrevoked and unexpired (adapters/key_directory.py)."""
     event_type: ClassVar[str] = "ApiKeyIssued"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     key_id: str
     prefix: str  # the key's first characters, shown in lists and used in actor key:<prefix>
@@ -240,6 +243,7 @@ class ApiKeyIssued(Event):
     scopes: tuple[str, ...]
     name: str | None = None
     expires_at: datetime | None = None
+    parent_key_id: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

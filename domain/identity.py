@@ -10,6 +10,11 @@ every service check a key without a slow KDF on each request. The first 12 chara
 Scopes: `read`, `write`, `admin`. `write` implies `read`; `admin` implies both and lets a key
 act for any user. A non-admin key acts only on its own user; another user's memory is
 answered as missing (404), never as forbidden, so existence does not leak.
+
+Key chains: a key issued by a key (POST /v1/keys) records that parent. It expires no later
+than its parent (a later `expires_at` is refused, none defaults to the parent's) and works
+only while every key up its chain is unrevoked and unexpired, so revoking or expiring a key
+ends every key it issued, transitively (checked at authentication: adapters/key_directory.py).
 """
 
 from __future__ import annotations
@@ -20,14 +25,26 @@ import hmac
 import secrets
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 KEY_PREFIX = "rsk_"
 PREFIX_CHARS = 12
 SCOPES = ("read", "write", "admin")
 _IMPLIED = {"read": {"read"}, "write": {"read", "write"}, "admin": {"read", "write", "admin"}}
+# Keys issued through more generations than this are refused at issue (and a longer chain,
+# which only a forged log could hold, never authenticates): bounds the walk up a chain.
+MAX_KEY_CHAIN = 16
 
 
 class InvalidScopes(ValueError):
+    pass
+
+
+class ExpiryAfterParent(ValueError):
+    """An explicit `expires_at` later than the issuing key's (effective) expiry."""
+
+
+class ChainTooDeep(ValueError):
     pass
 
 
@@ -62,6 +79,20 @@ def issue_key(scopes, token_bytes=secrets.token_bytes) -> IssuedKey:
     return IssuedKey(str(uuid.uuid4()), secret, secret[:PREFIX_CHARS], hash_key(secret), normalise_scopes(scopes))
 
 
+def child_expiry(requested: datetime | None, parent_expires_at: datetime | None) -> datetime | None:
+    """When a key issued by a key whose chain expires at `parent_expires_at` expires: the
+    requested time if not later (refused with ExpiryAfterParent if later), else the parent's."""
+    if parent_expires_at is None:
+        return requested
+    if requested is None:
+        return parent_expires_at
+    if requested > parent_expires_at:
+        raise ExpiryAfterParent(f"expires_at: {requested.isoformat()} is after {parent_expires_at.isoformat()}, when "
+                                "the key issuing it expires; a key expires no later than the key that issues it "
+                                "(omit expires_at to get that time)")
+    return requested
+
+
 def looks_like_key(value: str) -> bool:
     return value.startswith(KEY_PREFIX) and len(value) == len(KEY_PREFIX) + 43
 
@@ -88,6 +119,16 @@ class Principal:
     scopes: tuple[str, ...]
     key_prefix: str | None = None  # None: the local no-auth mode
     key_id: str | None = None
+    expires_at: datetime | None = None  # the earliest expiry up the key's chain (None: never)
+    chain_depth: int = 0  # how many keys issued this one's line (0: issued by an operator)
+
+    def issue_child(self) -> tuple[str | None, datetime | None]:
+        """(parent key id, the parent chain's expiry) for a key this principal issues;
+        ChainTooDeep when the new key would exceed MAX_KEY_CHAIN generations."""
+        if self.key_id is not None and self.chain_depth + 1 >= MAX_KEY_CHAIN:
+            raise ChainTooDeep(f"this key is {self.chain_depth + 1} generations down a chain of issued keys; "
+                               f"at most {MAX_KEY_CHAIN} are allowed: issue the key from a key higher up")
+        return self.key_id, self.expires_at
 
     @classmethod
     def local(cls) -> "Principal":

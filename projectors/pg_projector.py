@@ -226,10 +226,11 @@ async def _apply_identity(conn: asyncpg.Connection, event: Event) -> None:
             event.user_id, event.display_name, event.is_admin, event.occurred_at, uuid.UUID(event.event_id))
     elif isinstance(event, ApiKeyIssued):
         await conn.execute(
-            "INSERT INTO api_keys (key_id, user_id, prefix, key_hash, scopes, name, created_at, expires_at, actor)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key_id) DO NOTHING",
+            "INSERT INTO api_keys (key_id, user_id, prefix, key_hash, scopes, name, created_at, expires_at, actor,"
+            " parent_key_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (key_id) DO NOTHING",
             uuid.UUID(event.key_id), event.user_id, event.prefix, event.key_hash, list(event.scopes), event.name,
-            event.occurred_at, event.expires_at, event.actor)
+            event.occurred_at, event.expires_at, event.actor,
+            uuid.UUID(event.parent_key_id) if event.parent_key_id else None)
     elif isinstance(event, ApiKeyRevoked):
         await conn.execute(
             "UPDATE api_keys SET revoked_at = $3, revoked_reason = $4"

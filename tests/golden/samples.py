@@ -77,7 +77,7 @@ _EVENTS: list[Event] = [
         **_envelope(12), key_id="4a7d1ed4-14c5-4b1d-9f2e-6c0a5b3e8d21", prefix="rs_live_8f3a",
         key_hash="sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
         scopes=("memories:read", "memories:write"), name="laptop cursor",
-        expires_at=datetime(2026, 3, 14, 0, 0, tzinfo=UTC),
+        expires_at=datetime(2026, 3, 14, 0, 0, tzinfo=UTC), parent_key_id="9e107d9d-372b-4b6a-8d4e-1f3c5a7b9d20",
     ),
     ApiKeyRevoked(**_envelope(13), key_id="4a7d1ed4-14c5-4b1d-9f2e-6c0a5b3e8d21", reason="laptop lost"),
     UserErased(**_envelope(14), reason="GDPR request #1234"),
