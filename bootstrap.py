@@ -268,12 +268,13 @@ async def _warm_graph(graph, attempts: int = 60) -> None:
             await asyncio.sleep(5)
 
 
-def gateway_app() -> FastAPI:
-    from gateway.app import create_app
+def web_edge_app() -> FastAPI:
+    """The web edge behind the reverse proxy (gateway/app.py): /mcp, /readyz, the web UI."""
+    from gateway.app import SERVICE, create_app
 
-    observability.configure("gateway")
+    observability.configure(SERVICE)
     cfg = settings()
-    # /mcp: the MCP server's tools call the REST API through this same gateway.
+    # /mcp: the MCP server's tools call the REST API at the base URL (the proxy), like any client.
     return create_app(cfg.command_api_url, cfg.query_api_url, mcp_base_url=cfg.gateway_url, bind_host=cfg.host,
                       projector_metrics=projector_metrics_urls(cfg), kafka_bootstrap=cfg.kafka_bootstrap,
                       **({"ui_dist": Path(os.environ["RECALLSTACK_UI_DIST"])} if os.environ.get("RECALLSTACK_UI_DIST") else {}))

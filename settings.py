@@ -97,6 +97,20 @@ def _on_off(name: str, default: str) -> bool:
     return value in ("on", "true", "1")
 
 
+MAX_API_PROCESSES = 16  # process k of an API listens on its port + 100 * (k - 1) (infra/stack.py)
+
+
+def _bounded(name: str, default: str, low: int, high: int) -> int:
+    raw = _env(name, default)
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"RECALLSTACK_{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"RECALLSTACK_{name} must be between {low} and {high}, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     home: Path
@@ -140,6 +154,11 @@ class Settings:
     # Identity (issue 8): API keys on every request unless RECALLSTACK_AUTH=off (single-user laptops).
     auth: bool = True
     rate_limit_per_min: int = 1_000
+    # The reverse proxy at the base URL (infra/proxy_server.py) and what runs behind it (issue 19).
+    web_edge_port: int = 8083
+    api_processes: int = 1  # uvicorn processes per API, balanced by the proxy (infra/stack.py: their ports)
+    proxy_client_timeout_s: int = 10  # a client sends its request head (and each part of a body) within this
+    base_url: str = ""  # RECALLSTACK_GATEWAY_URL: the base URL where it is not http://HOST:GATEWAY_PORT (compose)
     rate_limit_per_user_per_min: int = 0  # 0: the per-key limit (a user's keys together get what one key gets)
     auth_failures_per_min: int = 100  # failed authentications per client address (then 429 for a while)
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # whose X-Real-IP / X-Forwarded-For is believed
@@ -156,7 +175,13 @@ class Settings:
 
     @property
     def gateway_url(self) -> str:
-        return f"http://{self.host}:{self.gateway_port}"
+        """The base URL: the reverse proxy."""
+        return self.base_url or f"http://{self.host}:{self.gateway_port}"
+
+    @property
+    def web_edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_edge_port}" if self.host in ("0.0.0.0", "::") else \
+            f"http://{self.host}:{self.web_edge_port}"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -207,6 +232,10 @@ class Settings:
             keystore_master_key=secret(MASTER_KEY_NAME),
             auth=_on_off("AUTH", "on"),
             rate_limit_per_min=int(_env("RATE_LIMIT_PER_MIN", "1000")),
+            web_edge_port=int(_env("WEB_EDGE_PORT", "8083")),
+            api_processes=_bounded("API_PROCESSES", "1", 1, MAX_API_PROCESSES),
+            proxy_client_timeout_s=_bounded("PROXY_CLIENT_TIMEOUT_S", "10", 1, 3600),
+            base_url=_env("GATEWAY_URL", "").rstrip("/"),
             rate_limit_per_user_per_min=int(_env("RATE_LIMIT_PER_USER_PER_MIN", "0")),
             auth_failures_per_min=int(_env("AUTH_FAILURES_PER_MIN", "100")),
             trusted_proxies=tuple(n.strip() for n in _env("TRUSTED_PROXIES", "127.0.0.0/8,::1/128").split(",")

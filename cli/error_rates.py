@@ -1,10 +1,11 @@
-"""Recent HTTP error rates of the gateway and the two APIs, for `recallstack status`.
+"""Recent HTTP error rates of the web edge and the two APIs, for `recallstack status`.
 
 Each process counts its requests in recallstack_http_request_seconds (labels service,
 method, route, status). `status` reads that histogram's `_count` series from each /metrics
 twice, about a second apart (the health and lag checks run in between), and reports per
 service: the totals since the process started (requests, 4xx, 5xx) and the requests, 4xx and
-5xx of the sampled window with the 5xx share. Like the alert rules, /metrics, /healthz and
+5xx of the sampled window with the 5xx share. An API that runs as several processes is the
+sum of their pages (the proxy in front of them keeps no Prometheus counters of its own). Like the alert rules, /metrics, /healthz and
 /readyz are left out (status's own probes and scrapes land there). For rates over minutes,
 use Prometheus (`recallstack up --with-monitoring`, rule service:recallstack_http_errors:ratio_rate5m).
 """
@@ -45,20 +46,24 @@ def http_totals(metrics_text: str) -> dict[str, int]:
     return totals
 
 
-def _scrape(client: httpx.Client, url: str) -> dict[str, int] | str:
-    """The totals of one service, or why they could not be read."""
-    try:
-        answer = client.get(f"{url}/metrics")
-        answer.raise_for_status()
-        return http_totals(answer.text)
-    except Exception as exc:  # status must answer with a service down
-        return f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+def _scrape(client: httpx.Client, urls: str | list[str]) -> dict[str, int] | str:
+    """The totals of one service (summed over its processes), or why they could not be read."""
+    totals = {"requests": 0, "4xx": 0, "5xx": 0}
+    for url in [urls] if isinstance(urls, str) else urls:
+        try:
+            answer = client.get(f"{url}/metrics")
+            answer.raise_for_status()
+        except Exception as exc:  # status must answer with a service down
+            return f"{type(exc).__name__}: {exc}".splitlines()[0][:120]
+        for key, count in http_totals(answer.text).items():
+            totals[key] += count
+    return totals
 
 
 class ErrorRateSampler:
     """sample() now, do other work, then rows() samples again (at least MIN_WINDOW_S later)."""
 
-    def __init__(self, services: dict[str, str], timeout_s: float = 1.0):
+    def __init__(self, services: dict[str, str | list[str]], timeout_s: float = 1.0):
         self.services = services
         self._client = httpx.Client(timeout=timeout_s)  # one client: each new one loads the TLS settings
         self._pool = ThreadPoolExecutor(max_workers=max(1, len(services)))

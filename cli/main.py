@@ -36,7 +36,8 @@ def _fail(args, code: int, kind: str, message: str) -> int:
 
 
 def _urls(cfg) -> dict:
-    return {"gateway": cfg.gateway_url, "command_api": cfg.command_api_url, "query_api": cfg.query_api_url,
+    return {"gateway": cfg.gateway_url, "web_edge": cfg.web_edge_url,
+            "command_api": cfg.command_api_url, "query_api": cfg.query_api_url,
             "command_api_docs": f"{cfg.command_api_url}/docs", "query_api_docs": f"{cfg.query_api_url}/docs",
             "mcp": f"{cfg.gateway_url}/mcp"}
 
@@ -85,8 +86,11 @@ def _ensure_topics(cfg) -> list[str]:
 def _all_specs(cfg):
     from infra import monitoring, stack
 
-    return (stack.infra_specs(cfg) + stack.service_specs(cfg, stack.SERVICES + stack.WORKERS)
-            + monitoring.recorded_specs(cfg, stack.table(cfg)))  # Prometheus, when `up --with-monitoring` runs it
+    processes = stack.table(cfg)
+    # Every API process that runs, also when `up --api-processes N` started more than the settings say.
+    per_api = max(cfg.api_processes, stack.recorded_api_processes(processes))
+    return (stack.infra_specs(cfg) + stack.service_specs(cfg, stack.SERVICES + stack.WORKERS, api_processes=per_api)
+            + monitoring.recorded_specs(cfg, processes))  # Prometheus, when `up --with-monitoring` runs it
 
 
 # ---- commands -------------------------------------------------------------------------
@@ -151,10 +155,15 @@ def _local_admin_key(cfg, steps: Steps) -> str:
 def cmd_up(args) -> int:
     from infra import stack
 
+    if args.api_processes is not None:  # the proxy's configuration and every child read the settings
+        os.environ["RECALLSTACK_API_PROCESSES"] = str(args.api_processes)
     cfg = _settings()
     processes = stack.table(cfg)
     infra_specs = stack.infra_specs(cfg)
     service_specs = stack.service_specs(cfg, stack.SERVICES + stack.WORKERS)
+    # API processes beyond the count asked for (a previous `up --api-processes` with more) stop first.
+    surplus = [spec for spec in stack.service_specs(cfg, stack.API_NAMES, api_processes=stack.recorded_api_processes(
+        processes)) if spec.name not in {s.name for s in service_specs}]
     monitoring_specs = []
     if args.with_monitoring:
         from infra import monitoring
@@ -173,7 +182,12 @@ def cmd_up(args) -> int:
             steps.end("topics", f"created {', '.join(created)}" if created else "present")
             # The projector migrates the schema the query API reads, so it goes first.
             rows += _start(service_specs[:projectors], processes, steps, "projectors")
+            if surplus:
+                steps.note(f"stopping API processes beyond {cfg.api_processes} per API: "
+                           f"{', '.join(spec.name for spec in surplus)}")
             rows += _start(service_specs[projectors:], processes, steps, "services")
+            _reload_proxy(cfg, processes, rows, steps)
+            stack.down(surplus, processes)
             admin_key_note = _local_admin_key(cfg, steps)
             rows += _start(monitoring_specs, processes, steps, "monitoring")
     except KeyboardInterrupt:
@@ -190,7 +204,8 @@ def cmd_up(args) -> int:
                    "topics_created": created, "urls": urls, "home": str(cfg.home), "logs": str(cfg.home / "logs")})
     else:
         print_table(rows, f"recallstack is up in {total:.1f}s")
-        print(f"  gateway      {urls['gateway']}   (REST base URL)\n"
+        print(f"  base URL     {urls['gateway']}   (REST API and web UI, through the proxy; "
+              f"{cfg.api_processes} process(es) per API)\n"
               f"  command API  {urls['command_api_docs']}\n"
               f"  query API    {urls['query_api_docs']}\n"
               f"  MCP          {urls['mcp']}   (streamable HTTP; stdio: recallstack mcp)\n"
@@ -210,6 +225,28 @@ def cmd_up(args) -> int:
     stopped = _stop(everything, processes)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return INTERRUPTED if received[0] == signal.SIGINT else OK
+
+
+def _reload_proxy(cfg, processes, rows: list[dict], steps: Steps) -> None:
+    """A proxy that ran already takes the current configuration (the API processes may differ)."""
+    from infra import proxy_server
+
+    pid = processes.pid(proxy_server.NAME)
+    if pid is not None and any(row["name"] == proxy_server.NAME and row["action"] == "already running" for row in rows):
+        proxy_server.reload(cfg, pid)
+        steps.note(f"proxy: configuration reloaded ({cfg.api_processes} process(es) per API)")
+
+
+def _api_processes(text: str) -> int:
+    from settings import MAX_API_PROCESSES
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_API_PROCESSES:
+        raise argparse.ArgumentTypeError(f"between 1 and {MAX_API_PROCESSES}, got {value}")
+    return value
 
 
 def cmd_down(args) -> int:
@@ -233,8 +270,11 @@ def cmd_status(args) -> int:
 
     cfg = _settings()
     # Error rates: each API's request counters now and again after the checks below (>= 1 s).
-    errors = ErrorRateSampler({"gateway": cfg.gateway_url, "command": cfg.command_api_url,
-                               "query": cfg.query_api_url})
+    per_api = max(cfg.api_processes, stack.recorded_api_processes(stack.table(cfg)))
+    host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
+    errors = ErrorRateSampler({"web-edge": cfg.web_edge_url,  # each API: the sum over its processes
+                               "command": [f"http://{host}:{port}" for port in stack.api_ports(cfg.command_api_port, per_api)],
+                               "query": [f"http://{host}:{port}" for port in stack.api_ports(cfg.query_api_port, per_api)]})
     # The extraction worker's lag too: conversations waiting to become memories.
     # (the projections are bootstrap.PROJECTIONS; importing bootstrap would cost status a second)
     readers = [(name, None) for name in stack.PROJECTOR_METRICS_PORTS] + [
@@ -646,15 +686,17 @@ def parser() -> argparse.ArgumentParser:
 
     up = _command(sub, "up", "start the whole local stack (infrastructure and services) and print the URLs", """
         Starts Kafka, Postgres, Neo4j and Redis, creates the topics, then the projectors (the
-        Postgres one migrates the schema the APIs read), then the command API, the query API
-        and the gateway. Each is waited for until it answers a real readiness call (a live
+        Postgres one migrates the schema the APIs read), then the command API and the query
+        API (--api-processes each), the web edge and the reverse proxy (nginx) at the base URL.
+        Each is waited for until it answers a real readiness call (a live
         row per process on stderr). What runs already is left alone; a server whose
         RECALLSTACK_* address is set is external and not started. In the foreground, Ctrl-C
         or SIGTERM stops everything; with --detach it returns once everything answers and
         `recallstack down` stops it.
     """, """
         recallstack up                        # foreground; Ctrl-C stops everything
-        recallstack up --detach               # return once the gateway answers
+        recallstack up --detach               # return once everything answers
+        recallstack up --detach --api-processes 2   # two processes per API behind the proxy
         recallstack up --detach --with-monitoring   # and Prometheus on 127.0.0.1:9090
         recallstack up --detach --json | jq -r .urls.gateway
     """, """
@@ -666,6 +708,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", action="store_true", help="return once everything answers (default: serve until Ctrl-C)")
     up.add_argument("--with-monitoring", action="store_true",
                     help="also run Debian's Prometheus on 127.0.0.1:9090 with recallstack's alert rules (docs/observability.md)")
+    up.add_argument("--api-processes", type=_api_processes, metavar="N",
+                    help="uvicorn processes per API, balanced by the proxy (default RECALLSTACK_API_PROCESSES "
+                         "or 1); ports: the API's port + 100 per further process")
     up.set_defaults(func=cmd_up)
 
     down = _command(sub, "down", "stop everything `up` started", """

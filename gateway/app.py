@@ -1,15 +1,13 @@
-"""A real reverse proxy (httpx) in front of the two APIs, on port 8080 by default.
+"""The web edge: the small Python process behind the reverse proxy (port 8083 by default).
 
-Each API stays its own process; the gateway forwards the request as is (method,
-path, query, headers, body) and streams the answer back. When a service does not
-answer, the gateway says which one, as a 503 with Retry-After.
-
-With `mcp_base_url`, the gateway also serves the MCP server (mcp_server/) over
-streamable HTTP at /mcp; its tools call the REST API at that base URL through the SDK,
-like any other client (the gateway's own URL in the local stack).
-
-It also serves the web UI (gateway/web_ui.py: ui/dist at /, its assets under /assets) and
-the UI's System page data at /ui/api/system (gateway/system_status.py).
+The proxy at the base URL (nginx, infra/proxy_config.py) sends the API's paths straight to the
+command and query APIs (gateway/routes.py) and only these here:
+- /mcp: the MCP server (mcp_server/) over streamable HTTP; its tools call the REST API at the
+  base URL through the SDK, like any other client;
+- /ui/api/system: the web UI's System page data (gateway/system_status.py);
+- /readyz: both APIs' readiness in one answer; /metrics: this process's own metrics;
+- the web UI (gateway/web_ui.py: ui/dist at /, its assets under /assets, its pages).
+Anything else is a JSON 404 (the proxy does not send anything else here).
 """
 
 from __future__ import annotations
@@ -22,29 +20,23 @@ from pathlib import Path
 import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
 
 from adapters.http_api import error_response, install_http_metrics
 from adapters import observability
-from gateway.routes import COMMAND, QUERY, route
+from gateway.routes import COMMAND, QUERY
 from gateway.system_status import SystemSampler
 from gateway.web_ui import DEFAULT_DIST, WebUi
 
-# The APIs measure each route (recallstack_http_request_seconds); the gateway measures its own requests
-# (service="gateway") and counts what only it sees: an upstream that did not answer (its 503s).
-UPSTREAM_ERRORS = Counter("recallstack_gateway_upstream_errors_total",
-                          "Requests the gateway answered 503 because an API did not answer", ["upstream"])
-
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length"}
+SERVICE = "web-edge"  # its `service` label and log name
 
 
 def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None,
                bind_host: str = "127.0.0.1", ui_dist: Path = DEFAULT_DIST,
                projector_metrics: dict[str, str] | None = None, kafka_bootstrap: str = "127.0.0.1:9092") -> FastAPI:
     """`projector_metrics`: each projection's metrics URL (http://host:port), for /ui/api/system."""
-    upstreams = {COMMAND: command_url, QUERY: query_url}
+    upstreams = {COMMAND: command_url, QUERY: query_url}  # the first process of each API
     state: dict = {}
     web_ui = WebUi(ui_dist)
     system = SystemSampler({"command-api": command_url, "query-api": query_url}, projector_metrics or {},
@@ -53,8 +45,8 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
 
     @asynccontextmanager
     async def lifespan(_app):
-        limits = httpx.Limits(max_connections=200, max_keepalive_connections=50)
-        state["client"] = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=2.0), limits=limits)
+        limits = httpx.Limits(max_connections=50, max_keepalive_connections=10)
+        state["client"] = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=2.0), limits=limits)
         try:
             if mcp is None:
                 yield
@@ -64,13 +56,11 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
         finally:
             await state["client"].aclose()
 
-    app = FastAPI(title="recallstack gateway", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
-    observability.install_request_context(app, "gateway")  # forwards the checked X-Request-ID upstream
-    # What clients see, the hop included: proxied requests share the route `/{path:path}` (the
-    # APIs' own series have the route templates).
-    install_http_metrics(app, "gateway")
+    app = FastAPI(title="recallstack web edge", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
+    observability.install_request_context(app, SERVICE)
+    install_http_metrics(app, "web-edge")  # SERVICE, written out: tests read the label values from the source
     if mcp is not None:
-        app.router.routes.extend(mcp[1])  # before the catch-all proxy route below
+        app.router.routes.extend(mcp[1])  # before the catch-all page route below
 
     @app.get("/healthz")
     async def healthz():
@@ -109,8 +99,10 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
         """The web UI's System page: health, projector lag, throughput and latency samples.
         Any valid key may read it (the query API's /v1/me decides); it names no user's data."""
         try:
-            me = await state["client"].get(f"{query_url}/v1/me", timeout=5,
-                                           headers={"Authorization": request.headers.get("authorization", "")})
+            # The client's address goes along: the query API limits failed authentications per address.
+            me = await state["client"].get(f"{query_url}/v1/me", timeout=5, headers={
+                "Authorization": request.headers.get("authorization", ""),
+                **({"X-Forwarded-For": request.client.host} if request.client else {})})
         except httpx.HTTPError as exc:
             return error_response(503, "service_unavailable", f"the query API did not answer: {type(exc).__name__}",
                                   {"service": QUERY}, retry_after=2)
@@ -124,38 +116,19 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
     async def ui_asset(name: str):
         return web_ui.asset(name) or error_response(404, "not_found", f"no asset {name}")
 
-    @app.api_route("/{path:path}", methods=["GET", "POST", "PATCH", "PUT", "DELETE", "HEAD"])
-    async def proxy(path: str, request: Request):
-        if request.method in ("GET", "HEAD") and web_ui.is_page(path):
+    @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def page(path: str):
+        if web_ui.is_page(path):
             return web_ui.page()  # a page of the web UI: the app routes on the client
-        service = route(request.method, "/" + path)
-        if service is None:
-            return error_response(404, "not_found", f"no route for {request.method} /{path}")
-        try:
-            url = httpx.URL(upstreams[service] + "/" + path, query=request.url.query.encode())
-        except httpx.InvalidURL as exc:  # a URL component over httpx's 64 KiB: the client's error
-            return error_response(414, "uri_too_long", f"the URL is too long to forward: {exc}", {"field": "query"})
-        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        if observability.tracing():  # the API's span is a child of the gateway's
-            headers = [(k, v) for k, v in headers if k.lower() not in observability.TRACE_HEADERS]
-            headers += [(k, v.decode()) for k, v in observability.trace_headers()]
-        try:
-            answer = await state["client"].request(request.method, url, headers=headers, content=await request.body())
-        except httpx.HTTPError as exc:
-            UPSTREAM_ERRORS.labels(service).inc()
-            return error_response(503, "service_unavailable",
-                                  f"the {service} API at {upstreams[service]} did not answer: {type(exc).__name__}",
-                                  {"service": service}, retry_after=2)
-        out_headers = {k: v for k, v in answer.headers.items() if k.lower() not in HOP_BY_HOP | {"content-encoding"}}
-        return Response(answer.content, status_code=answer.status_code, headers=out_headers)
+        return error_response(404, "not_found", "no route for this method and path")
 
     return app
 
 
 def _mcp_routes(base_url: str, bind_host: str):
     """The MCP server and its streamable-HTTP route (/mcp). Stateless: every request stands
-    alone, so nothing is lost when the gateway restarts. Loopback gateways keep the SDK's
-    DNS-rebinding protection (Host and Origin must be local)."""
+    alone, so nothing is lost when the web edge restarts. On loopback it keeps the SDK's
+    DNS-rebinding protection (Host and Origin must be local; the proxy passes the client's Host)."""
     from mcp_server.server import McpConfig, build_server
 
     server = build_server(McpConfig.from_env(base_url=base_url))

@@ -13,6 +13,8 @@ from pathlib import Path
 
 from fastapi.responses import FileResponse, HTMLResponse, Response
 
+from gateway.routes import PAGES
+
 DEFAULT_DIST = Path(__file__).resolve().parent.parent / "ui" / "dist"
 
 # No inline scripts or styles and nothing from other origins: Vite's build has none, and the
@@ -30,10 +32,6 @@ NOT_BUILT = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title
 (or <code>make ui</code>) in the repository to build it, then reload. The REST API under <code>/v1/</code> works without it.</p>
 </body></html>"""
 
-# The UI's pages (ui/src/App.tsx's `Page`): index.html answers these and their subpaths
-# (/memories/<id>); any other path stays a 404, so a probe of /etc/passwd or /.env is
-# answered "no route", not with a page.
-PAGES = ("memories", "search", "graph", "namespaces", "system", "transfer")
 
 
 class WebUi:

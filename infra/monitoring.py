@@ -22,13 +22,19 @@ RULES_DIR = MONITORING_DIR / "rules"
 SCRAPE_INTERVAL = "15s"
 
 
-def scrape_jobs(command_api_port: int = 8081, query_api_port: int = 8082, gateway_port: int = 8080) -> list[dict]:
+def scrape_jobs(command_api_port: int = 8081, query_api_port: int = 8082, web_edge_port: int = 8083,
+                api_processes: int = 1) -> list[dict]:
     """[{job, port, component}]: every process of the stack that serves /metrics. The job is the
-    process name of `recallstack status` (and the compose service); component groups them for alerts."""
+    process name of `recallstack status` (and the compose service); component groups them for alerts.
+    An API of several processes is one job with a target each (`ports`). The reverse proxy has no
+    Prometheus endpoint: what passes through it is counted by the APIs."""
+    from infra.stack import api_ports
+
     return [
-        {"job": "gateway", "port": gateway_port, "component": "api"},
-        {"job": "command-api", "port": command_api_port, "component": "api"},
-        {"job": "query-api", "port": query_api_port, "component": "api"},
+        {"job": "web-edge", "port": web_edge_port, "component": "api"},
+        {"job": "command-api", "port": command_api_port, "component": "api",
+         "ports": api_ports(command_api_port, api_processes)},
+        {"job": "query-api", "port": query_api_port, "component": "api", "ports": api_ports(query_api_port, api_processes)},
         *({"job": f"projector-{name}", "port": port, "component": "projector"}
           for name, port in PROJECTOR_METRICS_PORTS.items()),
         *({"job": f"worker-{name}", "port": port, "component": "worker"}
@@ -44,7 +50,8 @@ def config_text(jobs: list[dict], host_of, rule_files: list[str]) -> str:
     lines += ["", "scrape_configs:"]
     for job in jobs:
         lines += [f"  - job_name: {job['job']}", "    metrics_path: /metrics", "    static_configs:",
-                  f"      - targets: [\"{host_of(job)}:{job['port']}\"]",
+                  "      - targets: [" + ", ".join(f'"{host_of(job)}:{port}"' for port in job.get("ports", [job["port"]]))
+                  + "]",
                   f"        labels: {{component: {job['component']}}}"]
     return "\n".join(lines) + "\n"
 
@@ -67,7 +74,7 @@ def spec(home: Path, cfg=None, port: int = PROMETHEUS_PORT) -> ProcessSpec:
     first_start = not (base / "data").exists()
     (base / "data").mkdir(parents=True, exist_ok=True)
     ports = {} if cfg is None else {"command_api_port": cfg.command_api_port, "query_api_port": cfg.query_api_port,
-                                    "gateway_port": cfg.gateway_port}
+                                    "web_edge_port": cfg.web_edge_port, "api_processes": cfg.api_processes}
     config = base / "prometheus.yml"
     config.write_text(config_text(scrape_jobs(**ports), lambda job: "127.0.0.1",
                                   [str(p) for p in sorted(RULES_DIR.glob("*.rules.yml"))]))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -20,7 +21,10 @@ INFRA = ("kafka", "postgres", "neo4j", "redis")
 # Projectors first: the Postgres one migrates the schema the APIs read.
 PROJECTOR_METRICS_PORTS = {"postgres": 9101, "redis": 9102, "neo4j": 9103}
 PROJECTORS = tuple(f"projector-{name}" for name in PROJECTOR_METRICS_PORTS)
-SERVICES = (*PROJECTORS, "command-api", "query-api", "gateway")
+# The two APIs (each as `api_processes` uvicorn processes), the web edge (gateway/app.py: /mcp,
+# /readyz, /metrics, the web UI) and the reverse proxy at the base URL in front of them all.
+API_NAMES = ("command-api", "query-api")
+SERVICES = (*PROJECTORS, *API_NAMES, "web-edge", "proxy")
 # Memory-intelligence workers: `up` runs them after the services (tests start them themselves).
 WORKER_METRICS_PORTS = {"extract": 9104, "consolidate": 9105, "forget": 9106}
 WORKERS = tuple(f"worker-{name}" for name in WORKER_METRICS_PORTS)
@@ -62,20 +66,54 @@ def _http_ready(url: str) -> str:
 # 16 KiB, uvicorn resets the connection before the API can answer, e.g. for a documented
 # 16,384-character `filters` of non-ASCII characters (up to 12 bytes each, percent-encoded).
 MAX_REQUEST_HEAD = 1024 * 1024
+# uvicorn closes an idle connection after this; the proxy closes its idle upstream connections
+# sooner (infra/proxy_config.py UPSTREAM_KEEPALIVE_S), so it never writes to one being closed.
+UVICORN_KEEP_ALIVE_S = 75
+# Process k (from 1) of an API listens on its port + PORT_STEP * (k - 1): command API 8081, 8181,
+# 8281, ...; query API 8082, 8182, 8282, ... (settings.MAX_API_PROCESSES of each at most).
+PORT_STEP = 100
 
 
-def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
+def api_ports(first_port: int, processes: int) -> list[int]:
+    return [first_port + PORT_STEP * k for k in range(processes)]
+
+
+def api_process_names(name: str, processes: int) -> list[str]:
+    """command-api, command-api-2, ...: the first keeps the plain name (its log, its port)."""
+    return [name] + [f"{name}-{k}" for k in range(2, processes + 1)]
+
+
+def recorded_api_processes(processes: ProcessTable) -> int:
+    """The highest process number of an API the process table records (0 when none runs)."""
+    numbers = [int(match.group(2) or 1) for match in map(_API_PROCESS.fullmatch, processes.names()) if match]
+    return max(numbers, default=0)
+
+
+_API_PROCESS = re.compile(rf"({'|'.join(API_NAMES)})(?:-(\d+))?")
+
+
+def service_specs(cfg: Settings, names=SERVICES, api_processes: int | None = None) -> list[ProcessSpec]:
+    """The specs of `names`; each API name stands for all its processes (`api_processes`, by
+    default the settings' count)."""
+    from infra import proxy_server
+
     logs = cfg.home / "logs"
     py = sys.executable
+    per_api = api_processes or cfg.api_processes
 
     def uvicorn(name: str, factory: str, port: int) -> ProcessSpec:
         return ProcessSpec(
             name=name, port=port, log_file=logs / f"{name}.log", ready_timeout=120,
             argv=[py, "-m", "uvicorn", f"bootstrap:{factory}", "--factory", "--host", cfg.host,
                   "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "5",
+                  "--timeout-keep-alive", str(UVICORN_KEEP_ALIVE_S),
                   "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD)],
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/readyz"),
         )
+
+    def api(name: str, factory: str, first_port: int) -> list[ProcessSpec]:
+        return [uvicorn(process, factory, port) for process, port in
+                zip(api_process_names(name, per_api), api_ports(first_port, per_api))]
 
     def cli_service(command: str, name: str, port: int) -> ProcessSpec:
         """`recallstack <command> <name>` (a projector or a worker), ready once its metrics answer."""
@@ -88,11 +126,12 @@ def service_specs(cfg: Settings, names=SERVICES) -> list[ProcessSpec]:
     specs = {
         **{f"projector-{name}": cli_service("projector", name, port) for name, port in PROJECTOR_METRICS_PORTS.items()},
         **{f"worker-{name}": cli_service("worker", name, port) for name, port in WORKER_METRICS_PORTS.items()},
-        "command-api": uvicorn("command-api", "command_app", cfg.command_api_port),
-        "query-api": uvicorn("query-api", "query_app", cfg.query_api_port),
-        "gateway": uvicorn("gateway", "gateway_app", cfg.gateway_port),
+        "web-edge": uvicorn("web-edge", "web_edge_app", cfg.web_edge_port),
+        "proxy": proxy_server.spec(cfg),
     }
-    return [specs[n] for n in names]
+    apis = {"command-api": api("command-api", "command_app", cfg.command_api_port),
+            "query-api": api("query-api", "query_app", cfg.query_api_port)}
+    return [spec for n in names for spec in (apis[n] if n in apis else [specs[n]])]
 
 
 @dataclass

@@ -62,9 +62,9 @@ def test_up_detach_json_on_a_running_stack(services):
     assert doc["ok"] is True and doc["detached"] is True
     assert doc["urls"]["gateway"] == services.gateway_url and doc["urls"]["mcp"].endswith("/mcp")
     started = {row["name"]: row for row in doc["started"]}
-    assert {"command-api", "query-api", "gateway", "projector-postgres"} <= set(started)
+    assert {"command-api", "query-api", "web-edge", "proxy", "projector-postgres"} <= set(started)
     assert all(row["action"] == "already running" for name, row in started.items() if name in
-               ("command-api", "query-api", "gateway"))
+               ("command-api", "query-api", "web-edge", "proxy"))
     assert "running in the background" in err
 
 

@@ -127,12 +127,14 @@ def test_the_query_api_measures_routes_sources_caches_and_the_access_log(service
                            topic=ACCESS_TOPIC, outcome="ok") >= 1, timeout=30, what="an access-log append")
 
 
-def test_the_gateway_measures_what_clients_see(services, workload):
-    samples, families = scrape(services.gateway_url)
+def test_the_base_urls_metrics_are_the_web_edges_own(services, workload):
+    """The proxy at the base URL passes /metrics to the web edge: its own requests only (the
+    workload's requests went through the proxy to the APIs, which counted them above)."""
+    assert httpx.get(f"{services.gateway_url}/readyz", timeout=10).status_code == 200
+    samples, _ = scrape(services.gateway_url)
     http = "recallstack_http_request_seconds_count"
-    assert total(samples, http, service="gateway", route="/{path:path}", method="POST", status="202") >= 2
-    assert total(samples, http, service="gateway", route="/{path:path}", method="GET", status="404") >= 1
-    assert "recallstack_gateway_upstream_errors" in families
+    assert total(samples, http, service="web-edge", route="/readyz", method="GET", status="200") >= 1
+    assert {labels["service"] for name, labels, _ in samples if name == http} == {"web-edge"}
 
 
 @pytest.mark.parametrize("projection", list(PROJECTOR_METRICS_PORTS))
@@ -195,13 +197,13 @@ def test_status_json_has_recent_http_error_rates(services, workload):
         thread.join(10)
     assert code == 0, err
     rows = {row["service"]: row for row in doc["http_errors"]}
-    assert list(rows) == ["gateway", "command", "query"]
+    assert list(rows) == ["web-edge", "command", "query"]
     for service, row in rows.items():
         assert row["error"] is None, row
         assert row["requests_total"] >= row["errors_4xx_total"] + row["errors_5xx_total"], row
         assert row["window_s"] >= 1.0 and isinstance(row["window_requests"], int), row
         assert row["window_requests"] >= row["window_errors_4xx"] + row["window_errors_5xx"], row
-    for service in ("gateway", "query"):  # the misses went through the gateway to the query API
+    for service in ("query",):  # the misses went through the proxy to the query API
         row = rows[service]
         assert row["errors_4xx_total"] >= 1 and row["window_errors_4xx"] >= 1, row
         assert row["window_5xx_ratio"] is not None and 0 <= row["window_5xx_ratio"] <= 1, row

@@ -1,9 +1,9 @@
 """Logs and traces of the running services (the processes `recallstack up` starts):
 X-Request-ID comes back; the log files are JSON lines, and the request's correlation id is
-in the gateway's, the command API's and each projector's log; with RECALLSTACK_TRACING=console
-(set for the e2e session in conftest.py) one trace id runs from the gateway's span through the
-command API to each projector's apply, and through the extraction worker to the apply of the
-memories it extracted."""
+in the proxy's access log, the command API's and each projector's log; with
+RECALLSTACK_TRACING=console (set for the e2e session in conftest.py) one trace id runs from the
+client's traceparent (passed on by the proxy) through the command API to each projector's apply,
+and through the extraction worker to the apply of the memories it extracted."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ def span(trace_id: str | None = None, name: str | None = None, **attributes):
 
 
 def test_request_id_comes_back_and_is_in_every_services_json_log(gateway, services, user_id):
-    logs = Logs(services.home / "logs", ("gateway", "command-api", *PROJECTORS))
+    logs = Logs(services.home / "logs", ("proxy-access", "command-api", *PROJECTORS))
     rid = f"e2e-{uuid.uuid4().hex}"
     answer = gateway.post("/v1/memories", json={"text": "I prefer dark roast coffee", "user_id": user_id,
                                                 "infer": False}, headers={"X-Request-ID": rid})
@@ -73,19 +73,24 @@ def test_request_id_comes_back_and_is_in_every_services_json_log(gateway, servic
     assert answer.headers["X-Request-ID"] == rid
     refused = gateway.post("/v1/memories", json={"user_id": user_id}, headers={"X-Request-ID": rid + "-bad"})
     assert refused.status_code == 422 and refused.headers["X-Request-ID"] == rid + "-bad"
-    created = gateway.get("/healthz").headers["X-Request-ID"]
+    created = gateway.get("/healthz").headers["X-Request-ID"]  # answered by the proxy itself
     assert created and len(created) <= 128
+    made = gateway.get("/v1/memories", params={"user_id": user_id}).headers["X-Request-ID"]  # made by the proxy
+    assert made and len(made) <= 128
 
-    for name in ("gateway", "command-api"):
-        access = logs.wait(name, lambda line: line.get("correlation_id") == rid and line.get("status") == 202,
-                           f"the access line of {rid}")
-        assert access["method"] == "POST" and access["service"] == name and "duration_ms" in access
+    access = logs.wait("command-api", lambda line: line.get("correlation_id") == rid and line.get("status") == 202,
+                       f"the access line of {rid}")
+    assert access["method"] == "POST" and access["service"] == "command-api" and "duration_ms" in access
+    proxied = logs.wait("proxy-access", lambda line: line.get("request_id") == rid and line.get("status") == 202,
+                        f"the proxy's access line of {rid}", timeout=10)
+    assert proxied["method"] == "POST" and proxied["path"] == "/v1/memories" and proxied["route"] == "command"
+    logs.wait("command-api", lambda line: line.get("correlation_id") == made, f"the id {made} the proxy made")
     for name in PROJECTORS:
         applied = logs.wait(name, lambda line: line.get("correlation_id") == rid, f"correlation id {rid}")
         assert applied["event_type"] == "MemoryCreated" and applied["user_id"] == user_id, applied
         assert {"timestamp", "level", "service", "logger", "message", "event_id", "partition", "offset"} <= set(applied)
         assert applied["service"] == name
-    for name in ("gateway", "command-api", *PROJECTORS):
+    for name in ("proxy-access", "command-api", *PROJECTORS):
         assert "dark roast" not in json.dumps(logs.lines(name)), f"{name} logged a memory's text"
 
 
@@ -98,18 +103,19 @@ def traced(logs: Logs, name: str, match, what: str, timeout: float = 60.0) -> di
     return line
 
 
-def test_one_trace_runs_from_the_gateway_to_each_projector_and_through_extraction(gateway, services, user_id):
-    logs = Logs(services.home / "logs", ("gateway", "command-api", "worker-extract", *PROJECTORS))
+def test_one_trace_runs_from_the_client_to_each_projector_and_through_extraction(gateway, services, user_id):
+    logs = Logs(services.home / "logs", ("command-api", "worker-extract", *PROJECTORS))
     rid = f"e2e-{uuid.uuid4().hex}"
+    client_trace, client_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]  # the proxy passes traceparent on
     answer = gateway.post("/v1/memories", json={"text": "My favourite editor is Helix", "user_id": user_id,
-                                                "infer": False}, headers={"X-Request-ID": rid})
+                                                "infer": False},
+                          headers={"X-Request-ID": rid, "traceparent": f"00-{client_trace}-{client_span}-01"})
     assert answer.status_code == 202, answer.text
     trace_id = traced(logs, "command-api", lambda line: line.get("correlation_id") == rid
                       and line.get("logger") == "recallstack.access", f"the access line of {rid}")["trace_id"]
     server = logs.wait("command-api", span(trace_id, "POST /v1/memories"), "the request's server span")["span"]
     assert server["attributes"]["recallstack.correlation_id"] == rid
-    at_gateway = traced(logs, "gateway", span(trace_id), "the gateway's span of the same trace")["span"]
-    assert server["parent_span_id"] == at_gateway["span_id"], "the API's span is a child of the gateway's"
+    assert trace_id == client_trace and server["parent_span_id"] == client_span, "the API's span continues the client's"
     publish = logs.wait("command-api", lambda line: span(trace_id)(line)
                         and line["span"]["name"].startswith("publish "), "the publish span")["span"]
     assert publish["kind"] == "PRODUCER" and publish["parent_span_id"] == server["span_id"]

@@ -17,9 +17,10 @@ def test_compose_config_is_valid_and_has_the_whole_stack():
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     assert {"kafka", "postgres", "neo4j", "redis", "command-api", "query-api", "projector-postgres",
-            "gateway", "worker-extract", "worker-consolidate", "worker-forget", "prometheus", "grafana"} <= set(services)
+            "web-edge", "proxy", "worker-extract", "worker-consolidate", "worker-forget", "prometheus",
+            "grafana"} <= set(services)
     published = {str(p).split(":")[1] for s in services.values() for p in s.get("ports", [])}
-    assert {"8080", "8081", "8082", "9092", "5433", "7687", "6380", "9090", "3000"} <= published
+    assert {"8080", "8081", "8082", "8083", "9092", "5433", "7687", "6380", "9090", "3000"} <= published
     assert all(str(p).startswith("127.0.0.1:") for s in services.values() for p in s.get("ports", [])), \
         "every port is published on loopback only"
 
@@ -44,3 +45,17 @@ def test_compose_traces_go_to_jaeger_when_asked():
     env = compose["x-recallstack"]["environment"]
     assert env["RECALLSTACK_TRACING"] == "${RECALLSTACK_TRACING:-off}"
     assert env["RECALLSTACK_OTLP_ENDPOINT"].endswith("http://jaeger:4318}")
+
+
+def test_compose_proxy_runs_nginx_with_the_repository_config():
+    """The base URL is the official nginx image with infra/proxy/nginx.compose.conf (rendered by
+    infra/proxy_config.py, checked in tests/unit/test_proxy_config.py); its config says
+    `daemon off`, so the command must not add it again."""
+    services = yaml.safe_load((REPO / "compose.yaml").read_text())["services"]
+    proxy = services["proxy"]
+    assert proxy["image"].startswith("nginx:") and proxy["ports"] == ["127.0.0.1:8080:8080"]
+    [mount] = proxy["volumes"]
+    source, target = mount.split(":")[:2]
+    assert (REPO / source).is_file() and proxy["command"][:3] == ["nginx", "-c", target]
+    assert "daemon" not in " ".join(proxy["command"])
+    assert services["web-edge"]["environment"]["RECALLSTACK_GATEWAY_URL"] == "http://proxy:8080"

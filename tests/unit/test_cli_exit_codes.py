@@ -66,11 +66,12 @@ def test_status_reports_in_full_and_exits_3_when_not_everything_runs(capsys, now
     assert code == UNREACHABLE
     doc = only_document(out)
     assert doc["ok"] is False and doc["home"] == str(nowhere)
-    assert {row["name"] for row in doc["processes"]} >= {"command-api", "query-api", "gateway", "projector-postgres"}
+    assert {row["name"] for row in doc["processes"]} >= {"command-api", "query-api", "web-edge", "proxy",
+                                                       "projector-postgres"}
     assert all(row["state"] == "stopped" and row["ready"] is False for row in doc["processes"])
     assert [row["projection"] for row in doc["lag"]] == ["postgres", "redis", "neo4j", "worker-extract"]
     assert all(row["behind"] is None and row["error"].startswith("KafkaConnectionError") for row in doc["lag"])
-    assert [row["service"] for row in doc["http_errors"]] == ["gateway", "command", "query"]
+    assert [row["service"] for row in doc["http_errors"]] == ["web-edge", "command", "query"]
     assert all({"requests_total", "errors_4xx_total", "errors_5xx_total", "window_s", "window_requests",
                 "window_5xx_ratio", "error"} <= set(row) for row in doc["http_errors"])
     assert "checking" in err  # the progress note went to stderr

@@ -1,5 +1,5 @@
-"""The gateway serves the web UI (gateway/web_ui.py) beside the API it proxies, and the
-System page's numbers come from the services' /metrics (gateway/system_status.py)."""
+"""The web edge (gateway/app.py, behind the reverse proxy) serves the web UI (gateway/web_ui.py),
+and the System page's numbers come from the services' /metrics (gateway/system_status.py)."""
 
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def dist(tmp_path):
     return tmp_path
 
 
-def test_root_and_deep_links_serve_index_html_and_the_api_is_still_proxied(dist, upstream):
+def test_root_and_deep_links_serve_index_html_and_nothing_else_is_answered(dist, upstream):
     with TestClient(create_app(upstream, upstream, ui_dist=dist)) as client:
         root = client.get("/")
         assert root.status_code == 200 and '<div id="root">' in root.text
@@ -68,20 +68,21 @@ def test_root_and_deep_links_serve_index_html_and_the_api_is_still_proxied(dist,
         assert client.get("/assets/missing.js").status_code == 404
         assert "not an asset" not in client.get("/assets/../secret.txt").text  # only files under assets/
         assert client.get("/assets/%2e%2e/secret.txt").status_code == 404
-        # The API keeps its paths: proxied upstream, never answered with index.html.
-        proxied = client.get("/v1/memories", params={"user_id": "u"})
-        assert proxied.status_code == 200 and proxied.json() == {"upstream_saw": "memories"}
+        # The API's paths are the proxy's to route (never here): no page, no forwarding.
+        for path in ("/v1/memories", "/v1/graph"):
+            answer = client.get(path, params={"user_id": "u"})
+            assert answer.status_code == 404 and answer.json()["error"]["code"] == "not_found", path
         assert client.get("/healthz").json() == {"status": "ok"}
         assert client.get("/metrics").text.startswith("#")
         assert client.get("/ui/api/nothing").status_code == 404
 
 
-def test_without_a_build_the_root_says_to_run_make_install_and_the_api_still_works(tmp_path, upstream):
+def test_without_a_build_the_root_says_to_run_make_install(tmp_path, upstream):
     with TestClient(create_app(upstream, upstream, ui_dist=tmp_path / "dist")) as client:
         root = client.get("/")
         assert root.status_code == 503 and "make install" in root.text
         assert client.get("/memories").status_code == 503
-        assert client.get("/v1/graph").json() == {"upstream_saw": "graph"}
+        assert client.get("/readyz").json()["status"] == "not ready"  # the stand-in has no /readyz
 
 
 def test_the_system_endpoint_needs_a_key_the_query_api_accepts(dist, upstream):

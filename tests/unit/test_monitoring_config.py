@@ -88,7 +88,7 @@ def series_names(metrics: dict[str, tuple[str, list[str]]]) -> dict[str, tuple[s
 def http_services() -> set[str]:
     """The `service` label values of the HTTP histogram: install_http_metrics(app, "<service>")."""
     text = "\n".join(p.read_text() for d in ("command_api", "query_api", "gateway") for p in (REPO / d).rglob("*.py"))
-    return set(re.findall(r'install_http_metrics\(\s*\w+\s*,\s*"(\w+)"', text))
+    return set(re.findall(r'install_http_metrics\(\s*\w+\s*,\s*"([\w-]+)"', text))
 
 
 def http_routes() -> set[str]:
@@ -182,7 +182,7 @@ def test_the_compose_scrape_config_is_the_generated_one_and_covers_every_process
         "> infra/monitoring/prometheus.yml"
     config = yaml.safe_load((MONITORING / "prometheus.yml").read_text())
     targets = {job["job_name"]: job["static_configs"][0]["targets"][0] for job in config["scrape_configs"]}
-    expected = {"gateway": "gateway:8080", "command-api": "command-api:8081", "query-api": "query-api:8082",
+    expected = {"web-edge": "web-edge:8083", "command-api": "command-api:8081", "query-api": "query-api:8082",
                 **{f"projector-{n}": f"projector-{n}:{p}" for n, p in PROJECTOR_METRICS_PORTS.items()},
                 **{f"worker-{n}": f"worker-{n}:{p}" for n, p in WORKER_METRICS_PORTS.items()}}
     assert targets == expected
@@ -312,17 +312,24 @@ def test_grafana_provisioning_points_at_the_dashboards_compose_mounts():
 
 # ---- the metrics this work added --------------------------------------------------------------------
 
-def test_the_gateway_serves_metrics():
+def test_the_web_edge_serves_its_own_metrics():
     from fastapi.testclient import TestClient
 
     from gateway.app import create_app
 
     with TestClient(create_app("http://127.0.0.1:9", "http://127.0.0.1:9")) as client:
+        assert client.get("/readyz").status_code == 503  # nothing listens on port 9
         answer = client.get("/metrics")
         assert answer.status_code == 200
-        assert "recallstack_gateway_upstream_errors_total" in answer.text
-        assert client.get("/v1/memories?user_id=u").status_code == 503  # nothing listens on port 9
-        assert 'recallstack_gateway_upstream_errors_total{upstream="query"}' in client.get("/metrics").text
+        assert 'recallstack_http_request_seconds_count{method="GET",route="/readyz",service="web-edge",status="503"}' \
+            in answer.text
+
+
+def test_the_local_scrape_config_has_a_target_per_api_process():
+    jobs = {job["job"]: job for job in monitoring.scrape_jobs(api_processes=2)}
+    text = monitoring.config_text(list(jobs.values()), lambda job: "127.0.0.1", [])
+    assert '"127.0.0.1:8082", "127.0.0.1:8182"' in text and '"127.0.0.1:8081", "127.0.0.1:8181"' in text
+    assert '"127.0.0.1:8083"' in text
 
 
 def test_the_circuit_breaker_state_is_exported():
