@@ -688,8 +688,8 @@ def parser() -> argparse.ArgumentParser:
         Starts Kafka, Postgres, Neo4j and Redis, creates the topics, then the projectors (the
         Postgres one migrates the schema the APIs read), then the command API and the query
         API (--api-processes each), the web edge and the reverse proxy (nginx) at the base URL.
-        Each is waited for until it answers a real readiness call (a live
-        row per process on stderr). What runs already is left alone; a server whose
+        Each is waited for until it answers a real readiness call (a live row per process on
+        stderr). What runs already is left alone; a server whose
         RECALLSTACK_* address is set is external and not started. In the foreground, Ctrl-C
         or SIGTERM stops everything; with --detach it returns once everything answers and
         `recallstack down` stops it.
