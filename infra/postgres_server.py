@@ -132,6 +132,18 @@ def _instance_dir(home: Path, root: Path, who: RunAs) -> Path:
     return mine
 
 
+def _serving(data: Path) -> bool:
+    """Whether a postmaster runs on `data` (its lock file names a live process)."""
+    try:
+        pid = int((data / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+        return True
+    except (FileNotFoundError, ValueError, IndexError, ProcessLookupError):
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+
+
 def _adopt(old: Path, data: Path, who: RunAs) -> None:
     """A cluster of the earlier layout (inside the home): moved to the system folder, once."""
     if (old / "PG_VERSION").exists() and not (data / "PG_VERSION").exists():
@@ -182,6 +194,8 @@ def prepare(home: Path, password: str) -> Cluster:
         data, sockets, scratch = instance / "data", instance / "run", instance
         link = root / "data"
         if not link.is_symlink() and link.is_dir():
+            if _serving(link):  # a running server of the earlier layout: moved at its next start
+                return Cluster(bin_dir, link, root / "run", who, False)
             _adopt(link, data, who)
         link.unlink(missing_ok=True)
         link.symlink_to(data)

@@ -82,3 +82,20 @@ def test_postgres_starts_under_a_0700_home_without_opening_it(tmp_path):
         data = (home / "postgres" / "data")
         if data.is_symlink():  # the cluster in the system folder: this test's own
             shutil.rmtree(data.resolve().parent, ignore_errors=True)
+
+
+def test_a_running_cluster_of_the_earlier_layout_is_not_moved(tmp_path):
+    """`recallstack status` prepares the specs too: a cluster inside the home (the layout
+    before the system folder) whose server runs must stay where it is until its next start."""
+    data = tmp_path / "home" / "postgres" / "data"
+    data.mkdir(parents=True)
+    (data / "PG_VERSION").write_text("18\n")
+    (data / "postmaster.pid").write_text(f"{os.getpid()}\n{data}\n")  # a live process holds it
+    cluster = postgres_server.prepare(tmp_path / "home", "pw")
+    try:
+        assert cluster.data == data and not cluster.created
+        assert not data.is_symlink() and (data / "postmaster.pid").exists()
+    finally:
+        instance = tmp_path / "home" / "postgres" / "instance"
+        if instance.exists():
+            shutil.rmtree(postgres_server.system_dir() / "postgres" / instance.read_text().strip(), ignore_errors=True)
