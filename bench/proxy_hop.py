@@ -77,26 +77,28 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--proxy", default=cfg.gateway_url, help="the base URL (default %(default)s)")
     parser.add_argument("--direct", default=cfg.query_api_url, help="the query API (default %(default)s)")
+    parser.add_argument("--path", default=None, help="another request path (default: GET of a missing memory); "
+                        "both ways must answer it with the same status")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     args = parser.parse_args()
 
     key = os.environ.get("RECALLSTACK_API_KEY") or (cfg.admin_key_file.read_text().strip()
                                                     if cfg.admin_key_file.exists() else "")
     headers = {"Authorization": f"Bearer {key}"} if key else {}
-    path = f"/v1/memories/{uuid.uuid4()}?user_id=bench-proxy-hop"
+    path = args.path or f"/v1/memories/{uuid.uuid4()}?user_id=bench-proxy-hop"
     targets = [Target("direct", args.direct, headers), Target("proxy", args.proxy, headers)]
-    for target in targets:
-        status = target.once(path, record=False)
-        if status != 404:
-            print(f"{target.name}: expected 404 for a missing memory, got {status} (is the stack up, a key in "
-                  f"{cfg.admin_key_file} or RECALLSTACK_API_KEY?)", file=sys.stderr)
-            return 1
+    statuses = [target.once(path, record=False) for target in targets]
+    if statuses[0] != statuses[1] or (args.path is None and statuses[0] != 404):
+        print(f"direct and proxy answered {statuses[0]} and {statuses[1]} (expected the same, 404 for a missing "
+              f"memory: is the stack up, a key in {cfg.admin_key_file} or RECALLSTACK_API_KEY?)", file=sys.stderr)
+        return 1
     for i in range(args.warmup):
         targets[i % 2].once(path, record=False)
     for i in range(2 * args.requests):  # interleaved: direct, proxy, direct, ...
         targets[i % 2].once(path)
     direct, proxy = targets[0].summary(), targets[1].summary()
-    result = {"bench": "proxy_hop", "request": "GET /v1/memories/<missing id> (404, authenticated)",
+    request = f"GET {args.path} ({statuses[0]})" if args.path else "GET /v1/memories/<missing id> (404, authenticated)"
+    result = {"bench": "proxy_hop", "request": request,
               "machine": machine(), "direct": {"url": args.direct, **direct}, "proxy": {"url": args.proxy, **proxy},
               "added_p50_ms": round(proxy["p50_ms"] - direct["p50_ms"], 3),
               "added_p99_ms": round(proxy["p99_ms"] - direct["p99_ms"], 3),
