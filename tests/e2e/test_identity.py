@@ -105,6 +105,7 @@ def cross_user_requests(p: dict) -> list[tuple[str, str, dict, set[int]]]:
     ]
 
 
+@pytest.mark.security  # the cross-user table (issue 19 item 7): run with -m security too
 def test_another_users_key_gets_404_or_403_and_no_data_on_every_endpoint(gateway, people, log):
     alice = bearer(people["keys"]["alice"]["key"])
     bob_text = f"{people['run']}-bob"
@@ -121,6 +122,7 @@ def test_another_users_key_gets_404_or_403_and_no_data_on_every_endpoint(gateway
     assert still["memory"].endswith(bob_text) and still["state"] == "active"
 
 
+@pytest.mark.security  # the cross-user table (issue 19 item 7): run with -m security too
 def test_every_route_of_both_apis_is_in_the_cross_user_table(services, people):
     """A new endpoint must be added to cross_user_requests (and so be checked for isolation)."""
     covered = {(m, _template(path)) for m, path, _, _ in cross_user_requests(people)}
