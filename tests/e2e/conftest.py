@@ -19,6 +19,10 @@ from tests.e2e.log_reader import appended, end_offsets
 os.environ.setdefault("RECALLSTACK_SEARCH_SOURCE_TIMEOUT_MS", "3000")
 # Spans as JSON lines in each service's log (test_observability.py follows one trace through them).
 os.environ.setdefault("RECALLSTACK_TRACING", "console")
+# Every test client is 127.0.0.1, and the fuzzing and refusal tests present hundreds of bad keys
+# a minute: with the default per-address limit on failed authentications, the session would lock
+# itself out. tests/security/test_rate_limits.py checks that limit on its own API process.
+os.environ.setdefault("RECALLSTACK_AUTH_FAILURES_PER_MIN", "1000000")
 
 
 @pytest.fixture(scope="session")
