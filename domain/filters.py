@@ -10,14 +10,28 @@ A condition is `{field: value}` (eq) or `{field: {op: value, ...}}` (several ops
 negating their AND, or one object). The result is a small tree the adapters translate to
 parameterised SQL or Cypher; names and operators come only from the tables below, values
 only ever travel as parameters.
+
+Limits, all checked before anything reaches a database (a bad filter is a FilterError naming
+its path, `filters.AND[1].metadata.n.gt`; the APIs answer 422 with it):
+- JSON nesting: at most MAX_NESTING levels of objects and lists, measured first, without
+  recursion (a filter nested thousands deep is refused, not a RecursionError); logical
+  nesting (AND / OR / NOT) at most MAX_DEPTH; at most MAX_CONDITIONS conditions and
+  MAX_LIST values per `in` / `nin` list.
+- numbers: finite (no NaN or Infinity) and within a double's range (an integer of 400
+  digits is refused too): every value must be one a JSON column can hold.
+- strings (keys included): no NUL and no lone surrogate (Postgres refuses both).
+- times: ISO 8601, naive = UTC, normalised to UTC; one whose UTC instant falls outside
+  what datetime holds (0001-01-01T00:00+14:00 is year 0 in UTC) is clamped to its end.
 """
 
 from __future__ import annotations
 
+import math
 import re
+import sys
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Union
 
 SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
@@ -33,8 +47,10 @@ _FIELD_OPS = {
 _METADATA_OPS = set(OPERATORS)
 METADATA_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,127}$")
 MAX_DEPTH = 8
+MAX_NESTING = 32  # objects and lists; MAX_DEPTH logical levels take 2 each, a condition 3 more
 MAX_CONDITIONS = 64
 MAX_LIST = 1000
+MAX_NUMBER = sys.float_info.max
 
 
 class FilterError(ValueError):
@@ -75,8 +91,31 @@ def parse(raw: Any, path: str = "filters") -> Node | None:
     """The filter tree of `raw` (None for an empty filter); FilterError otherwise."""
     if raw is None or raw == {}:
         return None
+    _check_nesting(raw, path)
     counter = [0]
     return _node(raw, path, 0, counter)
+
+
+def _check_nesting(raw: Any, path: str) -> None:
+    """Refuse more than MAX_NESTING levels of objects and lists, walking without recursion,
+    so that what follows (recursive) never meets a filter nested thousands deep."""
+    stack = [(raw, path, 1)]
+    while stack:
+        value, where, level = stack.pop()
+        if isinstance(value, dict):
+            children = ((f"{where}.{_shown(k)}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            children = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+        else:
+            continue
+        if level > MAX_NESTING:
+            raise FilterError(where, f"nested deeper than {MAX_NESTING} levels of objects and lists")
+        stack.extend((v, w, level + 1) for w, v in children)
+
+
+def _shown(key: Any) -> str:
+    """A key as it may appear in a path: a lone surrogate shown escaped (an error answer is UTF-8)."""
+    return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
@@ -86,7 +125,7 @@ def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
         raise FilterError(path, "must be a non-empty object")
     parts: list[Node] = []
     for name, value in raw.items():
-        where = f"{path}.{name}"
+        where = f"{path}.{_shown(name)}"
         if name in ("AND", "OR"):
             items = _list_of_nodes(value, where, depth, counter)
             parts.append(All(items) if name == "AND" else Any_(items))
@@ -98,7 +137,7 @@ def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
                 raise FilterError(where, "must be an object of metadata keys")
             for key, condition in value.items():
                 if not isinstance(key, str) or not METADATA_KEY.match(key):
-                    raise FilterError(f"{where}.{key}", "a metadata key is 1-128 of A-Z a-z 0-9 _ . : - "
+                    raise FilterError(f"{where}.{_shown(key)}", "a metadata key is 1-128 of A-Z a-z 0-9 _ . : - "
                                       "starting with a letter, digit or _")
                 parts += _conditions("metadata", condition, f"{where}.{key}", counter, key)
         elif name in _FIELD_OPS:
@@ -143,17 +182,18 @@ def _value(field: str, op: str, value: Any, path: str) -> Any:
     return _scalar(field, op, value, path)
 
 
-def _strings(value: Any):
-    """Every string in a value: itself, or the keys and values of its objects and lists."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _strings(k)
-            yield from _strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _strings(v)
+def _leaves(value: Any):
+    """Every scalar in a value, and every key of its objects (nesting already bounded)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        else:
+            yield item
 
 
 def _utf8(text: str) -> bool:
@@ -164,20 +204,42 @@ def _utf8(text: str) -> bool:
     return True
 
 
+def _storable(value: Any, path: str) -> None:
+    """What no stored value can hold, refused by name before it reaches a query."""
+    for leaf in _leaves(value):
+        if isinstance(leaf, str):
+            if "\x00" in leaf:  # Postgres refuses \u0000
+                raise FilterError(path, "must not contain the NUL character (\\u0000)")
+            if not _utf8(leaf):  # JSON may escape a lone surrogate ("\\ud800"); no UTF-8 text holds one
+                raise FilterError(path, "must not contain lone surrogates (not valid Unicode text)")
+        elif isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
+            if isinstance(leaf, float) and not math.isfinite(leaf):
+                raise FilterError(path, "must be a finite number (not NaN or Infinity)")
+            if abs(leaf) > MAX_NUMBER:
+                raise FilterError(path, f"a number must be within ±{MAX_NUMBER:.6g}")
+
+
+def _instant(value: str, path: str) -> datetime:
+    """An ISO 8601 time in UTC (naive = UTC); past datetime's ends in UTC, clamped to them."""
+    try:
+        at = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise FilterError(path, f"{value[:64]!r} is not an ISO 8601 date or time") from None
+    if at.tzinfo is None:
+        return at.replace(tzinfo=timezone.utc)
+    try:
+        return at.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+14:00, 9999-12-31T23:00-14:00
+        ahead = at.utcoffset() or timedelta(0)
+        return (datetime.min if ahead > timedelta(0) else datetime.max).replace(tzinfo=timezone.utc)
+
+
 def _scalar(field: str, op: str, value: Any, path: str) -> Any:
-    for text in _strings(value):  # what no stored text can hold: say so, do not fail in the query later
-        if "\x00" in text:  # Postgres refuses \u0000
-            raise FilterError(path, "must not contain the NUL character (\\u0000)")
-        if not _utf8(text):  # JSON may escape a lone surrogate ("\\ud800"); no UTF-8 text holds one
-            raise FilterError(path, "must not contain lone surrogates (not valid Unicode text)")
+    _storable(value, path)
     if field in TIME_FIELDS:
         if not isinstance(value, str):
             raise FilterError(path, "must be an ISO 8601 date or time")
-        try:
-            at = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise FilterError(path, f"{value!r} is not an ISO 8601 date or time") from None
-        return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+        return _instant(value, path)
     if field == "importance":
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise FilterError(path, "must be a number")
@@ -196,5 +258,5 @@ def _scalar(field: str, op: str, value: Any, path: str) -> Any:
         try:
             return str(uuid.UUID(value))
         except ValueError:
-            raise FilterError(path, f"{value!r} is not a memory id (a UUID)") from None
+            raise FilterError(path, f"{value[:64]!r} is not a memory id (a UUID)") from None
     return value

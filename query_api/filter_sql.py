@@ -7,6 +7,8 @@ is a query parameter. Metadata equality uses `@>` so the GIN index on metadata s
 from __future__ import annotations
 
 import json
+import math
+import struct
 
 from domain.filters import SCOPE_FIELDS, TIME_FIELDS, All, Any_, Condition, Node, Not
 
@@ -48,9 +50,10 @@ def _condition(c: Condition, args: list) -> str:
         col, cast = c.field, ("timestamptz" if c.field in TIME_FIELDS else "real")
         if c.op == "exists":
             return f"({col} IS {'NOT ' if c.value else ''}NULL)"
+        value = c.value if c.field in TIME_FIELDS else as_real(c.value)
         if c.op == "ne":
-            return f"({col} IS DISTINCT FROM {_param(args, c.value)}::{cast})"
-        return f"({col} {_COMPARE[c.op]} {_param(args, c.value)}::{cast})"
+            return f"({col} IS DISTINCT FROM {_param(args, value)}::{cast})"
+        return f"({col} {_COMPARE[c.op]} {_param(args, value)}::{cast})"
     # categories
     if c.op == "contains":
         return f"({_param(args, c.value)}::text = ANY(categories))"
@@ -58,6 +61,17 @@ def _condition(c: Condition, args: list) -> str:
         return f"(cardinality(categories) {'>' if c.value else '='} 0)"
     overlap = f"(categories && {_param(args, list(c.value))}::text[])"
     return overlap if c.op == "in" else f"(NOT {overlap})"
+
+
+def as_real(value: float) -> float:
+    """A comparison value for the `real` (float32) importance column, as Postgres's `::real`
+    cast makes it: rounded to the nearest float32; beyond float32's range (where the cast, and
+    asyncpg, refuse it) the infinity of its sign, which compares with every stored value as the
+    number itself would."""
+    try:
+        return struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return math.copysign(math.inf, value)
 
 
 def _membership(col: str, c: Condition, args: list, cast: str) -> str:

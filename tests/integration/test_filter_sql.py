@@ -77,3 +77,33 @@ async def test_filter_selects_exactly_its_memories(seeded, raw, expected):
     rows = await pool.fetch(f"SELECT id::text FROM memories WHERE user_id = $1 AND {to_sql(parse(raw), args)}", *args)
     names = {name for name, memory_id in ids.items() if memory_id in {r["id"] for r in rows}}
     assert names == expected
+
+
+@pytest.mark.parametrize("raw, expected", [
+    # importance is a float32 (`real`) column: values past its range compare as infinities
+    ({"importance": {"gt": 1e300}}, set()),
+    ({"importance": {"lt": 1e300}}, {"rust", "tea"}),
+    ({"importance": {"gte": -1e300}}, {"rust", "tea"}),
+    ({"importance": 1e300}, set()),
+    ({"importance": {"ne": -1e39}}, {"rust", "tea", "jazz"}),
+    ({"importance": {"gt": 1e-300}}, {"rust", "tea"}),
+    ({"importance": 0.9}, {"rust"}),  # 0.9 rounds as the stored float32 does
+    # metadata numbers compare as numeric: a double's whole range
+    ({"metadata": {"stars": {"gt": 1.7e308}}}, set()),
+    ({"metadata": {"stars": {"lt": 10 ** 308}}}, {"rust", "tea"}),
+    ({"metadata": {"stars": 10 ** 300}}, set()),
+    ({"metadata": {"stars": {"in": [-1e308, 5, 1e-300]}}}, {"rust"}),
+    ({"metadata": {"stars": {"contains": 1e308}}}, set()),
+    # times past datetime's ends in UTC are clamped to them
+    ({"occurred_at": {"gt": "0001-01-01T00:00:00+14:00"}}, {"rust", "tea", "jazz"}),
+    ({"created_at": {"lt": "9999-12-31T23:00:00-14:00"}}, {"rust", "tea", "jazz"}),
+    ({"occurred_at": {"gte": "9999-12-31T23:59:59.999999Z"}}, set()),
+    ({"occurred_at": {"lt": "0001-01-01"}}, set()),
+])
+async def test_out_of_range_values_reach_postgres_only_as_values_it_takes(seeded, raw, expected):
+    """Before issue 19 these were DataErrors (value out of float32 range, date value out of range)."""
+    pool, user, ids = seeded
+    args: list = [user]
+    rows = await pool.fetch(f"SELECT id::text FROM memories WHERE user_id = $1 AND {to_sql(parse(raw), args)}", *args)
+    names = {name for name, memory_id in ids.items() if memory_id in {r["id"] for r in rows}}
+    assert names == expected

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone
 
+import numpy as np
 import pytest
 
 from domain.filters import All, Any_, Condition, FilterError, Not, parse
@@ -81,3 +82,79 @@ def test_a_lone_surrogate_is_refused_by_name():
         with pytest.raises(FilterError, match="lone surrogates"):
             parse(raw)
     assert parse({"agent_id": "caf\u00e9 \U0001f600"})  # a surrogate pair is a character like any other
+
+
+# --- hostile values (issue 19): refused by name before any database sees them -------------------
+
+def _nested(levels: int, leaf) -> object:
+    value = leaf
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+@pytest.mark.parametrize("raw, path, message", [
+    ({"importance": {"gt": float("nan")}}, "filters.importance.gt", "finite"),
+    ({"importance": {"lt": float("inf")}}, "filters.importance.lt", "finite"),
+    ({"metadata": {"n": float("-inf")}}, "filters.metadata.n.eq", "finite"),
+    ({"metadata": {"n": {"in": [1, float("nan")]}}}, "filters.metadata.n.in[1]", "finite"),
+    ({"metadata": {"n": {"gt": 10 ** 400}}}, "filters.metadata.n.gt", "within"),
+    ({"importance": {"gte": -10 ** 309}}, "filters.importance.gte", "within"),
+    ({"metadata": {"n": {"doc": {"deep": [float("nan")]}}}}, "filters.metadata.n.eq", "finite"),
+    ({"metadata": {"n": {"contains": float("inf")}}}, "filters.metadata.n.contains", "finite"),
+])
+def test_numbers_must_be_finite_and_within_a_doubles_range(raw, path, message):
+    with pytest.raises(FilterError, match=message) as caught:
+        parse(raw)
+    assert caught.value.path == path
+
+
+def test_big_but_finite_numbers_are_accepted():
+    assert parse({"importance": {"gt": 1e300}}) == Condition("importance", "gt", 1e300)
+    assert parse({"metadata": {"n": {"lt": -(10 ** 300)}}}).value == -(10 ** 300)
+
+
+@pytest.mark.parametrize("levels", [40, 300, 5000])
+def test_nesting_is_measured_before_any_recursion(levels):
+    """A few hundred levels used to end in a RecursionError (a 500); now the walk is iterative."""
+    for raw in ({"metadata": {"k": _nested(levels, 1)}},
+                _nested_logic(levels)):
+        with pytest.raises(FilterError, match="nested deeper") as caught:
+            parse(raw)
+        assert caught.value.path.startswith("filters")
+
+
+def _nested_logic(levels: int) -> dict:
+    value: dict = {"agent_id": "a"}
+    for _ in range(levels):
+        value = {"OR": [value]}
+    return value
+
+
+def test_a_value_nested_within_the_limit_is_fine():
+    assert parse({"metadata": {"k": _nested(10, "x")}}).value == _nested(10, "x")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("0001-01-01T00:00:00+14:00", datetime.min.replace(tzinfo=timezone.utc)),  # year 0 in UTC: clamped
+    ("9999-12-31T23:00:00-14:00", datetime.max.replace(tzinfo=timezone.utc)),  # year 10000 in UTC
+    ("2024-07-01T02:00:00+02:00", datetime(2024, 7, 1, tzinfo=timezone.utc)),  # normalised to UTC
+    ("0001-01-01", datetime(1, 1, 1, tzinfo=timezone.utc)),
+])
+def test_times_are_utc_and_clamped_to_what_datetime_holds(value, expected):
+    condition = parse({"created_at": {"gt": value}})
+    assert condition.value == expected and condition.value.utcoffset().total_seconds() == 0
+
+
+def test_a_path_shows_a_lone_surrogate_escaped():
+    with pytest.raises(FilterError) as caught:
+        parse({"metadata": {"bad\ud800key": 1}})
+    assert caught.value.path == "filters.metadata.bad\\ud800key"
+    caught.value.path.encode("utf-8")  # an error answer can carry it
+
+
+def test_importance_compares_as_the_float32_it_is_stored_as():
+    from query_api.filter_sql import as_real
+    assert as_real(0.1) == float(np.float32(0.1))
+    assert as_real(1e300) == float("inf") and as_real(-1e39) == float("-inf")
+    assert as_real(3.4028235e38) == float(np.finfo(np.float32).max)
