@@ -65,7 +65,7 @@ def span(trace_id: str | None = None, name: str | None = None, **attributes):
 
 
 def test_request_id_comes_back_and_is_in_every_services_json_log(gateway, services, user_id):
-    logs = Logs(services.home / "logs", ("proxy-access", "command-api", *PROJECTORS))
+    logs = Logs(services.home / "logs", ("proxy-access", "command-api", "query-api", *PROJECTORS))
     rid = f"e2e-{uuid.uuid4().hex}"
     answer = gateway.post("/v1/memories", json={"text": "I prefer dark roast coffee", "user_id": user_id,
                                                 "infer": False}, headers={"X-Request-ID": rid})
@@ -84,7 +84,7 @@ def test_request_id_comes_back_and_is_in_every_services_json_log(gateway, servic
     proxied = logs.wait("proxy-access", lambda line: line.get("request_id") == rid and line.get("status") == 202,
                         f"the proxy's access line of {rid}", timeout=10)
     assert proxied["method"] == "POST" and proxied["path"] == "/v1/memories" and proxied["route"] == "command"
-    logs.wait("command-api", lambda line: line.get("correlation_id") == made, f"the id {made} the proxy made")
+    logs.wait("query-api", lambda line: line.get("correlation_id") == made, f"the id {made} the proxy made")
     for name in PROJECTORS:
         applied = logs.wait(name, lambda line: line.get("correlation_id") == rid, f"correlation id {rid}")
         assert applied["event_type"] == "MemoryCreated" and applied["user_id"] == user_id, applied
