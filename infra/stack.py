@@ -107,6 +107,9 @@ def service_specs(cfg: Settings, names=SERVICES, api_processes: int | None = Non
             argv=[py, "-m", "uvicorn", f"bootstrap:{factory}", "--factory", "--host", cfg.host,
                   "--port", str(port), "--no-access-log", "--timeout-graceful-shutdown", "5",
                   "--timeout-keep-alive", str(UVICORN_KEEP_ALIVE_S),
+                  # the client address is decided in one place (adapters/client_address.py, which
+                  # believes X-Real-IP only from RECALLSTACK_TRUSTED_PROXIES), not by uvicorn too
+                  "--no-proxy-headers",
                   "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD)],
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/readyz"),
         )
