@@ -19,8 +19,9 @@ from adapters import observability, postgres, resilience
 from adapters.embedders import Embedder, build_embedder
 from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
+from adapters.log_ends import LogEnds
 from domain.retry import RetryPolicy
-from settings import ACCESS_TOPIC, EVENTS_TOPIC, Settings
+from settings import ACCESS_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC, Settings
 
 log = logging.getLogger("recallstack")
 
@@ -91,6 +92,7 @@ def command_app() -> FastAPI:
     emb = embedder(cfg)
     publisher = event_publisher(cfg)
     redis_client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=1, socket_connect_timeout=1)
+    log_ends = LogEnds(cfg.kafka_bootstrap, EVENTS_TOPIC, EVENTS_PARTITIONS)  # a token past them is a 400
     state: dict = {}
 
     class LazyLookup:  # the pool is created in the lifespan, after the app object
@@ -105,6 +107,7 @@ def command_app() -> FastAPI:
         await asyncio.to_thread(emb.embed_one, "warm up")  # load weights before the first request
         yield
         await publisher.stop()
+        await log_ends.close()
         await redis_client.aclose()
         await state["pool"].close()
 
@@ -120,7 +123,7 @@ def command_app() -> FastAPI:
     return create_app(context, IdempotencyStore(redis_client, breaker=resilience.breaker("redis")), positions,
                       cfg.consistency_wait_ms, command_dependencies(publisher.check, pg_check, redis_client.ping),
                       authenticator(cfg, lambda: state["pool"]),
-                      infer_default=cfg.extractor_configured, lifespan=lifespan)
+                      infer_default=cfg.extractor_configured, lifespan=lifespan, log_ends=log_ends)
 
 
 def query_app() -> FastAPI:
@@ -147,6 +150,7 @@ def query_app() -> FastAPI:
                                        connection_acquisition_timeout=1.0, max_transaction_retry_time=0)
     graph = Neo4jReadModel(driver, query_timeout_s=HARD_LIMIT_FACTOR * cfg.search_source_timeout_ms / 1000)
     access = AccessRecorder(cfg.kafka_bootstrap, keys=keyring())
+    log_ends = LogEnds(cfg.kafka_bootstrap, EVENTS_TOPIC, EVENTS_PARTITIONS)  # a token past them is a 400
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -160,6 +164,7 @@ def query_app() -> FastAPI:
         yield
         warm.cancel()
         await access.stop()
+        await log_ends.close()
         await driver.close()
         await redis_client.aclose()
         await state["pool"].close()
@@ -218,6 +223,7 @@ def query_app() -> FastAPI:
         count_tokens=lambda encoding, text: token_counter(encoding).count(text),
         grace_ms=cfg.search_source_timeout_ms,
         auth=authenticator(cfg, lambda: state["pool"]),
+        log_ends=log_ends,
     )
     return create_app(deps, lifespan=lifespan)
 

@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.request_guard import method_label
+
 log = logging.getLogger(__name__)
 
 
@@ -34,8 +36,20 @@ def error_response(status: int, code: str, message: str, details: dict | None = 
     headers = dict(headers or {})
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return JSONResponse({"error": {"code": code, "message": message, "details": details or {}}},
+    return JSONResponse(_encodable({"error": {"code": code, "message": message, "details": details or {}}}),
                         status_code=status, headers=headers or None)
+
+
+def _encodable(value):
+    """An error that quotes input may quote a lone surrogate (JSON can escape one); the answer
+    is UTF-8, so such a character is shown escaped (`\\ud800`) instead of failing the answer."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(v) for v in value]
+    return value
 
 
 def _field(loc: tuple) -> str:
@@ -78,8 +92,10 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_: Request, exc: Exception):
-        log.exception("unhandled error")
+    async def _unexpected(request: Request, exc: Exception):
+        # The detail stays here (the log line carries the request's correlation id); the client
+        # learns only the type: a database's text never reaches it.
+        log.exception("unhandled error in %s %s", method_label(request.method), request.url.path)
         return error_response(500, "internal", f"internal error: {type(exc).__name__}")
 
 
@@ -94,7 +110,8 @@ ERROR_SCHEMA = {
 }
 _RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "string"}}}
 _ERRORS = {  # status: (when, response headers)
-    400: ("the body is not valid JSON, or a consistency token or Idempotency-Key is malformed", {}),
+    400: ("the body is not valid JSON, a consistency token cannot exist, an Idempotency-Key is malformed, or a "
+          "header holds a byte that is not ASCII", {}),
     401: ("no API key, or one that is unknown, revoked or expired",
           {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}}),
     403: ("the API key lacks the scope, or acts for another user", {}),
@@ -113,7 +130,8 @@ def document_errors(app: FastAPI) -> None:
     the handlers above give them (the Error schema), so clients and schemathesis can rely on
     the spec. Derived from each operation: its authentication (401/403/429), its body
     (400 JSON, 413), its path parameters (404), tokens (400) and writes (409); every /v1
-    operation may answer 422 and 503. FastAPI's own 422 schema (`detail`) is replaced."""
+    operation may answer 400 (a header that is not ASCII), 422 and 503. FastAPI's own 422
+    schema (`detail`) is replaced."""
     generate = app.openapi
 
     def openapi() -> dict:
@@ -142,7 +160,7 @@ def _with_errors(spec: dict) -> dict:
                 statuses = set()
             if path.startswith("/v1/"):
                 parameters = {p["name"].lower() for p in operation.get("parameters", [])}
-                statuses |= {422, 503}
+                statuses |= {400, 422, 503}  # 400: any header may hold a non-ASCII byte (request_guard)
                 if operation.get("security"):
                     statuses |= {401, 403, 429}
                 if "requestBody" in operation:
@@ -162,29 +180,32 @@ def _with_errors(spec: dict) -> dict:
     return spec
 
 
-def install_body_limit(app: FastAPI, limits: dict[str, int], default: int) -> None:
-    """Refuse bodies over the limit of their path (413) before reading them into memory."""
+def install_request_guard(app: FastAPI, body_limits: dict[str, int], default_body_limit: int) -> None:
+    """Refuse before routing what no route should see (adapters/request_guard.py): non-ASCII
+    header bytes (400), unknown methods (405), bodies over the limit of their path (413, also
+    chunked ones, while they stream in); a trailing slash is stripped and never redirected.
+    Install it before install_http_metrics, so that its answers are counted too."""
+    from adapters.request_guard import RequestGuard
 
-    @app.middleware("http")
-    async def _limit(request: Request, call_next):
-        limit = limits.get(request.url.path, default)
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > limit:
-            return error_response(413, "too_large", f"body: {int(length)} bytes, at most {limit} for {request.url.path}",
-                                  {"field": "body", "limit": limit})
-        return await call_next(request)
+    app.router.redirect_slashes = False
+    app.add_middleware(RequestGuard, body_limits=body_limits, default_body_limit=default_body_limit,
+                       respond=error_response, routes=lambda: app.router.routes)
 
 
-async def wait_for_token(token: str | None, topic: str, projection: str, positions, wait_ms: int) -> None:
-    """Read-your-writes for an endpoint: wait for the token, or answer 400/503 saying why."""
+async def wait_for_token(token: str | None, topic: str, projection: str, positions, wait_ms: int,
+                         log_ends=None, field: str = "consistency_token") -> None:
+    """Read-your-writes for an endpoint: wait for the token, or answer 400 (a token that cannot
+    exist: malformed, another topic, a partition the log does not have, an offset it has not
+    reached, per `log_ends`) or 503 (not yet applied) saying why."""
     from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
+    from settings import EVENTS_PARTITIONS
 
     if not token:
         return
     try:
-        await wait_until_applied(token, topic, projection, positions, wait_ms)
+        await wait_until_applied(token, topic, projection, positions, wait_ms, EVENTS_PARTITIONS, log_ends)
     except InvalidConsistencyToken as exc:
-        raise ApiError(400, "invalid_request", str(exc), {"field": "consistency_token"}) from exc
+        raise ApiError(400, "invalid_request", f"{field}: {exc}", {"field": field}) from exc
     except NotYetApplied as exc:
         raise ApiError(503, "not_yet_consistent", f"{exc}; retry shortly", {
             "projection": exc.projection, "missing": [{"partition": p, "offset": o} for p, o in exc.missing],
@@ -199,7 +220,8 @@ HTTP_SECONDS = Histogram(
 
 def install_http_metrics(app: FastAPI, service: str) -> None:
     """Rate, errors and duration per route: the route's template (`/v1/memories/{memory_id}`),
-    never the raw path, so ids do not explode the label set."""
+    never the raw path, so ids do not explode the label set; the method is one of a fixed set
+    or `other` (a client may send any token as a method)."""
 
     @app.middleware("http")
     async def _measure(request: Request, call_next):
@@ -211,7 +233,7 @@ def install_http_metrics(app: FastAPI, service: str) -> None:
             return response
         finally:
             route = request.scope.get("route")
-            HTTP_SECONDS.labels(service, request.method, getattr(route, "path", "unmatched"),
+            HTTP_SECONDS.labels(service, method_label(request.method), getattr(route, "path", "unmatched"),
                                 str(status)).observe(time.perf_counter() - began)
 
 

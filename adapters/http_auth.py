@@ -75,8 +75,10 @@ class Authenticator:
                            headers={"WWW-Authenticate": "Bearer"})
         try:
             principal = await self.directory.principal(secret)
-        except DirectoryUnavailable as exc:
-            raise ApiError(503, "auth_unavailable", str(exc), {"dependency": "postgres"}, retry_after=2) from exc
+        except DirectoryUnavailable as exc:  # the detail to the log: a database's text never reaches a client
+            log.warning("key directory unavailable: %s", exc)
+            raise ApiError(503, "auth_unavailable", "cannot check the API key: Postgres is unreachable",
+                           {"dependency": "postgres"}, retry_after=2) from exc
         if principal is None:
             await self._failed(address)
             raise ApiError(401, "invalid_api_key", f"API key {secret[:12]}… is unknown, revoked or expired",

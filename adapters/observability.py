@@ -314,7 +314,9 @@ class RequestContext:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         began = time.perf_counter()
-        headers = [(k, v) for k, v in scope["headers"] if k != b"x-request-id"]
+        # A sent id that is not ASCII stays in the scope: the request guard refuses it (400 naming
+        # the header, adapters/request_guard.py), as any header holding such a byte.
+        headers = [(k, v) for k, v in scope["headers"] if k != b"x-request-id" or not v.isascii()]
         sent = next((v for k, v in scope["headers"] if k == b"x-request-id"), None)
         rid = valid_request_id(sent.decode("latin-1") if sent is not None else None) or new_request_id()
         raw = rid.encode()

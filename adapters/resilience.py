@@ -12,6 +12,7 @@ recallstack_circuit_breaker_state{breaker}.
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import time
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,8 @@ from prometheus_client import Gauge
 
 from domain.circuit_breaker import CircuitBreaker, CircuitOpen
 from domain.retry import RetryPolicy
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -130,8 +133,12 @@ async def probe(dep: Dependency) -> dict:
     except Exception as exc:
         if dep.breaker is not None:
             dep.breaker.record_failure()
-        text = str(exc) or ("no answer within %.1f s" % dep.timeout_s if isinstance(exc, asyncio.TimeoutError) else "")
-        report = {"state": "down", "required": dep.required, "detail": f"{type(exc).__name__}: {text}"[:300]}
+        # /readyz may be reached through the base URL: the client learns what failed, the log
+        # (not the answer) holds the dependency's own text (addresses, server messages).
+        log.warning("readiness: %s is down: %s: %s", dep.name, type(exc).__name__, exc)
+        timeout = "no answer within %.1f s" % dep.timeout_s if isinstance(exc, asyncio.TimeoutError) else ""
+        report = {"state": "down", "required": dep.required,
+                  "detail": f"{type(exc).__name__}: {timeout}" if timeout else type(exc).__name__}
         if dep.impact:
             report["impact"] = dep.impact
     else:

@@ -21,8 +21,8 @@ from dataclasses import replace
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 
 from adapters.embedders.base import EmbedderUnavailable
-from adapters.http_api import (ApiError, install_body_limit, install_error_handlers, install_health,
-                               install_http_metrics, wait_for_token)
+from adapters.http_api import (ApiError, install_error_handlers, install_health, install_http_metrics,
+                               install_request_guard, wait_for_token)
 from adapters.http_auth import Authenticator, acting_user, require_admin
 from adapters.kafka_log import LogUnavailable
 from adapters.observability import install_request_context, request_id
@@ -86,11 +86,12 @@ def created_answer(events, token) -> dict:
 def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                positions: Callable[[], Awaitable[dict[int, int]]], consistency_wait_ms: int,
                checks: dict[str, Callable[[], Awaitable[object]]], auth: Authenticator,
-               infer_default: bool = False, lifespan=None) -> FastAPI:
+               infer_default: bool = False, lifespan=None,
+               log_ends: Callable[[], Awaitable[dict[int, int]]] | None = None) -> FastAPI:
     app = FastAPI(title="recallstack command API", version="0.1.0", lifespan=lifespan,
                   description=__doc__ + "\n\nLimits: see each schema; oversize is 413, bad input 400/422.")
     install_error_handlers(app)
-    install_body_limit(app, BODY_LIMITS, DEFAULT_BODY_LIMIT)
+    install_request_guard(app, BODY_LIMITS, DEFAULT_BODY_LIMIT)
     install_health(app, checks)
     install_http_metrics(app, "command")
     install_request_context(app, "command-api")  # X-Request-ID: the correlation id of the events appended
@@ -112,8 +113,9 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
             except IdempotencyInProgress as exc:
                 raise ApiError(409, "idempotency_in_progress", str(exc), {"field": "Idempotency-Key"},
                                retry_after=1) from exc
-            except IdempotencyUnavailable as exc:
-                raise ApiError(503, "idempotency_unavailable", f"{exc}; cannot honour Idempotency-Key",
+            except IdempotencyUnavailable as exc:  # the detail to the log, never to the client
+                log.warning("idempotency store: %s", exc)
+                raise ApiError(503, "idempotency_unavailable", "Redis is unreachable; cannot honour Idempotency-Key",
                                retry_after=2) from exc
             if earlier is not None:
                 return earlier
@@ -134,11 +136,13 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
     async def appended(coro):
         try:
             return await coro
-        except EmbedderUnavailable as exc:
-            raise ApiError(503, "embedder_unavailable", str(exc), retry_after=5) from exc
+        except EmbedderUnavailable as exc:  # outages: the detail (addresses, server text) to the log only
+            log.warning("embedder unavailable: %s", exc)
+            raise ApiError(503, "embedder_unavailable", "the embedder is unavailable; retry", retry_after=5) from exc
         except LogUnavailable as exc:
-            raise ApiError(503, "log_unavailable", f"{exc}; nothing was acknowledged, retry (with the same "
-                           "Idempotency-Key to be safe)", retry_after=2) from exc
+            log.warning("event log unavailable: %s", exc)
+            raise ApiError(503, "log_unavailable", "Kafka did not acknowledge the write; nothing was acknowledged, "
+                           "retry (with the same Idempotency-Key to be safe)", retry_after=2) from exc
         except handlers.MemoryNotFound as exc:
             raise ApiError(404, "not_found", str(exc)) from exc
         except handlers.NothingToRestore as exc:
@@ -203,7 +207,8 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
         return await run(request, owner, idempotency_key, work)
 
     async def consistent(token: str | None) -> None:
-        await wait_for_token(token, EVENTS_TOPIC, "postgres", positions, consistency_wait_ms)
+        await wait_for_token(token, EVENTS_TOPIC, "postgres", positions, consistency_wait_ms, log_ends,
+                             field="X-Consistency-Token")
 
     @app.patch("/v1/memories/{memory_id}", status_code=202, tags=["memories"], summary="Update text and/or metadata")
     async def update(body: UpdateMemoryRequest, request: Request, principal: Principal = Depends(auth),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -22,9 +21,11 @@ from typing import Any, Literal
 import asyncpg
 from fastapi import Depends, FastAPI, Path, Query, Response
 
-from adapters.http_api import ApiError, install_error_handlers, install_health, install_http_metrics, wait_for_token
+from adapters.http_api import (ApiError, install_error_handlers, install_health, install_http_metrics,
+                               install_request_guard, wait_for_token)
 from adapters.observability import install_request_context
 from adapters.http_auth import Authenticator, acting_user, require_admin
+from adapters.json_body import parse_json
 from adapters import resilience
 from adapters.postgres import CONNECTION_ERRORS
 from domain.circuit_breaker import CircuitOpen
@@ -43,6 +44,9 @@ from settings import EVENTS_TOPIC
 log = logging.getLogger(__name__)
 
 PROJECTION = "postgres"
+# The largest body a read takes: a search with a long query and a big filter is a few KiB;
+# a filter at its limits (64 conditions, lists of 1,000) stays well under this.
+BODY_LIMIT = 1024 * 1024
 
 
 def user_param() -> Any:
@@ -75,6 +79,8 @@ class QueryDeps:
     count_tokens: Callable[[str, str], int] | None = None  # (encoding, text) -> tokens
     grace_ms: int = 250  # how long the graph and the cache may lag Postgres on a token before they are left out
     auth: Authenticator = field(default_factory=lambda: Authenticator(None, required=False))
+    # partition -> the event log's end (adapters/log_ends.py): a token past it is refused (400)
+    log_ends: Callable[[], Awaitable[dict[int, int]]] | None = None
 
 
 def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
@@ -82,13 +88,15 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     auth = deps.auth
     install_error_handlers(app)
     install_health(app, deps.checks)
+    install_request_guard(app, {}, BODY_LIMIT)
     install_http_metrics(app, "query")
     install_request_context(app, "query-api")
 
     async def pg_consistent(token: str | None) -> None:
         try:
             resilience.refuse_if_open(resilience.breaker("postgres"))
-            await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms)
+            await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms,
+                                 deps.log_ends)
         except (*CONNECTION_ERRORS, CircuitOpen) as exc:
             raise postgres_down(exc) from exc
 
@@ -102,8 +110,9 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             return f"not yet consistent: {exc}"
         except InvalidConsistencyToken:
             return None  # the Postgres wait reports it as a 400
-        except Exception as exc:  # its store is down
-            return f"{type(exc).__name__}: {exc}"[:300]
+        except Exception as exc:  # its store is down: the detail goes to the log, not to the client
+            log.warning("read model %s: cannot read its positions", name, exc_info=True)
+            return f"unavailable ({type(exc).__name__})"
         return None
 
     def scope_of(body: ScopedQuery) -> Scope:
@@ -170,7 +179,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                 outcome = await deps.search.run(query, vector_task, graph_allowed=graph_problem is None,
                                                 graph_reason=f"Neo4j {graph_problem}" if graph_problem else None)
             except SourceFailed as exc:
-                raise ApiError(503, "unavailable", f"no search source could answer: {exc}", retry_after=1) from exc
+                raise ApiError(503, "unavailable", f"no search source could answer ({exc})", retry_after=1) from exc
             except CONNECTION_ERRORS as exc:
                 raise postgres_down(exc) from exc
             resilience.breaker("postgres").record_success()
@@ -234,11 +243,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                                            "about 8 KB of JSON per memory at 384 dimensions"),
             consistency_token: str | None = Query(default=None, max_length=4_096)):
         user_id = acting_user(principal, user_id, "read")
-        try:
-            raw_filters = json.loads(filters) if filters else None
-        except json.JSONDecodeError as exc:
-            raise ApiError(422, "invalid_request", f"filters: not valid JSON ({exc.msg})", {"field": "filters"}) from exc
-        parsed = parsed_filters(raw_filters)
+        parsed = parsed_filters(parse_json(filters, "filters") if filters else None)  # strict: as a body is
         await pg_consistent(consistency_token)
         scope = dataclasses.replace(Scope.of(user_id, agent_id, run_id, app_id, parsed, include_archived), state=state)
         rows, total = await from_postgres(pg_reads.list_memories(deps.pool(), scope, sort, order == "desc", page_size,
@@ -279,15 +284,16 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         user_id = acting_user(principal, user_id, "read")
         if deps.user_graph is None:
             raise ApiError(503, "unavailable", "the graph read model is not configured", retry_after=5)
-        problem = await soft_consistent(consistency_token, deps.graph_positions, "neo4j")
-        if problem and problem.startswith("not yet consistent"):
-            raise ApiError(503, "not_yet_consistent", f"read model neo4j {problem}; retry shortly", retry_after=1)
         try:
+            await wait_for_token(consistency_token, EVENTS_TOPIC, "neo4j", deps.graph_positions,
+                                 deps.consistency_wait_ms, deps.log_ends)
             return {"user_id": user_id, **await deps.user_graph(user_id, limit=limit, include_closed=include_closed)}
+        except ApiError:
+            raise
         except Exception as exc:
-            log.warning("graph read failed: %s", exc)
-            raise ApiError(503, "unavailable", f"Neo4j is unreachable: {type(exc).__name__}: {exc}"[:300],
-                           retry_after=2) from exc
+            log.warning("graph read failed", exc_info=True)
+            raise ApiError(503, "unavailable", f"Neo4j is unreachable ({type(exc).__name__})",
+                           {"dependency": "neo4j"}, retry_after=2) from exc
 
     @app.get("/v1/embedder", tags=["ops"], summary="The embedding model of this deployment: id and dimension")
     async def embedder_info(_: Principal = Depends(auth)):
@@ -297,7 +303,8 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         try:
             dim = await asyncio.to_thread(lambda: embedder.dim)  # a remote embedder may probe once
         except Exception as exc:
-            raise ApiError(503, "embedder_unavailable", f"cannot read the embedder's dimension: {exc}"[:300],
+            log.warning("the embedder's dimension", exc_info=True)
+            raise ApiError(503, "embedder_unavailable", f"cannot read the embedder's dimension ({type(exc).__name__})",
                            retry_after=5) from exc
         return {"embedding_model": embedder.model_id, "dim": int(dim)}
 
@@ -368,7 +375,8 @@ def postgres_down(exc: BaseException) -> ApiError:
     pg = resilience.breaker("postgres")
     if not isinstance(exc, CircuitOpen):
         pg.record_failure()
-    return ApiError(503, "unavailable", f"Postgres is unreachable: {exc}", {"dependency": "postgres"},
+    log.warning("Postgres is unreachable: %s", exc)
+    return ApiError(503, "unavailable", f"Postgres is unreachable ({type(exc).__name__})", {"dependency": "postgres"},
                     retry_after=resilience.retry_after(pg))
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import pytest
@@ -84,12 +86,34 @@ def test_malformed_consistency_token_is_400_naming_it(gateway, user_id):
     assert answer.json()["error"]["details"]["field"] == "consistency_token"
 
 
-def test_token_not_reached_in_time_is_503_with_retry_after(gateway, user_id):
+def test_token_not_reached_in_time_is_503_with_retry_after(gateway, services, user_id):
+    """A write the Postgres projector has not applied (it is paused): the read waits its bound,
+    then 503 naming the partition that lags."""
+    from infra.stack import table
+
+    projector = table(services).pid("projector-postgres")
+    assert projector is not None
+    os.kill(projector, signal.SIGSTOP)
+    try:
+        token = add(gateway, text="written while the projector sleeps", user_id=user_id)["consistency_token"]
+        answer = gateway.post("/v1/memories/search", json={"query": "q", "user_id": user_id,
+                                                            "consistency_token": token})
+    finally:
+        os.kill(projector, signal.SIGCONT)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"] == "1"
+    partition, offset = token.rsplit("/", 1)[1].split(":")
+    assert f"partition {partition} offset {offset}" in answer.json()["error"]["message"]
+
+
+def test_token_past_the_end_of_the_log_is_400_at_once(gateway, user_id):
+    """No write made it: waiting could never satisfy it (a 503 would invite retrying forever)."""
+    began = time.monotonic()
     answer = gateway.post("/v1/memories/search", json={
         "query": "q", "user_id": user_id, "consistency_token": "recallstack.memory.events/0:999999999"})
-    assert answer.status_code == 503
-    assert answer.headers["Retry-After"] == "1"
+    assert answer.status_code == 400 and answer.json()["error"]["details"]["field"] == "consistency_token"
     assert "partition 0 offset 999999999" in answer.json()["error"]["message"]
+    assert time.monotonic() - began < 1.5
 
 
 def test_health_and_readiness_through_the_gateway(gateway, services):

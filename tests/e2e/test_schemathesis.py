@@ -9,6 +9,14 @@ with an invalid one (`ignored_auth`, probed once per operation). Positive cases 
 the schema) and negative ones (invalid by it) are generated for every operation, a
 bounded number each.
 
+Then hostile cases (issue 19): a positive case with one value replaced by what a buggy or
+hostile client sends and a JSON schema cannot express: NaN, Infinity, 1e400, integers of
+400 digits (spliced into the raw body: JSON cannot encode them), NUL and lone surrogates,
+nesting 60 deep, dates past the calendar, time phrases past it, consistency tokens that
+cannot exist, non-ASCII header bytes. Their check is "no 5xx" (and the Error shape for what
+they get instead); whatever the command API accepts of them must still be held by every
+read model (the dead-letter check below covers them too).
+
 Random valid data rarely reaches a handler's work: a random memory id is not found, and a
 random add body breaks the rules no JSON schema states (exactly one of text or messages).
 So half of the positive cases are aimed (`Target.aim`): at memories that exist, of a user
@@ -42,8 +50,10 @@ import requests
 import schemathesis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core import NotSet
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import (content_type_conformance, ignored_auth, response_headers_conformance,
                                                response_schema_conformance, status_code_conformance)
@@ -71,6 +81,8 @@ OPS = r"^/(metrics|healthz|readyz)$"
 # curl command already.
 FUZZ = settings(max_examples=int(os.environ.get("RECALLSTACK_FUZZ_EXAMPLES", "25")), deadline=None,
                 database=None, phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+HOSTILE = settings(FUZZ, max_examples=int(os.environ.get("RECALLSTACK_FUZZ_HOSTILE_EXAMPLES", "20")))
+HOSTILE_CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 PROJECTIONS = tuple(PROJECTOR_METRICS_PORTS)  # postgres, redis, neo4j
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
 
@@ -101,7 +113,118 @@ def fuzz(schema, prepare) -> tuple[list[str], list[str]]:
                 run()
             except (Exception, BaseExceptionGroup) as exc:  # failed checks (a FailureGroup), or a failed request
                 problems.append(f"{operation.label} ({mode.value} cases): {type(exc).__name__}: {exc}")
+        problems += _hostile(operation, prepare)
     return tried, problems
+
+
+# --- hostile values -------------------------------------------------------------------------
+
+TOPIC_TOKEN = EVENTS_TOPIC + "/{}"
+# Raw JSON literals: where one replaces a value of a body, the body is sent as text.
+HOSTILE_JSON = [
+    "NaN", "Infinity", "-Infinity", "1e400", "-1e400", "9" * 400, "-" + "9" * 400, "1e308", "-0.0", "1e-400",
+    str(2 ** 64 + 1), "4.9e-324", '"\\u0000"', '"a\\u0000b"', '"\\ud800"', '"x\\udfff"', '"\\uffff"',
+    "[" * 60 + "]" * 60, '{"a": ' * 60 + "1" + "}" * 60,
+    '"0001-01-01T00:00:00+14:00"', '"9999-12-31T23:59:59-14:00"', '"0000-01-01"', '"10000-01-01T00:00:00Z"',
+    '"2024-02-30"', '"what happened in December 9999"', '"99999999999 days ago"', '"100000 years ago"',
+    json.dumps(TOPIC_TOKEN.format("12:0")), json.dumps(TOPIC_TOKEN.format("0:999999999999")),
+    json.dumps(TOPIC_TOKEN.format("0:99999999999999999999999")), '"recallstack.dlq/0:1"',
+    '{"AND": [' * 40 + '{"agent_id": "a"}' + "]}" * 40,
+]
+# Values for a query string parameter or a header (text: what a URL or a header can carry).
+HOSTILE_TEXT = [
+    "NaN", "Infinity", "1e400", "9" * 400, "-1", "\x00", "0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00",
+    TOPIC_TOKEN.format("12:0"), TOPIC_TOKEN.format("0:999999999999"), TOPIC_TOKEN.format("0:" + "9" * 30),
+    TOPIC_TOKEN.format("0:-1"), "recallstack.dlq/0:1", "%%%", "[" * 5_000 + "]" * 5_000,
+    '{"importance": {"gt": NaN}}', '{"metadata": {"n": ' + "9" * 5_000 + "}}", '{"created_at": {"gt": "0000-01-01"}}',
+    "what happened in December 9999",
+]
+HOSTILE_HEADERS = ["X-Consistency-Token", "Idempotency-Key", "X-Request-ID", "User-Agent", "X-Hostile"]
+# (Control bytes are not among them: the HTTP parser refuses those before any application.)
+HOSTILE_HEADER_VALUES = [TOPIC_TOKEN.format("12:0").encode(), TOPIC_TOKEN.format("0:999999999999").encode(),
+                         TOPIC_TOKEN.format("0:" + "9" * 30).encode(), b"recallstack.dlq/0:1", b"%%%", b"9" * 400,
+                         b"caf\xe9", b"\xff\xfe", "\u00e9t\u00e9".encode("utf-8"), b"x" * 300]
+_MARK = "@@HOSTILE@@"
+
+
+def _leaves(value, path=()):
+    """Every place in a JSON value a hostile literal can go: each value, and a new key of each object."""
+    yield path
+    if isinstance(value, dict):
+        yield path + ("hostile-key",)
+        for key, item in value.items():
+            yield from _leaves(item, path + (key,))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _leaves(item, path + (index,))
+
+
+def _marked(value, path):
+    if not path:
+        return _MARK
+    head, rest = path[0], path[1:]
+    if isinstance(value, dict):
+        return {**value, head: _marked(value.get(head), rest)}
+    copy = list(value)
+    copy[head] = _marked(copy[head], rest)
+    return copy
+
+
+def _hostile_request(case, data) -> tuple[dict, str]:
+    """The request of `case` (already prepared) with one hostile value in the body, a query
+    parameter or a header, and what was replaced (for the report)."""
+    kwargs = case.as_transport_kwargs(headers=admin_headers())
+    places = ["header"]
+    if not isinstance(case.body, NotSet) and isinstance(case.body, (dict, list)):
+        places += ["body"] * 3
+    query = [p["name"] for p in case.operation.definition.raw.get("parameters", []) if p.get("in") == "query"]
+    if query:
+        places += ["query"] * 2
+    place = data.draw(st.sampled_from(places), label="place")
+    if place == "body":
+        path = data.draw(st.sampled_from(list(_leaves(case.body))), label="body path")
+        literal = data.draw(st.sampled_from(HOSTILE_JSON), label="literal")
+        text = json.dumps(_marked(case.body, path)).replace(json.dumps(_MARK), literal, 1)
+        kwargs.pop("json", None)
+        kwargs["data"] = text.encode("utf-8")
+        kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Type": "application/json"}
+        return kwargs, f"body {'.'.join(map(str, path)) or '(whole)'} = {literal[:60]}"
+    if place == "query":
+        name = data.draw(st.sampled_from(query), label="parameter")
+        value = data.draw(st.sampled_from(HOSTILE_TEXT), label="value")
+        kwargs["params"] = {**(kwargs.get("params") or {}), name: value}
+        return kwargs, f"query {name} = {value[:60]}"
+    name = data.draw(st.sampled_from(HOSTILE_HEADERS), label="header")
+    value = data.draw(st.sampled_from(HOSTILE_HEADER_VALUES), label="value")
+    kwargs["headers"] = {**kwargs.get("headers", {}), name: value}
+    return kwargs, f"header {name} = {value[:60]!r}"
+
+
+def _hostile(operation, prepare) -> list[str]:
+    """Hostile cases of one operation (see the module's docstring): one problem if any failed."""
+    session = requests.Session()
+    failures: list[str] = []
+
+    @HOSTILE
+    @given(case=operation.as_strategy(generation_mode=GenerationMode.POSITIVE), data=st.data())
+    def run(case, data):
+        prepare(case, GenerationMode.POSITIVE)
+        kwargs, what = _hostile_request(case, data)
+        response = session.request(**{**kwargs, "timeout": 60})
+        try:
+            case.validate_response(response, checks=HOSTILE_CHECKS)
+        except (Exception, BaseExceptionGroup) as exc:
+            failures.append(f"{what}: {response.status_code} {response.text[:300]} ({type(exc).__name__}: {exc})")
+            raise
+
+    try:
+        run()
+    except (Exception, BaseExceptionGroup) as exc:
+        detail = failures[-1] if failures else f"{type(exc).__name__}: {exc}"
+        return [f"{operation.label} (hostile cases): {detail}"]
+    finally:
+        session.close()
+    return []
 
 
 def _fuzz_user() -> str:
