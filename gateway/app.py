@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.routing import Route
 
-from adapters.http_api import error_response, install_http_metrics
+from adapters.http_api import error_response, install_http_metrics, install_request_guard
 from adapters import observability
 from gateway.routes import COMMAND, QUERY
 from gateway.system_status import SystemSampler
@@ -58,6 +58,8 @@ def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None
 
     app = FastAPI(title="recallstack web edge", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     observability.install_request_context(app, SERVICE)
+    # Non-ASCII header bytes 400, unknown methods 405, bodies over 1 MiB 413 (adapters/request_guard.py)
+    install_request_guard(app, {}, 1024 * 1024)
     install_http_metrics(app, "web-edge")  # SERVICE, written out: tests read the label values from the source
     if mcp is not None:
         app.router.routes.extend(mcp[1])  # before the catch-all page route below

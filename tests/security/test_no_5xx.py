@@ -240,6 +240,16 @@ def test_a_non_ascii_header_byte_is_400_naming_the_header(services, log, header)
     assert log.unchanged()
 
 
+@pytest.mark.parametrize("header", ["Authorization", "X-Request-ID", "X-Anything"])
+def test_a_non_ascii_header_byte_is_400_at_the_web_edge_too(gateway, header):
+    """What the base URL sends to the Python web edge (/ui/api/system once passed a non-ASCII
+    Authorization on to the query API: a UnicodeEncodeError, 500 text/plain)."""
+    for method, path, body in (("GET", "/ui/api/system", None), ("GET", "/readyz", None),
+                               ("POST", "/mcp", {"jsonrpc": "2.0", "id": 1, "method": "ping"})):
+        answer = gateway.request(method, path, json=body, headers={header: b"caf\xe9"})
+        assert_refused(answer, 400, header, "invalid_header")
+
+
 @pytest.mark.parametrize("method", ["FOO", "PROPFIND", "BREW", "MKCOL"])
 def test_an_unknown_method_is_405_json(services, log, method):
     """Each API answers 405 before routing. The proxy at the base URL routes by method and
