@@ -154,14 +154,14 @@ class Settings:
     # Identity (issue 8): API keys on every request unless RECALLSTACK_AUTH=off (single-user laptops).
     auth: bool = True
     rate_limit_per_min: int = 1_000
+    rate_limit_per_user_per_min: int = 0  # 0: the per-key limit (a user's keys together get what one key gets)
+    auth_failures_per_min: int = 100  # failed authentications per client address (then 429 for a while)
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # whose X-Real-IP / X-Forwarded-For is believed
     # The reverse proxy at the base URL (infra/proxy_server.py) and what runs behind it (issue 19).
     web_edge_port: int = 8083
     api_processes: int = 1  # uvicorn processes per API, balanced by the proxy (infra/stack.py: their ports)
     proxy_client_timeout_s: int = 10  # a client sends its request head (and each part of a body) within this
     base_url: str = ""  # RECALLSTACK_GATEWAY_URL: the base URL where it is not http://HOST:GATEWAY_PORT (compose)
-    rate_limit_per_user_per_min: int = 0  # 0: the per-key limit (a user's keys together get what one key gets)
-    auth_failures_per_min: int = 100  # failed authentications per client address (then 429 for a while)
-    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # whose X-Real-IP / X-Forwarded-For is believed
 
     @property
     def admin_key_file(self) -> Path:
@@ -232,14 +232,14 @@ class Settings:
             keystore_master_key=secret(MASTER_KEY_NAME),
             auth=_on_off("AUTH", "on"),
             rate_limit_per_min=int(_env("RATE_LIMIT_PER_MIN", "1000")),
-            web_edge_port=int(_env("WEB_EDGE_PORT", "8083")),
-            api_processes=_bounded("API_PROCESSES", "1", 1, MAX_API_PROCESSES),
-            proxy_client_timeout_s=_bounded("PROXY_CLIENT_TIMEOUT_S", "10", 1, 3600),
-            base_url=_env("GATEWAY_URL", "").rstrip("/"),
             rate_limit_per_user_per_min=int(_env("RATE_LIMIT_PER_USER_PER_MIN", "0")),
             auth_failures_per_min=int(_env("AUTH_FAILURES_PER_MIN", "100")),
             trusted_proxies=tuple(n.strip() for n in _env("TRUSTED_PROXIES", "127.0.0.0/8,::1/128").split(",")
                                   if n.strip()),
+            web_edge_port=int(_env("WEB_EDGE_PORT", "8083")),
+            api_processes=_bounded("API_PROCESSES", "1", 1, MAX_API_PROCESSES),
+            proxy_client_timeout_s=_bounded("PROXY_CLIENT_TIMEOUT_S", "10", 1, 3600),
+            base_url=_env("GATEWAY_URL", "").rstrip("/"),
         )
 
 

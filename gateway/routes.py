@@ -16,6 +16,7 @@ from __future__ import annotations
 COMMAND, QUERY = "command", "query"  # the two APIs (their processes: infra/stack.py)
 WEB_EDGE = "web_edge"  # the Python web edge (gateway/app.py): /mcp, /readyz, /metrics, the web UI
 PROXY = "proxy"  # answered by the proxy itself (liveness of the base URL)
+NO_METHOD = "no_method"  # answered by the proxy itself: 405, a method no API route takes
 
 # The web UI's pages (ui/src/App.tsx's `Page`): index.html answers these and their subpaths
 # (/memories/<id>); any other path stays a 404, so a probe of /etc/passwd or /.env is answered
@@ -41,8 +42,8 @@ def refused(path: str) -> bool:
 
 
 def route(method: str, path: str) -> str | None:
-    """The target of an accepted request (COMMAND, QUERY, WEB_EDGE, PROXY), or None: no route (404).
-    Methods are case-sensitive (RFC 9110); `path` has passed `refused`."""
+    """The target of an accepted request (COMMAND, QUERY, WEB_EDGE, PROXY, NO_METHOD), or None: no
+    route (404). Methods are case-sensitive (RFC 9110); `path` has passed `refused`."""
     if path.startswith("/v1/"):
         if method in _READS:
             return QUERY
@@ -50,7 +51,8 @@ def route(method: str, path: str) -> str | None:
             return QUERY
         if method in _WRITES:
             return COMMAND
-        return None
+        return NO_METHOD  # OPTIONS, PROPFIND, BREW, ...: as the APIs would answer it
+
     if path in ("/mcp", "/mcp/"):  # the streamable HTTP transport's methods
         return WEB_EDGE if method in ("POST", "GET", "DELETE") else None
     if method not in _READS:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from gateway.routes import COMMAND, PAGES, PROXY, QUERY, WEB_EDGE
+from gateway.routes import COMMAND, NO_METHOD, PAGES, PROXY, QUERY, WEB_EDGE
 
 # Body limits per path, as command_api/app.py's BODY_LIMITS / DEFAULT_BODY_LIMIT (a unit test keeps
 # them equal): the proxy refuses an oversize body before it is read, the API checks again.
@@ -38,6 +38,7 @@ CLIENT_KEEPALIVE_S = 30
 RETRY_AFTER_S = 2
 ERRORS_PREFIX = "/.recallstack-proxy-errors/"  # internal locations of the proxy's own answers
 
+ALLOWED = "GET, HEAD, POST, PATCH, PUT, DELETE"  # the methods /v1 routes take (gateway/routes.py)
 SERVICE_NAMES = {COMMAND: "the command API", QUERY: "the query API", WEB_EDGE: "the web edge"}
 
 # What the proxy answers itself, by status: (status sent, code, message, details).
@@ -138,6 +139,7 @@ def render(cfg: ProxyConfig) -> str:
           f"    \"~^(GET|HEAD) /v1/\" {QUERY};",
           f"    \"~^POST /v1/(memories/search|context)/*$\" {QUERY};",
           f"    \"~^(POST|PATCH|PUT|DELETE) /v1/\" {COMMAND};",
+          f"    \"~^[^ ]+ /v1/\" {NO_METHOD};",
           f"    \"~^(POST|GET|DELETE) /mcp/?$\" {WEB_EDGE};",
           f"    \"~^(GET|HEAD) /healthz$\" {PROXY};",
           f"    \"~^(GET|HEAD) /(readyz|metrics|ui/api/system)$\" {WEB_EDGE};",
@@ -184,6 +186,10 @@ def render(cfg: ProxyConfig) -> str:
             "    if ($route = \"\") {", f"        {own}",
             "        return 404 '" + _body("not_found", "no route for this method and path",
                                         '{"method": "$request_method"}') + "';",
+            "    }",
+            f"    if ($route = {NO_METHOD}) {{", f"        {own}", f"        add_header Allow \"{ALLOWED}\" always;",
+            "        return 405 '" + _body("method_not_allowed", "the method is not allowed on this path",
+                                        '{"method": "$request_method", "allowed": ' + json.dumps(ALLOWED.split(", ")) + '}') + "';",
             "    }",
             f"    if ($route = {PROXY}) {{", f"        {own}", "        return 200 '{\"status\": \"ok\"}';", "    }"]
     s += ["location / {", *gate, "    proxy_pass http://$route;", "}"]

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import requests
 
-from gateway.routes import COMMAND, PROXY, QUERY, WEB_EDGE, refused, route
+from gateway.routes import COMMAND, NO_METHOD, PROXY, QUERY, WEB_EDGE, refused, route
 from infra.proxy_config import DEFAULT_BODY_LIMIT, HEADER_BUFFER, RETRY_AFTER_S
 from tests.security.proxy_standin import cut_off_after, have_nginx, proxied, raw_request
 
@@ -46,12 +46,14 @@ def stand_in(tmp_path_factory):
 
 def observed(answer) -> str | None:
     """What answered: the stand-in's name, PROXY for the proxy's own /healthz, "refused" for a
-    400 bad_path, None for no route (404, or nginx's 405 for a method it never routes)."""
+    400 bad_path, NO_METHOD for the proxy's 405, None for no route (404)."""
     if "x-standin" in answer.headers:
         return answer.headers["x-standin"]
     if answer.status == 400:
         return "refused"
-    if answer.status in (404, 405):
+    if answer.status == 405:
+        return NO_METHOD
+    if answer.status == 404:
         return None
     if answer.status == 200:
         return PROXY
@@ -77,13 +79,13 @@ def test_the_proxy_routes_exactly_as_gateway_routes_says_and_passes_the_raw_path
     for method, path in itertools.product(METHODS, PATHS):
         answer = raw_request(proxy.port, f"{method} {path} HTTP/1.1".encode("latin-1"))
         # nginx answers TRACE 405 itself, before any routing: never routed either way.
-        expected = None if method == "TRACE" else "refused" if refused(path) else route(method, path)
+        expected = NO_METHOD if method == "TRACE" else "refused" if refused(path) else route(method, path)
         got = observed(answer)
         if got != expected:
             disagreements.append((method, path, expected, got, answer.status))
         elif got in (COMMAND, QUERY, WEB_EDGE):
             assert answer.headers["x-standin-raw-path"] == path, (method, path, answer.headers)
-        elif got in ("refused", None) and method != "HEAD":
+        elif got in ("refused", NO_METHOD, None) and method != "HEAD":
             assert set(answer.json()["error"]) == {"code", "message", "details"}, (method, path, answer.body)
     assert not disagreements, "\n".join(map(str, disagreements))
 

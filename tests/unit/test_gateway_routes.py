@@ -3,7 +3,7 @@
 
 import pytest
 
-from gateway.routes import COMMAND, PROXY, QUERY, WEB_EDGE, refused, route
+from gateway.routes import COMMAND, NO_METHOD, PROXY, QUERY, WEB_EDGE, refused, route
 
 UUID = "6f1c7c2e-8f59-4f5e-9a63-4c1b0a3c2d11"
 
@@ -25,8 +25,9 @@ UUID = "6f1c7c2e-8f59-4f5e-9a63-4c1b0a3c2d11"
     ("GET", f"/v1/memories/{UUID}/history", QUERY),
     ("GET", "/v1/graph", QUERY),
     ("GET", "/elsewhere", None),
-    ("OPTIONS", "/v1/memories", None),
-    ("get", "/v1/memories", None),  # methods are case-sensitive
+    ("OPTIONS", "/v1/memories", NO_METHOD),  # 405 from the proxy, as the APIs would answer it
+    ("PROPFIND", "/v1/memories/x", NO_METHOD),
+    ("get", "/v1/memories", NO_METHOD),  # methods are case-sensitive
     ("GET", "/v1", None),
     ("GET", "/healthz", PROXY),
     ("POST", "/healthz", None),
