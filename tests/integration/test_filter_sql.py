@@ -45,6 +45,14 @@ async def seeded(settings):
     await pool.close()
 
 
+async def _selected(seeded, raw) -> set[str]:
+    """The names of the seeded memories the filter selects, through the real Postgres."""
+    pool, user, ids = seeded
+    args: list = [user]
+    rows = await pool.fetch(f"SELECT id::text FROM memories WHERE user_id = $1 AND {to_sql(parse(raw), args)}", *args)
+    return {name for name, memory_id in ids.items() if memory_id in {r["id"] for r in rows}}
+
+
 @pytest.mark.parametrize("raw, expected", [
     ({"agent_id": "cursor"}, {"rust"}),
     ({"agent_id": {"ne": "cursor"}}, {"tea", "jazz"}),
@@ -72,11 +80,7 @@ async def seeded(settings):
     ({"agent_id": "cursor' OR '1'='1"}, set()),
 ])
 async def test_filter_selects_exactly_its_memories(seeded, raw, expected):
-    pool, user, ids = seeded
-    args: list = [user]
-    rows = await pool.fetch(f"SELECT id::text FROM memories WHERE user_id = $1 AND {to_sql(parse(raw), args)}", *args)
-    names = {name for name, memory_id in ids.items() if memory_id in {r["id"] for r in rows}}
-    assert names == expected
+    assert await _selected(seeded, raw) == expected
 
 
 @pytest.mark.parametrize("raw, expected", [
@@ -102,8 +106,4 @@ async def test_filter_selects_exactly_its_memories(seeded, raw, expected):
 ])
 async def test_out_of_range_values_reach_postgres_only_as_values_it_takes(seeded, raw, expected):
     """Before issue 19 these were DataErrors (value out of float32 range, date value out of range)."""
-    pool, user, ids = seeded
-    args: list = [user]
-    rows = await pool.fetch(f"SELECT id::text FROM memories WHERE user_id = $1 AND {to_sql(parse(raw), args)}", *args)
-    names = {name for name, memory_id in ids.items() if memory_id in {r["id"] for r in rows}}
-    assert names == expected
+    assert await _selected(seeded, raw) == expected
