@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.request_guard import method_label
+from domain.text import escaped
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def _encodable(value):
     """An error that quotes input may quote a lone surrogate (JSON can escape one); the answer
     is UTF-8, so such a character is shown escaped (`\\ud800`) instead of failing the answer."""
     if isinstance(value, str):
-        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return escaped(value)
     if isinstance(value, dict):
         return {_encodable(k): _encodable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):

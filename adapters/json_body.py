@@ -35,6 +35,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.routing import APIRoute
 
 from adapters.http_api import ApiError
+from domain.text import is_unicode
 
 MAX_DEPTH = 32
 # A finite double has at most 309 digits before the point; a longer literal overflows.
@@ -109,13 +110,7 @@ def parse_json(raw: bytes | str, field: str = "") -> Any:
 
 def _clean(text: str) -> bool:
     """No NUL, no lone surrogate."""
-    if "\x00" in text:
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return "\x00" not in text and is_unicode(text)
 
 
 def _invalid(problem: str, field: str, position: int | None) -> ApiError:
@@ -236,14 +231,11 @@ def _check_text(text: str, path: tuple, field: str, what: str) -> None:
         where = _joined(field, path)
         problem = f"a {what} must not contain the NUL character (\\u0000): no stored text can hold it"
         raise ApiError(422, "invalid_request", f"{where}: {problem}", _details(where, problem, "nul_character"))
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError as exc:
-            where = _joined(field, path)
-            problem = f"a {what} must not contain a lone surrogate ({text[exc.start]!r} is not Unicode text)"
-            raise ApiError(422, "invalid_request", f"{where}: {problem}",
-                           _details(where, problem, "invalid_unicode")) from exc
+    if not text.isascii() and not is_unicode(text):
+        where = _joined(field, path)
+        lone = next(char for char in text if "\ud800" <= char <= "\udfff")
+        problem = f"a {what} must not contain a lone surrogate ({lone!r} is not Unicode text)"
+        raise ApiError(422, "invalid_request", f"{where}: {problem}", _details(where, problem, "invalid_unicode"))
 
 
 def _joined(field: str, path) -> str:

@@ -32,6 +32,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from domain.identifiers import ID_PATTERN
+from domain.text import is_unicode
 
 MAX_TEXT_CHARS = 32_000
 MAX_ID_CHARS = 128
@@ -51,10 +52,8 @@ def too_large(message: str) -> PydanticCustomError:
 def encodable(value: str) -> str:
     """JSON may escape a lone surrogate (`"\\ud800"`); no UTF-8 text (the log, the read models,
     the embedder) can hold one: 422 here rather than a failure after validation."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise PydanticCustomError("invalid_unicode", "must not contain lone surrogates (not valid Unicode text)") from exc
+    if not is_unicode(value):
+        raise PydanticCustomError("invalid_unicode", "must not contain lone surrogates (not valid Unicode text)")
     return value
 
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, Union
 
+from domain.text import escaped, is_unicode
+
 SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
 TIME_FIELDS = ("created_at", "updated_at", "occurred_at")
 OPERATORS = ("eq", "ne", "in", "nin", "gt", "gte", "lt", "lte", "contains", "exists")
@@ -115,7 +117,7 @@ def _check_nesting(raw: Any, path: str) -> None:
 
 def _shown(key: Any) -> str:
     """A key as it may appear in a path: a lone surrogate shown escaped (an error answer is UTF-8)."""
-    return str(key).encode("utf-8", "backslashreplace").decode("utf-8")
+    return escaped(str(key))
 
 
 def _node(raw: Any, path: str, depth: int, counter: list[int]) -> Node:
@@ -196,21 +198,13 @@ def _leaves(value: Any):
             yield item
 
 
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _storable(value: Any, path: str) -> None:
     """What no stored value can hold, refused by name before it reaches a query."""
     for leaf in _leaves(value):
         if isinstance(leaf, str):
             if "\x00" in leaf:  # Postgres refuses \u0000
                 raise FilterError(path, "must not contain the NUL character (\\u0000)")
-            if not _utf8(leaf):  # JSON may escape a lone surrogate ("\\ud800"); no UTF-8 text holds one
+            if not is_unicode(leaf):  # JSON may escape a lone surrogate ("\\ud800"); no UTF-8 text holds one
                 raise FilterError(path, "must not contain lone surrogates (not valid Unicode text)")
         elif isinstance(leaf, (int, float)) and not isinstance(leaf, bool):
             if isinstance(leaf, float) and not math.isfinite(leaf):
