@@ -110,6 +110,7 @@ def command_app() -> FastAPI:
         await log_ends.close()
         await redis_client.aclose()
         await state["pool"].close()
+        await state["search_pool"].close()
 
     async def positions() -> dict[int, int]:
         return await postgres.applied_offsets(state["pool"], "postgres", EVENTS_TOPIC)
@@ -135,6 +136,7 @@ def query_app() -> FastAPI:
     from adapters.neo4j_read_model import Neo4jReadModel
     from adapters.redis_read_model import live_read_model
     from adapters.tokenizer import token_counter
+    from query_api import pg_reads
     from query_api.app import PROJECTION, QueryDeps, create_app
     from query_api.caches import AnswerCache, EmbeddingCache
     from query_api.search import HARD_LIMIT_FACTOR, HybridSearch, SearchConfig
@@ -149,13 +151,19 @@ def query_app() -> FastAPI:
                                        notifications_min_severity="OFF", connection_timeout=1.0,
                                        connection_acquisition_timeout=1.0, max_transaction_retry_time=0)
     graph = Neo4jReadModel(driver, query_timeout_s=HARD_LIMIT_FACTOR * cfg.search_source_timeout_ms / 1000)
+    search_config = SearchConfig(rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms,
+                                 ef_search=cfg.search_ef_search)
     access = AccessRecorder(cfg.kafka_bootstrap, keys=keyring())
     log_ends = LogEnds(cfg.kafka_bootstrap, EVENTS_TOPIC, EVENTS_PARTITIONS)  # a token past them is a 400
 
     @asynccontextmanager
     async def lifespan(_app):
-        # A search holds up to five connections at once (dense, BM25, trigram, temporal, hydrate).
-        state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=2, max_size=40)
+        state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=10)
+        # Searches have their own pool, its connections set up once (pg_reads.SearchSession): a
+        # search holds up to five at once (dense, BM25, trigram, temporal, hydrate).
+        state["search_pool"] = await postgres.create_pool(
+            cfg.pg_dsn, min_size=4, max_size=40, server_settings=search.session.server_settings(),
+            reset=pg_reads.keep_session)
         await asyncio.to_thread(emb.embed_one, "warm up")
         await asyncio.to_thread(token_counter().load)
         # Its own read model with a long query timeout: planning may take longer than a search's.
@@ -168,6 +176,7 @@ def query_app() -> FastAPI:
         await driver.close()
         await redis_client.aclose()
         await state["pool"].close()
+        await state["search_pool"].close()
 
     async def positions() -> dict[int, int]:
         return await postgres.applied_offsets(state["pool"], PROJECTION, EVENTS_TOPIC)
@@ -202,15 +211,15 @@ def query_app() -> FastAPI:
     async def neo4j_check():
         await driver.verify_connectivity()
 
+    search = HybridSearch(lambda: state["search_pool"], graph_source, search_config)
+
     async def access_check():  # the access log's broker takes connections (the query API never waits on it)
         await resilience.tcp_check(cfg.kafka_bootstrap)
 
-    search_config = SearchConfig(rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms,
-                                 ef_search=cfg.search_ef_search)
     deps = QueryDeps(
         pool=lambda: state["pool"],
         embeddings=EmbeddingCache(emb, redis_client, breaker=resilience.breaker("redis")),
-        search=HybridSearch(lambda: state["pool"], graph_source, search_config),
+        search=search,
         pg_positions=positions,
         consistency_wait_ms=cfg.consistency_wait_ms,
         # Only Postgres decides readiness: the graph and the cache degrade an answer, they never stop one.

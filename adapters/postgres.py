@@ -19,9 +19,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
 CONNECT_TIMEOUT_S = 2.0  # a Postgres that does not answer costs a new connection this long, not asyncpg's 60 s
 
 
-async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, command_timeout: float = 30) -> asyncpg.Pool:
+async def create_pool(dsn: str, min_size: int = 1, max_size: int = 10, command_timeout: float = 30,
+                      **options) -> asyncpg.Pool:
+    """`options`: asyncpg's (server_settings, reset...), e.g. a search pool's session."""
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-                                     command_timeout=command_timeout, timeout=CONNECT_TIMEOUT_S)
+                                     command_timeout=command_timeout, timeout=CONNECT_TIMEOUT_S, **options)
 
 
 def migrations() -> list[tuple[int, str, str]]:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import asyncpg
 from fastapi import Depends, FastAPI, Path, Query, Response
 
-from adapters.http_api import (ApiError, install_error_handlers, install_health, install_http_metrics,
+from adapters.http_api import (ApiError, install_error_handlers, json_answer, install_health, install_http_metrics,
                                install_request_guard, wait_for_token)
 from adapters.observability import install_request_context
 from adapters.http_auth import Authenticator, acting_user, require_admin
@@ -75,6 +75,8 @@ class QueryDeps:
     user_graph: Callable[..., Awaitable[dict]] | None = None
     answers: AnswerCache | None = None
     redis_positions: Callable[[], Awaitable[dict[int, int]]] | None = None
+    # the sparse index's positions (reloaded first): behind a request's token, Postgres full-text answers instead
+    sparse_positions: Callable[[], Awaitable[dict[int, int]]] | None = None
     access: Recorder = field(default_factory=Recorder)
     count_tokens: Callable[[str, str], int] | None = None  # (encoding, text) -> tokens
     grace_ms: int = 250  # how long the graph and the cache may lag Postgres on a token before they are left out
@@ -137,11 +139,14 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         vector_task = asyncio.ensure_future(vector())
         graph_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.graph_positions, "neo4j"))
         cache_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.redis_positions, "redis"))
+        sparse_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.sparse_positions, "sparse"))
+        applied_task: asyncio.Future | None = None
         try:
             await pg_consistent(body.consistency_token)
-            # Postgres answers; the graph and the cache get a short grace beyond it, never the whole bound.
-            graph_problem, cache_problem = await asyncio.gather(_within_grace(graph_wait, deps.grace_ms, "neo4j"),
-                                                                _within_grace(cache_wait, deps.grace_ms, "redis"))
+            # Postgres answers; the graph, the cache and the sparse index get a short grace beyond it.
+            graph_problem, cache_problem, sparse_problem = await asyncio.gather(
+                _within_grace(graph_wait, deps.grace_ms, "neo4j"), _within_grace(cache_wait, deps.grace_ms, "redis"),
+                _within_grace(sparse_wait, deps.grace_ms, "sparse"))
             query = SearchQuery(body.query, scope, limit, options.get("threshold"), reference_time,
                                 tuple(options.get("sources") or SOURCES), options.get("weights") or {},
                                 options.get("rrf_k"), options.get("mmr", False), options.get("temporal", "boost"),
@@ -173,19 +178,23 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                         cached["cache"] = "hit"
                         _server_timing(response, {"cache": round((time.perf_counter() - began) * 1000, 2)}, began)
                         return cached
-                    if slot is not None:
-                        pg_applied = await from_postgres(deps.pg_positions())
+                    if slot is not None:  # read beside the search, not before it
+                        applied_task = asyncio.ensure_future(from_postgres(deps.pg_positions()))
             try:
                 outcome = await deps.search.run(query, vector_task, graph_allowed=graph_problem is None,
-                                                graph_reason=f"Neo4j {graph_problem}" if graph_problem else None)
+                                                graph_reason=f"Neo4j {graph_problem}" if graph_problem else None,
+                                                sparse_fresh=sparse_problem is None)
+                if applied_task is not None:
+                    pg_applied = await applied_task
             except SourceFailed as exc:
                 raise ApiError(503, "unavailable", f"no search source could answer ({exc})", retry_after=1) from exc
             except CONNECTION_ERRORS as exc:
                 raise postgres_down(exc) from exc
             resilience.breaker("postgres").record_success()
         finally:
-            for task in (vector_task, graph_wait, cache_wait):
-                task.cancel()
+            for task in (vector_task, graph_wait, cache_wait, sparse_wait, applied_task):
+                if task is not None:
+                    task.cancel()
         answer = {"results": outcome.results, "degraded": outcome.degraded, "cache": cache_state}
         timings = {"embed": embed_ms.get("embed", 0.0), **outcome.timings_ms}
         if options.get("explain"):
@@ -193,10 +202,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                                  "reference_time": reference_time.isoformat()}
             answer["timings_ms"] = timings
         if slot is not None and not outcome.degraded and pg_applied is not None:
-            try:
-                await deps.answers.store(slot, {k: v for k, v in answer.items() if k != "cache"}, pg_applied)
-            except REDIS_ERRORS:
-                pass
+            _in_background(deps.answers.store(slot, {k: v for k, v in answer.items() if k != "cache"}, pg_applied))
         _server_timing(response, timings, began)
         return answer
 
@@ -209,7 +215,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         # A grantee's read is not the owner's recall: shared results make no access event.
         deps.access.record(body.user_id, [r["id"] for r in answer["results"] if "shared" not in r], "search",
                            body.query)
-        return answer
+        return json_answer(answer, response)
 
     @app.post("/v1/context", tags=["memories"], summary="A token-budgeted context block for the next prompt")
     async def context(body: ContextRequest, response: Response, principal: Principal = Depends(auth)):
@@ -395,6 +401,17 @@ async def from_postgres(read: Awaitable):
         raise postgres_down(exc) from exc
     pg.record_success()
     return result
+
+
+_BACKGROUND: set[asyncio.Task] = set()  # held until done: the loop keeps only weak references
+
+
+def _in_background(store: Awaitable) -> None:
+    """Store a cached answer after the response: the client does not wait on Redis for it
+    (a lost store is a later miss, nothing more)."""
+    task = asyncio.ensure_future(store)
+    _BACKGROUND.add(task)
+    task.add_done_callback(lambda t: (_BACKGROUND.discard(t), t.cancelled() or t.exception()))
 
 
 async def _within_grace(wait: asyncio.Task, grace_ms: int, name: str) -> str | None:

@@ -83,17 +83,39 @@ class SharedScope(Scope):
 SOURCE_TIMEOUT_MS = 1_000  # a source query still running then is cancelled by Postgres itself
 
 
+@dataclass(frozen=True)
+class SearchSession:
+    """How every connection of the search pool is set up once, when it connects, so a
+    source is one round trip: no transaction and no SET per query.
+
+    - statement_timeout: a search that stopped waiting for a source must not leave its
+      query running (under load, abandoned queries pile up and starve the next searches);
+    - plan_cache_mode: asyncpg prepares statements, and after five runs Postgres may switch
+      to a generic plan that ignores the values; for these queries (a name with an exact
+      match or not, a rare or common term) the plan must see them, or 20 ms becomes 900 ms;
+    - hnsw.iterative_scan: filtered HNSW scans keep going until enough rows pass (pgvector 0.8);
+    - hnsw.ef_search: the search's usual depth (a deeper one sets its own, in a transaction)."""
+    timeout_ms: int = SOURCE_TIMEOUT_MS
+    ef_search: int = 100
+
+    def server_settings(self) -> dict[str, str]:
+        return {"statement_timeout": str(int(self.timeout_ms)), "plan_cache_mode": "force_custom_plan",
+                "hnsw.iterative_scan": "relaxed_order", "hnsw.ef_search": str(int(self.ef_search))}
+
+
+async def keep_session(_conn: asyncpg.Connection) -> None:
+    """The search pool's reset on release: nothing. Search queries change no session state
+    (their SETs are LOCAL to a transaction), and asyncpg's default (RESET ALL, UNLISTEN,
+    CLOSE ALL) would cost every query a second round trip."""
+
+
 @asynccontextmanager
-async def source_connection(pool: asyncpg.Pool, timeout_ms: int = SOURCE_TIMEOUT_MS):
-    """A connection in a transaction whose statements Postgres cancels after `timeout_ms`:
-    a search that stopped waiting for a source must not leave its query running (under
-    load, abandoned queries pile up and starve the next searches)."""
+async def source_connection(pool: asyncpg.Pool, *settings: str):
+    """A search-pool connection in a transaction with `settings` ("name = value") SET LOCAL,
+    in one round trip: for the few queries whose settings differ from the session's."""
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"SET LOCAL statement_timeout = {int(timeout_ms)}")
-        # asyncpg prepares statements, and after five runs Postgres may switch to a generic
-        # plan that ignores the values: for these queries (a name with an exact match or not,
-        # a rare or common term) the plan must see them, or 20 ms becomes 900 ms.
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        if settings:
+            await conn.execute("; ".join(f"SET LOCAL {setting}" for setting in settings))
         yield conn
 
 
@@ -118,10 +140,12 @@ def memory_document(row) -> dict:
 EXACT_BELOW = 2_000  # a time window with fewer rows is ranked exactly (btree + sort); more: HNSW
 
 
-async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int, ef_search: int,
-                window: tuple[datetime, datetime] | None = None,
-                timeout_ms: int = SOURCE_TIMEOUT_MS, exact: bool = False) -> list[tuple[str, float]]:
-    """(id, cosine similarity), nearest first; `window` narrows to occurred_at in [start, end).
+async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int, session: SearchSession,
+                ef_search: int, window: tuple[datetime, datetime] | None = None,
+                exact: bool = False) -> list[dict]:
+    """The nearest memories as documents (memory_document + `similarity`), nearest first:
+    whole rows, so the search does not fetch them again. `window` narrows to occurred_at in
+    [start, end). The usual case (no window, the session's ef_search) is one round trip.
 
     With a window the planner must pick between HNSW (walking vectors until enough fall in
     the window: slow for a narrow one) and the (user_id, occurred_at) index with an exact
@@ -138,24 +162,36 @@ async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int
     args: list = [vector]
     where = condition(args)
     args.append(limit)
-    async with source_connection(pool, timeout_ms) as conn:
-        distance = "(embedding <=> $1) + 0" if exact else "embedding <=> $1"
-        if window is not None and not exact:
-            count_args: list = []
+
+    def select(distance: str) -> str:
+        return (f"SELECT {MEMORY_COLUMNS}, 1 - (embedding <=> $1) AS similarity FROM memories WHERE {where}"
+                f" ORDER BY {distance} LIMIT ${len(args)}")
+
+    if exact:
+        rows = await pool.fetch(select("(embedding <=> $1) + 0"), *args)  # not the indexed expression: no HNSW
+    elif window is None:
+        if ef_search == session.ef_search:
+            rows = await pool.fetch(select("embedding <=> $1"), *args)
+        else:
+            async with source_connection(pool, f"hnsw.ef_search = {int(ef_search)}") as conn:
+                rows = await conn.fetch(select("embedding <=> $1"), *args)
+    else:
+        count_args: list = []
+        async with source_connection(pool, f"hnsw.ef_search = {int(ef_search)}") as conn:
             few = await conn.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM memories WHERE {condition(count_args)}"
                                       f" LIMIT {EXACT_BELOW}) w", *count_args)
             if few < EXACT_BELOW:
-                distance = "(embedding <=> $1) + 0"  # not the indexed expression: no HNSW, an exact sort
+                rows = await conn.fetch(select("(embedding <=> $1) + 0"), *args)
             else:
                 await conn.execute("SET LOCAL enable_sort = off")  # the planner would sort the window: HNSW
-        # Iterative scans keep filtered HNSW queries from coming back short (pgvector 0.8).
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {int(ef_search)}")
-        await conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-        rows = await conn.fetch(f"SELECT id, 1 - (embedding <=> $1) AS similarity FROM memories WHERE {where}"
-                                f" ORDER BY {distance} LIMIT ${len(args)}", *args)
-    ranked = [(str(r["id"]), float(r["similarity"])) for r in rows]
-    ranked.sort(key=lambda r: -r[1])  # relaxed_order may return near-ties slightly out of order
-    return ranked
+                rows = await conn.fetch(select("embedding <=> $1"), *args)
+    found = []
+    for row in rows:
+        doc = memory_document(row)
+        doc["similarity"] = float(row["similarity"])
+        found.append(doc)
+    found.sort(key=lambda d: -d["similarity"])  # relaxed_order may return near-ties slightly out of order
+    return found
 
 
 class CorpusStats:
@@ -192,8 +228,8 @@ class CorpusStats:
         return n, avgdl
 
 
-async def bm25(pool: asyncpg.Pool, tsquery: str, scope: Scope, limit: int, stats: CorpusStats,
-               timeout_ms: int = SOURCE_TIMEOUT_MS) -> list[tuple[str, float]]:
+async def bm25(pool: asyncpg.Pool, tsquery: str, scope: Scope, limit: int,
+               stats: CorpusStats) -> list[tuple[str, float]]:
     """(id, BM25 score), best first: Okapi BM25 over the stored tsvectors (English stemming).
 
     Candidates are gathered per query term, at most BM25_PER_TERM documents each, so a rare
@@ -218,14 +254,12 @@ df AS (SELECT lexeme, count(*) AS df FROM tf GROUP BY lexeme)
 SELECT tf.id, sum(ln(1 + (greatest({n_arg}, df.df) - df.df + 0.5) / (df.df + 0.5))
                  * tf.tf * ({k1} + 1) / (tf.tf + {k1} * (1 - {b} + {b} * tf.dl / {avgdl_arg}))) AS score
 FROM tf JOIN df USING (lexeme) GROUP BY tf.id ORDER BY score DESC, tf.id LIMIT {lim}"""
-    async with source_connection(pool, timeout_ms) as conn:
-        rows = await conn.fetch(sql, *args)
+    rows = await pool.fetch(sql, *args)
     return [(str(r["id"]), float(r["score"])) for r in rows]
 
 
 async def trigram(pool: asyncpg.Pool, names: list[str], scope: Scope, limit: int,
-                  min_similarity: float = 0.6, per_name: int = 200,
-                  timeout_ms: int = SOURCE_TIMEOUT_MS) -> list[tuple[str, float]]:
+                  min_similarity: float = 0.6, per_name: int = 200) -> list[tuple[str, float]]:
     """(id, best word similarity of any name), best first: fuzzy matches (pg_trgm `<%`,
     served by the trigram index) of the names that have NO exact full-text match in the
     scope. An exact name is BM25's job; fuzzy matching a name that half the memories
@@ -244,8 +278,7 @@ SELECT id, max(sim) AS sim FROM (
   WHERE NOT EXISTS (SELECT 1 FROM memories e WHERE {exact}
                     AND e.tsv @@ plainto_tsquery('english', n.name))
 ) hits WHERE sim >= $2 GROUP BY id ORDER BY sim DESC, id LIMIT $4"""
-    async with source_connection(pool, timeout_ms) as conn:
-        await conn.execute(f"SET LOCAL pg_trgm.word_similarity_threshold = {float(min_similarity)}")
+    async with source_connection(pool, f"pg_trgm.word_similarity_threshold = {float(min_similarity)}") as conn:
         rows = await conn.fetch(sql, *args)
     return [(str(r["id"]), float(r["sim"])) for r in rows]
 
@@ -263,7 +296,7 @@ async def anchor_time(pool: asyncpg.Pool, tsquery: str, scope: Scope) -> datetim
 async def hydrate(pool: asyncpg.Pool, ids: list[str], scope: Scope, vector: np.ndarray | None,
                   with_embedding: bool = False) -> dict[str, dict]:
     """The documents of `ids` that pass the scope, by id, each with `similarity` to the
-    query vector (and `embedding` when asked, for MMR)."""
+    query vector (and `embedding` when asked, for MMR). One round trip; none for no ids."""
     if not ids:
         return {}
     args: list = [ids]

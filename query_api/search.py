@@ -1,7 +1,10 @@
 """Hybrid search: four sources in parallel, each with its own time budget, fused with RRF.
 
     dense     pgvector HNSW (cosine) over the scope, iterative scans so filters cannot starve it
-    sparse    Okapi BM25 over Postgres full-text vectors, plus trigram matches of names/identifiers
+    sparse    BM25 on the sparse index (Tantivy, a read model of its own) plus fuzzy matches of
+              names/identifiers; Okapi BM25 over Postgres full-text vectors and trigrams where
+              the index cannot answer (a filter tree, shared memories, a consistency token it
+              has not applied yet, the index unavailable)
     temporal  when the query names a time ("last week", "in May 2023", "two days before the
               meeting"): the memories that happened in that window, nearest first
     graph     entities named in the query, their neighbours within two hops in Neo4j, and the
@@ -10,6 +13,12 @@
 The answer: RRF over the sources that answered (weights and k configurable), then an
 importance/recency boost, optional MMR, `threshold` on the cosine similarity to the query,
 `limit`. A source that fails or misses its budget is left out and named in `degraded`.
+
+Waste avoided: sparse and graph start while the query is embedded; the graph source is
+skipped when the user has no entity named like a word of the query's names (the sparse
+index knows each memory's entity words: no Neo4j round trip); each Postgres source is one
+round trip (pg_reads.SearchSession); the dense rows come back whole, so only the other
+sources' hits are hydrated.
 
 With `include_shared`, the memories other users shared with the searching user join the
 dense, sparse and temporal sources: ranked in the same lists by the same scores (cosine
@@ -27,7 +36,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import numpy as np
@@ -37,7 +46,7 @@ from adapters.postgres import CONNECTION_ERRORS
 from domain import query_terms, ranking, temporal
 from domain.filters import All, Condition, Node
 from query_api import pg_reads
-from query_api.pg_reads import Scope, SharedScope
+from query_api.pg_reads import Scope, SearchSession, SharedScope
 
 log = logging.getLogger(__name__)
 
@@ -113,16 +122,37 @@ GraphSource = Callable[[str, list[str], int, dict, bool, datetime | tuple[dateti
 PRESENT_SLACK = timedelta(minutes=1)  # a reference_time this close to now is the present (client clocks)
 
 
+class SparseIndex(Protocol):
+    """The read side of the sparse index (adapters.sparse_index.SparseIndex)."""
+
+    def available(self) -> bool: ...
+
+    def search(self, user_id: str, words: list[str], names: list[str], fields: dict[str, str],
+               include_archived: bool, window: tuple[datetime, datetime] | None,
+               limit: int) -> list[tuple[str, float]]: ...
+
+    def mentions_any(self, user_id: str, names: list[str]) -> bool: ...
+
+
 class HybridSearch:
-    """Runs one search. `pool` is the Postgres pool; `graph` the Neo4j source (or None)."""
+    """Runs one search. `pool` is the search pool (connections set up by `session`);
+    `graph` the Neo4j source (or None); `sparse` the sparse index (or None: SQL BM25)."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], graph: GraphSource | None, config: SearchConfig,
-                 stats: pg_reads.CorpusStats | None = None):
-        self.pool, self.graph, self.config = pool, graph, config
+                 stats: pg_reads.CorpusStats | None = None, sparse: SparseIndex | None = None):
+        self.pool, self.graph, self.config, self.sparse = pool, graph, config, sparse
         self.stats = stats or pg_reads.CorpusStats()
+        self.session = SearchSession(HARD_LIMIT_FACTOR * config.source_timeout_ms, config.ef_search)
+
+    def _index(self, sparse_fresh: bool) -> SparseIndex | None:
+        """The sparse index, when it is there and has applied the request's consistency
+        token (`sparse_fresh`; it may lag Postgres)."""
+        if self.sparse is None or not sparse_fresh:
+            return None
+        return self.sparse if self.sparse.available() else None
 
     async def run(self, q: Query, vector_task: Awaitable[np.ndarray], graph_allowed: bool = True,
-                  graph_reason: str | None = None) -> Outcome:
+                  graph_reason: str | None = None, sparse_fresh: bool = True) -> Outcome:
         timer, degraded = Timer(), []
         window = temporal.resolve(q.text, q.reference_time) if q.temporal_mode != "off" else None
         # "last week" is not a topic: the time phrase does not go to the lexical source.
@@ -132,7 +162,6 @@ class HybridSearch:
         names = query_terms.names(q.text)
         depth = min(200, max(30, 3 * q.limit))
         budget = self.config.source_timeout_ms / 1000
-        hard_ms = HARD_LIMIT_FACTOR * self.config.source_timeout_ms  # the server cancels a query running longer
         pool = self.pool()
         shared = SharedScope(q.scope.user_id, filters=q.scope.filters) if q.include_shared else None
 
@@ -142,28 +171,47 @@ class HybridSearch:
         if window is not None and window.start is not None and q.temporal_mode == "filter":
             filter_window = (window.start, window.end)
 
+        known: dict[str, dict] = {}  # whole rows the dense and temporal sources brought back
+
         async def nearest(name: str, within: tuple[datetime, datetime] | None):
             vector = await vector_task
             ef = max(self.config.ef_search, depth)
-            own = pg_reads.dense(pool, vector, q.scope, depth, ef, within, hard_ms)
-            if shared is None:
-                return await timer.run(name, own)
-            return await timer.run(name, _merged(depth, own, pg_reads.dense(pool, vector, shared, depth, ef, within,
-                                                                             hard_ms, exact=True)))
+            searches = [pg_reads.dense(pool, vector, q.scope, depth, self.session, ef, within)]
+            if shared is not None:
+                searches.append(pg_reads.dense(pool, vector, shared, depth, self.session, ef, within, exact=True))
+            found = [doc for docs in await timer.run(name, asyncio.gather(*searches)) for doc in docs]
+            found.sort(key=lambda d: -d["similarity"])
+            known.update((d["id"], d) for d in found if "shared" not in d and d["user_id"] == q.scope.user_id)
+            return [(d["id"], d["similarity"]) for d in found[:depth]]
+
+        gate = self._index(sparse_fresh)
+        if self.sparse is not None and sparse_fresh and gate is None and "sparse" in q.sources:
+            # Still answered (from Postgres full-text), but an operator should hear of it.
+            degraded.append({"source": "sparse", "reason": "the sparse index is unavailable: "
+                                                           "BM25 from Postgres full-text instead"})
+        # It holds the scope fields, states and times, not a filter tree: those stay with SQL.
+        index = gate if q.scope.filters is None and q.scope.state is None else None
 
         async def sparse():
             return await timer.run("sparse", sparse_lists())
 
         async def sparse_lists():
+            if index is not None:
+                bm25_hits = index.search(q.scope.user_id, words, names, q.scope.fields, q.scope.include_archived,
+                                         filter_window, depth)
+                if shared is not None and tsquery:
+                    bm25_hits = await _merged(depth, _done(bm25_hits), pg_reads.bm25(
+                        pool, tsquery, self._scoped(shared, filter_window), depth, self.stats))
+                return bm25_hits
             lists = await asyncio.gather(
-                pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats, hard_ms)
+                pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats)
                 if tsquery else _nothing(),
-                pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth, timeout_ms=hard_ms)
+                pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth)
                 if names else _nothing())
             bm25_hits = lists[0]
             if shared is not None and tsquery:
                 bm25_hits = await _merged(depth, _done(bm25_hits), pg_reads.bm25(
-                    pool, tsquery, self._scoped(shared, filter_window), depth, self.stats, hard_ms))
+                    pool, tsquery, self._scoped(shared, filter_window), depth, self.stats))
             # Trigram matches only add what BM25 missed (a misspelt name, a fragment of an
             # identifier), after its hits.
             seen = {i for i, _ in bm25_hits}
@@ -186,7 +234,9 @@ class HybridSearch:
             wanted["sparse"] = sparse
         if "temporal" in q.sources and window is not None and window.start is not None and filter_window is None:
             wanted["temporal"] = lambda: nearest("temporal", (window.start, window.end))
-        if "graph" in q.sources and names:
+        if "graph" in q.sources and names and gate is not None and not gate.mentions_any(q.scope.user_id, names):
+            pass  # no entity of the user is named like that: nothing for the graph to find
+        elif "graph" in q.sources and names:
             if self.graph is None or not graph_allowed:
                 degraded.append({"source": "graph", "reason": graph_reason or "the graph read model is not configured"})
             else:
@@ -205,8 +255,10 @@ class HybridSearch:
         timer.ms["fusion"] = round((time.perf_counter() - began) * 1000, 2)
 
         vector = await vector_task
-        docs = await timer.run("hydrate", pg_reads.hydrate(pool, [c.memory_id for c in candidates], q.scope, vector,
-                                                           with_embedding=q.mmr))
+        docs = {c.memory_id: known[c.memory_id] for c in candidates if c.memory_id in known and not q.mmr}
+        docs.update(await timer.run("hydrate", pg_reads.hydrate(
+            pool, [c.memory_id for c in candidates if c.memory_id not in docs], q.scope, vector,
+            with_embedding=q.mmr)))
         if shared is not None:
             docs.update(await timer.run("hydrate_shared", self._shared_documents(
                 pool, [c.memory_id for c in candidates if c.memory_id not in docs], shared, vector, q.mmr)))
@@ -238,6 +290,7 @@ class HybridSearch:
         explain = {
             "keywords": words, "names": names, "rrf_k": k, "weights": {s: weights.get(s, 1.0) for s in rankings},
             "sources_run": list(rankings),
+            "sparse_from": "index" if index is not None else "postgres",
             "time_window": _window_dict(window),
             "candidates": len(fused),
             "per_result": {f.memory_id: {"contributions": {s: round(v, 6) for s, v in f.contributions.items()},
