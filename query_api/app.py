@@ -35,7 +35,7 @@ from domain.filters import FilterError, Node, parse
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
 from domain.identity import Principal
 from query_api import pg_reads
-from query_api.caches import REDIS_ERRORS, AnswerCache, EmbeddingCache
+from query_api.caches import REDIS_ERRORS, AnswerCache, EmbeddingCache, in_background
 from query_api.pg_reads import Scope
 from query_api.requests import ContextRequest, ScopedQuery, SearchRequest
 from query_api.search import SOURCES, HybridSearch, Query as SearchQuery, SourceFailed, utc_now
@@ -202,7 +202,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                                  "reference_time": reference_time.isoformat()}
             answer["timings_ms"] = timings
         if slot is not None and not outcome.degraded and pg_applied is not None:
-            _in_background(deps.answers.store(slot, {k: v for k, v in answer.items() if k != "cache"}, pg_applied))
+            in_background(deps.answers.store(slot, {k: v for k, v in answer.items() if k != "cache"}, pg_applied))
         _server_timing(response, timings, began)
         return answer
 
@@ -228,9 +228,9 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         included = [by_id[i] for i in block.included]
         deps.access.record(body.user_id, [i for i in block.included if "shared" not in by_id[i]], "context",
                            body.query)
-        return {"context": block.text, "tokens": block.tokens, "max_tokens": body.max_tokens,
-                "encoding": body.encoding, "memories": included, "omitted": block.omitted,
-                "degraded": answer["degraded"]}
+        return json_answer({"context": block.text, "tokens": block.tokens, "max_tokens": body.max_tokens,
+                            "encoding": body.encoding, "memories": included, "omitted": block.omitted,
+                            "degraded": answer["degraded"]}, response)
 
     @app.get("/v1/memories", tags=["memories"], summary="List memories with filters, paging and sort")
     async def list_memories(
@@ -401,17 +401,6 @@ async def from_postgres(read: Awaitable):
         raise postgres_down(exc) from exc
     pg.record_success()
     return result
-
-
-_BACKGROUND: set[asyncio.Task] = set()  # held until done: the loop keeps only weak references
-
-
-def _in_background(store: Awaitable) -> None:
-    """Store a cached answer after the response: the client does not wait on Redis for it
-    (a lost store is a later miss, nothing more)."""
-    task = asyncio.ensure_future(store)
-    _BACKGROUND.add(task)
-    task.add_done_callback(lambda t: (_BACKGROUND.discard(t), t.cancelled() or t.exception()))
 
 
 async def _within_grace(wait: asyncio.Task, grace_ms: int, name: str) -> str | None:

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +40,17 @@ ANSWER_INDEX = "rs:qc:index:"  # + user id: projectors/redis_projector.ANSWER_US
 # CircuitOpen: Redis's breaker (adapters/resilience.py) refused the call without trying.
 REDIS_ERRORS = (aioredis.RedisError, OSError, asyncio.TimeoutError, CircuitOpen)
 _FAILURES = (aioredis.RedisError, OSError)
+
+
+_BACKGROUND: set[asyncio.Task] = set()  # held until done: the event loop keeps only weak references
+
+
+def in_background(store: Awaitable) -> None:
+    """Run a cache store after the answer: a client never waits on Redis for a write whose
+    loss costs only a later miss. Its failure is dropped (the breaker counted it)."""
+    task = asyncio.ensure_future(store)
+    _BACKGROUND.add(task)
+    task.add_done_callback(lambda t: (_BACKGROUND.discard(t), t.cancelled() or t.exception()))
 
 
 class HitRatio:
@@ -98,13 +109,10 @@ class EmbeddingCache:
                 return vector, "redis"
         vector = await asyncio.to_thread(self.embedder.embed_one, text)
         self._remember(key, vector)
-        if self.redis is not None:
-            try:
-                await resilience.call(self.breaker, lambda: self.redis.set(
-                    key, np.asarray(vector, dtype=np.float32).tobytes(), ex=EMBEDDING_TTL_S),
-                    timeout_s=self.timeout_s, failures=_FAILURES)
-            except REDIS_ERRORS:
-                pass
+        if self.redis is not None:  # the search does not wait for it
+            in_background(resilience.call(self.breaker, lambda: self.redis.set(
+                key, np.asarray(vector, dtype=np.float32).tobytes(), ex=EMBEDDING_TTL_S),
+                timeout_s=self.timeout_s, failures=_FAILURES))
         return vector, "model"
 
     def _remember(self, key: str, vector: np.ndarray) -> None:
