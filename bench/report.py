@@ -18,6 +18,12 @@ import sys
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))  # the benches import each other from bench/
+
+import search_report  # noqa: E402
+import search_targets  # noqa: E402
+from search_targets import all_targets  # noqa: E402
+
 SOURCES = ("suite", "embedder", "slice", "write", "visibility", "replay", "search", "locomo", "peer",
            "mixed_load", "chaos")
 MET, NOT_MET, NOT_MEASURED = "met", "not met", "not measured in this mode"
@@ -31,6 +37,7 @@ AVAILABILITY = 0.999
 
 RATIO_LABELS = {"add_per_s": "adds/s", "add_p50_ms": "add p50", "search_p50_ms": "search p50",
                 "search_p99_ms": "search p99", "search_concurrent_qps": "search QPS at 10 clients",
+                "search_concurrent_p50_ms": "search p50 at 10 clients",
                 "search_concurrent_p99_ms": "search p99 at 10 clients", "add_concurrent_per_s": "adds/s at 10 clients"}
 
 
@@ -114,6 +121,7 @@ def figures(run: dict) -> dict:
     f["locomo"] = {k: round(v, 3) for k, v in loc.items() if k.startswith(("hit@", "recall@"))} or None
     peer = run.get("peer", {})
     f["peer_ratios"] = peer.get("ratios_recallstack_over_mem0")
+    f["targets"] = all_targets(run)
     return f
 
 
@@ -214,6 +222,10 @@ def busy_note(m: dict) -> str:
     return ""
 
 
+def fmt_pair(latency: dict) -> str | None:
+    return f"{latency['p50_ms']} / {latency['p99_ms']}" if latency.get("p50_ms") is not None else None
+
+
 def diff_text(value) -> str:
     return f"{value:.1g}" if isinstance(value, (int, float)) else "not checked"
 
@@ -246,6 +258,7 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
           + (f" (steps rerun from {suite['started_at']})" if suite.get("started_at_first") else "")
           + f", stack: {suite.get('stack', '?')} (start: the suite's own; running: a stack already up). "
           "Regenerate with `python bench/report.py`." + busy_note(m), "",
+          "## Issue 20: search targets", "", *search_report.targets_section(f.get("targets") or []), "",
           "## Claims of the seeds", "",
           table(["claim", "measured here", "verdict", "how it is judged"],
                 [[c["claim"], c["measured"], f"**{c['verdict']}**", c["basis"]] for c in verdicts])]
@@ -295,22 +308,13 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
                image("visibility.png", plots, "visibility")]
     else:
         md += ["not run"]
-    md += ["", "## Search latency", ""]
-    rows = search_rows(run.get("search", {}))
-    if rows:
-        md += ["Uncached (every query text new, `cache: false`), through the gateway, closed loop:", "",
-               table(["memories", "users", "clients", "p50 ms", "p90 ms", "p99 ms", "QPS", "errors %"],
-                     [[f"{r['size']:,}", r["users"], r["clients"], r["p50_ms"], r.get("p90_ms"), r["p99_ms"], r["qps"],
-                       r.get("error_pct")] for r in rows]),
-               image("report_search_clients.png", plots, "search vs clients"),
+    md += ["", "## Search: latency, QPS, CPU per search, Server-Timing", ""]
+    md += search_report.search_section(run.get("search", {}))
+    if search_rows(run.get("search", {})):
+        md += [image("report_search_clients.png", plots, "search vs clients"),
                image("report_search_size.png", plots, "search vs corpus size"),
-               image("search_latency.png", plots, "search bench detail")]
-        rep = search_rows(run.get("search", {}), mode="repeated")
-        if rep:
-            md += ["Repeated queries (answer cache), gateway: " + ", ".join(
-                f"{r['size']:,}/{r['clients']}c p50 {r['p50_ms']} p99 {r['p99_ms']} ms {r['qps']} QPS" for r in rep)]
-    else:
-        md += ["not run"]
+               image("search_latency.png", plots, "search latency and QPS vs clients"),
+               image("search_breakdown.png", plots, "where the time and the CPU go")]
     rp = run.get("replay", {}).get("replay")
     md += ["", "## Replay speed", ""]
     md += [table(["read model", "events", "apply events/s", "index s", "overall events/s"],
@@ -365,17 +369,24 @@ def render(run: dict, f: dict, verdicts: list[dict], plots: set[str]) -> str:
                       ["last ack to searchable ms (per user)", spread(rs["add"].get("last_ack_to_searchable_ms")), "0 (synchronous)", None],
                       ["search p50 ms, one client", lat(rs, "search").get("p50_ms"), lat(p0, "search").get("p50_ms"), ratios.get("search_p50_ms")],
                       ["search p99 ms, one client", lat(rs, "search").get("p99_ms"), lat(p0, "search").get("p99_ms"), ratios.get("search_p99_ms")],
-                      [f"search QPS, {rs.get('search_concurrent', {}).get('clients')} clients",
-                       rs.get("search_concurrent", {}).get("qps"), p0.get("search_concurrent", {}).get("qps"), ratios.get("search_concurrent_qps")],
+                      [f"search p50 ms, {rs.get('search_concurrent', {}).get('clients')} clients",
+                       lat(rs, "search_concurrent").get("p50_ms"), lat(p0, "search_concurrent").get("p50_ms"), ratios.get("search_concurrent_p50_ms")],
                       [f"search p99 ms, {rs.get('search_concurrent', {}).get('clients')} clients",
                        lat(rs, "search_concurrent").get("p99_ms"), lat(p0, "search_concurrent").get("p99_ms"), ratios.get("search_concurrent_p99_ms")],
+                      [f"search QPS, {rs.get('search_concurrent', {}).get('clients')} clients",
+                       rs.get("search_concurrent", {}).get("qps"), p0.get("search_concurrent", {}).get("qps"), ratios.get("search_concurrent_qps")],
+                      ["search p50 / p99 ms, quality pass (recallstack's query vectors may be cached)",
+                       fmt_pair(lat(rs, "quality_pass")), fmt_pair(lat(p0, "quality_pass")), None],
                       [f"adds/s, {rs.get('add_concurrent', {}).get('clients')} clients",
                        rs.get("add_concurrent", {}).get("per_s"), p0.get("add_concurrent", {}).get("per_s"), ratios.get("add_concurrent_per_s")]]
-                     + [["searches with a source that missed its budget", rs["search"].get("degraded_responses"), "-", None]]
+                     + [["recallstack answers with a source left out (1 client / 10 clients / quality pass)",
+                         " / ".join(str(rs.get(k, {}).get("degraded_responses", "-"))
+                                    for k in ("search", "search_concurrent", "quality_pass")), "-", None]]
                      + [[f"LoCoMo hit@{k}", round(rs["quality"]["overall"][f"hit@{k}"], 3),
                          round(p0["quality"]["overall"][f"hit@{k}"], 3), ratios.get(f"hit@{k}")] for k in (1, 5, 10)]
                      + [[f"LoCoMo recall@{k}", round(rs["quality"]["overall"][f"recall@{k}"], 3),
                          round(p0["quality"]["overall"][f"recall@{k}"], 3), None] for k in (5, 10)]),
+               "", *search_report.targets_section(search_targets.peer_targets(peer), intro=None),
                image("peer.png", plots, "peer"), "What differs:", ""]
         md += [f"- {d}" for d in peer.get("differences", [])]
     else:

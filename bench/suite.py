@@ -1,14 +1,15 @@
 """The benchmark suite in one command (`make bench`): every bench in order, then bench/results/REPORT.md.
 
     python bench/suite.py [--mode quick|full] [--stack start|running] [--out DIR]
-                          [--search-sizes 10000,100000,1000000] [--clients 1,2,5,10,20,50]
-                          [--replay-events N,...] [--skip step,...] [--only step,...]
+                          [--search-sizes 10000,100000,1000000] [--clients 1,2,4,10,20] [--search-duration S]
+                          [--search-one-user] [--replay-events N,...] [--skip step,...] [--only step,...]
 
 Steps (each a bench of its own, run as a child process writing <out>/<step>.json):
 embedder, (stack up), versions, rss idle, slice, write (ingest throughput and ack latency),
-visibility (event-to-visible), replay, search (latency vs corpus size and vs clients), locomo
-(retrieval quality), peer (mem0 beside recallstack, in a virtual environment of its own made
-here and reused), mixed_load (5 searches : 1 add at a ladder of fixed rates; full mode adds the
+visibility (event-to-visible), replay, search (latency, QPS, Server-Timing per source and CPU
+per search of every stack process vs corpus size and vs clients: quick 10k and 100k in one
+user, full also 1M over 100 users), locomo (retrieval quality), peer (mem0 beside recallstack,
+in a virtual environment of its own made here and reused), mixed_load (5 searches : 1 add at a ladder of fixed rates; full mode adds the
 10-minute sustained run), then the report (bench/report.py). RSS of each stack process is
 sampled idle, during the write, search and mixed-load steps. A step that fails is recorded with its error
 and the suite goes on; the exit status is then 1.
@@ -42,16 +43,20 @@ from corpus import machine  # noqa: E402
 PEER_SPEC = ["mem0ai==2.2.1", "faiss-cpu", "qdrant-client"]
 MODES = {
     "quick": {"embedder": ["--quick"], "slice_n": 50, "write": ["--quick"], "visibility_s": 15, "visibility_warmup": 5,
-              "replay_events": "10000", "search_sizes": "1000,10000", "clients": "1,2,5,10,20,50", "search_duration": 3, "search_extra": ["--endpoints", "gateway"],
+              "replay_events": "10000", "search_sizes": "10000,100000", "clients": "1,2,4,10",
+              "repeated_clients": "1,10", "search_duration": 6, "search_extra": ["--endpoints", "gateway"],
               "locomo": ["--conversations", "2", "--limit-questions", "30"],
-              "peer": ["--conversations", "1", "--limit-questions", "40"]},
+              "peer": ["--conversations", "1", "--limit-questions", "40", "--rounds", "3"]},
+    # 1M over 100 users (issue 20); --search-one-user makes it 1M in one user (the seeds' per-user claim).
     "full": {"embedder": [], "slice_n": 200, "write": [], "visibility_s": 60, "visibility_warmup": 20,
-             "replay_events": "100000,1000000", "search_sizes": "10000,100000,1000000", "clients": "1,2,5,10,20,50",
-             "search_duration": 10, "search_extra": ["--one-user"], "locomo": [], "peer": ["--conversations", "10"]},
+             "replay_events": "100000,1000000", "search_sizes": "10000,100000,1000000", "clients": "1,2,4,10,20",
+             "repeated_clients": "1,10", "search_duration": 15, "search_extra": ["--endpoints", "gateway"],
+             "locomo": [], "peer": ["--conversations", "10", "--rounds", "2"]},
 }
 # Rough seconds per step on a 2-core machine, for the ETA (quick, full).
+# The search step's quick figure includes loading the 100k corpus once (later runs reuse it).
 ETA = {"embedder": (10, 70), "stack": (60, 60), "slice": (10, 40), "write": (90, 400),
-       "visibility": (30, 90), "replay": (40, 3600), "search": (180, 7200), "locomo": (40, 900), "peer": (120, 900),
+       "visibility": (30, 90), "replay": (40, 3600), "search": (420, 7200), "locomo": (40, 900), "peer": (120, 900),
        "mixed_load": (200, 1500)}
 
 
@@ -82,8 +87,9 @@ def steps_for(args, params: dict, python: str) -> list[Step]:
                             "--warmup", str(params["visibility_warmup"])]),
         Step("replay", [python, "bench/replay_bench.py", "--json", "--events", args.replay_events or params["replay_events"]]),
         Step("search", [python, "bench/search_bench.py", "--json", "--sizes", args.search_sizes or params["search_sizes"],
-                        "--clients", args.clients or params["clients"], "--duration", str(params["search_duration"]),
-                        *params["search_extra"]],
+                        "--clients", args.clients or params["clients"], "--repeated-clients", params["repeated_clients"],
+                        "--duration", str(getattr(args, "search_duration", None) or params["search_duration"]),
+                        *params["search_extra"], *(["--one-user"] if getattr(args, "search_one_user", False) else [])],
              sample_rss="search"),
         Step("locomo", [python, "bench/locomo_bench.py", "--json", "--out", str(out), *params["locomo"]]),
         Step("peer", [python, "bench/peer_compare.py", "--json", "--out", str(out), "--peer-python",
@@ -273,7 +279,9 @@ def main() -> int:
     ap.add_argument("--stack", default="start", choices=["start", "running"])
     ap.add_argument("--out", default=str(BENCH / "results"))
     ap.add_argument("--search-sizes", default=None, help="override the mode's, e.g. 10000,100000,1000000")
-    ap.add_argument("--clients", default=None, help="search clients, e.g. 1,2,5,10,20,50")
+    ap.add_argument("--clients", default=None, help="search clients of the uncached levels, e.g. 1,2,4,10,20")
+    ap.add_argument("--search-duration", type=float, default=None, help="seconds per search level (the mode's: 6 / 15)")
+    ap.add_argument("--search-one-user", action="store_true", help="the 1M tier in one user instead of 100")
     ap.add_argument("--replay-events", default=None, help="replay corpus sizes, e.g. 100000,1000000")
     ap.add_argument("--peer-venv", default=str(REPO / ".bench-home" / "peer-mem0" / "venv"))
     ap.add_argument("--ready-wait", type=float, default=180.0, help="seconds to wait for /readyz before a step")

@@ -159,10 +159,15 @@ def test_suite_steps_follow_the_mode_and_the_overrides(tmp_path):
                            "mixed_load"]
     assert quick["mixed_load"][quick["mixed_load"].index("--mode") + 1] == "quick"
     assert full["mixed_load"][full["mixed_load"].index("--mode") + 1] == "full"  # with the 10-minute sustained run
-    assert quick["search"][quick["search"].index("--sizes") + 1] == "1000,10000"
-    assert quick["search"][quick["search"].index("--clients") + 1] == "1,2,5,10,20,50"
-    assert "--one-user" in full["search"] and "--one-user" not in quick["search"]  # 1M in one user: the claim's tier
+    assert quick["search"][quick["search"].index("--sizes") + 1] == "10000,100000"  # issue 20's two tiers
+    assert quick["search"][quick["search"].index("--clients") + 1] == "1,2,4,10"
+    assert full["search"][full["search"].index("--clients") + 1] == "1,2,4,10,20"
+    assert quick["search"][quick["search"].index("--repeated-clients") + 1] == "1,10"
+    assert "--one-user" not in full["search"] and "--one-user" not in quick["search"]  # 1M over 100 users
+    assert "--one-user" in argv("full", search_one_user=True)["search"]
     assert full["search"][full["search"].index("--sizes") + 1] == "10000,100000,1000000"
+    assert argv("quick", search_duration=2.0)["search"][quick["search"].index("--duration") + 1] == "2.0"
+    assert "--rounds" in quick["peer"]
     over = argv("quick", search_sizes="10000,100000", clients="1,50", replay_events="100000")
     assert over["search"][over["search"].index("--sizes") + 1] == "10000,100000"
     assert over["search"][over["search"].index("--clients") + 1] == "1,50"
