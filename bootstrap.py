@@ -308,8 +308,9 @@ def projector_metrics_urls(cfg: Settings) -> dict[str, str]:
     return {name: f"http://{host}:{port}" for name, port in PROJECTOR_METRICS_PORTS.items()}
 
 
-PROJECTIONS = ("postgres", "redis", "neo4j")
-ALIASES = {"pg": "postgres", "cache": "redis", "graph": "neo4j"}  # the names `replay --projection` takes too
+PROJECTIONS = ("postgres", "redis", "neo4j", "sparse")
+# The names `replay --projection` takes too.
+ALIASES = {"pg": "postgres", "cache": "redis", "graph": "neo4j", "bm25": "sparse", "index": "sparse"}
 
 
 def projection_name(name: str) -> str:
@@ -347,6 +348,12 @@ async def read_model(name: str):
             yield RedisVersions(client)
         finally:
             await client.aclose()
+    elif name == "sparse":
+        from projectors.sparse_projector import SparseVersions
+
+        versions = SparseVersions(cfg.sparse_dir)
+        await versions.live_version()  # version 1, empty, when there is none
+        yield versions
     else:
         from neo4j import AsyncGraphDatabase
 

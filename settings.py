@@ -162,6 +162,8 @@ class Settings:
     api_processes: int = 1  # uvicorn processes per API, balanced by the proxy (infra/stack.py: their ports)
     proxy_client_timeout_s: int = 10  # a client sends its request head (and each part of a body) within this
     base_url: str = ""  # RECALLSTACK_GATEWAY_URL: the base URL where it is not http://HOST:GATEWAY_PORT (compose)
+    # The sparse index (Tantivy, a read model of its own): its projector writes here, the query API reads.
+    sparse_dir: Path | None = None  # RECALLSTACK_SPARSE_DIR, default <home>/sparse (from_env sets it)
 
     @property
     def admin_key_file(self) -> Path:
@@ -240,6 +242,7 @@ class Settings:
             api_processes=_bounded("API_PROCESSES", "1", 1, MAX_API_PROCESSES),
             proxy_client_timeout_s=_bounded("PROXY_CLIENT_TIMEOUT_S", "10", 1, 3600),
             base_url=_env("GATEWAY_URL", "").rstrip("/"),
+            sparse_dir=Path(_env("SPARSE_DIR", str(home / "sparse"))).resolve(),
         )
 
 

@@ -2,7 +2,7 @@
 a content digest of each read model to check that a restore and replay rebuilt them.
 
 The work is in adapters/log_backup.py (Kafka <-> Avro container files) and next to each read
-model (projectors/pg_digest.py, redis_digest.py, neo4j_digest.py); this module parses,
+model (projectors/pg_digest.py, redis_digest.py, neo4j_digest.py, sparse_digest.py); this module parses,
 shows progress on stderr and prints the result.
 """
 
@@ -183,7 +183,7 @@ def cmd_restore(args) -> int:
                "records_per_s": round(report["records"] / seconds),
                "mb_per_s": round(report["value_bytes"] / MB / seconds, 2), "topics_created": report["topics_created"],
                "topics": report["topics"], "next": "rebuild the read models: recallstack replay --projection "
-                                                   "pg|graph|cache (or start the projectors on empty read models)"}
+                                                   "pg|graph|cache|sparse (or start the projectors on empty read models)"}
     if args.json:
         emit_json(summary)
     else:
@@ -192,7 +192,7 @@ def cmd_restore(args) -> int:
                     f"restored {report['records']:,} records into {bootstrap} in {report['seconds']:.1f}s")
         console.print(f"{summary['records_per_s']:,} records/s, {summary['mb_per_s']:.1f} MB/s. Next, rebuild the "
                       "read models from the restored log: `recallstack replay --projection pg`, `... graph`, "
-                      "`... cache` (docs/operations.md)", highlight=False, soft_wrap=True)
+                      "`... cache`, `... sparse` (docs/operations.md)", highlight=False, soft_wrap=True)
     return OK
 
 
@@ -213,6 +213,10 @@ async def read_model_digest(name: str, version: int | None) -> dict:
             from projectors import redis_digest
 
             result = await redis_digest.digest(versions.client, chosen)
+        elif name == "sparse":
+            from projectors import sparse_digest
+
+            result = await sparse_digest.digest(versions.root, chosen)
         else:
             from projectors import neo4j_digest
 
@@ -302,7 +306,7 @@ def register(sub, command) -> None:
         records in order into the same partition with the original key, headers and
         timestamp (idempotent producer, acks=all). Kafka gives them new offsets (the source's
         transaction markers took offsets), so the read models are rebuilt afterwards:
-        `recallstack replay --projection pg`, `graph` and `cache`, or the projectors of a
+        `recallstack replay --projection pg`, `graph`, `cache` and `sparse`, or the projectors of a
         fresh stack project the restored log from the start (docs/operations.md).
     """, """
         recallstack restore /backups/recallstack-2026-11-28
@@ -331,8 +335,9 @@ def register(sub, command) -> None:
         memory_history.log_partition/log_offset and generated columns. Redis: every key of
         the version but the watermarks, without the documents' position fields (_t _p _o _ct
         _cp _co). Neo4j: User, Memory, Entity and AppliedEvent nodes and their relationships,
-        without ProjectionOffset nodes. The live version by default (it may change while
-        being hashed: digest a replayed version, or a quiet stack).
+        without ProjectionOffset nodes. Sparse: every memory document's stored fields
+        (tombstones apart), without the position documents. The live version by default (it
+        may change while being hashed: digest a replayed version, or a quiet stack).
     """, """
         recallstack digest
         recallstack digest --projection pg --version 3 --json | jq -r '.digests[0].digest'
@@ -343,6 +348,6 @@ def register(sub, command) -> None:
         3    Postgres, Neo4j or Redis unreachable
     """, json_output='{"digests": [{projection, version, digest, parts: {name: {rows, digest}}, excluded, seconds}]}')
     digest.add_argument("--projection", type=_projection_or_all, default="all", metavar="NAME",
-                        help="postgres|neo4j|redis (or pg|graph|cache), or all (default)")
+                        help="postgres|neo4j|redis|sparse (or pg|graph|cache|bm25), or all (default)")
     digest.add_argument("--version", type=_version, metavar="N", help="this version (default: the live one)")
     digest.set_defaults(func=cmd_digest)

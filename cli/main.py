@@ -790,16 +790,16 @@ def parser() -> argparse.ArgumentParser:
         Consumes recallstack.memory.events in the projector's consumer group and applies each
         event to its read model; an event it cannot apply goes to recallstack.dlq with the
         error (see `recallstack dlq`). Prometheus metrics on 127.0.0.1:9101 (postgres),
-        9102 (redis), 9103 (neo4j). Logs go to stderr. Runs until SIGTERM or Ctrl-C.
+        9102 (redis), 9103 (neo4j), 9107 (sparse). Logs go to stderr. Runs until SIGTERM or Ctrl-C.
     """, """
         recallstack projector postgres
-        recallstack projector graph           # aliases: pg, cache, graph
+        recallstack projector graph           # aliases: pg, cache, graph, bm25
     """, """
         0    stopped by SIGTERM
         3    Kafka or the read model's database unreachable at start
         130  Ctrl-C
     """)
-    proj.add_argument("name", type=_projection, metavar="NAME", help="postgres|redis|neo4j (or pg|cache|graph)")
+    proj.add_argument("name", type=_projection, metavar="NAME", help="postgres|redis|neo4j|sparse (or pg|cache|graph|bm25)")
     proj.set_defaults(func=cmd_projector)
 
     work = _command(sub, "worker", "run a memory-intelligence worker: extract, consolidate or forget", """
@@ -848,7 +848,7 @@ def parser() -> argparse.ArgumentParser:
         130  Ctrl-C (readers stay on the live version; the next replay resumes)
     """, json_output="the summary: projection, from_version, to_version, events, events_per_s, timings")
     rep.add_argument("--projection", required=True, type=_projection, metavar="NAME",
-                     help="postgres|neo4j|redis (or pg|graph|cache)")
+                     help="postgres|neo4j|redis|sparse (or pg|graph|cache|bm25)")
     rep.add_argument("--keep-old", action="store_true", help="keep the previous version instead of dropping it")
     rep.set_defaults(func=cmd_replay)
 
@@ -891,7 +891,8 @@ def parser() -> argparse.ArgumentParser:
         3    Kafka or the read model's database unreachable
     """, json_output='{"projection", "applied", "still_failing", "results": [{..., status, error}]}')
     dlq_retry.add_argument("--projection", required=True, type=_projection, metavar="NAME",
-                           help="postgres|neo4j|redis (or pg|graph|cache)")
+                           help="postgres|neo4j|redis|sparse (or pg|graph|cache|bm25); sparse: stop "
+                                "projector-sparse first (one writer per index)")
     dlq_retry.set_defaults(func=cmd_dlq_retry)
 
     from cli.transfer import batch_size, key_ref, user_id

@@ -19,7 +19,8 @@ from settings import Settings, ensure_secrets
 
 INFRA = ("kafka", "postgres", "neo4j", "redis")
 # Projectors first: the Postgres one migrates the schema the APIs read.
-PROJECTOR_METRICS_PORTS = {"postgres": 9101, "redis": 9102, "neo4j": 9103}
+# The sparse index's projector came after the workers took 9104-9106.
+PROJECTOR_METRICS_PORTS = {"postgres": 9101, "redis": 9102, "neo4j": 9103, "sparse": 9107}
 PROJECTORS = tuple(f"projector-{name}" for name in PROJECTOR_METRICS_PORTS)
 # The two APIs (each as `api_processes` uvicorn processes), the web edge (gateway/app.py: /mcp,
 # /readyz, /metrics, the web UI) and the reverse proxy at the base URL in front of them all.

@@ -69,7 +69,7 @@ def test_status_reports_in_full_and_exits_3_when_not_everything_runs(capsys, now
     assert {row["name"] for row in doc["processes"]} >= {"command-api", "query-api", "web-edge", "proxy",
                                                        "projector-postgres"}
     assert all(row["state"] == "stopped" and row["ready"] is False for row in doc["processes"])
-    assert [row["projection"] for row in doc["lag"]] == ["postgres", "redis", "neo4j", "worker-extract"]
+    assert [row["projection"] for row in doc["lag"]] == ["postgres", "redis", "neo4j", "sparse", "worker-extract"]
     assert all(row["behind"] is None and row["error"].startswith("KafkaConnectionError") for row in doc["lag"])
     assert [row["service"] for row in doc["http_errors"]] == ["web-edge", "command", "query"]
     assert all({"requests_total", "errors_4xx_total", "errors_5xx_total", "window_s", "window_requests",

@@ -1,0 +1,202 @@
+"""The sparse index's Tantivy schema, analyzers and documents (read and write sides share it).
+
+One document per memory (a deleted memory leaves a tombstone: its id, user and state only,
+no content, so a create of an id that existed never brings it back, as in Postgres), and
+one per (topic, partition) holding the log position the version has applied, replaced in
+the same commit as the data it covers.
+
+    kind         raw       "memory" | "position"
+    memory_id    raw       stored; id_hi / id_lo: the UUID's two halves as fast u64 columns
+                           (a hit's id without opening the document store)
+    user_id, agent_id, run_id, app_id, state   raw, stored (state: active/archived/forgotten/deleted)
+    text         stored; English stemming (simple tokenizer, lower case, Snowball English): BM25
+    words        not stored; unstemmed words and identifiers (domain/index_terms.words): fuzzy matching
+    entities     stored; lower-cased words of the memory's entity names (domain/index_terms.entity_words)
+    occurred_us  i64 microseconds since the epoch (when the remembered thing happened), indexed
+                 and fast for range queries. Not a date field: the binding indexes dates at
+                 whole seconds, and a window's [start, end) must be exact.
+    topic, slot, partition, offset   the position documents' fields (slot: `topic/partition`)
+
+Everything a version is rebuilt from is stored (`memory_from_stored` is the inverse of
+`memory_document`): `words` and the id halves are derived from stored fields.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from functools import cache
+from pathlib import Path
+
+import tantivy
+
+from domain import index_terms
+
+KIND_MEMORY, KIND_POSITION = "memory", "position"
+STATES = ("active", "archived", "forgotten", "deleted")
+SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
+TEXT_ANALYZER, WORDS_ANALYZER = "rs_en", "rs_words"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class MemoryDoc:
+    """One memory as this read model holds it (a tombstone: state "deleted", no content)."""
+    memory_id: str
+    user_id: str
+    state: str = "active"
+    text: str = ""
+    agent_id: str | None = None
+    run_id: str | None = None
+    app_id: str | None = None
+    entities: tuple[str, ...] = ()
+    occurred_us: int | None = None
+
+    def tombstone(self) -> "MemoryDoc":
+        return MemoryDoc(self.memory_id, self.user_id, "deleted")
+
+
+def micros(at: datetime) -> int:
+    """`at` as microseconds since the epoch (a naive time is taken as UTC)."""
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=timezone.utc)
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+@cache
+def schema() -> tantivy.Schema:
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("kind", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("memory_id", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_unsigned_field("id_hi", fast=True)
+    builder.add_unsigned_field("id_lo", fast=True)
+    for name in ("user_id", *SCOPE_FIELDS, "state"):
+        builder.add_text_field(name, stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("text", stored=True, tokenizer_name=TEXT_ANALYZER, index_option="freq")
+    builder.add_text_field("words", stored=False, tokenizer_name=WORDS_ANALYZER, index_option="basic")
+    builder.add_text_field("entities", stored=True, tokenizer_name=WORDS_ANALYZER, index_option="basic")
+    builder.add_integer_field("occurred_us", stored=True, indexed=True, fast=True)
+    builder.add_text_field("topic", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("slot", tokenizer_name="raw", index_option="basic")  # topic/partition: replaced by term
+    builder.add_unsigned_field("partition", stored=True)
+    builder.add_integer_field("offset", stored=True)
+    return builder.build()
+
+
+@cache
+def text_analyzer() -> tantivy.TextAnalyzer:
+    """BM25's terms: the same analyzer indexes the text and turns query words into terms."""
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(40))
+            .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.stemmer("english")).build())
+
+
+@cache
+def words_analyzer() -> tantivy.TextAnalyzer:
+    # The words are split and lower-cased in Python (domain/index_terms): only split on the spaces joining them.
+    return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
+
+
+def text_terms(word: str) -> list[str]:
+    return text_analyzer().analyze(word)
+
+
+def open_index(path: Path, create: bool = False) -> tantivy.Index:
+    """The index in `path` with this schema's analyzers registered (they are not persisted)
+    and a reader reloaded only when asked (`Index.reload`). `create`: make an empty one
+    when there is none."""
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
+        index = tantivy.Index(schema(), path=str(path), reuse=True)
+    else:
+        index = tantivy.Index.open(str(path))
+    index.register_tokenizer(TEXT_ANALYZER, text_analyzer())
+    index.register_tokenizer(WORDS_ANALYZER, words_analyzer())
+    index.config_reader("Manual", 0)
+    return index
+
+
+def exists(path: Path) -> bool:
+    return (path / "meta.json").exists()
+
+
+def _id_halves(memory_id: str) -> tuple[int, int]:
+    """The UUID's two halves (0, 0 when it is not a UUID: the reader then opens the stored id)."""
+    try:
+        value = uuid.UUID(memory_id).int
+    except (ValueError, AttributeError, TypeError):
+        return 0, 0
+    return value >> 64, value & 0xFFFF_FFFF_FFFF_FFFF
+
+
+def id_from_halves(high: int, low: int) -> str | None:
+    return str(uuid.UUID(int=(high << 64) | low)) if high or low else None
+
+
+def memory_document(doc: MemoryDoc) -> tantivy.Document:
+    out = tantivy.Document()
+    out.add_text("kind", KIND_MEMORY)
+    out.add_text("memory_id", doc.memory_id)
+    high, low = _id_halves(doc.memory_id)
+    out.add_unsigned("id_hi", high)
+    out.add_unsigned("id_lo", low)
+    out.add_text("user_id", doc.user_id)
+    out.add_text("state", doc.state)
+    for name in SCOPE_FIELDS:
+        if getattr(doc, name) is not None:
+            out.add_text(name, getattr(doc, name))
+    if doc.text:
+        out.add_text("text", doc.text)
+        out.add_text("words", " ".join(index_terms.words(doc.text)))
+    if doc.entities:
+        out.add_text("entities", " ".join(doc.entities))
+    if doc.occurred_us is not None:
+        out.add_integer("occurred_us", doc.occurred_us)
+    return out
+
+
+def memory_from_stored(stored: dict) -> MemoryDoc:
+    """The MemoryDoc a stored document (`Document.to_dict()`) was made from."""
+    def one(name: str):
+        values = stored.get(name)
+        return values[0] if values else None
+
+    entities = one("entities")
+    return MemoryDoc(memory_id=one("memory_id"), user_id=one("user_id"), state=one("state"), text=one("text") or "",
+                     agent_id=one("agent_id"), run_id=one("run_id"), app_id=one("app_id"),
+                     entities=tuple(entities.split(" ")) if entities else (), occurred_us=one("occurred_us"))
+
+
+def position_document(topic: str, partition: int, offset: int) -> tantivy.Document:
+    out = tantivy.Document()
+    out.add_text("kind", KIND_POSITION)
+    out.add_text("topic", topic)
+    out.add_text("slot", slot(topic, partition))
+    out.add_unsigned("partition", partition)
+    out.add_integer("offset", offset)
+    return out
+
+
+def slot(topic: str, partition: int) -> str:
+    """The term naming one position document (the writer deletes the old one by it)."""
+    return f"{topic}/{partition}"
+
+
+def term(name: str, value: str) -> tantivy.Query:
+    return tantivy.Query.term_query(schema(), name, value, index_option="basic")
+
+
+def positions_query(topic: str) -> tantivy.Query:
+    return tantivy.Query.boolean_query([(tantivy.Occur.Must, term("kind", KIND_POSITION)),
+                                        (tantivy.Occur.Must, term("topic", topic))])
+
+
+def read_positions(searcher: tantivy.Searcher, topic: str) -> dict[int, int]:
+    """{partition: offset} the version has applied of `topic` (its position documents)."""
+    hits = searcher.search(positions_query(topic), limit=100_000, count=False).hits
+    out: dict[int, int] = {}
+    for _score, address in hits:
+        stored = searcher.doc(address)
+        partition, offset = stored["partition"][0], stored["offset"][0]
+        out[partition] = max(offset, out.get(partition, -1))
+    return out
