@@ -45,6 +45,13 @@ def misses(r: dict) -> str:
     return ", ".join(f"{s} {k.get('budget', 0)}/{k.get('failed', 0)}" for s, k in by_source.items()) or "none"
 
 
+def timing_cell(r: dict, entry: str) -> str | None:
+    t = r["server_timing"].get(entry)
+    if t is None:
+        return None
+    return f"{t['p50_ms']:g} / {t['p99_ms']:g}" + (f" (n={t['n']})" if t["n"] < r["requests"] else "")
+
+
 def size_section(block: dict) -> list[str]:
     levels = [r for r in block.get("levels", []) if "p50_ms" in r]
     title = f"### {block['size']:,} memories in {block['users']} user(s)"
@@ -80,11 +87,11 @@ def size_section(block: dict) -> list[str]:
     if with_timing:
         entries = list(dict.fromkeys(e for r in with_timing for e in r["server_timing"]))
         md += ["", "Server-Timing of the query API, p50 / p99 ms per entry (sources run concurrently), beside "
-               "the client's:", "",
+               "the client's; n: the answers with the entry when not all had it (temporal runs only for a query "
+               "with a time phrase):", "",
                table(["entry"] + [level_name(r) for r in with_timing],
                      [["client (through the proxy)"] + [f"{r['p50_ms']} / {r['p99_ms']}" for r in with_timing]]
-                     + [[e] + [f"{r['server_timing'][e]['p50_ms']:g} / {r['server_timing'][e]['p99_ms']:g}"
-                               if e in r["server_timing"] else None for r in with_timing] for e in entries])]
+                     + [[e] + [timing_cell(r, e) for r in with_timing] for e in entries])]
     return md
 
 
