@@ -128,7 +128,7 @@ def sized(n: int, n_users: int, n_queries: int) -> Corpus:
 
 def misspelt(word: str, n: int) -> str:
     """One typo in the middle of the word, by turns two letters swapped ("Caroline" ->
-    "Carloine") and one left out ("Carline")."""
+    "Carloine") and one left out ("Caroine")."""
     i = len(word) // 2
     return word[:i - 1] + word[i] + word[i - 1] + word[i + 1:] if n % 2 == 0 else word[:i] + word[i + 1:]
 
@@ -463,8 +463,10 @@ class TantivyEngine:
         began = time.perf_counter()
         writer = self.index.writer(heap_size=64_000_000 * self.threads, num_threads=self.threads)
         self.ids = corpus.ids
-        self.analyzer = analyzer = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(40)) \
-            .filter(tantivy.Filter.lowercase()).filter(tantivy.Filter.stemmer("english")).build()  # = en_stem
+        # en_stem's steps, to stem a name's words as the indexed terms are
+        self.analyzer = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()) \
+            .filter(tantivy.Filter.remove_long(40)).filter(tantivy.Filter.lowercase()) \
+            .filter(tantivy.Filter.stemmer("english")).build()
         for n, (user, text) in enumerate(zip(corpus.users, corpus.texts, strict=True)):
             doc = tantivy.Document(id=n, user=user, text=text)
             if self.flat:
@@ -550,8 +552,8 @@ class PgembedServer:
         options = (f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c shared_buffers=256MB"
                    " -c shared_preload_libraries=pg_search,pg_textsearch")
         self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-l", str(self.dir / "log"), "-o", options, "-w", "start")
-        version = subprocess.run([str(self.bin / "postgres"), "--version"], capture_output=True, text=True).stdout
-        return version.strip()
+        version = subprocess.run([str(self.bin / "postgres"), "--version"], check=True, capture_output=True, text=True)
+        return version.stdout.strip()
 
     def stop(self) -> None:
         try:
