@@ -1,11 +1,20 @@
-"""Benchmark the local all-MiniLM-L6-v2 embedder (no torch).
+"""Benchmark the local all-MiniLM-L6-v2 embedder (no torch): the query embedding and the document batches.
 
-    python bench/embedder_bench.py [--quick] [--json] [--backend onnx|numpy] [--threads N]
+    python bench/embedder_bench.py [--quick] [--json] [--no-quality] [--backend onnx|numpy]
 
-Prints the machine, model load time, RSS, single-sentence latency (median/p99) and throughput for
-embed() calls of 64 texts, on LoCoMo dialogue turns (../shared/bench/locomo/locomo10_dev.json,
-override the shared folder with RECALLSTACK_SHARED_DIR), next to the torch figures measured
-earlier on a 2-core machine (quoted: torch is not installed here).
+Prints the machine and:
+- load: model load time (float32 and int8 graphs, from the on-disk cache unless --cold), RSS;
+- query: one LoCoMo question per call (what a search embeds), p50/p99, float32 and int8, 1 and 2
+  intra-op threads, threads not spinning (the services' setting); the configurations take turns in
+  rounds so a busy machine slows them alike; the tokenizer's share;
+- concurrency: 1, 2 and 4 callers embedding questions at once (as the query API's requests do,
+  through asyncio.to_thread): embeddings/s and per-call p50/p99, per precision and thread count;
+- documents: embed() on 64 LoCoMo turns at a time (the command API's batches), texts/s;
+- quality (unless --no-quality): dense retrieval hit@10 on the LoCoMo dev split (every turn a
+  document, one user per conversation, questions of categories 1-4, as bench/locomo_bench.py's dense
+  baseline): float32 queries on float32 documents, int8 queries on float32 documents, int8 on int8;
+  and the cosine of the int8 vectors to the float32 ones.
+Beside the figures of issue 20's probe (quoted, measured on this machine under another load).
 """
 
 from __future__ import annotations
@@ -15,18 +24,21 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from corpus import machine, pct, questions, turns
+from corpus import locomo, machine, pct, questions, turns
 
-# Quoted, not re-measured (torch is deliberately not installed): sentence-transformers + torch CPU
-# and a plain float64 numpy port, both on a 2-core machine.
-TORCH_REFERENCE = {"single_ms": 12.0, "batch64_per_s": 430.0}
-NUMPY_F64_REFERENCE = {"single_ms": 26.0, "batch64_per_s": 92.0}
+# Issue 20's probe (quoted): one LoCoMo question, p50 ms; cosine of the int8 vectors to float32.
+ISSUE_PROBE = {"float32": {2: 9.2, 1: 16.9}, "int8": {2: 4.4, 1: 7.8}, "cosine_avg": 0.972, "cosine_worst": 0.956}
+PRECISIONS = ("float32", "int8")
+THREADS = (1, 2)
 
 
 def rss_mib() -> float:
@@ -36,11 +48,62 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def locomo_texts() -> tuple[list[str], list[str]]:
-    return turns(with_speaker=False), questions()
+def summary(values_ms: list[float]) -> dict:
+    return {"n": len(values_ms), "p50_ms": round(statistics.median(values_ms), 2),
+            "p99_ms": round(pct(values_ms, 99), 2)}
 
 
-def throughput(emb, texts: list[str], batch: int, repeats: int) -> float:
+def query_latency(embedders: dict, texts: list[str], calls: int, rounds: int) -> dict:
+    """Each configuration embeds `calls` questions per round, in turn; all rounds pooled."""
+    lat: dict = {key: [] for key in embedders}
+    for r in range(rounds):
+        for key, emb in embedders.items():
+            for i in range(calls):
+                text = texts[(r * calls + i) * 7 % len(texts)]
+                t = time.perf_counter()
+                emb.embed_one(text)
+                lat[key].append((time.perf_counter() - t) * 1e3)
+    return {key: summary(v) for key, v in lat.items()}
+
+
+def tokenizer_us(tok, texts: list[str]) -> dict:
+    out = {}
+    for name, fn in (("encode", lambda t: tok.encode(t)), ("encode_batch_of_one", lambda t: tok.encode_batch([t]))):
+        lat = []
+        for t in texts:
+            began = time.perf_counter()
+            fn(t)
+            lat.append((time.perf_counter() - began) * 1e6)
+        out[name] = round(statistics.median(lat), 1)
+    return out
+
+
+def concurrent(emb, texts: list[str], callers: int, seconds: float) -> dict:
+    """`callers` threads embed questions back to back for `seconds`: embeddings/s and per-call latency.
+    Scaling with callers at 1 thread shows onnxruntime's Run leaves the GIL free."""
+    lat: list[list[float]] = [[] for _ in range(callers)]
+    stop = time.perf_counter() + seconds
+
+    def work(k: int) -> None:
+        i = k * 97
+        while time.perf_counter() < stop:
+            t = time.perf_counter()
+            emb.embed_one(texts[i % len(texts)])
+            lat[k].append((time.perf_counter() - t) * 1e3)
+            i += 1
+
+    began = time.perf_counter()
+    workers = [threading.Thread(target=work, args=(k,)) for k in range(callers)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = time.perf_counter() - began
+    every = [x for part in lat for x in part]
+    return {"callers": callers, "per_s": round(len(every) / elapsed, 1), **summary(every)}
+
+
+def batch_throughput(emb, texts: list[str], batch: int, repeats: int) -> float:
     best = 0.0
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -50,114 +113,181 @@ def throughput(emb, texts: list[str], batch: int, repeats: int) -> float:
     return best
 
 
+# ---------------------------------------------------------------------------------------------
+# Quality: dense retrieval on the LoCoMo dev split
+
+def locomo_corpus() -> list[dict]:
+    """Per conversation: its turns as documents (bench/locomo_bench.py's texts) and its questions of
+    categories 1-4 with valid evidence."""
+    from locomo_bench import build_corpus
+
+    return build_corpus(locomo(), "embedder-bench", {1, 2, 3, 4}, None)
+
+
+def hit_at_10(convs: list[dict], doc_vecs: np.ndarray, query_vecs: np.ndarray) -> float:
+    from retrieval_metrics import hit_at_k, top_k
+
+    hits, d0, q0 = [], 0, 0
+    for conv in convs:
+        n, m = len(conv["memories"]), len(conv["questions"])
+        docs, ids = doc_vecs[d0:d0 + n], [mem["dia_id"] for mem in conv["memories"]]
+        for question, qv in zip(conv["questions"], query_vecs[q0:q0 + m]):
+            hits.append(hit_at_k([ids[i] for i in top_k(docs @ qv, 10)], question["evidence"], 10))
+        d0, q0 = d0 + n, q0 + m
+    return round(float(np.mean(hits)), 4)
+
+
+def cosines(a: np.ndarray, b: np.ndarray) -> dict:
+    c = (a.astype(np.float64) * b).sum(1)
+    return {"avg": round(float(c.mean()), 4), "worst": round(float(c.min()), 4)}
+
+
+def quality(bulk: dict, single: dict) -> dict:
+    """hit@10 of (a) float32 queries / float32 documents, (b) int8 queries / float32 documents,
+    (c) int8 / int8. Queries embedded one at a time (as a search does), documents in batches of 64
+    (as the command API does; int8 documents in batches depend slightly on their batch-mates: the
+    activations of the padded rows share one quantisation range)."""
+    convs = locomo_corpus()
+    docs = [mem["text"] for conv in convs for mem in conv["memories"]]
+    qs = [q["question"] for conv in convs for q in conv["questions"]]
+    began = time.perf_counter()
+    doc_vecs = {p: np.vstack([bulk[p].embed(docs[i:i + 64]) for i in range(0, len(docs), 64)]) for p in PRECISIONS}
+    query_vecs = {p: np.stack([single[p].embed_one(q) for q in qs]) for p in PRECISIONS}
+    a = hit_at_10(convs, doc_vecs["float32"], query_vecs["float32"])
+    b = hit_at_10(convs, doc_vecs["float32"], query_vecs["int8"])
+    c = hit_at_10(convs, doc_vecs["int8"], query_vecs["int8"])
+    return {"conversations": len(convs), "documents": len(docs), "questions": len(qs),
+            "hit@10": {"a_float32_queries_float32_docs": a, "b_int8_queries_float32_docs": b,
+                       "c_int8_queries_int8_docs": c},
+            "loss_b": round(a - b, 4), "loss_c": round(a - c, 4), "rule_max_loss": 0.01,
+            "cosine_int8_to_float32": {"questions": cosines(query_vecs["int8"], query_vecs["float32"]),
+                                       "documents": cosines(doc_vecs["int8"], doc_vecs["float32"])},
+            "seconds": round(time.perf_counter() - began, 1)}
+
+
+# ---------------------------------------------------------------------------------------------
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    ap.add_argument("--quick", action="store_true", help="fewer calls (about 20 s instead of about a minute)")
+    ap.add_argument("--quick", action="store_true", help="fewer calls (about a minute with the quality pass)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    ap.add_argument("--backend", default="onnx", choices=["onnx", "numpy"])
-    ap.add_argument("--threads", type=int, default=None, help="intra-op threads (default: usable cores)")
+    ap.add_argument("--no-quality", action="store_true", help="skip the LoCoMo hit@10 pass (about 40 s)")
+    ap.add_argument("--backend", default="onnx", choices=["onnx", "numpy"], help="numpy: float32 only")
     ap.add_argument("--cold", action="store_true",
-                    help="ignore the on-disk graph cache: measure the load with a graph build")
+                    help="ignore the on-disk graph cache: measure the load with the graphs' build")
     args = ap.parse_args()
-    n_single, n_batch_texts, repeats = (50, 512, 1) if args.quick else (200, 2048, 2)
+    calls, rounds, conc_s, n_batch_texts, repeats = (40, 5, 2.0, 512, 1) if args.quick else (50, 10, 5.0, 2048, 2)
+    precisions = PRECISIONS if args.backend == "onnx" else ("float32",)
 
     host = machine()
     rss0 = rss_mib()
-    t0 = time.perf_counter()
     from adapters.embedders.minilm import MiniLMEmbedder
 
-    emb = MiniLMEmbedder(backend=args.backend, threads=args.threads, cache_dir=False if args.cold else None)
-    emb.load()
-    load_s = time.perf_counter() - t0
+    cache = False if args.cold else None
+    load: dict = {}
+    single: dict = {}
+    for p in precisions:
+        t0 = time.perf_counter()
+        emb = MiniLMEmbedder(backend=args.backend, threads=1, spin=False, precision=p, cache_dir=cache).load()
+        load[p] = {"s": round(time.perf_counter() - t0, 3), "graph": emb.graph_cache_status, "model_id": emb.model_id}
+        single[p] = emb
     rss_loaded = rss_mib()
-    t1 = time.perf_counter()
-    emb.embed_one("warm up")
-    first_call_ms = (time.perf_counter() - t1) * 1e3
+    embedders = {(p, t): MiniLMEmbedder(backend=args.backend, threads=t, spin=False, precision=p, cache_dir=cache)
+                 for p in precisions for t in THREADS}
+    for emb in embedders.values():
+        emb.embed_one("warm up")
 
-    turns, questions = locomo_texts()
-    tok = emb._rt.tokenizer
-    sample = turns[:n_batch_texts]
-    while len(sample) < n_batch_texts:
-        sample += turns[: n_batch_texts - len(sample)]
+    question_texts, turn_texts = questions(), turns(with_speaker=False)
+    tok = single["float32"]._rt.tokenizer
+    q_tokens = statistics.mean(len(e.ids) for e in tok.encode_batch(question_texts))
+    for text in question_texts[:10]:
+        for emb in embedders.values():
+            emb.embed_one(text)
+    query = query_latency(embedders, question_texts, calls, rounds)
+    tokenizer = tokenizer_us(tok, question_texts[:500])
+    conc = {f"{p} {t} thread{'s' if t > 1 else ''}": [concurrent(emb, question_texts, n, conc_s) for n in (1, 2, 4)]
+            for (p, t), emb in embedders.items()}
+
+    sample = (turn_texts * (1 + n_batch_texts // len(turn_texts)))[:n_batch_texts]
     mean_tokens = statistics.mean(len(e.ids) for e in tok.encode_batch(sample))
-    q_sample = questions[:n_batch_texts]
-    q_tokens = statistics.mean(len(e.ids) for e in tok.encode_batch(q_sample))
-
-    for text in turns[:10]:
-        emb.embed_one(text)
-    lat = []
-    for i in range(n_single):
-        text = turns[(i * 7) % len(turns)]
-        t = time.perf_counter()
-        emb.embed_one(text)
-        lat.append((time.perf_counter() - t) * 1e3)
-    single_tokens = statistics.mean(len(tok.encode(turns[(i * 7) % len(turns)]).ids) for i in range(n_single))
-    lat_short = []
-    for i in range(n_single):
-        text = questions[(i * 7) % len(questions)]
-        t = time.perf_counter()
-        emb.embed_one(text)
-        lat_short.append((time.perf_counter() - t) * 1e3)
-
-    thr_turns = throughput(emb, sample, 64, repeats)
-    thr_questions = throughput(emb, q_sample, 64, repeats)
+    bulk = {p: MiniLMEmbedder(backend=args.backend, spin=True, precision=p, cache_dir=cache) for p in precisions}
+    batches = {p: round(batch_throughput(bulk[p], sample, 64, repeats), 1) for p in precisions}
+    qual = quality(bulk, single) if not args.no_quality and args.backend == "onnx" else None
     rss_after = rss_mib()
 
     result = {
         "machine": {**host, "loadavg_1m_at_end": os.getloadavg()[0]},
-        "embedder": {"model_id": emb.model_id, "dim": emb.dim, "backend": emb.runtime_backend,
-                     "threads": emb.threads, "max_rows_per_pass": emb.batch_size,
-                     "max_tokens_per_pass": emb.max_batch_tokens},
-        "load_s": round(load_s, 3),
-        "graph": emb.graph_cache_status,
-        "first_call_ms": round(first_call_ms, 1),
+        "embedder": {"model_ids": {p: load[p]["model_id"] for p in precisions}, "dim": single["float32"].dim,
+                     "backend": single["float32"].runtime_backend, "spin": False},
+        "load_s": load["float32"]["s"], "load": load,
         "rss_mib": {"before_load": round(rss0), "after_load": round(rss_loaded), "after_bench": round(rss_after)},
-        "single_short": {"calls": n_single, "median_ms": round(statistics.median(lat_short), 2),
-                         "p99_ms": round(pct(lat_short, 99), 2), "mean_tokens": round(q_tokens, 1),
-                         "text": "LoCoMo questions"},
-        "single": {"calls": n_single, "median_ms": round(statistics.median(lat), 2), "p99_ms": round(pct(lat, 99), 2),
-                   "mean_tokens": round(single_tokens, 1), "text": "LoCoMo turns"},
-        "batch64": {"texts": len(sample), "per_s": round(thr_turns, 1), "mean_tokens": round(mean_tokens, 1),
-                    "tokens_per_s": round(thr_turns * mean_tokens), "text": "LoCoMo turns"},
-        "batch64_short": {"texts": len(q_sample), "per_s": round(thr_questions, 1), "mean_tokens": round(q_tokens, 1),
-                          "text": "LoCoMo questions"},
-        "reference_quoted": {"torch_sentence_transformers": TORCH_REFERENCE, "numpy_float64": NUMPY_F64_REFERENCE},
+        "query": {"text": "LoCoMo questions", "mean_tokens": round(q_tokens, 1), "calls_per_round": calls,
+                  "rounds": rounds, **{f"{p} {t}": query[(p, t)] for (p, t) in query}},
+        "tokenizer_us": tokenizer,
+        "concurrency": {"seconds_each": conc_s, **conc},
+        # report.py reads single.median_ms and batch64.per_s: the service's query setting, the documents' batches
+        "single": {"median_ms": query[(precisions[-1], 1)]["p50_ms"], "p99_ms": query[(precisions[-1], 1)]["p99_ms"],
+                   "precision": precisions[-1], "threads": 1, "text": "LoCoMo questions"},
+        "batch64": {"texts": len(sample), "per_s": batches["float32"], "mean_tokens": round(mean_tokens, 1),
+                    "threads": bulk["float32"].threads, "text": "LoCoMo turns"},
+        "batch64_by_precision": batches,
+        "quality": qual,
+        "issue_probe_quoted": ISSUE_PROBE,
     }
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
+    print_report(result, precisions)
+    return 0
 
+
+def print_report(result: dict, precisions: tuple[str, ...]) -> None:
     m = result["machine"]
     print(f"machine     : {m.get('cpu', '?')} | {m['cores']} usable cores | {m.get('ram_gib', '?')} GiB RAM | "
           f"SIMD {m.get('simd', '?')} | load avg {m['loadavg_1m_at_start']:.2f} -> {m['loadavg_1m_at_end']:.2f}")
-    e = result["embedder"]
-    print(f"embedder    : {e['model_id']} dim={e['dim']} backend={e['backend']} threads={e['threads']} "
-          f"passes <= {e['max_rows_per_pass']} rows / {e['max_tokens_per_pass']} tokens")
-    print(f"model load  : {load_s:.2f} s incl. imports, first call {first_call_ms:.0f} ms; ONNX graph {result['graph']}")
+    for p in precisions:
+        ld = result["load"][p]
+        print(f"load {p:8}: {ld['s']:.2f} s ({ld['model_id']}); graph {ld['graph']}")
     r = result["rss_mib"]
-    print(f"RSS         : {r['before_load']} MiB before load, {r['after_load']} MiB after load, {r['after_bench']} MiB after bench")
-    print()
-    print(f"{'':34}{'this (' + e['backend'] + ')':>16}{'torch (quoted)':>16}{'numpy f64 (quoted)':>20}")
-    s = result["single"]
-    print(f"{'single sentence, median ms':34}{s['median_ms']:>16.2f}{TORCH_REFERENCE['single_ms']:>16.1f}"
-          f"{NUMPY_F64_REFERENCE['single_ms']:>20.1f}")
-    print(f"{'single sentence, p99 ms':34}{s['p99_ms']:>16.2f}{'-':>16}{'-':>20}")
-    ss = result["single_short"]
-    print(f"{'single short question, median ms':34}{ss['median_ms']:>16.2f}{'-':>16}{'-':>20}")
-    print(f"{'single short question, p99 ms':34}{ss['p99_ms']:>16.2f}{'-':>16}{'-':>20}")
+    print(f"RSS         : {r['before_load']} MiB before load, {r['after_load']} MiB after loading both, "
+          f"{r['after_bench']} MiB after bench")
+    q = result["query"]
+    print(f"\nOne question per call ({q['text']}, mean {q['mean_tokens']} tokens incl. [CLS]/[SEP]; "
+          f"{q['rounds']} rounds x {q['calls_per_round']} calls per configuration, in turns; threads not spinning):")
+    print(f"{'':22}{'p50 ms':>9}{'p99 ms':>9}{'issue p50 (quoted)':>20}")
+    for p in precisions:
+        for t in THREADS:
+            s = q[f"{p} {t}"]
+            print(f"{p + ' ' + str(t) + ' thread' + ('s' if t > 1 else ''):22}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}"
+                  f"{ISSUE_PROBE[p][t]:>20.1f}")
+    tk = result["tokenizer_us"]
+    print(f"tokenizer: encode {tk['encode']} us, encode_batch of one {tk['encode_batch_of_one']} us (median)")
+    c = result["concurrency"]
+    print(f"\nConcurrent callers ({c['seconds_each']} s each): embeddings/s, per-call p50/p99 ms")
+    print(f"{'':22}" + "".join(f"{str(n) + ' caller' + ('s' if n > 1 else ''):>24}" for n in (1, 2, 4)))
+    for key, rows in c.items():
+        if key == "seconds_each":
+            continue
+        print(f"{key:22}" + "".join(f"{row['per_s']:>8.0f}/s {row['p50_ms']:>5.1f} {row['p99_ms']:>6.1f}"
+                                    for row in rows))
     b = result["batch64"]
-    print(f"{'batches of 64, sentences/s':34}{b['per_s']:>16.1f}{TORCH_REFERENCE['batch64_per_s']:>16.1f}"
-          f"{NUMPY_F64_REFERENCE['batch64_per_s']:>20.1f}")
-    bs = result["batch64_short"]
-    print(f"{'batches of 64 short, sentences/s':34}{bs['per_s']:>16.1f}{'-':>16}{'-':>20}")
-    print()
-    print(f"single: {s['calls']} calls each on LoCoMo turns (mean {s['mean_tokens']} tokens incl. [CLS]/[SEP]) "
-          f"and LoCoMo questions (mean {ss['mean_tokens']} tokens)")
-    print(f"batch64: embed() on 64 texts at a time, {b['texts']} LoCoMo turns (mean {b['mean_tokens']} tokens, "
-          f"{b['tokens_per_s']} tokens/s) and {bs['texts']} questions (mean {bs['mean_tokens']} tokens); "
-          f"best of {repeats} pass(es)")
-    print("torch / numpy-f64 figures are quoted from an earlier 2-core run (text lengths not recorded), not measured here.")
-    return 0
+    print(f"\nDocuments, embed() of 64 LoCoMo turns at a time ({b['texts']} turns, mean {b['mean_tokens']} tokens, "
+          f"{b['threads']} threads): "
+          + ", ".join(f"{p} {v} texts/s" for p, v in result["batch64_by_precision"].items()))
+    qual = result["quality"]
+    if qual:
+        h = qual["hit@10"]
+        print(f"\nDense retrieval on LoCoMo dev ({qual['conversations']} conversations, {qual['documents']} turns, "
+              f"{qual['questions']} questions of categories 1-4; {qual['seconds']} s):")
+        print(f"  hit@10 (a) float32 queries, float32 documents: {h['a_float32_queries_float32_docs']:.4f}")
+        print(f"  hit@10 (b) int8 queries,    float32 documents: {h['b_int8_queries_float32_docs']:.4f} "
+              f"(loss {qual['loss_b']:+.4f}; the rule allows {qual['rule_max_loss']})")
+        print(f"  hit@10 (c) int8 queries,    int8 documents:    {h['c_int8_queries_int8_docs']:.4f} "
+              f"(loss {qual['loss_c']:+.4f})")
+        cq, cd = qual["cosine_int8_to_float32"]["questions"], qual["cosine_int8_to_float32"]["documents"]
+        print(f"  cosine int8 to float32: questions avg {cq['avg']} worst {cq['worst']}, documents avg {cd['avg']} "
+              f"worst {cd['worst']} (issue's probe: {ISSUE_PROBE['cosine_avg']} / {ISSUE_PROBE['cosine_worst']})")
+    print("\nThe issue's figures are quoted from its probe (same machine, another moment's load), not measured here.")
 
 
 if __name__ == "__main__":

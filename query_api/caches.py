@@ -73,7 +73,8 @@ class HitRatio:
 
 class EmbeddingCache:
     """Query text -> vector: an in-process LRU in front of Redis in front of the embedder.
-    Keys name the model, so a model change never serves another model's vectors."""
+    Keys name what makes the vectors (the embedder's vector_id, e.g. the int8 graph of the query
+    embedder, else its model_id), so a model or runtime change never serves another one's vectors."""
 
     def __init__(self, embedder: Embedder, redis: aioredis.Redis | None, lru_size: int = 10_000,
                  breaker: CircuitBreaker | None = None, timeout_s: float = 0.25):
@@ -84,7 +85,8 @@ class EmbeddingCache:
         self.lru_ratio, self.redis_ratio = HitRatio("embedding_lru"), HitRatio("embedding_redis")
 
     def _key(self, text: str) -> str:
-        digest = hashlib.sha256(f"{self.embedder.model_id}\x00{text}".encode()).hexdigest()[:40]
+        maker = getattr(self.embedder, "vector_id", self.embedder.model_id)
+        digest = hashlib.sha256(f"{maker}\x00{text}".encode()).hexdigest()[:40]
         return f"rs:qemb:{digest}"
 
     async def embed(self, text: str) -> tuple[np.ndarray, str]:

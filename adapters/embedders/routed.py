@@ -1,4 +1,4 @@
-"""Route small requests and bulk requests to differently threaded embedders.
+"""Route requests to differently set up embedders of one vector space: by size (threads), by role (queries).
 
 On a small machine serving many concurrent requests, one thread per embedding keeps
 both cores busy with different requests; a large batch is faster split over all cores.
@@ -25,3 +25,26 @@ class SizeRoutedEmbedder:
 
     def embed_one(self, text: str) -> np.ndarray:
         return self.small.embed_one(text)
+
+
+class QueryEmbedder:
+    """The query API's embedder: a search's text through `queries`, a faster runtime whose vectors
+    search `documents`' space (the int8 MiniLM graph for float32 MiniLM documents), any list of
+    texts through `documents`.
+
+    model_id is the documents' (the space searched: what stored vectors carry, what GET /v1/embedder
+    reports); vector_id names what made a query's vector (the query embedding cache keys on it)."""
+
+    def __init__(self, queries: Embedder, documents: Embedder):
+        space = getattr(queries, "space_id", queries.model_id)
+        if (space, queries.dim) != (documents.model_id, documents.dim):
+            raise ValueError(f"{queries.model_id} does not embed into {documents.model_id}'s space")
+        self.queries, self.documents = queries, documents
+        self.model_id, self.dim = documents.model_id, documents.dim
+        self.vector_id = queries.model_id
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.documents.embed(texts)
+
+    def embed_one(self, text: str) -> np.ndarray:
+        return self.queries.embed_one(text)
