@@ -88,10 +88,12 @@ test: install
 	exit $$status
 
 # The benchmark suite in one command: starts a stack under .bench-home, runs every bench
-# (bench/suite.py: ingest, visibility, replay, search vs size and clients, RSS, LoCoMo, mem0
-# beside it in its own venv under .bench-home/peer-mem0), stops the stack even on failure and
-# writes bench/results/REPORT.md, report.json and PNGs. BENCH_MODE=full runs the 10k/100k/1M
-# tiers (the 1M load takes an hour or more); BENCH_ARGS e.g. "--search-sizes 10000,100000".
+# (bench/suite.py: ingest, visibility, replay, search vs size and clients with CPU ms per search
+# of each process and Server-Timing per source, RSS, LoCoMo, mem0 beside it in its own venv under
+# .bench-home/peer-mem0), stops the stack even on failure and writes bench/results/REPORT.md
+# (issue 20's search targets first), report.json and PNGs. Quick (default): search at 10k and
+# 100k memories in one user; BENCH_MODE=full adds 1M over 100 users (the 1M load takes an hour
+# or more); BENCH_ARGS e.g. "--only search,locomo,peer" or "--search-sizes 10000 --search-duration 10".
 BENCH_HOME := $(CURDIR)/.bench-home
 BENCH_MODE ?= quick
 BENCH_ARGS ?=

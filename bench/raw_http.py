@@ -1,8 +1,8 @@
 """A minimal HTTP/1.1 keep-alive client for closed-loop load (bench/search_bench.py).
 
 The load generator runs on the same 2 cores as the stack it measures: httpx's async client
-spends about a millisecond of CPU per request, which at 150 QPS is a tenth of a core taken from
-the stack. This one writes a request and reads the answer on a plain asyncio stream (one
+spends about 0.8 ms of CPU per request (this one 0.1 ms; 3,000 requests each to a local server),
+which at 150 QPS is an eighth of a core taken from the stack. This one writes a request and reads the answer on a plain asyncio stream (one
 connection per closed-loop client), parses JSON with orjson, and nothing else. http:// only.
 """
 

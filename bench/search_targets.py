@@ -120,7 +120,8 @@ def locomo_targets(locomo: dict) -> list[dict]:
     silent = [s for s in SOURCES if not (sources or {}).get(s)]
     return [_row(f"LoCoMo dev hit@10 >= {LOCOMO_HIT10:.2f}", hit is not None and f"{hit:.3f}{where}",
                  None if hit is None else hit >= LOCOMO_HIT10),
-            _row("every source still contributing (LoCoMo answers ranked by each)",
+            _row("every source still contributing (LoCoMo results ranked by each; temporal only answers a query "
+                 "that names a time)",
                  sources is not None and (", ".join(f"{s} {sources.get(s, 0)}" for s in SOURCES) + " results"),
                  None if sources is None else not silent)]
 
