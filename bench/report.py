@@ -493,7 +493,7 @@ def write(out: Path) -> Path:
         print(f"plots failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         plots = set()
     (out / "REPORT.md").write_text(render(run, f, verdicts, plots))
-    (out / "report.json").write_text(json.dumps({"figures": f, "claims": verdicts, "runs": {
+    (out / "report.json").write_text(json.dumps({"targets": f["targets"], "figures": f, "claims": verdicts, "runs": {
         k: v for k, v in run.items() if k != "locomo"} | {"locomo": {k: v for k, v in run.get("locomo", {}).items()
                                                                      if k != "per_question"}}}, indent=2, default=str))
     return out / "REPORT.md"

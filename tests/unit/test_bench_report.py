@@ -119,7 +119,10 @@ def test_write_regenerates_from_json(tmp_path):
         (tmp_path / f"{name}.json").write_text(json.dumps(data))
     path = report.write(tmp_path)
     assert path.read_text().startswith("# recallstack benchmark report (quick mode)")
-    assert {c["claim"] for c in json.loads((tmp_path / "report.json").read_text())["claims"]} >= {"1000 QPS"}
+    written = json.loads((tmp_path / "report.json").read_text())
+    assert {c["claim"] for c in written["claims"]} >= {"1000 QPS"}
+    assert any(t["target"].startswith("beside mem0: hit@10") for t in written["targets"])
+    assert "## Issue 20: search targets" in path.read_text()
     assert (tmp_path / "report_search_clients.png").exists() and (tmp_path / "report_rss.png").exists()
 
 
