@@ -97,6 +97,13 @@ def _on_off(name: str, default: str) -> bool:
     return value in ("on", "true", "1")
 
 
+def _query_precision() -> str:
+    value = _env("EMBEDDER_QUERY_PRECISION", "int8").strip().lower()
+    if value not in ("int8", "float32"):
+        raise ValueError(f"RECALLSTACK_EMBEDDER_QUERY_PRECISION must be int8 or float32, got {value!r}")
+    return value
+
+
 MAX_API_PROCESSES = 16  # process k of an API listens on its port + 100 * (k - 1) (infra/stack.py)
 
 
@@ -139,6 +146,9 @@ class Settings:
     search_rrf_k: int = 60
     search_source_timeout_ms: int = 250
     search_ef_search: int = 100
+    # What the query API embeds a search with: "int8" (the int8 MiniLM graph, documents stay float32;
+    # docs/search.md "Query embedding") or "float32" (the documents' embedder itself).
+    embedder_query_precision: str = "int8"
     # Memory intelligence (issue 6): an OpenAI-compatible chat endpoint, optional.
     llm_model: str = "gpt-4o-mini"
     llm_api_key: str = "not-needed"
@@ -222,6 +232,7 @@ class Settings:
             search_rrf_k=int(_env("SEARCH_RRF_K", "60")),
             search_source_timeout_ms=int(_env("SEARCH_SOURCE_TIMEOUT_MS", "250")),
             search_ef_search=int(_env("SEARCH_EF_SEARCH", "100")),
+            embedder_query_precision=_query_precision(),
             llm_model=_env("LLM_MODEL", "gpt-4o-mini"),
             llm_api_key=_env("LLM_API_KEY", "not-needed"),
             llm_timeout_ms=int(_env("LLM_TIMEOUT_MS", "30000")),
