@@ -16,7 +16,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from adapters import observability, postgres, resilience
-from adapters.embedders import Embedder, build_embedder
+from adapters.embedders import Embedder, build_embedder, build_query_embedder
 from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
 from adapters.log_ends import LogEnds
@@ -42,6 +42,13 @@ def embedder(cfg: Settings) -> Embedder:
         return SizeRoutedEmbedder(build_embedder("minilm", threads=1, spin=cfg.embedder_spin),
                                   build_embedder("minilm", spin=cfg.embedder_spin))
     return build_embedder(cfg.embedder)
+
+
+def query_embedder(cfg: Settings) -> Embedder:
+    """The query API's: a search's text through the int8 MiniLM graph, one thread per query, when
+    RECALLSTACK_EMBEDDER_QUERY_PRECISION is int8 (default) and documents are MiniLM's; documents'
+    vectors unchanged (docs/search.md "Query embedding"). Else the documents' embedder."""
+    return build_query_embedder(embedder(cfg), cfg.embedder_query_precision, spin=cfg.embedder_spin)
 
 
 def authenticator(cfg: Settings, pool):
