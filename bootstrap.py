@@ -142,6 +142,7 @@ def query_app() -> FastAPI:
     from adapters.kafka_log import partition_of
     from adapters.neo4j_read_model import Neo4jReadModel
     from adapters.redis_read_model import live_read_model
+    from adapters.sparse_index import SparseIndex, SparseUnavailable
     from adapters.tokenizer import token_counter
     from query_api import pg_reads
     from query_api.app import PROJECTION, QueryDeps, create_app
@@ -218,7 +219,18 @@ def query_app() -> FastAPI:
     async def neo4j_check():
         await driver.verify_connectivity()
 
-    search = HybridSearch(lambda: state["search_pool"], graph_source, search_config)
+    # The sparse index is read in this process, straight from its files (projector-sparse writes them).
+    sparse = SparseIndex(cfg.sparse_dir)
+
+    async def sparse_positions():
+        sparse.refresh()
+        return sparse.positions(EVENTS_TOPIC)
+
+    async def sparse_check():
+        if not sparse.available():
+            raise SparseUnavailable(f"no sparse index under {cfg.sparse_dir}")
+
+    search = HybridSearch(lambda: state["search_pool"], graph_source, search_config, sparse=sparse)
 
     async def access_check():  # the access log's broker takes connections (the query API never waits on it)
         await resilience.tcp_check(cfg.kafka_bootstrap)
@@ -230,11 +242,12 @@ def query_app() -> FastAPI:
         pg_positions=positions,
         consistency_wait_ms=cfg.consistency_wait_ms,
         # Only Postgres decides readiness: the graph and the cache degrade an answer, they never stop one.
-        checks=query_dependencies(pg_check, neo4j_check, redis_client.ping, access_check),
+        checks=query_dependencies(pg_check, neo4j_check, redis_client.ping, access_check, sparse_check),
         graph_positions=graph_positions,
         user_graph=user_graph,
         answers=AnswerCache(redis_client, EVENTS_TOPIC, partition_of, breaker=resilience.breaker("redis")),
         redis_positions=redis_positions,
+        sparse_positions=sparse_positions,
         access=access,
         count_tokens=lambda encoding, text: token_counter(encoding).count(text),
         grace_ms=cfg.search_source_timeout_ms,
@@ -260,7 +273,7 @@ def command_dependencies(kafka_check, pg_check, redis_check) -> list:
     ]
 
 
-def query_dependencies(pg_check, neo4j_check, redis_check, access_check) -> list:
+def query_dependencies(pg_check, neo4j_check, redis_check, access_check, sparse_check) -> list:
     """What the query API's /readyz reports: Postgres is required, the rest degrade answers."""
     from adapters.resilience import Dependency
 
@@ -273,6 +286,8 @@ def query_dependencies(pg_check, neo4j_check, redis_check, access_check) -> list
             "no embedding or answer cache (`cache: unavailable`); the rate limit fails open")),
         Dependency("kafka", access_check, required=False, impact=(
             "access events (MemoryAccessed) wait in a bounded buffer; answers are unaffected")),
+        Dependency("sparse", sparse_check, required=False, impact=(
+            "the sparse source answers from Postgres full-text instead (slower; named in `degraded`)")),
     ]
 
 

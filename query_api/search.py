@@ -189,20 +189,22 @@ class HybridSearch:
             # Still answered (from Postgres full-text), but an operator should hear of it.
             degraded.append({"source": "sparse", "reason": "the sparse index is unavailable: "
                                                            "BM25 from Postgres full-text instead"})
-        # It holds the scope fields, states and times, not a filter tree: those stay with SQL.
-        index = gate if q.scope.filters is None and q.scope.state is None else None
+        # It holds the scope fields, states and times, not a filter tree; shared memories are
+        # ranked with the searcher's own in one BM25 (Postgres's): those stay with SQL.
+        index = gate if q.scope.filters is None and q.scope.state is None and shared is None else None
 
         async def sparse():
             return await timer.run("sparse", sparse_lists())
 
         async def sparse_lists():
             if index is not None:
-                bm25_hits = index.search(q.scope.user_id, words, names, q.scope.fields, q.scope.include_archived,
-                                         filter_window, depth)
-                if shared is not None and tsquery:
-                    bm25_hits = await _merged(depth, _done(bm25_hits), pg_reads.bm25(
-                        pool, tsquery, self._scoped(shared, filter_window), depth, self.stats))
-                return bm25_hits
+                try:
+                    return index.search(q.scope.user_id, words, names, q.scope.fields, q.scope.include_archived,
+                                        filter_window, depth)
+                except Exception as exc:  # its files went away under us (a replay dropped them): SQL answers
+                    log.warning("the sparse index failed; Postgres full-text answers", exc_info=True)
+                    degraded.append({"source": "sparse", "reason": f"the sparse index failed ({type(exc).__name__}): "
+                                                                   "BM25 from Postgres full-text instead"})
             lists = await asyncio.gather(
                 pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats)
                 if tsquery else _nothing(),

@@ -1,0 +1,104 @@
+"""The sparse source on the sparse index (Tantivy, read in the query API's process): what it
+finds, the graph gate it gives, and the answer when the index is gone (Postgres full-text
+answers, and `degraded` says so)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+NOTES = ["Marta Silva runs the payments team at Globex", "Marta likes hiking in the Alps",
+         "The payments service is written in Go", "The quarterly zeppelinfest budget is 4000 euros"]
+
+
+def seed(gateway, user_id) -> str:
+    answer = gateway.post("/v1/memories/batch", json={"memories": [
+        {"text": t, "user_id": user_id, "infer": False} for t in NOTES]})
+    assert answer.status_code == 202, answer.text
+    return answer.json()["consistency_token"]
+
+
+def explained(gateway, user_id, token, query, **options) -> dict:
+    answer = gateway.post("/v1/memories/search", json={
+        "query": query, "user_id": user_id, "consistency_token": token, "explain": True, "cache": False, **options})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def from_index(gateway, user_id, token, query, **options) -> dict:
+    """The answer once the sparse index has applied the token (the projector may trail
+    Postgres by more than the grace a token gives it on a busy box)."""
+    deadline = time.monotonic() + 20
+    while True:
+        body = explained(gateway, user_id, token, query, **options)
+        if body["explain"]["sparse_from"] == "index" or time.monotonic() > deadline:
+            return body
+        time.sleep(0.2)
+
+
+def test_the_sparse_source_reads_the_index(gateway, user_id):
+    token = seed(gateway, user_id)
+    body = from_index(gateway, user_id, token, "zeppelinfest budget")
+    assert body["explain"]["sparse_from"] == "index"
+    assert body["degraded"] == []
+    top = body["results"][0]
+    assert top["memory"] == NOTES[3] and top["ranks"].get("sparse") == 1
+
+
+def test_a_misspelt_name_is_found_by_the_index(gateway, user_id):
+    token = seed(gateway, user_id)
+    body = from_index(gateway, user_id, token, "Who works for Globexx?")
+    assert body["explain"]["sparse_from"] == "index"
+    by_text = {r["memory"]: r for r in body["results"]}
+    assert "sparse" in by_text[NOTES[0]]["ranks"], body["results"]
+
+
+def test_the_graph_runs_only_for_names_the_user_has(gateway, user_id):
+    token = seed(gateway, user_id)
+    named = from_index(gateway, user_id, token, "What does Marta like?")
+    assert "graph" in named["explain"]["sources_run"]
+    stranger = from_index(gateway, user_id, token, "What does Zebediah like?")
+    assert stranger["explain"]["names"] == ["Zebediah"]
+    assert "graph" not in stranger["explain"]["sources_run"]
+    assert stranger["degraded"] == []
+
+
+def test_filters_and_shared_searches_use_postgres(gateway, user_id):
+    token = seed(gateway, user_id)
+    body = explained(gateway, user_id, token, "zeppelinfest budget",
+                     filters={"NOT": [{"metadata": {"draft": {"exists": True}}}]})
+    assert body["explain"]["sparse_from"] == "postgres" and body["degraded"] == []
+    assert body["results"][0]["memory"] == NOTES[3] and body["results"][0]["ranks"].get("sparse") == 1
+    body = explained(gateway, user_id, token, "zeppelinfest budget", include_shared=True)
+    assert body["explain"]["sparse_from"] == "postgres"
+    assert body["results"][0]["memory"] == NOTES[3]
+
+
+@pytest.mark.outage
+def test_without_the_index_postgres_answers_and_degraded_says_so(gateway, settings, user_id):
+    from infra import stack
+
+    token = seed(gateway, user_id)
+    from_index(gateway, user_id, token, "zeppelinfest budget")
+    processes = stack.table(settings)
+    projector = stack.service_specs(settings, ("projector-sparse",))
+    stack.down(projector, processes)
+    live = settings.sparse_dir / "live"
+    away = live.with_name("live.away")
+    live.rename(away)
+    try:
+        body = explained(gateway, user_id, token, "zeppelinfest budget")
+        assert body["explain"]["sparse_from"] == "postgres"
+        assert [d["source"] for d in body["degraded"]] == ["sparse"]
+        assert "Postgres full-text" in body["degraded"][0]["reason"]
+        assert body["results"][0]["memory"] == NOTES[3] and body["results"][0]["ranks"].get("sparse") == 1
+        ready = gateway.get("/readyz")
+        assert ready.status_code == 200, ready.text
+    finally:
+        away.rename(live)
+        stack.up(projector, processes)
+    body = from_index(gateway, user_id, token, "zeppelinfest budget")
+    assert body["explain"]["sparse_from"] == "index" and body["degraded"] == []
