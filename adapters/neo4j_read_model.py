@@ -119,7 +119,9 @@ MAX_HOPS = 3
 MAX_SEEDS = 100
 PER_NODE = 100  # relations one entity expands per hop
 PER_HOP = 1000  # relations expanded per hop in all
-SEED_MENTIONS = 10_000  # MENTIONS of the seeds read in all
+# MENTIONS of the seeds read in all. The source returns at most a few hundred; a speaker named in
+# half of a 100k-memory user's memories would otherwise cost Neo4j ~10k relationship reads a search.
+SEED_MENTIONS = 2_000
 MAX_NEIGHBOURS = 500  # neighbours whose mentions are read, the best-weighted first
 PER_NEIGHBOUR = 25  # MENTIONS read per neighbour
 NEIGHBOUR_MENTIONS = 1000  # MENTIONS of neighbours read in all
