@@ -2,32 +2,40 @@
 
 One `SparseIndex` per query-API process. Each call stats two files (`<root>/live` and the
 live version's `meta.json`, a few microseconds): a switch of `live` reopens the new
-version, a commit of the projector (another process) reloads the reader, so a commit is
-visible to the next call; nothing polls in the background.
+version (in the call); a commit of the projector (another process) starts a reload in a
+background thread, and searches answer from the previous commit until it is done (a
+millisecond or so; it can wait on the writer's file lock). `positions()` and `refresh()`
+wait for it: after `positions()` shows a consistency token applied, searches see it.
+Nothing polls: an idle reader costs nothing.
 
 Scoring. Tantivy's BM25 weighs a term by its document frequency in the whole index, every
 user's memories together: a word rare in the index but in all of one user's memories would
 drown that user's rare words (and the reverse). So each search weighs its terms by the
 searching user's own figures: the documents of the search's scope (user, scope fields,
-states, window) that contain the term, out of the scope's documents (two counts per term,
-cached until the next commit), applied as a boost of idf(user) / idf(index) on the term's
-query. Term frequencies and length normalisation stay Tantivy's (the average length is the
+states, window) that contain the term, out of the scope's documents (counts cached for
+COUNTS_TTL_S whatever commits meanwhile, as the SQL source caches its corpus figures: they
+move slowly, and counting a common term among 100,000 memories costs more than the search),
+applied as a boost of idf(user) / idf(index) on the term's query. When the scope holds all
+but at most 1 % of the index's documents (one user's laptop), its figures are the index's
+within that 1 %: no counting, Tantivy's own weights. Term frequencies and length normalisation stay Tantivy's (the average length is the
 index's). The user and scope are clauses of the query itself, never a filter applied to a
 global top-k, so a user's hits are never crowded out by other users'.
 
 Names (today's trigram behaviour): a query name that has no exact BM25 match in the scope
-is matched fuzzily over the unstemmed `words` field (domain/index_terms: a misspelt name or
-identifier within one or two edits, a longer word it starts, or the parts of an identifier
-it is a fragment of); those hits are appended after BM25's.
+is matched fuzzily over the unstemmed `words` and `idents` fields (domain/index_terms: a
+misspelt name or identifier within one or two edits, a longer word it starts, or the parts
+of an identifier it is a fragment of); those hits are appended after BM25's.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
@@ -37,8 +45,11 @@ from adapters import sparse_layout, sparse_schema
 from adapters.sparse_schema import micros, schema, term, text_terms
 from domain import index_terms
 
+log = logging.getLogger(__name__)
 Must, Should = tantivy.Occur.Must, tantivy.Occur.Should
-_DF_CACHE_MAX = 50_000
+COUNTS_TTL_S = 30.0
+COUNTS_MAX = 50_000  # cached counts (scope, term) before the cache starts afresh
+ALONE_WITHIN = 0.01  # the scope is the index when the other documents are at most this share of it
 
 
 class SparseUnavailable(RuntimeError):
@@ -59,7 +70,6 @@ class _Opened:
     index: tantivy.Index
     live_sig: tuple
     meta_sig: tuple | None
-    counts: dict = field(default_factory=dict)  # (filter key, term) -> count, for this commit only
 
 
 def _idf(docs: int, df: int) -> float:
@@ -73,11 +83,15 @@ class SparseIndex:
         self.root = Path(root)
         self._guard = threading.Lock()
         self._opened: _Opened | None = None
+        self._reloading = False
+        self._refused: tuple | None = None  # the files' signatures when the live version could not be opened
+        self._counts: dict[tuple, tuple[float, int]] = {}  # (scope key, term or None) -> (expires, count)
 
     # --- keeping up with the projector ---------------------------------------------------
 
-    def _current(self) -> _Opened | None:
-        """The open live version, reopened after a switch and reloaded after a commit."""
+    def _current(self, wait: bool = False) -> _Opened | None:
+        """The open live version, reopened after a switch and reloaded after a commit (in the
+        background unless `wait`)."""
         opened = self._opened
         live_sig = _signature(self.root / sparse_layout.LIVE_FILE)
         if live_sig is None:
@@ -85,8 +99,16 @@ class SparseIndex:
         if opened is None or live_sig != opened.live_sig:
             return self._reopen(live_sig) or opened
         meta_sig = _signature(sparse_layout.version_dir(self.root, opened.version) / "meta.json")
-        if meta_sig != opened.meta_sig:
-            return self._reload(opened, meta_sig)
+        if meta_sig == opened.meta_sig:
+            return opened
+        if wait:
+            self._reload(opened, meta_sig)
+            return self._opened
+        if not self._reloading:
+            # In the background: opening new segments can wait on the writer's file lock for a
+            # few milliseconds, and a search must not. This call still answers from the last commit.
+            self._reloading = True
+            threading.Thread(target=self._reload, args=(opened, meta_sig, True), daemon=True).start()
         return opened
 
     def _reopen(self, live_sig: tuple) -> _Opened | None:
@@ -96,27 +118,36 @@ class SparseIndex:
                 return None
             path = sparse_layout.version_dir(self.root, version)
             meta_sig = _signature(path / "meta.json")
+            if self._refused == (live_sig, meta_sig):
+                return None  # as unreadable as on the last call: not opened again until a file changes
             try:
                 index = sparse_schema.open_index(path)
                 index.reload()
-            except (ValueError, OSError):
-                return None  # not there yet, or mid-replacement: the next call tries again
+            except (ValueError, OSError) as exc:  # not there yet, mid-replacement, or of another schema
+                if (live_sig, meta_sig) != self._refused:
+                    log.warning("sparse index v%s not readable: %s", version, exc)
+                self._refused = (live_sig, meta_sig)
+                return None
+            self._refused = None
             self._opened = _Opened(version, index, live_sig, meta_sig)
             return self._opened
 
-    def _reload(self, opened: _Opened, meta_sig: tuple | None) -> _Opened:
-        with self._guard:
-            if self._opened is not opened:
-                return self._opened
-            try:
-                opened.index.reload()
-            except (ValueError, OSError):
-                return opened  # a segment went away under the reload: the next call tries again
-            self._opened = _Opened(opened.version, opened.index, opened.live_sig, meta_sig)
-            return self._opened
+    def _reload(self, opened: _Opened, meta_sig: tuple | None, background: bool = False) -> None:
+        try:
+            with self._guard:
+                if self._opened is not opened:
+                    return
+                try:
+                    opened.index.reload()
+                except (ValueError, OSError):
+                    return  # a segment went away under the reload: the next call tries again
+                self._opened = _Opened(opened.version, opened.index, opened.live_sig, meta_sig)
+        finally:
+            if background:
+                self._reloading = False
 
-    def _searcher(self) -> tuple[_Opened, tantivy.Searcher]:
-        opened = self._current()
+    def _searcher(self, wait: bool = False) -> tuple[_Opened, tantivy.Searcher]:
+        opened = self._current(wait)
         if opened is None:
             raise SparseUnavailable(f"no sparse index under {self.root} (has projector-sparse run?)")
         return opened, opened.index.searcher()
@@ -126,18 +157,18 @@ class SparseIndex:
         return self._current() is not None
 
     def refresh(self) -> None:
-        """Reload now (the next call would too: each call compares the files' signatures)."""
-        opened = self._current()
-        if opened is not None:
-            self._reload(opened, _signature(sparse_layout.version_dir(self.root, opened.version) / "meta.json"))
+        """Take the last commit now, waiting for the reload (a search starts it in the
+        background and answers from the commit before; positions() waits, like this)."""
+        self._current(wait=True)
 
     def version(self) -> int | None:
         opened = self._current()
         return opened.version if opened is not None else None
 
     def positions(self, topic: str) -> dict[int, int]:
-        """{partition: offset} the live version has applied of `topic`."""
-        _opened, searcher = self._searcher()
+        """{partition: offset} the live version has applied of `topic` (its last commit: a
+        consistency check, so the reload is waited for, and searches after it see the same)."""
+        _opened, searcher = self._searcher(wait=True)
         return sparse_schema.read_positions(searcher, topic)
 
     # --- searching -------------------------------------------------------------------------
@@ -163,30 +194,38 @@ class SparseIndex:
             hits += [(memory_id, score) for memory_id, score in found if memory_id not in seen][:limit - len(hits)]
         return hits
 
-    def _count(self, opened: _Opened, searcher: tantivy.Searcher, key: tuple, query: tantivy.Query) -> int:
-        cached = opened.counts.get(key)
-        if cached is None:
-            if len(opened.counts) > _DF_CACHE_MAX:
-                opened.counts.clear()
-            cached = opened.counts[key] = searcher.search(query, limit=1, count=True).count
-        return cached
+    def _count(self, searcher: tantivy.Searcher, key: tuple, query: tantivy.Query) -> int:
+        now = time.monotonic()
+        cached = self._counts.get(key)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        if len(self._counts) >= COUNTS_MAX:
+            self._counts = {}
+        count = searcher.search(query, limit=1, count=True).count
+        self._counts[key] = (now + COUNTS_TTL_S, count)
+        return count
 
     def _bm25_query(self, opened: _Opened, searcher: tantivy.Searcher, scope: tantivy.Query, key: tuple,
                     words: Sequence[str]) -> tantivy.Query | None:
         terms = list(dict.fromkeys(t for word in words for t in text_terms(word)))
         if not terms:
             return None
-        docs = self._count(opened, searcher, (key, None), scope)
+        key = (opened.version, *key)
+        docs = self._count(searcher, (key, None), scope)
         if docs == 0:
             return None
         everyone = searcher.num_docs
+        alone = everyone - docs <= ALONE_WITHIN * docs
         should = []
         for t in terms:
             df_all = searcher.doc_freq("text", t)
             if df_all == 0:
                 continue
             query = tantivy.Query.term_query(schema(), "text", t, index_option="freq")
-            df = self._count(opened, searcher, (key, t), tantivy.Query.boolean_query([(Must, scope), (Must, query)]))
+            if alone:
+                should.append((Should, query))
+                continue
+            df = self._count(searcher, (key, t), tantivy.Query.boolean_query([(Must, scope), (Must, query)]))
             if df == 0:
                 continue
             should.append((Should, tantivy.Query.boost_query(query, _idf(docs, df) / _idf(everyone, df_all))))
@@ -205,9 +244,10 @@ class SparseIndex:
                     [(Must, scope)] + [(Must, tantivy.Query.term_query(schema(), "text", s, index_option="freq"))
                                        for s in stems]), limit=1, count=False).hits:
                 continue  # an exact match: BM25's job
-            options = [(Should, _fuzzy(whole)) for whole in wholes]
-            if parts:
-                options.append((Should, tantivy.Query.boolean_query([(Must, _fuzzy(p)) for p in parts])))
+            options = [(Should, _fuzzy("idents", whole)) for whole in wholes]
+            if parts:  # each word in the words, or among the identifiers' humps
+                options.append((Should, tantivy.Query.boolean_query([(Must, tantivy.Query.boolean_query(
+                    [(Should, _fuzzy("words", p)), (Should, _fuzzy("idents", p))])) for p in parts])))
             if options:
                 per_name.append((Should, tantivy.Query.boolean_query(options)))
         if not per_name:
@@ -242,11 +282,11 @@ def _scope(user_id: str, fields: dict[str, str], include_archived: bool,
     return tantivy.Query.boolean_query(clauses)
 
 
-def _fuzzy(word: str) -> tantivy.Query:
+def _fuzzy(field_name: str, word: str) -> tantivy.Query:
     edits, prefix = index_terms.edits(word), index_terms.as_prefix(word)
     if not edits and not prefix:
-        return tantivy.Query.term_query(schema(), "words", word, index_option="basic")
-    return tantivy.Query.fuzzy_term_query(schema(), "words", word, distance=edits, transposition_cost_one=True,
+        return tantivy.Query.term_query(schema(), field_name, word, index_option="basic")
+    return tantivy.Query.fuzzy_term_query(schema(), field_name, word, distance=edits, transposition_cost_one=True,
                                           prefix=prefix)
 
 

@@ -10,7 +10,8 @@ the same commit as the data it covers.
                            (a hit's id without opening the document store)
     user_id, agent_id, run_id, app_id, state   raw, stored (state: active/archived/forgotten/deleted)
     text         stored; English stemming (simple tokenizer, lower case, Snowball English): BM25
-    words        not stored; unstemmed words and identifiers (domain/index_terms.words): fuzzy matching
+    words        not stored; unstemmed lower-case words (simple tokenizer): fuzzy matching of names
+    idents       not stored; identifiers whole, their path pieces and camel humps (domain/index_terms)
     entities     stored; lower-cased words of the memory's entity names (domain/index_terms.entity_words)
     occurred_us  i64 microseconds since the epoch (when the remembered thing happened), indexed
                  and fast for range queries. Not a date field: the binding indexes dates at
@@ -18,11 +19,13 @@ the same commit as the data it covers.
     topic, slot, partition, offset   the position documents' fields (slot: `topic/partition`)
 
 Everything a version is rebuilt from is stored (`memory_from_stored` is the inverse of
-`memory_document`): `words` and the id halves are derived from stored fields.
+`memory_document`): `words`, `idents` and the id halves are derived from stored fields.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -36,7 +39,7 @@ from domain import index_terms
 KIND_MEMORY, KIND_POSITION = "memory", "position"
 STATES = ("active", "archived", "forgotten", "deleted")
 SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
-TEXT_ANALYZER, WORDS_ANALYZER = "rs_en", "rs_words"
+TEXT_ANALYZER, WORDS_ANALYZER, TERMS_ANALYZER = "rs_en", "rs_words", "rs_terms"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -75,7 +78,8 @@ def schema() -> tantivy.Schema:
         builder.add_text_field(name, stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("text", stored=True, tokenizer_name=TEXT_ANALYZER, index_option="freq")
     builder.add_text_field("words", stored=False, tokenizer_name=WORDS_ANALYZER, index_option="basic")
-    builder.add_text_field("entities", stored=True, tokenizer_name=WORDS_ANALYZER, index_option="basic")
+    builder.add_text_field("idents", stored=False, tokenizer_name=TERMS_ANALYZER, index_option="basic")
+    builder.add_text_field("entities", stored=True, tokenizer_name=TERMS_ANALYZER, index_option="basic")
     builder.add_integer_field("occurred_us", stored=True, indexed=True, fast=True)
     builder.add_text_field("topic", stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("slot", tokenizer_name="raw", index_option="basic")  # topic/partition: replaced by term
@@ -93,7 +97,13 @@ def text_analyzer() -> tantivy.TextAnalyzer:
 
 @cache
 def words_analyzer() -> tantivy.TextAnalyzer:
-    # The words are split and lower-cased in Python (domain/index_terms): only split on the spaces joining them.
+    return (tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(100))
+            .filter(tantivy.Filter.lowercase()).build())
+
+
+@cache
+def terms_analyzer() -> tantivy.TextAnalyzer:
+    # Terms made in Python (domain/index_terms), joined by spaces: only split there.
     return tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).build()
 
 
@@ -101,17 +111,35 @@ def text_terms(word: str) -> list[str]:
     return text_analyzer().analyze(word)
 
 
-def open_index(path: Path, create: bool = False) -> tantivy.Index:
+class SchemaMismatch(ValueError):
+    """The version was built with another schema (an older release): only a replay into a
+    new version brings it to this one."""
+
+
+@cache
+def _schema_json() -> list:
+    """This schema as Tantivy writes it into meta.json (each field with its options)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        tantivy.Index(schema(), path=tmp)
+        return json.loads((Path(tmp) / "meta.json").read_text())["schema"]
+
+
+def open_index(path: Path, create: bool = False, check: bool = True) -> tantivy.Index:
     """The index in `path` with this schema's analyzers registered (they are not persisted)
     and a reader reloaded only when asked (`Index.reload`). `create`: make an empty one
-    when there is none."""
-    if create:
+    when there is none. `check`: refuse (SchemaMismatch) a version built with another schema,
+    whose fields this code would misread."""
+    if create and not exists(path):
         path.mkdir(parents=True, exist_ok=True)
         index = tantivy.Index(schema(), path=str(path), reuse=True)
     else:
         index = tantivy.Index.open(str(path))
+    if check and json.loads((path / "meta.json").read_text())["schema"] != _schema_json():
+        raise SchemaMismatch(f"the sparse index in {path} was built with another schema: "
+                             "`recallstack replay --projection sparse` rebuilds it")
     index.register_tokenizer(TEXT_ANALYZER, text_analyzer())
     index.register_tokenizer(WORDS_ANALYZER, words_analyzer())
+    index.register_tokenizer(TERMS_ANALYZER, terms_analyzer())
     index.config_reader("Manual", 0)
     return index
 
@@ -147,7 +175,10 @@ def memory_document(doc: MemoryDoc) -> tantivy.Document:
             out.add_text(name, getattr(doc, name))
     if doc.text:
         out.add_text("text", doc.text)
-        out.add_text("words", " ".join(index_terms.words(doc.text)))
+        out.add_text("words", doc.text)
+        identifiers = index_terms.identifiers(doc.text)
+        if identifiers:
+            out.add_text("idents", " ".join(identifiers))
     if doc.entities:
         out.add_text("entities", " ".join(doc.entities))
     if doc.occurred_us is not None:
@@ -182,18 +213,16 @@ def slot(topic: str, partition: int) -> str:
     return f"{topic}/{partition}"
 
 
-def term(name: str, value: str) -> tantivy.Query:
-    return tantivy.Query.term_query(schema(), name, value, index_option="basic")
+def term(name: str, value: str, of: tantivy.Schema | None = None) -> tantivy.Query:
+    return tantivy.Query.term_query(of or schema(), name, value, index_option="basic")
 
 
-def positions_query(topic: str) -> tantivy.Query:
-    return tantivy.Query.boolean_query([(tantivy.Occur.Must, term("kind", KIND_POSITION)),
-                                        (tantivy.Occur.Must, term("topic", topic))])
-
-
-def read_positions(searcher: tantivy.Searcher, topic: str) -> dict[int, int]:
-    """{partition: offset} the version has applied of `topic` (its position documents)."""
-    hits = searcher.search(positions_query(topic), limit=100_000, count=False).hits
+def read_positions(searcher: tantivy.Searcher, topic: str, of: tantivy.Schema | None = None) -> dict[int, int]:
+    """{partition: offset} the version has applied of `topic` (its position documents);
+    `of`: the index's own schema, when it may be another one than this code's."""
+    query = tantivy.Query.boolean_query([(tantivy.Occur.Must, term("kind", KIND_POSITION, of)),
+                                         (tantivy.Occur.Must, term("topic", topic, of))])
+    hits = searcher.search(query, limit=100_000, count=False).hits
     out: dict[int, int] = {}
     for _score, address in hits:
         stored = searcher.doc(address)

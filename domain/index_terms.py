@@ -1,17 +1,17 @@
-"""The words the sparse index keeps for fuzzy matching, and how a query name is looked up (pure).
+"""The terms the sparse index keeps for fuzzy matching, and how a query name is looked up (pure).
 
 The sparse index (adapters/sparse_index.py) matches names, identifiers and misspellings
-with Levenshtein automata (fuzzy term queries) over a field of unstemmed words. This
-module decides those words, for a memory's text and for a query's names alike, so both
-sides split them the same way:
+with Levenshtein automata (fuzzy term queries) over two unstemmed fields, and this module
+decides what a query name is looked up as, so both sides split alike:
 
-- a plain word is its letters and digits, lower-cased (`Caroline:` -> `caroline`,
-  `don't` -> `don`, `t`);
-- an identifier (a run of non-space characters with `_ . / \\ : @ # -` inside, or camelCase)
-  is kept whole as well as split: `tools/release_build.sh` gives `tools/release_build.sh`,
-  `tools`, `release_build.sh`, `release`, `build`, `sh`; `getUserName` gives
-  `getusername`, `get`, `user`, `name`. A misspelt identifier then matches the whole
-  (`release_buidl.sh`), a fragment matches its parts (`UserName`).
+- `words`: every run of letters and digits, lower-cased (Tantivy's simple tokenizer does it
+  at indexing time: `Caroline:` -> `caroline`, `don't` -> `don`, `t`);
+- `idents` (`identifiers()`): each identifier of the text, a run of non-space characters with
+  `_ . / \\ : @ # -` inside or camelCase, kept whole, its path pieces, and its camel humps:
+  `tools/release_build.sh` gives `tools/release_build.sh`, `release_build.sh`;
+  `getUserName` gives `getusername`, `get`, `user`, `name`.
+A misspelt identifier then matches a whole (`release_buidl.sh`), a fragment matches its
+parts (`UserName`), a misspelt name its words (`Carolyne`).
 
 `entity_words` are the lower-cased words of entity names as the graph keys them
 (adapters/neo4j_read_model.py `_norm`): the cheap "does this user have an entity named
@@ -29,6 +29,7 @@ TWO_EDITS_FROM = 8  # from this length a term forgives two edits (one below)
 PREFIX_FROM = 5  # from this length a term also matches as the start of a longer word ("Carol" -> Caroline)
 
 _CHUNK = re.compile(r"\S+")
+_CANDIDATE = re.compile(r"[_./\\:@#-]\S|[a-z0-9][A-Z]")  # a cheap first cut: an identifier has one of these
 _INNER = re.compile(r"[_./\\:@#-]")
 _CAMEL = re.compile(r"[a-z0-9][A-Z]")
 _ALNUM = re.compile(r"[^\W_]+")  # letters and digits (any script)
@@ -57,42 +58,48 @@ def _parts(token: str) -> list[str]:
     return out
 
 
-def _tokens(text: str) -> Iterable[tuple[str, bool]]:
-    """(token, is a whole identifier) pairs of `text`, in order, repeats included."""
-    for match in _CHUNK.finditer(text):
-        token = _strip(match[0])
-        if not token:
-            continue
-        if _is_identifier(token):
-            whole = token.lower()
-            yield whole, True
-            if "/" in token or "\\" in token:
-                for piece in re.split(r"[/\\]", token):
-                    piece = _strip(piece)
-                    if piece and piece.lower() != whole and _is_identifier(piece):
-                        yield piece.lower(), True
-        for part in _parts(token):
-            yield part, False
+def _pieces(token: str) -> list[str]:
+    """A whole identifier and its path pieces that are identifiers too, lower-cased."""
+    out = [token.lower()]
+    if "/" in token or "\\" in token:
+        for piece in map(_strip, re.split(r"[/\\]", token)):
+            if piece and piece != token and _is_identifier(piece):
+                out.append(piece.lower())
+    return out
 
 
-def words(text: str) -> list[str]:
-    """The distinct fuzzy-matchable words of a memory's text, in order of first appearance."""
+def identifiers(text: str) -> list[str]:
+    """The `idents` terms of a text: each identifier whole, its path pieces and its camel
+    humps, lower-cased, each once, in order (words of MAX_WORD characters or fewer)."""
     seen: dict[str, None] = {}
-    for token, _whole in _tokens(text):
-        if len(token) <= MAX_WORD:
-            seen.setdefault(token, None)
+    if not _CANDIDATE.search(text):
+        return []
+    for chunk in text.split():
+        token = _strip(chunk) if _CANDIDATE.search(chunk) else ""
+        if not token or not _is_identifier(token):
+            continue
+        for term in _pieces(token) + [h for run in _ALNUM.findall(token) if _CAMEL.search(run) for h in _parts(run)]:
+            if len(term) <= MAX_WORD:
+                seen.setdefault(term, None)
     return list(seen)
 
 
 def name_terms(name: str) -> tuple[list[str], list[str]]:
     """(whole identifiers, words) of a query name: a memory matches the name when one of
-    the wholes matches one of its words, or when every word does (each fuzzily)."""
+    the wholes matches one of its identifiers, or when every word matches one of its words
+    or identifier humps (each fuzzily)."""
     wholes: dict[str, None] = {}
     parts: dict[str, None] = {}
-    for token, whole in _tokens(name):
-        if len(token) <= MAX_WORD:
-            (wholes if whole else parts).setdefault(token, None)
-    return list(wholes), list(parts)
+    for chunk in _CHUNK.findall(name):
+        token = _strip(chunk)
+        if not token:
+            continue
+        if _is_identifier(token):
+            for whole in _pieces(token):
+                wholes.setdefault(whole, None)
+        for part in _parts(token):
+            parts.setdefault(part, None)
+    return [w for w in wholes if len(w) <= MAX_WORD], [p for p in parts if len(p) <= MAX_WORD]
 
 
 def edits(term: str) -> int:

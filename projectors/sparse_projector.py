@@ -52,6 +52,11 @@ class SparseBusy(Exception):
     """Another writer holds this version (a projector still exiting, a replay, a DLQ retry)."""
 
 
+class SparseOutdated(Exception):
+    """The live version was built with another schema (an older release): the projector
+    waits, applying nothing, until a replay switches readers to a version of this one."""
+
+
 def ensure_live(root: Path) -> int:
     """The live version; creates version 1 (empty) as live when there is none."""
     live = sparse_layout.read_live(root)
@@ -75,9 +80,9 @@ def read_version_positions(root: Path, version: int, topic: str) -> dict[int, in
     path = sparse_layout.version_dir(root, version)
     if not sparse_schema.exists(path):
         return {}
-    index = sparse_schema.open_index(path)
+    index = sparse_schema.open_index(path, check=False)  # positions read by the index's own schema
     index.reload()
-    return sparse_schema.read_positions(index.searcher(), topic)
+    return sparse_schema.read_positions(index.searcher(), topic, index.schema)
 
 
 class _Committed:
@@ -117,8 +122,9 @@ class _Committed:
 
 class SparseProjector:
     name = PROJECTION
-    # A full disk or an I/O error waits like a database outage; so does another writer.
-    transient_errors: tuple[type[BaseException], ...] = (SparseBusy, OSError)
+    # A full disk or an I/O error waits like a database outage; so do another writer and a
+    # version of an older schema (until a replay replaces it).
+    transient_errors: tuple[type[BaseException], ...] = (SparseBusy, SparseOutdated, OSError)
 
     def __init__(self, root: Path, version: int | None = None, writer: tuple[int, int] | None = None):
         self.root = Path(root)
@@ -174,7 +180,10 @@ class SparseProjector:
 
     def _open(self) -> tuple[tantivy.Index, tantivy.IndexWriter]:
         if self._writer is None:
-            index = sparse_schema.open_index(sparse_layout.version_dir(self.root, self.version), create=True)
+            try:
+                index = sparse_schema.open_index(sparse_layout.version_dir(self.root, self.version), create=True)
+            except sparse_schema.SchemaMismatch as exc:
+                raise SparseOutdated(str(exc)) from exc
             try:
                 self._writer = index.writer(heap_size=self.heap, num_threads=self.threads)
             except ValueError as exc:
@@ -294,7 +303,18 @@ class SparseVersions:
         return sorted(set(sparse_layout.versions(self.root)) | {live})
 
     async def create_version(self, version: int) -> None:
-        await asyncio.to_thread(sparse_schema.open_index, sparse_layout.version_dir(self.root, version), True)
+        await asyncio.to_thread(self._create_version, version)
+
+    def _create_version(self, version: int) -> None:
+        path = sparse_layout.version_dir(self.root, version)
+        try:
+            sparse_schema.open_index(path, create=True)
+        except sparse_schema.SchemaMismatch:
+            if version == sparse_layout.read_live(self.root):
+                raise
+            # Left by an interrupted replay of an older release: worth nothing to this one.
+            shutil.rmtree(path)
+            sparse_schema.open_index(path, create=True)
 
     def projection(self, version: int | None = None) -> SparseProjector:
         projector = SparseProjector(self.root, version)

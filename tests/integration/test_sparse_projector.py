@@ -25,7 +25,7 @@ from domain.events import (Entity, MemoryConsolidated, MemoryCreated, MemoryDele
 from projectors import sparse_digest
 from projectors.replay import replay
 from projectors.runner import Applied, ProjectorRunner, Relocated
-from projectors.sparse_projector import SparseBusy, SparseProjector, SparseVersions
+from projectors.sparse_projector import SparseBusy, SparseOutdated, SparseProjector, SparseVersions
 
 pytestmark = pytest.mark.integration
 
@@ -57,10 +57,11 @@ def reader(root) -> SparseIndex:
 
 
 class Log:
-    """Feeds a projector batches at increasing offsets of one partition."""
+    """Feeds a projector batches at increasing offsets of one partition; `reader` then takes
+    the commit (a search alone would start its reload in the background)."""
 
-    def __init__(self, projector: SparseProjector, partition: int = 0):
-        self.projector, self.partition, self.offset = projector, partition, -1
+    def __init__(self, projector: SparseProjector, reader: SparseIndex | None = None, partition: int = 0):
+        self.projector, self.reader, self.partition, self.offset = projector, reader, partition, -1
 
     async def apply(self, *events) -> int:
         batch = []
@@ -68,6 +69,8 @@ class Log:
             self.offset += 1
             batch.append(Applied(self.partition, self.offset, event))
         await self.projector.apply_batch(TOPIC, batch)
+        if self.reader is not None:
+            self.reader.refresh()
         return self.offset
 
 
@@ -76,6 +79,7 @@ def ids(hits) -> list[str]:
 
 
 def find(reader: SparseIndex, user_id: str, *words, include_archived=False, **fields) -> list[str]:
+    reader.refresh()
     return ids(reader.search(user_id, list(words), [], fields, include_archived, None, 50))
 
 
@@ -88,7 +92,7 @@ def grep(root: Path, marker: str) -> list[str]:
 
 
 async def test_every_event_changes_the_documents_as_postgres_does(versions, reader, user_id):
-    log = Log(versions.projection())
+    log = Log(versions.projection(), reader)
     vim = created(user_id, "Alice edits code in vim", agent_id="ide", run_id="r1")
     jazz = created(user_id, "Alice listens to jazz", agent_id="music", run_id="r1")
     tea = created(user_id, "Alice drinks green tea", agent_id="music", run_id="r2")
@@ -165,7 +169,7 @@ async def test_one_writer_per_version(versions, user_id):
 async def test_a_users_hits_are_never_lost_to_other_users(versions, reader, user_id):
     others = [created(f"{user_id}-{n % 7}", "coffee coffee coffee, more coffee") for n in range(600)]
     mine = created(user_id, "a cup of coffee in the morning")
-    await Log(versions.projection()).apply(*others, mine)
+    await Log(versions.projection(), reader).apply(*others, mine)
     assert ids(reader.search(user_id, ["coffee"], [], {}, False, None, 3)) == [mine.memory_id]
 
 
@@ -176,7 +180,7 @@ async def test_a_users_rare_term_ranks_first_whatever_other_users_say(versions, 
     mine = [created(user_id, f"python note {n}: python tips") for n in range(40)]
     zebra = created(user_id, "saw a zebra at the zoo")
     crowd = [created(f"{user_id}-{n % 11}", f"zebra fact {n}") for n in range(800)]
-    await Log(versions.projection()).apply(*mine, zebra, *crowd)
+    await Log(versions.projection(), reader).apply(*mine, zebra, *crowd)
     hits = reader.search(user_id, ["python", "zebra"], [], {}, False, None, 10)
     assert ids(hits)[0] == zebra.memory_id
     # The control: Tantivy's own BM25 (index-wide idf) puts it below the user's Python notes.
@@ -195,7 +199,7 @@ async def test_names_identifiers_and_misspellings_are_found(versions, reader, us
     caroline = created(user_id, "Caroline went to the support group")
     code = created(user_id, "the bug was in getUserName of the session module")
     quota = created(user_id, "The error ERR_QUOTA_EXCEEDED_42 means the tenant hit its quota")
-    await Log(versions.projection()).apply(build, caroline, code, quota, created(user_id, "unrelated words here"))
+    await Log(versions.projection(), reader).apply(build, caroline, code, quota, created(user_id, "unrelated words"))
 
     def names(*wanted, words=()):
         return ids(reader.search(user_id, list(words), list(wanted), {}, False, None, 10))
@@ -220,7 +224,7 @@ async def test_names_identifiers_and_misspellings_are_found(versions, reader, us
 async def test_window_scope_and_state_are_clauses_of_the_query(versions, reader, user_id):
     may = created(user_id, "meeting notes", happened_at=datetime(2024, 5, 10, 9, 0, 0, 500_000, tzinfo=timezone.utc))
     june = created(user_id, "meeting notes again", happened_at=datetime(2024, 6, 2, tzinfo=timezone.utc), app_id="a")
-    await Log(versions.projection()).apply(may, june)
+    await Log(versions.projection(), reader).apply(may, june)
 
     def within(start, end, **fields):
         return ids(reader.search(user_id, ["meeting"], [], fields, False, (start, end), 10))
@@ -236,7 +240,7 @@ async def test_window_scope_and_state_are_clauses_of_the_query(versions, reader,
 
 
 async def test_mentions_any_knows_each_users_entity_words(versions, reader, user_id):
-    await Log(versions.projection()).apply(
+    await Log(versions.projection(), reader).apply(
         created(user_id, "Ana Lopes works at Acme Corp"),
         created(user_id, "whatever", entities=(Entity("FastAPI", "product"),)),
         created(user_id + "-b", "Bob uses Django"))
@@ -376,7 +380,7 @@ async def test_a_projector_on_a_switched_version_is_relocated(versions, user_id)
 async def test_erasure_leaves_nothing_of_the_user_in_the_index_files(versions, reader, user_id, root):
     marker = f"zqx{uuid.uuid4().hex}"
     victim, other = user_id, f"other-{uuid.uuid4().hex[:8]}"  # not containing the victim's id
-    log = Log(versions.projection())
+    log = Log(versions.projection(), reader)
     await log.apply(*[created(other, f"kept memory {n} of the other user") for n in range(200)])
     gone = created(victim, f"my secret {marker} lives here", agent_id="ide")
     await log.apply(gone, created(victim, "Ana Lopes is my friend"))
@@ -388,7 +392,8 @@ async def test_erasure_leaves_nothing_of_the_user_in_the_index_files(versions, r
     index.reload()
     # Two: the deleted memory's text stays in the files until its segment merges (a Tantivy delete
     # only marks it), besides the live one's.
-    assert index.searcher().doc_freq("text", marker) == 2
+    [stem] = sparse_schema.text_terms(marker)
+    assert index.searcher().doc_freq("text", stem) == 2
     positions = reader.positions(TOPIC)
 
     await log.apply(UserErased(user_id=victim, actor="operator"))
@@ -397,9 +402,44 @@ async def test_erasure_leaves_nothing_of_the_user_in_the_index_files(versions, r
     assert grep(root, marker) == [] and grep(root, victim) == []
     index.reload()
     searcher = index.searcher()
-    assert searcher.doc_freq("text", marker) == 0 and searcher.doc_freq("user_id", victim) == 0
+    assert searcher.doc_freq("text", stem) == 0 and searcher.doc_freq("user_id", victim) == 0
     assert len(find(reader, other, "kept")) == 50  # the search limit: the other user's all there
     assert reader.positions(TOPIC) == {0: positions[0] + 1}
     # The version keeps working: new writes, a redelivered erasure.
     await log.apply(created(other, "after the erasure"), UserErased(user_id=victim, actor="operator"))
     assert find(reader, other, "erasure")
+
+
+async def test_a_version_of_another_schema_is_left_for_a_replay_to_replace(root, user_id):
+    """An index an older release built: readers leave it (SQL answers), the projector waits
+    (nothing dead-lettered) with its positions still readable, a replay leftover is rebuilt."""
+    for version in (1, 2):
+        builder = tantivy.SchemaBuilder()
+        for name in ("kind", "topic", "slot"):
+            builder.add_text_field(name, stored=True, tokenizer_name="raw")
+        builder.add_unsigned_field("partition", stored=True)
+        builder.add_integer_field("offset", stored=True)
+        old = tantivy.Index(builder.build(), path=str(_made(sparse_layout.version_dir(root, version))))
+        writer = old.writer(15_000_000, 1)
+        writer.add_document(tantivy.Document(kind="position", topic=TOPIC, slot=f"{TOPIC}/0", partition=0, offset=7))
+        writer.commit()
+        writer.wait_merging_threads()
+    sparse_layout.write_live(root, 1)
+    reader = SparseIndex(root)
+    assert not reader.available() and not reader.available()
+    versions = SparseVersions(root)
+    projector = versions.projection()
+    assert await projector.positions(TOPIC) == {0: 7}
+    with pytest.raises(SparseOutdated):
+        await projector.apply_batch(TOPIC, [Applied(0, 8, created(user_id, "waits"))])
+    assert SparseOutdated in projector.transient_errors
+    await versions.create_version(2)  # a leftover of the old release: made anew
+    replayed = versions.projection(2)
+    await replayed.apply_batch(TOPIC, [Applied(0, 7, created(user_id, "rebuilt"))])
+    assert await versions.switch(2, TOPIC)
+    assert reader.available() and find(reader, user_id, "rebuilt")
+
+
+def _made(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
