@@ -17,8 +17,8 @@ COUNTS_TTL_S whatever commits meanwhile, as the SQL source caches its corpus fig
 move slowly, and counting a common term among 100,000 memories costs more than the search),
 applied as a boost of idf(user) / idf(index) on the term's query. When the scope holds all
 but at most 1 % of the index's documents (one user's laptop), its figures are the index's
-within that 1 %: no counting, Tantivy's own weights. Term frequencies and length normalisation stay Tantivy's (the average length is the
-index's). The user and scope are clauses of the query itself, never a filter applied to a
+within that 1 %: no counting, Tantivy's own weights. Term frequencies and length
+normalisation stay Tantivy's (the average length is the index's). The user and scope are clauses of the query itself, never a filter applied to a
 global top-k, so a user's hits are never crowded out by other users'.
 
 Names (today's trigram behaviour): a query name that has no exact BM25 match in the scope

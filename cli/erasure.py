@@ -11,7 +11,8 @@ from pathlib import Path
 from cli.output import FAILED, OK, USAGE, console, emit_json, error
 from cli.transfer import user_id as user_id_type
 
-PROJECTOR_GROUPS = ("recallstack.projector.postgres", "recallstack.projector.redis", "recallstack.projector.neo4j")
+PROJECTOR_GROUPS = ("recallstack.projector.postgres", "recallstack.projector.redis", "recallstack.projector.neo4j",
+                    "recallstack.projector.sparse")
 
 
 def _settings():
@@ -173,8 +174,8 @@ def register(sub, command) -> None:
         Destroys every data key of USER_ID in the key store first (from that moment none
         of the user's sealed events can be read: in the log, its backups, a replay), then
         appends UserErased, on which every projector deletes the user's rows, nodes, cache
-        entries and stored answers. Waits (--wait) until the three projectors have applied
-        it. Idempotent. A later write for the same id starts with a new key.
+        entries, stored answers and index documents (the sparse index is rewritten without
+        them). Waits (--wait) until every projector has applied it. Idempotent. A later write for the same id starts with a new key.
         See docs/security.md for what erasure covers and what an operator must still do.
     """, """
         recallstack users erase alice --yes
