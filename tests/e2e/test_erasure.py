@@ -144,7 +144,8 @@ def test_an_erased_user_leaves_no_plaintext_anywhere_and_the_log_still_replays(g
     accepted(gateway.post("/v1/memories", json={"text": f"Alice {marker} works at Acme", "user_id": user_id,
                                                 "infer": False}))
     token = accepted(gateway.patch(f"/v1/memories/{memory_id}", params={"user_id": user_id},
-                                   json={"text": f"My locker code is {marker} in Paris now"}))["consistency_token"]
+                                   json={"text": f"My locker code is {marker} in Paris now"},
+                                   headers={"X-Consistency-Token": first["consistency_token"]}))["consistency_token"]
     accepted(gateway.post("/v1/memories", json={
         "messages": [{"role": "user", "content": f"I moved to Lisbon, my badge number is {marker}."}],
         "user_id": user_id, "infer": True}))  # a conversation for the extraction worker
