@@ -9,7 +9,10 @@ the same commit as the data it covers.
     memory_id    raw       stored; id_hi / id_lo: the UUID's two halves as fast u64 columns
                            (a hit's id without opening the document store)
     user_id, agent_id, run_id, app_id, state   raw, stored (state: active/archived/forgotten/deleted)
-    text         stored; English stemming (simple tokenizer, lower case, Snowball English): BM25
+    text         stored; English stemming (simple tokenizer, lower case, Snowball English): BM25.
+                 No length normalisation: a second value pads each text with PAD to FLAT_LENGTH
+                 tokens (docs/search.md: b = 0 finds more on short conversational memories, and
+                 the binding cannot turn fieldnorms off); PAD is a letter no query word can be.
     words        not stored; unstemmed lower-case words (simple tokenizer): fuzzy matching of names
     idents       not stored; identifiers whole, their path pieces and camel humps (domain/index_terms)
     entities     stored; lower-cased words of the memory's entity names (domain/index_terms.entity_words)
@@ -25,6 +28,7 @@ Everything a version is rebuilt from is stored (`memory_from_stored` is the inve
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -40,6 +44,8 @@ KIND_MEMORY, KIND_POSITION = "memory", "position"
 STATES = ("active", "archived", "forgotten", "deleted")
 SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
 TEXT_ANALYZER, WORDS_ANALYZER, TERMS_ANALYZER = "rs_en", "rs_words", "rs_terms"
+PAD, FLAT_LENGTH = "\u01c2", 256  # keywords() are [a-z0-9]+: never PAD
+_TOKEN = re.compile(r"[^\W_]+")  # what the simple tokenizer keeps: runs of letters and digits
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
@@ -175,6 +181,9 @@ def memory_document(doc: MemoryDoc) -> tantivy.Document:
             out.add_text(name, getattr(doc, name))
     if doc.text:
         out.add_text("text", doc.text)
+        missing = FLAT_LENGTH - len(_TOKEN.findall(doc.text))
+        if missing > 0:
+            out.add_text("text", (PAD + " ") * missing)
         out.add_text("words", doc.text)
         identifiers = index_terms.identifiers(doc.text)
         if identifiers:

@@ -254,23 +254,26 @@ class SparseProjector:
 
     def _rewrite(self, writer: tantivy.IndexWriter, searcher: tantivy.Searcher, changes: Changes,
                  positions: dict[str, dict[int, int]]) -> None:
-        """The whole version anew in this commit, without the erased users' documents."""
+        """The whole version anew in this commit, without the erased users' documents. The
+        searcher keeps reading the last commit's segments while the writer starts from none."""
         query = sparse_schema.term("kind", KIND_MEMORY)
         total = searcher.search(query, limit=1, count=True).count
-        kept = []
+        writer.delete_all_documents()
+        kept = 0
         if total:
             for _score, address in searcher.search(query, limit=total, count=False).hits:
                 doc = memory_from_stored(searcher.doc(address).to_dict())
                 if doc.user_id not in changes.erased and doc.memory_id not in changes.changed:
-                    kept.append(doc)
-        kept += [doc for doc in changes.changed.values() if doc is not None]
-        writer.delete_all_documents()
-        for doc in kept:
-            writer.add_document(memory_document(doc))
+                    writer.add_document(memory_document(doc))
+                    kept += 1
+        for doc in changes.changed.values():
+            if doc is not None:
+                writer.add_document(memory_document(doc))
+                kept += 1
         for topic, by_partition in positions.items():
             for partition, offset in by_partition.items():
                 writer.add_document(position_document(topic, partition, offset))
-        log.info("sparse index v%s rewritten for an erasure: %d memory documents kept", self.version, len(kept))
+        log.info("sparse index v%s rewritten for an erasure: %d memory documents kept", self.version, kept)
 
     def _collect_garbage(self) -> None:
         """After an erasure's rewrite: merges still running on the old segments finish (their
