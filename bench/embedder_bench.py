@@ -4,11 +4,12 @@
 
 Prints the machine and:
 - load: model load time (float32 and int8 graphs, from the on-disk cache unless --cold), RSS;
-- query: one LoCoMo question per call (what a search embeds), p50/p99, float32 and int8, 1 and 2
-  intra-op threads, threads not spinning (the services' setting); the configurations take turns in
-  rounds so a busy machine slows them alike; the tokenizer's share;
+- query: one LoCoMo question per call (what a search embeds), p50/p99 and CPU, float32 and int8, 1
+  and 2 intra-op threads, threads not spinning (the services' setting); the configurations take turns
+  in rounds so a busy machine slows them alike; the tokenizer's share;
 - concurrency: 1, 2 and 4 callers embedding questions at once (as the query API's requests do,
-  through asyncio.to_thread): embeddings/s and per-call p50/p99, per precision and thread count;
+  through asyncio.to_thread): embeddings/s and per-call p50/p99, per precision and thread count,
+  in interleaved bursts; and how much Python work goes on while a thread embeds (the GIL is free);
 - documents: embed() on 64 LoCoMo turns at a time (the command API's batches), texts/s;
 - quality (unless --no-quality): dense retrieval hit@10 on the LoCoMo dev split (every turn a
   document, one user per conversation, questions of categories 1-4, as bench/locomo_bench.py's dense
@@ -39,6 +40,7 @@ from corpus import locomo, machine, pct, questions, turns
 ISSUE_PROBE = {"float32": {2: 9.2, 1: 16.9}, "int8": {2: 4.4, 1: 7.8}, "cosine_avg": 0.972, "cosine_worst": 0.956}
 PRECISIONS = ("float32", "int8")
 THREADS = (1, 2)
+CALLERS = (1, 2, 4)
 
 
 def rss_mib() -> float:
@@ -54,16 +56,19 @@ def summary(values_ms: list[float]) -> dict:
 
 
 def query_latency(embedders: dict, texts: list[str], calls: int, rounds: int) -> dict:
-    """Each configuration embeds `calls` questions per round, in turn; all rounds pooled."""
+    """Each configuration embeds `calls` questions per round, in turn; all rounds pooled. Wall time
+    and the process's CPU time per call (every thread of it: onnxruntime's too)."""
     lat: dict = {key: [] for key in embedders}
+    cpu: dict = {key: [] for key in embedders}
     for r in range(rounds):
         for key, emb in embedders.items():
             for i in range(calls):
                 text = texts[(r * calls + i) * 7 % len(texts)]
-                t = time.perf_counter()
+                c, t = time.process_time(), time.perf_counter()
                 emb.embed_one(text)
                 lat[key].append((time.perf_counter() - t) * 1e3)
-    return {key: summary(v) for key, v in lat.items()}
+                cpu[key].append((time.process_time() - c) * 1e3)
+    return {key: {**summary(v), "cpu_p50_ms": round(statistics.median(cpu[key]), 2)} for key, v in lat.items()}
 
 
 def tokenizer_us(tok, texts: list[str]) -> dict:
@@ -78,9 +83,8 @@ def tokenizer_us(tok, texts: list[str]) -> dict:
     return out
 
 
-def concurrent(emb, texts: list[str], callers: int, seconds: float) -> dict:
-    """`callers` threads embed questions back to back for `seconds`: embeddings/s and per-call latency.
-    Scaling with callers at 1 thread shows onnxruntime's Run leaves the GIL free."""
+def callers_burst(emb, texts: list[str], callers: int, seconds: float) -> tuple[list[float], float]:
+    """`callers` threads embed questions back to back for `seconds`: per-call ms, elapsed s."""
     lat: list[list[float]] = [[] for _ in range(callers)]
     stop = time.perf_counter() + seconds
 
@@ -98,9 +102,55 @@ def concurrent(emb, texts: list[str], callers: int, seconds: float) -> dict:
         w.start()
     for w in workers:
         w.join()
-    elapsed = time.perf_counter() - began
-    every = [x for part in lat for x in part]
-    return {"callers": callers, "per_s": round(len(every) / elapsed, 1), **summary(every)}
+    return [x for part in lat for x in part], time.perf_counter() - began
+
+
+def concurrency(embedders: dict, texts: list[str], seconds: float, rounds: int) -> dict:
+    """Embeddings/s and per-call p50/p99 for 1, 2 and 4 concurrent callers of each configuration
+    (as the query API's requests call through asyncio.to_thread); configurations take turns in
+    `rounds` bursts of `seconds`, so the machine's other load falls on all of them."""
+    pooled: dict = {(key, n): ([], 0.0) for key in embedders for n in CALLERS}
+    for _ in range(rounds):
+        for key, emb in embedders.items():
+            for n in CALLERS:
+                lat, elapsed = callers_burst(emb, texts, n, seconds)
+                pooled[(key, n)][0].extend(lat)
+                pooled[(key, n)] = (pooled[(key, n)][0], pooled[(key, n)][1] + elapsed)
+    out: dict = {}
+    for (p, t), n in pooled:
+        lat, elapsed = pooled[((p, t), n)]
+        out.setdefault(f"{p} {t} thread{'s' if t > 1 else ''}", []).append(
+            {"callers": n, "per_s": round(len(lat) / elapsed, 1), **summary(lat)})
+    return out
+
+
+def gil_share(emb, texts: list[str], seconds: float = 1.0) -> float:
+    """How much pure-Python work the process still gets done while another thread embeds back to
+    back (1.0: all of it, as when onnxruntime's Run and the tokenizer leave the GIL free; about 0.5 or
+    less if they held it). Counted with the embedding thread idle, then busy."""
+    def count(duration: float) -> int:
+        n, stop = 0, time.perf_counter() + duration
+        while time.perf_counter() < stop:
+            n += 1
+        return n
+
+    idle = count(seconds)
+    busy = threading.Event()
+
+    def embed_loop() -> None:
+        i = 0
+        while not busy.is_set():
+            emb.embed_one(texts[i % len(texts)])
+            i += 1
+
+    worker = threading.Thread(target=embed_loop)
+    worker.start()
+    try:
+        loaded = count(seconds)
+    finally:
+        busy.set()
+        worker.join()
+    return round(loaded / idle, 2)
 
 
 def batch_throughput(emb, texts: list[str], batch: int, repeats: int) -> float:
@@ -169,14 +219,14 @@ def quality(bulk: dict, single: dict) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[1])
-    ap.add_argument("--quick", action="store_true", help="fewer calls (about a minute with the quality pass)")
+    ap.add_argument("--quick", action="store_true", help="fewer calls and shorter bursts: about 1.5 min instead of 4")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     ap.add_argument("--no-quality", action="store_true", help="skip the LoCoMo hit@10 pass (about 40 s)")
     ap.add_argument("--backend", default="onnx", choices=["onnx", "numpy"], help="numpy: float32 only")
     ap.add_argument("--cold", action="store_true",
                     help="ignore the on-disk graph cache: measure the load with the graphs' build")
     args = ap.parse_args()
-    calls, rounds, conc_s, n_batch_texts, repeats = (40, 5, 2.0, 512, 1) if args.quick else (50, 10, 5.0, 2048, 2)
+    calls, rounds, conc_s, n_batch_texts, repeats = (40, 5, 0.5, 512, 1) if args.quick else (50, 10, 1.0, 2048, 2)
     precisions = PRECISIONS if args.backend == "onnx" else ("float32",)
 
     host = machine()
@@ -205,8 +255,8 @@ def main() -> int:
             emb.embed_one(text)
     query = query_latency(embedders, question_texts, calls, rounds)
     tokenizer = tokenizer_us(tok, question_texts[:500])
-    conc = {f"{p} {t} thread{'s' if t > 1 else ''}": [concurrent(emb, question_texts, n, conc_s) for n in (1, 2, 4)]
-            for (p, t), emb in embedders.items()}
+    gil = {p: gil_share(embedders[(p, 1)], question_texts) for p in precisions}
+    conc = concurrency(embedders, question_texts, conc_s, rounds)
 
     sample = (turn_texts * (1 + n_batch_texts // len(turn_texts)))[:n_batch_texts]
     mean_tokens = statistics.mean(len(e.ids) for e in tok.encode_batch(sample))
@@ -224,7 +274,8 @@ def main() -> int:
         "query": {"text": "LoCoMo questions", "mean_tokens": round(q_tokens, 1), "calls_per_round": calls,
                   "rounds": rounds, **{f"{p} {t}": query[(p, t)] for (p, t) in query}},
         "tokenizer_us": tokenizer,
-        "concurrency": {"seconds_each": conc_s, **conc},
+        "concurrency": {"seconds_per_burst": conc_s, "rounds": rounds, **conc},
+        "python_work_while_embedding": gil,
         # report.py reads single.median_ms and batch64.per_s: the service's query setting, the documents' batches
         "single": {"median_ms": query[(precisions[-1], 1)]["p50_ms"], "p99_ms": query[(precisions[-1], 1)]["p99_ms"],
                    "precision": precisions[-1], "threads": 1, "text": "LoCoMo questions"},
@@ -254,22 +305,25 @@ def print_report(result: dict, precisions: tuple[str, ...]) -> None:
     q = result["query"]
     print(f"\nOne question per call ({q['text']}, mean {q['mean_tokens']} tokens incl. [CLS]/[SEP]; "
           f"{q['rounds']} rounds x {q['calls_per_round']} calls per configuration, in turns; threads not spinning):")
-    print(f"{'':22}{'p50 ms':>9}{'p99 ms':>9}{'issue p50 (quoted)':>20}")
+    print(f"{'':22}{'p50 ms':>9}{'p99 ms':>9}{'CPU p50 ms':>12}{'issue p50 (quoted)':>20}")
     for p in precisions:
         for t in THREADS:
             s = q[f"{p} {t}"]
             print(f"{p + ' ' + str(t) + ' thread' + ('s' if t > 1 else ''):22}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}"
-                  f"{ISSUE_PROBE[p][t]:>20.1f}")
+                  f"{s['cpu_p50_ms']:>12.2f}{ISSUE_PROBE[p][t]:>20.1f}")
     tk = result["tokenizer_us"]
     print(f"tokenizer: encode {tk['encode']} us, encode_batch of one {tk['encode_batch_of_one']} us (median)")
     c = result["concurrency"]
-    print(f"\nConcurrent callers ({c['seconds_each']} s each): embeddings/s, per-call p50/p99 ms")
+    print(f"\nConcurrent callers ({c['rounds']} rounds of {c['seconds_per_burst']} s bursts per configuration, "
+          "in turns): embeddings/s, per-call p50/p99 ms")
     print(f"{'':22}" + "".join(f"{str(n) + ' caller' + ('s' if n > 1 else ''):>24}" for n in (1, 2, 4)))
     for key, rows in c.items():
-        if key == "seconds_each":
+        if key in ("seconds_per_burst", "rounds"):
             continue
         print(f"{key:22}" + "".join(f"{row['per_s']:>8.0f}/s {row['p50_ms']:>5.1f} {row['p99_ms']:>6.1f}"
                                     for row in rows))
+    print("Python work done while another thread embeds (1.0 = unhindered, the GIL is free during Run): "
+          + ", ".join(f"{p} {v}" for p, v in result["python_work_while_embedding"].items()))
     b = result["batch64"]
     print(f"\nDocuments, embed() of 64 LoCoMo turns at a time ({b['texts']} turns, mean {b['mean_tokens']} tokens, "
           f"{b['threads']} threads): "

@@ -55,7 +55,7 @@ MODES = {
 }
 # Rough seconds per step on a 2-core machine, for the ETA (quick, full).
 # The search step's quick figure includes loading the 100k corpus once (later runs reuse it).
-ETA = {"embedder": (10, 70), "stack": (60, 60), "slice": (10, 40), "write": (90, 400),
+ETA = {"embedder": (90, 240), "stack": (60, 60), "slice": (10, 40), "write": (90, 400),
        "visibility": (30, 90), "replay": (40, 3600), "search": (420, 7200), "locomo": (40, 900), "peer": (120, 900),
        "mixed_load": (200, 1500)}
 
