@@ -151,7 +151,7 @@ def query_app() -> FastAPI:
 
     observability.configure("query-api")
     cfg = settings()
-    emb = embedder(cfg)
+    emb = query_embedder(cfg)  # int8 for queries, same vector space as the documents
     state: dict = {}
     # Short timeouts: a Redis that does not answer must cost a search milliseconds, not seconds.
     redis_client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=0.25, socket_connect_timeout=0.25)
