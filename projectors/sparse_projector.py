@@ -16,7 +16,8 @@ a switch never lands between. A pinned version (a replay) takes no lock: nobody 
 writes it.
 
 Erasure: Tantivy deletes are tombstones until segments merge, so a batch with a
-UserErased rewrites the whole version in its commit: every surviving document is read
+UserErased of a user the files hold anything of (none in a replay: the user's events come
+shredded) rewrites the whole version in its commit: every surviving document is read
 back from its stored fields and added anew after `delete_all_documents`, the old segments
 and their files go, and the writer waits for merges in flight before it collects garbage
 files, so no file of the version holds anything of the user (cost: re-indexing the
@@ -220,10 +221,13 @@ class SparseProjector:
         for item in batch:
             if item.offset > positions.get(item.partition, -1):
                 positions[item.partition] = moved[item.partition] = item.offset
-        if not changes.changed and not changes.erased and not moved:
+        # Only a user with bytes in the files needs the rewrite (doc_freq counts documents a delete
+        # only marked, too); a replay meets erased users' events shredded and has none of theirs.
+        purge = any(searcher.doc_freq("user_id", user) for user in changes.erased)
+        if not changes.changed and not moved and not purge:
             return  # all of it applied before (a redelivery)
         try:
-            if changes.erased:
+            if purge:
                 self._rewrite(writer, searcher, changes, {**self._all_positions(searcher), topic: positions})
             else:
                 for memory_id, doc in changes.changed.items():
@@ -238,7 +242,7 @@ class SparseProjector:
             writer.rollback()
             raise
         self._positions[topic] = positions
-        if changes.erased:
+        if purge:
             self._collect_garbage()
         index.reload()
 

@@ -7,7 +7,7 @@ revocation). The answer must be one of:
 - refused: a 4xx JSON error naming the field, and the log exactly as it was;
 - accepted: 2xx with a consistency token, and then every read model applies it: the memory
   (key, share) reads back through the query API with the token, holding what was sent, and
-  once the Postgres, Redis and Neo4j projectors (and the extraction worker, for a
+  once the Postgres, Redis, Neo4j and sparse projectors (and the extraction worker, for a
   conversation) went past the run's writes, the dead-letter topic got nothing from them.
 Most cases also pin which of the two the value gets (`expect`), so a rule cannot silently
 loosen; a 5xx is always a failure.
@@ -43,7 +43,7 @@ pytestmark = pytest.mark.e2e
 RUN = uuid.uuid4().hex[:8]
 V = "@HOSTILE@"  # where a raw JSON literal is spliced into a body (json.dumps cannot write NaN or 1e400)
 REFUSED, ACCEPTED = "refused", "accepted"
-PROJECTIONS = ("postgres", "redis", "neo4j")
+PROJECTIONS = ("postgres", "redis", "neo4j", "sparse")
 EXTRACT_GROUP = "recallstack.worker.extract"
 
 
