@@ -95,7 +95,10 @@ class SparseIndex:
         opened = self._opened
         live_sig = _signature(self.root / sparse_layout.LIVE_FILE)
         if live_sig is None:
-            return opened  # `live` gone: keep what is open (nothing, before the first build)
+            # Never removed by a projector or a replay (they replace it atomically): the index was
+            # taken away (an operator rebuilding it, a lost volume). Say so, do not serve the old files.
+            self._opened = None
+            return None
         if opened is None or live_sig != opened.live_sig:
             return self._reopen(live_sig) or opened
         meta_sig = _signature(sparse_layout.version_dir(self.root, opened.version) / "meta.json")

@@ -185,7 +185,7 @@ class HybridSearch:
             return [(d["id"], d["similarity"]) for d in found[:depth]]
 
         gate = self._index(sparse_fresh)
-        if self.sparse is not None and sparse_fresh and gate is None and "sparse" in q.sources:
+        if self.sparse is not None and gate is None and "sparse" in q.sources and not self.sparse.available():
             # Still answered (from Postgres full-text), but an operator should hear of it.
             degraded.append({"source": "sparse", "reason": "the sparse index is unavailable: "
                                                            "BM25 from Postgres full-text instead"})

@@ -102,3 +102,23 @@ def test_without_the_index_postgres_answers_and_degraded_says_so(gateway, settin
         stack.up(projector, processes)
     body = from_index(gateway, user_id, token, "zeppelinfest budget")
     assert body["explain"]["sparse_from"] == "index" and body["degraded"] == []
+
+
+@pytest.mark.outage
+def test_a_stopped_sparse_projector_leaves_a_token_to_postgres(gateway, settings, user_id):
+    """The index trails a write its projector has not applied: a search with that write's
+    token gets its sparse hits from Postgres (complete, not degraded) once the grace is up."""
+    from infra import stack
+
+    processes = stack.table(settings)
+    projector = stack.service_specs(settings, ("projector-sparse",))
+    stack.down(projector, processes)
+    try:
+        token = seed(gateway, user_id)
+        body = explained(gateway, user_id, token, "zeppelinfest budget")
+        assert body["explain"]["sparse_from"] == "postgres" and body["degraded"] == []
+        assert body["results"][0]["memory"] == NOTES[3] and body["results"][0]["ranks"].get("sparse") == 1
+    finally:
+        stack.up(projector, processes)
+    body = from_index(gateway, user_id, token, "zeppelinfest budget")
+    assert body["explain"]["sparse_from"] == "index" and body["degraded"] == []
