@@ -191,10 +191,14 @@ class SparseIndex:
         if text is not None:
             hits = _ids(searcher, searcher.search(text, limit=limit, count=False).hits)
         fuzzy = self._names_query(searcher, scope, names)
-        if fuzzy is not None and len(hits) < limit:
+        if fuzzy is not None:
             seen = {memory_id for memory_id, _ in hits}
-            found = _ids(searcher, searcher.search(fuzzy, limit=limit, count=False).hits)
-            hits += [(memory_id, score) for memory_id, score in found if memory_id not in seen][:limit - len(hits)]
+            found = [hit for hit in _ids(searcher, searcher.search(fuzzy, limit=limit, count=False).hits)
+                     if hit[0] not in seen]
+            # A misspelt name's memories keep a place even when common words fill the depth: they
+            # take up to a third of it, from BM25's weakest tail.
+            room = max(limit - len(hits), min(len(found), limit // 3))
+            hits = hits[:limit - room] + found[:room]
         return hits
 
     def _count(self, searcher: tantivy.Searcher, key: tuple, query: tantivy.Query) -> int:

@@ -220,6 +220,15 @@ async def test_names_identifiers_and_misspellings_are_found(versions, reader, us
     assert names("Carolyne", words=["support"]) == [caroline.memory_id]
 
 
+async def test_a_misspelt_name_keeps_a_place_when_common_words_fill_the_depth(versions, reader, user_id):
+    meetings = [created(user_id, f"the weekly meeting number {n}") for n in range(40)]
+    patterson = created(user_id, "Patterson signed the lease")
+    await Log(versions.projection(), reader).apply(*meetings, patterson)
+    hits = ids(reader.search(user_id, ["meeting", "pattrson"], ["Pattrson"], {}, False, None, 30))
+    assert len(hits) == 30 and patterson.memory_id in hits
+    assert set(hits[:20]) <= {m.memory_id for m in meetings}  # BM25's best stay first
+
+
 async def test_window_scope_and_state_are_clauses_of_the_query(versions, reader, user_id):
     may = created(user_id, "meeting notes", happened_at=datetime(2024, 5, 10, 9, 0, 0, 500_000, tzinfo=timezone.utc))
     june = created(user_id, "meeting notes again", happened_at=datetime(2024, 6, 2, tzinfo=timezone.utc), app_id="a")
