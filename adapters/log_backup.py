@@ -49,6 +49,7 @@ from pathlib import Path
 from fastavro import parse_schema, reader as avro_reader
 from fastavro.write import Writer
 
+from adapters.durable_files import fsync_dir
 from settings import ACCESS_TOPIC, DLQ_TOPIC, EVENTS_TOPIC
 
 FORMAT = "recallstack.log-backup"
@@ -151,14 +152,6 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 # ---- backup ---------------------------------------------------------------------------------
@@ -366,11 +359,11 @@ async def backup(bootstrap: str, directory: Path, topics: tuple[str, ...] = BACK
             os.fsync(f.fileno())
         for folder in {temporary / topic for topic in topic_entries} | {temporary}:
             if folder.exists():
-                _fsync_dir(folder)
+                fsync_dir(folder)
         if directory.exists():
             directory.rmdir()  # empty (checked above): the rename takes its place
         os.rename(temporary, directory)
-        _fsync_dir(directory.parent)
+        fsync_dir(directory.parent)
         return manifest
     except BaseException:
         for writer in files.values():

@@ -18,6 +18,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from adapters.durable_files import fsync_dir
+
 LIVE_FILE = "live"
 LOCK_FILE = "lock"
 _VERSION_DIR = re.compile(r"v(\d+)")
@@ -47,7 +49,7 @@ def write_live(root: Path, version: int) -> None:
         out.flush()
         os.fsync(out.fileno())
     os.replace(temp, root / LIVE_FILE)
-    _sync_dir(root)
+    fsync_dir(root)
 
 
 def versions(root: Path) -> list[int]:
@@ -69,9 +71,3 @@ def locked(root: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def _sync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

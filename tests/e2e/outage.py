@@ -6,6 +6,10 @@ in the log and in the read model exactly once afterwards. Tests that use these a
 from __future__ import annotations
 
 import asyncio
+import os
+import random
+import signal
+import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -102,3 +106,23 @@ def latest_token(answers: list[httpx.Response]) -> str:
         for partition, offset in ConsistencyToken.decode(answer.json()["consistency_token"]).offsets:
             highest[partition] = max(offset, highest.get(partition, -1))
     return ConsistencyToken.of(EVENTS_TOPIC, sorted(highest.items())).encode()
+
+
+def kill_9_while(producer: threading.Thread, settings, process: str, seed: int, at_least: int = 3) -> int:
+    """SIGKILL `process` (a stack process: a projector) at random moments while `producer`
+    runs, and at least `at_least` times, starting it again after each kill; how many kills."""
+    from infra import stack
+
+    processes = stack.table(settings)
+    spec = stack.service_specs(settings, (process,))
+    kills, rng = 0, random.Random(seed)
+    while producer.is_alive() or kills < at_least:
+        time.sleep(rng.uniform(0.3, 1.5))
+        pid = processes.pid(process)
+        assert pid is not None, f"{process} is not running"
+        os.kill(pid, signal.SIGKILL)  # at a random instruction: mid-batch, mid-transaction, mid-commit
+        kills += 1
+        while processes.pid(process) is not None:
+            time.sleep(0.05)
+        stack.up(spec, processes)
+    return kills

@@ -9,7 +9,6 @@ import asyncio
 import hashlib
 import os
 import random
-import signal
 import threading
 import time
 import uuid
@@ -20,6 +19,7 @@ import pytest
 from adapters import postgres
 from adapters.kafka_log import EventPublisher
 from domain.events import MemoryCreated, utcnow
+from tests.e2e.outage import kill_9_while
 
 pytestmark = pytest.mark.e2e
 
@@ -105,25 +105,12 @@ async def read_back(settings, name: str, users: list[str]) -> tuple[list[tuple[s
 
 @pytest.mark.parametrize("name", ["postgres", "redis", "neo4j"])
 def test_kill_9_during_a_stream_loses_and_doubles_nothing(settings, services, name):
-    from infra import stack
-
-    processes = stack.table(settings)
     process = f"projector-{name}"
-    projector = stack.service_specs(settings, (process,))
     users = [f"crash-{uuid.uuid4().hex[:8]}-{n}" for n in range(20)]
     written: list = []
     producer = threading.Thread(target=lambda: written.extend(asyncio.run(stream(settings.kafka_bootstrap, users))))
     producer.start()
-    kills, rng = 0, random.Random(11)
-    while producer.is_alive() or kills < 3:
-        time.sleep(rng.uniform(0.3, 1.5))
-        pid = processes.pid(process)
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)  # at a random instruction: mid-batch, mid-transaction, mid-commit
-        kills += 1
-        while processes.pid(process) is not None:
-            time.sleep(0.05)
-        stack.up(projector, processes)
+    kills = kill_9_while(producer, settings, process, seed=11)
     producer.join()
     assert len(written) == EVENTS and kills >= 3
 

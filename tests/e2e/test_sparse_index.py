@@ -9,7 +9,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +23,7 @@ from adapters.sparse_index import SparseIndex
 from domain.events import MemoryCreated, MemoryDeleted, MemoryUpdated, utcnow
 from projectors.lag import projector_lag
 from settings import EVENTS_TOPIC
+from tests.e2e.outage import kill_9_while
 
 pytestmark = pytest.mark.e2e
 
@@ -96,27 +96,14 @@ def wait_caught_up(settings, timeout_s: float = 300) -> None:
 
 
 def test_kill_9_during_a_stream_then_the_index_equals_the_log(settings, services):
-    from infra import stack
-
-    processes = stack.table(settings)
     process = "projector-sparse"
-    projector = stack.service_specs(settings, (process,))
     users = [f"sparse-crash-{uuid.uuid4().hex[:8]}-{n}" for n in range(20)]
     expected: dict[str, str | None] = {}
     last: dict[int, int] = {}
     producer = threading.Thread(target=stream, args=(settings.kafka_bootstrap, users, expected, last))
     began = time.monotonic()
     producer.start()
-    kills, rng = 0, random.Random(17)
-    while producer.is_alive() or kills < 3:
-        time.sleep(rng.uniform(0.3, 1.5))
-        pid = processes.pid(process)
-        assert pid is not None
-        os.kill(pid, signal.SIGKILL)  # at a random instruction: mid-batch, mid-commit, mid-merge
-        kills += 1
-        while processes.pid(process) is not None:
-            time.sleep(0.05)
-        stack.up(projector, processes)
+    kills = kill_9_while(producer, settings, process, seed=17)  # mid-batch, mid-commit, mid-merge
     producer.join()
     wait_caught_up(settings)
     seconds = time.monotonic() - began
