@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 from contextlib import asynccontextmanager
 from functools import cache
 from pathlib import Path
@@ -150,6 +151,10 @@ def query_app() -> FastAPI:
     from query_api.search import HARD_LIMIT_FACTOR, HybridSearch, SearchConfig
 
     observability.configure("query-api")
+    # The query embedding runs in a worker thread (onnxruntime frees the GIL while it runs) but
+    # needs the GIL to start and to hand its vector back: at Python's default 5 ms switch
+    # interval a busy event loop made a 2 ms embedding take 10.
+    sys.setswitchinterval(0.0005)
     cfg = settings()
     emb = query_embedder(cfg)  # int8 for queries, same vector space as the documents
     state: dict = {}
