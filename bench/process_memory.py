@@ -8,20 +8,11 @@ buffers), so PSS (/proc/<pid>/smaps_rollup, shared pages split between their use
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
 
-
-def stack_pids(home: Path) -> dict[str, int]:
-    out = {}
-    for f in sorted((home / "run").glob("*.json")):
-        try:
-            out[f.stem] = int(json.loads(f.read_text())["pid"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return out
+from stack_processes import recorded  # $home/run/<name>.json: the process table
 
 
 def proc_stats() -> dict[int, list[str]]:
@@ -73,7 +64,7 @@ def tree_memory_mb(pid: int, children: dict[int, list[int]]) -> dict[str, float]
 def snapshot(home: Path) -> dict[str, dict]:
     children = _children()
     out = {}
-    for name, pid in stack_pids(home).items():
+    for name, pid in recorded(home).items():
         mem = tree_memory_mb(pid, children)
         if mem is not None:
             out[name] = mem
