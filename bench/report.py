@@ -22,6 +22,7 @@ sys.path.insert(0, str(BENCH))  # the benches import each other from bench/
 
 import search_report  # noqa: E402
 import search_targets  # noqa: E402
+from search_level import clients_axes  # noqa: E402
 from search_targets import all_targets  # noqa: E402
 
 SOURCES = ("suite", "embedder", "slice", "write", "visibility", "replay", "search", "locomo", "peer",
@@ -434,12 +435,7 @@ def plot_all(run: dict, out: Path) -> set[str]:
             a.plot([r["clients"] for r in level], [r["p99_ms"] for r in level], "s--", color=line.get_color(), label=f"{size:,} p99")
             b.plot([r["clients"] for r in level], [r["qps"] for r in level], "o-", label=f"{size:,}")
         ticks = sorted({r["clients"] for r in rows})
-        for ax in (a, b):
-            ax.set_xscale("log")
-            ax.set_xticks(ticks, [str(t) for t in ticks])
-            ax.minorticks_off()
-            ax.set_xlabel("concurrent clients")
-            ax.legend(fontsize=8)
+        clients_axes((a, b), ticks, "concurrent clients", 8)
         a.set_yscale("log")
         a.set_ylabel("ms")
         a.set_title("search latency vs clients (uncached, gateway)")

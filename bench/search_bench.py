@@ -53,8 +53,8 @@ import numpy as np
 import cpu_accounting
 import raw_http
 from corpus import api_headers, machine, questions, turns
-from search_level import (degraded_counts, latency_summary, mean_split, parse_server_timing, per_request_split,
-                          timing_percentiles)
+from search_level import (clients_axes, degraded_counts, latency_summary, mean_split, parse_server_timing,
+                          per_request_split, timing_percentiles)
 from search_targets import CPU_MS_PER_SEARCH, HEADLINE_SIZE, P99_AT_10_MS, QPS_AT_10, REPEATED_P99_MS, search_targets
 from search_targets import ONE_CLIENT as ONE_CLIENT_TARGETS
 from stack_processes import recorded, stack_processes
@@ -672,12 +672,7 @@ def plot(result: dict) -> None:
         if block["size"] == HEADLINE_SIZE:
             qx.axhline(QPS_AT_10, color="tab:grey", linestyle="--", linewidth=0.8, label="target QPS at 10 clients")
         ticks = sorted({r["clients"] for r in block["levels"]})
-        for a in (ax, qx):
-            a.set_xscale("log")
-            a.set_xticks(ticks, [str(c) for c in ticks])
-            a.minorticks_off()
-            a.set_xlabel("concurrent clients (closed loop)")
-            a.legend(fontsize=7)
+        clients_axes((ax, qx), ticks, "concurrent clients (closed loop)", 7)
         ax.set_yscale("log")
         ax.set_ylabel("latency (ms)")
         ax.set_title(f"{block['size']:,} memories, {block['users']} user(s)")

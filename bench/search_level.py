@@ -105,3 +105,13 @@ def degraded_counts(answers_degraded: list[list]) -> dict:
     n = len(answers_degraded)
     return {"answers": n, "degraded_answers": degraded, "degraded_ratio": round(degraded / n, 4) if n else None,
             "by_source": by_source, "reason_sample": samples}
+
+
+def clients_axes(axes, ticks: list[int], label: str, fontsize: int) -> None:
+    """Matplotlib axes whose x is a number of concurrent clients (log scale, one tick each)."""
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_xlabel(label)
+        ax.legend(fontsize=fontsize)
