@@ -60,6 +60,14 @@ async def test_migrations_are_recorded_and_idempotent(settings, pool):
         await postgres.migrate(settings.pg_dsn, 1536)
 
 
+async def test_memories_pages_leave_room_for_hot_access_updates(pool):
+    """Each search's access counts must not add a row version to every index (HNSW included)."""
+    async with pool.acquire() as conn:
+        schema = postgres.schema_of(await postgres.live_version(conn))
+    options = await pool.fetchval("SELECT reloptions FROM pg_class WHERE oid = $1::regclass", f"{schema}.memories")
+    assert "fillfactor=80" in options
+
+
 async def test_update_and_deletes_change_the_row_and_write_history_once(pool, user_id):
     from domain.events import MemoryDeleted, MemoryScopeDeleted, MemoryUpdated
 
