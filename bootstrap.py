@@ -118,7 +118,6 @@ def command_app() -> FastAPI:
         await log_ends.close()
         await redis_client.aclose()
         await state["pool"].close()
-        await state["search_pool"].close()
 
     async def positions() -> dict[int, int]:
         return await postgres.applied_offsets(state["pool"], "postgres", EVENTS_TOPIC)
