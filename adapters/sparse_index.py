@@ -2,10 +2,10 @@
 
 One `SparseIndex` per query-API process. Each call stats two files (`<root>/live` and the
 live version's `meta.json`, a few microseconds): a switch of `live` reopens the new
-version (in the call); a commit of the projector (another process) starts a reload in a
-background thread, and searches answer from the previous commit until it is done (a
-millisecond or so; it can wait on the writer's file lock). `positions()` and `refresh()`
-wait for it: after `positions()` shows a consistency token applied, searches see it.
+version (in the call); the first search after a commit of the projector (another process)
+reloads before it answers (a millisecond or so; it can wait on the writer's file lock), so a
+search never answers from an older commit than the files hold: once the projector's lag is
+0, every search sees everything. `available()` only starts that reload, in the background.
 Nothing polls: an idle reader costs nothing.
 
 Scoring. Tantivy's BM25 weighs a term by its document frequency in the whole index, every
@@ -183,7 +183,7 @@ class SparseIndex:
         memories in scope, then fuzzy matches of `names` BM25 did not return."""
         if limit <= 0:
             return []
-        opened, searcher = self._searcher()
+        opened, searcher = self._searcher(wait=True)
         scope = _scope(user_id, fields, include_archived, window)
         key = (user_id, tuple(sorted(fields.items())), include_archived, window)
         hits: list[tuple[str, float]] = []
@@ -202,6 +202,9 @@ class SparseIndex:
         return hits
 
     def _count(self, searcher: tantivy.Searcher, key: tuple, query: tantivy.Query) -> int:
+        """A scope's document count (or a term's within it), cached COUNTS_TTL_S: a weight
+        from a few seconds ago scores as well. Only counts above zero are kept: a zero decides
+        that a term (or the whole scope) is skipped, and a memory written since must not be."""
         now = time.monotonic()
         cached = self._counts.get(key)
         if cached is not None and cached[0] > now:
@@ -209,7 +212,8 @@ class SparseIndex:
         if len(self._counts) >= COUNTS_MAX:
             self._counts = {}
         count = searcher.search(query, limit=1, count=True).count
-        self._counts[key] = (now + COUNTS_TTL_S, count)
+        if count:
+            self._counts[key] = (now + COUNTS_TTL_S, count)
         return count
 
     def _bm25_query(self, opened: _Opened, searcher: tantivy.Searcher, scope: tantivy.Query, key: tuple,
@@ -268,7 +272,7 @@ class SparseIndex:
         wanted = index_terms.entity_words(names)
         if not wanted:
             return False
-        _opened, searcher = self._searcher()
+        _opened, searcher = self._searcher(wait=True)
         query = tantivy.Query.boolean_query([(Must, term("user_id", user_id)),
                                              (Must, tantivy.Query.term_set_query(schema(), "entities", wanted))])
         return bool(searcher.search(query, limit=1, count=False).hits)

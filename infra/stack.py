@@ -111,7 +111,9 @@ def service_specs(cfg: Settings, names=SERVICES, api_processes: int | None = Non
                   # the client address is decided in one place (adapters/client_address.py, which
                   # believes X-Real-IP only from RECALLSTACK_TRUSTED_PROXIES), not by uvicorn too
                   "--no-proxy-headers",
-                  "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD)],
+                  # h11, not httptools (installed for uvloop's sake): llhttp caps a request head
+                  # below MAX_REQUEST_HEAD and cannot be raised
+                  "--http", "h11", "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD)],
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/readyz"),
         )
 

@@ -57,7 +57,7 @@ def reader(root) -> SparseIndex:
 
 class Log:
     """Feeds a projector batches at increasing offsets of one partition; `reader` then takes
-    the commit (a search alone would start its reload in the background)."""
+    the commit at once (a search would too, before it answers)."""
 
     def __init__(self, projector: SparseProjector, reader: SparseIndex | None = None, partition: int = 0):
         self.projector, self.reader, self.partition, self.offset = projector, reader, partition, -1
@@ -227,6 +227,21 @@ async def test_a_misspelt_name_keeps_a_place_when_common_words_fill_the_depth(ve
     hits = ids(reader.search(user_id, ["meeting", "pattrson"], ["Pattrson"], {}, False, None, 30))
     assert len(hits) == 30 and patterson.memory_id in hits
     assert set(hits[:20]) <= {m.memory_id for m in meetings}  # BM25's best stay first
+
+
+async def test_a_search_after_a_commit_sees_it_whatever_it_counted_before(versions, reader, user_id):
+    """Counts are cached for the weights; a zero must not be (it skips the term or the user)."""
+    log = Log(versions.projection())  # no refresh: the search itself must take the commit
+    await log.apply(created(user_id, "an early note"))
+    assert find(reader, user_id, "zeppelin") == []  # the user has no such word yet
+    late = created(user_id, "the zeppelin hangar opens")
+    await log.apply(late)
+    assert ids(reader.search(user_id, ["zeppelin"], [], {}, False, None, 10)) == [late.memory_id]
+    stranger = f"{user_id}-new"
+    assert find(reader, stranger, "zeppelin") == []  # a user with no memories yet
+    theirs = created(stranger, "a zeppelin ride")
+    await log.apply(theirs)
+    assert find(reader, stranger, "zeppelin") == [theirs.memory_id]
 
 
 async def test_window_scope_and_state_are_clauses_of_the_query(versions, reader, user_id):
