@@ -42,7 +42,7 @@ def test_status_json(services):
         assert set(row) >= {"name", "pid", "port", "state", "ready", "health", "log"}
         assert row["state"] == "running" and isinstance(row["pid"], int) and row["ready"] is True, row
         assert row["health"].startswith("ready")
-    assert [row["projection"] for row in doc["lag"]] == ["postgres", "redis", "neo4j", "worker-extract"]
+    assert [row["projection"] for row in doc["lag"]] == ["postgres", "redis", "neo4j", "sparse", "worker-extract"]
     for row in doc["lag"]:
         assert row["error"] is None and isinstance(row["behind"], int) and row["log_records"] >= row["behind"] >= 0
 
