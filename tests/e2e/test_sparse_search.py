@@ -22,8 +22,17 @@ def seed(gateway, user_id) -> str:
 
 
 def explained(gateway, user_id, token, query, **options) -> dict:
-    answer = gateway.post("/v1/memories/search", json={
-        "query": query, "user_id": user_id, "consistency_token": token, "explain": True, "cache": False, **options})
+    """The answer with `explain`; a 503 not_yet_consistent (the Postgres projector still busy
+    with an earlier test's thousands of events) is retried, as its message asks."""
+    deadline = time.monotonic() + 60
+    while True:
+        answer = gateway.post("/v1/memories/search", json={
+            "query": query, "user_id": user_id, "consistency_token": token, "explain": True, "cache": False,
+            **options})
+        if answer.status_code != 503 or answer.json()["error"]["code"] != "not_yet_consistent" \
+                or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
