@@ -226,8 +226,7 @@ def query_app() -> FastAPI:
     # The sparse index is read in this process, straight from its files (projector-sparse writes them).
     sparse = SparseIndex(cfg.sparse_dir)
 
-    async def sparse_positions():
-        sparse.refresh()
+    async def sparse_positions():  # takes the last commit first
         return sparse.positions(EVENTS_TOPIC)
 
     async def sparse_check():

@@ -5,7 +5,7 @@ live version's `meta.json`, a few microseconds): a switch of `live` reopens the 
 version (in the call); the first search after a commit of the projector (another process)
 reloads before it answers (a millisecond or so; it can wait on the writer's file lock), so a
 search never answers from an older commit than the files hold: once the projector's lag is
-0, every search sees everything. `available()` only starts that reload, in the background.
+0, every search sees everything.
 Nothing polls: an idle reader costs nothing.
 
 Scoring. Tantivy's BM25 weighs a term by its document frequency in the whole index, every
@@ -83,15 +83,13 @@ class SparseIndex:
         self.root = Path(root)
         self._guard = threading.Lock()
         self._opened: _Opened | None = None
-        self._reloading = False
         self._refused: tuple | None = None  # the files' signatures when the live version could not be opened
         self._counts: dict[tuple, tuple[float, int]] = {}  # (scope key, term or None) -> (expires, count)
 
     # --- keeping up with the projector ---------------------------------------------------
 
-    def _current(self, wait: bool = False) -> _Opened | None:
-        """The open live version, reopened after a switch and reloaded after a commit (in the
-        background unless `wait`)."""
+    def _current(self) -> _Opened | None:
+        """The open live version, reopened after a switch and reloaded after a commit."""
         opened = self._opened
         live_sig = _signature(self.root / sparse_layout.LIVE_FILE)
         if live_sig is None:
@@ -102,17 +100,9 @@ class SparseIndex:
         if opened is None or live_sig != opened.live_sig:
             return self._reopen(live_sig) or opened
         meta_sig = _signature(sparse_layout.version_dir(self.root, opened.version) / "meta.json")
-        if meta_sig == opened.meta_sig:
-            return opened
-        if wait:
+        if meta_sig != opened.meta_sig:
             self._reload(opened, meta_sig)
-            return self._opened
-        if not self._reloading:
-            # In the background: opening new segments can wait on the writer's file lock for a
-            # few milliseconds, and a search must not. This call still answers from the last commit.
-            self._reloading = True
-            threading.Thread(target=self._reload, args=(opened, meta_sig, True), daemon=True).start()
-        return opened
+        return self._opened
 
     def _reopen(self, live_sig: tuple) -> _Opened | None:
         with self._guard:
@@ -135,22 +125,18 @@ class SparseIndex:
             self._opened = _Opened(version, index, live_sig, meta_sig)
             return self._opened
 
-    def _reload(self, opened: _Opened, meta_sig: tuple | None, background: bool = False) -> None:
-        try:
-            with self._guard:
-                if self._opened is not opened:
-                    return
-                try:
-                    opened.index.reload()
-                except (ValueError, OSError):
-                    return  # a segment went away under the reload: the next call tries again
-                self._opened = _Opened(opened.version, opened.index, opened.live_sig, meta_sig)
-        finally:
-            if background:
-                self._reloading = False
+    def _reload(self, opened: _Opened, meta_sig: tuple | None) -> None:
+        with self._guard:
+            if self._opened is not opened:
+                return
+            try:
+                opened.index.reload()
+            except (ValueError, OSError):
+                return  # a segment went away under the reload: the next call tries again
+            self._opened = _Opened(opened.version, opened.index, opened.live_sig, meta_sig)
 
-    def _searcher(self, wait: bool = False) -> tuple[_Opened, tantivy.Searcher]:
-        opened = self._current(wait)
+    def _searcher(self) -> tuple[_Opened, tantivy.Searcher]:
+        opened = self._current()
         if opened is None:
             raise SparseUnavailable(f"no sparse index under {self.root} (has projector-sparse run?)")
         return opened, opened.index.searcher()
@@ -160,18 +146,17 @@ class SparseIndex:
         return self._current() is not None
 
     def refresh(self) -> None:
-        """Take the last commit now, waiting for the reload (a search starts it in the
-        background and answers from the commit before; positions() waits, like this)."""
-        self._current(wait=True)
+        """Take the last commit now (any call does, before it answers)."""
+        self._current()
 
     def version(self) -> int | None:
         opened = self._current()
         return opened.version if opened is not None else None
 
     def positions(self, topic: str) -> dict[int, int]:
-        """{partition: offset} the live version has applied of `topic` (its last commit: a
-        consistency check, so the reload is waited for, and searches after it see the same)."""
-        _opened, searcher = self._searcher(wait=True)
+        """{partition: offset} the live version has applied of `topic` (at its last commit, which
+        searches after this call see too)."""
+        _opened, searcher = self._searcher()
         return sparse_schema.read_positions(searcher, topic)
 
     # --- searching -------------------------------------------------------------------------
@@ -183,7 +168,7 @@ class SparseIndex:
         memories in scope, then fuzzy matches of `names` BM25 did not return."""
         if limit <= 0:
             return []
-        opened, searcher = self._searcher(wait=True)
+        opened, searcher = self._searcher()
         scope = _scope(user_id, fields, include_archived, window)
         key = (user_id, tuple(sorted(fields.items())), include_archived, window)
         hits: list[tuple[str, float]] = []
@@ -272,7 +257,7 @@ class SparseIndex:
         wanted = index_terms.entity_words(names)
         if not wanted:
             return False
-        _opened, searcher = self._searcher(wait=True)
+        _opened, searcher = self._searcher()
         query = tantivy.Query.boolean_query([(Must, term("user_id", user_id)),
                                              (Must, tantivy.Query.term_set_query(schema(), "entities", wanted))])
         return bool(searcher.search(query, limit=1, count=False).hits)

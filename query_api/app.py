@@ -75,7 +75,7 @@ class QueryDeps:
     user_graph: Callable[..., Awaitable[dict]] | None = None
     answers: AnswerCache | None = None
     redis_positions: Callable[[], Awaitable[dict[int, int]]] | None = None
-    # the sparse index's positions (reloaded first): behind a request's token, Postgres full-text answers instead
+    # the sparse index's positions (its last commit): behind a request's token, Postgres full-text answers instead
     sparse_positions: Callable[[], Awaitable[dict[int, int]]] | None = None
     access: Recorder = field(default_factory=Recorder)
     count_tokens: Callable[[str, str], int] | None = None  # (encoding, text) -> tokens

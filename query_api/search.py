@@ -144,13 +144,6 @@ class HybridSearch:
         self.stats = stats or pg_reads.CorpusStats()
         self.session = SearchSession(HARD_LIMIT_FACTOR * config.source_timeout_ms, config.ef_search)
 
-    def _index(self, sparse_fresh: bool) -> SparseIndex | None:
-        """The sparse index, when it is there and has applied the request's consistency
-        token (`sparse_fresh`; it may lag Postgres)."""
-        if self.sparse is None or not sparse_fresh:
-            return None
-        return self.sparse if self.sparse.available() else None
-
     async def run(self, q: Query, vector_task: Awaitable[np.ndarray], graph_allowed: bool = True,
                   graph_reason: str | None = None, sparse_fresh: bool = True) -> Outcome:
         timer, degraded = Timer(), []
@@ -181,28 +174,33 @@ class HybridSearch:
                 searches.append(pg_reads.dense(pool, vector, shared, depth, self.session, ef, within, exact=True))
             found = [doc for docs in await timer.run(name, asyncio.gather(*searches)) for doc in docs]
             found.sort(key=lambda d: -d["similarity"])
-            known.update((d["id"], d) for d in found if "shared" not in d and d["user_id"] == q.scope.user_id)
+            known.update((d["id"], d) for d in found if d["user_id"] == q.scope.user_id)  # not shared ones
             return [(d["id"], d["similarity"]) for d in found[:depth]]
 
-        gate = self._index(sparse_fresh)
-        if self.sparse is not None and gate is None and "sparse" in q.sources and not self.sparse.available():
+        available = self.sparse is not None and self.sparse.available()
+        if self.sparse is not None and not available and "sparse" in q.sources:
             # Still answered (from Postgres full-text), but an operator should hear of it.
             degraded.append({"source": "sparse", "reason": "the sparse index is unavailable: "
                                                            "BM25 from Postgres full-text instead"})
+        # `sparse_fresh`: it has applied the request's consistency token (it may lag Postgres).
+        gate = self.sparse if available and sparse_fresh else None
         # It holds the scope fields, states and times, not a filter tree; shared memories are
         # ranked with the searcher's own in one BM25 (Postgres's): those stay with SQL.
         index = gate if q.scope.filters is None and q.scope.state is None and shared is None else None
+        sparse_from = "index" if index is not None else "postgres"
 
         async def sparse():
             return await timer.run("sparse", sparse_lists())
 
         async def sparse_lists():
+            nonlocal sparse_from
             if index is not None:
                 try:
                     return index.search(q.scope.user_id, words, names, q.scope.fields, q.scope.include_archived,
                                         filter_window, depth)
                 except Exception as exc:  # its files went away under us (a replay dropped them): SQL answers
                     log.warning("the sparse index failed; Postgres full-text answers", exc_info=True)
+                    sparse_from = "postgres"
                     degraded.append({"source": "sparse", "reason": f"the sparse index failed ({type(exc).__name__}): "
                                                                    "BM25 from Postgres full-text instead"})
             lists = await asyncio.gather(
@@ -236,9 +234,8 @@ class HybridSearch:
             wanted["sparse"] = sparse
         if "temporal" in q.sources and window is not None and window.start is not None and filter_window is None:
             wanted["temporal"] = lambda: nearest("temporal", (window.start, window.end))
-        if "graph" in q.sources and names and gate is not None and not gate.mentions_any(q.scope.user_id, names):
-            pass  # no entity of the user is named like that: nothing for the graph to find
-        elif "graph" in q.sources and names:
+        # The graph runs only when an entity of the user shares a word with those names: it finds nothing else.
+        if "graph" in q.sources and names and (gate is None or gate.mentions_any(q.scope.user_id, names)):
             if self.graph is None or not graph_allowed:
                 degraded.append({"source": "graph", "reason": graph_reason or "the graph read model is not configured"})
             else:
@@ -292,7 +289,7 @@ class HybridSearch:
         explain = {
             "keywords": words, "names": names, "rrf_k": k, "weights": {s: weights.get(s, 1.0) for s in rankings},
             "sources_run": list(rankings),
-            "sparse_from": "index" if index is not None else "postgres",
+            "sparse_from": sparse_from,
             "time_window": _window_dict(window),
             "candidates": len(fused),
             "per_result": {f.memory_id: {"contributions": {s: round(v, 6) for s, v in f.contributions.items()},
