@@ -40,6 +40,15 @@ def read_secrets(home: Path) -> dict[str, str]:
     return values
 
 
+def new_password() -> str:
+    """32 URL-safe characters that never start with '-': command-line tools (Neo4j's admin
+    command, redis-cli, psql) read such a value as an option."""
+    value = secrets.token_urlsafe(24)
+    while value.startswith("-"):
+        value = secrets.token_urlsafe(24)
+    return value
+
+
 def ensure_secrets(home: Path) -> dict[str, str]:
     """Create the local stack's passwords once; keep existing ones (data depends on them)."""
     home.mkdir(parents=True, exist_ok=True)
@@ -47,7 +56,7 @@ def ensure_secrets(home: Path) -> dict[str, str]:
     missing = [n for n in SECRET_NAMES if n not in values]
     if missing:
         for name in missing:
-            values[name] = secrets.token_urlsafe(24)
+            values[name] = new_password()
         path = secrets_path(home)
         path.touch(mode=0o600, exist_ok=True)
         path.chmod(0o600)

@@ -10,7 +10,7 @@ import asyncio
 import httpx
 import pytest
 
-from tests.e2e.log_reader import appended, end_offsets
+from tests.e2e.log_reader import appended, appended_since, end_offsets
 
 
 # Budgets sized for a CI box that runs the whole stack and the tests on 2 cores: these tests
@@ -68,20 +68,25 @@ def admin_headers() -> dict[str, str]:
 @pytest.fixture
 def log(settings):
     """The event log around a write: log.mark() before it; after it, log.records(token) gives
-    (key, event) of every committed record up to the token, log.events(token) the events."""
+    (key, event) of every committed record up to the token, log.events(token) the events.
+    user_id= keeps one user's records: other tests' workers append in the same window."""
     class Log:
         before: dict[int, int] = {}
 
         def mark(self):
             self.before = asyncio.run(end_offsets(settings.kafka_bootstrap))
 
-        def records(self, token):
-            return asyncio.run(appended(settings.kafka_bootstrap, self.before, token))
+        def records(self, token, user_id=None):
+            found = asyncio.run(appended(settings.kafka_bootstrap, self.before, token))
+            return [r for r in found if user_id is None or r[0] == user_id.encode()]
 
-        def events(self, token):
-            return [event for _, event in self.records(token)]
+        def events(self, token, user_id=None):
+            return [event for _, event in self.records(token, user_id)]
 
-        def unchanged(self):
-            return asyncio.run(end_offsets(settings.kafka_bootstrap)) == self.before
+        def unchanged(self, user_id=None):
+            if user_id is None:
+                return asyncio.run(end_offsets(settings.kafka_bootstrap)) == self.before
+            found = asyncio.run(appended_since(settings.kafka_bootstrap, self.before))
+            return not [r for r in found if r[0] == user_id.encode()]
 
     return Log()

@@ -43,27 +43,39 @@ async def end_offsets(bootstrap: str) -> dict[int, int]:
 async def appended(bootstrap: str, before: dict[int, int], token: str) -> list[tuple[bytes, object]]:
     """(key, decoded event) of every committed record from `before` up to the token, in log order
     (the event None for a record of an erased user)."""
-    wanted = ConsistencyToken.decode(token)
+    offsets = ConsistencyToken.decode(token).offsets
+    return await records_between(bootstrap, before, {partition: last + 1 for partition, last in offsets})
+
+
+async def appended_since(bootstrap: str, before: dict[int, int]) -> list[tuple[bytes, object]]:
+    """(key, decoded event) of every committed record from `before` to the log's end now."""
+    ends = await end_offsets(bootstrap)
+    return await records_between(bootstrap, before, {p: end for p, end in ends.items() if end > before.get(p, 0)})
+
+
+async def records_between(bootstrap: str, before: dict[int, int], ends: dict[int, int]) -> list[tuple[bytes, object]]:
+    """Records from the offsets in `before` (the first to read) up to those in `ends` (the first
+    not to read), partition by partition. Reading stops on the consumer's position, not on a
+    record: a transaction's commit marker takes an offset no consumer ever receives."""
+    if not ends:
+        return []  # and no consumer: aiokafka's stop() right after start() raises CancelledError
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed",
                                 enable_auto_commit=False)
     await consumer.start()
     found = []
     try:
         async with opened() as open_record:
-            for partition, last in wanted.offsets:
+            for partition, end in ends.items():
                 tp = TopicPartition(EVENTS_TOPIC, partition)
                 consumer.assign([tp])
                 consumer.seek(tp, before.get(partition, 0))
-                done = False
-                while not done:
-                    batch = await consumer.getmany(tp, timeout_ms=2000)
-                    if not batch:
-                        raise AssertionError(f"partition {partition} ended before offset {last}")
-                    for record in batch[tp]:
-                        found.append((record.key, await open_record(record)))
-                        if record.offset >= last:
-                            done = True
-                            break
+                idle = 0
+                while await consumer.position(tp) < end:
+                    batch = await consumer.getmany(tp, timeout_ms=1000)
+                    idle = 0 if batch else idle + 1
+                    if idle == 10:
+                        raise AssertionError(f"partition {partition} ended before offset {end}")
+                    found += [(r.key, await open_record(r)) for r in batch.get(tp, ()) if r.offset < end]
     finally:
         await consumer.stop()
     return found

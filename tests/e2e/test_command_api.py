@@ -32,7 +32,8 @@ def test_add_appends_one_memory_created_keyed_by_user(gateway, log, user_id):
         "text": "Prefers tabs over spaces", "user_id": user_id, "agent_id": "cursor", "run_id": "r-1",
         "app_id": "ide", "metadata": {"lang": "go", "n": 2}, "categories": ["preferences"], "importance": 0.7,
         "occurred_at": "2023-05-08T13:56:00Z"}, headers={"X-Request-ID": "req-42"}))
-    [(key, event)] = log.records(body["consistency_token"])
+    [(key, event)] = [r for r in log.records(body["consistency_token"])
+                      if getattr(r[1], "memory_id", None) == body["results"][0]["id"]]
     assert key == user_id.encode()
     assert isinstance(event, MemoryCreated)
     assert (event.memory_id, event.text, event.user_id, event.agent_id, event.run_id, event.app_id) == \
@@ -50,7 +51,7 @@ def test_messages_without_infer_store_user_and_assistant_messages_as_given(gatew
         {"role": "system", "content": "You are helpful"},
         {"role": "user", "content": "I live in Lisbon"},
         {"role": "assistant", "content": "Lisbon is lovely"}]}))
-    events = [e for _, e in log.records(body["consistency_token"])]
+    events = [e for _, e in log.records(body["consistency_token"], user_id)]
     assert [(e.text, e.metadata["role"]) for e in events] == [("I live in Lisbon", "user"),
                                                                ("Lisbon is lovely", "assistant")]
 
@@ -60,7 +61,7 @@ def test_messages_with_infer_append_a_conversation_for_extraction(gateway, log, 
     body = accepted(gateway.post("/v1/memories", json={"user_id": user_id, "infer": True, "messages": [
         {"role": "user", "content": "My sister Ana moved to Porto"}]}))
     assert body["results"] == [] and body["status"] == "queued"
-    [(_, event)] = log.records(body["consistency_token"])
+    [(_, event)] = log.records(body["consistency_token"], user_id)
     assert isinstance(event, ConversationReceived)
     assert event.conversation_id == body["conversation_id"]
     assert [(m.role, m.content) for m in event.messages] == [("user", "My sister Ana moved to Porto")]
@@ -70,7 +71,7 @@ def test_batch_appends_every_memory_in_one_transaction(gateway, log, user_id):
     log.mark()
     items = [{"text": f"fact number {i}", "user_id": user_id} for i in range(50)]
     body = accepted(gateway.post("/v1/memories/batch", json={"memories": items}))
-    events = [e for _, e in log.records(body["consistency_token"])]
+    events = [e for _, e in log.records(body["consistency_token"], user_id)]
     assert [e.text for e in events] == [f"fact number {i}" for i in range(50)]
     assert [e.memory_id for e in events] == [r["id"] for r in body["results"]]
 
@@ -82,14 +83,14 @@ def test_update_and_delete_append_their_events_after_the_add_is_visible(gateway,
     updated = accepted(gateway.patch(f"/v1/memories/{memory_id}", params={"user_id": user_id},
                                      json={"text": "Uses neovim", "metadata": {"since": 2024}},
                                      headers={"X-Consistency-Token": token}))
-    [(_, event)] = log.records(updated["consistency_token"])
+    [(_, event)] = log.records(updated["consistency_token"], user_id)
     assert isinstance(event, MemoryUpdated)
     assert (event.memory_id, event.text, event.metadata, event.categories) == (memory_id, "Uses neovim",
                                                                                 {"since": 2024}, None)
     assert len(event.embedding) == 384
     log.mark()
     deleted = accepted(gateway.delete(f"/v1/memories/{memory_id}", params={"user_id": user_id}))
-    [(_, event)] = log.records(deleted["consistency_token"])
+    [(_, event)] = log.records(deleted["consistency_token"], user_id)
     assert isinstance(event, MemoryDeleted) and event.memory_id == memory_id
     # Gone from search, and a second delete is a 404 that appends nothing.
     found = gateway.post("/v1/memories/search", json={"query": "editor", "user_id": user_id,
@@ -97,7 +98,7 @@ def test_update_and_delete_append_their_events_after_the_add_is_visible(gateway,
     assert found.json()["results"] == []
     log.mark()
     again = gateway.delete(f"/v1/memories/{memory_id}", params={"user_id": user_id})
-    assert again.status_code == 404 and log.unchanged()
+    assert again.status_code == 404 and log.unchanged(user_id)
 
 
 def test_update_or_delete_of_another_users_memory_is_404_and_appends_nothing(gateway, log, user_id):
@@ -114,7 +115,7 @@ def test_update_or_delete_of_another_users_memory_is_404_and_appends_nothing(gat
         answer = call()
         assert answer.status_code == 404, answer.text
         assert answer.json()["error"]["code"] == "not_found"
-    assert log.unchanged()
+    assert log.unchanged(user_id) and log.unchanged("mallory")
 
 
 def test_delete_by_scope_removes_only_that_scope(gateway, log, user_id):
@@ -123,7 +124,7 @@ def test_delete_by_scope_removes_only_that_scope(gateway, log, user_id):
                                                        "agent_id": "b"}))
     log.mark()
     body = accepted(gateway.delete("/v1/memories", params={"user_id": user_id, "agent_id": "a"}))
-    [(_, event)] = log.records(body["consistency_token"])
+    [(_, event)] = log.records(body["consistency_token"], user_id)
     assert isinstance(event, MemoryScopeDeleted) and (event.agent_id, event.run_id) == ("a", None)
     found = gateway.post("/v1/memories/search", json={"query": "jazz", "user_id": user_id,
                                                        "consistency_token": body["consistency_token"]}).json()
@@ -135,11 +136,11 @@ def test_idempotency_key_returns_the_first_answer_and_appends_nothing_new(gatewa
     first = accepted(gateway.post("/v1/memories", **request))
     log.mark()
     assert accepted(gateway.post("/v1/memories", **request)) == first
-    assert log.unchanged()
+    assert log.unchanged(user_id)
     other_body = gateway.post("/v1/memories", json={"text": "Something else", "user_id": user_id},
                               headers={"Idempotency-Key": "k-1"})
     assert other_body.status_code == 422 and other_body.json()["error"]["code"] == "idempotency_key_reused"
-    assert log.unchanged()
+    assert log.unchanged(user_id)
 
 
 def test_concurrent_retries_with_one_key_append_once(services, log, user_id):
@@ -171,4 +172,4 @@ def test_idempotency_survives_a_command_api_restart(gateway, settings, log, user
     stack.up(command_api, processes)
     log.mark()
     assert accepted(gateway.post("/v1/memories", **request)) == first
-    assert log.unchanged()
+    assert log.unchanged(user_id)

@@ -161,7 +161,8 @@ public final class Neo4jLauncher {
         int rc;
         try (DefaultFileSystemAbstraction fs = new DefaultFileSystemAbstraction()) {
             ExecutionContext ctx = new ExecutionContext(home, home.resolve("conf"), ps, ps, fs);
-            rc = new CommandLine(new SetInitialPasswordCommand(ctx)).execute(password);
+            // "--" ends the options: a password that starts with '-' is a password, not a flag
+            rc = new CommandLine(new SetInitialPasswordCommand(ctx)).execute("--", password);
         }
         if (rc != 0) {
             throw new LaunchError("setting the initial password failed: " + out.toString(StandardCharsets.UTF_8).trim());
