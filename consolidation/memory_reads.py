@@ -12,6 +12,7 @@ import json
 import asyncpg
 import numpy as np
 
+from adapters.vector_buckets import in_bucket_of
 from domain.intelligence import Candidate
 
 SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
@@ -21,7 +22,7 @@ async def similar(pool: asyncpg.Pool, user_id: str, scope: dict, vector: np.ndar
     """The active memories of the user most similar to `vector` (cosine), within the scope
     fields given (a field left None matches any value)."""
     args: list = [user_id, np.asarray(vector, dtype=np.float32), limit]
-    where = ["user_id = $1", "state = 'active'"]
+    where = ["user_id = $1", "state = 'active'", in_bucket_of(user_id)]  # the bucket's HNSW index
     for name in SCOPE_FIELDS:
         if scope.get(name) is not None:
             args.append(scope[name])

@@ -251,14 +251,14 @@ async def _ensure_database(dsn: str) -> str:
         await conn.close()
 
 
-def spec(home: Path, password: str, dsn: str, port: int = PG_PORT) -> ProcessSpec:
+def spec(home: Path, password: str, dsn: str, port: int = PG_PORT, shared_buffers: str = "256MB") -> ProcessSpec:
     cluster = prepare(home, password)
     argv = [
         str(cluster.bin_dir / "postgres"), "-D", str(cluster.data), "-p", str(port),
         "-c", "listen_addresses=127.0.0.1",
         "-c", f"unix_socket_directories={cluster.sockets}",
         "-c", "unix_socket_permissions=0700",
-        "-c", "shared_buffers=256MB",
+        "-c", f"shared_buffers={shared_buffers}",
         "-c", "max_connections=200",
         "-c", "maintenance_work_mem=256MB",
         "-c", "logging_collector=off",

@@ -45,7 +45,8 @@ def infra_specs(cfg: Settings, names=INFRA) -> list[ProcessSpec]:
     secrets = ensure_secrets(cfg.home)  # the CLI creates them before it loads Settings
     build = {
         "kafka": lambda: kafka_server.spec(cfg.home, cfg.kafka_bootstrap, cfg.kafka_heap),
-        "postgres": lambda: postgres_server.spec(cfg.home, secrets["PG_PASSWORD"], cfg.pg_dsn),
+        "postgres": lambda: postgres_server.spec(cfg.home, secrets["PG_PASSWORD"], cfg.pg_dsn,
+                                                        shared_buffers=cfg.pg_shared_buffers),
         "neo4j": lambda: neo4j_server.spec(cfg.home, cfg.neo4j_uri, cfg.neo4j_user, secrets["NEO4J_PASSWORD"], cfg.neo4j_heap),
         "redis": lambda: redis_server.spec(cfg.home, secrets["REDIS_PASSWORD"], cfg.redis_url),
     }

@@ -18,6 +18,7 @@ from datetime import datetime
 import asyncpg
 import numpy as np
 
+from adapters.vector_buckets import in_bucket_of
 from domain.filters import SCOPE_FIELDS, Node
 from query_api.filter_sql import to_sql
 
@@ -163,6 +164,8 @@ async def dense(pool: asyncpg.Pool, vector: np.ndarray, scope: Scope, limit: int
 
     args: list = [vector]
     where = condition(args)
+    if not exact and not isinstance(scope, SharedScope):
+        where += " AND " + in_bucket_of(scope.user_id)  # the user's bucket's HNSW index
     args.append(limit)
 
     def select(distance: str) -> str:
