@@ -131,7 +131,7 @@ class SparseIndex(Protocol):
                include_archived: bool, window: tuple[datetime, datetime] | None,
                limit: int) -> list[tuple[str, float]]: ...
 
-    def mentions_any(self, user_id: str, names: list[str]) -> bool: ...
+    def graph_names(self, user_id: str, names: list[str]) -> list[str]: ...
 
 
 class HybridSearch:
@@ -223,8 +223,14 @@ class HybridSearch:
         valid_at = ((window.start, window.end) if window is not None and window.start is not None and window.start < now
                     else q.reference_time if q.reference_time < now - PRESENT_SLACK else None)
 
+        # The graph is seeded with the names an entity of the user shares a word with (it finds
+        # nothing for others) that are no hub (a speaker named in half the memories seeds an
+        # arbitrary sample of them); without the sparse index, with every name.
+        seeds = ([] if "graph" not in q.sources or not names else
+                 gate.graph_names(q.scope.user_id, names) if gate is not None else names)
+
         async def graph():
-            return await timer.run("graph", self.graph(q.scope.user_id, names, depth, q.scope.fields,
+            return await timer.run("graph", self.graph(q.scope.user_id, seeds, depth, q.scope.fields,
                                                        q.scope.include_archived, valid_at))
 
         wanted: dict[str, Callable[[], Awaitable]] = {}
@@ -234,8 +240,7 @@ class HybridSearch:
             wanted["sparse"] = sparse
         if "temporal" in q.sources and window is not None and window.start is not None and filter_window is None:
             wanted["temporal"] = lambda: nearest("temporal", (window.start, window.end))
-        # The graph runs only when an entity of the user shares a word with those names: it finds nothing else.
-        if "graph" in q.sources and names and (gate is None or gate.mentions_any(q.scope.user_id, names)):
+        if "graph" in q.sources and seeds:
             if self.graph is None or not graph_allowed:
                 degraded.append({"source": "graph", "reason": graph_reason or "the graph read model is not configured"})
             else:

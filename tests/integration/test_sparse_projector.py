@@ -18,7 +18,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from adapters import sparse_layout, sparse_schema
 from adapters.kafka_log import EventPublisher
-from adapters.sparse_index import SparseIndex, SparseUnavailable
+from adapters.sparse_index import HUB_MIN, SparseIndex, SparseUnavailable
 from domain.events import (Entity, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
                            MemoryScopeDeleted, MemoryUpdated, UserErased)
 from projectors import sparse_digest
@@ -262,15 +262,27 @@ async def test_window_scope_and_state_are_clauses_of_the_query(versions, reader,
                   app_id="a") == [june.memory_id]
 
 
-async def test_mentions_any_knows_each_users_entity_words(versions, reader, user_id):
+async def test_graph_names_are_the_names_a_users_entities_share_a_word_with(versions, reader, user_id):
     await Log(versions.projection(), reader).apply(
         created(user_id, "Ana Lopes works at Acme Corp"),
         created(user_id, "whatever", entities=(Entity("FastAPI", "product"),)),
         created(user_id + "-b", "Bob uses Django"))
-    assert reader.mentions_any(user_id, ["Lopes"]) and reader.mentions_any(user_id, ["ana"])
-    assert reader.mentions_any(user_id, ["Acme  Corp"]) and reader.mentions_any(user_id, ["fastapi"])
-    assert not reader.mentions_any(user_id, ["Django", "Bob"]) and not reader.mentions_any(user_id, [])
-    assert reader.mentions_any(user_id + "-b", ["django"])
+    assert reader.graph_names(user_id, ["Lopes", "ana", "Acme  Corp", "fastapi", "Django", "Bob"]) == [
+        "Lopes", "ana", "Acme  Corp", "fastapi"]
+    assert reader.graph_names(user_id, []) == [] and reader.graph_names(user_id + "-b", ["django"]) == ["django"]
+
+
+async def test_graph_names_leave_out_hubs_named_in_more_than_a_fifth_of_the_users_memories(versions, reader, user_id):
+    small = user_id + "-small"
+    caroline, melanie = Entity("Caroline", "person"), Entity("Melanie", "person")
+    await Log(versions.projection(), reader).apply(
+        *[created(user_id, f"said thing {n}", minute=n, entities=(caroline,)) for n in range(HUB_MIN + 10)],
+        *[created(user_id, f"painted picture {n}", minute=n, entities=(melanie,)) for n in range(5)],
+        *[created(user_id, f"unrelated note {n}", minute=n) for n in range(4 * HUB_MIN)],
+        *[created(small, f"called about {n}", minute=n, entities=(Entity("Ana", "person"),)) for n in range(10)])
+    # Caroline: 60 of 265 memories, over HUB_MIN and over a fifth; Melanie: 5
+    assert reader.graph_names(user_id, ["Caroline", "Melanie"]) == ["Melanie"]
+    assert reader.graph_names(small, ["Ana"]) == ["Ana"]  # every memory, but no more than HUB_MIN
 
 
 def test_a_reader_without_an_index_is_unavailable(tmp_path):
@@ -421,7 +433,7 @@ async def test_erasure_leaves_nothing_of_the_user_in_the_index_files(versions, r
 
     await log.apply(UserErased(user_id=victim, actor="operator"))
     assert find(reader, victim, marker) == [] and find(reader, victim, "friend") == []
-    assert not reader.mentions_any(victim, ["Ana"])
+    assert reader.graph_names(victim, ["Ana"]) == []
     assert grep(root, marker) == [] and grep(root, victim) == []
     index.reload()
     searcher = index.searcher()
