@@ -138,6 +138,7 @@ def query_app() -> FastAPI:
     import redis.asyncio as aioredis
     from neo4j import AsyncGraphDatabase
 
+    from adapters.applied_notices import AppliedNotices
     from adapters.access_log import AccessRecorder
     from adapters.kafka_log import partition_of
     from adapters.neo4j_read_model import Neo4jReadModel
@@ -168,6 +169,8 @@ def query_app() -> FastAPI:
     access = AccessRecorder(cfg.kafka_bootstrap, keys=keyring())
     log_ends = LogEnds(cfg.kafka_bootstrap, EVENTS_TOPIC, EVENTS_PARTITIONS)  # a token past them is a 400
 
+    applied = AppliedNotices(cfg.pg_dsn)
+
     @asynccontextmanager
     async def lifespan(_app):
         state["pool"] = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=10)
@@ -181,8 +184,10 @@ def query_app() -> FastAPI:
         # Its own read model with a long query timeout: planning may take longer than a search's.
         warm = asyncio.create_task(_warm_graph(Neo4jReadModel(driver, query_timeout_s=60)))
         access.start()
+        await applied.start()
         yield
         warm.cancel()
+        await applied.close()
         await access.stop()
         await log_ends.close()
         await driver.close()
@@ -256,6 +261,7 @@ def query_app() -> FastAPI:
         grace_ms=cfg.search_source_timeout_ms,
         auth=authenticator(cfg, lambda: state["pool"]),
         log_ends=log_ends,
+        applied=applied,
     )
     return create_app(deps, lifespan=lifespan)
 

@@ -15,6 +15,9 @@ from pathlib import Path
 EVENTS_TOPIC = "recallstack.memory.events"
 ACCESS_TOPIC = "recallstack.memory.access"
 DLQ_TOPIC = "recallstack.dlq"
+# Postgres NOTIFY channel: the Postgres projector's batch commits (payload: the topic), so a
+# read-your-writes wait wakes when the positions move instead of on its next poll.
+APPLIED_CHANNEL = "recallstack_applied"
 EVENTS_PARTITIONS = 12
 
 SECRET_NAMES = ("PG_PASSWORD", "NEO4J_PASSWORD", "REDIS_PASSWORD")

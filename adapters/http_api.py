@@ -203,7 +203,7 @@ def install_request_guard(app: FastAPI, body_limits: dict[str, int], default_bod
 
 
 async def wait_for_token(token: str | None, topic: str, projection: str, positions, wait_ms: int,
-                         log_ends=None, field: str = "consistency_token") -> None:
+                         log_ends=None, field: str = "consistency_token", notices=None) -> None:
     """Read-your-writes for an endpoint: wait for the token, or answer 400 (a token that cannot
     exist: malformed, another topic, a partition the log does not have, an offset it has not
     reached, per `log_ends`) or 503 (not yet applied) saying why."""
@@ -213,7 +213,7 @@ async def wait_for_token(token: str | None, topic: str, projection: str, positio
     if not token:
         return
     try:
-        await wait_until_applied(token, topic, projection, positions, wait_ms, EVENTS_PARTITIONS, log_ends)
+        await wait_until_applied(token, topic, projection, positions, wait_ms, EVENTS_PARTITIONS, log_ends, notices)
     except InvalidConsistencyToken as exc:
         raise ApiError(400, "invalid_request", f"{field}: {exc}", {"field": field}) from exc
     except NotYetApplied as exc:

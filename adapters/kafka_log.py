@@ -111,6 +111,16 @@ class _Append:
     done: asyncio.Future = field(default_factory=lambda: asyncio.get_running_loop().create_future())
     abandoned: bool = False
     trace: tuple = ()  # the W3C trace context headers of the appending request (tracing on)
+    records: list[tuple[bytes, bytes, list]] = field(default_factory=list)  # (key, value, headers) per event
+
+    def encode(self) -> None:
+        """The records, sealed with the user's key: before the append joins a group, so an
+        event that cannot be encoded (a bug) fails its own request, not the others it would
+        have shared a transaction with."""
+        self.records = []
+        for event in self.events:
+            value, headers = kafka_codec.encode(event, self.keys.get(event.user_id))
+            self.records.append((event.user_id.encode(), value, headers + list(self.trace)))
 
 
 class EventPublisher:
@@ -214,6 +224,7 @@ class EventPublisher:
                     append.events = kept
                     if not kept:
                         return ConsistencyToken.of(self.topic, [])
+        append.encode()
         self._queue.put_nowait(append)
         try:
             # The writer keeps the deadline; the margin only guards against a writer gone wrong.
@@ -250,7 +261,7 @@ class EventPublisher:
             for append in group:
                 _fail(append, error)
             return
-        except Exception as exc:  # a bug (e.g. an unencodable event) fails its group, not the writer
+        except Exception as exc:  # a bug fails its group, not the writer (events are encoded before)
             self._discard_producer()
             for append in group:
                 _fail(append, exc)
@@ -265,10 +276,8 @@ class EventPublisher:
         async with producer.transaction():
             futures = []
             for append in group:
-                for event in append.events:
-                    value, headers = kafka_codec.encode(event, append.keys.get(event.user_id))
-                    futures.append(await producer.send(self.topic, value=value, key=event.user_id.encode(),
-                                                       headers=headers + list(append.trace)))
+                for key, value, headers in append.records:
+                    futures.append(await producer.send(self.topic, value=value, key=key, headers=headers))
             return await asyncio.gather(*futures)
 
 

@@ -18,6 +18,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 class InvalidConsistencyToken(ValueError):
@@ -101,21 +102,31 @@ class NotYetApplied(Exception):
         super().__init__(f"read model {projection} has not applied {where} after {waited_ms} ms")
 
 
+class Notices(Protocol):
+    """What tells a wait that positions moved (adapters.applied_notices.AppliedNotices)."""
+    generation: int
+
+    async def after(self, generation: int, timeout: float) -> None: ...
+
+
 async def wait_until_applied(raw_token: str, topic: str, projection: str,
                              positions: Callable[[], Awaitable[dict[int, int]]], timeout_ms: int,
                              partitions: int | None = None,
-                             log_ends: Callable[[], Awaitable[dict[int, int]]] | None = None) -> None:
+                             log_ends: Callable[[], Awaitable[dict[int, int]]] | None = None,
+                             notices: Notices | None = None) -> None:
     """Poll `positions` (partition -> applied offset) until the token is covered, or raise
     NotYetApplied after `timeout_ms`. Raises InvalidConsistencyToken for a token that cannot
     exist: malformed, of another topic, past `partitions`, or (`log_ends`: partition -> the
     log's end, asked once the first poll falls short, alongside the wait) naming an offset
-    the log has not reached. A `log_ends` that fails or is slow decides nothing."""
+    the log has not reached. A `log_ends` that fails or is slow decides nothing. With
+    `notices`, the time between polls ends early when the positions move."""
     token = ConsistencyToken.checked(raw_token, topic, partitions)
     started = time.monotonic()
     delay = 0.002
     ends: asyncio.Future | None = None
     try:
         while True:
+            heard = notices.generation if notices is not None else 0
             applied = await positions()
             if token.satisfied_by(applied):
                 return
@@ -131,7 +142,8 @@ async def wait_until_applied(raw_token: str, topic: str, projection: str,
             waited = time.monotonic() - started
             if waited * 1000 >= timeout_ms:
                 raise NotYetApplied(projection, token.missing(applied), applied, int(waited * 1000))
-            await asyncio.sleep(min(delay, timeout_ms / 1000 - waited))
+            pause = min(delay, timeout_ms / 1000 - waited)
+            await (notices.after(heard, pause) if notices is not None else asyncio.sleep(pause))
             delay = min(delay * 2, 0.05)
     finally:
         if ends is not None and not ends.done():

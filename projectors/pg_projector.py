@@ -22,6 +22,7 @@ from domain.events import UserErased
 from domain.identifiers import is_uuid
 from projectors.batch_order import hoist_creates
 from projectors.runner import Applied, Relocated
+from settings import APPLIED_CHANNEL
 
 
 COPY_FROM = 64  # creates in one batch from which COPY beats INSERT
@@ -72,6 +73,8 @@ class PgProjector:
                 'SET "offset" = GREATEST(projection_offsets."offset", EXCLUDED."offset"), updated_at = now()',
                 [(self.name, topic, p, o) for p, o in highest.items()],
             )
+            # Delivered when this transaction commits: read-your-writes waits wake at once.
+            await conn.execute("SELECT pg_notify($1, $2)", APPLIED_CHANNEL, topic)
 
     async def _create(self, conn: asyncpg.Connection, items: list[Applied]) -> None:
         """Creates in three round trips whatever their number (replay speed): which ids exist,

@@ -29,7 +29,7 @@ from adapters.json_body import parse_json
 from adapters import resilience
 from adapters.postgres import CONNECTION_ERRORS
 from domain.circuit_breaker import CircuitOpen
-from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
+from domain.consistency import InvalidConsistencyToken, Notices, NotYetApplied, wait_until_applied
 from domain.context_block import build_context
 from domain.filters import FilterError, Node, parse
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
@@ -83,6 +83,7 @@ class QueryDeps:
     auth: Authenticator = field(default_factory=lambda: Authenticator(None, required=False))
     # partition -> the event log's end (adapters/log_ends.py): a token past it is refused (400)
     log_ends: Callable[[], Awaitable[dict[int, int]]] | None = None
+    applied: Notices | None = None  # the Postgres projector's commits, heard: token waits wake on them
 
 
 def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
@@ -98,7 +99,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         try:
             resilience.refuse_if_open(resilience.breaker("postgres"))
             await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms,
-                                 deps.log_ends)
+                                 deps.log_ends, notices=deps.applied)
         except (*CONNECTION_ERRORS, CircuitOpen) as exc:
             raise postgres_down(exc) from exc
 

@@ -109,3 +109,46 @@ def test_a_satisfied_token_never_asks_the_log():
         raise AssertionError("asked")
 
     asyncio.run(wait_until_applied(f"{TOPIC}/0:41", TOPIC, "postgres", applied, 100, 12, ends))
+
+
+class FakeNotices:
+    """Pure stand-in for adapters.applied_notices: records each wait, and the projector
+    'commits' (the positions move, a notice is heard) when the first wait starts."""
+
+    def __init__(self, commit):
+        self.generation, self.waits, self.commit = 5, [], commit
+
+    async def after(self, generation: int, timeout: float) -> None:
+        self.waits.append((generation, timeout))
+        self.commit()
+        self.generation += 1
+
+
+def test_a_wait_with_notices_sleeps_until_the_next_commit_and_reads_the_generation_before_the_positions():
+    applied = {0: 10}
+    reads = []
+
+    async def positions():
+        reads.append(notices.generation)  # what the wait saw of the generation when it read
+        return dict(applied)
+
+    notices = FakeNotices(lambda: applied.update({0: 41}))
+    asyncio.run(wait_until_applied(f"{TOPIC}/0:41", TOPIC, "postgres", positions, 5_000, 12, notices=notices))
+    assert reads == [5, 6]  # read, woken by the commit, read again: found
+    # It waited for a generation after the one read before the positions (a commit in between
+    # is not missed), for at most the poll's delay: polling remains the fallback.
+    assert len(notices.waits) == 1 and notices.waits[0][0] == 5 and notices.waits[0][1] <= 0.05
+
+
+def test_a_wait_with_notices_still_gives_up_after_its_timeout():
+    class Silent:
+        generation = 0
+
+        async def after(self, generation, timeout):
+            await asyncio.sleep(timeout)
+
+    async def positions():
+        return {0: 10}
+
+    with pytest.raises(NotYetApplied):
+        asyncio.run(wait_until_applied(f"{TOPIC}/0:41", TOPIC, "postgres", positions, 60, 12, notices=Silent()))
