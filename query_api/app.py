@@ -103,12 +103,14 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
         except (*CONNECTION_ERRORS, CircuitOpen) as exc:
             raise postgres_down(exc) from exc
 
-    async def soft_consistent(token: str | None, positions, name: str) -> str | None:
-        """None when `positions` applied the token within the bound, else why not."""
+    async def soft_consistent(token: str | None, positions, name: str, wait_ms: int | None = None) -> str | None:
+        """None when `positions` applied the token within `wait_ms` (default the consistency
+        bound; 0: one look), else why not."""
         if not token or positions is None:
             return None
         try:
-            await wait_until_applied(token, EVENTS_TOPIC, name, positions, deps.consistency_wait_ms)
+            await wait_until_applied(token, EVENTS_TOPIC, name, positions,
+                                     deps.consistency_wait_ms if wait_ms is None else wait_ms)
         except NotYetApplied as exc:
             return f"not yet consistent: {exc}"
         except InvalidConsistencyToken:
@@ -138,16 +140,22 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             return result
 
         vector_task = asyncio.ensure_future(vector())
-        graph_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.graph_positions, "neo4j"))
-        cache_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.redis_positions, "redis"))
-        sparse_wait = asyncio.create_task(soft_consistent(body.consistency_token, deps.sparse_positions, "sparse"))
+        # Not waited for by a search that asks no graph.
+        graph_wait = asyncio.create_task(soft_consistent(
+            body.consistency_token if "graph" in (options.get("sources") or SOURCES) else None,
+            deps.graph_positions, "neo4j"))
         applied_task: asyncio.Future | None = None
         try:
             await pg_consistent(body.consistency_token)
-            # Postgres answers; the graph, the cache and the sparse index get a short grace beyond it.
+            # Postgres answers. The graph gets a short grace beyond it (without it the answer
+            # leaves the graph out). The cache and the sparse index get one look, no wait: one
+            # that has not applied the token is bypassed (the answer is computed) or stood in
+            # for by Postgres full-text, exactly. A Tantivy commit (~40 ms, its fsyncs) would
+            # otherwise make every read-your-writes search wait for it.
             graph_problem, cache_problem, sparse_problem = await asyncio.gather(
-                _within_grace(graph_wait, deps.grace_ms, "neo4j"), _within_grace(cache_wait, deps.grace_ms, "redis"),
-                _within_grace(sparse_wait, deps.grace_ms, "sparse"))
+                _within_grace(graph_wait, deps.grace_ms, "neo4j"),
+                soft_consistent(body.consistency_token, deps.redis_positions, "redis", wait_ms=0),
+                soft_consistent(body.consistency_token, deps.sparse_positions, "sparse", wait_ms=0))
             query = SearchQuery(body.query, scope, limit, options.get("threshold"), reference_time,
                                 tuple(options.get("sources") or SOURCES), options.get("weights") or {},
                                 options.get("rrf_k"), options.get("mmr", False), options.get("temporal", "boost"),
@@ -193,7 +201,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                 raise postgres_down(exc) from exc
             resilience.breaker("postgres").record_success()
         finally:
-            for task in (vector_task, graph_wait, cache_wait, sparse_wait, applied_task):
+            for task in (vector_task, graph_wait, applied_task):
                 if task is not None:
                     task.cancel()
         answer = {"results": outcome.results, "degraded": outcome.degraded, "cache": cache_state}
