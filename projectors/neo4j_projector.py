@@ -226,19 +226,36 @@ SET m.state = $state, m.updated_at = datetime($at), m.last_event_id = $event_id
 """
 _EXISTING_MEMORIES = "UNWIND $ids AS id MATCH (m:Memory_vN {id: id}) RETURN m.id AS id"
 _SEEN_EVENTS = "UNWIND $ids AS id MATCH (a:AppliedEvent_vN {event_id: id}) RETURN a.event_id AS id"
-_MARK_APPLIED = """
-UNWIND $rows AS r
-CREATE (:AppliedEvent:AppliedEvent_vN {event_id: r.event_id, user_id: r.user_id, event_type: r.event_type})
-"""
 _POSITIONS = """
 MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
 RETURN o.partition AS partition, o.offset AS offset
 """
-_ADVANCE = """
-UNWIND $rows AS r
-MERGE (o:ProjectionOffset_vN {projection: $projection, topic: $topic, partition: r.partition})
-  ON CREATE SET o:ProjectionOffset, o.offset = r.offset
-  ON MATCH SET o.offset = CASE WHEN r.offset > o.offset THEN r.offset ELSE o.offset END
+# A batch's first and last round trips. First: the live pointer and this version's offsets.
+# Last: its events marked applied, its offsets advanced, then the pointer read again (now that
+# this transaction holds the offsets' locks: a switch that took them first has committed, and
+# its new pointer is visible). One round trip each instead of five (~1.7 ms apiece here).
+_BEGIN_BATCH = """
+OPTIONAL MATCH (p:ReadModelLive {projection: $projection})
+CALL () {
+  MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
+  RETURN collect([o.partition, o.offset]) AS offsets
+}
+RETURN p.version AS version, offsets
+"""
+_END_BATCH = """
+CALL () {
+  UNWIND $marks AS r
+  CREATE (:AppliedEvent:AppliedEvent_vN {event_id: r.event_id, user_id: r.user_id, event_type: r.event_type})
+}
+CALL () {
+  UNWIND $rows AS r
+  MERGE (o:ProjectionOffset_vN {projection: $projection, topic: $topic, partition: r.partition})
+    ON CREATE SET o:ProjectionOffset, o.offset = r.offset
+    ON MATCH SET o.offset = CASE WHEN r.offset > o.offset THEN r.offset ELSE o.offset END
+}
+WITH 1 AS written
+OPTIONAL MATCH (p:ReadModelLive {projection: $projection})
+RETURN p.version AS version
 """
 # A switch write-locks the live version's offsets (the Neo4j manual's `_LOCK_` idiom), then
 # reads them: a batch advancing them commits first and is counted, or waits for the switch
@@ -311,17 +328,17 @@ class Neo4jProjector:
 
     # --- the transaction ---------------------------------------------------------------
 
-    async def _check_live(self, tx: AsyncManagedTransaction) -> None:
-        if self.pinned is None:
-            rows = await _rows(tx, _READ_LIVE, projection=self.name)
-            live = rows[0]["version"] if rows else 1
-            if live != self.version:
-                raise Relocated(f"neo4j read model moved from v{self.version} to v{live}")
+    def _check_live(self, live: int | None) -> None:
+        """Following the live version: raise Relocated when the pointer (None: never switched,
+        version 1) names another version than the one written."""
+        live = 1 if live is None else live
+        if self.pinned is None and live != self.version:
+            raise Relocated(f"neo4j read model moved from v{self.version} to v{live}")
 
     async def _write_batch(self, tx: AsyncManagedTransaction, topic: str, batch: list[Applied]) -> None:
-        await self._check_live(tx)  # before any write
-        stored = {r["partition"]: r["offset"] for r in await _rows(
-            tx, self._q(_POSITIONS), projection=self.name, topic=topic)}
+        [begin] = await _rows(tx, self._q(_BEGIN_BATCH), projection=self.name, topic=topic)
+        self._check_live(begin["version"])  # before any write
+        stored = {partition: offset for partition, offset in begin["offsets"]}
         fresh = [item.event for item in batch
                  if item.event is not None and isinstance(item.event, _MEMORY_EVENTS)
                  and item.offset > stored.get(item.partition, -1)]
@@ -360,16 +377,12 @@ class Neo4jProjector:
             elif event.user_id in erased_later:
                 continue
             marks.append({"event_id": event.event_id, "user_id": event.user_id, "event_type": event.event_type})
-        if marks:
-            await _run(tx, self._q(_MARK_APPLIED), rows=marks[::-1])
         highest: dict[int, int] = {}
         for item in batch:
             highest[item.partition] = max(item.offset, highest.get(item.partition, -1))
-        await _run(tx, self._q(_ADVANCE), projection=self.name, topic=topic,
-                   rows=[{"partition": p, "offset": o} for p, o in sorted(highest.items())])
-        # Again, now that this transaction holds its offsets' locks: a switch that took them
-        # first has committed, and its new pointer is visible here.
-        await self._check_live(tx)
+        [end] = await _rows(tx, self._q(_END_BATCH), projection=self.name, topic=topic, marks=marks[::-1],
+                            rows=[{"partition": p, "offset": o} for p, o in sorted(highest.items())])
+        self._check_live(end["version"])  # again, holding the offsets' locks
 
     async def _create_memories(self, tx: AsyncManagedTransaction,
                                events: Sequence[MemoryCreated | MemoryConsolidated]) -> list[str]:
