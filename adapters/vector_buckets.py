@@ -26,7 +26,7 @@ def vector_bucket(user_id: str) -> int:
     return hashlib.md5(user_id.encode("utf-8")).digest()[0] % VECTOR_BUCKETS
 
 
-def in_bucket_of(user_id: str, column_prefix: str = "") -> str:
+def in_bucket_of(user_id: str) -> str:
     """The condition that lets a dense query of one user's memories use its bucket's index
     (a literal integer: nothing from the request reaches the SQL text)."""
-    return f"{bucket_expression(column_prefix + 'user_id')} = {vector_bucket(user_id)}"
+    return f"{bucket_expression()} = {vector_bucket(user_id)}"

@@ -73,8 +73,9 @@ class PgProjector:
                 'SET "offset" = GREATEST(projection_offsets."offset", EXCLUDED."offset"), updated_at = now()',
                 [(self.name, topic, p, o) for p, o in highest.items()],
             )
-            # Delivered when this transaction commits: read-your-writes waits wake at once.
-            await conn.execute("SELECT pg_notify($1, $2)", APPLIED_CHANNEL, topic)
+            if self.pinned is None:  # readers read the live version; a replay's batches wake no one
+                # Delivered when this transaction commits: read-your-writes waits wake at once.
+                await conn.execute("SELECT pg_notify($1, $2)", APPLIED_CHANNEL, topic)
 
     async def _create(self, conn: asyncpg.Connection, items: list[Applied]) -> None:
         """Creates in three round trips whatever their number (replay speed): which ids exist,
