@@ -74,7 +74,7 @@ def log(settings):
         before: dict[int, int] = {}
 
         def mark(self):
-            self.before = asyncio.run(end_offsets(settings.kafka_bootstrap))
+            self.before = asyncio.run(end_offsets(settings.kafka_bootstrap, committed=False))
 
         def records(self, token, user_id=None):
             found = asyncio.run(appended(settings.kafka_bootstrap, self.before, token))
@@ -85,7 +85,7 @@ def log(settings):
 
         def unchanged(self, user_id=None):
             if user_id is None:
-                return asyncio.run(end_offsets(settings.kafka_bootstrap)) == self.before
+                return asyncio.run(end_offsets(settings.kafka_bootstrap, committed=False)) == self.before
             found = asyncio.run(appended_since(settings.kafka_bootstrap, self.before))
             return not [r for r in found if r[0] == user_id.encode()]
 

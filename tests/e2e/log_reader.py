@@ -30,11 +30,17 @@ async def opened():
         await keys.store.close()  # this event loop's pool
 
 
-async def end_offsets(bootstrap: str) -> dict[int, int]:
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level="read_committed")
+async def end_offsets(bootstrap: str, committed: bool = True, topic: str = EVENTS_TOPIC,
+                      partitions: int = EVENTS_PARTITIONS) -> dict[int, int]:
+    """Each partition's end: the last stable offset (committed), or the high watermark. A mark
+    taken before a write needs the high watermark: another producer's open transaction holds
+    the last stable offset back, behind records already acknowledged, which a read from that
+    mark would then count as the write's."""
+    isolation = "read_committed" if committed else "read_uncommitted"
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, isolation_level=isolation)
     await consumer.start()
     try:
-        ends = await consumer.end_offsets([TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)])
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
         return {tp.partition: end for tp, end in ends.items()}
     finally:
         await consumer.stop()
@@ -49,7 +55,7 @@ async def appended(bootstrap: str, before: dict[int, int], token: str) -> list[t
 
 async def appended_since(bootstrap: str, before: dict[int, int]) -> list[tuple[bytes, object]]:
     """(key, decoded event) of every committed record from `before` to the log's end now."""
-    ends = await end_offsets(bootstrap)
+    ends = await end_offsets(bootstrap, committed=False)
     return await records_between(bootstrap, before, {p: end for p, end in ends.items() if end > before.get(p, 0)})
 
 
