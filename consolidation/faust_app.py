@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
 import faust
+from faust.transport.drivers import aiokafka as faust_kafka
 
 from adapters.kafka_codec import TYPE_HEADER
 from consolidation.lifecycle import Kind, Lifecycle
@@ -31,6 +32,24 @@ log = logging.getLogger(__name__)
 # Events that change what a pass would decide (access arrives on its own topic, in Postgres).
 _CHANGES = {b"MemoryCreated", b"MemoryUpdated", b"MemoryDeleted", b"MemoryScopeDeleted", b"MemoryConsolidated",
             b"MemoryForgotten", b"MemoryRestored"}
+
+
+# A pass runs every few minutes, so the activity table may learn of a change a second late:
+# each fetch waits for this much data (or faust's 1.5 s fetch wait) instead of waking on
+# every record. Woken per record, the two apps cost ~7 ms of CPU per add (theirs and Kafka's).
+FETCH_MIN_BYTES = 1 << 20
+
+
+class _BatchedFetchThread(faust_kafka.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport):
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_min_bytes = FETCH_MIN_BYTES  # faust sets no fetch_min_bytes; aiokafka hands it to its fetcher on start()
+        return consumer
+
+
+class _BatchedFetchConsumer(faust_kafka.Consumer):
+    def _new_consumer_thread(self):
+        return _BatchedFetchThread(self, loop=self.loop, beacon=self.beacon)
 
 
 def due_users(kind: Kind, activity: list[tuple[str, dict]], last_pass: dict[str, float], now: float,
@@ -53,6 +72,7 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
         datadir=str(cfg.home / "faust"), topic_partitions=EVENTS_PARTITIONS, web_enabled=False,
         consumer_auto_offset_reset="earliest",
     )
+    app.transport.Consumer = _BatchedFetchConsumer
     events = app.topic(EVENTS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=EVENTS_PARTITIONS,
                        internal=False)
     activity = app.Table("activity", partitions=EVENTS_PARTITIONS)  # JSON keys and values (the app default)

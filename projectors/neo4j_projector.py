@@ -138,6 +138,7 @@ LEGACY_CONSTRAINTS = ("rs_user_id", "rs_memory_id", "rs_entity_user_key", "rs_pr
 LEGACY_INDEXES = ("rs_memory_user", "rs_entity_user", "rs_entity_name", "rs_applied_event_user")
 
 _BATCH = 10_000
+_CREATES = (MemoryCreated, MemoryConsolidated)
 _MEMORY_EVENTS = (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryConsolidated,
                   MemoryForgotten, MemoryRestored, UserErased)
 # UserErased: every node of the user goes, with its relationships (one indexed MATCH per label).
@@ -181,6 +182,10 @@ MATCH (s:Entity_vN {user_id: r.user_id, key: r.source})
 MATCH (t:Entity_vN {user_id: r.user_id, key: r.target})
 CREATE (s)-[:RELATES {type: r.type, memory_id: r.memory_id, valid_from: datetime(r.valid_from)}]->(t)
 """
+# Memories with their mentions and relations in one round trip (the writes of each subquery
+# are visible to the next).
+_CREATE_GRAPH = "\n".join(f"CALL () {{{query.replace('$rows', rows)}}}" for query, rows in (
+    (_CREATE_MEMORIES, "$memories"), (_MENTION, "$mentions"), (_RELATE, "$relations")))
 # RELATES is not versioned: the index finds the memory's relations, the source's label keeps this version's.
 _CLOSE_RELATIONS = """
 UNWIND $ids AS id
@@ -224,13 +229,12 @@ MATCH (m:Memory_vN {id: $id, user_id: $user_id})
 WHERE m.state IN $from_states
 SET m.state = $state, m.updated_at = datetime($at), m.last_event_id = $event_id
 """
-_EXISTING_MEMORIES = "UNWIND $ids AS id MATCH (m:Memory_vN {id: id}) RETURN m.id AS id"
-_SEEN_EVENTS = "UNWIND $ids AS id MATCH (a:AppliedEvent_vN {event_id: id}) RETURN a.event_id AS id"
 _POSITIONS = """
 MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
 RETURN o.partition AS partition, o.offset AS offset
 """
-# A batch's first and last round trips. First: the live pointer and this version's offsets.
+# A batch's first and last round trips. First: the live pointer, this version's offsets, which
+# of the batch's events were applied before and which of its memories exist already.
 # Last: its events marked applied, its offsets advanced, then the pointer read again (now that
 # this transaction holds the offsets' locks: a switch that took them first has committed, and
 # its new pointer is visible). One round trip each instead of five (~1.7 ms apiece here).
@@ -240,7 +244,17 @@ CALL () {
   MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
   RETURN collect([o.partition, o.offset]) AS offsets
 }
-RETURN p.version AS version, offsets
+CALL () {
+  UNWIND $event_ids AS id
+  MATCH (a:AppliedEvent_vN {event_id: id})
+  RETURN collect(a.event_id) AS seen
+}
+CALL () {
+  UNWIND $memory_ids AS id
+  MATCH (m:Memory_vN {id: id})
+  RETURN collect([m.id, m.user_id]) AS existing
+}
+RETURN p.version AS version, offsets, seen, existing
 """
 _END_BATCH = """
 CALL () {
@@ -336,14 +350,17 @@ class Neo4jProjector:
             raise Relocated(f"neo4j read model moved from v{self.version} to v{live}")
 
     async def _write_batch(self, tx: AsyncManagedTransaction, topic: str, batch: list[Applied]) -> None:
-        [begin] = await _rows(tx, self._q(_BEGIN_BATCH), projection=self.name, topic=topic)
+        candidates = [item.event for item in batch if isinstance(item.event, _MEMORY_EVENTS)]
+        [begin] = await _rows(tx, self._q(_BEGIN_BATCH), projection=self.name, topic=topic,
+                              event_ids=[e.event_id for e in candidates],
+                              memory_ids=[e.memory_id for e in candidates if isinstance(e, _CREATES)])
         self._check_live(begin["version"])  # before any write
         stored = {partition: offset for partition, offset in begin["offsets"]}
         fresh = [item.event for item in batch
                  if item.event is not None and isinstance(item.event, _MEMORY_EVENTS)
                  and item.offset > stored.get(item.partition, -1)]
-        seen = {r["id"] for r in await _rows(
-            tx, self._q(_SEEN_EVENTS), ids=[e.event_id for e in fresh])} if fresh else set()
+        seen = set(begin["seen"])
+        existing = dict(begin["existing"])  # memory id -> user id, kept up to date as the batch goes
         applied: list[Event] = []
         for event in fresh:
             if event.event_id not in seen:
@@ -351,14 +368,14 @@ class Neo4jProjector:
                 applied.append(event)
         # Creates go ahead in one UNWIND per segment where that equals log order (batch_order).
         for creates, others in hoist_creates([Applied(0, n, e) for n, e in enumerate(applied)]):
-            await self._create_memories(tx, [item.event for item in creates])
+            await self._create_memories(tx, [item.event for item in creates], existing)
             for event in (item.event for item in others):
                 if isinstance(event, MemoryUpdated):
                     await self._update(tx, event)
                 elif isinstance(event, MemoryDeleted):
                     await self._delete(tx, event)
                 elif isinstance(event, MemoryConsolidated):
-                    await self._consolidate(tx, event)
+                    await self._consolidate(tx, event, existing)
                 elif isinstance(event, MemoryForgotten):
                     await self._set_state(tx, event, "forgotten", ["active", "archived"])
                 elif isinstance(event, MemoryRestored):
@@ -366,6 +383,8 @@ class Neo4jProjector:
                 elif isinstance(event, UserErased):
                     for statement in _ERASE_USER:
                         await _run(tx, self._q(statement), user_id=event.user_id)
+                    for memory_id in [m for m, user_id in existing.items() if user_id == event.user_id]:
+                        del existing[memory_id]
                 else:
                     await self._delete_scope(tx, event)
         # An event followed by its user's erasure in this batch leaves no trace either.
@@ -384,18 +403,16 @@ class Neo4jProjector:
                             rows=[{"partition": p, "offset": o} for p, o in sorted(highest.items())])
         self._check_live(end["version"])  # again, holding the offsets' locks
 
-    async def _create_memories(self, tx: AsyncManagedTransaction,
-                               events: Sequence[MemoryCreated | MemoryConsolidated]) -> list[str]:
-        """Creates the memories not there yet (a summary is created like a memory); returns their ids."""
-        if not events:
-            return []
-        existing = {r["id"] for r in await _rows(
-            tx, self._q(_EXISTING_MEMORIES), ids=[e.memory_id for e in events])}
+    async def _create_memories(self, tx: AsyncManagedTransaction, events: Sequence[MemoryCreated | MemoryConsolidated],
+                               existing: dict[str, str]) -> list[str]:
+        """Creates the memories not in `existing` (memory id -> user id, read by _BEGIN_BATCH and
+        kept up to date) with their graph, in one round trip; a summary is created like a memory.
+        Returns the ids created."""
         memories, mentions, relations = [], [], []
         for event in events:
             if event.memory_id in existing:
                 continue  # created before (a create is never applied twice, even with a new event id)
-            existing.add(event.memory_id)
+            existing[event.memory_id] = event.user_id
             if event.entities or event.relations:
                 ents, rels, source = event.entities, event.relations, "event"
             else:
@@ -411,14 +428,14 @@ class Neo4jProjector:
             mentions += m
             relations += r
         if memories:
-            await _run(tx, self._q(_CREATE_MEMORIES), rows=memories)
-            await self._link(tx, mentions, relations)
+            await _run(tx, self._q(_CREATE_GRAPH), memories=memories, mentions=mentions, relations=relations)
         return [m["id"] for m in memories]
 
-    async def _consolidate(self, tx: AsyncManagedTransaction, event: MemoryConsolidated) -> None:
+    async def _consolidate(self, tx: AsyncManagedTransaction, event: MemoryConsolidated,
+                           existing: dict[str, str]) -> None:
         # Only a new summary archives its sources (as in Postgres): a second summary with the same
         # id changes nothing. The sources' RELATES stay open: archived is history, not refuted.
-        if await self._create_memories(tx, [event]) and event.source_memory_ids:
+        if await self._create_memories(tx, [event], existing) and event.source_memory_ids:
             await _run(tx, self._q(_ARCHIVE_SOURCES), ids=list(event.source_memory_ids), user_id=event.user_id,
                        at=event.occurred_at.isoformat(), event_id=event.event_id)
 

@@ -28,6 +28,9 @@ from tests.e2e.outage import kill_9_while
 pytestmark = pytest.mark.e2e
 
 EVENTS = 10_000
+# The shared log's other read models apply these too: a vector they accept (the embedder's
+# model and dimension), or the Postgres projector dead-letters every one of them.
+MODEL, VECTOR = "sentence-transformers/all-MiniLM-L6-v2", (1.0,) + (0.0,) * 383
 
 
 def stream(bootstrap: str, users: list[str], expected: dict, last: dict) -> None:
@@ -60,8 +63,8 @@ def stream(bootstrap: str, users: list[str], expected: dict, last: dict) -> None
                         expected[memory_id] = f"sparse crash fact {i} u{uuid.uuid4().hex[:10]}"
                         mine[user].append(memory_id)
                         events.append(MemoryCreated(user_id=user, actor="worker:crash-test", memory_id=memory_id,
-                                                    text=expected[memory_id], embedding=(0.6, 0.8),
-                                                    embedding_model="test", happened_at=utcnow()))
+                                                    text=expected[memory_id], embedding=VECTOR,
+                                                    embedding_model=MODEL, happened_at=utcnow()))
                 token = await publisher.publish(events)
                 for partition, offset in token.offsets:
                     last[partition] = max(offset, last.get(partition, -1))

@@ -563,8 +563,8 @@ async def test_a_switch_during_a_batch_turns_the_batch_away(test_versions, drive
         await versions.projection(version).apply_batch(topic, [Applied(0, 0, first)])
 
     class SwitchedMidway(Neo4jProjector):
-        async def _create_memories(self, tx, events):
-            await super()._create_memories(tx, events)  # written, not committed
+        async def _create_memories(self, tx, events, existing):
+            await super()._create_memories(tx, events, existing)  # written, not committed
             if events:
                 assert await versions.switch(new, topic)  # the offsets are not locked yet: it commits
 
