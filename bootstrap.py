@@ -22,7 +22,7 @@ from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
 from adapters.log_ends import LogEnds
 from domain.retry import RetryPolicy
-from settings import ACCESS_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC, Settings
+from settings import ACCESS_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC, PROJECTOR_LINGER_MS, Settings
 
 log = logging.getLogger("recallstack")
 
@@ -415,7 +415,8 @@ async def run_projector(name: str, ready=lambda: None) -> None:
     cfg = settings()
     await ensure_topics(cfg.kafka_bootstrap)
     async with read_model(name) as versions:
-        runners = [ProjectorRunner(versions.projection(), cfg.kafka_bootstrap, keys=keyring())]
+        runners = [ProjectorRunner(versions.projection(), cfg.kafka_bootstrap, keys=keyring(),
+                                   linger_ms=PROJECTOR_LINGER_MS[projection_name(name)])]
         if projection_name(name) == "postgres":
             runners.append(ProjectorRunner(versions.projection(), cfg.kafka_bootstrap, topic=ACCESS_TOPIC,
                                            group_id="recallstack.projector.postgres.access", keys=keyring()))

@@ -19,6 +19,12 @@ DLQ_TOPIC = "recallstack.dlq"
 # read-your-writes wait wakes when the positions move instead of on its next poll.
 APPLIED_CHANNEL = "recallstack_applied"
 EVENTS_PARTITIONS = 12
+# How long a live projector lets events gather before it applies them (Kafka holds its fetch
+# until this much time or a 1 MiB batch): one read-model transaction for several adds instead
+# of one each, at the cost of that much event-to-visible time at low load. Postgres serves
+# read-your-writes and never waits; the sparse index and the cache are never waited for (a
+# lagging one is stood in for or bypassed); the graph is, for at most the query API's grace.
+PROJECTOR_LINGER_MS = {"postgres": 0, "redis": 20, "neo4j": 20, "sparse": 100}
 
 SECRET_NAMES = ("PG_PASSWORD", "NEO4J_PASSWORD", "REDIS_PASSWORD")
 

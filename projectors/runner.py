@@ -94,7 +94,8 @@ class ProjectorRunner:
     every partition itself, outside any group, so the live projectors are not disturbed."""
 
     def __init__(self, projection: Projection, bootstrap: str, topic: str = EVENTS_TOPIC, max_batch: int = 500,
-                 dlq_topic: str = DLQ_TOPIC, group_id: str | None = None, replay: bool = False, keys=None):
+                 dlq_topic: str = DLQ_TOPIC, group_id: str | None = None, replay: bool = False, keys=None,
+                 linger_ms: int = 0):
         self.projection = projection
         self.keys = keys  # adapters.key_store.Keyring; None: sealed records are dead-lettered
         self.topic = topic
@@ -108,6 +109,9 @@ class ProjectorRunner:
             auto_offset_reset="earliest",
             isolation_level="read_committed",
             max_poll_records=max_batch,
+            # linger_ms > 0: the broker answers a fetch once 1 MiB or linger_ms has gathered,
+            # so a batch carries what arrived meanwhile (settings.PROJECTOR_LINGER_MS).
+            **({"fetch_min_bytes": 1 << 20, "fetch_max_wait_ms": linger_ms} if linger_ms > 0 else {}),
         )
         self.dlq = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
         self.applied_count = 0
