@@ -5,7 +5,9 @@
 1. Single add acknowledgement latency (202, embedding included) with 1, 10 and 50
    concurrent clients, each sending its next add as soon as the last is acknowledged
    (closed loop: shows the throughput ceiling), then 10 clients at a fixed 20 adds/s
-   together (open loop: the latency an agent sees below the ceiling). Median and p99.
+   together (open loop: the latency an agent sees below the ceiling). Median and p99, and
+   the CPU each stack process spent per add (bench/cpu_accounting.py), sampled until three
+   seconds after the last acknowledgement so the projections of the adds are counted.
 2. Batch ingest throughput (POST /v1/memories/batch, 500 per call) in memories/s, with the
    split: the embedder alone (in this process, same texts, same batch size) and the Kafka
    append alone (EventPublisher with pre-computed vectors), so it shows which one limits.
@@ -23,8 +25,28 @@ import sys
 import time
 import uuid
 
+import cpu_accounting
 import httpx
 from corpus import api_headers, machine, pct, turns
+from stack_processes import stack_processes
+
+SETTLE_S = 3.0  # after the last acknowledgement: the projectors and workers apply what was added
+
+
+async def single_adds_with_cpu(base_url: str, texts: list[str], clients: int) -> dict:
+    """single_adds, with the CPU per add of each stack process (their projections included)."""
+    import bootstrap
+
+    cfg = bootstrap.settings()
+    roots = stack_processes(cfg.home, cfg)
+    before, began = cpu_accounting.read_sample(roots), time.perf_counter()
+    row = await single_adds(base_url, texts, clients)
+    await asyncio.sleep(SETTLE_S)
+    cpu = cpu_accounting.usage(before, cpu_accounting.read_sample(roots), time.perf_counter() - began,
+                               row["requests"], cpu_accounting.CLK_TCK)
+    row["cpu_ms_per_add"] = cpu["ms_per_search"]  # per request: here an add
+    row["cpu_ms_per_add_total"] = cpu["total_ms_per_search"]
+    return row
 
 
 async def single_adds(base_url: str, texts: list[str], clients: int) -> dict:
@@ -137,7 +159,7 @@ async def main() -> int:
     await single_adds(args.base_url, turns(60), 4)
     for clients in (1, 10, 50):
         print(f"single adds, {clients} clients...", file=sys.stderr)
-        result["single_add"].append(await single_adds(args.base_url, turns(per_level), clients))
+        result["single_add"].append(await single_adds_with_cpu(args.base_url, turns(per_level), clients))
     print("paced adds, 10 clients at 20/s...", file=sys.stderr)
     result["paced_add"] = await paced_adds(args.base_url, turns(per_level * 2), 10, 20.0)
     texts = turns(batch_total)
@@ -151,6 +173,7 @@ async def main() -> int:
     for row in result["single_add"]:
         print(f"  {row['clients']:>3} clients  median {row['median_ms']:7.1f} ms   p99 {row['p99_ms']:7.1f} ms"
               f"   {row['throughput_per_s']:7.1f} adds/s   (n={row['requests']}, shed {row['errors'] or 0})")
+        print(f"        CPU per add {row['cpu_ms_per_add_total']:.1f} ms: {cpu_accounting.top(row['cpu_ms_per_add'])}")
     p = result["paced_add"]
     print(f"  {p['clients']:>3} clients, open loop at {p['rate_per_s']:.0f} adds/s: median {p['median_ms']:.1f} ms"
           f"   p99 {p['p99_ms']:.1f} ms   (n={p['requests']})")
