@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import uuid
+
 import neo4j
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from adapters import postgres
 
@@ -23,3 +26,16 @@ async def pool(settings):
     pool = await postgres.create_pool(settings.pg_dsn)
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+async def scratch_topic(settings) -> str:
+    """A new one-partition Kafka topic of the test's own (nothing else reads or writes it)."""
+    topic = f"test-scratch-{uuid.uuid4().hex[:8]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, 1, 1)])
+    finally:
+        await admin.close()
+    return topic

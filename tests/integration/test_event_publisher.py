@@ -9,7 +9,6 @@ import uuid
 from datetime import datetime, timezone
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from adapters.kafka_log import EventPublisher
 from domain.events import MemoryAccessed
@@ -22,14 +21,8 @@ def accessed(user_id: str, memory_id: str) -> MemoryAccessed:
                           memory_ids=(memory_id,), source="search")
 
 
-async def test_an_unencodable_event_fails_its_own_append_and_not_the_ones_beside_it(settings):
-    topic = f"test-publisher-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+async def test_an_unencodable_event_fails_its_own_append_and_not_the_ones_beside_it(settings, scratch_topic):
+    topic = scratch_topic
     publisher = EventPublisher(settings.kafka_bootstrap, topic=topic, timeout_s=10,
                                transactional_id=f"test-publisher-{uuid.uuid4().hex[:8]}")
     try:

@@ -10,21 +10,14 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from tests.e2e.log_reader import end_offsets
 
 pytestmark = pytest.mark.integration
 
 
-async def test_a_mark_lies_after_an_acknowledged_write_while_another_transaction_is_open(settings):
-    topic = f"test-marks-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, 1, 1)])
-    finally:
-        await admin.close()
+async def test_a_mark_lies_after_an_acknowledged_write_while_another_transaction_is_open(settings, scratch_topic):
+    topic = scratch_topic
     other = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap,
                              transactional_id=f"test-marks-{uuid.uuid4().hex[:8]}")
     writer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
