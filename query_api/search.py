@@ -111,6 +111,9 @@ class Timer:
             self.ms[name] = round((time.perf_counter() - began) * 1000, 2)
 
 
+POSTGRES_SOURCES = frozenset({"dense", "temporal"})  # read from Postgres, whatever else answers
+
+
 class SourceFailed(Exception):
     pass
 
@@ -340,11 +343,14 @@ class HybridSearch:
                 degraded.append({"source": name, "reason": _reason(task.exception(), budget)})
             else:
                 rankings[name] = task.result()
+        # Postgres is down: no answer without it (hydrating needs it too), even when another
+        # source answered. An empty answer from the sparse index alone would read as "nothing found".
+        unreachable = [task.exception() for name, task in tasks.items()
+                       if (name in POSTGRES_SOURCES or not rankings) and task.done()
+                       and isinstance(task.exception(), CONNECTION_ERRORS)]
+        if unreachable:
+            raise unreachable[0]
         if not rankings:
-            unreachable = [t.exception() for t in tasks.values()
-                           if t.done() and isinstance(t.exception(), CONNECTION_ERRORS)]
-            if unreachable:  # Postgres is down: no answer without it (hydrating needs it too)
-                raise unreachable[0]
             raise SourceFailed("; ".join(f"{d['source']}: {d['reason']}" for d in degraded))
         return rankings
 

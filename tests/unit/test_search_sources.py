@@ -1,0 +1,62 @@
+"""How HybridSearch gathers its sources (pure: the sources are in-memory coroutines). Postgres
+down is never an answer: a search whose dense or temporal source cannot reach it raises the
+connection error (the API's 503 naming Postgres), even when the sparse index answered."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from query_api.search import HybridSearch, SearchConfig, SourceFailed
+
+
+def search() -> HybridSearch:
+    return HybridSearch(pool=lambda: None, graph=None, config=SearchConfig(source_timeout_ms=200, hard_limit_s=1.0))
+
+
+def answering(ranking):
+    async def source():
+        return ranking
+    return source
+
+
+def failing(exc: Exception):
+    async def source():
+        raise exc
+    return source
+
+
+async def gather(wanted: dict) -> tuple[dict, list]:
+    degraded: list = []
+    vector = asyncio.get_running_loop().create_future()
+    vector.set_result(None)
+    return await search()._gather(wanted, vector, 0.2, degraded), degraded
+
+
+async def test_postgres_unreachable_from_dense_raises_even_when_sparse_answered():
+    with pytest.raises(ConnectionRefusedError):
+        await gather({"dense": failing(ConnectionRefusedError(111, "refused")), "sparse": answering([])})
+
+
+async def test_postgres_unreachable_from_temporal_raises_even_when_sparse_answered():
+    with pytest.raises(ConnectionRefusedError):
+        await gather({"temporal": failing(ConnectionRefusedError(111, "refused")),
+                      "sparse": answering([("m1", 1.0)])})
+
+
+async def test_an_unreachable_graph_is_left_out_and_named():
+    rankings, degraded = await gather({"graph": failing(ConnectionRefusedError(111, "refused")),
+                                       "dense": answering([("m1", 0.9)])})
+    assert rankings == {"dense": [("m1", 0.9)]}
+    assert [d["source"] for d in degraded] == ["graph"]
+
+
+async def test_a_failing_dense_source_that_is_not_a_connection_error_degrades_the_answer():
+    rankings, degraded = await gather({"dense": failing(ValueError("bad")), "sparse": answering([("m1", 1.0)])})
+    assert rankings == {"sparse": [("m1", 1.0)]} and degraded == [{"source": "dense", "reason": "failed (ValueError)"}]
+
+
+async def test_no_source_answering_is_source_failed():
+    with pytest.raises(SourceFailed):
+        await gather({"dense": failing(ValueError("bad")), "sparse": failing(RuntimeError("index gone"))})
