@@ -34,6 +34,7 @@ from domain.context_block import build_context
 from domain.filters import FilterError, Node, parse
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
 from domain.identity import Principal
+from domain import query_terms
 from query_api import pg_reads
 from query_api.caches import REDIS_ERRORS, AnswerCache, EmbeddingCache, in_background
 from query_api.pg_reads import Scope
@@ -140,10 +141,12 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             return result
 
         vector_task = asyncio.ensure_future(vector())
-        # Not waited for by a search that asks no graph.
+        # Not waited for by a search that asks no graph, nor by one that names nobody: the graph
+        # source runs only with names from the query (query_api/search.py), so it would wait for
+        # a read model it does not read.
+        graph_read = "graph" in (options.get("sources") or SOURCES) and bool(query_terms.names(body.query))
         graph_wait = asyncio.create_task(soft_consistent(
-            body.consistency_token if "graph" in (options.get("sources") or SOURCES) else None,
-            deps.graph_positions, "neo4j"))
+            body.consistency_token if graph_read else None, deps.graph_positions, "neo4j"))
         applied_task: asyncio.Future | None = None
         try:
             await pg_consistent(body.consistency_token)
