@@ -152,3 +152,25 @@ def test_a_wait_with_notices_still_gives_up_after_its_timeout():
 
     with pytest.raises(NotYetApplied):
         asyncio.run(wait_until_applied(f"{TOPIC}/0:41", TOPIC, "postgres", positions, 60, 12, notices=Silent()))
+
+
+def test_without_notices_polls_are_at_most_10_ms_apart(monkeypatch):
+    """A wait nobody wakes polls every 10 ms once past the first few: it never oversleeps an
+    apply by more than that (the graph and Redis have no notices)."""
+    import domain.consistency as consistency
+
+    pauses = []
+
+    async def no_sleep(seconds):
+        pauses.append(seconds)
+
+    monkeypatch.setattr(consistency.asyncio, "sleep", no_sleep)
+    polls = []
+
+    async def applied():
+        polls.append(1)
+        return {0: 41} if len(polls) > 12 else {}
+
+    asyncio.run(wait_until_applied(f"{TOPIC}/0:41", TOPIC, "neo4j", applied, 60_000, 12))
+    assert pauses[:4] == [0.002, 0.004, 0.008, 0.01]
+    assert max(pauses) == consistency.MAX_POLL_UNNOTIFIED_S == 0.01
