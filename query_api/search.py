@@ -33,7 +33,7 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -109,6 +109,13 @@ class Timer:
             return await coro
         finally:
             self.ms[name] = round((time.perf_counter() - began) * 1000, 2)
+
+
+def reads_graph(sources: Iterable[str], names: list[str]) -> bool:
+    """Whether a search can query the graph: it asks for the graph and its query names someone
+    (query_terms.names), the graph being seeded with names only. A read-your-writes search
+    waits for the graph only then (query_api/app.py)."""
+    return "graph" in sources and bool(names)
 
 
 POSTGRES_SOURCES = frozenset({"dense", "temporal"})  # read from Postgres, whatever else answers
@@ -229,7 +236,7 @@ class HybridSearch:
         # The graph is seeded with the names an entity of the user shares a word with (it finds
         # nothing for others) that are no hub (a speaker named in half the memories seeds an
         # arbitrary sample of them); without the sparse index, with every name.
-        seeds = ([] if "graph" not in q.sources or not names else
+        seeds = ([] if not reads_graph(q.sources, names) else
                  gate.graph_names(q.scope.user_id, names) if gate is not None else names)
 
         async def graph():

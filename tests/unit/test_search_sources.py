@@ -60,3 +60,11 @@ async def test_a_failing_dense_source_that_is_not_a_connection_error_degrades_th
 async def test_no_source_answering_is_source_failed():
     with pytest.raises(SourceFailed):
         await gather({"dense": failing(ValueError("bad")), "sparse": failing(RuntimeError("index gone"))})
+
+
+def test_the_graph_is_read_only_when_asked_for_and_the_query_names_someone():
+    from query_api.search import SOURCES, reads_graph
+
+    assert reads_graph(SOURCES, ["Caroline"])
+    assert not reads_graph(SOURCES, [])
+    assert not reads_graph(("dense", "sparse"), ["Caroline"])
