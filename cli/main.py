@@ -15,6 +15,7 @@ import signal
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 from cli.output import (EXIT_CODES_HELP, FAILED, INTERRUPTED, OK, UNREACHABLE, Activity, Steps, console, describe,
                         emit_json, error, print_table, unreachable)
@@ -47,7 +48,7 @@ def _ready(rows: list[dict]) -> list[dict]:
     return [{**row, "ready": str(row["health"]).startswith("ready")} for row in rows]
 
 
-def _start(specs, processes, steps: Steps, what: str) -> list[dict]:
+def _start(specs, processes, steps: Steps, what: str, on_spawn=None) -> list[dict]:
     """Start `specs` (in parallel) with a live row each; the rows of what started."""
     from infra.stack import up
 
@@ -66,14 +67,25 @@ def _start(specs, processes, steps: Steps, what: str) -> list[dict]:
 
     return [{"name": s.name, "pid": s.pid,
              "action": ("cold start" if s.cold else "warm start") if s.started else "already running",
-             "ready_after_s": round(s.seconds, 2)} for s in up(specs, processes, on_progress=on_progress)]
+             "ready_after_s": round(s.seconds, 2)}
+            for s in up(specs, processes, on_progress=on_progress, on_spawn=on_spawn)]
 
 
 def _stop(specs, processes) -> list[str]:
+    """Stop `specs` in reverse order; first the stack's supervisor (unless it is this very
+    process), which would otherwise restart them."""
+    from infra import supervisor
+    from infra.process import stop
     from infra.stack import down
 
     with Activity("stopping") as activity:
-        return down(specs, processes, on_stop=lambda name: activity.update(f"stopping {name}"))
+        pid = processes.pid(supervisor.NAME)
+        stopped = []
+        if pid is not None and pid != os.getpid():
+            activity.update("stopping the supervisor")
+            if stop(supervisor.NAME, processes, timeout=supervisor.STOP_TIMEOUT_S):
+                stopped.append(supervisor.NAME)
+        return stopped + down(specs, processes, on_stop=lambda name: activity.update(f"stopping {name}"))
 
 
 def _ensure_topics(cfg) -> list[str]:
@@ -153,8 +165,12 @@ def _local_admin_key(cfg, steps: Steps) -> str:
 
 
 def cmd_up(args) -> int:
-    from infra import stack
+    from infra import stack, supervisor
 
+    if args.detach:
+        parent_exit = _fork_detached_supervisor()  # the parent waits here for the child's word
+        if parent_exit is not None:
+            return parent_exit
     if args.api_processes is not None:  # the proxy's configuration and every child read the settings
         os.environ["RECALLSTACK_API_PROCESSES"] = str(args.api_processes)
     cfg = _settings()
@@ -171,25 +187,29 @@ def cmd_up(args) -> int:
         monitoring_specs = [monitoring.spec(cfg.home, cfg)]
     everything = infra_specs + service_specs + monitoring_specs
     projectors = len(stack.PROJECTORS)
+    # One supervisor per stack: one that runs already (another `up`) keeps watching.
+    supervised_by = processes.pid(supervisor.NAME)
+    watch = supervisor.Supervisor(everything, processes, supervisor.state_file(cfg.home))
+    spawned = watch.adopt if supervised_by is None else None
     began = time.monotonic()
     try:
         with Steps() as steps:
-            rows = _start(infra_specs, processes, steps, "infrastructure")
+            rows = _start(infra_specs, processes, steps, "infrastructure", on_spawn=spawned)
             steps.begin("topics", "creating if missing")
             from adapters.kafka_log import ensure_topics
 
             created = asyncio.run(ensure_topics(cfg.kafka_bootstrap))
             steps.end("topics", f"created {', '.join(created)}" if created else "present")
             # The projector migrates the schema the query API reads, so it goes first.
-            rows += _start(service_specs[:projectors], processes, steps, "projectors")
+            rows += _start(service_specs[:projectors], processes, steps, "projectors", on_spawn=spawned)
             if surplus:
                 steps.note(f"stopping API processes beyond {cfg.api_processes} per API: "
                            f"{', '.join(spec.name for spec in surplus)}")
-            rows += _start(service_specs[projectors:], processes, steps, "services")
+            rows += _start(service_specs[projectors:], processes, steps, "services", on_spawn=spawned)
             _reload_proxy(cfg, processes, rows, steps)
             stack.down(surplus, processes)
             admin_key_note = _local_admin_key(cfg, steps)
-            rows += _start(monitoring_specs, processes, steps, "monitoring")
+            rows += _start(monitoring_specs, processes, steps, "monitoring", on_spawn=spawned)
     except KeyboardInterrupt:
         if args.detach:
             console.print("interrupted: what started keeps running; `recallstack down` stops it")
@@ -213,18 +233,118 @@ def cmd_up(args) -> int:
               f"  auth         {admin_key_note}", flush=True)
         if monitoring_specs:
             print(f"  prometheus   http://127.0.0.1:{monitoring_specs[0].port}   (alerts: /alerts)", flush=True)
+    note = (f"restarted by the supervisor that runs already (pid {supervised_by})" if supervised_by
+            else "a process that exits or hangs is restarted (logs/supervisor.log)")
     if args.detach:
-        console.print("running in the background; `recallstack down` stops it")
+        console.print(f"running in the background; {note}; `recallstack down` stops it")
+        if supervised_by is None:
+            _become_detached_supervisor(watch, processes, cfg.home / "logs" / "supervisor.log")
+        _report_detached(OK)
         return OK
-    console.print("Ctrl-C stops everything")
+    console.print(f"{note}; Ctrl-C stops everything")
     received: list[int] = []
+
+    def on_signal(signum, frame):
+        received.append(signum)
+        watch.stopping.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a shell may start us with SIGINT ignored
-        signal.signal(sig, lambda signum, frame: received.append(signum))
+        signal.signal(sig, on_signal)
+    if supervised_by is None:
+        _log_supervisor_to(cfg.home / "logs" / "supervisor.log", console_too=True)
+        processes.record(supervisor.NAME, os.getpid(), sys.argv)
+        try:
+            watch.run()
+        finally:
+            processes.forget(supervisor.NAME)
     while not received:
         time.sleep(0.2)
     stopped = _stop(everything, processes)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return INTERRUPTED if received[0] == signal.SIGINT else OK
+
+
+# `up --detach`: the process that starts the stack stays behind as its supervisor (the parent
+# of what it starts, so it knows their exit codes). It forks first; the child starts
+# everything on the caller's terminal, then tells the parent how it went through a pipe,
+# leaves the terminal and supervises; the parent exits with what it was told.
+_DETACH_PIPE: list[int] = []
+
+
+def _fork_detached_supervisor() -> int | None:
+    """In the parent: the exit code to return (after the child has started everything or
+    failed). In the child: None (carry on)."""
+    read_end, write_end = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        _DETACH_PIPE.append(write_end)
+        return None
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        while True:
+            try:
+                word = pipe.read(1)
+                break
+            except KeyboardInterrupt:  # the child hears Ctrl-C too, and says what it left running
+                continue
+    if word:
+        return word[0]
+    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # it failed: its own error went to the terminal
+    return code if code >= 0 else 128 - code
+
+
+def _report_detached(code: int) -> None:
+    """The child tells the waiting parent its exit code (once)."""
+    while _DETACH_PIPE:
+        fd = _DETACH_PIPE.pop()
+        os.write(fd, bytes([code]))
+        os.close(fd)
+
+
+def _become_detached_supervisor(watch, processes, log_file: Path) -> None:
+    """Leave the terminal (its own session; output to `log_file`), release the parent, and
+    supervise until SIGTERM (`down`); the processes keep running when it stops."""
+    from infra import supervisor
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.setsid()
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    os.dup2(out, 1)
+    os.dup2(out, 2)
+    processes.record(supervisor.NAME, os.getpid(), sys.argv)
+    _report_detached(OK)  # the caller's shell (or a pipe to jq) has its answer, and EOF
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: watch.stopping.set())
+    _log_supervisor_to(None)
+    try:
+        watch.run()
+    finally:
+        processes.forget(supervisor.NAME)
+    os._exit(OK)  # nothing of the CLI's exit path (it printed already, to a terminal it left)
+
+
+def _log_supervisor_to(log_file: Path | None, console_too: bool = False) -> None:
+    """The supervisor's lines: JSON on stderr (the detached one's stderr is its log file);
+    in the foreground, plain lines on the terminal and JSON in `log_file`."""
+    from adapters import observability
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per liveness check is noise
+    if log_file is None:
+        observability.configure_logging("supervisor")
+        return
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    observability.configure_logging("supervisor", stream=open(log_file, "a", buffering=1))
+    if console_too:
+        terminal = logging.StreamHandler(sys.stderr)
+        terminal.setFormatter(logging.Formatter("supervisor: %(message)s"))
+        logging.getLogger("recallstack.supervisor").addHandler(terminal)
 
 
 def _reload_proxy(cfg, processes, rows: list[dict], steps: Steps) -> None:
@@ -265,7 +385,7 @@ def cmd_status(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
     from cli.error_rates import ErrorRateSampler
-    from infra import stack
+    from infra import stack, supervisor
     from projectors.lag import projector_lag
 
     cfg = _settings()
@@ -289,6 +409,11 @@ def cmd_status(args) -> int:
         errors.sample()
         lags = pool.submit(lambda: asyncio.run(read_lags()))  # Kafka's answers while the probes run
         rows = _ready(stack.status(_all_specs(cfg), stack.table(cfg)))
+        watched = supervisor.read_state(cfg.home, stack.table(cfg))
+        for row in rows:  # what the supervisor saw of each (nothing when no `up` supervises)
+            seen = watched["processes"].get(row["name"], {})
+            row.update(restarts=seen.get("restarts", 0), last_exit=seen.get("last_exit"),
+                       last_reason=seen.get("last_reason"), supervised=seen.get("state"))
         lag_rows = []
         for (name, _group), lag in zip(readers, lags.result()):
             if isinstance(lag, BaseException):  # status must answer even with the stack down
@@ -301,9 +426,13 @@ def cmd_status(args) -> int:
     ok = all(row["ready"] for row in rows) and all(row["error"] is None for row in lag_rows)
     if args.json:
         emit_json({"ok": ok, "home": str(cfg.home), "urls": _urls(cfg), "processes": rows, "lag": lag_rows,
-                   "http_errors": error_rows})
+                   "http_errors": error_rows, "supervisor": {"pid": watched["pid"], "running": watched["pid"] is not None,
+                                                            "updated_at": watched["updated_at"]}})
     else:
-        print_table([{k: v for k, v in row.items() if k != "ready"} for row in rows], "recallstack")
+        print_table([_process_row(row) for row in rows], "recallstack")
+        console.print(f"supervisor: running (pid {watched['pid']}), restarts a process that exits or hangs"
+                      if watched["pid"] else "supervisor: not running (nothing restarts a process that exits; "
+                                             "`recallstack up` supervises)")
         print_table([{"projection": row["projection"], "log_records": row["log_records"],
                       "behind": row["behind"] if row["error"] is None else f"unknown ({row['error'].split(':')[0]})"}
                      for row in lag_rows], "lag (projectors and the extraction worker)")
@@ -311,6 +440,14 @@ def cmd_status(args) -> int:
         print_table([_error_rate_row(row) for row in error_rows],
                     f"HTTP errors (since start; last {window:.1f} s) -- /metrics, /healthz, /readyz left out")
     return OK if ok else UNREACHABLE
+
+
+def _process_row(row: dict) -> dict:
+    """A process as the status table shows it: the supervisor's columns folded into two."""
+    shown = {k: v for k, v in row.items() if k not in ("ready", "restarts", "last_exit", "last_reason", "supervised")}
+    shown["restarts"] = row["restarts"] if row["supervised"] != "failed" else f"{row['restarts']} (gave up)"
+    shown["last exit"] = f"{row['last_exit']}: {row['last_reason']}" if row["last_exit"] else "-"
+    return shown
 
 
 def _error_rate_row(row: dict) -> dict:

@@ -81,6 +81,9 @@ class ProcessSpec:
     stop_timeout: float = 30.0
     ready_timeout: float = 60.0
     probe: Callable[[], str] | None = None  # real protocol call; returns a detail, raises when not ready
+    # "The process answers" for the supervisor (infra/supervisor.py); None: the probe. An API's
+    # probe is /readyz, which fails while a dependency is down: no reason to restart the API.
+    liveness: Callable[[], str] | None = None
     first_start: bool = False  # its data folder was created by this start (a cold start)
 
 
@@ -117,8 +120,10 @@ class ProcessTable:
         return sorted(p.stem for p in self.run_dir.glob("*.json")) if self.run_dir.exists() else []
 
 
-def start(spec: ProcessSpec, table: ProcessTable, on_wait: Callable[[str], None] | None = None) -> tuple[int, bool, float]:
-    """Start `spec` unless it runs already; wait for its probe. Returns (pid, started, seconds)."""
+def start(spec: ProcessSpec, table: ProcessTable, on_wait: Callable[[str], None] | None = None,
+          on_spawn: Callable[[str, subprocess.Popen], None] | None = None) -> tuple[int, bool, float]:
+    """Start `spec` unless it runs already; wait for its probe. Returns (pid, started, seconds).
+    `on_spawn(name, popen)` hears of the process as soon as it is spawned (the supervisor)."""
     began = time.monotonic()
     pid = table.pid(spec.name)
     if pid is None:
@@ -141,6 +146,8 @@ def start(spec: ProcessSpec, table: ProcessTable, on_wait: Callable[[str], None]
         )
         log.close()
         table.record(spec.name, proc.pid, spec.argv)
+        if on_spawn is not None:
+            on_spawn(spec.name, proc)
         pid, started = proc.pid, True
     else:
         proc, started = None, False

@@ -21,11 +21,13 @@ import shutil
 import signal
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import httpx
 
 from gateway.routes import COMMAND, QUERY, WEB_EDGE
+from infra import liveness
 from infra.process import ProcessSpec, StartError
 from infra.proxy_config import ProxyConfig, render
 
@@ -99,6 +101,7 @@ def spec(cfg) -> ProcessSpec:
     return ProcessSpec(name=NAME, argv=[sys.executable, "-m", "infra.proxy_server"], port=cfg.gateway_port, host=host,
                        log_file=cfg.home / "logs" / f"{NAME}.log", ready_timeout=30, stop_signal=signal.SIGQUIT,
                        stop_timeout=15, probe=lambda: _probe(f"http://{host}:{cfg.gateway_port}"),
+                       liveness=partial(liveness.http_get, host, cfg.gateway_port, "/healthz"),
                        cwd=Path(__file__).resolve().parent.parent)
 
 

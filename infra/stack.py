@@ -10,10 +10,11 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 
 import httpx
 
-from infra import kafka_server, neo4j_server, postgres_server, redis_server
+from infra import kafka_server, liveness, neo4j_server, postgres_server, redis_server
 from infra.process import ProcessSpec, ProcessTable, StartError, port_open, start, stop
 from settings import Settings, ensure_secrets
 
@@ -50,7 +51,10 @@ def infra_specs(cfg: Settings, names=INFRA) -> list[ProcessSpec]:
         "neo4j": lambda: neo4j_server.spec(cfg.home, cfg.neo4j_uri, cfg.neo4j_user, secrets["NEO4J_PASSWORD"], cfg.neo4j_heap),
         "redis": lambda: redis_server.spec(cfg.home, secrets["REDIS_PASSWORD"], cfg.redis_url),
     }
-    return [build[n]() for n in names if not external(n)]
+    specs = [build[n]() for n in names if not external(n)]
+    for spec in specs:  # the supervisor's check: the protocol's smallest answer, no login
+        spec.liveness = partial(liveness.CHECKS[spec.name], spec.host, spec.port)
+    return specs
 
 
 def _http_ready(url: str) -> str:
@@ -116,6 +120,7 @@ def service_specs(cfg: Settings, names=SERVICES, api_processes: int | None = Non
                   # below MAX_REQUEST_HEAD and cannot be raised
                   "--http", "h11", "--h11-max-incomplete-event-size", str(MAX_REQUEST_HEAD)],
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/readyz"),
+            liveness=partial(liveness.http_get, cfg.host, port, "/healthz"),
         )
 
     def api(name: str, factory: str, first_port: int) -> list[ProcessSpec]:
@@ -128,6 +133,7 @@ def service_specs(cfg: Settings, names=SERVICES, api_processes: int | None = Non
             name=f"{command}-{name}", port=port, log_file=logs / f"{command}-{name}.log", ready_timeout=120,
             argv=[py, "-m", "cli.main", command, name],
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/metrics"),
+            liveness=partial(liveness.http_get, cfg.host, port, "/metrics"),
         )
 
     specs = {
@@ -159,10 +165,10 @@ Progress = Callable[[str, str, "Started | None"], None]
 
 
 def up(specs: list[ProcessSpec], processes: ProcessTable, parallel: bool = True,
-       on_progress: Progress | None = None) -> list[Started]:
+       on_progress: Progress | None = None, on_spawn=None) -> list[Started]:
     """Start every spec (in parallel), wait until each answers its probe. Raises StartError.
     On KeyboardInterrupt every wait ends at once; processes already spawned keep running
-    (recorded, so `down` stops them)."""
+    (recorded, so `down` stops them). `on_spawn`: see process.start."""
     note = on_progress or (lambda name, state, started: None)
     cancelled = threading.Event()
 
@@ -173,7 +179,7 @@ def up(specs: list[ProcessSpec], processes: ProcessTable, parallel: bool = True,
     def one(spec: ProcessSpec) -> Started:
         note(spec.name, "starting", None)
         try:
-            pid, started, seconds = start(spec, processes, on_wait=waiting)
+            pid, started, seconds = start(spec, processes, on_wait=waiting, on_spawn=on_spawn)
         except StartError:
             note(spec.name, "failed", None)
             raise

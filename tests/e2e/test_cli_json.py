@@ -6,8 +6,10 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -56,16 +58,47 @@ def test_infra_status_json(services):
     assert [row["name"] for row in doc["processes"]] == [n for n in ("kafka", "postgres") if not external(n)]
 
 
-def test_up_detach_json_on_a_running_stack(services):
+def test_up_detach_json_on_a_running_stack_leaves_a_supervisor_that_restarts_what_dies(services):
+    from infra import stack, supervisor
+    from infra.process import stop
+
+    processes = stack.table(services)
     code, doc, err = recallstack(services, "up", "--detach", "--json")
-    assert code == 0, err
-    assert doc["ok"] is True and doc["detached"] is True
-    assert doc["urls"]["gateway"] == services.gateway_url and doc["urls"]["mcp"].endswith("/mcp")
-    started = {row["name"]: row for row in doc["started"]}
-    assert {"command-api", "query-api", "web-edge", "proxy", "projector-postgres"} <= set(started)
-    assert all(row["action"] == "already running" for name, row in started.items() if name in
-               ("command-api", "query-api", "web-edge", "proxy"))
-    assert "running in the background" in err
+    try:
+        assert code == 0, err
+        assert doc["ok"] is True and doc["detached"] is True
+        assert doc["urls"]["gateway"] == services.gateway_url and doc["urls"]["mcp"].endswith("/mcp")
+        started = {row["name"]: row for row in doc["started"]}
+        assert {"command-api", "query-api", "web-edge", "proxy", "projector-postgres"} <= set(started)
+        assert all(row["action"] == "already running" for name, row in started.items() if name in
+                   ("command-api", "query-api", "web-edge", "proxy"))
+        assert "running in the background" in err and "restarted" in err
+        assert processes.pid(supervisor.NAME) is not None, "up --detach left no supervisor"
+
+        # The fixture started the worker: its exit code is not the supervisor's to know. The
+        # second time it is the supervisor's own child.
+        for expected_exit in ("exit code unknown", "killed by SIGKILL"):
+            victim = processes.pid("worker-forget")
+            os.kill(victim, signal.SIGKILL)
+            row = _wait_for_row(services, "worker-forget", lambda r: r["pid"] not in (None, victim) and r["ready"])
+            assert row["last_exit"].startswith(expected_exit) and row["last_reason"] == "exited", row
+        assert row["restarts"] == 2 and row["supervised"] == "running"
+        code, doc, err = recallstack(services, "status", "--json")
+        assert doc["supervisor"]["running"] is True and doc["ok"] is True, json.dumps(doc, indent=2)
+    finally:
+        stop(supervisor.NAME, processes, timeout=60)
+    assert processes.pid("worker-forget") is not None  # stopping the supervisor alone leaves the stack up
+
+
+def _wait_for_row(settings, name: str, done, timeout_s: float = 90.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        _code, doc, _err = recallstack(settings, "status", "--json")
+        row = next(r for r in doc["processes"] if r["name"] == name)
+        if done(row):
+            return row
+        assert time.monotonic() < deadline, f"{name} not restarted within {timeout_s} s: {row}"
+        time.sleep(1)
 
 
 async def _post_dead_letter(bootstrap: str, user_id: str, resolve_offset: int | None = None) -> int:
