@@ -260,6 +260,17 @@ def match_patterns(names: Sequence[str]) -> tuple[list[dict], list[str]]:
     return [{"prefix": p, "weight": w} for p, w in prefixes.items()], infixes
 
 
+# Reads a bounded slice of the store (not the whole label), then keeps the best-connected.
+_SAMPLE_ENTITIES = """
+MATCH (e:Entity_vN)
+WITH e LIMIT 2000
+WITH e, COUNT { (:Memory_vN)-[:MENTIONS]->(e) } AS mentions
+ORDER BY mentions DESC
+LIMIT $limit
+RETURN e.user_id AS user_id, e.name AS name
+"""
+
+
 # --- the graph endpoint ------------------------------------------------------------------
 
 # Relations only between the entities listed (all of the user's unless `limit` cut them).
@@ -365,6 +376,12 @@ class Neo4jReadModel:
         consistency tokens are checked against)."""
         records = await self._read(_POSITIONS, projection=self.projection, topic=topic)
         return {r["partition"]: r["offset"] for r in records}
+
+    async def sample_entities(self, limit: int = 20) -> list[tuple[str, str]]:
+        """(user id, name) of up to `limit` entities of the live version, the most mentioned
+        of those read first: real seeds for warming the graph source up."""
+        records = await self._read(_SAMPLE_ENTITIES, limit=_check_limit(limit))
+        return [(r["user_id"], r["name"]) for r in records]
 
     async def memories_for_entities(self, user_id: str, names: list[str], *, hops: int = 2, limit: int = 50,
                                     scope: dict | None = None, include_archived: bool = False,

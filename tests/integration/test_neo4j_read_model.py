@@ -421,6 +421,24 @@ async def test_user_graph_lists_entities_by_mentions_and_the_relations_that_hold
     assert [e["name"] for e in (await read.user_graph(user_id, limit=1))["entities"]] == ["Ana"]
 
 
+async def test_warming_the_graph_source_up_reads_real_seeds_most_mentioned_first(graph, user_id, caplog):
+    import bootstrap
+
+    apply, read = graph
+    await apply(*(memory(user_id, f"Zoltan Hubert fixed bug {i}.", [("Zoltan Hubert", "person")], minutes=i)
+                  for i in range(3)),
+                memory(user_id, "Quentin Leafy read a book.", [("Quentin Leafy", "person")], minutes=4))
+    sample = await read.sample_entities(limit=100)
+    ours = [name for user, name in sample if user == user_id]
+    assert ours == ["Zoltan Hubert", "Quentin Leafy"]
+    with pytest.raises(ValueError):
+        await read.sample_entities(limit=0)
+
+    with caplog.at_level("INFO", logger="recallstack"):
+        await bootstrap._warm_graph(read, rounds=2, pause_s=0)
+    assert f"on {min(len(sample), 20)} seeds x 2 rounds" in caplog.text, caplog.text  # 20: its default sample
+
+
 # --- positions, readiness, outage ---------------------------------------------------------
 
 
