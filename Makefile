@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos clean
+.PHONY: install apt venv lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos soak clean
 
 install: apt venv jars ui
 
@@ -169,6 +169,16 @@ chaos: install
 	$(BIN)/recallstack up --detach && \
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS) | tee bench/results/chaos.md; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
+
+# Soak (bench/soak.py): the mixed load for SOAK_MINUTES (default 60; it stops by itself) with RSS
+# per process, disk per server and errors over time. Results in bench/results/soak.json and soak.png.
+SOAK_MINUTES ?= 60
+SOAK_ARGS ?=
+soak: install
+	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
+	$(BIN)/recallstack up --detach && \
+	$(BIN)/python bench/soak.py --minutes $(SOAK_MINUTES) $(SOAK_ARGS) | tee bench/results/soak.md; \
+	status=$${PIPESTATUS[0]}; $(BIN)/recallstack down; exit $$status
 
 clean:
 	rm -rf $(TEST_HOME) $(BENCH_HOME) infra/kafka/target infra/neo4j/target

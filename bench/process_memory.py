@@ -46,8 +46,11 @@ def _kib(path: Path, field: str) -> int:
     return 0
 
 
-def tree_memory_mb(pid: int, children: dict[int, list[int]]) -> dict[str, float] | None:
-    """{"rss_mb", "pss_mb", "processes"} of pid and its descendants; None when pid is gone."""
+def tree_memory_mb(pid: int, children: dict[int, list[int]], others: frozenset[int] = frozenset()
+                   ) -> dict[str, float] | None:
+    """{"rss_mb", "pss_mb", "processes"} of pid and its descendants, less those in `others`
+    (processes counted under names of their own: the supervisor is the parent of what it
+    restarted); None when pid is gone."""
     if not Path(f"/proc/{pid}").exists():
         return None
     rss = pss = n = 0
@@ -57,15 +60,16 @@ def tree_memory_mb(pid: int, children: dict[int, list[int]]) -> dict[str, float]
         rss += _kib(Path(f"/proc/{p}/status"), "VmRSS:")
         pss += _kib(Path(f"/proc/{p}/smaps_rollup"), "Pss:")
         n += 1
-        stack += children.get(p, [])
+        stack += [c for c in children.get(p, []) if c not in others]
     return {"rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1), "processes": n}
 
 
 def snapshot(home: Path) -> dict[str, dict]:
     children = _children()
+    table = recorded(home)
     out = {}
-    for name, pid in recorded(home).items():
-        mem = tree_memory_mb(pid, children)
+    for name, pid in table.items():
+        mem = tree_memory_mb(pid, children, frozenset(table.values()) - {pid})
         if mem is not None:
             out[name] = mem
     return out
