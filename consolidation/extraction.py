@@ -34,7 +34,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter
 
-from adapters import kafka_codec, observability
+from adapters import heartbeat, kafka_codec, observability
 from adapters.kafka_log import GroupProgress, timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from consolidation import memory_reads
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 DECISIONS = Counter("recallstack_extraction_decisions_total", "Reconciliation decisions per fact", ["action"])
 FALLBACKS = Counter("recallstack_extraction_fallbacks_total", "Conversations extracted offline after an LLM failure")
 GROUP = "recallstack.worker.extract"
+LOOP = "worker-extract"  # its heartbeat (adapters/heartbeat.py)
 PG_GROUP = "recallstack.projector.postgres"  # whose progress decides when our appends are readable
 ACTOR = "worker:extract"
 _IDS = uuid.UUID("5b0f3c1e-9a4d-4e57-8c1b-2f6d7e8a9b0c")  # namespace of the derived ids
@@ -180,6 +181,7 @@ class ExtractionWorker:
         try:
             targets: dict[TopicPartition, int] | None = None
             while not self._stopping.is_set():
+                heartbeat.beat(LOOP)
                 records = await self.consumer.getmany(timeout_ms=500)
                 if targets is None and self.consumer.assignment():
                     targets = await self.consumer.end_offsets(list(self.consumer.assignment()))
@@ -202,6 +204,7 @@ class ExtractionWorker:
         """Extract each conversation, its facts appended with its offset in one transaction; other
         records are passed over (their offsets committed by _commit_positions)."""
         for message in messages:
+            heartbeat.beat(LOOP)  # a fetch may hold many conversations, each an LLM call
             if dict(message.headers or ()).get(kafka_codec.TYPE_HEADER) != b"ConversationReceived":
                 continue
             try:
@@ -230,6 +233,7 @@ class ExtractionWorker:
                 return await self.keys.decode(message.value, message.headers)
             except KeyStoreUnavailable as exc:  # an outage: wait, never skip a conversation
                 log.warning("extraction: %s; retrying in %.1fs", exc, delay)
+                heartbeat.beat(LOOP)  # waiting out an outage is working
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 

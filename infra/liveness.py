@@ -12,9 +12,15 @@ from __future__ import annotations
 import http.client
 import socket
 import struct
+import time
 from typing import Callable
 
+from adapters import heartbeat
+
 TIMEOUT_S = 2.0
+# A consume loop beats each time round and while it waits out an outage: two minutes without
+# a beat is a loop that stopped (a batch of 500 events or one LLM call takes far less).
+LOOP_QUIET_S = 120.0
 
 
 def _exchange(host: str, port: int, request: bytes, answer_bytes: int) -> bytes:
@@ -65,16 +71,31 @@ def neo4j(host: str, port: int) -> str:
 def http_get(host: str, port: int, path: str) -> str:
     """GET `path` answers 200. http.client, not httpx: an httpx client per check loads the CA
     bundle each time (~25 ms of CPU, a third of the supervisor's cost)."""
+    _get(host, port, path)
+    return "answers"
+
+
+def loop_alive(host: str, port: int, max_age_s: float = LOOP_QUIET_S) -> str:
+    """A projector's or worker's /metrics answers and none of its consume loops has been
+    quiet for more than max_age_s (adapters/heartbeat.py)."""
+    quiet = heartbeat.stale(_get(host, port, "/metrics"), time.time(), max_age_s)
+    if quiet:
+        raise ConnectionError("its loop made no progress for " + ", ".join(f"{s:.0f} s ({loop})"
+                                                                            for loop, s in quiet.items()))
+    return "answers"
+
+
+def _get(host: str, port: int, path: str) -> str:
     conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S * 2.5)
     try:
         conn.request("GET", path)
         answer = conn.getresponse()
-        answer.read()
+        body = answer.read()
     finally:
         conn.close()
     if answer.status != 200:
         raise ConnectionError(f"GET http://{host}:{port}{path} answered {answer.status}")
-    return "answers"
+    return body.decode("utf-8", "replace")
 
 
 CHECKS: dict[str, Callable[[str, int], str]] = {"postgres": postgres, "redis": redis, "kafka": kafka, "neo4j": neo4j}

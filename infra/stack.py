@@ -133,7 +133,7 @@ def service_specs(cfg: Settings, names=SERVICES, api_processes: int | None = Non
             name=f"{command}-{name}", port=port, log_file=logs / f"{command}-{name}.log", ready_timeout=120,
             argv=[py, "-m", "cli.main", command, name],
             probe=lambda: _http_ready(f"http://{cfg.host}:{port}/metrics"),
-            liveness=partial(liveness.http_get, cfg.host, port, "/metrics"),
+            liveness=partial(liveness.loop_alive, cfg.host, port),
         )
 
     specs = {

@@ -31,7 +31,7 @@ from aiokafka import (
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter, Gauge, Histogram
 
-from adapters import kafka_codec, observability
+from adapters import heartbeat, kafka_codec, observability
 from adapters.kafka_log import timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from domain import sealing
@@ -118,6 +118,7 @@ class ProjectorRunner:
         self.relocations = 0
         self._committed: dict[TopicPartition, int] = {}
         self._stopping = asyncio.Event()
+        self._loop_name = f"projector-{projection.name}{'-replay' if replay else ''}"
 
     async def start(self) -> None:
         await self.dlq.start()
@@ -154,6 +155,7 @@ class ProjectorRunner:
         """Fetch and apply what is there, every partition's records in one batch (one
         read-model transaction: under load the batches grow instead of the lag); returns
         how many records were handled."""
+        heartbeat.beat(self._loop_name)
         batch, messages = await self.fetch(timeout_ms)
         if not batch:
             if not self.replay:
@@ -224,6 +226,7 @@ class ProjectorRunner:
                 return await work()
             except KeyStoreUnavailable as exc:
                 log.warning("projector %s: %s; retrying in %.1fs", self.projection.name, exc, delay)
+                heartbeat.beat(self._loop_name)  # waiting out an outage is working
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -247,6 +250,7 @@ class ProjectorRunner:
                 except self.projection.transient_errors as exc:
                     # The read model is down: wait for it; never dead-letter or skip on an outage.
                     log.warning("projector %s: %s; retrying in %.1fs", self.projection.name, exc, delay)
+                    heartbeat.beat(self._loop_name)  # waiting out an outage is working
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
         self.applied_count += len(batch)

@@ -161,6 +161,9 @@ def test_each_projector_exports_throughput_lag_and_event_to_visible_latency(serv
              timeout=30, what=f"{projection}: lag 0 once idle")
     assert {"recallstack_dlq_events", "recallstack_projector_shredded_events", "recallstack_kafka_produce_seconds"} \
         <= families
+    beats = [v for n, labels, v in scrape(url)[0] if n == "recallstack_loop_heartbeat_timestamp_seconds"
+             and labels.get("loop") == f"projector-{projection}"]
+    assert len(beats) == 1 and time.time() - beats[0] < 10, beats  # an idle loop still goes round
 
 
 def test_the_workers_export_their_actions(services, workload):
@@ -170,6 +173,7 @@ def test_the_workers_export_their_actions(services, workload):
     assert label_values(samples, decisions, "action") <= {"ADD", "UPDATE", "DELETE", "NONE"}
     assert total(samples, "recallstack_kafka_produce_seconds_count", topic=EVENTS_TOPIC, outcome="ok") >= 1
     assert "recallstack_extraction_fallbacks" in families
+    assert time.time() - total(samples, "recallstack_loop_heartbeat_timestamp_seconds", loop="worker-extract") < 10
     for worker in ("consolidate", "forget"):
         _, families = scrape(local(services, WORKER_METRICS_PORTS[worker]))
         assert "recallstack_lifecycle_actions" in families, worker

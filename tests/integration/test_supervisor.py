@@ -156,3 +156,46 @@ def test_a_check_that_raises_a_bug_restarts_nothing_and_says_so(tmp_path, caplog
     finally:
         watch.stopping.set()
         stop("gamma", table, timeout=1)
+
+
+# Serves /metrics whose consume-loop heartbeat stopped 10 minutes ago: the page answers, the loop does not.
+QUIET_LOOP = textwrap.dedent("""
+    import sys, time
+    from prometheus_client import start_http_server
+    from adapters import heartbeat
+    heartbeat.HEARTBEAT.labels("projector-stuck").set(time.time() - 600)
+    start_http_server(int(sys.argv[1]), addr="127.0.0.1")
+    while True:
+        time.sleep(1)
+""")
+
+
+def test_a_process_whose_consume_loop_is_quiet_is_restarted(tmp_path):
+    from functools import partial
+
+    from infra import liveness
+
+    port = free_port()
+    table = ProcessTable(tmp_path / "run")
+    spec = ProcessSpec(name="stuck", argv=[sys.executable, "-c", QUIET_LOOP, str(port)],
+                       log_file=tmp_path / "stuck.log", port=port, ready_timeout=20, stop_timeout=1,
+                       cwd=Path(__file__).resolve().parents[2],
+                       probe=partial(liveness.http_get, "127.0.0.1", port, "/metrics"),
+                       liveness=partial(liveness.loop_alive, "127.0.0.1", port))
+    watch = Supervisor([spec], table, tmp_path / "state.json", policy=FAST)
+    start(spec, table, on_spawn=watch.adopt)
+    first = table.pid("stuck")
+    with pytest.raises(ConnectionError, match=r"no progress for 6\d\d s \(projector-stuck\)"):
+        spec.liveness()
+    try:
+        deadline = time.monotonic() + 30
+        while watch.watches["stuck"].restarts == 0 or watch.watches["stuck"].state != "running":
+            assert time.monotonic() < deadline, watch.watches["stuck"].row()
+            watch.tick(time.monotonic())
+            time.sleep(0.05)
+        assert watch.watches["stuck"].last_exit == "hung"
+        assert "no progress" in watch.watches["stuck"].last_reason
+        assert table.pid("stuck") not in (None, first)
+    finally:
+        watch.stopping.set()
+        stop("stuck", table, timeout=1)
