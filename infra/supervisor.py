@@ -155,8 +155,8 @@ class Supervisor:
         try:
             while not self.stopping.wait(tick_s):
                 self.tick(time.monotonic())
-        finally:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+        finally:  # a restart under way finishes (and is recorded), so that whoever stops the stack sees it
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def tick(self, now: float) -> None:
         changed = False
