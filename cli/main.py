@@ -15,7 +15,6 @@ import signal
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 from cli.output import (EXIT_CODES_HELP, FAILED, INTERRUPTED, OK, UNREACHABLE, Activity, Steps, console, describe,
                         emit_json, error, print_table, unreachable)
@@ -165,10 +164,11 @@ def _local_admin_key(cfg, steps: Steps) -> str:
 
 
 def cmd_up(args) -> int:
+    from cli import supervision
     from infra import stack, supervisor
 
     if args.detach:
-        parent_exit = _fork_detached_supervisor()  # the parent waits here for the child's word
+        parent_exit = supervision.fork_detached()  # the parent waits here for the child's word
         if parent_exit is not None:
             return parent_exit
     if args.api_processes is not None:  # the proxy's configuration and every child read the settings
@@ -238,8 +238,8 @@ def cmd_up(args) -> int:
     if args.detach:
         console.print(f"running in the background; {note}; `recallstack down` stops it")
         if supervised_by is None:
-            _become_detached_supervisor(watch, processes, cfg.home / "logs" / "supervisor.log")
-        _report_detached(OK)
+            supervision.become_detached(watch, processes, cfg.home / "logs" / "supervisor.log")
+        supervision.report_detached(OK)
         return OK
     console.print(f"{note}; Ctrl-C stops everything")
     received: list[int] = []
@@ -251,100 +251,12 @@ def cmd_up(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a shell may start us with SIGINT ignored
         signal.signal(sig, on_signal)
     if supervised_by is None:
-        _log_supervisor_to(cfg.home / "logs" / "supervisor.log", console_too=True)
-        processes.record(supervisor.NAME, os.getpid(), sys.argv)
-        try:
-            watch.run()
-        finally:
-            processes.forget(supervisor.NAME)
+        supervision.supervise(watch, processes, cfg.home / "logs" / "supervisor.log")
     while not received:
         time.sleep(0.2)
     stopped = _stop(everything, processes)
     console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
     return INTERRUPTED if received[0] == signal.SIGINT else OK
-
-
-# `up --detach`: the process that starts the stack stays behind as its supervisor (the parent
-# of what it starts, so it knows their exit codes). It forks first; the child starts
-# everything on the caller's terminal, then tells the parent how it went through a pipe,
-# leaves the terminal and supervises; the parent exits with what it was told.
-_DETACH_PIPE: list[int] = []
-
-
-def _fork_detached_supervisor() -> int | None:
-    """In the parent: the exit code to return (after the child has started everything or
-    failed). In the child: None (carry on)."""
-    read_end, write_end = os.pipe()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-        os.close(read_end)
-        _DETACH_PIPE.append(write_end)
-        return None
-    os.close(write_end)
-    with os.fdopen(read_end, "rb") as pipe:
-        while True:
-            try:
-                word = pipe.read(1)
-                break
-            except KeyboardInterrupt:  # the child hears Ctrl-C too, and says what it left running
-                continue
-    if word:
-        return word[0]
-    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])  # it failed: its own error went to the terminal
-    return code if code >= 0 else 128 - code
-
-
-def _report_detached(code: int) -> None:
-    """The child tells the waiting parent its exit code (once)."""
-    while _DETACH_PIPE:
-        fd = _DETACH_PIPE.pop()
-        os.write(fd, bytes([code]))
-        os.close(fd)
-
-
-def _become_detached_supervisor(watch, processes, log_file: Path) -> None:
-    """Leave the terminal (its own session; output to `log_file`), release the parent, and
-    supervise until SIGTERM (`down`); the processes keep running when it stops."""
-    from infra import supervisor
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.setsid()
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
-    os.dup2(out, 1)
-    os.dup2(out, 2)
-    processes.record(supervisor.NAME, os.getpid(), sys.argv)
-    _report_detached(OK)  # the caller's shell (or a pipe to jq) has its answer, and EOF
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda signum, frame: watch.stopping.set())
-    _log_supervisor_to(None)
-    try:
-        watch.run()
-    finally:
-        processes.forget(supervisor.NAME)
-    os._exit(OK)  # nothing of the CLI's exit path (it printed already, to a terminal it left)
-
-
-def _log_supervisor_to(log_file: Path | None, console_too: bool = False) -> None:
-    """The supervisor's lines: JSON on stderr (the detached one's stderr is its log file);
-    in the foreground, plain lines on the terminal and JSON in `log_file`."""
-    from adapters import observability
-
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per liveness check is noise
-    if log_file is None:
-        observability.configure_logging("supervisor")
-        return
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    observability.configure_logging("supervisor", stream=open(log_file, "a", buffering=1))
-    if console_too:
-        terminal = logging.StreamHandler(sys.stderr)
-        terminal.setFormatter(logging.Formatter("supervisor: %(message)s"))
-        logging.getLogger("recallstack.supervisor").addHandler(terminal)
 
 
 def _reload_proxy(cfg, processes, rows: list[dict], steps: Steps) -> None:
