@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from adapters import observability, postgres, resilience
+from adapters import kafka_security, observability, postgres, resilience
 from adapters.embedders import Embedder, build_embedder, build_query_embedder
 from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
@@ -31,6 +31,7 @@ log = logging.getLogger("recallstack")
 
 @cache
 def settings() -> Settings:
+    kafka_security.current()  # its variables checked with the rest: a bad one fails at start, named
     return Settings.from_env()
 
 

@@ -109,6 +109,15 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"RECALLSTACK_{name}") or default
 
 
+def _number(name: str, default: str, kind: type[int] | type[float]) -> int | float:
+    raw = _env(name, default)
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"RECALLSTACK_{name} must be {what}, got {raw!r}") from None
+
+
 def _on_off(name: str, default: str) -> bool:
     value = _env(name, default).strip().lower()
     if value not in ("on", "off", "true", "false", "1", "0"):
@@ -237,42 +246,42 @@ class Settings:
             embedder_base_url=_env("EMBEDDER_BASE_URL", "http://127.0.0.1:11434/v1"),
             embedder_api_key=_env("EMBEDDER_API_KEY", "not-needed"),
             embedder_model=_env("EMBEDDER_MODEL", "text-embedding-3-small"),
-            embedder_threads=int(_env("EMBEDDER_THREADS", "0")),
+            embedder_threads=_number("EMBEDDER_THREADS", "0", int),
             embedder_spin=_env("EMBEDDER_SPIN", "false").lower() in ("1", "true", "yes"),
             host=_env("HOST", "127.0.0.1"),
-            gateway_port=int(_env("GATEWAY_PORT", "8080")),
-            command_api_port=int(_env("COMMAND_API_PORT", "8081")),
-            query_api_port=int(_env("QUERY_API_PORT", "8082")),
+            gateway_port=_number("GATEWAY_PORT", "8080", int),
+            command_api_port=_number("COMMAND_API_PORT", "8081", int),
+            query_api_port=_number("QUERY_API_PORT", "8082", int),
             command_api_url=_env("COMMAND_API_URL", f"http://127.0.0.1:{_env('COMMAND_API_PORT', '8081')}"),
             query_api_url=_env("QUERY_API_URL", f"http://127.0.0.1:{_env('QUERY_API_PORT', '8082')}"),
             llm_base_url=_env("LLM_BASE_URL", ""),
-            consistency_wait_ms=int(_env("CONSISTENCY_WAIT_MS", "2000")),
+            consistency_wait_ms=_number("CONSISTENCY_WAIT_MS", "2000", int),
             kafka_heap=_env("KAFKA_HEAP", "768m"),
             neo4j_heap=_env("NEO4J_HEAP", "512m"),
             # the memories table and its HNSW index stay in Postgres's own cache: at 100k memories
             # they are ~400 MB, and a page copied from the OS cache costs a search ~4 µs each
             pg_shared_buffers=_env("PG_SHARED_BUFFERS", "1GB"),
-            search_rrf_k=int(_env("SEARCH_RRF_K", "60")),
-            search_source_timeout_ms=int(_env("SEARCH_SOURCE_TIMEOUT_MS", "250")),
-            search_ef_search=int(_env("SEARCH_EF_SEARCH", "100")),
+            search_rrf_k=_number("SEARCH_RRF_K", "60", int),
+            search_source_timeout_ms=_number("SEARCH_SOURCE_TIMEOUT_MS", "250", int),
+            search_ef_search=_number("SEARCH_EF_SEARCH", "100", int),
             embedder_query_precision=_query_precision(),
             llm_model=_env("LLM_MODEL", "gpt-4o-mini"),
             llm_api_key=_env("LLM_API_KEY", "not-needed"),
-            llm_timeout_ms=int(_env("LLM_TIMEOUT_MS", "30000")),
-            llm_max_retries=int(_env("LLM_MAX_RETRIES", "2")),
-            reconcile_duplicate_at=float(_env("RECONCILE_DUPLICATE_AT", "0.90")),
-            reconcile_related_at=float(_env("RECONCILE_RELATED_AT", "0.75")),
-            consolidate_interval_s=float(_env("CONSOLIDATE_INTERVAL_S", "600")),
-            consolidate_full_every_s=float(_env("CONSOLIDATE_FULL_EVERY_S", "86400")),
-            forget_interval_s=float(_env("FORGET_INTERVAL_S", "3600")),
+            llm_timeout_ms=_number("LLM_TIMEOUT_MS", "30000", int),
+            llm_max_retries=_number("LLM_MAX_RETRIES", "2", int),
+            reconcile_duplicate_at=_number("RECONCILE_DUPLICATE_AT", "0.90", float),
+            reconcile_related_at=_number("RECONCILE_RELATED_AT", "0.75", float),
+            consolidate_interval_s=_number("CONSOLIDATE_INTERVAL_S", "600", float),
+            consolidate_full_every_s=_number("CONSOLIDATE_FULL_EVERY_S", "86400", float),
+            forget_interval_s=_number("FORGET_INTERVAL_S", "3600", float),
             keystore_master_key=secret(MASTER_KEY_NAME),
             auth=_on_off("AUTH", "on"),
-            rate_limit_per_min=int(_env("RATE_LIMIT_PER_MIN", "1000")),
-            rate_limit_per_user_per_min=int(_env("RATE_LIMIT_PER_USER_PER_MIN", "0")),
-            auth_failures_per_min=int(_env("AUTH_FAILURES_PER_MIN", "100")),
+            rate_limit_per_min=_number("RATE_LIMIT_PER_MIN", "1000", int),
+            rate_limit_per_user_per_min=_number("RATE_LIMIT_PER_USER_PER_MIN", "0", int),
+            auth_failures_per_min=_number("AUTH_FAILURES_PER_MIN", "100", int),
             trusted_proxies=tuple(n.strip() for n in _env("TRUSTED_PROXIES", "127.0.0.0/8,::1/128").split(",")
                                   if n.strip()),
-            web_edge_port=int(_env("WEB_EDGE_PORT", "8083")),
+            web_edge_port=_number("WEB_EDGE_PORT", "8083", int),
             api_processes=_bounded("API_PROCESSES", "1", 1, MAX_API_PROCESSES),
             proxy_client_timeout_s=_bounded("PROXY_CLIENT_TIMEOUT_S", "10", 1, 3600),
             base_url=_env("GATEWAY_URL", "").rstrip("/"),

@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import murmur2
 from prometheus_client import Histogram
 
-from adapters import kafka_codec, observability
+from adapters import kafka_codec, kafka_security, observability
 from adapters.key_store import KeyStoreUnavailable
 from domain import sealing
 from domain.consistency import ConsistencyToken
@@ -73,7 +73,8 @@ class LogUnavailable(RuntimeError):
 
 async def ensure_topics(bootstrap: str) -> list[str]:
     """Create the contract's topics if missing; returns the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000,
+                                **kafka_security.client_options())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -160,6 +161,7 @@ class EventPublisher:
                     bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
                     request_timeout_ms=int(self.timeout_s * 1000) + 1000, max_request_size=8 * 1024 * 1024,
                     transactional_id=self.transactional_id, transaction_timeout_ms=15000,
+                    **kafka_security.client_options(),
                 )
                 try:
                     await producer.start()  # InitProducerId also aborts what an earlier epoch left open
@@ -301,8 +303,10 @@ class GroupProgress:
 
     def __init__(self, bootstrap: str, group: str, topic: str = EVENTS_TOPIC):
         self.group, self.topic = group, topic
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000,
+                                          **kafka_security.client_options())
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                          **kafka_security.client_options())
         self._partitions: list[TopicPartition] = []
 
     async def start(self) -> None:

@@ -49,6 +49,7 @@ from pathlib import Path
 from fastavro import parse_schema, reader as avro_reader
 from fastavro.write import Writer
 
+from adapters import kafka_security
 from adapters.durable_files import fsync_dir
 from settings import ACCESS_TOPIC, DLQ_TOPIC, EVENTS_TOPIC
 
@@ -204,7 +205,8 @@ class _PartitionFiles:
 async def _cluster_id(bootstrap: str) -> str | None:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000,
+                                **kafka_security.client_options())
     try:
         await admin.start()
         return (await admin.describe_cluster()).get("cluster_id")
@@ -219,7 +221,8 @@ async def _topic_configs(bootstrap: str, topics: list[str]) -> dict[str, dict[st
     from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
     DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs v1+ config_source
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000,
+                                **kafka_security.client_options())
     out: dict[str, dict[str, str]] = {}
     try:
         await admin.start()
@@ -265,7 +268,7 @@ async def backup(bootstrap: str, directory: Path, topics: tuple[str, ...] = BACK
         consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest",
             isolation_level="read_committed", fetch_max_bytes=64 * 1024 * 1024,
-            max_partition_fetch_bytes=8 * 1024 * 1024, request_timeout_ms=30000)
+            max_partition_fetch_bytes=8 * 1024 * 1024, request_timeout_ms=30000, **kafka_security.client_options())
         try:
             await consumer.start()
             cluster = await consumer._client.fetch_all_metadata()  # no subscription: ask the cluster
@@ -450,7 +453,7 @@ async def target_offsets(bootstrap: str, topics: list[str]) -> dict[str, dict[in
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
-                                request_timeout_ms=30000)
+                                request_timeout_ms=30000, **kafka_security.client_options())
     try:
         await consumer.start()
         cluster = await consumer._client.fetch_all_metadata()
@@ -480,7 +483,8 @@ async def _create_topics(bootstrap: str, manifest: dict, existing: dict[str, dic
                     topic_configs=manifest["topics"][topic].get("configs") or dict(TOPICS.get(topic, (0, {}))[1]))
            for topic in missing]
     if new:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000)
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000,
+                                    **kafka_security.client_options())
         await admin.start()
         try:
             await admin.create_topics(new)
@@ -556,7 +560,7 @@ async def restore(bootstrap: str, directory: Path, manifest: dict | None = None,
     progress = Progress(records_total=manifest["records"])
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5,
                                 max_batch_size=PRODUCE_BATCH_BYTES, max_request_size=8 * 1024 * 1024,
-                                request_timeout_ms=60000)
+                                request_timeout_ms=60000, **kafka_security.client_options())
     produced: dict[tuple[str, int], int] = {}
     try:
         await producer.start()

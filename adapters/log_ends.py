@@ -14,6 +14,8 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from adapters import kafka_security
+
 log = logging.getLogger(__name__)
 
 
@@ -39,7 +41,8 @@ class LogEnds:
         async with self._lock:
             if self._consumer is None:
                 consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                            request_timeout_ms=int(self.timeout_s * 1000) + 1000)
+                                            request_timeout_ms=int(self.timeout_s * 1000) + 1000,
+                                            **kafka_security.client_options())
                 try:
                     await asyncio.wait_for(consumer.start(), self.timeout_s)
                 except BaseException:

@@ -75,11 +75,12 @@ async def erased_in_log(bootstrap_servers: str) -> dict[str, datetime]:
     (never sealed, so readable without any key)."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from adapters import kafka_codec
+    from adapters import kafka_codec, kafka_security
     from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
 
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, isolation_level="read_committed",
-                                enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024)
+                                enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024,
+                                **kafka_security.client_options())
     await consumer.start()
     erased: dict[str, datetime] = {}
     try:

@@ -16,15 +16,24 @@ import sys
 import textwrap
 import time
 
-from cli.output import (EXIT_CODES_HELP, FAILED, INTERRUPTED, OK, UNREACHABLE, Activity, Steps, console, describe,
-                        emit_json, error, print_table, unreachable)
+from cli.output import (EXIT_CODES_HELP, FAILED, INTERRUPTED, OK, UNREACHABLE, USAGE, Activity, Steps, console,
+                        describe, emit_json, error, print_table, unreachable)
+
+
+class SettingsError(ValueError):
+    """A RECALLSTACK_* variable that does not fit: said, with its name, and exit 2."""
 
 
 def _settings():
+    from adapters import kafka_security
     from settings import Settings, default_home, ensure_secrets
 
-    ensure_secrets(default_home())
-    return Settings.from_env()
+    ensure_secrets(default_home())  # Settings reads them
+    try:
+        kafka_security.current()
+        return Settings.from_env()
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _fail(args, code: int, kind: str, message: str) -> int:
@@ -1104,6 +1113,8 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(args, INTERRUPTED, "interrupted", "interrupted")
     except StartError as exc:
         return _fail(args, FAILED, "failed", str(exc))
+    except SettingsError as exc:
+        return _fail(args, USAGE, "invalid_settings", str(exc))
     except BrokenPipeError:  # `recallstack status --json | head -1`: the reader went away
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return FAILED

@@ -34,7 +34,7 @@ import numpy as np
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from prometheus_client import Counter
 
-from adapters import heartbeat, kafka_codec, observability
+from adapters import heartbeat, kafka_codec, kafka_security, observability
 from adapters.kafka_log import GroupProgress, timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from consolidation import memory_reads
@@ -140,10 +140,12 @@ class ExtractionWorker:
         self.dry_run, self.pg_wait_s, self.topic, self.group_id = dry_run, pg_wait_s, topic, group_id
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-            auto_offset_reset="earliest", isolation_level="read_committed", max_poll_records=50)
+            auto_offset_reset="earliest", isolation_level="read_committed", max_poll_records=50,
+            **kafka_security.client_options())
         self.producer = None if dry_run else AIOKafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0,
-            transactional_id=f"{group_id}-{instance}", transaction_timeout_ms=60_000)
+            transactional_id=f"{group_id}-{instance}", transaction_timeout_ms=60_000,
+            **kafka_security.client_options())
         self.report = ExtractionReport()
         # partition -> the log position the Postgres projector must have passed (our last append + 1)
         self._awaiting: dict[int, int] = {}

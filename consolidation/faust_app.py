@@ -23,6 +23,7 @@ from typing import Awaitable, Callable
 import faust
 from faust.transport.drivers import aiokafka as faust_kafka
 
+from adapters import kafka_security
 from adapters.kafka_codec import TYPE_HEADER
 from consolidation.lifecycle import Kind, Lifecycle
 from settings import EVENTS_PARTITIONS, EVENTS_TOPIC, Settings
@@ -92,7 +93,7 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
     app = faust.App(
         f"recallstack-{kind}", broker=f"kafka://{cfg.kafka_bootstrap}", store="memory://",
         datadir=str(cfg.home / "faust"), topic_partitions=EVENTS_PARTITIONS, web_enabled=False,
-        consumer_auto_offset_reset="earliest",
+        consumer_auto_offset_reset="earliest", broker_credentials=kafka_security.faust_credentials(),
     )
     app.transport.Consumer = _BatchedFetchConsumer
     events = app.topic(EVENTS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=EVENTS_PARTITIONS,

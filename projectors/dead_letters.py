@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from adapters import kafka_codec
+from adapters import kafka_codec, kafka_security
 from domain import sealing
 from projectors.runner import Applied, Projection
 from settings import DLQ_TOPIC
@@ -29,7 +29,8 @@ async def read_all(bootstrap: str, topic: str = DLQ_TOPIC, keys=None) -> list[di
     text of a sealed record's letter; an erased user's stays unreadable."""
     quiet = logging.getLogger("aiokafka")
     quiet.setLevel(max(quiet.level, logging.ERROR))  # a caller may have silenced it further
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+                                **kafka_security.client_options())
     letters, resolved = {}, set()
     try:
         await consumer.start()  # inside the try: a broker that is down still closes the consumer
@@ -77,7 +78,8 @@ async def retry(bootstrap: str, projection: Projection, letters: list[dict], top
                 keys=None) -> tuple[int, int]:
     """Apply each letter of `projection` again; returns (resolved, still failing). `keys`
     (a Keyring) opens sealed letters; a letter of an erased user resolves with nothing to apply."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                **kafka_security.client_options())
     await producer.start()
     done = failed = 0
     try:

@@ -11,6 +11,7 @@ import logging
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from adapters import kafka_security
 from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
 
 
@@ -23,7 +24,7 @@ async def projector_lag(bootstrap: str, projection: str, group: str | None = Non
     projector (or of any consumer group of the log, e.g. the extraction worker's)."""
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group or group_of(projection),
-                                enable_auto_commit=False, request_timeout_ms=3000)
+                                enable_auto_commit=False, request_timeout_ms=3000, **kafka_security.client_options())
     try:
         await consumer.start()  # inside the try: a broker that is down still closes the consumer
         parts = [TopicPartition(EVENTS_TOPIC, p) for p in range(EVENTS_PARTITIONS)]

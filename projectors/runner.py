@@ -31,7 +31,7 @@ from aiokafka import (
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from prometheus_client import Counter, Gauge, Histogram
 
-from adapters import heartbeat, kafka_codec, observability
+from adapters import heartbeat, kafka_codec, kafka_security, observability
 from adapters.kafka_log import timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from domain import sealing
@@ -112,8 +112,10 @@ class ProjectorRunner:
             # linger_ms > 0: the broker answers a fetch once 1 MiB or linger_ms has gathered,
             # so a batch carries what arrived meanwhile (settings.PROJECTOR_LINGER_MS).
             **({"fetch_min_bytes": 1 << 20, "fetch_max_wait_ms": linger_ms} if linger_ms > 0 else {}),
+            **kafka_security.client_options(),
         )
-        self.dlq = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        self.dlq = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                    **kafka_security.client_options())
         self.applied_count = 0
         self.relocations = 0
         self._committed: dict[TopicPartition, int] = {}
