@@ -750,7 +750,10 @@ def parser() -> argparse.ArgumentParser:
         stderr). What runs already is left alone; a server whose
         RECALLSTACK_* address is set is external and not started. In the foreground, Ctrl-C
         or SIGTERM stops everything; with --detach it returns once everything answers and
-        `recallstack down` stops it.
+        `recallstack down` stops it. Either way what it started is supervised: a process that
+        exits, or fails 3 liveness checks in a row, is restarted (backoff from 1 s to 30 s; 5
+        restarts in 10 minutes, then it is left down); with --detach a supervisor process
+        stays behind (logs/supervisor.log; docs/operations.md, "Supervision").
     """, """
         recallstack up                        # foreground; Ctrl-C stops everything
         recallstack up --detach               # return once everything answers
@@ -760,6 +763,7 @@ def parser() -> argparse.ArgumentParser:
     """, """
         0    up (--detach), or stopped by SIGTERM (foreground)
         1    a server would not start: named, with the tail of its log
+        2    a RECALLSTACK_* setting does not fit: named
         3    an external dependency (e.g. RECALLSTACK_KAFKA_BOOTSTRAP) is unreachable
         130  Ctrl-C (in the foreground after everything stopped)
     """, json_output="what started, the URLs, the data folder; printed once everything answers")
@@ -772,7 +776,8 @@ def parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
 
     down = _command(sub, "down", "stop everything `up` started", """
-        Stops the services, then the infrastructure, in reverse start order. Only processes
+        Stops the supervisor (so that nothing is restarted), then the services, then the
+        infrastructure, in reverse start order. Only processes
         recorded in $RECALLSTACK_HOME/run/ are signalled (by PID and start time), so it works
         after a crash and never signals a reused PID. Data stays.
     """, """
@@ -784,7 +789,8 @@ def parser() -> argparse.ArgumentParser:
     status = _command(sub, "status", "show what runs, its health, and how far each projector is behind", """
         Every process of the stack with its PID, port and a real protocol health check
         (Kafka metadata, a Postgres query, Bolt, Redis PING, HTTP /readyz), and for each
-        projector the log records it has not applied yet (lag). Safe to run at any time;
+        projector the log records it has not applied yet (lag); per process the supervisor's
+        restarts and the last exit (code or signal, and why: exited, hung). Safe to run at any time;
         answers with the stack down (and says so with exit code 3).
     """, """
         recallstack status

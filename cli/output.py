@@ -29,7 +29,8 @@ Exit codes:
   0    ok
   1    failed: the operation ran and did not succeed (a server would not start,
        a replay could not switch, a dead letter still fails); the message says why
-  2    usage error: unknown command, bad or missing arguments
+  2    usage error: unknown command, bad or missing arguments, or a RECALLSTACK_*
+       setting that does not fit (named)
   3    a dependency is unreachable (Kafka, Postgres, Neo4j, Redis); for `status`
        and `infra status`: something is stopped or not ready (the report is
        printed in full either way)
