@@ -96,11 +96,13 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
     install_http_metrics(app, "command")
     install_request_context(app, "command-api")  # X-Request-ID: the correlation id of the events appended
 
-    async def run(request: Request, user_id: str, key: str | None, work: Callable[[handlers.CommandContext], Awaitable[dict]]
-                  ) -> dict:
-        """Run a handler with the request's context, honouring Idempotency-Key, mapping failures."""
+    async def run(request: Request, user_id: str, key: str | None, work: Callable[[handlers.CommandContext], Awaitable[dict]],
+                  creates: bool = False) -> dict:
+        """Run a handler with the request's context, honouring Idempotency-Key, mapping failures.
+        `creates`: the command only creates memories, so without Redis it still runs (below)."""
         ctx = replace(base, correlation_id=request_id(request))
         fp = None
+        recorded = key is not None  # the key's claim and answer are kept in Redis
         if key is not None:
             if not 1 <= len(key) <= 255 or not key.isprintable():
                 raise ApiError(400, "invalid_request", "Idempotency-Key: 1-255 printable characters",
@@ -114,19 +116,25 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
                 raise ApiError(409, "idempotency_in_progress", str(exc), {"field": "Idempotency-Key"},
                                retry_after=1) from exc
             except IdempotencyUnavailable as exc:  # the detail to the log, never to the client
-                log.warning("idempotency store: %s", exc)
-                raise ApiError(503, "idempotency_unavailable", "Redis is unreachable; cannot honour Idempotency-Key",
-                               retry_after=2) from exc
+                if not creates:
+                    log.warning("idempotency store: %s", exc)
+                    raise ApiError(503, "idempotency_unavailable", "Redis is unreachable; cannot honour "
+                                   "Idempotency-Key", retry_after=2) from exc
+                # A create runs without Redis: its ids derive from the key and the body, so a retry
+                # appends the same memory again and every read model keeps the first (a create
+                # never overwrites). An update could not be retried that safely: it stays 503.
+                log.warning("idempotency store: %s; a keyed create appends unrecorded", exc)
+                earlier, recorded = None, False
             if earlier is not None:
                 return earlier
-            ctx = replace(ctx, ids=lambda kind, index: derived_id(user_id, key, kind, index))
+            ctx = replace(ctx, ids=lambda kind, index: derived_id(user_id, f"{key}\x00{fp}", kind, index))
         try:
             answer = await work(ctx)
         except BaseException:
-            if key is not None:
+            if recorded:
                 await idempotency.abandon(user_id, key)
             raise
-        if key is not None:
+        if recorded:
             try:
                 await idempotency.finish(user_id, key, fp, answer)
             except Exception:  # the write is in the log: acknowledge it; the claim expires by itself
@@ -183,7 +191,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
 
             async def work(ctx):
                 return created_answer(*await appended(added(commands, ctx, lambda _index, field: field)))
-        return await run(request, body.user_id, idempotency_key, work)
+        return await run(request, body.user_id, idempotency_key, work, creates=True)
 
     @app.post("/v1/memories/batch", status_code=202, tags=["memories"],
               summary="Add up to 1,000 memories in one call, all or nothing")
@@ -204,7 +212,7 @@ def create_app(base: handlers.CommandContext, idempotency: IdempotencyStore,
         async def work(ctx):
             return created_answer(*await appended(added(commands, ctx,
                                                         lambda index, field: f"memories.{item_of[index]}.{field}")))
-        return await run(request, owner, idempotency_key, work)
+        return await run(request, owner, idempotency_key, work, creates=True)
 
     async def consistent(token: str | None) -> None:
         await wait_for_token(token, EVENTS_TOPIC, "postgres", positions, consistency_wait_ms, log_ends,

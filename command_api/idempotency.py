@@ -4,10 +4,12 @@ The first request with a key claims it in Redis (SET NX, pending); once its even
 in the log the answer is stored under the key for 24 h (Redis keeps it across restarts
 of the API: append-only file). A retry with the same key and body gets that answer; the
 same key with another body is refused; a retry while the first is still running waits
-for it briefly. Redis down: a request with a key is 503 (nothing appended; a request
-without one still works): honouring the key is the promise that a retry lands in the log
-once, and without Redis that cannot be kept. Event and memory ids derive from the key, so even a retry that slipped
-past Redis (e.g. Redis lost its data) would carry the same ids and change no read model.
+for it briefly. Event and memory ids derive from the key and the request's fingerprint, so
+a retry that slips past Redis (Redis down, or its data lost) carries the same ids and
+changes no read model: a create never overwrites in any of them. So with Redis down a keyed
+create (an add, a batch) still appends, unrecorded; its retries append the same events
+again, which every consumer takes as the ones it has. A keyed update or delete is 503 then
+(nothing appended): retried after a later change, it would apply again over it.
 
 A stored answer quotes the memory text, so each user's answer keys are also listed in a
 set (USER_INDEX + user id) that the Redis projector deletes with them on UserErased.

@@ -69,8 +69,11 @@ def user_events_since(settings, before: dict[int, int], user_id: str) -> list:
 
 
 def created_texts(settings, before: dict[int, int], user_id: str) -> Counter:
-    """How often each text was appended as a MemoryCreated of `user_id` since `before`."""
-    return Counter(e.text for e in user_events_since(settings, before, user_id) if e.event_type == "MemoryCreated")
+    """How many MemoryCreated of `user_id` carry each text since `before`, counted by event id:
+    a keyed add retried while Redis was down is appended again with the same event id (and
+    memory id), which every consumer takes as the one event it is."""
+    events = {e.event_id: e for e in user_events_since(settings, before, user_id) if e.event_type == "MemoryCreated"}
+    return Counter(e.text for e in events.values())
 
 
 def listed_texts(gateway: httpx.Client, user_id: str, token: str, deadline_s: float = 90) -> Counter:

@@ -57,9 +57,10 @@ def test_neo4j_down_leaves_out_the_graph_and_names_it(gateway, settings, user_id
 @pytest.mark.outage
 def test_redis_down_bypasses_the_caches_and_answers(gateway, settings, user_id):
     """Degradation mode "Redis down": searches answer without the caches (`cache` says so),
-    the rate limit fails open, a write without Idempotency-Key appends, one with a key is
-    503 (nothing appended: the key's promise cannot be kept); /readyz names Redis. Once
-    Redis is back, the acknowledged write is in the log and the read model exactly once."""
+    the rate limit fails open, a write without Idempotency-Key appends; a keyed add appends
+    too (its ids derive from the key and the body, so its retries, during the outage and
+    after, are the same memory), a keyed update is 503 (nothing appended); /readyz names
+    Redis. Once Redis is back, each acknowledged write is in the read model exactly once."""
     import asyncio
 
     from tests.e2e.log_reader import end_offsets
@@ -80,10 +81,16 @@ def test_redis_down_bypasses_the_caches_and_answers(gateway, settings, user_id):
         written = gateway.post("/v1/memories", json={"text": "written while Redis was down", "user_id": user_id,
                                                      "infer": False})
         assert written.status_code == 202, written.text
-        keyed = gateway.post("/v1/memories", json={"text": "a keyed write while Redis was down", "user_id": user_id,
-                                                   "infer": False}, headers={"Idempotency-Key": f"{user_id}-k"})
-        assert keyed.status_code == 503 and keyed.headers["Retry-After"], keyed.text
-        assert keyed.json()["error"]["code"] == "idempotency_unavailable"
+        keyed_body = {"text": "a keyed write while Redis was down", "user_id": user_id, "infer": False}
+        keyed = [gateway.post("/v1/memories", json=keyed_body, headers={"Idempotency-Key": f"{user_id}-k"})
+                 for _ in range(2)]  # the client did not hear the first answer: it retries
+        assert [k.status_code for k in keyed] == [202, 202], [k.text for k in keyed]
+        assert len({k.json()["results"][0]["id"] for k in keyed}) == 1
+        update = gateway.patch(f"/v1/memories/{written.json()['results'][0]['id']}",
+                               json={"text": "an update while Redis was down", "user_id": user_id},
+                               headers={"Idempotency-Key": f"{user_id}-u"})
+        assert update.status_code == 503 and update.headers["Retry-After"], update.text
+        assert update.json()["error"]["code"] == "idempotency_unavailable"
         for url in (settings.query_api_url, settings.command_api_url):
             ready = readyz(url)
             assert ready.status_code == 200 and ready.json()["status"] == "degraded", ready.text
@@ -91,8 +98,11 @@ def test_redis_down_bypasses_the_caches_and_answers(gateway, settings, user_id):
         assert gateway.get("/readyz").json()["checks"] == {"command": "degraded: redis", "query": "degraded: redis"}
     finally:
         restart()
-    assert_exactly_once(settings, gateway, before, user_id, NOTES + ["written while Redis was down"],
-                        latest_token([written]))
+    again = gateway.post("/v1/memories", json=keyed_body, headers={"Idempotency-Key": f"{user_id}-k"})
+    assert again.status_code == 202 and again.json()["results"][0]["id"] == keyed[0].json()["results"][0]["id"]
+    assert_exactly_once(settings, gateway, before, user_id,
+                        NOTES + ["written while Redis was down", "a keyed write while Redis was down"],
+                        latest_token([written, again]))
 
 
 def test_neo4j_and_redis_down_together(gateway, settings, user_id):
