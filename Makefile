@@ -163,10 +163,12 @@ bench-sparse: venv
 # Fault injection under mixed load (bench/chaos.py): kill -9 each component in turn, restart it,
 # check every acknowledged write is searchable exactly once; CHAOS_ARGS e.g. "--mode full" or
 # "--components kafka,redis". Results in bench/results/chaos.json and chaos.png.
+# Two processes per API (the proxy moves a request off one that is gone): the one killed is the first.
 CHAOS_ARGS ?=
+CHAOS_API_PROCESSES ?= 2
 chaos: install
 	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
-	$(BIN)/recallstack up --detach && \
+	$(BIN)/recallstack up --detach --api-processes $(CHAOS_API_PROCESSES) && \
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS) | tee bench/results/chaos.md; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
 
