@@ -154,7 +154,10 @@ class Supervisor:
         log.info("supervising %d processes (pid %d)", len(self.specs), os.getpid())
         try:
             while not self.stopping.wait(tick_s):
-                self.tick(time.monotonic())
+                try:
+                    self.tick(time.monotonic())
+                except Exception:  # the supervisor outlives its own faults (a full disk under save())
+                    log.exception("supervisor: a watch pass failed; the next one goes on")
         finally:  # a restart under way finishes (and is recorded), so that whoever stops the stack sees it
             self._pool.shutdown(wait=True, cancel_futures=True)
 
@@ -189,7 +192,7 @@ class Supervisor:
         watch = self.watches[name]
         try:
             future.result()
-        except (StartError, OSError) as exc:
+        except Exception as exc:  # StartError mostly; anything else is counted the same way
             watch.attempted(now)
             self._failed(name, now, "did not start", str(exc).splitlines()[0][:300])
             return True
