@@ -148,7 +148,7 @@ def query_app() -> FastAPI:
     from adapters.redis_read_model import live_read_model
     from adapters.sparse_index import SparseIndex, SparseUnavailable
     from adapters.tokenizer import token_counter
-    from query_api import pg_reads
+    from query_api import cache_reads, pg_reads
     from query_api.app import PROJECTION, QueryDeps, create_app
     from query_api.caches import AnswerCache, EmbeddingCache
     from query_api.search import HARD_LIMIT_FACTOR, HybridSearch, SearchConfig
@@ -241,7 +241,8 @@ def query_app() -> FastAPI:
         if not sparse.available():
             raise SparseUnavailable(f"no sparse index under {cfg.sparse_dir}")
 
-    search = HybridSearch(lambda: state["search_pool"], graph_source, search_config, sparse=sparse)
+    search = HybridSearch(lambda: state["search_pool"], graph_source, search_config, sparse=sparse,
+                          without_postgres=cache_reads.hydrator(lambda: live_read_model(redis_client)))
 
     async def access_check():  # the access log's broker takes connections (the query API never waits on it)
         await resilience.tcp_check(cfg.kafka_bootstrap)

@@ -96,9 +96,12 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     install_http_metrics(app, "query")
     install_request_context(app, "query-api")
 
-    async def pg_consistent(token: str | None) -> None:
+    async def pg_consistent(token: str | None, postgres_needed: bool = True) -> None:
+        """Postgres has applied `token`. Its circuit open: 503 at once, unless the read can do
+        without Postgres and waits for no token."""
         try:
-            resilience.refuse_if_open(resilience.breaker("postgres"))
+            if postgres_needed or token:
+                resilience.refuse_if_open(resilience.breaker("postgres"))
             await wait_for_token(token, EVENTS_TOPIC, PROJECTION, deps.pg_positions, deps.consistency_wait_ms,
                                  deps.log_ends, notices=deps.applied)
         except (*CONNECTION_ERRORS, CircuitOpen) as exc:
@@ -149,7 +152,12 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
             body.consistency_token if graph_read else None, deps.graph_positions, "neo4j"))
         applied_task: asyncio.Future | None = None
         try:
-            await pg_consistent(body.consistency_token)
+            query = SearchQuery(body.query, scope, limit, options.get("threshold"), reference_time,
+                                tuple(options.get("sources") or SOURCES), options.get("weights") or {},
+                                options.get("rrf_k"), options.get("mmr", False), options.get("temporal", "boost"),
+                                body.include_shared)
+            postgres_optional = deps.search.can_do_without_postgres(query)
+            await pg_consistent(body.consistency_token, postgres_needed=not postgres_optional)
             # Postgres answers. The graph gets a short grace beyond it (without it the answer
             # leaves the graph out). The cache and the sparse index get one look, no wait: one
             # that has not applied the token is bypassed (the answer is computed) or stood in
@@ -159,10 +167,6 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                 _within_grace(graph_wait, deps.grace_ms, "neo4j"),
                 soft_consistent(body.consistency_token, deps.redis_positions, "redis", wait_ms=0),
                 soft_consistent(body.consistency_token, deps.sparse_positions, "sparse", wait_ms=0))
-            query = SearchQuery(body.query, scope, limit, options.get("threshold"), reference_time,
-                                tuple(options.get("sources") or SOURCES), options.get("weights") or {},
-                                options.get("rrf_k"), options.get("mmr", False), options.get("temporal", "boost"),
-                                body.include_shared)
             cache_state, slot, pg_applied = "off", None, None
             # Not with shared memories: an owner's change moves the owner's offsets, which the
             # grantee's cached answer is not keyed on.
@@ -192,17 +196,26 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                         return cached
                     if slot is not None:  # read beside the search, not before it
                         applied_task = asyncio.ensure_future(from_postgres(deps.pg_positions()))
+            postgres = resilience.breaker("postgres")
             try:
                 outcome = await deps.search.run(query, vector_task, graph_allowed=graph_problem is None,
                                                 graph_reason=f"Neo4j {graph_problem}" if graph_problem else None,
-                                                sparse_fresh=sparse_problem is None)
-                if applied_task is not None:
-                    pg_applied = await applied_task
+                                                sparse_fresh=sparse_problem is None,
+                                                postgres_up=postgres.state != "open")
             except SourceFailed as exc:
                 raise ApiError(503, "unavailable", f"no search source could answer ({exc})", retry_after=1) from exc
             except CONNECTION_ERRORS as exc:
                 raise postgres_down(exc) from exc
-            resilience.breaker("postgres").record_success()
+            if outcome.postgres_down:  # answered from the other sources and Redis: Postgres still counts as down
+                if postgres.state != "open":
+                    postgres.record_failure()
+            else:
+                postgres.record_success()
+            if applied_task is not None:  # where the answer cache files it; none: it is not cached
+                try:
+                    pg_applied = await applied_task
+                except ApiError:  # Postgres is down (from_postgres said so): answered all the same
+                    pg_applied = None
         finally:
             for task in (vector_task, graph_wait, applied_task):
                 if task is not None:

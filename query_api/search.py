@@ -20,6 +20,12 @@ index knows each memory's entity words: no Neo4j round trip); each Postgres sour
 round trip (pg_reads.SearchSession); the dense rows come back whole, so only the other
 sources' hits are hydrated.
 
+Postgres down: a search that needs nothing else of it (no filter tree, shared memories,
+threshold or MMR) ranks with the sparse index and the graph and shows what they found from
+the Redis read model (query_api/cache_reads.py), dense and temporal named in `degraded`;
+while Postgres's circuit is open they are not even tried. Finding nothing then is a 503, not
+an empty answer.
+
 With `include_shared`, the memories other users shared with the searching user join the
 dense, sparse and temporal sources: ranked in the same lists by the same scores (cosine
 similarity; BM25 with the searcher's corpus figures), so RRF weighs them like the user's own.
@@ -97,6 +103,7 @@ class Outcome:
     timings_ms: dict[str, float]
     explain: dict[str, Any]
     window: temporal.TimeWindow | None
+    postgres_down: bool = False  # answered without it (Redis showed what sparse and graph found)
 
 
 class Timer:
@@ -119,16 +126,26 @@ def reads_graph(sources: Iterable[str], names: list[str]) -> bool:
 
 
 POSTGRES_SOURCES = frozenset({"dense", "temporal"})  # read from Postgres, whatever else answers
+POSTGRES_OPEN = "Postgres unreachable (circuit open): not tried"
+
+
+def _left_out(degraded: list, source: str, reason: str) -> None:
+    degraded.append({"source": source, "reason": reason})
 
 
 class SourceFailed(Exception):
     pass
 
 
+class PostgresCircuitOpen(ConnectionError):
+    """Postgres was not tried (its circuit is open) and nothing else found anything."""
+
+
 # (user_id, names, limit, scope fields, include_archived, valid_at): valid_at is when the relations
 # followed must hold, an instant or a (start, end) window; None: now.
 GraphSource = Callable[[str, list[str], int, dict, bool, datetime | tuple[datetime, datetime] | None],
                        Awaitable[list[tuple[str, float]]]]
+Hydrator = Callable[[list[str], Scope], Awaitable[dict[str, dict]]]  # (ids, scope) -> documents by id
 PRESENT_SLACK = timedelta(minutes=1)  # a reference_time this close to now is the present (client clocks)
 
 
@@ -149,13 +166,25 @@ class HybridSearch:
     `graph` the Neo4j source (or None); `sparse` the sparse index (or None: SQL BM25)."""
 
     def __init__(self, pool: Callable[[], asyncpg.Pool], graph: GraphSource | None, config: SearchConfig,
-                 stats: pg_reads.CorpusStats | None = None, sparse: SparseIndex | None = None):
+                 stats: pg_reads.CorpusStats | None = None, sparse: SparseIndex | None = None,
+                 without_postgres: Hydrator | None = None):
         self.pool, self.graph, self.config, self.sparse = pool, graph, config, sparse
+        # Postgres down: the documents of what sparse and graph ranked, from elsewhere (Redis).
+        self.without_postgres = without_postgres
         self.stats = stats or pg_reads.CorpusStats()
         self.session = SearchSession(HARD_LIMIT_FACTOR * config.source_timeout_ms, config.ef_search)
 
+    def can_do_without_postgres(self, q: Query) -> bool:
+        """Sparse and graph can rank without Postgres, and Redis can show what they found, for a
+        search that needs nothing else of it: no filter tree, shared memories, similarity
+        threshold or MMR (a consistency token is the caller's to check)."""
+        return (self.without_postgres is not None and q.scope.filters is None and not q.include_shared
+                and q.threshold is None and not q.mmr)
+
     async def run(self, q: Query, vector_task: Awaitable[np.ndarray], graph_allowed: bool = True,
-                  graph_reason: str | None = None, sparse_fresh: bool = True) -> Outcome:
+                  graph_reason: str | None = None, sparse_fresh: bool = True, postgres_up: bool = True) -> Outcome:
+        """`postgres_up` False (its circuit is open): Postgres is not even tried; only for a
+        search that can do without it."""
         timer, degraded = Timer(), []
         window = temporal.resolve(q.text, q.reference_time) if q.temporal_mode != "off" else None
         # "last week" is not a topic: the time phrase does not go to the lexical source.
@@ -169,8 +198,11 @@ class HybridSearch:
         shared = SharedScope(q.scope.user_id, filters=q.scope.filters) if q.include_shared else None
 
         filter_window = None
-        if window is not None and window.anchor is not None:
+        if window is not None and window.anchor is not None and postgres_up:
             window = await self._anchor(window, q.scope, timer, degraded, budget)
+        elif window is not None and window.anchor is not None:
+            _left_out(degraded, "temporal", f"anchor {window.anchor!r}: {POSTGRES_OPEN}")
+            window = None
         if window is not None and window.start is not None and q.temporal_mode == "filter":
             filter_window = (window.start, window.end)
 
@@ -244,11 +276,16 @@ class HybridSearch:
                                                        q.scope.include_archived, valid_at))
 
         wanted: dict[str, Callable[[], Awaitable]] = {}
-        if "dense" in q.sources:
+        if not postgres_up:  # what reads Postgres is named, not tried
+            for name in ("dense", "temporal"):
+                if name in q.sources and (name == "dense" or window is not None and window.start is not None):
+                    _left_out(degraded, name, POSTGRES_OPEN)
+        elif "dense" in q.sources:
             wanted["dense"] = lambda: nearest("dense", filter_window)
         if "sparse" in q.sources and (tsquery or names):
             wanted["sparse"] = sparse
-        if "temporal" in q.sources and window is not None and window.start is not None and filter_window is None:
+        if (postgres_up and "temporal" in q.sources and window is not None and window.start is not None
+                and filter_window is None):
             wanted["temporal"] = lambda: nearest("temporal", (window.start, window.end))
         if "graph" in q.sources and seeds:
             if self.graph is None or not graph_allowed:
@@ -256,7 +293,10 @@ class HybridSearch:
             else:
                 wanted["graph"] = graph
 
-        rankings = await self._gather(wanted, vector_task, budget, degraded)
+        postgres_optional = self.can_do_without_postgres(q)
+        rankings = await self._gather(wanted, vector_task, budget, degraded, postgres_optional)
+        if not postgres_up and not any(rankings.values()):  # nothing found, and the dense source not asked
+            raise PostgresCircuitOpen(POSTGRES_OPEN)
         for name in rankings:
             SOURCE_SECONDS.labels(name).observe(timer.ms.get(name, 0.0) / 1000)
 
@@ -270,9 +310,18 @@ class HybridSearch:
 
         vector = await vector_task
         docs = {c.memory_id: known[c.memory_id] for c in candidates if c.memory_id in known and not q.mmr}
-        docs.update(await timer.run("hydrate", pg_reads.hydrate(
-            pool, [c.memory_id for c in candidates if c.memory_id not in docs], q.scope, vector,
-            with_embedding=q.mmr)))
+        missing = [c.memory_id for c in candidates if c.memory_id not in docs]
+        postgres_down = not postgres_up
+        if postgres_up:
+            try:
+                docs.update(await timer.run("hydrate", pg_reads.hydrate(pool, missing, q.scope, vector,
+                                                                        with_embedding=q.mmr)))
+            except CONNECTION_ERRORS:
+                if not postgres_optional:
+                    raise
+                postgres_down = True
+        if postgres_down:
+            docs.update(await timer.run("hydrate", self.without_postgres(missing, q.scope)))
         if shared is not None:
             docs.update(await timer.run("hydrate_shared", self._shared_documents(
                 pool, [c.memory_id for c in candidates if c.memory_id not in docs], shared, vector, q.mmr)))
@@ -317,10 +366,10 @@ class HybridSearch:
             DEGRADED.labels(left_out["source"]).inc()
         if degraded:
             DEGRADED_ANSWERS.inc()
-        return Outcome(results, degraded, timer.ms, explain, window)
+        return Outcome(results, degraded, timer.ms, explain, window, postgres_down)
 
     async def _gather(self, wanted: dict[str, Callable[[], Awaitable]], vector_task: Awaitable, budget: float,
-                      degraded: list) -> dict[str, list[tuple[str, float]]]:
+                      degraded: list, postgres_optional: bool = False) -> dict[str, list[tuple[str, float]]]:
         """Run the sources at once; wait `budget` once the query vector is there (sparse and
         graph started earlier and got that head start). A source still running then is left
         out and named in `degraded` -- unless none has answered yet: then the first to answer
@@ -350,10 +399,13 @@ class HybridSearch:
                 degraded.append({"source": name, "reason": _reason(task.exception(), budget)})
             else:
                 rankings[name] = task.result()
-        # Postgres is down: no answer without it (hydrating needs it too), even when another
-        # source answered. An empty answer from the sparse index alone would read as "nothing found".
+        # Postgres is down: no answer without it, even when another source answered (an empty
+        # answer from the sparse index alone would read as "nothing found") -- unless the search
+        # can do without it and another source found something: then dense and temporal are named in
+        # `degraded` like any source that failed.
+        found = postgres_optional and any(rankings.values())
         unreachable = [task.exception() for name, task in tasks.items()
-                       if (name in POSTGRES_SOURCES or not rankings) and task.done()
+                       if (name in POSTGRES_SOURCES and not found or not rankings) and task.done()
                        and isinstance(task.exception(), CONNECTION_ERRORS)]
         if unreachable:
             raise unreachable[0]

@@ -1,8 +1,10 @@
-"""Postgres stopped (docs/observability.md, "Degradation modes"): reads answer 503 with
-Retry-After naming Postgres, fast; adds by a key the command API checked in the last 5
-minutes, for a user whose data key it holds, still append (202); a user it never sealed
-for cannot be written (503, nothing appended); /readyz says which. Once Postgres is back,
-every acknowledged add is in the log and in the read model exactly once."""
+"""Postgres stopped (docs/observability.md, "Degradation modes"): a search that needs nothing
+else of Postgres answers from the sparse index and the graph, the memories shown from Redis,
+dense and temporal named in `degraded`; other reads (a search with a filter tree, a list)
+answer 503 with Retry-After naming Postgres, fast; adds by a key the command API checked in
+the last 5 minutes, for a user whose data key it holds, still append (202); a user it never
+sealed for cannot be written (503, nothing appended); /readyz says which. Once Postgres is
+back, every acknowledged add is in the log and in the read model exactly once."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from tests.e2e.outage import assert_exactly_once, created_texts, latest_token, r
 pytestmark = [pytest.mark.e2e, pytest.mark.outage]
 
 
-def test_postgres_down_reads_answer_503_and_adds_still_append(gateway, settings, user_id):
+def test_postgres_down_searches_degrade_other_reads_answer_503_and_adds_still_append(gateway, settings, user_id):
     before = asyncio.run(end_offsets(settings.kafka_bootstrap))
     first = gateway.post("/v1/memories", json={"text": "written before Postgres stopped", "user_id": user_id,
                                                "infer": False})
@@ -26,14 +28,23 @@ def test_postgres_down_reads_answer_503_and_adds_still_append(gateway, settings,
     sealed_at = time.monotonic()
     acknowledged, answers = ["written before Postgres stopped"], [first]
     with stopped(settings, "postgres"):
-        for _ in range(4):  # the breaker opens after a few failures: later reads do not even try
+        for _ in range(4):  # the breaker opens after a few failures: later searches do not even try it
             began = time.monotonic()
             search = gateway.post("/v1/memories/search", json={"query": "Postgres", "user_id": user_id,
                                                               "cache": False})  # a cached answer may still be served
-            assert search.status_code == 503, search.text
-            assert search.headers["Retry-After"].isdigit()
-            assert "Postgres" in search.json()["error"]["message"]
+            assert search.status_code == 200, search.text
+            assert [r["memory"] for r in search.json()["results"]] == ["written before Postgres stopped"]
+            assert search.json()["results"][0]["ranks"].keys() == {"sparse"}
+            assert "Postgres" in str(search.json()["degraded"]) or "Connection" in str(search.json()["degraded"])
+            assert "dense" in [d["source"] for d in search.json()["degraded"]]
             assert time.monotonic() - began < 3
+        filtered = gateway.post("/v1/memories/search", json={"query": "Postgres", "user_id": user_id, "cache": False,
+                                                            "filters": {"metadata": {"team": "infra"}}})
+        assert filtered.status_code == 503 and filtered.headers["Retry-After"].isdigit(), filtered.text
+        assert "Postgres" in filtered.json()["error"]["message"]
+        unknown = gateway.post("/v1/memories/search", json={"query": "zebra xylophone", "user_id": user_id,
+                                                           "cache": False})
+        assert unknown.status_code == 503, unknown.text  # nothing found without Postgres is not "nothing there"
         listing = gateway.get("/v1/memories", params={"user_id": user_id})
         assert listing.status_code == 503 and listing.headers["Retry-After"]
         assert listing.json()["error"]["details"]["dependency"] == "postgres"

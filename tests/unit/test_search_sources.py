@@ -1,6 +1,7 @@
 """How HybridSearch gathers its sources (pure: the sources are in-memory coroutines). Postgres
-down is never an answer: a search whose dense or temporal source cannot reach it raises the
-connection error (the API's 503 naming Postgres), even when the sparse index answered."""
+down: a search whose dense or temporal source cannot reach it raises the connection error
+(the API's 503 naming Postgres), even when the sparse index answered -- unless the search can
+do without Postgres (the query API hydrates from Redis then) and another source answered."""
 
 from __future__ import annotations
 
@@ -27,11 +28,11 @@ def failing(exc: Exception):
     return source
 
 
-async def gather(wanted: dict) -> tuple[dict, list]:
+async def gather(wanted: dict, postgres_optional: bool = False) -> tuple[dict, list]:
     degraded: list = []
     vector = asyncio.get_running_loop().create_future()
     vector.set_result(None)
-    return await search()._gather(wanted, vector, 0.2, degraded), degraded
+    return await search()._gather(wanted, vector, 0.2, degraded, postgres_optional), degraded
 
 
 async def test_postgres_unreachable_from_dense_raises_even_when_sparse_answered():
@@ -68,3 +69,18 @@ def test_the_graph_is_read_only_when_asked_for_and_the_query_names_someone():
     assert reads_graph(SOURCES, ["Caroline"])
     assert not reads_graph(SOURCES, [])
     assert not reads_graph(("dense", "sparse"), ["Caroline"])
+
+
+async def test_a_search_that_can_do_without_postgres_leaves_dense_and_temporal_out_and_names_them():
+    refused = ConnectionRefusedError(111, "refused")
+    rankings, degraded = await gather({"dense": failing(refused), "temporal": failing(refused),
+                                       "sparse": answering([("m1", 1.0)])}, postgres_optional=True)
+    assert rankings == {"sparse": [("m1", 1.0)]}
+    assert [d["source"] for d in degraded] == ["dense", "temporal"]
+    assert all("ConnectionRefusedError" in d["reason"] for d in degraded), degraded
+
+
+async def test_without_postgres_and_without_any_other_answer_it_still_raises():
+    refused = ConnectionRefusedError(111, "refused")
+    with pytest.raises(ConnectionRefusedError):
+        await gather({"dense": failing(refused), "sparse": answering([])}, postgres_optional=True)
