@@ -185,6 +185,8 @@ class HybridSearch:
                   graph_reason: str | None = None, sparse_fresh: bool = True, postgres_up: bool = True) -> Outcome:
         """`postgres_up` False (its circuit is open): Postgres is not even tried; only for a
         search that can do without it."""
+        if not postgres_up and not self.can_do_without_postgres(q):
+            raise PostgresCircuitOpen(POSTGRES_OPEN)
         timer, degraded = Timer(), []
         window = temporal.resolve(q.text, q.reference_time) if q.temporal_mode != "off" else None
         # "last week" is not a topic: the time phrase does not go to the lexical source.

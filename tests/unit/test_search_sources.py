@@ -84,3 +84,73 @@ async def test_without_postgres_and_without_any_other_answer_it_still_raises():
     refused = ConnectionRefusedError(111, "refused")
     with pytest.raises(ConnectionRefusedError):
         await gather({"dense": failing(refused), "sparse": answering([])}, postgres_optional=True)
+
+
+class _Index:
+    """The sparse index's read side, in memory: one hit for any query."""
+
+    def available(self) -> bool:
+        return True
+
+    def search(self, user_id, words, names, fields, include_archived, window, limit):
+        return [("m1", 2.5)]
+
+    def graph_names(self, user_id, names):
+        return []
+
+
+def _doc(memory_id: str) -> dict:
+    return {"id": memory_id, "memory": "the payments service is written in Go", "user_id": "u", "agent_id": None,
+            "run_id": None, "app_id": None, "metadata": {}, "categories": [], "importance": 0.5, "state": "active",
+            "created_at": "2026-01-01T00:00:00+00:00", "updated_at": "2026-01-01T00:00:00+00:00",
+            "occurred_at": "2026-01-01T00:00:00+00:00", "version": 1, "access_count": None,
+            "last_accessed_at": None, "similarity": None}
+
+
+def _query(**changes):
+    import dataclasses
+    from datetime import datetime, timezone
+
+    from query_api.pg_reads import Scope
+    from query_api.search import Query
+
+    query = Query("which language is payments written in", Scope("u"), 5, None, datetime.now(timezone.utc))
+    return dataclasses.replace(query, **changes)
+
+
+async def test_with_postgres_circuit_open_sparse_ranks_and_the_other_read_model_shows():
+    import numpy as np
+
+    asked = []
+
+    async def from_redis(ids, scope):
+        asked.append((ids, scope.user_id))
+        return {i: _doc(i) for i in ids}
+
+    searcher = HybridSearch(pool=lambda: None, graph=None, config=SearchConfig(source_timeout_ms=200, hard_limit_s=1),
+                            sparse=_Index(), without_postgres=from_redis)
+    vector = asyncio.get_running_loop().create_future()
+    vector.set_result(np.zeros(384, dtype=np.float32))
+    outcome = await searcher.run(_query(), vector, postgres_up=False)
+    assert [r["id"] for r in outcome.results] == ["m1"] and outcome.results[0]["ranks"] == {"sparse": 1}
+    assert outcome.postgres_down is True and asked == [(["m1"], "u")]
+    assert [d["source"] for d in outcome.degraded] == ["dense"]
+    assert "circuit open" in outcome.degraded[0]["reason"]
+
+
+async def test_with_postgres_circuit_open_what_needs_it_is_refused():
+    from domain.filters import parse
+    from query_api.pg_reads import Scope
+    from query_api.search import PostgresCircuitOpen
+
+    async def from_redis(ids, scope):
+        raise AssertionError("not asked")
+
+    searcher = HybridSearch(pool=lambda: None, graph=None, config=SearchConfig(), sparse=_Index(),
+                            without_postgres=from_redis)
+    for query in (_query(scope=Scope("u", filters=parse({"metadata": {"team": "infra"}}))), _query(threshold=0.5),
+                  _query(mmr=True), _query(include_shared=True)):
+        assert not searcher.can_do_without_postgres(query)
+        with pytest.raises(PostgresCircuitOpen):
+            await searcher.run(query, asyncio.get_running_loop().create_future(), postgres_up=False)
+    assert not HybridSearch(pool=lambda: None, graph=None, config=SearchConfig()).can_do_without_postgres(_query())
