@@ -7,6 +7,7 @@ reads them from there unless the environment provides them (or full DSNs/URLs).
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -133,6 +134,24 @@ def _query_precision() -> str:
 
 
 MAX_API_PROCESSES = 16  # process k of an API listens on its port + 100 * (k - 1) (infra/stack.py)
+MAX_KAFKA_BROKERS = 5
+KAFKA_PORT = 9092  # the local broker's clients; its KRaft controller listens one port up
+
+
+def kafka_node_ports(brokers: int) -> list[tuple[int, int]]:
+    """(client port, controller port) of each local Kafka node: 9092/9093, 9094/9095, 9096/9097, ..."""
+    return [(KAFKA_PORT + 2 * k, KAFKA_PORT + 2 * k + 1) for k in range(brokers)]
+
+
+def _kafka_brokers(home: Path) -> int:
+    """RECALLSTACK_KAFKA_BROKERS (`up --kafka-brokers N` sets it), else what the local cluster's
+    data says it was made as (so `down` and `status` find every node), else 1."""
+    if os.environ.get("RECALLSTACK_KAFKA_BROKERS"):
+        return _bounded("KAFKA_BROKERS", "1", 1, MAX_KAFKA_BROKERS)
+    try:
+        return int(json.loads((home / "kafka" / "recallstack-shape.json").read_text())["brokers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return 1
 
 
 def _bounded(name: str, default: str, low: int, high: int) -> int:
@@ -199,6 +218,7 @@ class Settings:
     # The reverse proxy at the base URL (infra/proxy_server.py) and what runs behind it (issue 19).
     web_edge_port: int = 8083
     api_processes: int = 1  # uvicorn processes per API, balanced by the proxy (infra/stack.py: their ports)
+    kafka_brokers: int = 1  # local Kafka nodes: 1, or a KRaft cluster (3: replication 3, min.insync 2)
     proxy_client_timeout_s: int = 10  # a client sends its request head (and each part of a body) within this
     base_url: str = ""  # RECALLSTACK_GATEWAY_URL: the base URL where it is not http://HOST:GATEWAY_PORT (compose)
     # The sparse index (Tantivy, a read model of its own): its projector writes here, the query API reads.
@@ -236,7 +256,9 @@ class Settings:
         redis_pw = secret("REDIS_PASSWORD")
         return cls(
             home=home,
-            kafka_bootstrap=_env("KAFKA_BOOTSTRAP", "127.0.0.1:9092"),
+            kafka_bootstrap=_env("KAFKA_BOOTSTRAP", ",".join(f"127.0.0.1:{port}" for port, _ in kafka_node_ports(
+                _kafka_brokers(home)))),
+            kafka_brokers=_kafka_brokers(home),
             pg_dsn=_env("PG_DSN", f"postgresql://recallstack:{pg_pw}@127.0.0.1:5433/recallstack"),
             neo4j_uri=_env("NEO4J_URI", "bolt://127.0.0.1:7687"),
             neo4j_user=_env("NEO4J_USER", "neo4j"),

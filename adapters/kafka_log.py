@@ -78,8 +78,9 @@ async def ensure_topics(bootstrap: str) -> list[str]:
     await admin.start()
     try:
         existing = set(await admin.list_topics())
+        copies = await replication_factor(admin)
         missing = [
-            NewTopic(name, num_partitions=parts, replication_factor=1, topic_configs=configs)
+            NewTopic(name, num_partitions=parts, replication_factor=copies, topic_configs=configs)
             for name, (parts, configs) in TOPICS.items() if name not in existing
         ]
         if missing:
@@ -90,6 +91,12 @@ async def ensure_topics(bootstrap: str) -> list[str]:
         return [t.name for t in missing]
     finally:
         await admin.close()
+
+
+async def replication_factor(admin: AIOKafkaAdminClient) -> int:
+    """Copies of each partition of a topic recallstack creates: 3 on a cluster of three brokers
+    or more (acks=all then needs the cluster's min.insync.replicas of them), else one per broker."""
+    return min(3, len((await admin.describe_cluster())["brokers"]))
 
 
 async def _within(coro, timeout: float):

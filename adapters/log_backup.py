@@ -474,20 +474,21 @@ async def _create_topics(bootstrap: str, manifest: dict, existing: dict[str, dic
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    from adapters.kafka_log import TOPICS, ensure_topics
+    from adapters.kafka_log import TOPICS, ensure_topics, replication_factor
 
     missing = [topic for topic in manifest["topics"] if existing.get(topic) is None]
-    # The backup's partition counts and configs; a topic of the contract the backup lacks
-    # (an older backup) is created as ensure_topics would.
-    new = [NewTopic(topic, num_partitions=manifest["topics"][topic]["partitions"], replication_factor=1,
-                    topic_configs=manifest["topics"][topic].get("configs") or dict(TOPICS.get(topic, (0, {}))[1]))
-           for topic in missing]
-    if new:
+    if missing:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30000,
                                     **kafka_security.client_options())
         await admin.start()
         try:
-            await admin.create_topics(new)
+            # The backup's partition counts and configs; a topic of the contract the backup lacks
+            # (an older backup) is created as ensure_topics would. Copies: the target cluster's.
+            copies = await replication_factor(admin)
+            await admin.create_topics([NewTopic(
+                topic, num_partitions=manifest["topics"][topic]["partitions"], replication_factor=copies,
+                topic_configs=manifest["topics"][topic].get("configs") or dict(TOPICS.get(topic, (0, {}))[1]))
+                for topic in missing])
         except TopicAlreadyExistsError:
             pass
         finally:

@@ -118,6 +118,7 @@ def _all_specs(cfg):
 def cmd_infra(args) -> int:
     from infra import stack
 
+    _use_kafka_brokers(args)
     cfg = _settings()
     processes = stack.table(cfg)
     names = args.only or stack.INFRA
@@ -182,6 +183,7 @@ def cmd_up(args) -> int:
             return parent_exit
     if args.api_processes is not None:  # the proxy's configuration and every child read the settings
         os.environ["RECALLSTACK_API_PROCESSES"] = str(args.api_processes)
+    _use_kafka_brokers(args)
     cfg = _settings()
     processes = stack.table(cfg)
     infra_specs = stack.infra_specs(cfg)
@@ -278,16 +280,38 @@ def _reload_proxy(cfg, processes, rows: list[dict], steps: Steps) -> None:
         steps.note(f"proxy: configuration reloaded ({cfg.api_processes} process(es) per API)")
 
 
+KAFKA_BROKERS_HELP = ("local Kafka nodes (default RECALLSTACK_KAFKA_BROKERS, else what the data was made as, else 1); "
+                      "3: a KRaft cluster on 9092/9094/9096, replication 3, min.insync 2 (on a new home)")
+
+
+def _whole_number(high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
+        if not 1 <= value <= high:
+            raise argparse.ArgumentTypeError(f"between 1 and {high}, got {value}")
+        return value
+    return parse
+
+
 def _api_processes(text: str) -> int:
     from settings import MAX_API_PROCESSES
 
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"a whole number, got {text!r}") from None
-    if not 1 <= value <= MAX_API_PROCESSES:
-        raise argparse.ArgumentTypeError(f"between 1 and {MAX_API_PROCESSES}, got {value}")
-    return value
+    return _whole_number(MAX_API_PROCESSES)(text)
+
+
+def _kafka_brokers(text: str) -> int:
+    from settings import MAX_KAFKA_BROKERS
+
+    return _whole_number(MAX_KAFKA_BROKERS)(text)
+
+
+def _use_kafka_brokers(args) -> None:
+    """--kafka-brokers N: for this process and every one it starts (they read the settings)."""
+    if getattr(args, "kafka_brokers", None) is not None:
+        os.environ["RECALLSTACK_KAFKA_BROKERS"] = str(args.kafka_brokers)
 
 
 def cmd_down(args) -> int:
@@ -770,6 +794,7 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--detach", action="store_true", help="return once everything answers (default: serve until Ctrl-C)")
     up.add_argument("--with-monitoring", action="store_true",
                     help="also run Debian's Prometheus on 127.0.0.1:9090 with recallstack's alert rules (docs/observability.md)")
+    up.add_argument("--kafka-brokers", type=_kafka_brokers, metavar="N", help=KAFKA_BROKERS_HELP)
     up.add_argument("--api-processes", type=_api_processes, metavar="N",
                     help="uvicorn processes per API, balanced by the proxy (default RECALLSTACK_API_PROCESSES "
                          "or 1); ports: the API's port + 100 per further process")
@@ -823,6 +848,7 @@ def parser() -> argparse.ArgumentParser:
     """, """
         recallstack infra up
         recallstack infra up --only kafka,postgres
+        RECALLSTACK_HOME=/tmp/rs3 recallstack infra up --kafka-brokers 3   # a three-node Kafka cluster
         RECALLSTACK_HOME=/tmp/rs recallstack infra up --json | jq '.started[] | {name, ready_after_s}'
     """, """
         0    every server ready
@@ -830,6 +856,7 @@ def parser() -> argparse.ArgumentParser:
         3    Kafka unreachable while creating the topics (external Kafka)
     """, json_output='{"ok", "seconds", "started": [{name, pid, action, ready_after_s}], "external", "topics_created"}')
     infra_up.add_argument("--only", **only)
+    infra_up.add_argument("--kafka-brokers", type=_kafka_brokers, metavar="N", help=KAFKA_BROKERS_HELP)
     infra_down = _command(infra_actions, "down", "stop the infrastructure servers recallstack started", """
         Stops the servers recorded in $RECALLSTACK_HOME/run/ (services are left alone: use
         `recallstack down` for everything). Data stays.

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import string
 import subprocess
 import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from infra import jvm
 from infra.process import ProcessSpec, StartError
+from settings import kafka_node_ports
 
 KAFKA_DIR = jvm.INFRA_DIR / "kafka"
 LIB = KAFKA_DIR / "target" / "lib"
@@ -53,18 +56,58 @@ def _probe(bootstrap: str) -> str:
 
 def spec(home: Path, bootstrap: str, heap: str, controller_port: int = CONTROLLER_PORT,
          name: str = "kafka") -> ProcessSpec:
+    """The single-node broker (broker and controller in one process)."""
+    port = int(bootstrap.rsplit(":", 1)[1])
+    return _node_spec(home, Node(1, port, controller_port), [Node(1, port, controller_port)], heap, name)
+
+
+@dataclass(frozen=True)
+class Node:
+    node_id: int
+    port: int  # the client listener
+    controller_port: int
+
+
+def cluster_nodes(brokers: int) -> list[Node]:
+    """The local nodes: node k (from 1) on settings.kafka_node_ports (9092/9093, 9094/9095, ...)."""
+    return [Node(k, port, controller) for k, (port, controller) in enumerate(kafka_node_ports(brokers), start=1)]
+
+
+def node_names(brokers: int, name: str = "kafka") -> list[str]:
+    """kafka, kafka-2, kafka-3: the first keeps the plain name (its log, its data folder)."""
+    return [name] + [f"{name}-{k}" for k in range(2, brokers + 1)]
+
+
+def cluster_specs(home: Path, nodes: list[Node], heap: str, name: str = "kafka") -> list[ProcessSpec]:
+    """One spec per node of a KRaft cluster of `nodes` (every one broker and controller).
+    Three or more: each partition on three of them, writes acknowledged by two (acks=all)."""
+    return [_node_spec(home, node, nodes, heap, process) for node, process in zip(nodes, node_names(len(nodes), name))]
+
+
+def bootstrap_of(nodes: list[Node]) -> str:
+    return ",".join(f"127.0.0.1:{node.port}" for node in nodes)
+
+
+def _node_spec(home: Path, node: Node, nodes: list[Node], heap: str, name: str) -> ProcessSpec:
     build()
     root = home / "kafka"
-    data, logs = root / "data", home / "logs" / "kafka"
+    folder = root if node.node_id == 1 else root / f"node-{node.node_id}"  # node 1: where a single broker keeps it
+    data, logs = folder / "data", home / "logs" / "kafka"
     logs.mkdir(parents=True, exist_ok=True)
     data.mkdir(parents=True, exist_ok=True)
-    port = int(bootstrap.rsplit(":", 1)[1])
-    config = root / "server.properties"
+    replication = min(3, len(nodes))
+    config = folder / "server.properties"
     template = string.Template((KAFKA_DIR / "server.properties.template").read_text())
-    config.write_text(template.substitute(LOG_DIRS=data, BROKER_PORT=port, CONTROLLER_PORT=controller_port))
-    first_start = not (data / "meta.properties").exists()
+    config.write_text(template.substitute(
+        LOG_DIRS=data, BROKER_PORT=node.port, CONTROLLER_PORT=node.controller_port, NODE_ID=node.node_id,
+        VOTERS=",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes),
+        REPLICATION=replication, MIN_ISR=max(1, replication - 1)))
+    meta, shape_file = data / "meta.properties", folder / "recallstack-shape.json"
+    first_start = not meta.exists()
+    if not first_start:
+        _check_same_cluster(shape_file, data, node, len(nodes))
     if first_start:
-        cluster_id_file = root / "cluster.id"
+        cluster_id_file = root / "cluster.id"  # one id for every node
         if not cluster_id_file.exists():
             cluster_id_file.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
         result = subprocess.run(
@@ -73,11 +116,26 @@ def spec(home: Path, bootstrap: str, heap: str, controller_port: int = CONTROLLE
             capture_output=True, text=True,
         )
         if result.returncode != 0:
-            raise StartError(f"kafka: formatting storage failed:\n{(result.stdout + result.stderr)[-2000:]}")
+            raise StartError(f"{name}: formatting storage failed:\n{(result.stdout + result.stderr)[-2000:]}")
+        shape_file.write_text(json.dumps({"brokers": len(nodes)}))
+    bootstrap = f"127.0.0.1:{node.port}"
     return ProcessSpec(
         name=name, argv=[*_jvm(heap, home, logs), "kafka.Kafka", str(config)], log_file=home / "logs" / f"{name}.log",
-        port=port, ready_timeout=90, stop_timeout=30, probe=lambda: _probe(bootstrap), first_start=first_start,
+        port=node.port, ready_timeout=90, stop_timeout=30, probe=lambda: _probe(bootstrap), first_start=first_start,
     )
+
+
+def _check_same_cluster(shape_file: Path, data: Path, node: Node, brokers: int) -> None:
+    """A data folder made for another shape (one broker, now three, or the reverse) would
+    start a broker that never joins its quorum: say so instead."""
+    try:
+        shape = json.loads(shape_file.read_text())
+    except (OSError, ValueError):
+        shape = {"brokers": 1}  # folders made before the shape was written: single node
+    if shape.get("brokers") != brokers:
+        raise StartError(f"kafka node {node.node_id}: its data ({data}) belongs to a {shape.get('brokers')}-broker "
+                         f"cluster, not {brokers}; move $RECALLSTACK_HOME/kafka aside (or restore a backup into a new "
+                         "home: recallstack backup / restore) to change the number of brokers")
 
 
 def free_port() -> int:
@@ -105,3 +163,23 @@ def scratch_broker(folder: Path, heap: str = "384m"):
         yield bootstrap
     finally:
         stop(server.name, table, timeout=server.stop_timeout)
+
+
+@contextmanager
+def scratch_cluster(folder: Path, brokers: int = 3, heap: str = "384m"):
+    """A throwaway KRaft cluster of `brokers` nodes on free ports (replication 3, min.insync 2);
+    yields (bootstrap, the process table, {node name: its spec}) and stops every node on exit.
+    Call it outside a running event loop, like scratch_broker."""
+    from infra.process import ProcessTable, stop
+    from infra.stack import up
+
+    folder.mkdir(parents=True, exist_ok=True)
+    nodes = [Node(k, free_port(), free_port()) for k in range(1, brokers + 1)]
+    table = ProcessTable(folder / "run")
+    specs = cluster_specs(folder, nodes, heap, name="kafka-scratch")
+    try:
+        up(specs, table)  # in parallel: a node waits for its quorum to answer
+        yield bootstrap_of(nodes), table, {s.name: s for s in specs}
+    finally:
+        for server in specs:
+            stop(server.name, table, timeout=server.stop_timeout)

@@ -44,16 +44,19 @@ def external(name: str) -> bool:
 
 def infra_specs(cfg: Settings, names=INFRA) -> list[ProcessSpec]:
     secrets = ensure_secrets(cfg.home)  # the CLI creates them before it loads Settings
-    build = {
-        "kafka": lambda: kafka_server.spec(cfg.home, cfg.kafka_bootstrap, cfg.kafka_heap),
-        "postgres": lambda: postgres_server.spec(cfg.home, secrets["PG_PASSWORD"], cfg.pg_dsn,
-                                                        shared_buffers=cfg.pg_shared_buffers),
-        "neo4j": lambda: neo4j_server.spec(cfg.home, cfg.neo4j_uri, cfg.neo4j_user, secrets["NEO4J_PASSWORD"], cfg.neo4j_heap),
-        "redis": lambda: redis_server.spec(cfg.home, secrets["REDIS_PASSWORD"], cfg.redis_url),
+    build = {  # each name: its processes (Kafka: one per node of the local cluster)
+        "kafka": lambda: kafka_server.cluster_specs(cfg.home, kafka_server.cluster_nodes(cfg.kafka_brokers),
+                                                    cfg.kafka_heap),
+        "postgres": lambda: [postgres_server.spec(cfg.home, secrets["PG_PASSWORD"], cfg.pg_dsn,
+                                                  shared_buffers=cfg.pg_shared_buffers)],
+        "neo4j": lambda: [neo4j_server.spec(cfg.home, cfg.neo4j_uri, cfg.neo4j_user, secrets["NEO4J_PASSWORD"],
+                                            cfg.neo4j_heap)],
+        "redis": lambda: [redis_server.spec(cfg.home, secrets["REDIS_PASSWORD"], cfg.redis_url)],
     }
-    specs = [build[n]() for n in names if not external(n)]
+    specs = [spec for n in names if not external(n) for spec in build[n]()]
     for spec in specs:  # the supervisor's check: the protocol's smallest answer, no login
-        spec.liveness = partial(liveness.CHECKS[spec.name], spec.host, spec.port)
+        server = "kafka" if spec.name.startswith("kafka") else spec.name
+        spec.liveness = partial(liveness.CHECKS[server], spec.host, spec.port)
     return specs
 
 
