@@ -1,5 +1,5 @@
 """Soak: the mixed load (5 searches : 1 add, open loop) for a bounded time, recording the
-resident memory of every stack process, the disk each server's data takes, and the errors
+memory of every stack process (RSS and PSS), the disk each server's data takes, and the errors
 and latency, over time. Stops by itself.
 
     python bench/soak.py [--minutes 60] [--rate 10] [--sample-s 30] [--users 8] [--out DIR] [--json]
@@ -7,8 +7,9 @@ and latency, over time. Stops by itself.
 Needs the stack up (`make soak` starts it, runs this, stops it). At the end: disk growth per
 1,000 memories for Kafka, Postgres, Neo4j and Redis (a least-squares slope of disk against
 acknowledged adds: preallocated segments and recycled WAL make first-to-last differences
-jumpy), and for each process whether its memory keeps growing: the slope of RSS over the
-second half of the run, extrapolated over an hour, against its mean. Writes
+jumpy), and for each process whether its memory keeps growing: the slope of its PSS (shared
+pages split among the processes sharing them) over the second half of the run, extrapolated
+over an hour, against its mean. Writes
 bench/results/soak.json and soak.png; a progress line per sample on stderr.
 """
 
@@ -80,19 +81,22 @@ def disk_per_thousand(samples: list[dict]) -> dict[str, float | None]:
     return out
 
 
-def memory_growth(samples: list[dict]) -> dict[str, dict]:
-    """Per process: mean and last RSS, the second half's slope in MB/hour, and the verdict."""
-    names = sorted({n for s in samples for n in s["rss_mb"]})
+def memory_growth(samples: list[dict], measure: str = "pss_mb") -> dict[str, dict]:
+    """Per process: mean and last memory, the second half's slope in MB/hour, and the verdict.
+    PSS by default: RSS counts a page every process that touched it holds (Postgres' shared
+    buffers once per backend), so a Postgres warming its cache would look like a leak."""
+    samples = [s for s in samples if measure in s]
+    names = sorted({n for s in samples for n in s[measure]})
     half = samples[len(samples) // 2:]
     out = {}
     for name in names:
-        rows = [(s["t_s"], s["rss_mb"][name]) for s in half if name in s["rss_mb"]]
+        rows = [(s["t_s"], s[measure][name]) for s in half if name in s[measure]]
         mean = sum(r for _, r in rows) / len(rows) if rows else 0.0
         per_s = slope([t for t, _ in rows], [r for _, r in rows])
         per_hour = None if per_s is None else per_s * 3600
         grows = per_hour is not None and per_hour > max(GROWTH_MIN_MB, GROWTH_SHARE * mean)
-        out[name] = {"rss_mb_mean": round(mean, 1), "rss_mb_last": rows[-1][1] if rows else None,
-                     "rss_mb_first": next((s["rss_mb"][name] for s in samples if name in s["rss_mb"]), None),
+        out[name] = {"measure": measure, "mean_mb": round(mean, 1), "last_mb": rows[-1][1] if rows else None,
+                     "first_mb": next((s[measure][name] for s in samples if name in s[measure]), None),
                      "mb_per_hour_second_half": None if per_hour is None else round(per_hour, 1),
                      "keeps_growing": grows}
     return out
@@ -125,8 +129,10 @@ async def soak(base_url: str, home: Path, minutes: float, rate: float, sample_s:
         while True:
             window = load.attempts[seen:]  # every HTTP attempt since the last sample (retries too)
             seen += len(window)
+            memory = await asyncio.to_thread(snapshot, home)
             sample = {"t_s": round(time.monotonic() - began, 1), "acked": len(load.acknowledged),
-                      "rss_mb": {n: m["rss_mb"] for n, m in (await asyncio.to_thread(snapshot, home)).items()},
+                      "rss_mb": {n: m["rss_mb"] for n, m in memory.items()},
+                      "pss_mb": {n: m["pss_mb"] for n, m in memory.items()},
                       "disk_mb": {n: await asyncio.to_thread(dir_mb, home / n) for n in DATA_DIRS},
                       **window_stats(window)}
             samples.append(sample)
@@ -159,9 +165,10 @@ def plot(result: dict, path: Path) -> None:
     samples = result["samples"]
     minutes = [s["t_s"] / 60 for s in samples]
     fig, (rss, disk, lat) = plt.subplots(3, 1, figsize=(10, 11), sharex=True)
-    for name in sorted({n for s in samples for n in s["rss_mb"]}):
-        rss.plot(minutes, [s["rss_mb"].get(name) for s in samples], label=name, linewidth=1)
-    rss.set_ylabel("RSS (MB)")
+    measure = "pss_mb" if all("pss_mb" in s for s in samples) else "rss_mb"
+    for name in sorted({n for s in samples for n in s[measure]}):
+        rss.plot(minutes, [s[measure].get(name) for s in samples], label=name, linewidth=1)
+    rss.set_ylabel(f"{measure[:3].upper()} (MB)")
     rss.legend(fontsize=7, ncol=3)
     rss.set_title(f"Soak: {result['params']['rate']} req/s (5 searches : 1 add) for {result['params']['minutes']} min")
     for name in DATA_DIRS:
@@ -192,10 +199,10 @@ def report_markdown(result: dict) -> str:
              "| server | disk per 1,000 memories |", "| --- | ---: |"]
     for name, mb in result["disk_mb_per_1000_memories"].items():
         lines.append(f"| {name} | {'-' if mb is None else f'{mb:.2f} MB'} |")
-    lines += ["", "| process | RSS first | RSS last | mean (2nd half) | MB/hour (2nd half) | keeps growing |",
+    lines += ["", "| process | PSS first | PSS last | mean (2nd half) | MB/hour (2nd half) | keeps growing |",
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     for name, row in result["memory"].items():
-        lines.append(f"| {name} | {row['rss_mb_first']} MB | {row['rss_mb_last']} MB | {row['rss_mb_mean']} MB | "
+        lines.append(f"| {name} | {row['first_mb']} MB | {row['last_mb']} MB | {row['mean_mb']} MB | "
                      f"{row['mb_per_hour_second_half']} | {'**yes**' if row['keeps_growing'] else 'no'} |")
     growing = [n for n, r in result["memory"].items() if r["keeps_growing"]]
     lines += ["", f"Processes whose memory keeps growing: {', '.join(growing) if growing else 'none'}.", "",

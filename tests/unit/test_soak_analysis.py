@@ -15,8 +15,8 @@ from process_memory import tree_memory_mb  # noqa: E402
 from soak import disk_per_thousand, memory_growth, slope, window_stats  # noqa: E402
 
 
-def sample(t: float, acked: int, rss: dict, disk: dict) -> dict:
-    return {"t_s": t, "acked": acked, "rss_mb": rss,
+def sample(t: float, acked: int, pss: dict, disk: dict) -> dict:
+    return {"t_s": t, "acked": acked, "rss_mb": {n: 2 * mb for n, mb in pss.items()}, "pss_mb": pss,
             "disk_mb": {"kafka": None, "postgres": None, "neo4j": None, "redis": None, **disk}}
 
 
@@ -47,7 +47,8 @@ def test_memory_that_levels_off_is_bounded_and_memory_that_climbs_is_not():
     assert growth["query-api"]["keeps_growing"] is False and growth["noisy"]["keeps_growing"] is False
     assert growth["leaky"]["keeps_growing"] is True
     assert growth["leaky"]["mb_per_hour_second_half"] == pytest.approx(100, abs=0.5)
-    assert growth["leaky"]["rss_mb_first"] == 200
+    assert growth["leaky"]["first_mb"] == 200 and growth["leaky"]["measure"] == "pss_mb"
+    assert memory_growth(samples, "rss_mb")["leaky"]["mb_per_hour_second_half"] == pytest.approx(200, abs=1)
 
 
 def test_a_window_counts_errors_and_search_percentiles():
