@@ -163,12 +163,16 @@ bench-sparse: venv
 # Fault injection under mixed load (bench/chaos.py): kill -9 each component in turn, restart it,
 # check every acknowledged write is searchable exactly once; CHAOS_ARGS e.g. "--mode full" or
 # "--components kafka,redis". Results in bench/results/chaos.json and chaos.png.
-# Two processes per API (the proxy moves a request off one that is gone): the one killed is the first.
+# The deployment the faults are injected into: two processes per API (the proxy moves a request off
+# one that is gone; the one killed is the first) and three Kafka brokers (the one killed is node 1),
+# in a home of its own (a home's Kafka is made with one number of brokers).
 CHAOS_ARGS ?=
 CHAOS_API_PROCESSES ?= 2
+CHAOS_KAFKA_BROKERS ?= 3
+CHAOS_HOME := $(CURDIR)/.chaos-home
 chaos: install
-	@mkdir -p bench/results; export RECALLSTACK_HOME=$(BENCH_HOME); \
-	$(BIN)/recallstack up --detach --api-processes $(CHAOS_API_PROCESSES) && \
+	@mkdir -p bench/results; export RECALLSTACK_HOME=$(CHAOS_HOME); \
+	$(BIN)/recallstack up --detach --api-processes $(CHAOS_API_PROCESSES) --kafka-brokers $(CHAOS_KAFKA_BROKERS) && \
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS) | tee bench/results/chaos.md; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
 
@@ -183,4 +187,4 @@ soak: install
 	status=$${PIPESTATUS[0]}; $(BIN)/recallstack down; exit $$status
 
 clean:
-	rm -rf $(TEST_HOME) $(BENCH_HOME) infra/kafka/target infra/neo4j/target
+	rm -rf $(TEST_HOME) $(BENCH_HOME) $(CHAOS_HOME) infra/kafka/target infra/neo4j/target

@@ -64,11 +64,10 @@ class Stack:
         self.table = stack.table(self.cfg)
 
     def spec(self, name: str):
-        if name in self.stack.INFRA:
-            [spec] = self.stack.infra_specs(self.cfg, (name,))
-        else:
-            [spec] = self.stack.service_specs(self.cfg, (name,))
-        return spec
+        """The spec of the process named `name` (an API's or Kafka's first process: the one killed)."""
+        specs = (self.stack.infra_specs(self.cfg, (name,)) if name in self.stack.INFRA
+                 else self.stack.service_specs(self.cfg, (name,)))
+        return next(spec for spec in specs if spec.name == name)
 
     def kill9(self, name: str) -> int:
         """SIGKILL the recorded process and its process group (every server is started in a
