@@ -44,6 +44,7 @@ COMPONENTS = ("command-api", "projector-postgres", "projector-neo4j", "projector
               "kafka", "neo4j", "redis", "postgres")
 MODES = {"quick": {"rate": 6.0, "outage_s": 5.0, "settle_s": 10.0},
          "full": {"rate": 10.0, "outage_s": 15.0, "settle_s": 30.0}}
+SDK_RETRY_S = 5.0  # searches are retried like the SDK does, for this long; "served within" counts to it
 CAUGHT_UP_EVENTS = 5  # "caught up" under load: the gauge reads the last fetch's high watermark
 RECOVERY_TIMEOUT_S = 180.0
 MARKERS_PER_SEARCH = 10
@@ -297,7 +298,8 @@ async def chaos(base_url: str, components: list[str], rate: float, outage_s: flo
     names = [f"chaos-{run_id}-u{n}" for n in range(users)]
     probe_user = f"chaos-{run_id}-probe"
     async with client_for(base_url) as client:
-        load = OpenLoopLoad(client, names, turns(), questions(), write_retry_s=write_retry_s)
+        load = OpenLoopLoad(client, names, turns(), questions(), write_retry_s=write_retry_s,
+                            read_retry_s=SDK_RETRY_S)
         stop = asyncio.Event()
         running = asyncio.create_task(load.run(rate, stop=stop))
         rows = []
@@ -320,6 +322,10 @@ async def chaos(base_url: str, components: list[str], rate: float, outage_s: flo
     return {"run_id": run_id, "users": names + [probe_user], "recovery": rows, "verification": verdict,
             # A request counts as served when it succeeded in the end (an add after its retries).
             "availability_under_faults": round(1 - load_summary["error_ratio"], 5),
+            # ... and within the SDK's retry window of it being due (the issue's 99.9 %).
+            "served_within_sdk_retry": round(sum(1 for s in samples if s["status"] == SUCCESS[s["op"]]
+                                                 and s["latency_ms"] <= SDK_RETRY_S * 1000) / len(samples), 5)
+            if samples else None,
             "attempt_success_ratio": round(1 - failed_attempts / len(load.attempts), 5) if load.attempts else None,
             "load": load_summary,
             "attempts": [[a["sent_s"], a["op"], a["status"], a["latency_ms"]] for a in load.attempts]}
@@ -395,7 +401,8 @@ def report_markdown(result: dict) -> str:
              "kill -9 (its process group) and "
              + ("restarted by the supervisor of `recallstack up`" if p.get("supervised")
                 else f"restarted by the harness {p['outage_s']:.0f} s later")
-             + f", {p['settle_s']:.0f} s apart. Adds not answered 202 are retried with the same Idempotency-Key. "
+             + f", {p['settle_s']:.0f} s apart. Adds not answered 202 are retried with the same Idempotency-Key, "
+             f"searches for {SDK_RETRY_S:.0f} s, as the SDK does. "
              "Recovery is counted from the restart (the supervisor's: when its new process was recorded).",
              "", "| component | healthy after | add acked + searchable after | projectors caught up after "
                  "| kill to searchable | client errors, kill to searchable |",
@@ -412,8 +419,11 @@ def report_markdown(result: dict) -> str:
     load = result.get("load") or {}
     if load:
         errors = errors_text(load["errors"])
+        within = result.get("served_within_sdk_retry")
         lines += ["", f"Over the whole run ({load['requests']} requests): served in the end "
-                      f"{100 * result['availability_under_faults']:.2f} % (adds after their retries), single attempts "
+                      f"{100 * result['availability_under_faults']:.2f} % (adds after their retries), "
+                      + (f"within {SDK_RETRY_S:.0f} s of being due (the SDK's retry window) {100 * within:.2f} %, "
+                         if within is not None else "") + "single attempts "
                       f"{100 * (result.get('attempt_success_ratio') or 0):.2f} %; search p50 {load['search']['p50_ms']} ms "
                       f"p99 {load['search']['p99_ms']} ms; requests failed in the end: {errors}."]
     lines += ["", f"Acknowledged adds: {lst['acknowledged']} (plus {v['abandoned_adds']} given up after "

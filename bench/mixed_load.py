@@ -60,8 +60,9 @@ class OpenLoopLoad:
     with the same Idempotency-Key and body (the documented client contract) until then."""
 
     def __init__(self, client: httpx.AsyncClient, users: list[str], texts: list[str], queries: list[str],
-                 reads_per_write: int = 5, write_retry_s: float = 0.0):
+                 reads_per_write: int = 5, write_retry_s: float = 0.0, read_retry_s: float = 0.0):
         self.client, self.users, self.reads_per_write, self.write_retry_s = client, users, reads_per_write, write_retry_s
+        self.read_retry_s = read_retry_s  # a search that failed retryably is sent again until then (the SDK's way)
         self.texts, self.queries = itertools.cycle(texts), itertools.cycle(queries)
         self.user_of = itertools.cycle(users)
         self.sequence = 0  # across steps, so the 5:1 mix holds over a whole run
@@ -93,10 +94,14 @@ class OpenLoopLoad:
                               "latency_ms": round((self.now() - sent) * 1000, 1)})
         return status, answer
 
-    async def search(self, user: str) -> object:
-        status, _ = await self._attempt(SEARCH, "POST", "/v1/memories/search",
-                                        json={"query": next(self.queries), "user_id": user, "limit": 10})
-        return status
+    async def search(self, user: str, scheduled_s: float | None = None) -> object:
+        body = {"query": next(self.queries), "user_id": user, "limit": 10}
+        while True:
+            status, answer = await self._attempt(SEARCH, "POST", "/v1/memories/search", json=body)
+            if status == SUCCESS[SEARCH] or scheduled_s is None or not _retryable(answer) \
+                    or self.now() - scheduled_s > self.read_retry_s:
+                return status
+            await asyncio.sleep(_retry_delay(answer))
 
     async def add(self, user: str, scheduled_s: float, retry_s: float | None = None) -> object:
         """One add, retried with its key until `retry_s` (default `write_retry_s`) after it was due."""
@@ -112,17 +117,14 @@ class OpenLoopLoad:
                                           "key": key, "token": payload["consistency_token"],
                                           "acked_s": round(self.now(), 3)})
                 return status
-            code = answer.status_code if answer is not None else None
-            retryable = code is None or code in (409, 429) or code >= 500
-            if not retryable or self.now() - scheduled_s > retry_s:
+            if not _retryable(answer) or self.now() - scheduled_s > retry_s:
                 self.abandoned.append({"marker": marker, "user": user, "key": key, "status": status})
                 return status
-            retry_after = answer.headers.get("Retry-After") if answer is not None else None
-            await asyncio.sleep(min(2.0, float(retry_after)) if retry_after and retry_after.isdigit() else 0.5)
+            await asyncio.sleep(_retry_delay(answer))
 
     async def _one(self, op: str, scheduled_s: float, samples: list[dict]) -> None:
         user = next(self.user_of)
-        status = await (self.add(user, scheduled_s) if op == ADD else self.search(user))
+        status = await (self.add(user, scheduled_s) if op == ADD else self.search(user, scheduled_s))
         samples.append({"op": op, "scheduled_s": round(scheduled_s, 3), "status": status,
                         "latency_ms": round((self.now() - scheduled_s) * 1000, 1)})
 
@@ -146,6 +148,16 @@ class OpenLoopLoad:
         if in_flight:
             await asyncio.wait(in_flight)
         return samples
+
+
+def _retryable(answer: httpx.Response | None) -> bool:
+    """What the SDK retries: no answer, 409 (the key's first request still running), 429, 5xx."""
+    return answer is None or answer.status_code in (409, 429) or answer.status_code >= 500
+
+
+def _retry_delay(answer: httpx.Response | None) -> float:
+    retry_after = answer.headers.get("Retry-After") if answer is not None else None
+    return min(2.0, float(retry_after)) if retry_after and retry_after.isdigit() else 0.5
 
 
 def client_for(base_url: str, request_timeout_s: float = 10.0) -> httpx.AsyncClient:
