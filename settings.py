@@ -136,6 +136,7 @@ def _query_precision() -> str:
 MAX_API_PROCESSES = 16  # process k of an API listens on its port + 100 * (k - 1) (infra/stack.py)
 MAX_KAFKA_BROKERS = 5
 KAFKA_PORT = 9092  # the local broker's clients; its KRaft controller listens one port up
+KAFKA_SHAPE_FILE = "recallstack-shape.json"  # in $RECALLSTACK_HOME/kafka: how many brokers made the data
 
 
 def kafka_node_ports(brokers: int) -> list[tuple[int, int]]:
@@ -149,7 +150,7 @@ def _kafka_brokers(home: Path) -> int:
     if os.environ.get("RECALLSTACK_KAFKA_BROKERS"):
         return _bounded("KAFKA_BROKERS", "1", 1, MAX_KAFKA_BROKERS)
     try:
-        return int(json.loads((home / "kafka" / "recallstack-shape.json").read_text())["brokers"])
+        return int(json.loads((home / "kafka" / KAFKA_SHAPE_FILE).read_text())["brokers"])
     except (OSError, ValueError, KeyError, TypeError):
         return 1
 
@@ -254,11 +255,12 @@ class Settings:
 
         pg_pw = secret("PG_PASSWORD")
         redis_pw = secret("REDIS_PASSWORD")
+        brokers = _kafka_brokers(home)
         return cls(
             home=home,
             kafka_bootstrap=_env("KAFKA_BOOTSTRAP", ",".join(f"127.0.0.1:{port}" for port, _ in kafka_node_ports(
-                _kafka_brokers(home)))),
-            kafka_brokers=_kafka_brokers(home),
+                brokers))),
+            kafka_brokers=brokers,
             pg_dsn=_env("PG_DSN", f"postgresql://recallstack:{pg_pw}@127.0.0.1:5433/recallstack"),
             neo4j_uri=_env("NEO4J_URI", "bolt://127.0.0.1:7687"),
             neo4j_user=_env("NEO4J_USER", "neo4j"),

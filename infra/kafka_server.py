@@ -16,7 +16,7 @@ from pathlib import Path
 
 from infra import jvm
 from infra.process import ProcessSpec, StartError
-from settings import kafka_node_ports
+from settings import KAFKA_SHAPE_FILE, kafka_node_ports
 
 KAFKA_DIR = jvm.INFRA_DIR / "kafka"
 LIB = KAFKA_DIR / "target" / "lib"
@@ -102,7 +102,7 @@ def _node_spec(home: Path, node: Node, nodes: list[Node], heap: str, name: str) 
         LOG_DIRS=data, BROKER_PORT=node.port, CONTROLLER_PORT=node.controller_port, NODE_ID=node.node_id,
         VOTERS=",".join(f"{n.node_id}@127.0.0.1:{n.controller_port}" for n in nodes),
         REPLICATION=replication, MIN_ISR=max(1, replication - 1)))
-    meta, shape_file = data / "meta.properties", folder / "recallstack-shape.json"
+    meta, shape_file = data / "meta.properties", folder / KAFKA_SHAPE_FILE
     first_start = not meta.exists()
     if not first_start:
         _check_same_cluster(shape_file, data, node, len(nodes))
