@@ -5,9 +5,8 @@ and latency, over time. Stops by itself.
     python bench/soak.py [--minutes 60] [--rate 10] [--sample-s 30] [--users 8] [--out DIR] [--json]
 
 Needs the stack up (`make soak` starts it, runs this, stops it). At the end: disk growth per
-1,000 memories for Kafka, Postgres, Neo4j and Redis (a least-squares slope of disk against
-acknowledged adds: preallocated segments and recycled WAL make first-to-last differences
-jumpy), and for each process whether its memory keeps growing: the slope of its PSS (shared
+1,000 memories for Kafka, Postgres (without its write-ahead log, a recycled ring), Neo4j and
+Redis, first sample to last, and for each process whether its memory keeps growing: the slope of its PSS (shared
 pages split among the processes sharing them) over the second half of the run, extrapolated
 over an hour, against its mean. Writes
 bench/results/soak.json and soak.png; a progress line per sample on stderr.
@@ -43,12 +42,18 @@ def log(message: str) -> None:
     print(f"[soak] {time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
+# Postgres's write-ahead log is a ring (recycled up to max_wal_size): its size says nothing of
+# how the data grows, and a checkpoint that recycles it reads as shrinking data.
+NOT_DATA = {"pg_wal"}
+
+
 def dir_mb(path: Path) -> float | None:
-    """Bytes on disk of every file under `path`, in MB (None when it does not exist)."""
+    """Bytes on disk of every file under `path` (less NOT_DATA), in MB (None when it does not exist)."""
     if not path.exists():
         return None
     total = 0
-    for root, _dirs, files in os.walk(path, followlinks=True):  # Postgres' data is a link (infra/postgres_server.py)
+    for root, dirs, files in os.walk(path, followlinks=True):  # Postgres' data is a link (infra/postgres_server.py)
+        dirs[:] = [d for d in dirs if d not in NOT_DATA]
         for name in files:
             try:
                 total += os.lstat(os.path.join(root, name)).st_blocks * 512
@@ -72,12 +77,14 @@ def slope(xs: list[float], ys: list[float]) -> float | None:
 
 
 def disk_per_thousand(samples: list[dict]) -> dict[str, float | None]:
-    """MB of disk per 1,000 acknowledged adds, per server."""
+    """MB of disk per 1,000 acknowledged adds, per server: from the first sample to the last.
+    Not a slope through every sample: Redis's append-only file grows, then is rewritten
+    smaller, a saw that tilts a least-squares line."""
     out = {}
     for name in DATA_DIRS:
         rows = [(s["acked"], s["disk_mb"][name]) for s in samples if s["disk_mb"].get(name) is not None]
-        per_add = slope([a for a, _ in rows], [d for _, d in rows])
-        out[name] = None if per_add is None else round(per_add * 1000, 3)
+        added = rows[-1][0] - rows[0][0] if rows else 0
+        out[name] = round((rows[-1][1] - rows[0][1]) / added * 1000, 3) if added else None
     return out
 
 
@@ -199,7 +206,8 @@ def report_markdown(result: dict) -> str:
              "| server | disk per 1,000 memories |", "| --- | ---: |"]
     for name, mb in result["disk_mb_per_1000_memories"].items():
         lines.append(f"| {name} | {'-' if mb is None else f'{mb:.2f} MB'} |")
-    lines += ["", "| process | PSS first | PSS last | mean (2nd half) | MB/hour (2nd half) | keeps growing |",
+    measure = next(iter(result["memory"].values()), {}).get("measure", "pss_mb")[:3].upper()
+    lines += ["", f"| process | {measure} first | {measure} last | mean (2nd half) | MB/hour (2nd half) | keeps growing |",
               "| --- | ---: | ---: | ---: | ---: | --- |"]
     for name, row in result["memory"].items():
         lines.append(f"| {name} | {row['first_mb']} MB | {row['last_mb']} MB | {row['mean_mb']} MB | "
@@ -220,7 +228,16 @@ def main() -> int:
     parser.add_argument("--out", default=os.environ.get("RECALLSTACK_BENCH_OUT")
                         or str(Path(__file__).resolve().parent / "results"))
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--report", metavar="SOAK_JSON", help="no load: the report (and plot) of a saved run again")
     args = parser.parse_args()
+    if args.report:
+        result = json.loads(Path(args.report).read_text())
+        result.update(disk_mb_per_1000_memories=disk_per_thousand(result["samples"]),
+                      memory=memory_growth(result["samples"], "pss_mb" if all(
+                          "pss_mb" in s for s in result["samples"]) else "rss_mb"))
+        plot(result, Path(args.report).with_suffix(".png"))
+        print(report_markdown(result))
+        return 0
     if args.minutes <= 0 or args.rate <= 0 or args.sample_s <= 0:
         parser.error("--minutes, --rate and --sample-s must be positive")
     from bootstrap import settings

@@ -29,7 +29,7 @@ def test_slope_is_least_squares_and_undefined_without_spread():
 def test_disk_per_thousand_memories_is_the_slope_against_acknowledged_adds():
     samples = [sample(t, 500 * t, {}, {"kafka": 100 + 2.5 * t, "postgres": 50 + 0.5 * t}) for t in range(6)]
     per = disk_per_thousand(samples)
-    assert per["kafka"] == pytest.approx(5.0) and per["postgres"] == pytest.approx(1.0)
+    assert per["kafka"] == pytest.approx(5.0) and per["postgres"] == pytest.approx(1.0)  # first to last
     assert per["neo4j"] is None and per["redis"] is None  # not measured (external, or absent)
 
 
