@@ -25,6 +25,12 @@ def test_postgres_down_searches_degrade_other_reads_answer_503_and_adds_still_ap
                                                "infer": False})
     assert first.status_code == 202, first.text  # the command API now holds the key and the user's data key
     assert gateway.post("/v1/memories/search", json={"query": "Postgres", "user_id": user_id}).status_code == 200
+    # The sparse index has it before Postgres goes (its projector opens sealed events with Postgres's keys).
+    deadline = time.monotonic() + 30
+    while not gateway.post("/v1/memories/search", json={"query": "Postgres", "user_id": user_id, "sources": ["sparse"],
+                                                        "cache": False}).json()["results"]:
+        assert time.monotonic() < deadline, "the sparse index did not apply the add"
+        time.sleep(0.2)
     sealed_at = time.monotonic()
     acknowledged, answers = ["written before Postgres stopped"], [first]
     with stopped(settings, "postgres"):

@@ -86,8 +86,8 @@ def test_redis_down_bypasses_the_caches_and_answers(gateway, settings, user_id):
                  for _ in range(2)]  # the client did not hear the first answer: it retries
         assert [k.status_code for k in keyed] == [202, 202], [k.text for k in keyed]
         assert len({k.json()["results"][0]["id"] for k in keyed}) == 1
-        update = gateway.patch(f"/v1/memories/{written.json()['results'][0]['id']}",
-                               json={"text": "an update while Redis was down", "user_id": user_id},
+        update = gateway.patch(f"/v1/memories/{written.json()['results'][0]['id']}", params={"user_id": user_id},
+                               json={"text": "an update while Redis was down"},
                                headers={"Idempotency-Key": f"{user_id}-u"})
         assert update.status_code == 503 and update.headers["Retry-After"], update.text
         assert update.json()["error"]["code"] == "idempotency_unavailable"
