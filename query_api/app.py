@@ -29,7 +29,7 @@ from adapters.json_body import parse_json
 from adapters import resilience
 from adapters.postgres import CONNECTION_ERRORS
 from domain.circuit_breaker import CircuitOpen
-from domain.consistency import InvalidConsistencyToken, Notices, NotYetApplied, wait_until_applied
+from domain.consistency import ConsistencyToken, InvalidConsistencyToken, Notices, NotYetApplied, wait_until_applied
 from domain.context_block import build_context
 from domain.filters import FilterError, Node, parse
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
@@ -158,6 +158,8 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
                                 body.include_shared)
             postgres_optional = deps.search.can_do_without_postgres(query)
             await pg_consistent(body.consistency_token, postgres_needed=not postgres_optional)
+            if body.consistency_token and deps.answers is not None:  # valid: the wait checked it
+                deps.answers.saw(ConsistencyToken.decode(body.consistency_token).offsets)
             # Postgres answers. The graph gets a short grace beyond it (without it the answer
             # leaves the graph out). The cache and the sparse index get one look, no wait: one
             # that has not applied the token is bypassed (the answer is computed) or stood in

@@ -18,7 +18,7 @@ import hashlib
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,6 +152,10 @@ class AnswerCache:
         self.live_key = live_key  # another key only in tests, which must not move the real one
         self._lookup = redis.register_script(_LOOKUP_LUA)
         self.ratio = HitRatio("answers")
+        # Monotonic reads in this process: partition -> the highest log offset a read with a
+        # consistency token has waited for. An answer stored before it is stale even while
+        # the Redis projector (whose generation keys the entries) has not caught up yet.
+        self.seen: dict[int, int] = {}
 
     @staticmethod
     def request_key(parts: dict) -> str:
@@ -164,15 +168,25 @@ class AnswerCache:
             timeout_s=self.timeout_s, failures=_FAILURES)
         prefix, gen = _text(prefix), _text(gen)
         slot = AnswerSlot(f"rs:qc:{prefix}:{user_id}:{gen}:{request_key}", int(wm), partition, user_id)
-        self.ratio.count(bool(entry))
-        return (json.loads(entry) if entry else None), slot
+        answer = json.loads(entry) if entry else None
+        if answer is not None and answer.pop("_applied", -1) < self.seen.get(partition, -1):
+            answer = None  # older than a write this process has already shown
+        self.ratio.count(answer is not None)
+        return answer, slot
+
+    def saw(self, offsets: Iterable[tuple[int, int]]) -> None:
+        """A read waited for these (partition, offset): no cached answer from before them is served."""
+        for partition, offset in offsets:
+            if offset > self.seen.get(partition, -1):
+                self.seen[partition] = offset
 
     async def store(self, slot: AnswerSlot, answer: dict, pg_applied: dict[int, int]) -> bool:
         """Store `answer` if Postgres (as read before the search) covered the slot's watermark."""
         if pg_applied.get(slot.partition, -1) < slot.watermark:
             return False
         async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(slot.key, json.dumps(answer, default=str), ex=self.ttl_s)
+            pipe.set(slot.key, json.dumps({**answer, "_applied": pg_applied.get(slot.partition, -1)}, default=str),
+                     ex=self.ttl_s)
             # Listed per user, so that an erasure (the Redis projector) finds the answers, which quote text.
             pipe.sadd(ANSWER_INDEX + slot.user_id, slot.key)
             pipe.expire(ANSWER_INDEX + slot.user_id, self.ttl_s)

@@ -66,3 +66,18 @@ async def test_store_waits_for_postgres_and_a_change_invalidates(setup, user_id)
         user_id=user_id, actor="test", memory_id=memory.memory_id, text="coffee", occurred_at=datetime.now(timezone.utc)))])
     answer, slot = await cache.lookup(user_id, "k1")
     assert answer is None and slot.watermark == 12
+
+
+async def test_an_answer_older_than_a_write_this_process_has_shown_is_not_served(setup, user_id):
+    """Monotonic reads: a search with a consistency token saw a write that the Redis projector
+    (whose generation keys the answers) has not applied yet; the answer stored before the
+    write must not come back to the next search without a token."""
+    client, projector, cache = setup
+    await projector.apply_batch(TOPIC, [Applied(PARTITION, 20, created(user_id, "coffee: flat white"))])
+    _, slot = await cache.lookup(user_id, "k")
+    assert await cache.store(slot, {"results": ["flat white"]}, {PARTITION: 20}) is True
+    assert (await cache.lookup(user_id, "k"))[0] == {"results": ["flat white"]}
+    cache.saw([(PARTITION, 25), (PARTITION + 1, 3)])  # an update at offset 25, not in Redis yet
+    assert (await cache.lookup(user_id, "k"))[0] is None
+    cache.saw([(PARTITION, 21)])  # an older token moves nothing back
+    assert (await cache.lookup(user_id, "k"))[0] is None
