@@ -57,8 +57,6 @@ def report_detached(code: int) -> None:
 def become_detached(watch, processes, log_file: Path) -> None:
     """Leave the terminal (its own session; output to `log_file`), release the parent, and
     supervise until SIGTERM (`down`); the processes keep running when it stops."""
-    from infra import supervisor
-
     sys.stdout.flush()
     sys.stderr.flush()
     os.setsid()
@@ -67,21 +65,23 @@ def become_detached(watch, processes, log_file: Path) -> None:
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    processes.record(supervisor.NAME, os.getpid(), sys.argv)  # before the parent returns: `down` finds it
-    report_detached(OK)  # the caller's shell (or a pipe to jq) has its answer, and EOF
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda signum, frame: watch.stopping.set())
-    supervise(watch, processes, None)
+    # Recorded before the parent returns (so `down` finds it); then the caller's shell, or a
+    # pipe to jq, has its answer and EOF.
+    supervise(watch, processes, None, recorded=lambda: report_detached(OK))
     os._exit(0)  # nothing of the CLI's exit path (it printed already, to a terminal it left)
 
 
-def supervise(watch, processes, log_file: Path | None) -> None:
-    """Watch until told to stop (watch.stopping), recorded as the stack's supervisor meanwhile."""
+def supervise(watch, processes, log_file: Path | None, recorded=lambda: None) -> None:
+    """Watch until told to stop (watch.stopping), recorded as the stack's supervisor meanwhile;
+    `recorded()` is called once the record is there."""
     from infra import supervisor
 
     log_to(log_file, console_too=log_file is not None)
     processes.record(supervisor.NAME, os.getpid(), sys.argv)
+    recorded()
     try:
         watch.run()
     finally:
