@@ -116,12 +116,39 @@ def applied_by_projector(settings) -> dict[str, float]:
     return applied
 
 
+def group_offsets(settings, partition: int) -> tuple[dict[str, int], int]:
+    """The consolidation and forgetting groups' committed offsets on `partition` of the events
+    topic, and the partition's end."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from settings import EVENTS_TOPIC
+
+    async def read():
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        await consumer.start()
+        await admin.start()
+        try:
+            tp = TopicPartition(EVENTS_TOPIC, partition)
+            committed = {}
+            for group in ("recallstack-consolidate", "recallstack-forget"):
+                offsets = await admin.list_consumer_group_offsets(group)
+                committed[group] = offsets[tp].offset if tp in offsets else -1
+            return committed, (await consumer.end_offsets([tp]))[tp]
+        finally:
+            await consumer.stop()
+            await admin.close()
+    return asyncio.run(read())
+
+
 @pytest.mark.outage
 def test_every_projector_and_worker_acts_on_new_events_after_a_kafka_outage(gateway, settings, kafka_down,
                                                                               user_id):
     """Kafka down for longer than the clients' own retries (their coordinators, producers and
     fetchers all fail meanwhile), then back: every projector and worker is still the same
-    process, and the projectors and the extraction worker act on what is appended after."""
+    process and acts on what is appended after (none dies, none idles)."""
+    from adapters.kafka_log import partition_of
     from infra import stack
     from tests.e2e.test_workers import converse, memories, wait_for
 
@@ -155,8 +182,10 @@ def test_every_projector_and_worker_acts_on_new_events_after_a_kafka_outage(gate
     # The extraction worker: the conversation after the outage becomes a memory.
     assert wait_for(lambda: [m for m in memories(gateway, talker) if "Helix" in m["memory"]], timeout=120,
                     what="the extraction worker to extract the conversation")
-    # Not checked: that the consolidation and forgetting workers (faust) commit past the new
-    # events. On a fresh stack their table agent can crash after the outage (PartitionsMismatch:
-    # the changelog topic read as 0 partitions while Kafka's metadata comes back) and the
-    # stream then does not resume: a known defect (issue 22), seen in their committed offsets.
+    # The consolidation and forgetting workers commit past the new events (a group's committed
+    # offset stops before the marker that ends the partition: end - 1).
+    mine = partition_of(user_id)
+    _, end = group_offsets(settings, mine)
+    assert wait_for(lambda: all(o >= end - 1 for o in group_offsets(settings, mine)[0].values()), timeout=90,
+                    what="the consolidation and forgetting workers to commit past the new events")
     assert {name: processes.pid(name) for name in CONSUMERS} == pids, "a consumer died in the outage"
