@@ -52,8 +52,10 @@ The graph retrieval source (`memories_for_entities`):
 
 `user_graph` (GET /v1/graph): the user's entities with the number of active memories that
 mention each (entities no active memory mentions are left out unless include_closed),
-most mentioned first, then by name; and the relations between the entities listed
-(`limit` may cut both), newest `valid_from` first, times as ISO 8601 strings. Closed
+most mentioned first, then by name; the relations between the entities listed
+(`limit` may cut both), newest `valid_from` first, times as ISO 8601 strings; and their
+co-mentions (pairs of entities named by the same memories, `weight` the number of
+memories), heaviest first. Closed
 relations are not shown by default: only those that hold now (`valid_to` unset) of memories
 that are not forgotten (archived memories' relations hold: they are history).
 `include_closed=true` (the endpoint's query parameter) shows every relation, the whole
@@ -294,7 +296,16 @@ CALL (nodes) {
   LIMIT $limit
   RETURN collect([s.name, t.name, r.type, r.memory_id, toString(r.valid_from), toString(r.valid_to)]) AS relations
 }
-RETURN entities, relations
+CALL (nodes) {
+  UNWIND nodes AS a
+  MATCH (a)-[c:CO_MENTIONED]->(b:Entity_vN)
+  WHERE b IN nodes
+  WITH a, b, c
+  ORDER BY c.weight DESC, a.name, b.name
+  LIMIT $limit
+  RETURN collect([a.name, a.type, b.name, b.type, c.weight]) AS co_mentions
+}
+RETURN entities, relations, co_mentions
 """
 _POSITIONS = """
 MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
@@ -418,10 +429,13 @@ class Neo4jReadModel:
         include_closed), newest first; at most `limit` of each."""
         records = await self._read(_USER_GRAPH, user_id=user_id, limit=_check_limit(limit),
                                    include_closed=include_closed, hidden=HIDDEN_STATES)
-        entities, relations = (records[0]["entities"], records[0]["relations"]) if records else ([], [])
+        entities, relations, co_mentions = ((records[0]["entities"], records[0]["relations"], records[0]["co_mentions"])
+                                            if records else ([], [], []))
         return {
             "entities": [{"name": name, "type": type_, "mentions": mentions} for name, type_, mentions in entities],
             "relations": [{"source": source, "target": target, "type": type_, "memory_id": memory_id,
                            "valid_from": _iso(valid_from), "valid_to": _iso(valid_to)}
                           for source, target, type_, memory_id, valid_from, valid_to in relations],
+            "co_mentions": [{"source": a, "source_type": a_type, "target": b, "target_type": b_type, "weight": weight}
+                            for a, a_type, b, b_type, weight in co_mentions],
         }

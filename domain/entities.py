@@ -9,6 +9,8 @@ Entities
 Passes run in this order over the text; a match that overlaps a span an earlier pass
 (or an earlier pattern of the same pass) already claimed is dropped:
 
+0. speaker: the name before the colon of a `Name: text` line (domain/speaker.py) is a
+   person, and the subject of the line's first-person relations.
 1. url: `http(s)://`, `ftp://`, `ssh://`, `git://`, `www.` addresses (trailing
    punctuation and unbalanced closing brackets stripped).
 2. email: `local@domain.tld`.
@@ -31,6 +33,9 @@ Passes run in this order over the text; a match that overlaps a span an earlier 
    name ending in a common TLD such as `example.com` is a url instead),
    CONSTANT_NAMES (with an underscore), snake_case (with an underscore) and camelCase
    (2+ lowercase letters, then humps: `getUserName`; so `iPhone` is not code).
+6b. title: a quoted Title-Case name (`"Charlotte's Web"`, `'Embracing Identity'`, 1 to 8
+   words, each capitalised but small words such as `of`, `the`): a work, not a person.
+   Quoted speech (`"Thanks for coming!"`) has lowercase words and is left alone.
 7. organization / product / place, triggered by the words before a capitalised name
    (a name is capitalised tokens such as `Acme Corp`, `FastAPI`, `Node.js`, `C++`,
    `AT&T`, joined by `of`/`&`/`de`/`van`/`von`, plus an optional version `Python 3.11`,
@@ -45,19 +50,23 @@ Passes run in this order over the text; a match that overlaps a span an earlier 
      no version), then it is left to the person pass (`met with Ana` vs `built with FastAPI`);
    - after `live(s|d)/based/born/located in`, `moved/relocated to|from`,
      `was/were/stayed/went/flew/travelled in|to`, `trip/vacation/holiday in|to`,
-     `visit(ed)`, `is/am/are/comes/came from`: place.
+     `visit(ed)`, `is/am/are/comes/came/'m from`, `(home) country/city/town/hometown/village
+     (of|,)`: place.
    It is a heuristic: `Ana loves Bob` types Bob as a product unless Bob was already seen
    as a person earlier in the same text (the first mention decides the type), and a city
    after a plain `in` (`met in Redmond`) is taken for a person.
 8. person: runs of Title-case words (`Ana`, `Ana Lopes`, `O'Brien`, `Jean-Luc`,
    `McDonald`). Stop words (pronouns, articles, conjunctions, prepositions, common
-   sentence starters, `User`, `Assistant`, weekday and month names, titles like `Dr`) and
+   sentence starters, `User`, `Assistant`, weekday and month names and their abbreviations,
+   titles like `Dr`, interjections and greetings such as `Wow`, `Congrats`, `Bye`, `Sure`) and
    words an earlier pass claimed are dropped and split a run. At the start of a sentence
    (start of text, after `.!?:;`, a newline or a list bullet) the first word is dropped
    when it is a stop word or ends in -ing/-ed/-ly; a single remaining word there counts
    only when it is followed by a verb from a short list (`works`, `lives`, `likes`,
-   `said`, ...) or by `'s`, so `Coffee is great.` gives nothing while `Alice likes jazz.`
-   gives Alice. A run right after a capitalised non-name token or right before a number
+   `said`, ...), by `is/was my <tie>` (`Oliver is my friend`) or by a possessive `'s`
+   (`Alice's sister`; not `Life's too short`, `Art's awesome`: `'s` before a function word,
+   an adverb or an adjective is "is"), so `Coffee is great.` gives nothing while `Alice
+   likes jazz.` gives Alice. A run right after a capitalised non-name token or right before a number
    or an all-caps token is part of a product name (`VS Code`, `Windows 11`) and skipped.
    Mixed-case words (`GitHub`) and all-caps words are never persons.
 
@@ -80,10 +89,23 @@ as `also`, `still`, `now`, `currently`, `really` before the verb, optional `the`
                                                                                       quantity or email
     likes|liked|loves|loved|enjoys|enjoyed|is a fan of|is into      (X, likes, Y)     person
     prefers|preferred|prefer                                        (X, prefers, Y)   person
+    is|am|comes|came|moved (originally) from                        (X, from, Y)      person
+    (has|just) adopted [a dog named]                                (X, adopted, Y)   person
 
 works_at, lives_in and uses never point at a date or a quantity. A list continues a
 relation: in `Ana uses Python, Rust and Go` the mentions of the same type as the previous
 target, joined to it by `,`, `and`, `or`, get the same relation from the same source.
+A second verb after `and`/`but`/`then` keeps the first one's subject (`Ana works at Acme
+and lives in Lisbon`). In a `Name: text` line, `I`/`we` (`I'm`, `I've`) before a pattern is
+the speaker (`Caroline: I moved to Sweden` gives (Caroline, lives_in, Sweden)).
+
+Ties: `my <tie> Y`, `my little <tie>, named Y`, `Y is my <tie>`, `Y, my <tie>` (the speaker's)
+and `X's <tie> Y` give (owner, tie, Y) for a person Y (or a product or other name: pets), the
+tie's word as the type, singular and plain (`mom` -> `mother`, `kids` -> `child`, `puppy` ->
+`dog`): friend, sister, brother, sibling, mother, father, parent, husband, wife, partner,
+spouse, son, daughter, child, boss, manager, colleague, coworker, cousin, aunt, uncle,
+grandmother, grandfather, niece, nephew, girlfriend, boyfriend, fiance, roommate, neighbor,
+mentor, teacher, dog, cat, pet. A list goes on: `my kids Max and Lily`.
 Anything else gives no relation. Relations name entities by their kept spelling, are
 deduplicated, keep text order, and only link entities that survived the cap.
 """
@@ -94,6 +116,7 @@ import re
 from dataclasses import dataclass
 
 from domain.events import Entity, Relation
+from domain.speaker import speaker_span
 
 MAX_ENTITIES = 32
 
@@ -122,9 +145,23 @@ remember note notes todo fyi reminder summary update important tip warning quest
 use using used make set add keep prefer call see check run try ask tell get put write read
 user users assistant agent system bot human customer client everyone someone somebody nobody
 mr mrs ms miss dr prof sir madam
-monday tuesday wednesday thursday friday saturday sunday
+monday tuesday wednesday thursday friday saturday sunday mon tue tues wed thu thur thurs fri
 january february march april may june july august september october november december
+""".split()) | frozenset("""
+wow woah whoa sure bet congrats congratulations bye goodbye woohoo yay yup yep nope oh ooh ah aw aww
+awesome cool great nice well haha hahaha lol omg wait hmm gosh cheers welcome glad agreed absolutely
+totally definitely exactly anyway besides btw right true alright wonderful amazing fantastic love lovely
+good sweet ugh oops phew hooray name
+""".split())  # interjections, greetings and reactions that open a chat line: "Wow Mel", "Bye Caroline"
+
+# After a sentence-initial `X's`, words that make it "X is/has" rather than a possessive:
+# "Life's too short", "Art's awesome", "Guitar's mostly my thing".
+_AFTER_IS = frozenset("""
+a an the all about so too such not never always just really very quite pretty mostly my your our his her
+their its been got gotten going done over like more most still also here there great good nice cool fun
+hard tough easy amazing awesome important beautiful wonderful short long special full better best
 """.split())
+_ADJECTIVE_ENDINGS = ("ly", "ing", "ed", "ful", "ous", "ive", "able", "ible", "ic", "al")
 
 _PERSON_VERBS = frozenset("""
 works worked lives lived likes liked loves loved prefers preferred uses used said says
@@ -192,6 +229,7 @@ _DATE = [
     _c(rf"\b(?:{_MONTHS})\s+{_DAY}\b(?:,?\s+\d{{4}}\b)?"),
     _c(rf"\b(?:{_MONTHS})\s+\d{{4}}\b"),
     _c(rf"\b(?:(?i:last|next|this|every)\s+)?(?:{_WEEKDAYS})s?\b"),
+    _c(r"\b(?i:last|next|this|every|on)\s+(?:Mon|Tues?|Wed|Thu(?:rs?)?|Fri|Sat|Sun)\b\.?"),
     _c(r"\b(?:the\s+day\s+before\s+yesterday|the\s+day\s+after\s+tomorrow|today|tonight|tomorrow|yesterday"
        r"|(?:last|next|this|past|coming)\s+(?:week|weekend|month|year|night|morning|afternoon|evening|summer"
        r"|winter|spring|autumn|fall|quarter|decade)"
@@ -226,7 +264,8 @@ _TRIGGERED = [
     ("place", _c(r"\b(?i:(?:lives|lived|live|living|resides|resided|reside|residing|based|born|located)\s+in"
                  r"|(?:was|were|stayed|staying|stays|went|going|flew|flying|travell?ed|travell?ing|trip|vacation"
                  r"|holiday|holidays)\s+(?:in|to)|visit|visits|visited|visiting"
-                 r"|(?:moved|moving|relocated|relocating)\s+(?:to|from)|(?:is|am|are|comes|come|came)\s+from)"
+                 r"|(?:moved|moving|relocated|relocating)\s+(?:to|from)|(?:is|am|are|comes|come|came|['’]m)\s+from"
+                 r"|(?:home\s+)?(?:country|city|town|hometown|village)(?:\s+of|\s*,))"
                  rf"\s+{_ARTICLE}({_NAME})")),
     ("organization", _c(rf"\b(?i:at|joined|joining|{_WORK_WORDS}\s+for)\s+{_ARTICLE}({_NAME})")),
     ("product", _c(r"\b(?i:uses|used|use|using|via|on|likes|liked|like|loves|loved|love|prefers|preferred|prefer"
@@ -234,6 +273,13 @@ _TRIGGERED = [
                    rf"\s+{_ARTICLE}({_NAME})")),
     ("product?", _c(rf"\b(?i:with)\s+{_ARTICLE}({_NAME})")),
 ]
+# A quoted Title-Case name is the title of a work ("Charlotte's Web", 'Embracing Identity'),
+# not a person or a product: quoted speech ("Thanks for coming!") has lowercase words.
+_TITLE = [
+    _c(r"[\"“]([A-Z0-9][^\"“”\n]{0,60}?)[\"”]"),
+    _c(r"(?<![\w'’])['‘]([A-Z0-9][^'‘’\n]{0,60}?)['’](?!\w)"),
+]
+_TITLE_SMALL_WORDS = frozenset("a an the of and or in on at to for with by from is my your de la le".split())
 _LIST_NEXT = _c(rf"(?:[ \t]*,[ \t]*(?:(?i:and|or)[ \t]+)?|[ \t]+(?i:and|or)[ \t]+){_ARTICLE}({_NAME})")
 _PERSON_WORD = r"(?:Mc|O'|D')?[A-Z][a-z]+(?:-[A-Z][a-z]+)?"
 _PERSON = _c(rf"(?<![\w.@/\\'’-]){_PERSON_WORD}(?:[ \t]+{_PERSON_WORD})*(?![\w@/\\-]|\.\w)")
@@ -259,9 +305,36 @@ _RELATIONS = [
         r"\s+(?:the\s+)?", re.IGNORECASE)),
     ("prefers", frozenset({"person"}), _c(
         rf"\s+{_ADVERBS}(?:prefers|preferred|prefer)\s+(?:the\s+)?", re.IGNORECASE)),
+    ("from", frozenset({"person"}), _c(
+        rf"\s+{_ADVERBS}(?:(?:is|am|are|was|were|comes?|came|moved(?:\s+here)?|relocated)\s+)?(?:originally\s+)?"
+        r"from\s+(?:the\s+)?", re.IGNORECASE)),
+    ("adopted", frozenset({"person"}), _c(
+        rf"\s+{_ADVERBS}(?:(?:has|have|just)\s+)?adopted\s+"
+        r"(?:(?:a|an|the|our|my|another)\s+(?:[\w-]+\s+){0,2}(?:named|called)\s+)?", re.IGNORECASE)),
 ]
+# Kinship and other ties of a person to a named one: "my sister Anna", "Ana's boss, Bob",
+# "Oliver is my friend", "my dog named Luna". The relation's type is the tie (`sister`).
+_KIN = (r"best\s+friend|friends?|sisters?|brothers?|siblings?|mom|mum|mother|dad|father|parents?|husband|wife|"
+        r"partner|spouse|sons?|daughters?|kids?|children|child|boss|manager|colleagues?|co-?workers?|cousins?|"
+        r"aunt|uncle|grandma|grandmother|grandpa|grandfather|niece|nephew|girlfriend|boyfriend|fianc[ée]e?|"
+        r"roommate|neighbou?r|mentor|teacher|dog|cat|puppy|kitten|pet")
+_KIN_CANONICAL = {"mom": "mother", "mum": "mother", "dad": "father", "grandma": "grandmother", "grandpa": "grandfather",
+                  "kid": "child", "kids": "child", "children": "child", "fiancee": "fiance", "fiancée": "fiance",
+                  "fiancé": "fiance", "co-worker": "coworker", "neighbour": "neighbor", "puppy": "dog",
+                  "kitten": "cat", "parent": "parent", "best friend": "friend"}
+_NAMED = r"(?:(?:named|called)\s+)?"
+_KIN_BEFORE = _c(rf"\b(?:my|our)\s+(?:[\w-]+\s+)?({_KIN})\s*,?\s+{_NAMED}$", re.IGNORECASE)
+_KIN_POSSESSIVE = _c(rf"['’]s\s+(?:[\w-]+\s+)?({_KIN})\s*,?\s+{_NAMED}", re.IGNORECASE)
+_KIN_AFTER = _c(rf"\s*(?:,\s*(?:who\s+is\s+)?|\s+(?:is|was)\s+)(?:my|our)\s+(?:[\w-]+\s+)?({_KIN})\b"
+                r"(?!\s*,?\s+(?:named\s+|called\s+)?[A-Z])",  # "Wow Caroline, my sister Anna ...": Anna
+                re.IGNORECASE)
+_KIN_TARGETS = ("person", "product", "other")
+# "I moved to ...", "we adopted ...": the speaker of a `Name: text` line is the subject.
+_FIRST_PERSON = _c(r"\b(?:I|[Ww]e)(?:['’](?:m|ve|d|re))?(?=\s)")
+# "Ana works at Acme and lives in Lisbon": the second verb keeps the first one's subject.
+_AND_THEN = _c(r"\s*,?\s*(?:and|but|then)(?=\s)", re.IGNORECASE)
 _NEXT_VERB = _c(rf"\s+{_ADVERBS}([A-Za-z]+)", re.IGNORECASE)
-_NO_TIME_TARGETS = ("works_at", "lives_in", "uses")
+_NO_TIME_TARGETS = ("works_at", "lives_in", "uses", "from", "adopted")
 _LIST_JOIN = _c(r"\s*,\s*(?:and\s+|or\s+)?(?:the\s+)?|\s+(?:and|or)\s+(?:the\s+)?", re.IGNORECASE)
 
 _LEADING_JUNK = "\"'`([{<«“‘"
@@ -301,6 +374,8 @@ def extract(text: str) -> tuple[tuple[Entity, ...], tuple[Relation, ...]]:
         unversioned = _VERSION_SUFFIX.sub("", name)
         return unversioned != name and claim(start, start + len(unversioned), unversioned, type_)
 
+    if (span := speaker_span(text)) is not None:  # "Caroline: I moved to Sweden"
+        claim(span[0], span[1], text[span[0]:span[1]], "person")
     for pattern in _URL:
         for m in pattern.finditer(text):
             url = _trim_url(m.group())
@@ -332,6 +407,10 @@ def extract(text: str) -> tuple[tuple[Entity, ...], tuple[Relation, ...]]:
                 claim(m.start(), m.end(), m.group(), "url" if is_domain else "code_identifier")
             elif m.group().lower() not in ("macos", "ios", "ipados", "watchos", "tvos"):
                 claim(m.start(), m.end(), m.group(), "code_identifier")
+    for pattern in _TITLE:
+        for m in pattern.finditer(text):
+            if _is_title(m.group(1)):
+                claim(m.start(1), m.end(1), m.group(1), "title")
     for type_, pattern in _TRIGGERED:
         for m in pattern.finditer(text):
             start, name = _strip_stop_tokens(text, m.start(1), m.group(1))
@@ -360,34 +439,71 @@ def extract(text: str) -> tuple[tuple[Entity, ...], tuple[Relation, ...]]:
             canonical[key] = Entity(mention.name, mention.type)
             entities.append(canonical[key])
     resolved = [(m, canonical[m.name.casefold()]) for m in mentions if m.name.casefold() in canonical]
-    return tuple(entities), _relations(text, resolved)
+    speaker = canonical.get(text[span[0]:span[1]].casefold()) if span is not None else None
+    return tuple(entities), _relations(text, resolved, speaker)
 
 
-def _relations(text: str, resolved: list[tuple[_Mention, Entity]]) -> tuple[Relation, ...]:
+def _relations(text: str, resolved: list[tuple[_Mention, Entity]], speaker: Entity | None) -> tuple[Relation, ...]:
     relations: list[Relation] = []
+
+    def add(source: Entity, type_: str, target: Entity) -> bool:
+        if source == target or (target.type in ("date", "quantity") and type_ in _NO_TIME_TARGETS):
+            return False
+        relation = Relation(source.name, type_, target.name)
+        if relation not in relations:
+            relations.append(relation)
+        return True
+
     previous: tuple[str, Entity] | None = None  # (relation type, source) that the last target got
     for (left, left_entity), (right, right_entity) in zip(resolved, resolved[1:]):
         between = text[left.end:right.start]
+        if speaker is not None and right_entity.type in _KIN_TARGETS and right_entity != speaker:
+            if (kin := _KIN_AFTER.match(text, right.end)) or (kin := _KIN_BEFORE.search(between)):
+                # "my sister Anna", "Oliver is my friend"; "my kids Max and Lily" goes on as a list
+                previous = (_kin_type(kin.group(1)), speaker) if add(speaker, _kin_type(kin.group(1)), right_entity) else None
+                continue
         if text.startswith(("'s", "’s"), right.end):
             previous = None  # "likes Bob's cooking": the object is the cooking, not Bob
             continue
-        found: tuple[str, Entity] | None = None
-        for type_, sources, pattern in _RELATIONS:
-            if pattern.fullmatch(between) and left_entity.type in sources:
-                found = (type_, left_entity)
-                break
+        if (left_entity.type == "person" and right_entity.type in _KIN_TARGETS
+                and (kin := _KIN_POSSESSIVE.fullmatch(between))):
+            add(left_entity, _kin_type(kin.group(1)), right_entity)  # "Ana's boss, Bob"
+            previous = None
+            continue
+        found = _pattern_relation(between, left_entity)
+        if found is None and previous is not None and (then := _AND_THEN.match(between)):
+            found = _pattern_relation(between[then.end():], previous[1])  # "... and lives in Lisbon"
+        if found is None and speaker is not None:
+            found = _first_person_relation(between, speaker)  # "Caroline: I moved to Sweden"
         if (found is None and previous is not None and _LIST_JOIN.fullmatch(between)
                 and right_entity.type == left_entity.type):
             found = previous  # "uses Python, Rust and Go"
-        if found is not None and (found[1] == right_entity or (
-                right_entity.type in ("date", "quantity") and found[0] in _NO_TIME_TARGETS)):
+        if found is not None and not add(found[1], found[0], right_entity):
             found = None
-        if found is not None:
-            relation = Relation(found[1].name, found[0], right_entity.name)
-            if relation not in relations:
-                relations.append(relation)
         previous = found
     return tuple(relations)
+
+
+def _pattern_relation(between: str, source: Entity) -> tuple[str, Entity] | None:
+    for type_, sources, pattern in _RELATIONS:
+        if source.type in sources and pattern.fullmatch(between):
+            return type_, source
+    return None
+
+
+def _first_person_relation(between: str, speaker: Entity) -> tuple[str, Entity] | None:
+    """The relation of `I <verb> <target>` in the words before the target, the speaker its source."""
+    last = None
+    for last in _FIRST_PERSON.finditer(between):
+        pass
+    return None if last is None else _pattern_relation(between[last.end():], speaker)
+
+
+def _kin_type(word: str) -> str:
+    word = " ".join(word.casefold().split())
+    if word in _KIN_CANONICAL:
+        return _KIN_CANONICAL[word]
+    return word[:-1] if word.endswith("s") and word[:-1] + "|" in _KIN.casefold() + "|" else word
 
 
 def _clean(name: str, type_: str) -> str:
@@ -401,6 +517,16 @@ def _clean(name: str, type_: str) -> str:
     if type_ == "date" and name.endswith(("a.m", "p.m")):
         name += "."
     return name
+
+
+def _is_title(name: str) -> bool:
+    """1 to 8 words, each capitalised but the small ones, not all of them stop words."""
+    words = name.split()
+    if not 1 <= len(words) <= 8 or name.rstrip()[-1:] in ",;:":
+        return False
+    if all(w.casefold().strip(".,!?") in _STOP_WORDS for w in words):
+        return False
+    return all(w[0].isupper() or w[0].isdigit() or w.casefold() in _TITLE_SMALL_WORDS for w in words)
 
 
 def _trim_url(url: str) -> str:
@@ -472,10 +598,23 @@ def _person_names(text: str, start: int, run: str, claimed: bytearray) -> list[t
                     and not claimed[after.end() - 1])):
             continue  # next to a capitalised or versioned token: "VS Code", "Windows 11" are products
         if len(group) == 1 and _sentence_initial(text, first_pos):
-            if not text.startswith(("'s", "’s"), end) and not _followed_by_person_verb(text, end):
+            if not _possessive(text, end) and not _followed_by_person_verb(text, end) and not _KIN_AFTER.match(text, end):
                 continue
         names.append((first_pos, text[first_pos:end]))
     return names
+
+
+_APOSTROPHE_S = _c(r"['’]s\s+([A-Za-z]+)")
+
+
+def _possessive(text: str, end: int) -> bool:
+    """`X's` owns what follows ("Alice's sister"), rather than saying "X is/has" ("Life's too
+    short", "Pottery's so relaxing", "Guitar's mostly my thing")."""
+    m = _APOSTROPHE_S.match(text, end)
+    if m is None:
+        return False
+    word = m.group(1).casefold()
+    return word not in _AFTER_IS and not word.endswith(_ADJECTIVE_ENDINGS)
 
 
 def _followed_by_person_verb(text: str, end: int) -> bool:

@@ -81,8 +81,8 @@ Each fact
 - text: whitespace collapsed (first letter capitalised after a cut thanks, interjection or
   vocative), then the message's captions when it is the message's last fact;
 - message_indexes: the positions in `messages` it came from;
-- entities, relations: `domain.entities.extract` of the text after the speaker prefix,
-  the speaker first;
+- entities, relations: `domain.entities.extract` of the fact's text, the speaker first (the
+  subject of its first-person relations: `Caroline: I moved to Sweden`);
 - importance: `domain.importance.initial_importance` of that text;
 - categories, in this order, each when its keywords match:
   preference  `I like/love/prefer/hate/enjoy ...`, `my favourite`, `rather`, `allergic`,
@@ -107,6 +107,7 @@ import re
 from typing import Sequence
 
 from domain.entities import MAX_ENTITIES, extract
+from domain.speaker import split_speaker
 from domain.events import ChatMessage, Entity
 from domain.importance import initial_importance
 from domain.intelligence import Fact
@@ -130,12 +131,6 @@ _ABBREVIATIONS_BEFORE_NUMBER = frozenset("no nr fig vol pp p".split())
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’)\]]*(?=\s|$)")
 _BULLET = re.compile(r"^\s*(?:[-*•+]|\d{1,3}[.)])\s+")
 _CODE_FENCE = re.compile(r"```.*?(?:```|$)", re.S)
-_SPEAKER = re.compile(r"^\s*([A-Z][a-z][\w'’-]*(?:[ \t]+[A-Z][a-z][\w'’-]*){0,2})[ \t]*:[ \t]+(?=\S)")
-_NOT_SPEAKERS = frozenset("""
-    note notes remember important update reminder todo fyi edit warning also btw question answer user assistant
-    system summary context tldr subject example tip info error bug fix task goal problem solution reason step
-    result output input re fwd ps pps caveat disclaimer heads hint idea issue status action decision plan
-    """.split())
 _WORD = re.compile(r"[A-Za-z][A-Za-z'’]*|\d+")
 _FILLER_WORDS = frozenset("""
     hi hey hello hiya yo howdy greetings thanks thank thx ty you so much a lot very really ok okay k kk alright
@@ -362,14 +357,6 @@ def _substance(sentence: str) -> set[str]:
             if w not in STOP_WORDS and w not in _FILLER_WORDS and stem(w) not in _SMALL_TALK and w not in _SMALL_TALK}
 
 
-def split_speaker(content: str) -> tuple[str, str]:
-    """(speaker name or "", the rest): `Caroline: I went ...` gives ("Caroline", "I went ...")."""
-    match = _SPEAKER.match(content)
-    if match and match.group(1).split()[0].lower() not in _NOT_SPEAKERS:
-        return match.group(1), content[match.end():]
-    return "", content
-
-
 def extract_facts(messages: Sequence[ChatMessage], roles: Sequence[str] = ("user",)) -> list[Fact]:
     """The facts worth remembering in a conversation (see the module docstring)."""
     wanted = {r.lower() for r in roles}
@@ -465,10 +452,11 @@ def _statements(content: str, names: frozenset[str] = frozenset()) -> list[str]:
 
 
 def _fact(speaker: str, body: str, indexes: tuple[int, ...]) -> Fact:
-    entities, relations = extract(body)
+    text = f"{speaker}: {body}" if speaker else body
+    entities, relations = extract(text)  # with the speaker: "I moved to Sweden" relates them
     if speaker and all(e.name.lower() != speaker.lower() for e in entities):
         entities = (Entity(name=speaker, type="person"), *entities)[:MAX_ENTITIES]
-    return Fact(text=f"{speaker}: {body}" if speaker else body, message_indexes=indexes, entities=entities,
+    return Fact(text=text, message_indexes=indexes, entities=entities,
                 relations=relations, importance=initial_importance(body), categories=categorize(body, entities))
 
 

@@ -4,10 +4,11 @@ between those entities, with the projection's log positions in the same transact
 Graph model (all nodes per user; nothing is shared across users):
 
     (:User {user_id})-[:OWNS]->(:Memory {id, user_id, text, state, created_at, updated_at,
-                                         occurred_at, agent_id, run_id, app_id,
+                                         occurred_at, agent_id, run_id, app_id, times,
                                          deleted_at, entity_source, last_event_id})
     (:Memory)-[:MENTIONS]->(:Entity {user_id, key, name, type})
     (:Entity)-[:RELATES {type, memory_id, valid_from, valid_to}]->(:Entity)
+    (:Entity)-[:CO_MENTIONED {weight, first_at, last_at}]->(:Entity)
     (:ProjectionOffset {projection: "neo4j", topic, partition, offset})
     (:AppliedEvent {event_id, user_id, event_type})
 
@@ -23,6 +24,14 @@ Graph model (all nodes per user; nothing is shared across users):
   deterministic offline extractor `domain.entities.extract(text)`, so a replay rebuilds the
   same graph (`Memory.entity_source` says `event` or `extractor`). A relation endpoint that
   is not among the event's entities becomes an entity of type `other`.
+- Times are not entities: the `date` entities of a memory ("yesterday", "May 2023") become
+  its `times` list (as written; `occurred_at` is when it happened), and relations to them are
+  left out. As nodes they joined unrelated memories and crowded the graph.
+- `CO_MENTIONED` joins two entities a memory names together (its first 8 entities that are no
+  quantity: at most 28 pairs), one relationship per pair, from the smaller key to the larger,
+  `weight` the memories created that named both (an update or a delete does not lower it,
+  as MENTIONS stay; `first_at`/`last_at` their event times). The graph source does not walk
+  it (RELATES only); the Graph page draws it, thicker with weight.
 - `RELATES.valid_from` is the memory's `happened_at` for a create and the event time for an
   update; `valid_to` is unset while the relation holds and is set to the event time when
   the memory's text changes (`MemoryUpdated`: old MENTIONS removed, old RELATES closed, the
@@ -166,7 +175,7 @@ MERGE (u:User_vN {user_id: r.user_id})
 CREATE (u)-[:OWNS]->(:Memory:Memory_vN {
   id: r.id, user_id: r.user_id, text: r.text, state: 'active',
   created_at: datetime(r.created_at), updated_at: datetime(r.created_at), occurred_at: datetime(r.occurred_at),
-  agent_id: r.agent_id, run_id: r.run_id, app_id: r.app_id,
+  agent_id: r.agent_id, run_id: r.run_id, app_id: r.app_id, times: r.times,
   entity_source: r.entity_source, last_event_id: r.event_id})
 """
 _MENTION = """
@@ -182,10 +191,21 @@ MATCH (s:Entity_vN {user_id: r.user_id, key: r.source})
 MATCH (t:Entity_vN {user_id: r.user_id, key: r.target})
 CREATE (s)-[:RELATES {type: r.type, memory_id: r.memory_id, valid_from: datetime(r.valid_from)}]->(t)
 """
-# Memories with their mentions and relations in one round trip (the writes of each subquery
-# are visible to the next).
+# One relationship per pair of entities a memory names together, its weight the memories that did
+# (counted as they are created: an update or a delete does not lower it; MENTIONS stay as well).
+_CO_MENTION = """
+UNWIND $rows AS r
+MATCH (a:Entity_vN {user_id: r.user_id, key: r.a})
+MATCH (b:Entity_vN {user_id: r.user_id, key: r.b})
+MERGE (a)-[c:CO_MENTIONED]->(b)
+  ON CREATE SET c.weight = 1, c.first_at = datetime(r.at), c.last_at = datetime(r.at)
+  ON MATCH SET c.weight = c.weight + 1, c.last_at = datetime(r.at)
+"""
+# Memories with their mentions, relations and co-mentions in one round trip (the writes of
+# each subquery are visible to the next).
 _CREATE_GRAPH = "\n".join(f"CALL () {{{query.replace('$rows', rows)}}}" for query, rows in (
-    (_CREATE_MEMORIES, "$memories"), (_MENTION, "$mentions"), (_RELATE, "$relations")))
+    (_CREATE_MEMORIES, "$memories"), (_MENTION, "$mentions"), (_RELATE, "$relations"),
+    (_CO_MENTION, "$co_mentions")))
 # RELATES is not versioned: the index finds the memory's relations, the source's label keeps this version's.
 _CLOSE_RELATIONS = """
 UNWIND $ids AS id
@@ -197,7 +217,8 @@ _UPDATE_MEMORY = """
 MATCH (m:Memory_vN {id: $id, user_id: $user_id})
 WHERE m.state <> 'deleted'
 WITH m, m.text AS old_text
-SET m.text = coalesce($text, m.text), m.updated_at = datetime($at), m.last_event_id = $event_id
+SET m.text = coalesce($text, m.text), m.updated_at = datetime($at), m.last_event_id = $event_id,
+    m.times = CASE WHEN $text IS NULL OR $text = old_text THEN m.times ELSE $times END
 RETURN old_text
 """
 _UNLINK_MENTIONS = "MATCH (:Memory_vN {id: $id})-[r:MENTIONS]->() DELETE r"
@@ -408,7 +429,7 @@ class Neo4jProjector:
         """Creates the memories not in `existing` (memory id -> user id, read by _BEGIN_BATCH and
         kept up to date) with their graph, in one round trip; a summary is created like a memory.
         Returns the ids created."""
-        memories, mentions, relations = [], [], []
+        memories, mentions, relations, co_mentions = [], [], [], []
         for event in events:
             if event.memory_id in existing:
                 continue  # created before (a create is never applied twice, even with a new event id)
@@ -418,17 +439,20 @@ class Neo4jProjector:
             else:
                 (ents, rels), source = extractor.extract(event.text), "extractor"
             happened = event.happened_at or event.occurred_at  # a v1 consolidation has none
+            ents, rels, times = split_times(ents, rels)
             memories.append({
                 "id": event.memory_id, "user_id": event.user_id, "text": event.text,
                 "created_at": event.occurred_at.isoformat(), "occurred_at": happened.isoformat(),
                 "agent_id": event.agent_id, "run_id": event.run_id, "app_id": event.app_id,
-                "entity_source": source, "event_id": event.event_id,
+                "entity_source": source, "event_id": event.event_id, "times": times,
             })
             m, r = _graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=happened)
             mentions += m
             relations += r
+            co_mentions += co_mention_rows(m, at=event.occurred_at)
         if memories:
-            await _run(tx, self._q(_CREATE_GRAPH), memories=memories, mentions=mentions, relations=relations)
+            await _run(tx, self._q(_CREATE_GRAPH), memories=memories, mentions=mentions, relations=relations,
+                       co_mentions=co_mentions)
         return [m["id"] for m in memories]
 
     async def _consolidate(self, tx: AsyncManagedTransaction, event: MemoryConsolidated,
@@ -447,8 +471,9 @@ class Neo4jProjector:
                    from_states=from_states, at=event.occurred_at.isoformat(), event_id=event.event_id)
 
     async def _update(self, tx: AsyncManagedTransaction, event: MemoryUpdated) -> None:
+        ents, rels, times = split_times(*extractor.extract(event.text)) if event.text is not None else ((), (), [])
         rows = await _rows(tx, self._q(_UPDATE_MEMORY), id=event.memory_id, user_id=event.user_id, text=event.text,
-                           at=event.occurred_at.isoformat(), event_id=event.event_id)
+                           times=times, at=event.occurred_at.isoformat(), event_id=event.event_id)
         if not rows:
             return  # unknown, someone else's, or deleted
         if event.text is None or event.text == rows[0]["old_text"]:
@@ -456,7 +481,6 @@ class Neo4jProjector:
         await _run(tx, self._q(_UNLINK_MENTIONS), id=event.memory_id)
         await self._close(tx, [event.memory_id], event.occurred_at)
         await _run(tx, self._q(_FROM_EXTRACTOR), id=event.memory_id)
-        ents, rels = extractor.extract(event.text)
         mentions, relations = _graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=event.occurred_at)
         await self._link(tx, mentions, relations)
 
@@ -674,6 +698,31 @@ MAX_INDEXED_BYTES = 4_000
 
 def _indexable(value: str) -> bool:
     return len(value) * 4 <= MAX_INDEXED_BYTES or len(value.encode("utf-8", "surrogatepass")) <= MAX_INDEXED_BYTES
+
+
+# Times are properties of the memory (`Memory.times`), not entities: "yesterday" or "May 2023"
+# as nodes would join unrelated memories and crowd the graph.
+TIME_TYPES = frozenset({"date"})
+# Co-mentions of a memory: pairs of its first entities (at most 28 pairs a memory).
+CO_MENTION_ENTITIES = 8
+
+
+def split_times(entities: Sequence[Entity], relations: Sequence[Relation]
+                ) -> tuple[tuple[Entity, ...], tuple[Relation, ...], list[str]]:
+    """The entities that are not times, the relations between them, and the times' names."""
+    times = [e.name for e in entities if _norm_type(e.type) in TIME_TYPES]
+    names = {_norm_name(t).lower() for t in times}
+    return (tuple(e for e in entities if _norm_type(e.type) not in TIME_TYPES),
+            tuple(r for r in relations if not {_norm_name(r.source).lower(), _norm_name(r.target).lower()} & names),
+            times)
+
+
+def co_mention_rows(mentions: Sequence[dict], at: datetime) -> list[dict]:
+    """One row per pair of the memory's first CO_MENTION_ENTITIES entities that are not
+    quantities, in a fixed direction (the smaller key first) so a pair is one relationship."""
+    keys = [m["key"] for m in mentions if m["type"] != "quantity"][:CO_MENTION_ENTITIES]
+    return [{"user_id": mentions[0]["user_id"], "a": min(a, b), "b": max(a, b), "at": at.isoformat()}
+            for i, a in enumerate(keys) for b in keys[i + 1:]]
 
 
 def _graph_rows(user_id: str, memory_id: str, entities: Sequence[Entity], relations: Sequence[Relation],

@@ -687,3 +687,28 @@ async def test_a_graph_written_before_versions_is_adopted_as_version_1(driver, m
         await forget_projection(driver, projection)
         await driver.execute_query(f"DROP CONSTRAINT {constraint} IF EXISTS")
         await driver.execute_query(f"DROP INDEX {index} IF EXISTS")
+
+
+async def test_times_are_properties_of_the_memory_not_entities(projector, driver, user_id):
+    """`date` entities become the memory's `times`; relations to them are left out; an update
+    of the text replaces them (issue 23: times as properties)."""
+    topic = TOPIC + "-times"
+    create = created(user_id, "Caroline: I moved to Sweden 4 years ago, last Tues.")
+    carried = created(user_id, "Ana met Bob on 8 May 2023.",
+                      entities=[Entity("Ana", "person"), Entity("Bob", "person"), Entity("8 May 2023", "date")],
+                      relations=[Relation("Ana", "met", "8 May 2023"), Relation("Ana", "met", "Bob")])
+    await projector.apply_batch(topic, [Applied(0, 1, create), Applied(0, 2, carried)])
+    assert await mentions(driver, create.memory_id) == {("Caroline", "person"), ("Sweden", "place")}
+    assert await mentions(driver, carried.memory_id) == {("Ana", "person"), ("Bob", "person")}
+    times = {r["id"]: r["times"] for r in await rows(driver, "MATCH (m:Memory_vN {user_id: $u}) RETURN m.id AS id, m.times AS times",
+                                                      u=user_id)}
+    assert times == {create.memory_id: ["4 years ago", "last Tues"], carried.memory_id: ["8 May 2023"]}
+    assert sorted((r["source"], r["type"], r["target"]) for r in await relates(driver, user_id)) == [
+        ("Ana", "met", "Bob"), ("Caroline", "lives_in", "Sweden")]
+    assert not await rows(driver, "MATCH (e:Entity_vN {user_id: $u}) WHERE e.type = 'date' RETURN e", u=user_id)
+
+    update = MemoryUpdated(user_id=user_id, actor="user:x", memory_id=create.memory_id,
+                           text="Caroline: I moved to Oslo yesterday.", occurred_at=T0 + timedelta(days=1))
+    await projector.apply_batch(topic, [Applied(0, 3, update)])
+    [memory] = await rows(driver, "MATCH (m:Memory_vN {id: $id}) RETURN m.times AS times", id=create.memory_id)
+    assert memory["times"] == ["yesterday"]

@@ -319,7 +319,7 @@ async def test_other_users_graphs_never_leak(graph, user_id):
     graph_of_mine = await read.user_graph(user_id)
     assert {e["name"] for e in graph_of_mine["entities"]} == {"Ana", "Acme"}
     assert [r["memory_id"] for r in graph_of_mine["relations"]] == [mine.memory_id]
-    assert await read.user_graph(user_id + "-nobody") == {"entities": [], "relations": []}
+    assert await read.user_graph(user_id + "-nobody") == {"entities": [], "relations": [], "co_mentions": []}
     assert await read.memories_for_entities(user_id + "-nobody", ["Ana"]) == []
 
 
@@ -407,6 +407,17 @@ async def test_user_graph_lists_entities_by_mentions_and_the_relations_that_hold
     ]
     for relation in result["relations"]:
         assert datetime.fromisoformat(relation["valid_from"]).utcoffset() is not None
+    # Co-mentions: one per pair named together, weighted by the memories that did (the deleted
+    # memory's pair stays counted: MENTIONS stay too), heaviest first.
+    assert result["co_mentions"] == [
+        {"source": "Acme", "source_type": "organization", "target": "Ana", "target_type": "person", "weight": 1},
+        {"source": "Ana", "source_type": "person", "target": "Rust", "target_type": "product", "weight": 1},
+        {"source": "Bob", "source_type": "person", "target": "Rust", "target_type": "product", "weight": 1},
+    ]
+    await apply(memory(user_id, "Ana and Bob both use Rust.", [("Ana", "person"), ("Bob", "person"), ("Rust", "product")],
+                       [], minutes=5))
+    assert [(c["source"], c["target"], c["weight"]) for c in (await read.user_graph(user_id))["co_mentions"]] == [
+        ("Ana", "Rust", 2), ("Bob", "Rust", 2), ("Acme", "Ana", 1), ("Ana", "Bob", 1)]
 
     closed = await read.user_graph(user_id, include_closed=True)
     assert {"name": "Carol", "type": "person", "mentions": 0} in closed["entities"]
