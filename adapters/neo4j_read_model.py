@@ -55,7 +55,8 @@ mention each (entities no active memory mentions are left out unless include_clo
 most mentioned first, then by name; the relations between the entities listed
 (`limit` may cut both), newest `valid_from` first, times as ISO 8601 strings; and their
 co-mentions (pairs of entities named by the same memories, `weight` the number of
-memories), heaviest first. Closed
+memories), heaviest first. A person's short names are folded into the name they stand for
+(`Mel` into `Melanie`: domain/aliases.py), listed as its `aliases`. Closed
 relations are not shown by default: only those that hold now (`valid_to` unset) of memories
 that are not forgotten (archived memories' relations hold: they are history).
 `include_closed=true` (the endpoint's query parameter) shows every relation, the whole
@@ -75,6 +76,8 @@ from typing import Any
 import neo4j
 from neo4j import AsyncDriver, RoutingControl
 from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
+from domain.aliases import merge_aliases
 
 PROJECTION = "neo4j"
 NODE_LABELS = ("User", "Memory", "Entity", "ProjectionOffset", "AppliedEvent")  # the contract labels
@@ -431,11 +434,11 @@ class Neo4jReadModel:
                                    include_closed=include_closed, hidden=HIDDEN_STATES)
         entities, relations, co_mentions = ((records[0]["entities"], records[0]["relations"], records[0]["co_mentions"])
                                             if records else ([], [], []))
-        return {
+        return merge_aliases({
             "entities": [{"name": name, "type": type_, "mentions": mentions} for name, type_, mentions in entities],
             "relations": [{"source": source, "target": target, "type": type_, "memory_id": memory_id,
                            "valid_from": _iso(valid_from), "valid_to": _iso(valid_to)}
                           for source, target, type_, memory_id, valid_from, valid_to in relations],
             "co_mentions": [{"source": a, "source_type": a_type, "target": b, "target_type": b_type, "weight": weight}
                             for a, a_type, b, b_type, weight in co_mentions],
-        }
+        })
