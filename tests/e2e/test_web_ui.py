@@ -214,7 +214,26 @@ def test_a_user_signs_in_sees_searches_edits_and_deletes_memories(browser, servi
     graph = page.get_by_test_id("graph")
     expect(graph).to_have_attribute("data-node-count", re.compile(r"^[1-9]\d*$"))
     expect(graph.locator("canvas").first).to_be_visible()
+    expect(graph).to_have_attribute("data-edge-count", re.compile(r"^[1-9]\d*$"))  # (Alice, works_at, Acme Corp) ...
+    expect(graph).to_have_attribute("data-co-mention-count", re.compile(r"^[1-9]\d*$"))
     tab.shot("graph")
+    # A type filter hides that type's entities.
+    nodes = int(graph.get_attribute("data-node-count"))
+    types = page.get_by_test_id("graph-types")
+    types.get_by_label("person").uncheck()
+    expect(graph).not_to_have_attribute("data-node-count", str(nodes))
+    types.get_by_label("person").check()
+    expect(graph).to_have_attribute("data-node-count", str(nodes))
+    # An entity chosen (from the table of relations) shows its relations and its memories, one click away.
+    page.get_by_text("Relations as a table").click()
+    page.get_by_role("button", name="Alice", exact=True).first.click()
+    chosen = page.get_by_test_id("graph-chosen")
+    expect(chosen).to_contain_text("works_at")
+    expect(chosen.get_by_test_id("graph-memories").get_by_role("link").first).to_be_visible()
+    types.get_by_label("neighbourhood only").check()
+    tab.shot("graph-neighbourhood")
+    chosen.get_by_test_id("graph-memories").get_by_role("link").first.click()
+    expect(page).to_have_url(re.compile(r"/memories/[0-9a-f-]{36}$"))
 
     # Apps & agents, System (health and sparklines after a few polls), Export / import.
     tab.go("Apps & agents")

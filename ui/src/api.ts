@@ -37,8 +37,9 @@ export type HistoryEntry = {
 };
 export type Graph = {
   user_id: string;
-  entities: { name: string; type: string; mentions: number }[];
+  entities: { name: string; type: string; mentions: number; aliases?: string[] }[];
   relations: { source: string; target: string; type: string; memory_id: string; valid_from: string; valid_to: string | null }[];
+  co_mentions: { source: string; source_type: string; target: string; target_type: string; weight: number }[];
 };
 export type Namespaces = {
   user_id: string;
