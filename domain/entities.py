@@ -151,9 +151,11 @@ january february march april may june july august september october november dec
 wow woah whoa sure bet congrats congratulations bye goodbye woohoo yay yup yep nope oh ooh ah aw aww
 awesome cool great nice well haha hahaha lol omg wait hmm gosh cheers welcome glad agreed absolutely
 totally definitely exactly anyway besides btw right true alright wonderful amazing fantastic love lovely
-good sweet ugh oops phew hooray name
+good sweet ugh oops phew hooray name anytime even hang i'm i'd i've i'll
 """.split())  # interjections, greetings and reactions that open a chat line: "Wow Mel", "Bye Caroline"
 
+# Words that open a cheer at the start of a sentence ("Go Jon!") but are names or products elsewhere.
+_OPENERS = frozenset({"go"})
 # After a sentence-initial `X's`, words that make it "X is/has" rather than a possessive:
 # "Life's too short", "Art's awesome", "Guitar's mostly my thing".
 _AFTER_IS = frozenset("""
@@ -265,7 +267,8 @@ _TRIGGERED = [
                  r"|(?:was|were|stayed|staying|stays|went|going|flew|flying|travell?ed|travell?ing|trip|vacation"
                  r"|holiday|holidays)\s+(?:in|to)|visit|visits|visited|visiting"
                  r"|(?:moved|moving|relocated|relocating)\s+(?:to|from)|(?:is|am|are|comes|come|came|['’]m)\s+from"
-                 r"|(?:home\s+)?(?:country|city|town|hometown|village)(?:\s+of|\s*,))"
+                 r"|(?:home\s+)?(?:country|city|town|hometown|village)(?:\s+of|\s*,)"
+                 r"|(?:town|city|village|state|region|area|part)\s+in|trips?\s+to)"
                  rf"\s+{_ARTICLE}({_NAME})")),
     ("organization", _c(rf"\b(?i:at|joined|joining|{_WORK_WORDS}\s+for)\s+{_ARTICLE}({_NAME})")),
     ("product", _c(r"\b(?i:uses|used|use|using|via|on|likes|liked|like|loves|loved|love|prefers|preferred|prefer"
@@ -308,6 +311,9 @@ _RELATIONS = [
     ("from", frozenset({"person"}), _c(
         rf"\s+{_ADVERBS}(?:(?:is|am|are|was|were|comes?|came|moved(?:\s+here)?|relocated)\s+)?(?:originally\s+)?"
         r"from\s+(?:the\s+)?", re.IGNORECASE)),
+    ("visited", frozenset({"person"}), _c(
+        rf"\s+{_ADVERBS}(?:visited|visits|went\s+to|has\s+been\s+to|travell?ed\s+to|flew\s+to"
+        r"|(?:(?:took\s+)?(?:a|my|our|\w+)\s+)?trips?\s+to)\s+(?:the\s+)?", re.IGNORECASE)),
     ("adopted", frozenset({"person"}), _c(
         rf"\s+{_ADVERBS}(?:(?:has|have|just)\s+)?adopted\s+"
         r"(?:(?:a|an|the|our|my|another)\s+(?:[\w-]+\s+){0,2}(?:named|called)\s+)?", re.IGNORECASE)),
@@ -316,25 +322,27 @@ _RELATIONS = [
 # "Oliver is my friend", "my dog named Luna". The relation's type is the tie (`sister`).
 _KIN = (r"best\s+friend|friends?|sisters?|brothers?|siblings?|mom|mum|mother|dad|father|parents?|husband|wife|"
         r"partner|spouse|sons?|daughters?|kids?|children|child|boss|manager|colleagues?|co-?workers?|cousins?|"
-        r"aunt|uncle|grandma|grandmother|grandpa|grandfather|niece|nephew|girlfriend|boyfriend|fianc[ée]e?|"
+        r"aunt|uncle|grandma|grandmother|grandpa|grandfather|niece|nephew|girlfriend|boyfriend|gf|bf|fianc[ée]e?|"
         r"roommate|neighbou?r|mentor|teacher|dog|cat|puppy|kitten|pet")
 _KIN_CANONICAL = {"mom": "mother", "mum": "mother", "dad": "father", "grandma": "grandmother", "grandpa": "grandfather",
                   "kid": "child", "kids": "child", "children": "child", "fiancee": "fiance", "fiancée": "fiance",
                   "fiancé": "fiance", "co-worker": "coworker", "neighbour": "neighbor", "puppy": "dog",
-                  "kitten": "cat", "parent": "parent", "best friend": "friend"}
+                  "kitten": "cat", "best friend": "friend", "gf": "girlfriend", "bf": "boyfriend"}
 _NAMED = r"(?:(?:named|called)\s+)?"
 _KIN_BEFORE = _c(rf"\b(?:my|our)\s+(?:[\w-]+\s+)?({_KIN})\s*,?\s+{_NAMED}$", re.IGNORECASE)
+_KIN_NAMED = _c(rf"\b(?:a|an|another)\s+(?:[\w-]+\s+)?({_KIN})\s+(?:named|called)\s+$", re.IGNORECASE)
 _KIN_POSSESSIVE = _c(rf"['’]s\s+(?:[\w-]+\s+)?({_KIN})\s*,?\s+{_NAMED}", re.IGNORECASE)
 _KIN_AFTER = _c(rf"\s*(?:,\s*(?:who\s+is\s+)?|\s+(?:is|was)\s+)(?:my|our)\s+(?:[\w-]+\s+)?({_KIN})\b"
                 r"(?!\s*,?\s+(?:named\s+|called\s+)?[A-Z])",  # "Wow Caroline, my sister Anna ...": Anna
                 re.IGNORECASE)
 _KIN_TARGETS = ("person", "product", "other")
 # "I moved to ...", "we adopted ...": the speaker of a `Name: text` line is the subject.
-_FIRST_PERSON = _c(r"\b(?:I|[Ww]e)(?:['’](?:m|ve|d|re))?(?=\s)")
+_FIRST_PERSON = _c(r"\b(?:I|[Ww]e|[Mm]y|[Oo]ur)(?:['’](?:m|ve|d|re))?(?=\s)")
 # "Ana works at Acme and lives in Lisbon": the second verb keeps the first one's subject.
 _AND_THEN = _c(r"\s*,?\s*(?:and|but|then)(?=\s)", re.IGNORECASE)
 _NEXT_VERB = _c(rf"\s+{_ADVERBS}([A-Za-z]+)", re.IGNORECASE)
-_NO_TIME_TARGETS = ("works_at", "lives_in", "uses", "from", "adopted")
+_NO_TIME_TARGETS = ("works_at", "lives_in", "uses", "from", "adopted", "visited")
+_ONLY_TARGETS = {"visited": ("place",)}  # "went to Woodhaven", not "went to Ana's"
 _LIST_JOIN = _c(r"\s*,\s*(?:and\s+|or\s+)?(?:the\s+)?|\s+(?:and|or)\s+(?:the\s+)?", re.IGNORECASE)
 
 _LEADING_JUNK = "\"'`([{<«“‘"
@@ -424,7 +432,9 @@ def extract(text: str) -> tuple[tuple[Entity, ...], tuple[Relation, ...]]:
             if type_ == "product":  # "uses FastAPI, Postgres and Node.js"
                 pos = m.end()
                 while (item := _LIST_NEXT.match(text, pos)) and not _followed_by_person_verb(text, item.end()):
-                    claim_name(item.start(1), item.group(1), type_)
+                    item_start, item_name = _strip_stop_tokens(text, item.start(1), item.group(1))
+                    if item_name:  # "love DIYs, and I know": no "I"
+                        claim_name(item_start, item_name, type_)
                     pos = item.end()
     for m in _PERSON.finditer(text):
         for start, name in _person_names(text, m.start(), m.group(), claimed):
@@ -447,7 +457,8 @@ def _relations(text: str, resolved: list[tuple[_Mention, Entity]], speaker: Enti
     relations: list[Relation] = []
 
     def add(source: Entity, type_: str, target: Entity) -> bool:
-        if source == target or (target.type in ("date", "quantity") and type_ in _NO_TIME_TARGETS):
+        if source == target or (target.type in ("date", "quantity") and type_ in _NO_TIME_TARGETS) or (
+                type_ in _ONLY_TARGETS and target.type not in _ONLY_TARGETS[type_]):
             return False
         relation = Relation(source.name, type_, target.name)
         if relation not in relations:
@@ -460,7 +471,8 @@ def _relations(text: str, resolved: list[tuple[_Mention, Entity]], speaker: Enti
         if speaker is not None and right_entity.type in _KIN_TARGETS and right_entity != speaker:
             if (kin := _KIN_AFTER.match(text, right.end)) or (kin := _KIN_BEFORE.search(between)):
                 # "my sister Anna", "Oliver is my friend"; "my kids Max and Lily" goes on as a list
-                previous = (_kin_type(kin.group(1)), speaker) if add(speaker, _kin_type(kin.group(1)), right_entity) else None
+                tie = _kin_type(kin.group(1))
+                previous = (tie, speaker) if add(speaker, tie, right_entity) else None
                 continue
         if text.startswith(("'s", "’s"), right.end):
             previous = None  # "likes Bob's cooking": the object is the cooking, not Bob
@@ -480,6 +492,9 @@ def _relations(text: str, resolved: list[tuple[_Mention, Entity]], speaker: Enti
             found = previous  # "uses Python, Rust and Go"
         if found is not None and not add(found[1], found[0], right_entity):
             found = None
+        if (found is None and speaker is not None and right_entity.type in _KIN_TARGETS
+                and (kin := _KIN_NAMED.search(between))):
+            add(speaker, _kin_type(kin.group(1)), right_entity)  # "we got another cat named Bailey"
         previous = found
     return tuple(relations)
 
@@ -580,7 +595,7 @@ def _person_names(text: str, start: int, run: str, claimed: bytearray) -> list[t
     for i, (pos, word) in enumerate(tokens):
         lower = word.casefold()
         droppable = lower in _STOP_WORDS or any(claimed[pos:pos + len(word)]) or (
-            i == 0 and _sentence_initial(text, pos) and lower.endswith(("ing", "ed", "ly")))
+            i == 0 and _sentence_initial(text, pos) and (lower.endswith(("ing", "ed", "ly")) or lower in _OPENERS))
         if droppable:
             groups.append([])
         else:

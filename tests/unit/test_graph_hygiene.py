@@ -79,3 +79,25 @@ def test_the_conversation_split_and_the_extractor_agree_on_the_speaker():
     assert split_speaker("Caroline: I went") == ("Caroline", "I went")
     assert split_speaker("Summary: it went well") == ("", "Summary: it went well")
     assert entities("Caroline: I went")[0] == ("Caroline", "person")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Joanna: I went to Woodhaven, a small town in the Midwest.", [("Joanna", "visited", "Woodhaven")]),
+    ("John: check out this pic from one of my trips to New York City!", [("John", "visited", "New York City")]),
+    ("Melanie: we got another cat named Bailey too.", [("Melanie", "cat", "Bailey")]),
+    ("Andrew: Last Tuesday, my gf, Toby, and I went hiking.", [("Andrew", "girlfriend", "Toby")]),
+    ("Ana went to Bob's party.", []),  # a visit is to a place
+])
+def test_more_relations(text, expected):
+    assert relations(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Maria: I love volunteering! It makes me feel like I'm making a difference.", [("Maria", "person")]),
+    ("Joanna: Thanks Nate! I absolutely love DIYs, and I know she does too.",
+     [("Joanna", "person"), ("Nate", "person"), ("DIYs", "product")]),
+    ("Gina: Go Jon! Anytime Nate! Hang in there.", [("Gina", "person"), ("Jon", "person"), ("Nate", "person")]),
+    ("I went to Woodhaven, a small town in the Midwest.", [("Woodhaven", "place"), ("Midwest", "place")]),
+])
+def test_no_pronouns_or_cheers_in_names(text, expected):
+    assert entities(text) == expected
