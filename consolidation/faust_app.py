@@ -10,13 +10,14 @@ Each app (consumer group `recallstack-<kind>`) has
   forgetting for every known user once per `interval_s` (decay needs no event).
 
 The timer runs on every worker for the users of the partitions it holds, so instances
-share the work. Last-pass times are kept in memory: after a restart every user is due
-once, which is safe because a pass is idempotent.
+share the work. Last-pass times are kept in a file beside the worker's faust data
+(consolidation/pass_times.py), so a restart does not make every user due again.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
@@ -26,6 +27,7 @@ from faust.transport.drivers import aiokafka as faust_kafka
 from adapters import kafka_security
 from adapters.kafka_codec import TYPE_HEADER
 from consolidation.lifecycle import Kind, Lifecycle
+from consolidation.pass_times import PassTimes
 from settings import EVENTS_PARTITIONS, EVENTS_TOPIC, Settings
 
 log = logging.getLogger(__name__)
@@ -113,7 +115,9 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
     events = app.topic(EVENTS_TOPIC, key_serializer="raw", value_serializer="raw", partitions=EVENTS_PARTITIONS,
                        internal=False)
     activity = app.Table("activity", partitions=EVENTS_PARTITIONS)  # JSON keys and values (the app default)
-    last_pass: dict[str, float] = {}
+    pass_times = PassTimes(cfg.home / "faust" / f"{kind}-last-pass.json")
+    last_pass: dict[str, float] = pass_times.load()
+    saved = [time.monotonic()]
     runner: list[Lifecycle] = []
 
     @app.agent(events)
@@ -141,9 +145,14 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
         for user in due:
             report = await runner[0].run(kind, users=[user])
             last_pass[user] = now  # per user: a long pass that is interrupted keeps what it did
+            if time.monotonic() - saved[0] >= 1.0:  # at most once a second: the file holds every user
+                pass_times.save(last_pass)
+                saved[0] = time.monotonic()
             appended += report.appended
             for action, n in report.counts().items():
                 counts[action] = counts.get(action, 0) + n
+        pass_times.save(last_pass)
+        saved[0] = time.monotonic()
         log.info("%s pass over %d users: %s, %d events appended", kind, len(due), counts, appended)
 
     return app
