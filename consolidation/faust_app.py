@@ -125,7 +125,14 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
         async for event in stream.events():
             user = (event.key or b"").decode()
             state = activity.get(user)
-            changed = dict(event.headers or ()).get(TYPE_HEADER) in _CHANGES  # the header alone: no Avro decode
+            event_type = dict(event.headers or ()).get(TYPE_HEADER)  # the header alone: no Avro decode
+            if event_type == b"UserErased":  # nothing of an erased user is kept, not even their id
+                if state is not None:
+                    del activity[user]
+                if last_pass.pop(user, None) is not None:
+                    pass_times.save(last_pass)
+                continue
+            changed = event_type in _CHANGES
             # One table write (one changelog record) per user per pass at most: only when the
             # user is not known yet, or not yet marked as changed since their last pass.
             if state is None or (changed and state.get("changed", 0.0) <= last_pass.get(user, 0.0)):
