@@ -118,7 +118,7 @@ def test_killing_the_leader_mid_stream_loses_no_acknowledged_write(cluster):
     missing = set(acknowledged) - set(stored)
     assert not missing, f"acknowledged writes lost with the leader (node {leader}): {sorted(missing)[:10]}"
     assert len(stored) == len(set(stored)), "a write is stored twice (the producer is idempotent)"
-    assert resumed_s < 15, f"writes resumed {resumed_s:.1f} s after the leader died"
+    assert resumed_s < 10, f"writes resumed {resumed_s:.1f} s after the leader died (3 s broker session: ~3.4 s)"
     print(f"leader node {leader} killed; {len(acknowledged)} of 600 acknowledged, all stored once; "
           f"writes resumed after {resumed_s:.2f} s")
 
