@@ -329,7 +329,7 @@ def cmd_down(args) -> int:
 def cmd_status(args) -> int:
     from concurrent.futures import ThreadPoolExecutor
 
-    from cli.error_rates import ErrorRateSampler
+    from adapters.http_error_rates import ErrorRateSampler
     from infra import stack, supervisor
     from projectors.lag import projector_lag
 

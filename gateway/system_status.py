@@ -3,7 +3,7 @@ throughput, latency), from the /metrics pages of the APIs and the projectors.
 
 Each call takes a sample (at most one a second, however many pages poll) and keeps the last
 SAMPLES of them, so a page opened now shows the recent past at once. The request counts are
-read as `recallstack status` reads them (cli/error_rates.http_totals: the ops routes
+read as `recallstack status` reads them (adapters/http_error_rates.http_totals: the ops routes
 /metrics, /healthz, /readyz left out); rates are the difference of two samples over their
 interval. A service restart resets its counters: that interval counts from zero. The lag is
 `recallstack status`'s too (projectors/lag.py: the log's end minus each projector group's
@@ -20,7 +20,7 @@ from collections import deque
 
 import httpx
 
-from cli.error_rates import OPS_ROUTES, http_totals
+from adapters.http_error_rates import OPS_ROUTES, http_totals
 from projectors.lag import projector_lag
 
 SAMPLES = 90

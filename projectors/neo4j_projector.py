@@ -112,6 +112,7 @@ from domain import entities as extractor
 from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
 from projectors.batch_order import hoist_creates
+from projectors.graph_rows import co_mention_rows, entity_key, graph_rows, split_times  # noqa: F401 (entity_key: API)
 from projectors.runner import Applied, Relocated
 from projectors.versions import covers
 
@@ -446,7 +447,7 @@ class Neo4jProjector:
                 "agent_id": event.agent_id, "run_id": event.run_id, "app_id": event.app_id,
                 "entity_source": source, "event_id": event.event_id, "times": times,
             })
-            m, r = _graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=happened)
+            m, r = graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=happened)
             mentions += m
             relations += r
             co_mentions += co_mention_rows(m, at=event.occurred_at)
@@ -481,7 +482,7 @@ class Neo4jProjector:
         await _run(tx, self._q(_UNLINK_MENTIONS), id=event.memory_id)
         await self._close(tx, [event.memory_id], event.occurred_at)
         await _run(tx, self._q(_FROM_EXTRACTOR), id=event.memory_id)
-        mentions, relations = _graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=event.occurred_at)
+        mentions, relations = graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=event.occurred_at)
         await self._link(tx, mentions, relations)
 
     async def _delete(self, tx: AsyncManagedTransaction, event: MemoryDeleted) -> None:
@@ -675,91 +676,3 @@ async def _run(tx: AsyncManagedTransaction, query: str, **params: Any) -> None:
 async def _rows(tx: AsyncManagedTransaction, query: str, **params: Any) -> list[dict]:
     result = await tx.run(query, params)
     return await result.data()
-
-
-def _norm_name(name: str) -> str:
-    return " ".join(str(name).split())
-
-
-def _norm_type(type_: str) -> str:
-    return re.sub(r"\W+", "_", str(type_).strip().lower()).strip("_") or "other"
-
-
-def entity_key(name: str, type_: str) -> str:
-    """The per-user identity of an entity: lower(name) + "|" + type."""
-    return f"{_norm_name(name).lower()}|{_norm_type(type_)}"
-
-
-# Neo4j refuses a property value over about 8 KB in a range index ("Property value is too large
-# to index"): an entity whose key would be longer (a 20,000-character URL or backticked blob in a
-# memory's text) is left out of the graph, with its relations, rather than failing the event.
-MAX_INDEXED_BYTES = 4_000
-
-
-def _indexable(value: str) -> bool:
-    return len(value) * 4 <= MAX_INDEXED_BYTES or len(value.encode("utf-8", "surrogatepass")) <= MAX_INDEXED_BYTES
-
-
-# Times are properties of the memory (`Memory.times`), not entities: "yesterday" or "May 2023"
-# as nodes would join unrelated memories and crowd the graph.
-TIME_TYPES = frozenset({"date"})
-# Co-mentions of a memory: pairs of its first entities (at most 28 pairs a memory).
-CO_MENTION_ENTITIES = 8
-
-
-def split_times(entities: Sequence[Entity], relations: Sequence[Relation]
-                ) -> tuple[tuple[Entity, ...], tuple[Relation, ...], list[str]]:
-    """The entities that are not times, the relations between them, and the times' names."""
-    times = [e.name for e in entities if _norm_type(e.type) in TIME_TYPES]
-    names = {_norm_name(t).lower() for t in times}
-    return (tuple(e for e in entities if _norm_type(e.type) not in TIME_TYPES),
-            tuple(r for r in relations if not {_norm_name(r.source).lower(), _norm_name(r.target).lower()} & names),
-            times)
-
-
-def co_mention_rows(mentions: Sequence[dict], at: datetime) -> list[dict]:
-    """One row per pair of the memory's first CO_MENTION_ENTITIES entities that are not
-    quantities, in a fixed direction (the smaller key first) so a pair is one relationship."""
-    keys = [m["key"] for m in mentions if m["type"] != "quantity"][:CO_MENTION_ENTITIES]
-    return [{"user_id": mentions[0]["user_id"], "a": min(a, b), "b": max(a, b), "at": at.isoformat()}
-            for i, a in enumerate(keys) for b in keys[i + 1:]]
-
-
-def _graph_rows(user_id: str, memory_id: str, entities: Sequence[Entity], relations: Sequence[Relation],
-                valid_from: datetime) -> tuple[list[dict], list[dict]]:
-    """MENTIONS rows (one per distinct entity) and RELATES rows (one per distinct relation);
-    an entity or relation type too long to index is left out."""
-    mentions: list[dict] = []
-    keys: set[str] = set()
-    by_name: dict[str, str] = {}  # lower(name) -> key of the first entity with that name
-
-    def mention(name: str, type_: str) -> str | None:
-        name = _norm_name(name)
-        if not name:
-            return None
-        key = entity_key(name, type_)
-        if not _indexable(key):
-            return None
-        if key not in keys:
-            keys.add(key)
-            mentions.append({"user_id": user_id, "memory_id": memory_id, "key": key, "name": name,
-                             "type": _norm_type(type_)})
-        by_name.setdefault(name.lower(), key)
-        return key
-
-    for entity in entities:
-        mention(entity.name, entity.type)
-    rows: list[dict] = []
-    seen: set[tuple[str, str, str]] = set()
-    for relation in relations:
-        type_ = _norm_type(relation.type)
-        if not _indexable(type_):
-            continue
-        source, target = (by_name.get(_norm_name(name).lower()) or mention(name, "other")
-                          for name in (relation.source, relation.target))
-        if source is None or target is None or source == target or (source, type_, target) in seen:
-            continue
-        seen.add((source, type_, target))
-        rows.append({"user_id": user_id, "memory_id": memory_id, "source": source, "target": target,
-                     "type": type_, "valid_from": valid_from.isoformat()})
-    return mentions, rows

@@ -33,7 +33,7 @@ from domain import index_terms
 from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
 # The graph's own derivation of a memory's entities, so both read models name the same ones.
-from projectors.neo4j_projector import _graph_rows
+from projectors.graph_rows import graph_rows
 
 MEMORY_EVENTS = (MemoryCreated, MemoryConsolidated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryForgotten,
                  MemoryRestored, UserErased)
@@ -50,7 +50,7 @@ class Committed(Protocol):
 
 def entity_words(user_id: str, memory_id: str, entities: Iterable[Entity], relations: Iterable[Relation],
                  at: datetime) -> tuple[str, ...]:
-    mentions, _relations = _graph_rows(user_id, memory_id, tuple(entities), tuple(relations), valid_from=at)
+    mentions, _relations = graph_rows(user_id, memory_id, tuple(entities), tuple(relations), valid_from=at)
     return tuple(index_terms.entity_words(m["name"] for m in mentions))
 
 

@@ -1,11 +1,11 @@
-"""`recallstack status`'s HTTP error rates (cli/error_rates.py): the request counters read from
+"""`recallstack status`'s HTTP error rates (adapters/http_error_rates.py): the request counters read from
 a real exposition page, and the sampled window (no server needed)."""
 
 from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from cli.error_rates import ErrorRateSampler, http_totals
+from adapters.http_error_rates import ErrorRateSampler, http_totals
 
 
 def page(requests: dict[tuple[str, str, str], int]) -> str:

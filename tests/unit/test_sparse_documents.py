@@ -11,7 +11,7 @@ from domain.entities import extract
 from domain.events import (Entity, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
                            MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
 from domain.index_terms import entity_words
-from projectors.neo4j_projector import _graph_rows
+from projectors.graph_rows import graph_rows
 from projectors.sparse_documents import Changes, referenced_ids
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -54,7 +54,7 @@ def test_a_create_makes_a_document_with_the_graphs_entity_words():
     memory = created(agent_id="ide", run_id="r1")
     made = applied([], memory).changed[memory.memory_id]
     ents, rels = extract(memory.text)
-    mentions, _ = _graph_rows(memory.user_id, memory.memory_id, ents, rels, HAPPENED)
+    mentions, _ = graph_rows(memory.user_id, memory.memory_id, ents, rels, HAPPENED)
     assert made == MemoryDoc(memory.memory_id, "alice", "active", memory.text, "ide", "r1", None,
                              tuple(entity_words(m["name"] for m in mentions)), micros(HAPPENED))
     assert {"fastapi", "acme"} <= set(made.entities)
