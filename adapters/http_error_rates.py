@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-SERIES = "recallstack_http_request_seconds"
 OPS_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 MIN_WINDOW_S = 1.0
 

@@ -128,11 +128,6 @@ class LlmClient:
         if temperature is not None:
             self._optional["temperature"] = temperature  # deterministic-ish extraction
 
-    @classmethod
-    def from_settings(cls, settings, breaker: CircuitBreaker | None = None) -> "LlmClient":
-        return cls(settings.llm_base_url, settings.llm_model, settings.llm_api_key,
-                   settings.llm_timeout_ms / 1000, settings.llm_max_retries, breaker)
-
     def describe(self) -> str:
         return f"{self.model} at {self.base_url}"
 

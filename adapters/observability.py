@@ -30,7 +30,6 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID = 128
 TRACE_HEADERS = ("traceparent", "tracestate")
 LOG_FORMATS = ("json", "console")

@@ -67,9 +67,6 @@ class RedisKeys:
     def user_ids(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:ids"
 
-    def user_recent(self, user_id: str) -> str:
-        return f"{self.prefix}:user:{user_id}:recent"
-
     def user_generation(self, user_id: str) -> str:
         return f"{self.prefix}:user:{user_id}:gen"
 

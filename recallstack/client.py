@@ -351,10 +351,6 @@ class _Requests:
                      token=consistency_token)  # type: ignore[return-value]
 
 
-PUBLIC_METHODS = ("add", "search", "get", "get_all", "update", "delete", "delete_all", "restore", "history",
-                  "get_context")
-
-
 class _Base(_Requests):
     def __init__(self, base_url: str | None = None, api_key: str | None = None, *, user_id: str | None = None,
                  host: str | None = None, timeout: float = 30.0, retry: RetryPolicy | None = None,
