@@ -22,6 +22,7 @@ from consolidation.prompts import fill, load_prompt, versions
 from domain.circuit_breaker import CircuitBreaker
 from domain.events import ChatMessage, Entity, Relation
 from domain.intelligence import Candidate, Fact
+from tests.fakes import FakeClock
 
 MODEL = "canned-model"
 
@@ -81,14 +82,6 @@ class CannedChatServer:
         self.stopping.set()  # a handler sleeping out a timeout test returns at once
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

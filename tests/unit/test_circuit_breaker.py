@@ -5,19 +5,12 @@ from __future__ import annotations
 import pytest
 
 from domain.circuit_breaker import CircuitBreaker, CircuitOpen
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.fakes import FakeClock
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 def fail(breaker: CircuitBreaker, times: int) -> None:

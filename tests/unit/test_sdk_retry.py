@@ -23,17 +23,10 @@ from recallstack import (AsyncClient, Client, InvalidRequest, MemoryClient, NotF
                          SearchResult, Unavailable)
 from recallstack.consistency import TokenStore, merge
 from recallstack.retry import retry_after_seconds
+from tests.fakes import FakeClock
 
 TOKEN = "recallstack.memory.events/7:42"
 MEMORY_ID = "3f1c2a9e-0b7d-4c41-9a77-1f0e5d2b8c10"
-
-
-class FakeClock:
-    def __init__(self):
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def response(status: int, body: dict | None = None, retry_after: str | None = None) -> httpx.Response:
