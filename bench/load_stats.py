@@ -8,6 +8,8 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
+from corpus import pct
+
 ADD, SEARCH = "add", "search"
 SUCCESS = {ADD: 202, SEARCH: 200}
 # A unique token per write: letters then hex, so neither BM25's parser nor trigram
@@ -26,11 +28,9 @@ def arrival_offsets(rate: float, duration_s: float) -> list[float]:
 
 
 def percentile(values: Iterable[float], p: float) -> float | None:
-    """Nearest rank on the sorted values (the same rule as bench/corpus.pct); None when empty."""
-    ordered = sorted(values)
-    if not ordered:
-        return None
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+    """bench/corpus.pct (nearest rank on the sorted values), None when empty."""
+    ordered = list(values)
+    return pct(ordered, p) if ordered else None
 
 
 def latency_summary(latencies_ms: list[float]) -> dict:

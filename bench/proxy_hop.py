@@ -16,7 +16,6 @@ import argparse
 import http.client
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -24,25 +23,12 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlsplit
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # benches import each other from bench/
+from corpus import machine, pct  # noqa: E402
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from settings import Settings  # noqa: E402
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
-
-
-def machine() -> dict:
-    model = ""
-    try:
-        model = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                     if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"cores": os.cpu_count(), "cpu": model or platform.processor(), "python": platform.python_version(),
-            "load_1m": round(os.getloadavg()[0], 2)}
 
 
 class Target:
@@ -65,8 +51,8 @@ class Target:
         return answer.status
 
     def summary(self) -> dict:
-        return {"p50_ms": round(statistics.median(self.ms), 3), "p90_ms": round(percentile(self.ms, 90), 3),
-                "p99_ms": round(percentile(self.ms, 99), 3), "mean_ms": round(statistics.fmean(self.ms), 3),
+        return {"p50_ms": round(statistics.median(self.ms), 3), "p90_ms": round(pct(self.ms, 90), 3),
+                "p99_ms": round(pct(self.ms, 99), 3), "mean_ms": round(statistics.fmean(self.ms), 3),
                 "requests": len(self.ms)}
 
 
@@ -107,7 +93,7 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     m = result["machine"]
-    print(f"machine: {m['cores']} cores ({m['cpu']}), load {m['load_1m']}; {args.requests} requests each, one client")
+    print(f"machine: {m['cores']} cores ({m.get('cpu', '?')}), load {m['loadavg_1m_at_start']:.2f}; {args.requests} requests each, one client")
     print(f"request: {result['request']}")
     print(f"{'':8} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'mean ms':>8}")
     for name, row in (("direct", direct), ("proxy", proxy)):
