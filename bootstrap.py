@@ -24,7 +24,8 @@ from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
 from adapters.log_ends import LogEnds
 from domain.retry import RetryPolicy
-from settings import ACCESS_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC, PROJECTOR_LINGER_MS, Settings
+from settings import (ACCESS_GROUP, ACCESS_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC, PROJECTIONS,  # noqa: F401 (PROJECTIONS: API)
+                      PROJECTOR_LINGER_MS, Settings, projector_group)
 
 log = logging.getLogger("recallstack")
 
@@ -372,7 +373,6 @@ def projector_metrics_urls(cfg: Settings) -> dict[str, str]:
     return {name: f"http://{host}:{port}" for name, port in PROJECTOR_METRICS_PORTS.items()}
 
 
-PROJECTIONS = ("postgres", "redis", "neo4j", "sparse")
 # The names `replay --projection` takes too.
 ALIASES = {"pg": "postgres", "cache": "redis", "graph": "neo4j", "bm25": "sparse", "index": "sparse"}
 
@@ -452,7 +452,7 @@ async def run_projector(name: str, ready=lambda: None) -> None:
                                    linger_ms=PROJECTOR_LINGER_MS[projection_name(name)])]
         if projection_name(name) == "postgres":
             runners.append(ProjectorRunner(versions.projection(), cfg.kafka_bootstrap, topic=ACCESS_TOPIC,
-                                           group_id="recallstack.projector.postgres.access", keys=keyring()))
+                                           group_id=ACCESS_GROUP, keys=keyring()))
         ready()
         await asyncio.gather(*(r.run() for r in runners))
 
@@ -519,7 +519,7 @@ async def open_lifecycle(kind: str):
     # revive_erased=False: a summary of memories read before an erasure is dropped, not sealed anew.
     publisher = event_publisher(cfg, timeout_s=10.0, revive_erased=False, transactional_id=(
         f"recallstack-worker-{kind}-{os.environ.get('RECALLSTACK_WORKER_INSTANCE', '0')}"))
-    projected = GroupProgress(cfg.kafka_bootstrap, "recallstack.projector.postgres")
+    projected = GroupProgress(cfg.kafka_bootstrap, projector_group("postgres"))
     await projected.start()
     brain, offline = intelligence(cfg)
     counter = token_counter()

@@ -28,6 +28,24 @@ EVENTS_PARTITIONS = 12
 # graph linger took add-then-search from 56 to 74 ms p50 and 101 to 319 ms p99).
 PROJECTOR_LINGER_MS = {"postgres": 0, "redis": 20, "neo4j": 0, "sparse": 100}
 
+# The read models, each kept by a projector in consumer group projector_group(name).
+PROJECTIONS = ("postgres", "redis", "neo4j", "sparse")
+# Consumer groups, named here only: the Postgres projector's access-event consumer, the
+# extraction worker, and the consolidation and forgetting workers (faust apps, whose app id is
+# their group).
+ACCESS_GROUP = "recallstack.projector.postgres.access"
+EXTRACT_GROUP = "recallstack.worker.extract"
+
+
+def projector_group(projection: str) -> str:
+    return f"recallstack.projector.{projection}"
+
+
+def lifecycle_group(kind: str) -> str:
+    """The consumer group (and faust app id) of the `consolidate` or `forget` worker."""
+    return f"recallstack-{kind}"
+
+
 SECRET_NAMES = ("PG_PASSWORD", "NEO4J_PASSWORD", "REDIS_PASSWORD")
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 from cli.output import FAILED, OK, USAGE, console, emit_json, error
 from cli.transfer import user_id as user_id_type
+from settings import PROJECTIONS, projector_group
 
-PROJECTOR_GROUPS = ("recallstack.projector.postgres", "recallstack.projector.redis", "recallstack.projector.neo4j",
-                    "recallstack.projector.sparse")
+PROJECTOR_GROUPS = tuple(projector_group(name) for name in PROJECTIONS)
 
 
 def _settings():

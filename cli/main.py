@@ -332,6 +332,7 @@ def cmd_status(args) -> int:
     from adapters.http_error_rates import ErrorRateSampler
     from infra import stack, supervisor
     from projectors.lag import projector_lag
+    from settings import EXTRACT_GROUP, PROJECTIONS
 
     cfg = _settings()
     # Error rates: each API's request counters now and again after the checks below (>= 1 s).
@@ -341,9 +342,7 @@ def cmd_status(args) -> int:
                                "command": [f"http://{host}:{port}" for port in stack.api_ports(cfg.command_api_port, per_api)],
                                "query": [f"http://{host}:{port}" for port in stack.api_ports(cfg.query_api_port, per_api)]})
     # The extraction worker's lag too: conversations waiting to become memories.
-    # (the projections are bootstrap.PROJECTIONS; importing bootstrap would cost status a second)
-    readers = [(name, None) for name in stack.PROJECTOR_METRICS_PORTS] + [
-        ("worker-extract", "recallstack.worker.extract")]
+    readers = [(name, None) for name in PROJECTIONS] + [("worker-extract", EXTRACT_GROUP)]
 
     async def read_lags():
         return await asyncio.gather(*(projector_lag(cfg.kafka_bootstrap, name, group) for name, group in readers),

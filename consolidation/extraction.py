@@ -40,15 +40,15 @@ from adapters.key_store import KeyStoreUnavailable
 from consolidation import memory_reads
 from domain.events import ConversationReceived, Event, MemoryCreated, MemoryDeleted, MemoryUpdated
 from domain.intelligence import Decision, Fact, Intelligence, ReconciliationPolicy
-from settings import EVENTS_TOPIC
+from settings import EVENTS_TOPIC, EXTRACT_GROUP, projector_group
 
 log = logging.getLogger(__name__)
 
 DECISIONS = Counter("recallstack_extraction_decisions_total", "Reconciliation decisions per fact", ["action"])
 FALLBACKS = Counter("recallstack_extraction_fallbacks_total", "Conversations extracted offline after an LLM failure")
-GROUP = "recallstack.worker.extract"
+GROUP = EXTRACT_GROUP
 LOOP = "worker-extract"  # its heartbeat (adapters/heartbeat.py)
-PG_GROUP = "recallstack.projector.postgres"  # whose progress decides when our appends are readable
+PG_GROUP = projector_group("postgres")  # whose progress decides when our appends are readable
 ACTOR = "worker:extract"
 _IDS = uuid.UUID("5b0f3c1e-9a4d-4e57-8c1b-2f6d7e8a9b0c")  # namespace of the derived ids
 

@@ -28,7 +28,7 @@ from adapters import kafka_security
 from adapters.kafka_codec import TYPE_HEADER
 from consolidation.lifecycle import Kind, Lifecycle
 from consolidation.pass_times import PassTimes
-from settings import EVENTS_PARTITIONS, EVENTS_TOPIC, Settings
+from settings import EVENTS_PARTITIONS, EVENTS_TOPIC, Settings, lifecycle_group
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def due_users(kind: Kind, activity: list[tuple[str, dict]], last_pass: dict[str,
 def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifecycle]], *, interval_s: float,
               full_every_s: float) -> faust.App:
     app = faust.App(
-        f"recallstack-{kind}", broker=f"kafka://{cfg.kafka_bootstrap}", store="memory://",
+        lifecycle_group(kind), broker=f"kafka://{cfg.kafka_bootstrap}", store="memory://",
         datadir=str(cfg.home / "faust"), topic_partitions=EVENTS_PARTITIONS, web_enabled=False,
         consumer_auto_offset_reset="earliest", broker_credentials=kafka_security.faust_credentials(),
         Table=_OutageTolerantTable,

@@ -12,11 +12,10 @@ import logging
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from adapters import kafka_security
-from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
+from settings import EVENTS_PARTITIONS, EVENTS_TOPIC, projector_group
 
 
-def group_of(projection: str) -> str:
-    return f"recallstack.projector.{projection}"
+group_of = projector_group  # the name the callers know
 
 
 async def projector_lag(bootstrap: str, projection: str, group: str | None = None) -> dict[str, int]:

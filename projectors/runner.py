@@ -37,7 +37,7 @@ from adapters.key_store import KeyStoreUnavailable
 from domain import sealing
 from domain.events import Event, UserErased
 from projectors import telemetry
-from settings import DLQ_TOPIC, EVENTS_TOPIC
+from settings import DLQ_TOPIC, EVENTS_TOPIC, projector_group
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ class ProjectorRunner:
         self.replay = replay
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
-            group_id=None if replay else group_id or f"recallstack.projector.{projection.name}",
+            group_id=None if replay else group_id or projector_group(projection.name),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             isolation_level="read_committed",

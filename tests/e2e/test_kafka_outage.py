@@ -122,7 +122,7 @@ def group_offsets(settings, partition: int) -> tuple[dict[str, int], int]:
     from aiokafka import AIOKafkaConsumer, TopicPartition
     from aiokafka.admin import AIOKafkaAdminClient
 
-    from settings import EVENTS_TOPIC
+    from settings import EVENTS_TOPIC, lifecycle_group
 
     async def read():
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
@@ -132,7 +132,7 @@ def group_offsets(settings, partition: int) -> tuple[dict[str, int], int]:
         try:
             tp = TopicPartition(EVENTS_TOPIC, partition)
             committed = {}
-            for group in ("recallstack-consolidate", "recallstack-forget"):
+            for group in (lifecycle_group("consolidate"), lifecycle_group("forget")):
                 offsets = await admin.list_consumer_group_offsets(group)
                 committed[group] = offsets[tp].offset if tp in offsets else -1
             return committed, (await consumer.end_offsets([tp]))[tp]

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from domain.identifiers import ID_PATTERN
 from projectors import dead_letters
 from projectors.lag import group_of
-from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
+from settings import EVENTS_PARTITIONS, EVENTS_TOPIC, EXTRACT_GROUP, PROJECTIONS
 from tests.e2e.conftest import admin_headers
 from tests.e2e.log_reader import end_offsets
 
@@ -43,8 +43,6 @@ pytestmark = pytest.mark.e2e
 RUN = uuid.uuid4().hex[:8]
 V = "@HOSTILE@"  # where a raw JSON literal is spliced into a body (json.dumps cannot write NaN or 1e400)
 REFUSED, ACCEPTED = "refused", "accepted"
-PROJECTIONS = ("postgres", "redis", "neo4j", "sparse")
-EXTRACT_GROUP = "recallstack.worker.extract"
 
 
 @dataclass
