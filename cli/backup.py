@@ -15,25 +15,12 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from cli.output import FAILED, OK, Activity, console, emit_json, error, print_table
+from cli.configuration import fail as _fail, load_settings as _settings
+from cli.output import FAILED, OK, Activity, console, emit_json, print_table
 
 MB = 1024 * 1024
 
 
-def _settings():
-    from settings import Settings, default_home, ensure_secrets
-
-    ensure_secrets(default_home())
-    return Settings.from_env()
-
-
-def _fail(args, code: int, kind: str, message: str, details: list[str] | None = None) -> int:
-    for line in details or ():
-        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
-    error(message)
-    if getattr(args, "json", False):
-        emit_json({"error": {"code": kind, "message": message, **({"details": details} if details else {})}})
-    return code
 
 
 def _quiet_kafka() -> None:
@@ -272,7 +259,7 @@ def _version(value: str) -> int:
 
 
 def register(sub, command) -> None:
-    """The backup, restore and digest subcommands (`command` is cli.main's _command helper)."""
+    """The backup, restore and digest subcommands (`command` is cli.help_text.command)."""
     bootstrap_help = "the Kafka cluster (default $RECALLSTACK_KAFKA_BOOTSTRAP, else 127.0.0.1:9092)"
     backup = command(sub, "backup", "back up the whole event log to a new folder of Avro files", """
         Reads every partition of recallstack.memory.events, recallstack.memory.access and

@@ -8,18 +8,13 @@ import getpass
 from datetime import datetime
 from pathlib import Path
 
+from cli.configuration import load_settings as _settings
 from cli.output import FAILED, OK, USAGE, console, emit_json, error
 from cli.transfer import user_id as user_id_type
 from settings import PROJECTIONS, projector_group
 
 PROJECTOR_GROUPS = tuple(projector_group(name) for name in PROJECTIONS)
 
-
-def _settings():
-    from settings import Settings, default_home, ensure_secrets
-
-    ensure_secrets(default_home())
-    return Settings.from_env()
 
 
 async def _wait_projected(bootstrap_servers: str, token: str, timeout_s: float) -> list[str]:
@@ -163,7 +158,7 @@ def cmd_keystore_restore(args) -> int:
 
 
 def register(sub, command) -> None:
-    """The `users` and `keystore` commands (`command` is cli.main._command)."""
+    """The `users` and `keystore` commands (`command` is cli.help_text.command)."""
     users = command(sub, "users", "operations on a user: erase", """
         Operator actions on one user id. The HTTP API has the same erasure as an admin
         route; this command needs no API key, only this machine's secrets (RECALLSTACK_HOME).

@@ -15,6 +15,7 @@ import time
 import pytest
 
 import cli.main as cli
+from cli import stack_commands
 from cli.output import FAILED, INTERRUPTED, OK, UNREACHABLE, unreachable
 from tests.conftest import REPO
 
@@ -94,7 +95,7 @@ def test_a_start_failure_exits_1_with_an_error_document(capsys, nowhere, monkeyp
     def failing(args):
         raise StartError("kafka did not become ready within 60s; log /x/kafka.log:\nboom")
 
-    monkeypatch.setattr(cli, "cmd_up", failing)
+    monkeypatch.setattr(stack_commands, "cmd_up", failing)
     code, out, err = run(capsys, ["up", "--detach", "--json"])
     assert code == FAILED
     assert only_document(out)["error"] == {"code": "failed",
@@ -106,7 +107,7 @@ def test_ctrl_c_exits_130(capsys, nowhere, monkeypatch):
     def interrupted(args):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_status", interrupted)
+    monkeypatch.setattr(stack_commands, "cmd_status", interrupted)
     code, out, err = run(capsys, ["status", "--json"])
     assert code == INTERRUPTED
     assert only_document(out)["error"]["code"] == "interrupted"
@@ -117,7 +118,7 @@ def test_a_bug_is_not_disguised_as_an_outage(capsys, nowhere, monkeypatch):
     def buggy(args):
         raise KeyError("oops")
 
-    monkeypatch.setattr(cli, "cmd_status", buggy)
+    monkeypatch.setattr(stack_commands, "cmd_status", buggy)
     with pytest.raises(KeyError):  # the traceback reaches the user; Python exits 1
         cli.main(["status"])
 

@@ -26,8 +26,6 @@ OVERSIZED = {
     "adapters/embedders/_bert_onnx.py:build_bert_onnx": 109,
     "adapters/log_backup.py:backup": 124,
     "bootstrap.py:query_app": 131,
-    "cli/main.py": 1164,
-    "cli/main.py:parser": 402,
     "command_api/app.py:create_app": 310,
     "infra/proxy_config.py:render": 122,
     "mcp_server/server.py:build_server": 243,
