@@ -96,7 +96,7 @@ def command_app() -> FastAPI:
 
     from adapters.key_directory import PgIdentityLookup
     from command_api.app import create_app
-    from command_api.handlers import CommandContext
+    from application.command_handlers import CommandContext
     from command_api.idempotency import IdempotencyStore
 
     observability.configure("command-api")
@@ -542,8 +542,8 @@ async def erase_user(user_id: str, actor: str, reason: str | None = None):
     appended; returns (the event, its consistency token)."""
     import os
 
-    from command_api.handlers import CommandContext
-    from command_api.handlers import erase_user as erase
+    from application.command_handlers import CommandContext
+    from application.command_handlers import erase_user as erase
     from domain.commands import EraseUser
     from domain.events import new_id
 

@@ -47,7 +47,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def events(size: int, users: int) -> list[MemoryCreated]:
     texts = turns(size)
     start = datetime(2024, 1, 1, tzinfo=timezone.utc)
-    found = {text: extract(text) for text in set(texts)}  # as command_api/handlers.add_memories does
+    found = {text: extract(text) for text in set(texts)}  # as application/command_handlers.add_memories does
     return [MemoryCreated(user_id=f"bench-{g % users}", actor="bench", memory_id=str(uuid.uuid4()), text=text,
                           embedding=(0.0,), embedding_model="bench", happened_at=start + timedelta(minutes=g),
                           entities=found[text][0], relations=found[text][1])

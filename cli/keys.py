@@ -19,7 +19,7 @@ from datetime import datetime
 
 from adapters import postgres
 from adapters.key_directory import KeyDirectory, PgIdentityLookup
-from command_api import handlers
+from application import command_handlers as handlers
 from domain.commands import IssueApiKey, RevokeApiKey
 from domain.consistency import ConsistencyToken, NotYetApplied, wait_until_applied
 from domain.events import new_id

@@ -26,7 +26,7 @@ from adapters.http_api import (ApiError, install_error_handlers, install_health,
 from adapters.http_auth import Authenticator, acting_user, require_admin
 from adapters.kafka_log import LogUnavailable
 from adapters.observability import install_request_context, request_id
-from command_api import handlers
+from application import command_handlers as handlers
 from command_api.idempotency import (IdempotencyConflict, IdempotencyInProgress, IdempotencyStore,
                                      IdempotencyUnavailable, derived_id, fingerprint)
 from command_api.requests import (AddMemoryRequest, BatchAddRequest, IssueKeyRequest, RegisterUserRequest,

@@ -20,7 +20,7 @@ from adapters import observability
 from adapters.http_auth import Authenticator
 from adapters.kafka_log import EventPublisher
 from command_api.app import create_app
-from command_api.handlers import CommandContext
+from application.command_handlers import CommandContext
 from command_api.idempotency import IdempotencyStore
 from projectors.runner import ProjectorRunner
 from tests.unit.fakes import FakeEmbedder, FakeMemories

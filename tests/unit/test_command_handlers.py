@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import pytest
 
 from adapters.kafka_log import LogUnavailable
-from command_api import handlers
+from application import command_handlers as handlers
 from command_api.idempotency import derived_id
 from domain.commands import AddMemory, DeleteMemory, DeleteScope, ReceiveConversation, UpdateMemory
 from domain.events import ConversationReceived, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated

@@ -8,7 +8,7 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from command_api import handlers
+from application import command_handlers as handlers
 from command_api.requests import AddMemoryRequest
 from domain.commands import AddMemory
 from tests.unit.fakes import FakeEmbedder, FakeMemories, FakePublisher
