@@ -293,30 +293,35 @@ _PERSON_WORD_ONLY = _c(_PERSON_WORD)
 _PERSON_ONLY = _c(rf"{_PERSON_WORD}(?:[ \t]+{_PERSON_WORD})*")
 
 _ADVERBS = r"(?:(?:also|still|now|currently|really|usually|always|mostly|often|recently|actually|mainly|both)\s+)*"
+_THE = r"\s+(?:the\s+)?"
+
+
+def _after(verbs: str, tail: str = _THE) -> re.Pattern[str]:
+    """The words between a subject and its object: optional adverbs, one of `verbs`, `tail`."""
+    return _c(rf"\s+{_ADVERBS}(?:{verbs}){tail}", re.IGNORECASE)
+
+
+_PERSON_ONLY_SOURCE = frozenset({"person"})
 _RELATIONS = [
-    ("works_at", frozenset({"person"}), _c(
-        rf"\s+{_ADVERBS}(?:works|worked|working|work|is\s+working|was\s+working|has\s+worked|is\s+employed"
-        r"|was\s+employed|employed)\s+(?:at|for|by)\s+(?:the\s+)?", re.IGNORECASE)),
-    ("lives_in", frozenset({"person"}), _c(
-        rf"\s+{_ADVERBS}(?:(?:lives|lived|live|living|is\s+living|resides|resided|is\s+based|based)\s+in"
-        r"|(?:moved|relocated|has\s+moved)\s+to)\s+(?:the\s+)?", re.IGNORECASE)),
-    ("uses", frozenset({"person", "organization", "product", "code_identifier", "file_path", "place", "url"}), _c(
-        rf"\s+{_ADVERBS}(?:uses|used|use|is\s+using|are\s+using|was\s+using|using|relies\s+on|switched\s+to)"
-        r"\s+(?:the\s+)?", re.IGNORECASE)),
-    ("likes", frozenset({"person"}), _c(
-        rf"\s+{_ADVERBS}(?:likes|liked|like|loves|loved|love|enjoys|enjoyed|enjoy|is\s+a\s+fan\s+of|is\s+into)"
-        r"\s+(?:the\s+)?", re.IGNORECASE)),
-    ("prefers", frozenset({"person"}), _c(
-        rf"\s+{_ADVERBS}(?:prefers|preferred|prefer)\s+(?:the\s+)?", re.IGNORECASE)),
-    ("from", frozenset({"person"}), _c(
-        rf"\s+{_ADVERBS}(?:(?:is|am|are|was|were|comes?|came|moved(?:\s+here)?|relocated)\s+)?(?:originally\s+)?"
-        r"from\s+(?:the\s+)?", re.IGNORECASE)),
-    ("visited", frozenset({"person"}), _c(
-        rf"\s+{_ADVERBS}(?:visited|visits|went\s+to|has\s+been\s+to|travell?ed\s+to|flew\s+to"
-        r"|(?:(?:took\s+)?(?:a|my|our|\w+)\s+)?trips?\s+to)\s+(?:the\s+)?", re.IGNORECASE)),
-    ("adopted", frozenset({"person"}), _c(
-        rf"\s+{_ADVERBS}(?:(?:has|have|just)\s+)?adopted\s+"
-        r"(?:(?:a|an|the|our|my|another)\s+(?:[\w-]+\s+){0,2}(?:named|called)\s+)?", re.IGNORECASE)),
+    ("works_at", _PERSON_ONLY_SOURCE, _after(
+        r"works|worked|working|work|is\s+working|was\s+working|has\s+worked|is\s+employed|was\s+employed|employed",
+        r"\s+(?:at|for|by)\s+(?:the\s+)?")),
+    ("lives_in", _PERSON_ONLY_SOURCE, _after(
+        r"(?:lives|lived|live|living|is\s+living|resides|resided|is\s+based|based)\s+in"
+        r"|(?:moved|relocated|has\s+moved)\s+to")),
+    ("uses", frozenset({"person", "organization", "product", "code_identifier", "file_path", "place", "url"}), _after(
+        r"uses|used|use|is\s+using|are\s+using|was\s+using|using|relies\s+on|switched\s+to")),
+    ("likes", _PERSON_ONLY_SOURCE, _after(
+        r"likes|liked|like|loves|loved|love|enjoys|enjoyed|enjoy|is\s+a\s+fan\s+of|is\s+into")),
+    ("prefers", _PERSON_ONLY_SOURCE, _after(r"prefers|preferred|prefer")),
+    ("from", _PERSON_ONLY_SOURCE, _after(
+        r"(?:(?:is|am|are|was|were|comes?|came|moved(?:\s+here)?|relocated)\s+)?(?:originally\s+)?from")),
+    ("visited", _PERSON_ONLY_SOURCE, _after(
+        r"visited|visits|went\s+to|has\s+been\s+to|travell?ed\s+to|flew\s+to"
+        r"|(?:(?:took\s+)?(?:a|my|our|\w+)\s+)?trips?\s+to")),
+    ("adopted", _PERSON_ONLY_SOURCE, _after(
+        r"(?:(?:has|have|just)\s+)?adopted",
+        r"\s+(?:(?:a|an|the|our|my|another)\s+(?:[\w-]+\s+){0,2}(?:named|called)\s+)?")),
 ]
 # Kinship and other ties of a person to a named one: "my sister Anna", "Ana's boss, Bob",
 # "Oliver is my friend", "my dog named Luna". The relation's type is the tie (`sister`).
