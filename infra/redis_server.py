@@ -34,5 +34,7 @@ def spec(home: Path, password: str, url: str) -> ProcessSpec:
         argv += ["--requirepass", password]
     return ProcessSpec(
         name="redis", argv=argv, log_file=home / "logs" / "redis.log", port=REDIS_PORT,
-        ready_timeout=20, probe=lambda: _probe(url), first_start=first_start,
+        # A large dataset is loaded before Redis answers (BusyLoadingError): 1M memories (2.9 GB of
+        # AOF) took over 20 s here. A Redis that dies while loading is seen at once (its exit).
+        ready_timeout=300, probe=lambda: _probe(url), first_start=first_start,
     )
