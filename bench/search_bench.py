@@ -156,8 +156,12 @@ async def pg_counts(users: list[str]) -> int:
 
     conn = await asyncpg.connect(bootstrap.settings().pg_dsn)
     try:
-        return await conn.fetchval("SELECT count(*) FROM memories WHERE user_id = ANY($1::text[]) AND state = 'active'",
-                                   users)
+        # Archived too: the consolidation worker merges the corpus's near-duplicates (memory i is
+        # LoCoMo turn i mod ~3,400 with a little noise): 17,803 of the 1M tier's memories were
+        # archived into summaries within an hour, and a count of the active ones alone made the
+        # next run load the whole tier again.
+        return await conn.fetchval("SELECT count(*) FROM memories WHERE user_id = ANY($1::text[])"
+                                   " AND state IN ('active', 'archived')", users)
     finally:
         await conn.close()
 
@@ -346,7 +350,7 @@ async def ensure_corpus(size: int, graph_wait: float, tools: dict, one_user: boo
             while (await projector_lag(cfg.kafka_bootstrap, "postgres"))["behind"] > 0 and time.monotonic() < deadline:
                 await asyncio.sleep(2)
             count = await pg_counts(entry["users"])
-        if count == size:
+        if count >= size:  # more: consolidation summaries beside the archived originals
             log(f"corpus {human(size)}: reusing {count:,} memories of {len(entry['users'])} user(s) loaded "
                 f"{entry['load'].get('loaded_at', 'earlier')}")
             return {**entry, "reused": True}
