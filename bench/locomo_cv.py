@@ -57,9 +57,14 @@ def by_category(rows: list[dict]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--metric", default="hit@10", help="a per-question metric of the runs (hit@1, hit@5, hit@10, hit@20)")
+    parser.add_argument("--metric", default="hit@10", help="a per-question metric the runs keep (locomo_bench.py keeps hit@10)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    first = json.loads(args.runs[0].read_text())["per_question"][0]
+    available = sorted(k for k, v in first.items() if "@" in k and isinstance(v, dict))
+    if args.metric not in available:
+        print(f"the runs' per-question rows have {', '.join(available)}, not {args.metric}", file=sys.stderr)
+        return 2
     runs = dict(load(path, args.metric) for path in args.runs)
     questions = {len(rows) for rows in runs.values()}
     if len(questions) != 1:
