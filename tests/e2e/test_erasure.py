@@ -77,10 +77,13 @@ async def neo4j_with(settings, needle: str, user_id: str) -> tuple[int, list[dic
     """(nodes and relationships with a property holding needle, the user's nodes)."""
     async with neo4j.AsyncGraphDatabase.driver(settings.neo4j_uri,
                                                auth=(settings.neo4j_user, settings.neo4j_password)) as driver:
+        # A list property (a memory's `times`) is searched element by element: toString() takes no list.
+        holds = ("any(k IN keys({x}) WHERE CASE WHEN valueType({x}[k]) STARTS WITH 'LIST' "
+                 "THEN any(v IN {x}[k] WHERE toString(v) CONTAINS $s) ELSE toString({x}[k]) CONTAINS $s END)")
         nodes, _, _ = await driver.execute_query(
-            "MATCH (n) WHERE any(k IN keys(n) WHERE toString(n[k]) CONTAINS $s) RETURN count(n) AS n", s=needle)
+            f"MATCH (n) WHERE {holds.format(x='n')} RETURN count(n) AS n", s=needle)
         rels, _, _ = await driver.execute_query(
-            "MATCH ()-[r]->() WHERE any(k IN keys(r) WHERE toString(r[k]) CONTAINS $s) RETURN count(r) AS n", s=needle)
+            f"MATCH ()-[r]->() WHERE {holds.format(x='r')} RETURN count(r) AS n", s=needle)
         mine, _, _ = await driver.execute_query(
             "MATCH (n {user_id: $u}) RETURN labels(n) AS labels, n.event_type AS event_type", u=user_id)
         return nodes[0]["n"] + rels[0]["n"], [dict(r) for r in mine]
