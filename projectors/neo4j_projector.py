@@ -109,10 +109,10 @@ from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 from adapters.neo4j_read_model import (NODE_LABELS, PROJECTION, _READ_LIVE, _check_version,  # noqa: F401
                                        live_graph_version, labels, versioned)
 from domain import entities as extractor
-from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
-                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
+from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
+                           MemoryScopeDeleted, MemoryUpdated, UserErased)
 from projectors.batch_order import hoist_creates
-from projectors.graph_rows import co_mention_rows, entity_key, graph_rows, split_times  # noqa: F401 (entity_key: API)
+from projectors.graph_rows import co_mention_rows, graph_rows, split_times
 from projectors.runner import Applied, Relocated
 from projectors.versions import covers
 
@@ -218,12 +218,11 @@ _UPDATE_MEMORY = """
 MATCH (m:Memory_vN {id: $id, user_id: $user_id})
 WHERE m.state <> 'deleted'
 WITH m, m.text AS old_text
-SET m.text = coalesce($text, m.text), m.updated_at = datetime($at), m.last_event_id = $event_id,
-    m.times = CASE WHEN $text IS NULL OR $text = old_text THEN m.times ELSE $times END
+SET m.text = coalesce($text, m.text), m.updated_at = datetime($at), m.last_event_id = $event_id
 RETURN old_text
 """
 _UNLINK_MENTIONS = "MATCH (:Memory_vN {id: $id})-[r:MENTIONS]->() DELETE r"
-_FROM_EXTRACTOR = "MATCH (m:Memory_vN {id: $id}) SET m.entity_source = 'extractor'"
+_FROM_EXTRACTOR = "MATCH (m:Memory_vN {id: $id}) SET m.entity_source = 'extractor', m.times = $times"
 _DELETE_MEMORY = """
 MATCH (m:Memory_vN {id: $id, user_id: $user_id})
 WHERE m.state <> 'deleted'
@@ -472,16 +471,16 @@ class Neo4jProjector:
                    from_states=from_states, at=event.occurred_at.isoformat(), event_id=event.event_id)
 
     async def _update(self, tx: AsyncManagedTransaction, event: MemoryUpdated) -> None:
-        ents, rels, times = split_times(*extractor.extract(event.text)) if event.text is not None else ((), (), [])
         rows = await _rows(tx, self._q(_UPDATE_MEMORY), id=event.memory_id, user_id=event.user_id, text=event.text,
-                           times=times, at=event.occurred_at.isoformat(), event_id=event.event_id)
+                           at=event.occurred_at.isoformat(), event_id=event.event_id)
         if not rows:
             return  # unknown, someone else's, or deleted
         if event.text is None or event.text == rows[0]["old_text"]:
             return  # metadata only: the graph of the text stays
         await _run(tx, self._q(_UNLINK_MENTIONS), id=event.memory_id)
         await self._close(tx, [event.memory_id], event.occurred_at)
-        await _run(tx, self._q(_FROM_EXTRACTOR), id=event.memory_id)
+        ents, rels, times = split_times(*extractor.extract(event.text))
+        await _run(tx, self._q(_FROM_EXTRACTOR), id=event.memory_id, times=times)
         mentions, relations = graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=event.occurred_at)
         await self._link(tx, mentions, relations)
 

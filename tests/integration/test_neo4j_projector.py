@@ -18,8 +18,8 @@ from domain.entities import extract
 from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation)
 from projectors import neo4j_projector
-from projectors.neo4j_projector import (Neo4jProjector, Neo4jVersions, entity_key, labels, live_graph_version,
-                                        versioned)
+from projectors.graph_rows import entity_key
+from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions, labels, live_graph_version, versioned
 from projectors.runner import Applied, Relocated
 
 pytestmark = pytest.mark.integration
