@@ -301,25 +301,25 @@ def _after(verbs: str, tail: str = _THE) -> re.Pattern[str]:
     return _c(rf"\s+{_ADVERBS}(?:{verbs}){tail}", re.IGNORECASE)
 
 
-_PERSON_ONLY_SOURCE = frozenset({"person"})
+_PERSON_SOURCE = frozenset({"person"})
 _RELATIONS = [
-    ("works_at", _PERSON_ONLY_SOURCE, _after(
+    ("works_at", _PERSON_SOURCE, _after(
         r"works|worked|working|work|is\s+working|was\s+working|has\s+worked|is\s+employed|was\s+employed|employed",
         r"\s+(?:at|for|by)\s+(?:the\s+)?")),
-    ("lives_in", _PERSON_ONLY_SOURCE, _after(
+    ("lives_in", _PERSON_SOURCE, _after(
         r"(?:lives|lived|live|living|is\s+living|resides|resided|is\s+based|based)\s+in"
         r"|(?:moved|relocated|has\s+moved)\s+to")),
     ("uses", frozenset({"person", "organization", "product", "code_identifier", "file_path", "place", "url"}), _after(
         r"uses|used|use|is\s+using|are\s+using|was\s+using|using|relies\s+on|switched\s+to")),
-    ("likes", _PERSON_ONLY_SOURCE, _after(
+    ("likes", _PERSON_SOURCE, _after(
         r"likes|liked|like|loves|loved|love|enjoys|enjoyed|enjoy|is\s+a\s+fan\s+of|is\s+into")),
-    ("prefers", _PERSON_ONLY_SOURCE, _after(r"prefers|preferred|prefer")),
-    ("from", _PERSON_ONLY_SOURCE, _after(
+    ("prefers", _PERSON_SOURCE, _after(r"prefers|preferred|prefer")),
+    ("from", _PERSON_SOURCE, _after(
         r"(?:(?:is|am|are|was|were|comes?|came|moved(?:\s+here)?|relocated)\s+)?(?:originally\s+)?from")),
-    ("visited", _PERSON_ONLY_SOURCE, _after(
+    ("visited", _PERSON_SOURCE, _after(
         r"visited|visits|went\s+to|has\s+been\s+to|travell?ed\s+to|flew\s+to"
         r"|(?:(?:took\s+)?(?:a|my|our|\w+)\s+)?trips?\s+to")),
-    ("adopted", _PERSON_ONLY_SOURCE, _after(
+    ("adopted", _PERSON_SOURCE, _after(
         r"(?:(?:has|have|just)\s+)?adopted",
         r"\s+(?:(?:a|an|the|our|my|another)\s+(?:[\w-]+\s+){0,2}(?:named|called)\s+)?")),
 ]
@@ -520,10 +520,11 @@ def _first_person_relation(between: str, speaker: Entity) -> tuple[str, Entity] 
 
 
 def _kin_type(word: str) -> str:
+    """The tie's word, singular and plain: `sisters` -> `sister`, `mom` -> `mother`, `kids` -> `child`."""
     word = " ".join(word.casefold().split())
-    if word in _KIN_CANONICAL:
-        return _KIN_CANONICAL[word]
-    return word[:-1] if word.endswith("s") and word[:-1] + "|" in _KIN.casefold() + "|" else word
+    if word not in _KIN_CANONICAL and word.endswith("s") and word != "boss":  # boss: the one tie ending in s
+        word = word[:-1]
+    return _KIN_CANONICAL.get(word, word)
 
 
 def _clean(name: str, type_: str) -> str:
