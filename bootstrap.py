@@ -24,7 +24,7 @@ from adapters.embedders.routed import SizeRoutedEmbedder
 from adapters.kafka_log import EventPublisher, ensure_topics
 from adapters.log_ends import LogEnds
 from domain.retry import RetryPolicy
-from settings import (ACCESS_GROUP, ACCESS_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC, PROJECTIONS,  # noqa: F401 (PROJECTIONS: API)
+from settings import (ACCESS_GROUP, ACCESS_TOPIC, EVENTS_PARTITIONS, EVENTS_TOPIC, PROJECTIONS,
                       PROJECTOR_LINGER_MS, Settings, projector_group)
 
 log = logging.getLogger("recallstack")

@@ -17,10 +17,9 @@ from rich.markup import escape
 
 from cli.configuration import fail as _fail, load_settings as _settings
 from cli.output import FAILED, OK, Activity, console, emit_json, print_table
+from settings import PROJECTIONS
 
 MB = 1024 * 1024
-
-
 
 
 def _quiet_kafka() -> None:
@@ -212,9 +211,7 @@ async def read_model_digest(name: str, version: int | None) -> dict:
 
 
 def cmd_digest(args) -> int:
-    import bootstrap
-
-    names = list(bootstrap.PROJECTIONS) if args.projection == "all" else [args.projection]
+    names = list(PROJECTIONS) if args.projection == "all" else [args.projection]
     results = []
     with Activity("computing digests") as activity:
         for name in names:

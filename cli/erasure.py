@@ -16,7 +16,6 @@ from settings import PROJECTIONS, projector_group
 PROJECTOR_GROUPS = tuple(projector_group(name) for name in PROJECTIONS)
 
 
-
 async def _wait_projected(bootstrap_servers: str, token: str, timeout_s: float) -> list[str]:
     """The projector groups that have NOT applied the token within timeout_s."""
     from adapters.kafka_log import GroupProgress

@@ -17,7 +17,6 @@ share the work. Last-pass times are kept in a file beside the worker's faust dat
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timezone
 from typing import Awaitable, Callable
 
@@ -117,7 +116,6 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
     activity = app.Table("activity", partitions=EVENTS_PARTITIONS)  # JSON keys and values (the app default)
     pass_times = PassTimes(cfg.home / "faust" / f"{kind}-last-pass.json")
     last_pass: dict[str, float] = pass_times.load()
-    saved = [time.monotonic()]
     runner: list[Lifecycle] = []
 
     @app.agent(events)
@@ -152,14 +150,11 @@ def build_app(kind: Kind, cfg: Settings, lifecycle: Callable[[], Awaitable[Lifec
         for user in due:
             report = await runner[0].run(kind, users=[user])
             last_pass[user] = now  # per user: a long pass that is interrupted keeps what it did
-            if time.monotonic() - saved[0] >= 1.0:  # at most once a second: the file holds every user
-                pass_times.save(last_pass)
-                saved[0] = time.monotonic()
+            pass_times.save(last_pass, unless_saved_within_s=1.0)  # the file holds every user
             appended += report.appended
             for action, n in report.counts().items():
                 counts[action] = counts.get(action, 0) + n
         pass_times.save(last_pass)
-        saved[0] = time.monotonic()
         log.info("%s pass over %d users: %s, %d events appended", kind, len(due), counts, appended)
 
     return app

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 class PassTimes:
     def __init__(self, path: Path):
         self.path = path
+        self._saved_at = time.monotonic()
 
     def load(self) -> dict[str, float]:
         try:
@@ -33,7 +35,12 @@ class PassTimes:
             return {}
         return {str(user): float(at) for user, at in data.items() if isinstance(at, (int, float))}
 
-    def save(self, times: dict[str, float]) -> None:
+    def save(self, times: dict[str, float], unless_saved_within_s: float = 0.0) -> None:
+        """Write `times` (all of them: the file is replaced), unless the last write is younger
+        than `unless_saved_within_s` (a pass over many users saves as it goes, not per user)."""
+        if time.monotonic() - self._saved_at < unless_saved_within_s:
+            return
+        self._saved_at = time.monotonic()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         scratch = self.path.with_suffix(f".{os.getpid()}.tmp")
         scratch.write_text(json.dumps(times, separators=(",", ":"), sort_keys=True))

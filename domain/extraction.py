@@ -107,10 +107,10 @@ import re
 from typing import Sequence
 
 from domain.entities import MAX_ENTITIES, extract
-from domain.speaker import split_speaker
 from domain.events import ChatMessage, Entity
 from domain.importance import initial_importance
 from domain.intelligence import Fact
+from domain.speaker import split_speaker
 
 __all__ = ["CATEGORIES", "NEGATION", "STOP_WORDS", "OfflineExtractor", "categorize", "content_words", "extract_facts",
            "normalise", "split_sentences", "split_speaker", "stem", "words_of"]

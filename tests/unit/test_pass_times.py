@@ -29,3 +29,12 @@ def test_a_damaged_file_is_an_empty_record(tmp_path):
     for content in ("{not json", "[1, 2]", '{"ana": "yesterday", "bob": 5}'):
         path.write_text(content)
         assert PassTimes(path).load() == ({"bob": 5.0} if "bob" in content else {})
+
+
+def test_a_save_within_the_given_interval_of_the_last_is_skipped(tmp_path):
+    store = PassTimes(tmp_path / "consolidate-last-pass.json")
+    store.save({"ana": 1.0})
+    store.save({"ana": 2.0}, unless_saved_within_s=3600)  # a pass going on: the last write is recent
+    assert store.load() == {"ana": 1.0}
+    store.save({"ana": 3.0})  # the end of a pass always writes
+    assert store.load() == {"ana": 3.0}
