@@ -1,6 +1,7 @@
 """Authentication and rate limits for the HTTP APIs (a FastAPI dependency).
 
-A request presents its key as `Authorization: Bearer rsk_...` (or `X-API-Key: rsk_...`).
+A request presents its key as `Authorization: Bearer rsk_...` (or `X-API-Key: rsk_...`, or
+`Authorization: Token rsk_...`: mem0's client sends its key with that scheme, docs/mem0.md).
 The principal it resolves to, not a `user_id` parameter, decides what the request may
 read or write (domain/identity.py): a request may still name a `user_id`, which must
 be the key's own unless the key is an admin key.
@@ -62,7 +63,7 @@ class Authenticator:
                        header_key: str | None = Security(_HEADER)) -> Principal:
         if not self.required:
             return Principal.local()
-        secret = bearer.credentials if bearer is not None else header_key
+        secret = bearer.credentials if bearer is not None else header_key or mem0_token(request)
         if not secret:
             raise ApiError(401, "unauthenticated", "an API key is required: send `Authorization: Bearer rsk_...` "
                            "(create one with `recallstack keys create`)", headers={"WWW-Authenticate": "Bearer"})
@@ -112,6 +113,13 @@ class Authenticator:
                        f"minute; retry in {decision.retry_after_s} s")
             code = "rate_limited"
         raise ApiError(429, code, message, {"limit": decision.limit}, retry_after=decision.retry_after_s)
+
+
+def mem0_token(request: Request) -> str | None:
+    """The key of `Authorization: Token <key>`, mem0's scheme, an alias of Bearer (read from the
+    header, not declared as a security scheme: the OpenAPI documents keep naming Bearer)."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    return (credentials.strip() or None) if scheme.lower() == "token" else None
 
 
 def acting_user(principal: Principal, requested: str | None, action: str, one_memory: bool = False) -> str:

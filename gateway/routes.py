@@ -23,8 +23,10 @@ NO_METHOD = "no_method"  # answered by the proxy itself: 405, a method no API ro
 # "no route", not with a page.
 PAGES = ("memories", "search", "graph", "namespaces", "system", "transfer")
 
-# Reads that use POST because they carry a body.
-_QUERY_POSTS = ("/v1/memories/search", "/v1/context")
+# Reads that use POST because they carry a body (mem0's /v3 search and list among them: docs/mem0.md).
+_QUERY_POSTS = ("/v1/memories/search", "/v1/context", "/v3/memories/search", "/v3/memories")
+# The APIs' prefixes: recallstack's /v1, and mem0's /v3 (its client's add, search and list).
+_API_PREFIXES = ("/v1/", "/v3/")
 _WRITES = ("POST", "PATCH", "PUT", "DELETE")
 _READS = ("GET", "HEAD")
 # %2F %5C %2E %25: an encoded slash, backslash, dot or percent sign (double encoding).
@@ -44,7 +46,7 @@ def refused(path: str) -> bool:
 def route(method: str, path: str) -> str | None:
     """The target of an accepted request (COMMAND, QUERY, WEB_EDGE, PROXY, NO_METHOD), or None: no
     route (404). Methods are case-sensitive (RFC 9110); `path` has passed `refused`."""
-    if path.startswith("/v1/"):
+    if path.startswith(_API_PREFIXES):
         if method in _READS:
             return QUERY
         if method == "POST" and path.rstrip("/") in _QUERY_POSTS:

@@ -48,6 +48,21 @@ UUID = "6f1c7c2e-8f59-4f5e-9a63-4c1b0a3c2d11"
     ("GET", "/etc/passwd", None),
     ("GET", "/.env", None),
     ("GET", "/docs", None),
+    # mem0's client (docs/mem0.md): its /v3 add is a write, its /v3 search and list (POST) are reads
+    ("POST", "/v3/memories/add/", COMMAND),
+    ("POST", "/v3/memories/search/", QUERY),
+    ("POST", "/v3/memories/", QUERY),
+    ("POST", "/v3/memories", QUERY),
+    ("POST", "/v3/memoriesx", COMMAND),
+    ("GET", "/v1/ping/", QUERY),
+    ("PUT", f"/v1/memories/{UUID}/", COMMAND),
+    ("PUT", "/v1/batch/", COMMAND),
+    ("DELETE", "/v1/batch/", COMMAND),
+    ("DELETE", "/v1/memories/", COMMAND),
+    ("GET", f"/v1/memories/{UUID}/history/", QUERY),
+    ("OPTIONS", "/v3/memories/", NO_METHOD),
+    ("GET", "/v3", None),
+    ("POST", "/v2/memories/", None),
 ])
 def test_writes_go_to_the_command_api_reads_to_the_query_api_and_the_rest_to_the_web_edge(method, path, expected):
     assert route(method, path) == expected
