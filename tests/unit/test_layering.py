@@ -28,7 +28,6 @@ OVERSIZED = {
     "bootstrap.py:query_app": 131,
     "command_api/app.py:create_app": 310,
     "infra/proxy_config.py:render": 122,
-    "mcp_server/server.py:build_server": 243,
     "query_api/app.py:create_app": 307,
     "query_api/app.py:run_search": 104,
     "query_api/search.py:run": 188,
