@@ -37,7 +37,7 @@ from adapters import observability  # noqa: E402
 from adapters.http_api import install_error_handlers, install_http_metrics  # noqa: E402
 from domain.events import MemoryCreated  # noqa: E402
 from projectors import telemetry  # noqa: E402
-from projectors.runner import Applied  # noqa: E402
+from projectors.applied import Applied  # noqa: E402
 
 
 class Discard(SpanExporter):

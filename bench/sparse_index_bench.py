@@ -36,7 +36,7 @@ from bench.corpus import machine, pct, questions, turns  # noqa: E402
 from domain import query_terms  # noqa: E402
 from domain.entities import extract  # noqa: E402
 from domain.events import MemoryCreated  # noqa: E402
-from projectors.runner import Applied  # noqa: E402
+from projectors.applied import Applied  # noqa: E402
 from projectors.sparse_projector import SparseVersions  # noqa: E402
 
 TOPIC = "bench"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from domain.events import MemoryCreated, MemoryScopeDeleted, UserErased
-from projectors.runner import Applied
+from projectors.applied import Applied
 
 # Events about every memory of a user: nothing moves past them (a create after an erasure
 # belongs to the user's new life and must not be purged with the old one).

@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from adapters import kafka_codec, kafka_security
 from domain import sealing
-from projectors.runner import Applied, Projection
+from projectors.applied import Applied, Projection
 from settings import DLQ_TOPIC
 
 RESOLVED_HEADER = "rs-dlq-resolved"

@@ -113,7 +113,7 @@ from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDelet
                            MemoryScopeDeleted, MemoryUpdated, UserErased)
 from projectors.batch_order import hoist_creates
 from projectors.graph_rows import co_mention_rows, graph_rows, split_times
-from projectors.runner import Applied, Relocated
+from projectors.applied import Applied, Relocated
 from projectors.versions import covers
 
 

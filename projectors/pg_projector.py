@@ -21,7 +21,7 @@ from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryAccessed, M
 from domain.events import UserErased
 from domain.identifiers import is_uuid
 from projectors.batch_order import hoist_creates
-from projectors.runner import Applied, Relocated
+from projectors.applied import Applied, Relocated
 from settings import APPLIED_CHANNEL
 
 

@@ -41,7 +41,7 @@ from redis import exceptions as rx
 from adapters.redis_read_model import LIVE_KEY, RECENT_LIMIT, VERSION_PREFIX, RedisKeys, live_version, prefix_of
 from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
                            MemoryScopeDeleted, MemoryUpdated, UserErased)
-from projectors.runner import Applied, Relocated
+from projectors.applied import Applied, Relocated
 
 # The command API indexes its stored Idempotency-Key answers (which quote memory text) per
 # user under this prefix, so an erasure finds them (command_api/idempotency.py).

@@ -19,9 +19,6 @@ import json
 import logging
 import time
 import traceback
-from dataclasses import dataclass
-from typing import Protocol, Sequence
-
 from aiokafka import (
     AIOKafkaConsumer,
     AIOKafkaProducer,
@@ -37,6 +34,7 @@ from adapters.key_store import KeyStoreUnavailable
 from domain import sealing
 from domain.events import Event, UserErased
 from projectors import telemetry
+from projectors.applied import Applied, Projection, Relocated
 from settings import DLQ_TOPIC, EVENTS_TOPIC, projector_group
 
 log = logging.getLogger(__name__)
@@ -54,27 +52,6 @@ EVENT_VISIBLE_SECONDS = Histogram(
     "recallstack_projector_event_visible_seconds",
     "From the append (the Kafka record's timestamp) to the commit of the read model that applies it",
     ["projection"], buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600))
-
-
-class Relocated(Exception):
-    """The live read-model version changed under a projector that follows it (a replay
-    switched readers over): the batch was not applied; re-read positions and seek."""
-
-
-@dataclass(frozen=True)
-class Applied:
-    partition: int
-    offset: int
-    event: Event | None  # None: dead-lettered, only the position advances
-
-
-class Projection(Protocol):
-    name: str
-    transient_errors: tuple[type[BaseException], ...]  # outages: wait and retry, never dead-letter
-
-    async def positions(self, topic: str) -> dict[int, int]: ...
-
-    async def apply_batch(self, topic: str, batch: Sequence[Applied]) -> None: ...
 
 
 class _SeekToStoredPositions(ConsumerRebalanceListener):

@@ -38,7 +38,7 @@ import tantivy
 
 from adapters import sparse_layout, sparse_schema
 from adapters.sparse_schema import KIND_MEMORY, MemoryDoc, memory_document, memory_from_stored, position_document
-from projectors.runner import Applied, Relocated
+from projectors.applied import Applied, Relocated
 from projectors.sparse_documents import MEMORY_EVENTS, Changes, referenced_ids
 from projectors.versions import covers
 

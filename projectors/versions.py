@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from projectors.runner import Projection, Relocated
+from projectors.applied import Projection, Relocated
 
 __all__ = ["ReadModelVersions", "Relocated", "covers"]
 

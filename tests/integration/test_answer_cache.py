@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 from adapters.redis_read_model import prefix_of
 from domain.events import MemoryCreated, MemoryUpdated
 from projectors.redis_projector import RedisProjector
-from projectors.runner import Applied
+from projectors.applied import Applied
 from query_api.caches import AnswerCache
 
 pytestmark = pytest.mark.integration

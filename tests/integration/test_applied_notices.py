@@ -14,7 +14,7 @@ import pytest
 from adapters.applied_notices import AppliedNotices
 from domain.events import MemoryCreated
 from projectors.pg_projector import PgProjector
-from projectors.runner import Applied
+from projectors.applied import Applied
 
 pytestmark = pytest.mark.integration
 

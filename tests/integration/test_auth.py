@@ -18,7 +18,7 @@ from adapters.rate_limit import RateLimiter
 from domain.events import ApiKeyIssued, ApiKeyRevoked, MemoryCreated, MemoryShared, MemoryUnshared, UserRegistered
 from domain.identity import Principal, issue_key
 from projectors.pg_projector import PgProjector
-from projectors.runner import Applied
+from projectors.applied import Applied
 
 pytestmark = pytest.mark.integration
 

@@ -52,7 +52,7 @@ async def test_dense_finds_the_users_nearest_and_nothing_of_a_user_in_another_bu
 
     from domain.events import MemoryCreated
     from projectors.pg_projector import PgProjector
-    from projectors.runner import Applied
+    from projectors.applied import Applied
 
     mine, other = f"near-{uuid.uuid4().hex[:8]}", None
     while other is None or vector_bucket(other) == vector_bucket(mine):

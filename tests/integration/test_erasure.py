@@ -25,7 +25,8 @@ from domain.events import MemoryAccessed, MemoryCreated, MemoryDeleted, MemoryUp
 from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions
 from projectors.pg_projector import PgVersions
 from projectors.redis_projector import ANSWER_USER_INDEX, IDEM_USER_INDEX, RedisProjector
-from projectors.runner import SHREDDED, Applied, ProjectorRunner
+from projectors.applied import Applied
+from projectors.runner import SHREDDED, ProjectorRunner
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from adapters import postgres
 from domain.events import MemoryCreated
 from domain.filters import parse
 from projectors.pg_projector import PgProjector
-from projectors.runner import Applied
+from projectors.applied import Applied
 from query_api.filter_sql import to_sql
 
 pytestmark = pytest.mark.integration

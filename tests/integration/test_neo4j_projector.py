@@ -20,7 +20,7 @@ from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCre
 from projectors import neo4j_projector
 from projectors.graph_rows import entity_key
 from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions, labels, live_graph_version, versioned
-from projectors.runner import Applied, Relocated
+from projectors.applied import Applied, Relocated
 
 pytestmark = pytest.mark.integration
 

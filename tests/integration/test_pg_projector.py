@@ -13,7 +13,7 @@ import pytest
 from adapters import postgres
 from domain.events import MemoryCreated
 from projectors.pg_projector import PgProjector
-from projectors.runner import Applied, Relocated
+from projectors.applied import Applied, Relocated
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,8 @@ from domain.events import (Entity, MemoryConsolidated, MemoryCreated, MemoryDele
                            MemoryScopeDeleted, MemoryUpdated, UserErased)
 from projectors import sparse_digest
 from projectors.replay import replay
-from projectors.runner import Applied, ProjectorRunner, Relocated
+from projectors.applied import Applied, Relocated
+from projectors.runner import ProjectorRunner
 from projectors.sparse_projector import SparseBusy, SparseOutdated, SparseProjector, SparseVersions
 
 pytestmark = pytest.mark.integration

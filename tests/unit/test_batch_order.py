@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from domain.events import MemoryCreated, MemoryDeleted, MemoryScopeDeleted, MemoryUpdated, utcnow
 from projectors.batch_order import hoist_creates
-from projectors.runner import Applied
+from projectors.applied import Applied
 
 
 def create(memory_id: str) -> MemoryCreated:

@@ -11,7 +11,7 @@ from domain import sealing
 from domain.events import EVENT_TYPES, ApiKeyIssued, MemoryAccessed, MemoryCreated, UserErased, UserRegistered
 from domain.sealing import DataKey
 from projectors.batch_order import hoist_creates
-from projectors.runner import Applied
+from projectors.applied import Applied
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 MARKER = "zebra-marker-7f3a"
