@@ -85,10 +85,10 @@ NODE_LABELS = ("User", "Memory", "Entity", "ProjectionOffset", "AppliedEvent")  
 # What the caller turns into a degraded source (503 / skipped in search) rather than a 500.
 NEO4J_UNAVAILABLE: tuple[type[BaseException], ...] = (ServiceUnavailable, SessionExpired, OSError)
 
-_READ_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) RETURN p.version AS version"
+READ_LIVE = "MATCH (p:ReadModelLive {projection: $projection}) RETURN p.version AS version"
 
 
-def _check_version(version: int) -> int:
+def check_version(version: int) -> int:
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
         raise ValueError(f"a read-model version is a positive int, not {version!r}")
     return version
@@ -98,17 +98,17 @@ def _check_version(version: int) -> int:
 def versioned(template: str, version: int) -> str:
     """A query template for `version`: every `_vN` (as in `Memory_vN`, `rs_vN_memory_id`)
     becomes `_v<version>`. The version is an int, so nothing else enters the query text."""
-    return re.sub(r"_vN(?![A-Za-z0-9])", f"_v{_check_version(version)}", template)
+    return re.sub(r"_vN(?![A-Za-z0-9])", f"_v{check_version(version)}", template)
 
 
 def labels(version: int) -> dict[str, str]:
     """The versioned label of each contract label: {"Memory": "Memory_v3", ...}."""
-    return {label: f"{label}_v{_check_version(version)}" for label in NODE_LABELS}
+    return {label: f"{label}_v{check_version(version)}" for label in NODE_LABELS}
 
 
 async def live_graph_version(driver: AsyncDriver, database: str | None = None, projection: str = PROJECTION) -> int:
     """The version readers read (a plain read of the pointer; 1 while there is none)."""
-    records, _, _ = await driver.execute_query(_READ_LIVE, projection=projection, database_=database,
+    records, _, _ = await driver.execute_query(READ_LIVE, projection=projection, database_=database,
                                                routing_=RoutingControl.READ)
     return records[0]["version"] if records else 1
 
@@ -364,7 +364,7 @@ class Neo4jReadModel:
         now = time.monotonic()
         if self._live is not None and now - self._live[1] < self.live_ttl:
             return self._live[0]
-        rows = await self._run(_READ_LIVE, projection=self.projection)
+        rows = await self._run(READ_LIVE, projection=self.projection)
         version = rows[0]["version"] if rows else 1
         self._live = (version, now)
         return version

@@ -20,7 +20,7 @@ import hashlib
 
 from neo4j import AsyncDriver
 
-from adapters.neo4j_read_model import _check_version, versioned
+from adapters.neo4j_read_model import check_version, versioned
 from projectors.pg_digest import combine, rows_digest
 
 NODE_LABELS = ("User", "Memory", "Entity", "AppliedEvent")
@@ -54,7 +54,7 @@ def _hash(line: str) -> str:
 
 
 async def digest(driver: AsyncDriver, version: int, database: str | None = None) -> dict:
-    version = _check_version(version)
+    version = check_version(version)
     hashes: dict[str, list[str]] = {}
     async with driver.session(database=database, default_access_mode="READ") as session:
         for label in NODE_LABELS:

@@ -104,10 +104,8 @@ from typing import Any
 from neo4j import AsyncDriver, AsyncManagedTransaction, RoutingControl
 from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
-# The version helpers live with the read side (the query API reads the graph without projectors/);
-# imported here under the same names, which stay importable from this module.
-from adapters.neo4j_read_model import (NODE_LABELS, PROJECTION, _READ_LIVE, _check_version,  # noqa: F401
-                                       live_graph_version, labels, versioned)
+# The version helpers live with the read side (the query API reads the graph without projectors/).
+from adapters.neo4j_read_model import NODE_LABELS, PROJECTION, READ_LIVE, check_version, versioned
 from domain import entities as extractor
 from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
                            MemoryScopeDeleted, MemoryUpdated, UserErased)
@@ -329,7 +327,7 @@ class Neo4jProjector:
         self.driver = driver
         self.database = database
         self.name = projection  # the pointer's key and ProjectionOffset.projection (another one only in tests)
-        self.pinned = None if version is None else _check_version(version)  # None: follow the live version
+        self.pinned = None if version is None else check_version(version)  # None: follow the live version
         self.version = self.pinned  # the version written (following: the live one as of positions())
         self.versions = Neo4jVersions(driver, database, projection=projection)
 
@@ -547,7 +545,7 @@ class Neo4jVersions:
     # --- the protocol --------------------------------------------------------------------
 
     async def live_version(self) -> int:
-        rows = await self._query(_READ_LIVE, projection=self.name)
+        rows = await self._query(READ_LIVE, projection=self.name)
         if rows:
             return rows[0]["version"]
         return await self._create_live()
@@ -570,7 +568,7 @@ class Neo4jVersions:
         return sorted(found)
 
     async def create_version(self, version: int) -> None:
-        version = _check_version(version)
+        version = check_version(version)
         await self._schema(GLOBAL_SCHEMA)
         await self._schema(versioned(statement, version) for statement in VERSION_SCHEMA)
         await self._query("MERGE (:ReadModelVersion {projection: $projection, version: $version})",
@@ -582,7 +580,7 @@ class Neo4jVersions:
         return projector
 
     async def switch(self, version: int, topic: str) -> bool:
-        version = _check_version(version)
+        version = check_version(version)
         await self.live_version()  # the pointer exists
         async with self._session() as session:
             return await session.execute_write(self._switch, version, topic)
@@ -607,7 +605,7 @@ class Neo4jVersions:
     async def drop(self, version: int) -> None:
         """Delete a version with everything in it (never one that is live, for any projection:
         labels are shared), then its constraints, indexes and marker."""
-        version = _check_version(version)
+        version = check_version(version)
         if await self.live_version() == version:
             raise ValueError(f"version {version} of the {self.name} read model is live; it cannot be dropped")
         live_elsewhere = await self._query("MATCH (p:ReadModelLive {version: $version}) RETURN p.projection AS p",
@@ -636,7 +634,7 @@ class Neo4jVersions:
         `legacy_labels` label that has no versioned label yet, and this projection's plain
         ProjectionOffset nodes. In batches of their own transactions; an interrupted run
         continues where it stopped. Returns how many nodes were relabelled."""
-        version = _check_version(version)
+        version = check_version(version)
         adopted = 0
         steps = [(label, "") for label in self.legacy_labels if label != "ProjectionOffset"]
         steps.append(("ProjectionOffset", "n.projection = $projection AND "))

@@ -21,7 +21,8 @@ async def graph_state(settings, user_id):
     """(positions of the live graph version, texts of the user's memories in it)."""
     from neo4j import AsyncGraphDatabase
 
-    from projectors.neo4j_projector import Neo4jVersions, labels, live_graph_version
+    from adapters.neo4j_read_model import labels, live_graph_version
+    from projectors.neo4j_projector import Neo4jVersions
 
     async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password),
                                          notifications_min_severity="OFF") as driver:

@@ -91,7 +91,7 @@ async def read_back(settings, name: str, users: list[str]) -> tuple[list[tuple[s
             await client.aclose()
     from neo4j import AsyncGraphDatabase
 
-    from projectors.neo4j_projector import labels, live_graph_version
+    from adapters.neo4j_read_model import labels, live_graph_version
 
     async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password),
                                          notifications_min_severity="OFF") as driver:

@@ -53,7 +53,8 @@ def test_redis_read_model_follows_adds_updates_and_deletes(gateway, settings, us
 async def graph_of(settings, token, user_id):
     from neo4j import AsyncGraphDatabase
 
-    from projectors.neo4j_projector import Neo4jProjector, labels
+    from adapters.neo4j_read_model import labels
+    from projectors.neo4j_projector import Neo4jProjector
 
     async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password)) \
             as driver:

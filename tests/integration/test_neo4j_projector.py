@@ -19,7 +19,8 @@ from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCre
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation)
 from projectors import neo4j_projector
 from projectors.graph_rows import entity_key
-from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions, labels, live_graph_version, versioned
+from adapters.neo4j_read_model import labels, live_graph_version, versioned
+from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions
 from projectors.applied import Applied, Relocated
 
 pytestmark = pytest.mark.integration

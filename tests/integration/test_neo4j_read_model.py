@@ -18,9 +18,8 @@ from adapters import neo4j_read_model
 from adapters.neo4j_read_model import (EXACT_WEIGHT, NEO4J_UNAVAILABLE, WORD_WEIGHT, Neo4jReadModel, match_patterns,
                                        versioned)
 from domain.events import Entity, MemoryCreated, MemoryDeleted, MemoryUpdated, Relation
-from projectors import neo4j_projector
-from projectors.neo4j_projector import Neo4jVersions
 from projectors.applied import Applied
+from projectors.neo4j_projector import Neo4jVersions
 from tests.integration.test_neo4j_projector import (T0, consolidated, created, forget_projection, forgotten,  # noqa: F401
                                                      restored, versions_apart)
 
@@ -368,11 +367,11 @@ def test_match_patterns():
     assert infixes == [" ana lopes ", " ana lopes|"]
 
 
-def test_the_version_helpers_are_the_same_objects_from_both_modules():
-    for name in ("NODE_LABELS", "PROJECTION", "_READ_LIVE", "_check_version", "versioned", "labels",
-                 "live_graph_version"):
-        assert getattr(neo4j_projector, name) is getattr(neo4j_read_model, name), name
+def test_the_version_helpers_name_versioned_labels():
     assert neo4j_read_model.labels(4)["Memory"] == "Memory_v4"
+    assert neo4j_read_model.versioned("MATCH (m:Memory_vN)", 4) == "MATCH (m:Memory_v4)"
+    with pytest.raises(ValueError):
+        neo4j_read_model.check_version(0)
 
 
 # --- the user's graph ------------------------------------------------------------------------
