@@ -392,7 +392,7 @@ async def read_model(name: str):
     cfg = settings()
     name = projection_name(name)
     if name == "postgres":
-        from projectors.pg_projector import PgVersions
+        from projectors.pg_versions import PgVersions
 
         dim = embedder(cfg).dim
         await postgres.migrate(cfg.pg_dsn, dim)

@@ -112,7 +112,7 @@ async def test_an_update_for_another_users_memory_changes_nothing(pool, user_id)
 @pytest.fixture
 async def spare_version(settings, pool):
     """A version of its own, far from the live one; dropped afterwards."""
-    from projectors.pg_projector import PgVersions
+    from projectors.pg_versions import PgVersions
 
     versions = PgVersions(pool, settings.pg_dsn, 384)
     number = random.randrange(10**5, 10**6)

@@ -23,7 +23,9 @@ from adapters import postgres
 from adapters.key_directory import KeyDirectory
 from domain.events import ApiKeyIssued, ApiKeyRevoked
 from domain.identity import MAX_KEY_CHAIN
-from projectors.pg_projector import _apply_identity
+from projectors.applied import Applied
+from projectors.pg_projection import project
+from projectors.pg_store import PgStore
 
 pytestmark = pytest.mark.e2e
 
@@ -168,7 +170,7 @@ async def rebuilt_and_checked(settings, events, secrets: list[str], issuer_key_i
                                issuer_key_id)
             await conn.execute(f"SET LOCAL search_path TO {schema}, public")
             for event in events:
-                await _apply_identity(conn, event)
+                await project(PgStore(conn), Applied(0, 0, event))
         pool = await asyncpg.create_pool(settings.pg_dsn, min_size=1, max_size=2,
                                          server_settings={"search_path": f"{schema},public"})
         try:
