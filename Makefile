@@ -10,9 +10,9 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv mem0-client lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos soak clean
+.PHONY: install apt venv sdk-ts mem0-client lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos soak clean
 
-install: apt venv jars ui mem0-client
+install: apt venv jars sdk-ts ui mem0-client
 
 # Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, nginx for the reverse proxy at the base URL
 # (run by `recallstack up` from $RECALLSTACK_HOME/proxy/nginx.conf), docker-compose to validate compose.yaml,
@@ -83,6 +83,18 @@ lock:
 # Kafka and Neo4j jars from Maven Central (cached in ~/.m2), and the Neo4j launcher build.
 jars: venv
 	$(BIN)/python -m infra.build
+
+# The TypeScript SDK (sdk-ts/, @recallstack/sdk): npm ci, then tsc into sdk-ts/dist (ESM and type declarations;
+# the web UI imports it from there); again only when a source, the lock file or the build config changed.
+SDK_TS_SOURCES := $(shell find sdk-ts/src -type f 2>/dev/null) sdk-ts/package.json sdk-ts/package-lock.json \
+	sdk-ts/tsconfig.json
+sdk-ts: sdk-ts/dist/.built
+
+sdk-ts/dist/.built: $(SDK_TS_SOURCES)
+	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || \
+	  { echo "sdk-ts: Node.js >= 20 is needed (found $$(node --version)); install a newer nodejs"; exit 1; }
+	cd sdk-ts && npm ci --no-audit --no-fund && npm run build
+	@touch $@
 
 # The web UI (ui/): npm ci, then a Vite build into ui/dist (served by the gateway at /); again
 # only when a source, the lock file or the build config changed (the stamp is in ui/dist).
