@@ -24,7 +24,8 @@ from domain import sealing
 from domain.events import MemoryAccessed, MemoryCreated, MemoryDeleted, MemoryUpdated, UserErased
 from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions
 from projectors.pg_versions import PgVersions
-from projectors.redis_projector import ANSWER_USER_INDEX, IDEM_USER_INDEX, RedisProjector
+from projectors.redis_projector import RedisProjector
+from projectors.redis_store import ANSWER_USER_INDEX, IDEM_USER_INDEX
 from projectors.applied import Applied
 from projectors.runner import SHREDDED, ProjectorRunner
 

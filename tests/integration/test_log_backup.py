@@ -48,7 +48,7 @@ from infra.kafka_server import scratch_broker
 from projectors import neo4j_digest, pg_digest, redis_digest
 from projectors.neo4j_projector import Neo4jVersions
 from projectors.pg_versions import PgVersions
-from projectors.redis_projector import RedisVersions
+from projectors.redis_versions import RedisVersions
 from projectors.runner import ProjectorRunner
 from settings import ACCESS_TOPIC, DLQ_TOPIC, EVENTS_TOPIC
 from tests.conftest import REPO

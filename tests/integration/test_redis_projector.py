@@ -14,7 +14,8 @@ from redis.exceptions import ResponseError
 from adapters.redis_read_model import RECENT_LIMIT, RedisReadModel, prefix_of
 from domain.events import (MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, UserRegistered)
-from projectors.redis_projector import RedisProjector, encode
+from projectors.redis_projector import RedisProjector
+from projectors.redis_store import encode
 from projectors.applied import Applied
 
 pytestmark = pytest.mark.integration
@@ -320,7 +321,7 @@ async def test_unicode_round_trips_and_a_decoding_client_reads_the_same(settings
 
 async def test_switch_moves_readers_only_when_the_new_version_covers_the_live_one(client):
     from adapters.redis_read_model import live_read_model, live_version
-    from projectors.redis_projector import RedisVersions
+    from projectors.redis_versions import RedisVersions
     from projectors.applied import Relocated
 
     live_key = f"rs:test-live-{uuid.uuid4().hex[:8]}"  # never the real pointer
