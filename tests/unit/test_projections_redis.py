@@ -64,8 +64,8 @@ def test_an_update_sets_the_fields_given_of_the_users_own_document():
 def test_deletes_leave_tombstones_out_of_every_set():
     user = new_user()
     kept, gone, music = created(user, "a"), created(user, "b", 1), created(user, "c", 2, agent_id="music")
-    store = projected(kept, gone, music, forgotten(music, 3), deleted(gone, 4), scope_deleted(user, 5, agent_id="music"),
-                      updated(gone, 6, text="too late"))
+    store = projected(kept, gone, music, forgotten(music, 3), deleted(gone, 4),
+                      scope_deleted(user, 5, agent_id="music"), updated(gone, 6, text="too late"))
     assert states(store) == {kept.memory_id: "active", gone.memory_id: "deleted", music.memory_id: "deleted"}
     assert store.docs[gone.memory_id]["text"] == "b"
     assert list(store.sets[(user, "ids")]) == list(store.sets[(user, "recent")]) == [kept.memory_id]
