@@ -2,6 +2,12 @@
 # The web UI (ui/) is built in its own stage; the web edge serves its ui/dist. The reverse proxy at
 # the base URL is the official nginx image (compose.yaml's `proxy`), not this one.
 FROM node:22-slim AS ui
+# The TypeScript SDK first: the UI talks to the API through it (ui/package.json: file:../sdk-ts).
+WORKDIR /sdk-ts
+COPY sdk-ts/package.json sdk-ts/package-lock.json sdk-ts/tsconfig.json ./
+RUN npm ci --no-audit --no-fund
+COPY sdk-ts/src ./src
+RUN npm run build
 WORKDIR /ui
 COPY ui/package.json ui/package-lock.json ./
 RUN npm ci --no-audit --no-fund

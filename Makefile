@@ -97,12 +97,13 @@ sdk-ts/dist/.built: $(SDK_TS_SOURCES)
 	@touch $@
 
 # The web UI (ui/): npm ci, then a Vite build into ui/dist (served by the gateway at /); again
-# only when a source, the lock file or the build config changed (the stamp is in ui/dist).
+# only when a source, the lock file, the build config or the TypeScript SDK it talks to the API with changed
+# (the stamp is in ui/dist).
 UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/package.json ui/package-lock.json \
 	ui/vite.config.ts ui/tsconfig.json
 ui: ui/dist/.built
 
-ui/dist/.built: $(UI_SOURCES)
+ui/dist/.built: $(UI_SOURCES) sdk-ts/dist/.built
 	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' || \
 	  { echo "ui: Node.js >= 20.19 is needed to build the web UI (found $$(node --version)); install a newer nodejs"; exit 1; }
 	cd ui && npm ci --no-audit --no-fund && npm run build
