@@ -149,8 +149,9 @@ def query_app() -> FastAPI:
     from adapters.redis_read_model import live_read_model
     from adapters.sparse_index import SparseIndex, SparseUnavailable
     from adapters.tokenizer import token_counter
+    from application.freshness import Consistency
     from query_api import cache_reads, pg_reads
-    from query_api.app import PROJECTION, QueryDeps, create_app
+    from query_api.app import PROJECTION, create_app
     from query_api.caches import AnswerCache, EmbeddingCache
     from query_api.search import HARD_LIMIT_FACTOR, HybridSearch, SearchConfig
 
@@ -168,12 +169,9 @@ def query_app() -> FastAPI:
                                        notifications_min_severity="OFF", connection_timeout=1.0,
                                        connection_acquisition_timeout=1.0, max_transaction_retry_time=0)
     graph = Neo4jReadModel(driver, query_timeout_s=HARD_LIMIT_FACTOR * cfg.search_source_timeout_ms / 1000)
-    search_config = SearchConfig(rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms,
-                                 ef_search=cfg.search_ef_search)
     access = AccessRecorder(cfg.kafka_bootstrap, keys=keyring())
     log_ends = LogEnds(cfg.kafka_bootstrap, EVENTS_TOPIC, EVENTS_PARTITIONS)  # a token past them is a 400
-
-    applied = AppliedNotices(cfg.pg_dsn)
+    applied = AppliedNotices(cfg.pg_dsn)  # the Postgres projector's commits, heard: token waits wake on them
 
     @asynccontextmanager
     async def lifespan(_app):
@@ -208,26 +206,7 @@ def query_app() -> FastAPI:
     async def pg_check():
         await state["pool"].fetchval("SELECT 1")
 
-    # Neo4j's breaker: once it failed repeatedly, the graph source is left out at once (named
-    # in `degraded`) instead of costing each search its connection timeout.
-    from neo4j.exceptions import ServiceUnavailable, SessionExpired
-
-    NEO4J_FAILURES = (ServiceUnavailable, SessionExpired, OSError)  # noqa: N806  (Neo4j does not answer)
-    neo4j = resilience.breaker("neo4j")
-    graph_budget = HARD_LIMIT_FACTOR * cfg.search_source_timeout_ms / 1000
-
-    async def graph_source(user_id, names, limit, scope, include_archived, valid_at=None):
-        return await resilience.call(neo4j, lambda: graph.memories_for_entities(
-            user_id, names, hops=2, limit=limit, scope=scope, include_archived=include_archived, valid_at=valid_at),
-            timeout_s=graph_budget, failures=NEO4J_FAILURES)
-
-    async def graph_positions():
-        return await resilience.call(neo4j, lambda: graph.positions(EVENTS_TOPIC), timeout_s=2.0,
-                                     failures=NEO4J_FAILURES, retry=RetryPolicy(attempts=2))
-
-    async def user_graph(user_id, **options):
-        return await resilience.call(neo4j, lambda: graph.user_graph(user_id, **options), timeout_s=10.0,
-                                     failures=NEO4J_FAILURES, retry=RetryPolicy(attempts=2))
+    graph_source, graph_positions, user_graph = graph_ports(graph, cfg.search_source_timeout_ms)
 
     async def neo4j_check():
         await driver.verify_connectivity()
@@ -242,33 +221,67 @@ def query_app() -> FastAPI:
         if not sparse.available():
             raise SparseUnavailable(f"no sparse index under {cfg.sparse_dir}")
 
-    search = HybridSearch(lambda: state["search_pool"], graph_source, search_config, sparse=sparse,
-                          without_postgres=cache_reads.hydrator(lambda: live_read_model(redis_client)))
+    search = HybridSearch(lambda: state["search_pool"], graph_source, SearchConfig(
+        rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms, ef_search=cfg.search_ef_search),
+        sparse=sparse, without_postgres=cache_reads.hydrator(lambda: live_read_model(redis_client)))
 
     async def access_check():  # the access log's broker takes connections (the query API never waits on it)
         await resilience.tcp_check(cfg.kafka_bootstrap)
 
-    deps = QueryDeps(
-        pool=lambda: state["pool"],
-        embeddings=EmbeddingCache(emb, redis_client, breaker=resilience.breaker("redis")),
-        search=search,
-        pg_positions=positions,
-        consistency_wait_ms=cfg.consistency_wait_ms,
-        # Only Postgres decides readiness: the graph and the cache degrade an answer, they never stop one.
-        checks=query_dependencies(pg_check, neo4j_check, redis_client.ping, access_check, sparse_check),
-        graph_positions=graph_positions,
-        user_graph=user_graph,
-        answers=AnswerCache(redis_client, EVENTS_TOPIC, partition_of, breaker=resilience.breaker("redis")),
-        redis_positions=redis_positions,
-        sparse_positions=sparse_positions,
-        access=access,
-        count_tokens=lambda encoding, text: token_counter(encoding).count(text),
-        grace_ms=cfg.search_source_timeout_ms,
-        auth=authenticator(cfg, lambda: state["pool"]),
-        log_ends=log_ends,
-        applied=applied,
-    )
-    return create_app(deps, lifespan=lifespan)
+    consistency = Consistency(EVENTS_TOPIC, positions, cfg.consistency_wait_ms, EVENTS_PARTITIONS, log_ends, applied,
+                              graph=graph_positions, redis=redis_positions, sparse=sparse_positions,
+                              grace_ms=cfg.search_source_timeout_ms)
+    embeddings = EmbeddingCache(emb, redis_client, breaker=resilience.breaker("redis"))
+    answers = AnswerCache(redis_client, EVENTS_TOPIC, partition_of, breaker=resilience.breaker("redis"))
+    # Only Postgres decides readiness: the graph and the cache degrade an answer, they never stop one.
+    checks = query_dependencies(pg_check, neo4j_check, redis_client.ping, access_check, sparse_check)
+    return create_app(query_deps(lambda: state["pool"], search, embeddings, answers, consistency, access, checks,
+                                 user_graph, authenticator(cfg, lambda: state["pool"])), lifespan=lifespan)
+
+
+def query_deps(pool, search, embeddings, answers, consistency, access, checks, user_graph, auth):
+    """The query API's use cases (application/search.py, reads.py) on their ports."""
+    from adapters.tokenizer import token_counter
+    from application.freshness import PostgresGuard
+    from application.reads import Reading
+    from application.search import Searching
+    from query_api.caches import REDIS_ERRORS, in_background
+    from query_api.deps import QueryDeps
+    from query_api.memory_reads import PgMemoryReads
+
+    guard = PostgresGuard(resilience.breaker("postgres"), postgres.CONNECTION_ERRORS)
+    searching = Searching(search, embeddings, consistency, guard, answers, REDIS_ERRORS, in_background, access,
+                          count_tokens=lambda encoding, text: token_counter(encoding).count(text))
+    reading = Reading(PgMemoryReads(pool), consistency, guard, access)
+    return QueryDeps(searching, reading, guard, consistency, pool, embeddings, checks, answers, user_graph, auth)
+
+
+def graph_ports(graph, source_timeout_ms: int):
+    """(the search's graph source, the graph's positions, GET /v1/graph's read) through Neo4j's
+    breaker: once it failed repeatedly, the graph source is left out at once (named in
+    `degraded`) instead of costing each search its connection timeout."""
+    from neo4j.exceptions import ServiceUnavailable, SessionExpired
+
+    from query_api.search import HARD_LIMIT_FACTOR
+
+    failures = (ServiceUnavailable, SessionExpired, OSError)  # Neo4j does not answer
+    neo4j = resilience.breaker("neo4j")
+    budget = HARD_LIMIT_FACTOR * source_timeout_ms / 1000
+
+    async def graph_source(user_id, names, limit, scope, include_archived, valid_at=None):
+        return await resilience.call(neo4j, lambda: graph.memories_for_entities(
+            user_id, names, hops=2, limit=limit, scope=scope, include_archived=include_archived, valid_at=valid_at),
+            timeout_s=budget, failures=failures)
+
+    async def graph_positions():
+        return await resilience.call(neo4j, lambda: graph.positions(EVENTS_TOPIC), timeout_s=2.0,
+                                     failures=failures, retry=RetryPolicy(attempts=2))
+
+    async def user_graph(user_id, **options):
+        return await resilience.call(neo4j, lambda: graph.user_graph(user_id, **options), timeout_s=10.0,
+                                     failures=failures, retry=RetryPolicy(attempts=2))
+
+    return graph_source, graph_positions, user_graph
 
 
 def command_dependencies(kafka_check, pg_check, redis_check) -> list:
@@ -404,7 +417,7 @@ async def read_model(name: str):
     elif name == "redis":
         import redis.asyncio as aioredis
 
-        from projectors.redis_versions import RedisVersions
+        from projectors.redis_projector import RedisVersions
 
         # A generous socket timeout: a big batch is one script, and a timeout counts as an outage.
         client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=2)

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.request_guard import method_label
+from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
 from domain.text import escaped
 
 log = logging.getLogger(__name__)
@@ -207,19 +208,24 @@ async def wait_for_token(token: str | None, topic: str, projection: str, positio
     """Read-your-writes for an endpoint: wait for the token, or answer 400 (a token that cannot
     exist: malformed, another topic, a partition the log does not have, an offset it has not
     reached, per `log_ends`) or 503 (not yet applied) saying why."""
-    from domain.consistency import InvalidConsistencyToken, NotYetApplied, wait_until_applied
     from settings import EVENTS_PARTITIONS
 
     if not token:
         return
     try:
         await wait_until_applied(token, topic, projection, positions, wait_ms, EVENTS_PARTITIONS, log_ends, notices)
-    except InvalidConsistencyToken as exc:
-        raise ApiError(400, "invalid_request", f"{field}: {exc}", {"field": field}) from exc
-    except NotYetApplied as exc:
-        raise ApiError(503, "not_yet_consistent", f"{exc}; retry shortly", {
-            "projection": exc.projection, "missing": [{"partition": p, "offset": o} for p, o in exc.missing],
-        }, retry_after=1) from exc
+    except (InvalidConsistencyToken, NotYetApplied) as exc:
+        raise token_error(exc, field) from exc
+
+
+def token_error(exc: Exception, field: str = "consistency_token") -> ApiError:
+    """The answer to a token that cannot exist (400, InvalidConsistencyToken) or that a read
+    model has not applied within the bound (503, NotYetApplied)."""
+    if not isinstance(exc, NotYetApplied):
+        return ApiError(400, "invalid_request", f"{field}: {exc}", {"field": field})
+    return ApiError(503, "not_yet_consistent", f"{exc}; retry shortly", {
+        "projection": exc.projection, "missing": [{"partition": p, "offset": o} for p, o in exc.missing],
+    }, retry_after=1)
 
 
 HTTP_SECONDS = Histogram(

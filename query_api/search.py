@@ -39,16 +39,18 @@ import dataclasses
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
 import numpy as np
 from prometheus_client import Counter, Histogram
 
 from adapters.postgres import CONNECTION_ERRORS
+# The query objects are the search use case's (application/search.py); SOURCES is re-exported.
+from application.search import SOURCES, Outcome, Query, SourceFailed, reads_graph  # noqa: F401
 from domain import query_terms, ranking, temporal
 from domain.filters import All, Condition, Node
 from query_api import pg_reads
@@ -62,7 +64,6 @@ DEGRADED = Counter("recallstack_search_degraded_total", "Sources left out of a s
 DEGRADED_ANSWERS = Counter("recallstack_search_degraded_answers_total",
                            "Search answers with at least one source left out (count once per answer)")
 
-SOURCES = ("dense", "sparse", "temporal", "graph")
 HARD_LIMIT_FACTOR = 4  # a source query is cancelled by Postgres / Neo4j at this many budgets
 DEFAULT_WEIGHTS = {"dense": 1.0, "sparse": 1.0, "temporal": 0.5, "graph": 0.5}
 
@@ -81,31 +82,6 @@ class SearchConfig:
     mmr_diversity: float = 0.3
 
 
-@dataclass
-class Query:
-    text: str
-    scope: Scope
-    limit: int
-    threshold: float | None
-    reference_time: datetime
-    sources: tuple[str, ...] = SOURCES
-    weights: dict[str, float] = field(default_factory=dict)
-    rrf_k: int | None = None
-    mmr: bool = False
-    temporal_mode: str = "boost"  # boost | filter | off
-    include_shared: bool = False  # also memories other users shared with this one
-
-
-@dataclass
-class Outcome:
-    results: list[dict]
-    degraded: list[dict]
-    timings_ms: dict[str, float]
-    explain: dict[str, Any]
-    window: temporal.TimeWindow | None
-    postgres_down: bool = False  # answered without it (Redis showed what sparse and graph found)
-
-
 class Timer:
     def __init__(self):
         self.ms: dict[str, float] = {}
@@ -118,23 +94,12 @@ class Timer:
             self.ms[name] = round((time.perf_counter() - began) * 1000, 2)
 
 
-def reads_graph(sources: Iterable[str], names: list[str]) -> bool:
-    """Whether a search can query the graph: it asks for the graph and its query names someone
-    (query_terms.names), the graph being seeded with names only. A read-your-writes search
-    waits for the graph only then (query_api/app.py)."""
-    return "graph" in sources and bool(names)
-
-
 POSTGRES_SOURCES = frozenset({"dense", "temporal"})  # read from Postgres, whatever else answers
 POSTGRES_OPEN = "Postgres unreachable (circuit open): not tried"
 
 
 def _left_out(degraded: list, source: str, reason: str) -> None:
     degraded.append({"source": source, "reason": reason})
-
-
-class SourceFailed(Exception):
-    pass
 
 
 class PostgresCircuitOpen(ConnectionError):

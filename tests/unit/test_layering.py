@@ -25,11 +25,8 @@ MAX_MODULE_LINES = 700
 OVERSIZED = {
     "adapters/embedders/_bert_onnx.py:build_bert_onnx": 109,
     "adapters/log_backup.py:backup": 124,
-    "bootstrap.py:query_app": 131,
     "command_api/app.py:create_app": 310,
     "infra/proxy_config.py:render": 122,
-    "query_api/app.py:create_app": 307,
-    "query_api/app.py:run_search": 104,
     "query_api/search.py:run": 188,
 }
 

@@ -27,8 +27,8 @@ def command_document() -> dict:
 def query_document() -> dict:
     from query_api.app import QueryDeps, create_app
 
-    return create_app(QueryDeps(pool=None, embeddings=None, search=None, pg_positions=None, consistency_wait_ms=0,
-                                checks={})).openapi()
+    return create_app(QueryDeps(searching=None, reading=None, postgres=None, consistency=None, pool=None,
+                                embeddings=None, checks={})).openapi()
 
 
 @pytest.mark.parametrize("name, build", [("command", command_document), ("query", query_document)])
