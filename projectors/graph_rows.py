@@ -1,18 +1,20 @@
-"""The rows a memory adds to the graph read model (projectors/neo4j_projector.py), computed
-from its entities and relations without I/O: entity keys, MENTIONS and RELATES rows, its times
-(properties, not entities) and its co-mention pairs. The sparse index reads entity names the
-same way (projectors/sparse_documents.py)."""
+"""The rows a memory adds to the graph read model (projectors/neo4j_store.py and its double,
+projectors/in_memory_graph.py), computed from its entities and relations without I/O: entity
+keys, MENTIONS and RELATES rows, its times (properties, not entities) and its co-mention pairs.
+The sparse index reads entity names the same way (projectors/sparse_documents.py)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from domain.events import Entity, Relation
+from domain import entities as extractor
+from domain.events import Entity, MemoryConsolidated, MemoryCreated, Relation
 
-__all__ = ["CO_MENTION_ENTITIES", "MAX_INDEXED_BYTES", "TIME_TYPES", "co_mention_rows", "entity_key", "graph_rows",
-           "split_times"]
+__all__ = ["CO_MENTION_ENTITIES", "MAX_INDEXED_BYTES", "TIME_TYPES", "MemoryGraph", "co_mention_rows", "entity_key",
+           "extracted_graph", "graph_rows", "memory_graph", "split_times"]
 
 
 def _norm_name(name: str) -> str:
@@ -101,3 +103,37 @@ def graph_rows(user_id: str, memory_id: str, entities: Sequence[Entity], relatio
         rows.append({"user_id": user_id, "memory_id": memory_id, "source": source, "target": target,
                      "type": type_, "valid_from": valid_from.isoformat()})
     return mentions, rows
+
+
+@dataclass(frozen=True)
+class MemoryGraph:
+    """What a created memory (or a consolidation's summary) adds to the graph."""
+    memory: dict  # the Memory node's properties (times as ISO 8601 strings)
+    mentions: list[dict]
+    relations: list[dict]
+    co_mentions: list[dict]
+
+
+def memory_graph(event: MemoryCreated | MemoryConsolidated) -> MemoryGraph:
+    """The event's entities and relations or, when it carries neither (every v1 event), the offline
+    extractor's from its text; the relations hold from when the memory happened."""
+    if event.entities or event.relations:
+        ents, rels, source = event.entities, event.relations, "event"
+    else:
+        (ents, rels), source = extractor.extract(event.text), "extractor"
+    happened = event.happened_at or event.occurred_at  # a v1 consolidation has none
+    ents, rels, times = split_times(ents, rels)
+    mentions, relations = graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=happened)
+    memory = {"id": event.memory_id, "user_id": event.user_id, "text": event.text,
+              "created_at": event.occurred_at.isoformat(), "occurred_at": happened.isoformat(),
+              "agent_id": event.agent_id, "run_id": event.run_id, "app_id": event.app_id,
+              "entity_source": source, "event_id": event.event_id, "times": times}
+    return MemoryGraph(memory, mentions, relations, co_mention_rows(mentions, at=event.occurred_at))
+
+
+def extracted_graph(user_id: str, memory_id: str, text: str, valid_from: datetime
+                    ) -> tuple[list[dict], list[dict], list[str]]:
+    """A new text's mentions, relations and times, from the offline extractor (an update carries no entities)."""
+    ents, rels, times = split_times(*extractor.extract(text))
+    mentions, relations = graph_rows(user_id, memory_id, ents, rels, valid_from=valid_from)
+    return mentions, relations, times

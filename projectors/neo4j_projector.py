@@ -1,6 +1,10 @@
 """Neo4jProjector: each user's memories, the entities they mention and the relations
 between those entities, with the projection's log positions in the same transaction.
 
+What each event writes is projectors/neo4j_projection.py, in Cypher projectors/neo4j_store.py
+(its rows: projectors/graph_rows.py); this module holds the batch's transaction (positions,
+applied-event markers, the live pointer check) and the versions (`Neo4jVersions`).
+
 Graph model (all nodes per user; nothing is shared across users):
 
     (:User {user_id})-[:OWNS]->(:Memory {id, user_id, text, state, created_at, updated_at,
@@ -98,7 +102,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime
 from typing import Any
 
 from neo4j import AsyncDriver, AsyncManagedTransaction, RoutingControl
@@ -106,13 +109,13 @@ from neo4j.exceptions import ServiceUnavailable, SessionExpired, TransientError
 
 # The version helpers live with the read side (the query API reads the graph without projectors/).
 from adapters.neo4j_read_model import NODE_LABELS, PROJECTION, READ_LIVE, check_version, versioned
-from domain import entities as extractor
-from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
-                           MemoryScopeDeleted, MemoryUpdated, UserErased)
-from projectors.batch_order import hoist_creates
-from projectors.graph_rows import co_mention_rows, graph_rows, split_times
+from domain.events import Event, MemoryConsolidated, MemoryCreated, UserErased
 from projectors.applied import Applied, Relocated
+from projectors.neo4j_projection import HANDLERS, project_events
+from projectors.neo4j_store import Neo4jGraphStore, rows, run
 from projectors.versions import covers
+
+CREATES = (MemoryCreated, MemoryConsolidated)  # whose ids the batch's first round trip looks up
 
 
 # Per version: `_vN` becomes `_v<n>` (versioned()).
@@ -146,108 +149,12 @@ LEGACY_CONSTRAINTS = ("rs_user_id", "rs_memory_id", "rs_entity_user_key", "rs_pr
 LEGACY_INDEXES = ("rs_memory_user", "rs_entity_user", "rs_entity_name", "rs_applied_event_user")
 
 _BATCH = 10_000
-_CREATES = (MemoryCreated, MemoryConsolidated)
-_MEMORY_EVENTS = (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryConsolidated,
-                  MemoryForgotten, MemoryRestored, UserErased)
-# UserErased: every node of the user goes, with its relationships (one indexed MATCH per label).
-_ERASE_USER = (
-    "MATCH (m:Memory_vN {user_id: $user_id}) DETACH DELETE m",
-    "MATCH (e:Entity_vN {user_id: $user_id}) DETACH DELETE e",
-    "MATCH (u:User_vN {user_id: $user_id}) DETACH DELETE u",
-    "MATCH (a:AppliedEvent_vN {user_id: $user_id}) DELETE a",
-)
-
-
 def _check_label(label: str) -> str:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", label):
         raise ValueError(f"not a plain label name: {label!r}")
     return label
 
 
-# Datetimes travel as ISO 8601 strings and become DateTime in Cypher: the pure-Python
-# Bolt packer is several times slower on datetime values than on strings.
-# Nodes are created with both labels; MERGE matches on the versioned one and adds the contract label.
-_CREATE_MEMORIES = """
-UNWIND $rows AS r
-MERGE (u:User_vN {user_id: r.user_id})
-  ON CREATE SET u:User
-CREATE (u)-[:OWNS]->(:Memory:Memory_vN {
-  id: r.id, user_id: r.user_id, text: r.text, state: 'active',
-  created_at: datetime(r.created_at), updated_at: datetime(r.created_at), occurred_at: datetime(r.occurred_at),
-  agent_id: r.agent_id, run_id: r.run_id, app_id: r.app_id, times: r.times,
-  entity_source: r.entity_source, last_event_id: r.event_id})
-"""
-_MENTION = """
-UNWIND $rows AS r
-MATCH (m:Memory_vN {id: r.memory_id})
-MERGE (e:Entity_vN {user_id: r.user_id, key: r.key})
-  ON CREATE SET e:Entity, e.name = r.name, e.type = r.type
-MERGE (m)-[:MENTIONS]->(e)
-"""
-_RELATE = """
-UNWIND $rows AS r
-MATCH (s:Entity_vN {user_id: r.user_id, key: r.source})
-MATCH (t:Entity_vN {user_id: r.user_id, key: r.target})
-CREATE (s)-[:RELATES {type: r.type, memory_id: r.memory_id, valid_from: datetime(r.valid_from)}]->(t)
-"""
-# One relationship per pair of entities a memory names together, its weight the memories that did
-# (counted as they are created: an update or a delete does not lower it; MENTIONS stay as well).
-_CO_MENTION = """
-UNWIND $rows AS r
-MATCH (a:Entity_vN {user_id: r.user_id, key: r.a})
-MATCH (b:Entity_vN {user_id: r.user_id, key: r.b})
-MERGE (a)-[c:CO_MENTIONED]->(b)
-  ON CREATE SET c.weight = 1, c.first_at = datetime(r.at), c.last_at = datetime(r.at)
-  ON MATCH SET c.weight = c.weight + 1, c.last_at = datetime(r.at)
-"""
-# Memories with their mentions, relations and co-mentions in one round trip (the writes of
-# each subquery are visible to the next).
-_CREATE_GRAPH = "\n".join(f"CALL () {{{query.replace('$rows', rows)}}}" for query, rows in (
-    (_CREATE_MEMORIES, "$memories"), (_MENTION, "$mentions"), (_RELATE, "$relations"),
-    (_CO_MENTION, "$co_mentions")))
-# RELATES is not versioned: the index finds the memory's relations, the source's label keeps this version's.
-_CLOSE_RELATIONS = """
-UNWIND $ids AS id
-MATCH (s)-[r:RELATES {memory_id: id}]->()
-WHERE s:Entity_vN AND r.valid_to IS NULL
-SET r.valid_to = datetime($at)
-"""
-_UPDATE_MEMORY = """
-MATCH (m:Memory_vN {id: $id, user_id: $user_id})
-WHERE m.state <> 'deleted'
-WITH m, m.text AS old_text
-SET m.text = coalesce($text, m.text), m.updated_at = datetime($at), m.last_event_id = $event_id
-RETURN old_text
-"""
-_UNLINK_MENTIONS = "MATCH (:Memory_vN {id: $id})-[r:MENTIONS]->() DELETE r"
-_FROM_EXTRACTOR = "MATCH (m:Memory_vN {id: $id}) SET m.entity_source = 'extractor', m.times = $times"
-_DELETE_MEMORY = """
-MATCH (m:Memory_vN {id: $id, user_id: $user_id})
-WHERE m.state <> 'deleted'
-SET m.state = 'deleted', m.updated_at = datetime($at), m.deleted_at = datetime($at), m.last_event_id = $event_id
-RETURN m.id AS id
-"""
-_DELETE_SCOPE = """
-MATCH (m:Memory_vN {user_id: $user_id})
-WHERE m.state <> 'deleted'
-  AND ($agent_id IS NULL OR m.agent_id = $agent_id)
-  AND ($run_id IS NULL OR m.run_id = $run_id)
-  AND ($app_id IS NULL OR m.app_id = $app_id)
-SET m.state = 'deleted', m.updated_at = datetime($at), m.deleted_at = datetime($at), m.last_event_id = $event_id
-RETURN m.id AS id
-"""
-# A consolidation's sources (the user's own, not deleted or archived already) become history.
-_ARCHIVE_SOURCES = """
-MATCH (m:Memory_vN)
-WHERE m.id IN $ids AND m.user_id = $user_id AND m.state IN ['active', 'forgotten']
-SET m.state = 'archived', m.updated_at = datetime($at), m.last_event_id = $event_id
-"""
-# Forget (active/archived -> forgotten) and restore (forgotten/archived -> active): the state only.
-_SET_STATE = """
-MATCH (m:Memory_vN {id: $id, user_id: $user_id})
-WHERE m.state IN $from_states
-SET m.state = $state, m.updated_at = datetime($at), m.last_event_id = $event_id
-"""
 _POSITIONS = """
 MATCH (o:ProjectionOffset_vN {projection: $projection, topic: $topic})
 RETURN o.partition AS partition, o.offset AS offset
@@ -369,15 +276,14 @@ class Neo4jProjector:
             raise Relocated(f"neo4j read model moved from v{self.version} to v{live}")
 
     async def _write_batch(self, tx: AsyncManagedTransaction, topic: str, batch: list[Applied]) -> None:
-        candidates = [item.event for item in batch if isinstance(item.event, _MEMORY_EVENTS)]
-        [begin] = await _rows(tx, self._q(_BEGIN_BATCH), projection=self.name, topic=topic,
-                              event_ids=[e.event_id for e in candidates],
-                              memory_ids=[e.memory_id for e in candidates if isinstance(e, _CREATES)])
+        candidates = [item.event for item in batch if type(item.event) in HANDLERS]
+        [begin] = await rows(tx, self._q(_BEGIN_BATCH), projection=self.name, topic=topic,
+                             event_ids=[e.event_id for e in candidates],
+                             memory_ids=[e.memory_id for e in candidates if type(e) in CREATES])
         self._check_live(begin["version"])  # before any write
         stored = {partition: offset for partition, offset in begin["offsets"]}
         fresh = [item.event for item in batch
-                 if item.event is not None and isinstance(item.event, _MEMORY_EVENTS)
-                 and item.offset > stored.get(item.partition, -1)]
+                 if type(item.event) in HANDLERS and item.offset > stored.get(item.partition, -1)]
         seen = set(begin["seen"])
         existing = dict(begin["existing"])  # memory id -> user id, kept up to date as the batch goes
         applied: list[Event] = []
@@ -385,27 +291,7 @@ class Neo4jProjector:
             if event.event_id not in seen:
                 seen.add(event.event_id)
                 applied.append(event)
-        # Creates go ahead in one UNWIND per segment where that equals log order (batch_order).
-        for creates, others in hoist_creates([Applied(0, n, e) for n, e in enumerate(applied)]):
-            await self._create_memories(tx, [item.event for item in creates], existing)
-            for event in (item.event for item in others):
-                if isinstance(event, MemoryUpdated):
-                    await self._update(tx, event)
-                elif isinstance(event, MemoryDeleted):
-                    await self._delete(tx, event)
-                elif isinstance(event, MemoryConsolidated):
-                    await self._consolidate(tx, event, existing)
-                elif isinstance(event, MemoryForgotten):
-                    await self._set_state(tx, event, "forgotten", ["active", "archived"])
-                elif isinstance(event, MemoryRestored):
-                    await self._set_state(tx, event, "active", ["forgotten", "archived"])
-                elif isinstance(event, UserErased):
-                    for statement in _ERASE_USER:
-                        await _run(tx, self._q(statement), user_id=event.user_id)
-                    for memory_id in [m for m, user_id in existing.items() if user_id == event.user_id]:
-                        del existing[memory_id]
-                else:
-                    await self._delete_scope(tx, event)
+        await project_events(Neo4jGraphStore(tx, self.version, existing), applied)
         # An event followed by its user's erasure in this batch leaves no trace either.
         erased_later: set[str] = set()
         marks = []
@@ -418,91 +304,9 @@ class Neo4jProjector:
         highest: dict[int, int] = {}
         for item in batch:
             highest[item.partition] = max(item.offset, highest.get(item.partition, -1))
-        [end] = await _rows(tx, self._q(_END_BATCH), projection=self.name, topic=topic, marks=marks[::-1],
-                            rows=[{"partition": p, "offset": o} for p, o in sorted(highest.items())])
+        [end] = await rows(tx, self._q(_END_BATCH), projection=self.name, topic=topic, marks=marks[::-1],
+                           rows=[{"partition": p, "offset": o} for p, o in sorted(highest.items())])
         self._check_live(end["version"])  # again, holding the offsets' locks
-
-    async def _create_memories(self, tx: AsyncManagedTransaction, events: Sequence[MemoryCreated | MemoryConsolidated],
-                               existing: dict[str, str]) -> list[str]:
-        """Creates the memories not in `existing` (memory id -> user id, read by _BEGIN_BATCH and
-        kept up to date) with their graph, in one round trip; a summary is created like a memory.
-        Returns the ids created."""
-        memories, mentions, relations, co_mentions = [], [], [], []
-        for event in events:
-            if event.memory_id in existing:
-                continue  # created before (a create is never applied twice, even with a new event id)
-            existing[event.memory_id] = event.user_id
-            if event.entities or event.relations:
-                ents, rels, source = event.entities, event.relations, "event"
-            else:
-                (ents, rels), source = extractor.extract(event.text), "extractor"
-            happened = event.happened_at or event.occurred_at  # a v1 consolidation has none
-            ents, rels, times = split_times(ents, rels)
-            memories.append({
-                "id": event.memory_id, "user_id": event.user_id, "text": event.text,
-                "created_at": event.occurred_at.isoformat(), "occurred_at": happened.isoformat(),
-                "agent_id": event.agent_id, "run_id": event.run_id, "app_id": event.app_id,
-                "entity_source": source, "event_id": event.event_id, "times": times,
-            })
-            m, r = graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=happened)
-            mentions += m
-            relations += r
-            co_mentions += co_mention_rows(m, at=event.occurred_at)
-        if memories:
-            await _run(tx, self._q(_CREATE_GRAPH), memories=memories, mentions=mentions, relations=relations,
-                       co_mentions=co_mentions)
-        return [m["id"] for m in memories]
-
-    async def _consolidate(self, tx: AsyncManagedTransaction, event: MemoryConsolidated,
-                           existing: dict[str, str]) -> None:
-        # Only a new summary archives its sources (as in Postgres): a second summary with the same
-        # id changes nothing. The sources' RELATES stay open: archived is history, not refuted.
-        if await self._create_memories(tx, [event], existing) and event.source_memory_ids:
-            await _run(tx, self._q(_ARCHIVE_SOURCES), ids=list(event.source_memory_ids), user_id=event.user_id,
-                       at=event.occurred_at.isoformat(), event_id=event.event_id)
-
-    async def _set_state(self, tx: AsyncManagedTransaction, event: MemoryForgotten | MemoryRestored, state: str,
-                         from_states: list[str]) -> None:
-        # No RELATES closed or reopened: readers skip a forgotten memory's relations by its state,
-        # so a restore brings them back exactly as they were.
-        await _run(tx, self._q(_SET_STATE), id=event.memory_id, user_id=event.user_id, state=state,
-                   from_states=from_states, at=event.occurred_at.isoformat(), event_id=event.event_id)
-
-    async def _update(self, tx: AsyncManagedTransaction, event: MemoryUpdated) -> None:
-        rows = await _rows(tx, self._q(_UPDATE_MEMORY), id=event.memory_id, user_id=event.user_id, text=event.text,
-                           at=event.occurred_at.isoformat(), event_id=event.event_id)
-        if not rows:
-            return  # unknown, someone else's, or deleted
-        if event.text is None or event.text == rows[0]["old_text"]:
-            return  # metadata only: the graph of the text stays
-        await _run(tx, self._q(_UNLINK_MENTIONS), id=event.memory_id)
-        await self._close(tx, [event.memory_id], event.occurred_at)
-        ents, rels, times = split_times(*extractor.extract(event.text))
-        await _run(tx, self._q(_FROM_EXTRACTOR), id=event.memory_id, times=times)
-        mentions, relations = graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=event.occurred_at)
-        await self._link(tx, mentions, relations)
-
-    async def _delete(self, tx: AsyncManagedTransaction, event: MemoryDeleted) -> None:
-        rows = await _rows(tx, self._q(_DELETE_MEMORY), id=event.memory_id, user_id=event.user_id,
-                           at=event.occurred_at.isoformat(), event_id=event.event_id)
-        await self._close(tx, [r["id"] for r in rows], event.occurred_at)
-
-    async def _delete_scope(self, tx: AsyncManagedTransaction, event: MemoryScopeDeleted) -> None:
-        # Per-user order: exactly the memories of the scope that exist when the event is applied.
-        rows = await _rows(tx, self._q(_DELETE_SCOPE), user_id=event.user_id, agent_id=event.agent_id,
-                           run_id=event.run_id, app_id=event.app_id, at=event.occurred_at.isoformat(),
-                           event_id=event.event_id)
-        await self._close(tx, [r["id"] for r in rows], event.occurred_at)
-
-    async def _close(self, tx: AsyncManagedTransaction, memory_ids: list[str], at: datetime) -> None:
-        if memory_ids:
-            await _run(tx, self._q(_CLOSE_RELATIONS), ids=memory_ids, at=at.isoformat())
-
-    async def _link(self, tx: AsyncManagedTransaction, mentions: list[dict], relations: list[dict]) -> None:
-        if mentions:
-            await _run(tx, self._q(_MENTION), rows=mentions)
-        if relations:
-            await _run(tx, self._q(_RELATE), rows=relations)
 
 
 class Neo4jVersions:
@@ -587,19 +391,19 @@ class Neo4jVersions:
 
     async def _switch(self, tx: AsyncManagedTransaction, version: int, topic: str) -> bool:
         # Lock order: the pointer, then the live offsets (a batch only ever locks offsets).
-        live = (await _rows(tx, _LOCK_LIVE, projection=self.name))[0]["version"]
+        live = (await rows(tx, _LOCK_LIVE, projection=self.name))[0]["version"]
         if live == version:
-            await _run(tx, _UNLOCK_LIVE, projection=self.name)
+            await run(tx, _UNLOCK_LIVE, projection=self.name)
             return True
-        await _run(tx, versioned(_LOCK_POSITIONS, live), projection=self.name, topic=topic)
-        current = {r["partition"]: r["offset"] for r in await _rows(
+        await run(tx, versioned(_LOCK_POSITIONS, live), projection=self.name, topic=topic)
+        current = {r["partition"]: r["offset"] for r in await rows(
             tx, versioned(_UNLOCK_POSITIONS, live), projection=self.name, topic=topic)}
-        candidate = {r["partition"]: r["offset"] for r in await _rows(
+        candidate = {r["partition"]: r["offset"] for r in await rows(
             tx, versioned(_POSITIONS, version), projection=self.name, topic=topic)}
         if not covers(candidate, current):
-            await _run(tx, _UNLOCK_LIVE, projection=self.name)
+            await run(tx, _UNLOCK_LIVE, projection=self.name)
             return False
-        await _run(tx, _SET_LIVE, projection=self.name, version=version)
+        await run(tx, _SET_LIVE, projection=self.name, version=version)
         return True
 
     async def drop(self, version: int) -> None:
@@ -660,16 +464,3 @@ class Neo4jVersions:
             " RETURN name", names=names)]
         await self._schema([*(f"DROP CONSTRAINT {name} IF EXISTS" for name in constraints),
                             *(f"DROP INDEX {name} IF EXISTS" for name in indexes)])
-
-
-# --- helpers ---------------------------------------------------------------------------
-
-
-async def _run(tx: AsyncManagedTransaction, query: str, **params: Any) -> None:
-    result = await tx.run(query, params)
-    await result.consume()
-
-
-async def _rows(tx: AsyncManagedTransaction, query: str, **params: Any) -> list[dict]:
-    result = await tx.run(query, params)
-    return await result.data()

@@ -21,6 +21,7 @@ from projectors import neo4j_projector
 from projectors.graph_rows import entity_key
 from adapters.neo4j_read_model import labels, live_graph_version, versioned
 from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions
+from projectors.neo4j_store import Neo4jGraphStore
 from projectors.applied import Applied, Relocated
 
 pytestmark = pytest.mark.integration
@@ -422,20 +423,22 @@ async def test_an_entity_too_long_to_index_is_left_out_not_dead_lettered(project
     assert await mentions(driver, from_event.memory_id) == {("Bob", "person")}
 
 
-async def test_a_batch_that_fails_midway_leaves_neither_data_nor_position(projector, driver, user_id):
+async def test_a_batch_that_fails_midway_leaves_neither_data_nor_position(projector, driver, user_id, monkeypatch):
     topic = TOPIC + "-rollback"
+    relink = Neo4jGraphStore.relink
 
-    class FailingOnUpdate(Neo4jProjector):
-        async def _update(self, tx, event):
-            await super()._update(tx, event)  # writes first, then a Cypher error in the same transaction
-            result = await tx.run("UNWIND [0] AS zero RETURN 1 / zero")
-            await result.consume()
+    async def failing_relink(self, event):
+        await relink(self, event)  # writes first, then a Cypher error in the same transaction
+        result = await self.tx.run("UNWIND [0] AS zero RETURN 1 / zero")
+        await result.consume()
 
     a, b = created(user_id, "Ana works at Acme."), created(user_id, "Bob uses Vim.")
     update = MemoryUpdated(user_id=user_id, actor="user:x", memory_id=a.memory_id, text="Ana works at Globex.")
     batch = [Applied(0, 1, a), Applied(0, 2, b), Applied(0, 3, update)]
+    monkeypatch.setattr(Neo4jGraphStore, "relink", failing_relink)
     with pytest.raises(neo4j.exceptions.ClientError):
-        await FailingOnUpdate(driver, version=VERSION, projection=PROJECTION).apply_batch(topic, batch)
+        await Neo4jProjector(driver, version=VERSION, projection=PROJECTION).apply_batch(topic, batch)
+    monkeypatch.undo()
     assert await rows(driver, "MATCH (n) WHERE (n:User_vN OR n:Memory_vN OR n:Entity_vN OR n:AppliedEvent_vN)"
                               " AND n.user_id = $u RETURN count(n) AS c", u=user_id) == [{"c": 0}]
     assert await projector.positions(topic) == {}
@@ -552,7 +555,8 @@ async def test_follow_mode_moves_to_the_new_version_after_a_switch(test_versions
     assert await versions.versions() == [1, new]
 
 
-async def test_a_switch_during_a_batch_turns_the_batch_away(test_versions, driver, user_id, versions_apart):
+async def test_a_switch_during_a_batch_turns_the_batch_away(test_versions, driver, user_id, versions_apart,
+                                                            monkeypatch):
     versions, topic = test_versions, TOPIC + "-race"
     old, new = versions.made = spare_versions(2)
     for version in (old, new):
@@ -563,17 +567,21 @@ async def test_a_switch_during_a_batch_turns_the_batch_away(test_versions, drive
     for version in (old, new):
         await versions.projection(version).apply_batch(topic, [Applied(0, 0, first)])
 
-    class SwitchedMidway(Neo4jProjector):
-        async def _create_memories(self, tx, events, existing):
-            await super()._create_memories(tx, events, existing)  # written, not committed
-            if events:
-                assert await versions.switch(new, topic)  # the offsets are not locked yet: it commits
+    create_memories = Neo4jGraphStore.create_memories
 
-    follow = SwitchedMidway(driver, projection=versions.name)
+    async def switched_midway(self, events):
+        created_ids = await create_memories(self, events)  # written, not committed
+        if events:
+            assert await versions.switch(new, topic)  # the offsets are not locked yet: it commits
+        return created_ids
+
+    monkeypatch.setattr(Neo4jGraphStore, "create_memories", switched_midway)
+    follow = Neo4jProjector(driver, projection=versions.name)
     assert await follow.positions(topic) == {0: 0}
     late = created(user_id, "Bob uses Vim.")
     with pytest.raises(Relocated):  # seen once the batch holds its offsets: rolled back
         await follow.apply_batch(topic, [Applied(0, 1, late)])
+    monkeypatch.undo()
     for version in (old, new):
         assert await mentions(driver, late.memory_id, version) == set()
         assert await Neo4jProjector(driver, version=version, projection=versions.name).positions(topic) == {0: 0}
