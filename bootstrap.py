@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import sys
 import time
 from contextlib import asynccontextmanager
@@ -32,8 +31,11 @@ log = logging.getLogger("recallstack")
 
 @cache
 def settings() -> Settings:
-    kafka_security.current()  # its variables checked with the rest: a bad one fails at start, named
-    return Settings.from_env()
+    """This process's one Settings, read from the environment once; the Kafka clients' TLS and
+    SASL installed from it."""
+    cfg = Settings.from_env()
+    kafka_security.use(cfg.kafka_security)
+    return cfg
 
 
 def embedder(cfg: Settings) -> Embedder:
@@ -41,11 +43,11 @@ def embedder(cfg: Settings) -> Embedder:
         return build_embedder("openai", base_url=cfg.embedder_base_url, api_key=cfg.embedder_api_key,
                               model=cfg.embedder_model)
     if cfg.embedder == "minilm":
+        options = {"spin": cfg.embedder_spin, "cache_dir": embedder_cache(cfg)}
         if cfg.embedder_threads:
-            return build_embedder("minilm", threads=cfg.embedder_threads, spin=cfg.embedder_spin)
+            return build_embedder("minilm", threads=cfg.embedder_threads, **options)
         # Auto: one thread per small request (concurrency across requests), all cores for batches.
-        return SizeRoutedEmbedder(build_embedder("minilm", threads=1, spin=cfg.embedder_spin),
-                                  build_embedder("minilm", spin=cfg.embedder_spin))
+        return SizeRoutedEmbedder(build_embedder("minilm", threads=1, **options), build_embedder("minilm", **options))
     return build_embedder(cfg.embedder)
 
 
@@ -53,7 +55,13 @@ def query_embedder(cfg: Settings) -> Embedder:
     """The query API's: a search's text through the int8 MiniLM graph, one thread per query, when
     RECALLSTACK_EMBEDDER_QUERY_PRECISION is int8 (default) and documents are MiniLM's; documents'
     vectors unchanged (docs/search.md "Query embedding"). Else the documents' embedder."""
-    return build_query_embedder(embedder(cfg), cfg.embedder_query_precision, spin=cfg.embedder_spin)
+    return build_query_embedder(embedder(cfg), cfg.embedder_query_precision, spin=cfg.embedder_spin,
+                                cache_dir=embedder_cache(cfg))
+
+
+def embedder_cache(cfg: Settings) -> Path:
+    """Where MiniLM keeps its optimized graphs (built once per machine, not per process)."""
+    return cfg.home / "cache" / "embedders"
 
 
 def authenticator(cfg: Settings, pool):
@@ -99,7 +107,7 @@ def command_app() -> FastAPI:
     from application.command_handlers import CommandContext
     from command_api.idempotency import IdempotencyStore
 
-    observability.configure("command-api")
+    observability.configure("command-api", settings())
     cfg = settings()
     emb = embedder(cfg)
     publisher = event_publisher(cfg)
@@ -155,7 +163,7 @@ def query_app() -> FastAPI:
     from query_api.caches import AnswerCache, EmbeddingCache
     from query_api.search import HARD_LIMIT_FACTOR, HybridSearch, SearchConfig
 
-    observability.configure("query-api")
+    observability.configure("query-api", settings())
     # The query embedding runs in a worker thread (onnxruntime frees the GIL while it runs) but
     # needs the GIL to start and to hand its vector back: at Python's default 5 ms switch
     # interval a busy event loop made a 2 ms embedding take 10.
@@ -365,12 +373,12 @@ def web_edge_app() -> FastAPI:
     """The web edge behind the reverse proxy (gateway/app.py): /mcp, /readyz, the web UI."""
     from gateway.app import SERVICE, create_app
 
-    observability.configure(SERVICE)
     cfg = settings()
+    observability.configure(SERVICE, cfg)
     # /mcp: the MCP server's tools call the REST API at the base URL (the proxy), like any client.
     return create_app(cfg.command_api_url, cfg.query_api_url, mcp_base_url=cfg.gateway_url, bind_host=cfg.host,
                       projector_metrics=projector_metrics_urls(cfg), kafka_bootstrap=cfg.kafka_bootstrap,
-                      **({"ui_dist": Path(os.environ["RECALLSTACK_UI_DIST"])} if os.environ.get("RECALLSTACK_UI_DIST") else {}))
+                      **({"ui_dist": cfg.ui_dist} if cfg.ui_dist else {}))
 
 
 def projector_metrics_urls(cfg: Settings) -> dict[str, str]:
@@ -379,9 +387,8 @@ def projector_metrics_urls(cfg: Settings) -> dict[str, str]:
     where the projectors run elsewhere (compose)."""
     from infra.stack import PROJECTOR_METRICS_PORTS
 
-    named = os.environ.get("RECALLSTACK_PROJECTOR_METRICS_URLS", "")
-    if named:
-        return dict(pair.split("=", 1) for pair in named.split(",") if "=" in pair)
+    if cfg.projector_metrics_urls:
+        return dict(cfg.projector_metrics_urls)
     host = "127.0.0.1" if cfg.host in ("0.0.0.0", "::") else cfg.host
     return {name: f"http://{host}:{port}" for name, port in PROJECTOR_METRICS_PORTS.items()}
 
@@ -498,8 +505,6 @@ def intelligence(cfg: Settings):
 
 @asynccontextmanager
 async def extraction_worker(dry_run: bool = False):
-    import os
-
     from consolidation.extraction import ExtractionWorker
     from domain.intelligence import ReconciliationPolicy
 
@@ -510,7 +515,7 @@ async def extraction_worker(dry_run: bool = False):
     try:
         yield ExtractionWorker(brain, offline, embedder(cfg), pool, cfg.kafka_bootstrap,
                                policy=ReconciliationPolicy(cfg.reconcile_duplicate_at, cfg.reconcile_related_at),
-                               dry_run=dry_run, instance=os.environ.get("RECALLSTACK_WORKER_INSTANCE", "0"),
+                               dry_run=dry_run, instance=cfg.worker_instance,
                                keys=keyring())
     finally:
         await pool.close()
@@ -518,20 +523,19 @@ async def extraction_worker(dry_run: bool = False):
 
 async def open_lifecycle(kind: str):
     """A Lifecycle with its own pool, publisher and progress reader; returns (it, close)."""
-    import os
-
     from adapters.kafka_log import GroupProgress
     from adapters.tokenizer import token_counter
     from consolidation.lifecycle import Lifecycle
     from consolidation.policies import LifecycleConfig
 
     cfg = settings()
-    config = LifecycleConfig.load(cfg.home)  # first: a bad config fails before anything is opened
+    # first: a bad config fails before anything is opened
+    config = LifecycleConfig.load(cfg.home, cfg.lifecycle_config)
     await ensure_topics(cfg.kafka_bootstrap)
     pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=4)
     # revive_erased=False: a summary of memories read before an erasure is dropped, not sealed anew.
     publisher = event_publisher(cfg, timeout_s=10.0, revive_erased=False, transactional_id=(
-        f"recallstack-worker-{kind}-{os.environ.get('RECALLSTACK_WORKER_INSTANCE', '0')}"))
+        f"recallstack-worker-{kind}-{cfg.worker_instance}"))
     projected = GroupProgress(cfg.kafka_bootstrap, projector_group("postgres"))
     await projected.start()
     brain, offline = intelligence(cfg)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from adapters.kafka_security import KafkaSecurity
 
 EVENTS_TOPIC = "recallstack.memory.events"
 ACCESS_TOPIC = "recallstack.memory.access"
@@ -45,6 +47,9 @@ def lifecycle_group(kind: str) -> str:
     """The consumer group (and faust app id) of the `consolidate` or `forget` worker."""
     return f"recallstack-{kind}"
 
+
+# An explicit RECALLSTACK_* setting of a server means "use that one, start no local one".
+EXTERNAL_WHEN_SET = {"kafka": "KAFKA_BOOTSTRAP", "postgres": "PG_DSN", "neo4j": "NEO4J_URI", "redis": "REDIS_URL"}
 
 SECRET_NAMES = ("PG_PASSWORD", "NEO4J_PASSWORD", "REDIS_PASSWORD")
 
@@ -144,11 +149,15 @@ def _on_off(name: str, default: str) -> bool:
     return value in ("on", "true", "1")
 
 
-def _query_precision() -> str:
-    value = _env("EMBEDDER_QUERY_PRECISION", "int8").strip().lower()
-    if value not in ("int8", "float32"):
-        raise ValueError(f"RECALLSTACK_EMBEDDER_QUERY_PRECISION must be int8 or float32, got {value!r}")
+def _choice(name: str, default: str, choices: tuple[str, ...], unset_ok: bool = False) -> str:
+    value = _env(name, default).strip().lower()
+    if value not in choices and not (unset_ok and not value):
+        raise ValueError(f"RECALLSTACK_{name} must be {_either(choices)}, got {value!r}")
     return value
+
+
+def _either(choices: tuple[str, ...]) -> str:
+    return " or ".join(choices) if len(choices) == 2 else f"one of {', '.join(choices)}"
 
 
 MAX_API_PROCESSES = 16  # process k of an API listens on its port + 100 * (k - 1) (infra/stack.py)
@@ -242,6 +251,29 @@ class Settings:
     base_url: str = ""  # RECALLSTACK_GATEWAY_URL: the base URL where it is not http://HOST:GATEWAY_PORT (compose)
     # The sparse index (Tantivy, a read model of its own): its projector writes here, the query API reads.
     sparse_dir: Path | None = None  # RECALLSTACK_SPARSE_DIR, default <home>/sparse (from_env sets it)
+    # TLS and SASL of every Kafka client (RECALLSTACK_KAFKA_SECURITY_PROTOCOL, _KAFKA_SASL_*, _KAFKA_SSL_*).
+    kafka_security: KafkaSecurity = KafkaSecurity()
+    # Logs and traces (adapters/observability.py): "" leaves the choice to the process (json unless
+    # stderr is a terminal; INFO, or WARNING for replay and worker --once).
+    log_format: str = ""
+    log_level: str = ""
+    tracing: str = "off"  # off, console or otlp
+    otlp_endpoint: str = "http://127.0.0.1:4318"
+    # Forgetting and consolidation thresholds: RECALLSTACK_LIFECYCLE_CONFIG, None for <home>/lifecycle.yaml if present.
+    lifecycle_config: Path | None = None
+    worker_instance: str = "0"  # RECALLSTACK_WORKER_INSTANCE: tells replicas of a worker apart (transactional ids)
+    ui_dist: Path | None = None  # RECALLSTACK_UI_DIST: the built web UI, None for the repository's ui/dist
+    # RECALLSTACK_PROJECTOR_METRICS_URLS ("postgres=http://projector-postgres:9101,..."): the projectors'
+    # /metrics where they run elsewhere (compose); empty: the local stack's ports.
+    projector_metrics_urls: tuple[tuple[str, str], ...] = ()
+    # The servers an explicit setting names (RECALLSTACK_KAFKA_BOOTSTRAP, _PG_DSN, _NEO4J_URI, _REDIS_URL):
+    # `up` and `infra up` use them and start no local one.
+    external: frozenset[str] = frozenset()
+    system_dir: Path = Path("/var/lib/recallstack")  # RECALLSTACK_SYSTEM_DIR: Postgres's data when run as root
+    # What the CLI's REST commands (export, import) send: RECALLSTACK_URL and RECALLSTACK_API_KEY
+    # ("": the local base URL, and the local stack's admin key).
+    client_url: str = ""
+    api_key: str = field(default="", repr=False)
 
     @property
     def admin_key_file(self) -> Path:
@@ -306,7 +338,7 @@ class Settings:
             search_rrf_k=_number("SEARCH_RRF_K", "60", int),
             search_source_timeout_ms=_number("SEARCH_SOURCE_TIMEOUT_MS", "250", int),
             search_ef_search=_number("SEARCH_EF_SEARCH", "100", int),
-            embedder_query_precision=_query_precision(),
+            embedder_query_precision=_choice("EMBEDDER_QUERY_PRECISION", "int8", ("int8", "float32")),
             llm_model=_env("LLM_MODEL", "gpt-4o-mini"),
             llm_api_key=_env("LLM_API_KEY", "not-needed"),
             llm_timeout_ms=_number("LLM_TIMEOUT_MS", "30000", int),
@@ -328,6 +360,20 @@ class Settings:
             proxy_client_timeout_s=_bounded("PROXY_CLIENT_TIMEOUT_S", "10", 1, 3600),
             base_url=_env("GATEWAY_URL", "").rstrip("/"),
             sparse_dir=Path(_env("SPARSE_DIR", str(home / "sparse"))).resolve(),
+            kafka_security=KafkaSecurity.parse(os.environ),
+            log_format=_choice("LOG_FORMAT", "", ("json", "console"), unset_ok=True),
+            log_level=_env("LOG_LEVEL", "").upper(),
+            tracing=_choice("TRACING", "off", ("off", "console", "otlp")),
+            otlp_endpoint=_env("OTLP_ENDPOINT", "http://127.0.0.1:4318"),
+            lifecycle_config=Path(_env("LIFECYCLE_CONFIG", "")) if _env("LIFECYCLE_CONFIG", "") else None,
+            worker_instance=_env("WORKER_INSTANCE", "0"),
+            ui_dist=Path(_env("UI_DIST", "")) if _env("UI_DIST", "") else None,
+            projector_metrics_urls=tuple(tuple(pair.split("=", 1)) for pair in
+                                         _env("PROJECTOR_METRICS_URLS", "").split(",") if "=" in pair),
+            external=frozenset(server for server, name in EXTERNAL_WHEN_SET.items() if _env(name, "")),
+            system_dir=Path(_env("SYSTEM_DIR", "/var/lib/recallstack")),
+            client_url=_env("URL", ""),
+            api_key=_env("API_KEY", ""),
         )
 
 

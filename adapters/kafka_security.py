@@ -10,16 +10,16 @@ managed services").
     RECALLSTACK_KAFKA_SSL_CERTFILE        a client certificate, for mutual TLS
     RECALLSTACK_KAFKA_SSL_KEYFILE         its key (when not in the certificate file)
 
-Every producer, consumer and admin client adds `client_options()` to its arguments, the
-faust workers `faust_credentials()`. Bad values fail at start with the variable named.
+settings.py parses them (Settings.kafka_security) and the composition root installs the value
+here (`use`). Every producer, consumer and admin client adds `client_options()` to its
+arguments, the faust workers `faust_credentials()`. Bad values fail at start with the variable
+named.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
@@ -117,10 +117,18 @@ class KafkaSecurity:
         return None
 
 
-@cache
+_installed = [KafkaSecurity()]
+
+
+def use(security: KafkaSecurity) -> None:
+    """Installed by the composition root from the process's Settings (bootstrap.settings, the
+    CLI's load_settings), so that each client need not carry it through every constructor."""
+    _installed[0] = security
+
+
 def current() -> KafkaSecurity:
-    """This process's settings (read once: they do not change while it runs)."""
-    return KafkaSecurity.parse(os.environ)
+    """This process's: plaintext until the composition root installs its settings'."""
+    return _installed[0]
 
 
 def client_options() -> dict:

@@ -18,22 +18,26 @@ trace shows the HTTP request, the append and each projector's apply of its event
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 import uuid
 from collections.abc import Iterable
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import structlog
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
+if TYPE_CHECKING:
+    from settings import Settings
+
 MAX_REQUEST_ID = 128
 TRACE_HEADERS = ("traceparent", "tracestate")
 LOG_FORMATS = ("json", "console")
 TRACING_MODES = ("off", "console", "otlp")
+DEFAULT_OTLP_ENDPOINT = "http://127.0.0.1:4318"
 OPS_PATHS = frozenset({"/metrics", "/healthz", "/readyz"})  # scraped and probed: access lines at DEBUG
 
 _propagator = TraceContextTextMapPropagator()
@@ -132,22 +136,21 @@ def _formatter(fmt: str) -> structlog.stdlib.ProcessorFormatter:
     )
 
 
-def log_format(default: str | None = None) -> str:
-    fmt = (os.environ.get("RECALLSTACK_LOG_FORMAT") or default
-           or ("console" if sys.stderr.isatty() else "json")).lower()
+def log_format(chosen: str | None = None) -> str:
+    """The format chosen, else json unless stderr is a terminal."""
+    fmt = (chosen or ("console" if sys.stderr.isatty() else "json")).lower()
     if fmt not in LOG_FORMATS:
-        raise ValueError(f"RECALLSTACK_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
+        raise ValueError(f"the log format must be one of {', '.join(LOG_FORMATS)}, got {fmt!r}")
     return fmt
 
 
 def configure_logging(service: str, fmt: str | None = None, level: str | None = None, stream=None
                       ) -> logging.Handler:
     """Route every stdlib log record of this process through the structlog pipeline, on
-    stderr (or `stream`); returns the handler (faust's worker installs it itself).
-    RECALLSTACK_LOG_FORMAT and RECALLSTACK_LOG_LEVEL win over the defaults passed."""
+    stderr (or `stream`); returns the handler (faust's worker installs it itself)."""
     _state["service"] = service
     fmt = log_format(fmt)
-    level = (os.environ.get("RECALLSTACK_LOG_LEVEL") or level or "INFO").upper()
+    level = (level or "INFO").upper()
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(_formatter(fmt))
     root = logging.getLogger()
@@ -201,19 +204,18 @@ class LogSpanExporter:
         return True
 
 
-def otlp_endpoint() -> str:
-    base = os.environ.get("RECALLSTACK_OTLP_ENDPOINT") or "http://127.0.0.1:4318"
+def otlp_traces_url(base: str) -> str:
     return base if base.rstrip("/").endswith("/v1/traces") else base.rstrip("/") + "/v1/traces"
 
 
-def configure_tracing(service: str, mode: str | None = None, exporter=None):
-    """RECALLSTACK_TRACING (or `mode`): off leaves tracing off; console logs each span; otlp
-    sends batches to RECALLSTACK_OTLP_ENDPOINT (OTLP over HTTP, default
-    http://127.0.0.1:4318). `exporter` (tests: an InMemorySpanExporter) exports synchronously.
-    Returns the provider, or None when off. The standard OTEL_TRACES_SAMPLER applies."""
-    mode = (mode or os.environ.get("RECALLSTACK_TRACING") or "off").lower()
+def configure_tracing(service: str, mode: str = "off", exporter=None, otlp_endpoint: str = DEFAULT_OTLP_ENDPOINT):
+    """`mode` (RECALLSTACK_TRACING): off leaves tracing off; console logs each span; otlp sends
+    batches to `otlp_endpoint` (OTLP over HTTP). `exporter` (tests: an InMemorySpanExporter)
+    exports synchronously. Returns the provider, or None when off. The standard
+    OTEL_TRACES_SAMPLER applies."""
+    mode = mode.lower()
     if exporter is None and mode not in TRACING_MODES:
-        raise ValueError(f"RECALLSTACK_TRACING must be one of {', '.join(TRACING_MODES)}, got {mode!r}")
+        raise ValueError(f"tracing must be one of {', '.join(TRACING_MODES)}, got {mode!r}")
     if exporter is None and mode == "off":
         _state["provider"] = None
         return None
@@ -229,15 +231,16 @@ def configure_tracing(service: str, mode: str | None = None, exporter=None):
     else:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_endpoint())))
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=otlp_traces_url(otlp_endpoint))))
     _state["provider"] = provider
     return provider
 
 
-def configure(service: str, *, fmt: str | None = None, level: str | None = None) -> None:
-    """Logs and traces of a process, from the environment: called once by each entry point."""
-    configure_logging(service, fmt, level)
-    configure_tracing(service)
+def configure(service: str, cfg: Settings, *, level: str | None = None) -> None:
+    """Logs and traces of a process, from its settings: called once by each entry point.
+    A level set in the settings wins over the entry point's default `level`."""
+    configure_logging(service, cfg.log_format or None, cfg.log_level or level)
+    configure_tracing(service, cfg.tracing, otlp_endpoint=cfg.otlp_endpoint)
 
 
 # --- trace context in Kafka headers -----------------------------------------------------

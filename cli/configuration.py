@@ -17,10 +17,11 @@ def load_settings():
 
     ensure_secrets(default_home())  # Settings reads them
     try:
-        kafka_security.current()
-        return Settings.from_env()
+        cfg = Settings.from_env()
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+    kafka_security.use(cfg.kafka_security)
+    return cfg
 
 
 def fail(args, code: int, kind: str, message: str, details: list[str] | None = None) -> int:

@@ -137,8 +137,8 @@ async def ensure_local_admin_key(cfg: Settings) -> tuple[str, bool]:
 
 def cli_api_key(cfg: Settings) -> str | None:
     """The key CLI commands send to the REST API: $RECALLSTACK_API_KEY, else the local admin key."""
-    if os.environ.get("RECALLSTACK_API_KEY"):
-        return os.environ["RECALLSTACK_API_KEY"]
+    if cfg.api_key:
+        return cfg.api_key
     try:
         return cfg.admin_key_file.read_text().strip() or None
     except OSError:

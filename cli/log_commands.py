@@ -26,7 +26,8 @@ def cmd_projector(args) -> int:
     from infra.stack import PROJECTOR_METRICS_PORTS
 
     name = args.name
-    observability.configure(f"projector-{bootstrap.projection_name(name)}")  # JSON lines when not on a terminal
+    # JSON lines when not on a terminal
+    observability.configure(f"projector-{bootstrap.projection_name(name)}", bootstrap.settings())
     received: list[int] = []
 
     async def main():
@@ -141,7 +142,7 @@ def cmd_replay(args) -> int:
     name = args.projection
     from adapters import observability
 
-    observability.configure_logging("replay", level="WARNING")
+    observability.configure_logging("replay", cfg.log_format or None, cfg.log_level or "WARNING")
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[counts]}"),
                TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as bar:

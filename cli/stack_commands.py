@@ -90,9 +90,10 @@ def cmd_infra(args) -> int:
     names = args.only or stack.INFRA
     specs = stack.infra_specs(cfg, names)
     if args.action == "up":
-        external = [name for name in names if stack.external(name)]
-        for name in external:
-            console.print(f"{name}: external (RECALLSTACK_{stack.EXTERNAL_WHEN_SET[name]} is set), not started")
+        from settings import EXTERNAL_WHEN_SET
+
+        for name in (name for name in names if name in cfg.external):
+            console.print(f"{name}: external (RECALLSTACK_{EXTERNAL_WHEN_SET[name]} is set), not started")
         began = time.monotonic()
         with Steps() as steps:
             rows = _start(specs, processes, steps, "infrastructure")
@@ -215,7 +216,7 @@ def cmd_up(args) -> int:
     if args.detach:
         console.print(f"running in the background; {note}; `recallstack down` stops it")
         if supervised_by is None:
-            supervision.become_detached(watch, processes, cfg.home / "logs" / "supervisor.log")
+            supervision.become_detached(watch, processes, cfg.home / "logs" / "supervisor.log", cfg)
         supervision.report_detached(OK)
         return OK
     console.print(f"{note}; Ctrl-C stops everything")
@@ -228,7 +229,7 @@ def cmd_up(args) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):  # explicit: a shell may start us with SIGINT ignored
         signal.signal(sig, on_signal)
     if supervised_by is None:
-        supervision.supervise(watch, processes, cfg.home / "logs" / "supervisor.log")
+        supervision.supervise(watch, processes, cfg.home / "logs" / "supervisor.log", cfg)
     while not received:
         time.sleep(0.2)
     stopped = _stop(everything, processes)

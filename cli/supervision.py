@@ -54,7 +54,7 @@ def report_detached(code: int) -> None:
         os.close(fd)
 
 
-def become_detached(watch, processes, log_file: Path) -> None:
+def become_detached(watch, processes, log_file: Path, cfg) -> None:
     """Leave the terminal (its own session; output to `log_file`), release the parent, and
     supervise until SIGTERM (`down`); the processes keep running when it stops."""
     sys.stdout.flush()
@@ -70,16 +70,16 @@ def become_detached(watch, processes, log_file: Path) -> None:
         signal.signal(sig, lambda signum, frame: watch.stopping.set())
     # Recorded before the parent returns (so `down` finds it); then the caller's shell, or a
     # pipe to jq, has its answer and EOF.
-    supervise(watch, processes, None, recorded=lambda: report_detached(OK))
+    supervise(watch, processes, None, cfg, recorded=lambda: report_detached(OK))
     os._exit(0)  # nothing of the CLI's exit path (it printed already, to a terminal it left)
 
 
-def supervise(watch, processes, log_file: Path | None, recorded=lambda: None) -> None:
+def supervise(watch, processes, log_file: Path | None, cfg, recorded=lambda: None) -> None:
     """Watch until told to stop (watch.stopping), recorded as the stack's supervisor meanwhile;
     `recorded()` is called once the record is there."""
     from infra import supervisor
 
-    log_to(log_file, console_too=log_file is not None)
+    log_to(log_file, cfg, console_too=log_file is not None)
     processes.record(supervisor.NAME, os.getpid(), sys.argv)
     recorded()
     try:
@@ -88,17 +88,18 @@ def supervise(watch, processes, log_file: Path | None, recorded=lambda: None) ->
         processes.forget(supervisor.NAME)
 
 
-def log_to(log_file: Path | None, console_too: bool = False) -> None:
+def log_to(log_file: Path | None, cfg, console_too: bool = False) -> None:
     """The supervisor's lines: JSON on stderr (the detached one's stderr is its log file);
     in the foreground, plain lines on the terminal and JSON in `log_file`."""
     from adapters import observability
 
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per liveness check is noise
     if log_file is None:
-        observability.configure_logging("supervisor")
+        observability.configure_logging("supervisor", cfg.log_format or None, cfg.log_level or None)
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    observability.configure_logging("supervisor", stream=open(log_file, "a", buffering=1))
+    observability.configure_logging("supervisor", cfg.log_format or None, cfg.log_level or None,
+                                    stream=open(log_file, "a", buffering=1))
     if console_too:
         terminal = logging.StreamHandler(sys.stderr)
         terminal.setFormatter(logging.Formatter("supervisor: %(message)s"))

@@ -37,7 +37,6 @@ from domain.identifiers import ID_PATTERN, UUID_PATTERN
 # httpx, rich.progress and the SDK's helpers are imported where used: `recallstack --help`
 # and every other command import this module for its argument types.
 
-DEFAULT_URL = "http://127.0.0.1:8080"
 MAX_BATCH = 1_000  # what POST /v1/memories/batch takes
 MAX_BATCH_BYTES = 12 * 1024 * 1024  # under its 16 MiB body limit, with room
 EXPORT_PAGE = 1_000
@@ -73,8 +72,14 @@ def batch_size(value: str) -> int:
     return size
 
 
-def _base_url(args) -> str:
-    return (args.url or os.environ.get("RECALLSTACK_URL") or DEFAULT_URL).rstrip("/")
+def _target(args) -> tuple[str, str | None]:
+    """The base URL (--url, else RECALLSTACK_URL, else the local stack's) and the key to send
+    ($RECALLSTACK_API_KEY, else the local stack's admin key)."""
+    from cli.keys import cli_api_key
+    from settings import Settings
+
+    cfg = Settings.from_env()
+    return (args.url or cfg.client_url or f"http://127.0.0.1:{cfg.gateway_port}").rstrip("/"), cli_api_key(cfg)
 
 
 def _fail(args, code: int, kind: str, message: str) -> int:
@@ -98,16 +103,13 @@ class Api:
     """A small synchronous client: retries what is worth retrying (429, 502-504, 409
     idempotency_in_progress, connection failures; the SDK's policy), raises ApiFailure otherwise."""
 
-    def __init__(self, base_url: str):
+    def __init__(self, base_url: str, key: str | None):
         import httpx
 
-        from cli.keys import cli_api_key
         from recallstack.retry import RetryPolicy
-        from settings import Settings
 
         self.base_url = base_url
         self.policy = RetryPolicy(max_attempts=8, base_delay=0.5, max_delay=8.0, total_timeout=120.0)
-        key = cli_api_key(Settings.from_env())  # $RECALLSTACK_API_KEY, else the local stack's admin key
         self.client = httpx.Client(base_url=base_url, timeout=httpx.Timeout(300.0, connect=5.0),
                                    headers={"Authorization": f"Bearer {key}"} if key else None)
 
@@ -200,7 +202,7 @@ class _Shifted(Exception):
 def cmd_export(args) -> int:
     import httpx
 
-    base_url = _base_url(args)
+    base_url, key = _target(args)
     to_stdout = args.out == "-"
     if to_stdout and args.json:
         error("--json needs --out FILE: with --out - stdout carries the memories")
@@ -210,7 +212,7 @@ def cmd_export(args) -> int:
         return _fail(args, FAILED, "failed", f"{out} exists; choose another --out or pass --force to replace it")
     began = time.monotonic()
     try:
-        with Api(base_url) as api:
+        with Api(base_url, key) as api:
             info = api.call("GET", "/v1/embedder")
             exported_at = datetime.now(timezone.utc).isoformat()
             for attempt in range(EXPORT_RESTARTS + 1):
@@ -296,7 +298,7 @@ def cmd_import(args) -> int:
 
     from recallstack.consistency import merge
 
-    base_url = _base_url(args)
+    base_url, key = _target(args)
     began = time.monotonic()
     name = "stdin" if args.file == "-" else args.file
     try:
@@ -316,7 +318,7 @@ def cmd_import(args) -> int:
                                                  f"{exc}")
     imported, token = 0, None
     try:
-        with Api(base_url) as api:
+        with Api(base_url, key) as api:
             info = api.call("GET", "/v1/embedder")
             bodies, with_vectors = _bodies(file, info, args.user)
             _say_how_vectors_are_made(file, info, with_vectors)

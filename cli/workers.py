@@ -22,7 +22,7 @@ def cmd_worker(args) -> int:
     from adapters import observability
 
     once = args.once or args.dry_run
-    observability.configure(f"worker-{args.kind}", level="INFO" if not once else "WARNING")
+    observability.configure(f"worker-{args.kind}", bootstrap.settings(), level="INFO" if not once else "WARNING")
     if not once and args.kind != "extract":
         return _run_faust(args.kind, bootstrap)
     if args.kind == "extract":

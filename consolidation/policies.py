@@ -23,7 +23,6 @@ that names it. Example:
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
@@ -115,11 +114,12 @@ class LifecycleConfig:
         return cls(default, apps, source)
 
     @classmethod
-    def load(cls, home: Path) -> "LifecycleConfig":
-        path = os.environ.get("RECALLSTACK_LIFECYCLE_CONFIG") or home / "lifecycle.yaml"
-        path = Path(path)
+    def load(cls, home: Path, named: Path | None = None) -> "LifecycleConfig":
+        """The file `named` (Settings.lifecycle_config: it must exist), else <home>/lifecycle.yaml
+        when it exists, else the defaults."""
+        path = named or home / "lifecycle.yaml"
         if not path.exists():
-            if os.environ.get("RECALLSTACK_LIFECYCLE_CONFIG"):
+            if named:
                 raise ValueError(f"RECALLSTACK_LIFECYCLE_CONFIG names {path}, which does not exist")
             return cls()
         return cls.from_mapping(yaml.safe_load(path.read_text()), str(path))

@@ -36,8 +36,7 @@ SYSTEM_USER = "recallstack"
 EXTENSIONS = ("vector", "pg_trgm")
 
 
-def system_dir() -> Path:
-    return Path(os.environ.get("RECALLSTACK_SYSTEM_DIR") or "/var/lib/recallstack")
+SYSTEM_DIR = Path("/var/lib/recallstack")  # Settings.system_dir's default (RECALLSTACK_SYSTEM_DIR)
 
 
 def pg_bin_dir() -> Path:
@@ -75,8 +74,7 @@ def _ensure_system_user() -> RunAs | None:
     return RunAs(SYSTEM_USER, entry.pw_uid, gid)
 
 
-def _system_root() -> Path:
-    root = system_dir()
+def _system_root(root: Path) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     root.chmod(0o755)
     for parent in root.parents:  # a system folder must be reachable without opening anything up
@@ -174,7 +172,7 @@ class Cluster:
     created: bool
 
 
-def prepare(home: Path, password: str) -> Cluster:
+def prepare(home: Path, password: str, system_dir: Path = SYSTEM_DIR) -> Cluster:
     """Create the cluster on first start (initdb); idempotent."""
     from infra.pgvector_build import ensure_portable
 
@@ -188,7 +186,7 @@ def prepare(home: Path, password: str) -> Cluster:
             d.mkdir(exist_ok=True)
         scratch = root
     else:
-        system = _system_root()
+        system = _system_root(system_dir)
         bin_dir = _install_copy(system)
         instance = _instance_dir(home, system, who)
         data, sockets, scratch = instance / "data", instance / "run", instance
@@ -251,8 +249,9 @@ async def _ensure_database(dsn: str) -> str:
         await conn.close()
 
 
-def spec(home: Path, password: str, dsn: str, port: int = PG_PORT, shared_buffers: str = "256MB") -> ProcessSpec:
-    cluster = prepare(home, password)
+def spec(home: Path, password: str, dsn: str, port: int = PG_PORT, shared_buffers: str = "256MB",
+         system_dir: Path = SYSTEM_DIR) -> ProcessSpec:
+    cluster = prepare(home, password, system_dir)
     argv = [
         str(cluster.bin_dir / "postgres"), "-D", str(cluster.data), "-p", str(port),
         "-c", "listen_addresses=127.0.0.1",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 import threading
@@ -30,16 +29,10 @@ SERVICES = (*PROJECTORS, *API_NAMES, "web-edge", "proxy")
 # Memory-intelligence workers: `up` runs them after the services (tests start them themselves).
 WORKER_METRICS_PORTS = {"extract": 9104, "consolidate": 9105, "forget": 9106}
 WORKERS = tuple(f"worker-{name}" for name in WORKER_METRICS_PORTS)
-# An explicit RECALLSTACK_* setting means "use that server, do not start a local one".
-EXTERNAL_WHEN_SET = {"kafka": "KAFKA_BOOTSTRAP", "postgres": "PG_DSN", "neo4j": "NEO4J_URI", "redis": "REDIS_URL"}
 
 
 def table(cfg: Settings) -> ProcessTable:
     return ProcessTable(cfg.home / "run")
-
-
-def external(name: str) -> bool:
-    return bool(os.environ.get(f"RECALLSTACK_{EXTERNAL_WHEN_SET[name]}"))
 
 
 def infra_specs(cfg: Settings, names=INFRA) -> list[ProcessSpec]:
@@ -48,12 +41,12 @@ def infra_specs(cfg: Settings, names=INFRA) -> list[ProcessSpec]:
         "kafka": lambda: kafka_server.cluster_specs(cfg.home, kafka_server.cluster_nodes(cfg.kafka_brokers),
                                                     cfg.kafka_heap),
         "postgres": lambda: [postgres_server.spec(cfg.home, secrets["PG_PASSWORD"], cfg.pg_dsn,
-                                                  shared_buffers=cfg.pg_shared_buffers)],
+                                                  shared_buffers=cfg.pg_shared_buffers, system_dir=cfg.system_dir)],
         "neo4j": lambda: [neo4j_server.spec(cfg.home, cfg.neo4j_uri, cfg.neo4j_user, secrets["NEO4J_PASSWORD"],
                                             cfg.neo4j_heap)],
         "redis": lambda: [redis_server.spec(cfg.home, secrets["REDIS_PASSWORD"], cfg.redis_url)],
     }
-    specs = [spec for n in names if not external(n) for spec in build[n]()]
+    specs = [spec for n in names if n not in cfg.external for spec in build[n]()]
     for spec in specs:  # the supervisor's check: the protocol's smallest answer, no login
         server = "kafka" if spec.name.startswith("kafka") else spec.name
         spec.liveness = partial(liveness.CHECKS[server], spec.host, spec.port)

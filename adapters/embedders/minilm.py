@@ -63,9 +63,10 @@ def usable_cores() -> int:
 
 
 def default_cache_dir() -> Path:
-    """$RECALLSTACK_HOME/cache/embedders (default home ~/.recallstack, as in settings.default_home)."""
-    home = os.environ.get("RECALLSTACK_HOME")
-    return (Path(home) if home else Path.home() / ".recallstack") / "cache" / "embedders"
+    """<home>/cache/embedders, for callers that name none (the services' is bootstrap.embedder_cache)."""
+    from settings import default_home
+
+    return default_home() / "cache" / "embedders"
 
 
 class _Runtime:

@@ -31,7 +31,10 @@ def recallstack(settings, *argv: str) -> tuple[int, dict, str]:
 
 
 def test_status_json(services):
-    from infra.stack import INFRA, SERVICES, WORKERS, external
+    from infra.stack import INFRA, SERVICES, WORKERS
+    from settings import Settings
+
+    external = Settings.from_env().external.__contains__
 
     code, doc, err = recallstack(services, "status", "--json")
     assert code == (0 if doc["ok"] else 3), err
@@ -52,8 +55,9 @@ def test_status_json(services):
 def test_infra_status_json(services):
     code, doc, err = recallstack(services, "infra", "status", "--json", "--only", "kafka,postgres")
     assert code == 0, err
-    from infra.stack import external
+    from settings import Settings
 
+    external = Settings.from_env().external.__contains__
     assert doc["ok"] is True
     assert [row["name"] for row in doc["processes"]] == [n for n in ("kafka", "postgres") if not external(n)]
 

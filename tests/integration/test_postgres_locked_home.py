@@ -98,4 +98,4 @@ def test_a_running_cluster_of_the_earlier_layout_is_not_moved(tmp_path):
     finally:
         instance = tmp_path / "home" / "postgres" / "instance"
         if instance.exists():
-            shutil.rmtree(postgres_server.system_dir() / "postgres" / instance.read_text().strip(), ignore_errors=True)
+            shutil.rmtree(postgres_server.SYSTEM_DIR / "postgres" / instance.read_text().strip(), ignore_errors=True)

@@ -90,16 +90,28 @@ def test_the_cli_says_a_bad_setting_in_one_line_and_exits_2(capsys, monkeypatch,
 
     monkeypatch.setenv("RECALLSTACK_HOME", str(tmp_path))
     monkeypatch.setenv(P + "SECURITY_PROTOCOL", "SASL_SSL")
-    from adapters import kafka_security
-
-    kafka_security.current.cache_clear()
-    try:
-        assert main(["infra", "status", "--json"]) == 2
-    finally:
-        kafka_security.current.cache_clear()
+    assert main(["infra", "status", "--json"]) == 2
     out, err = capsys.readouterr()
     assert '"code": "invalid_settings"' in out and "RECALLSTACK_KAFKA_SASL_MECHANISM" in err
     monkeypatch.delenv(P + "SECURITY_PROTOCOL")
     monkeypatch.setenv("RECALLSTACK_CONSISTENCY_WAIT_MS", "soon")
     assert main(["infra", "status"]) == 2
     assert "RECALLSTACK_CONSISTENCY_WAIT_MS must be a whole number, got 'soon'" in capsys.readouterr().err
+
+
+def test_the_settings_parse_the_kafka_variables_and_the_entry_point_installs_them(monkeypatch, tmp_path):
+    from adapters import kafka_security
+    from settings import Settings
+
+    monkeypatch.setenv("RECALLSTACK_HOME", str(tmp_path))
+    monkeypatch.setenv(P + "SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    monkeypatch.setenv(P + "SASL_MECHANISM", "plain")
+    monkeypatch.setenv(P + "SASL_USERNAME", "svc")
+    monkeypatch.setenv(P + "SASL_PASSWORD", "pw")
+    cfg = Settings.from_env()
+    assert cfg.kafka_security == KafkaSecurity("SASL_PLAINTEXT", "PLAIN", "svc", "pw")
+    try:
+        kafka_security.use(cfg.kafka_security)
+        assert kafka_security.client_options()["sasl_plain_username"] == "svc"
+    finally:
+        kafka_security.use(KafkaSecurity())

@@ -63,6 +63,35 @@ def test_domain_reads_no_settings_nor_the_environment_and_wires_nothing():
         assert not environment, f"{path.relative_to(ROOT)} reads the environment (lines {environment})"
 
 
+# Who may read the environment besides settings.py, and why: none of them for configuration.
+READS_THE_ENVIRONMENT = {
+    "cli/mcp_commands.py": "XDG_CONFIG_HOME and APPDATA: where the MCP clients (Claude Desktop, VS Code) keep "
+                           "their files; no RECALLSTACK_* setting",
+    "infra/process.py": "hands the environment on to the processes it starts",
+    "infra/pgvector_build.py": "a build step: Go's GOPROXY and the XDG cache folder, no RECALLSTACK_* setting",
+    "mcp_server/server.py": "McpConfig.from_env: the MCP server's client settings (helper H6's to fold)",
+    "sdk/recallstack/client.py": "the SDK, a package of its own: its user's RECALLSTACK_URL and RECALLSTACK_API_KEY",
+}
+
+
+def environment_reads(path: Path) -> list[int]:
+    """Lines that read os.environ or call getenv; setting a variable for child processes
+    (os.environ[name] = value) is no read."""
+    tree = ast.parse(path.read_text())
+    written = {id(node.value) for node in ast.walk(tree)
+               if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del))}
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+            and node.attr in ("environ", "getenv", "environb") and id(node) not in written]
+
+
+def test_only_settings_reads_the_environment():
+    readers = {str(path.relative_to(ROOT)): lines for path in product_files()
+               if path.name != "settings.py" or path.parent != ROOT
+               for lines in [environment_reads(path)] if lines}
+    unexpected = {name: lines for name, lines in readers.items() if name not in READS_THE_ENVIRONMENT}
+    assert not unexpected, f"read the environment outside settings.py (Settings.from_env is the place): {unexpected}"
+
+
 def test_no_product_module_imports_the_benchmarks():
     for path in product_files():
         assert not {m for m in imported(path) if m.split(".")[0] == "bench"}, path.relative_to(ROOT)

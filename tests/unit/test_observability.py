@@ -67,16 +67,54 @@ def test_log_lines_are_json_with_the_bound_correlation_id_and_extra_fields(logs)
     assert third["level"] == "error" and "ValueError: boom" in third["exception"]
 
 
-def test_log_level_and_format_come_from_the_environment(monkeypatch):
+def test_log_level_format_and_tracing_come_from_the_settings(monkeypatch, tmp_path):
+    from settings import Settings
+
+    monkeypatch.setenv("RECALLSTACK_HOME", str(tmp_path))
     monkeypatch.setenv("RECALLSTACK_LOG_FORMAT", "yaml")
     with pytest.raises(ValueError, match="RECALLSTACK_LOG_FORMAT"):
-        observability.log_format()
-    monkeypatch.setenv("RECALLSTACK_LOG_FORMAT", "console")
-    assert observability.log_format("json") == "console"
-    monkeypatch.delenv("RECALLSTACK_LOG_FORMAT")
-    assert observability.log_format("json") == "json"
+        Settings.from_env()
+    monkeypatch.setenv("RECALLSTACK_LOG_FORMAT", "Console")
+    monkeypatch.setenv("RECALLSTACK_LOG_LEVEL", "debug")
+    monkeypatch.setenv("RECALLSTACK_TRACING", "zipkin")
     with pytest.raises(ValueError, match="RECALLSTACK_TRACING"):
+        Settings.from_env()
+    monkeypatch.setenv("RECALLSTACK_TRACING", "console")
+    monkeypatch.setenv("RECALLSTACK_OTLP_ENDPOINT", "http://collector:4318")
+    cfg = Settings.from_env()
+    assert (cfg.log_format, cfg.log_level, cfg.tracing, cfg.otlp_endpoint) == (
+        "console", "DEBUG", "console", "http://collector:4318")
+    for name in ("RECALLSTACK_LOG_FORMAT", "RECALLSTACK_LOG_LEVEL", "RECALLSTACK_TRACING", "RECALLSTACK_OTLP_ENDPOINT"):
+        monkeypatch.delenv(name)
+    cfg = Settings.from_env()
+    assert (cfg.log_format, cfg.log_level, cfg.tracing, cfg.otlp_endpoint) == ("", "", "off", "http://127.0.0.1:4318")
+    # "" leaves the format to the process: json unless stderr is a terminal (pytest's is not)
+    assert observability.log_format(cfg.log_format or None) == "json"
+    assert observability.log_format("console") == "console"
+    with pytest.raises(ValueError, match="log format"):
+        observability.log_format("yaml")
+    with pytest.raises(ValueError, match="tracing"):
         observability.configure_tracing("x", mode="zipkin")
+
+
+def test_configure_takes_the_settings_level_over_the_entry_points(monkeypatch, tmp_path):
+    from settings import Settings
+
+    monkeypatch.setenv("RECALLSTACK_HOME", str(tmp_path))
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        observability.configure("x", Settings.from_env(), level="WARNING")
+        assert root.level == logging.WARNING
+        monkeypatch.setenv("RECALLSTACK_LOG_LEVEL", "debug")
+        observability.configure("x", Settings.from_env(), level="WARNING")
+        assert root.level == logging.DEBUG and not observability.tracing()
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
 
 
 def app_with_routes() -> FastAPI:
@@ -191,9 +229,9 @@ def test_otlp_sends_spans_over_http_to_the_configured_endpoint(monkeypatch):
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("RECALLSTACK_OTLP_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
     try:
-        provider = observability.configure_tracing("otlp-test", mode="otlp")
+        provider = observability.configure_tracing("otlp-test", mode="otlp",
+                                                   otlp_endpoint=f"http://127.0.0.1:{server.server_port}")
         with observability.tracer().start_as_current_span("a span for the collector"):
             pass
         assert provider.force_flush(10_000)
