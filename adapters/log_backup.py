@@ -256,13 +256,13 @@ async def backup(bootstrap: str, directory: Path, topics: tuple[str, ...] = BACK
                  on_progress: OnProgress = lambda progress: None, chunk_records: int = CHUNK_RECORDS,
                  stall_timeout_s: float = 60.0) -> dict:
     """Back up `topics` into the new folder `directory`; returns the manifest."""
-    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka import AIOKafkaConsumer
 
     directory = Path(directory).absolute()
     temporary = _prepare_target(directory)
     codec_name = codec()
     progress = Progress()
-    files: dict[TopicPartition, _PartitionFiles] = {}
+    files: dict = {}
     try:
         cluster_id = await _cluster_id(bootstrap)
         consumer = AIOKafkaConsumer(
@@ -271,102 +271,15 @@ async def backup(bootstrap: str, directory: Path, topics: tuple[str, ...] = BACK
             max_partition_fetch_bytes=8 * 1024 * 1024, request_timeout_ms=30000, **kafka_security.client_options())
         try:
             await consumer.start()
-            cluster = await consumer._client.fetch_all_metadata()  # no subscription: ask the cluster
-            partitions: list[TopicPartition] = []
-            counts: dict[str, int] = {}
-            for topic in topics:
-                found = sorted(cluster.partitions_for_topic(topic) or ())
-                counts[topic] = len(found)
-                partitions += [TopicPartition(topic, p) for p in found]
-            if not partitions:
-                raise BackupError(f"none of the topics {', '.join(topics)} exists at {bootstrap}")
-            configs = await _topic_configs(bootstrap, [t for t in topics if counts[t]])
-            consumer.assign(partitions)
-            beginnings = await consumer.beginning_offsets(partitions)
-            ends = await consumer.end_offsets(partitions)  # read_committed: the last stable offsets
-            progress.positions_total = sum(ends[tp] - beginnings[tp] for tp in partitions)
-            pending = set()
-            for tp in partitions:
-                if ends[tp] > beginnings[tp]:
-                    consumer.seek(tp, beginnings[tp])
-                    pending.add(tp)
-            consumer.pause(*[tp for tp in partitions if tp not in pending])
-            for tp in partitions:
+            log = await _LogRange.assign(consumer, bootstrap, topics)
+            progress.positions_total = log.positions
+            for tp in log.partitions:
                 files[tp] = _PartitionFiles(temporary, tp.topic, tp.partition, codec_name, chunk_records)
-            positions = {tp: beginnings[tp] for tp in partitions}
-            last_progress = time.monotonic()
-            on_progress(progress)
-            while pending:
-                batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
-                for tp, messages in batches.items():
-                    writer, end = files[tp], ends[tp]
-                    for m in messages:
-                        if m.offset >= end:
-                            break
-                        writer.write({
-                            "partition": m.partition, "offset": m.offset, "timestamp": m.timestamp,
-                            "timestamp_type": m.timestamp_type, "key": m.key, "value": m.value,
-                            "headers": [{"key": k, "value": v} for k, v in (m.headers or ())]})
-                        progress.records += 1
-                        progress.bytes += len(m.value or b"") + len(m.key or b"")
-                for tp in list(pending):
-                    position = min(await consumer.position(tp), ends[tp])
-                    if position != positions[tp]:
-                        last_progress = time.monotonic()
-                    progress.positions += position - positions[tp]
-                    positions[tp] = position
-                    if position >= ends[tp]:
-                        pending.discard(tp)
-                        consumer.pause(tp)
-                if time.monotonic() - last_progress > stall_timeout_s:
-                    stuck = ", ".join(f"{tp.topic}/{tp.partition} at {positions[tp]} of {ends[tp]}"
-                                      for tp in sorted(pending))
-                    raise BackupError(f"no progress for {stall_timeout_s:.0f}s reading {stuck}")
-                on_progress(progress)
+            await _copy(consumer, log, files, progress, on_progress, stall_timeout_s)
         finally:
             await consumer.stop()
-        file_entries: list[dict] = []
-        topic_entries: dict[str, dict] = {}
-        from adapters.kafka_log import TOPICS
-
-        for topic in topics:
-            if counts[topic] == 0:
-                continue
-            detail = []
-            for tp in [tp for tp in partitions if tp.topic == topic]:
-                written = files[tp].close()
-                file_entries += written
-                records = sum(f["records"] for f in written)
-                detail.append({"partition": tp.partition, "records": records,
-                               "first_offset": written[0]["first_offset"] if written else None,
-                               "last_offset": written[-1]["last_offset"] if written else None,
-                               "log_start_offset": beginnings[tp], "log_end_offset": ends[tp],
-                               "files": [f["path"] for f in written]})
-            topic_entries[topic] = {
-                "partitions": counts[topic], "records": sum(d["records"] for d in detail),
-                "configs": configs.get(topic) or (dict(TOPICS[topic][1]) if topic in TOPICS else {}),
-                "partition_detail": detail}
-        manifest = {
-            "format": FORMAT, "format_version": FORMAT_VERSION, "recallstack_version": _version(),
-            "created_at": datetime.now(timezone.utc).isoformat(),
-            "source": {"bootstrap": bootstrap, "cluster_id": cluster_id, "isolation_level": "read_committed"},
-            "codec": codec_name, "record_schema": RECORD_SCHEMA, "records": progress.records,
-            "value_bytes": progress.bytes, "bytes": sum(f["bytes"] for f in file_entries),
-            "seconds": round(progress.seconds, 3), "topics": topic_entries, "files": file_entries,
-        }
-        manifest_path = temporary / MANIFEST
-        with open(manifest_path, "w") as f:
-            json.dump(manifest, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        for folder in {temporary / topic for topic in topic_entries} | {temporary}:
-            if folder.exists():
-                fsync_dir(folder)
-        if directory.exists():
-            directory.rmdir()  # empty (checked above): the rename takes its place
-        os.rename(temporary, directory)
-        fsync_dir(directory.parent)
+        manifest = _manifest(bootstrap, cluster_id, codec_name, log, files, progress)
+        _put_in_place(temporary, directory, manifest)
         return manifest
     except BaseException:
         for writer in files.values():
@@ -376,6 +289,136 @@ async def backup(bootstrap: str, directory: Path, topics: tuple[str, ...] = BACK
                 pass
         shutil.rmtree(temporary, ignore_errors=True)
         raise
+
+
+@dataclass
+class _LogRange:
+    """What a backup copies: each partition of the topics from its first offset to its last
+    stable one (read_committed), as it was when the backup began."""
+
+    topics: tuple[str, ...]
+    partitions: list  # of aiokafka TopicPartition
+    counts: dict[str, int]  # partitions per topic (0: the topic does not exist)
+    configs: dict[str, dict[str, str]]
+    beginnings: dict
+    ends: dict
+
+    @property
+    def positions(self) -> int:
+        return sum(self.ends[tp] - self.beginnings[tp] for tp in self.partitions)
+
+    @classmethod
+    async def assign(cls, consumer, bootstrap: str, topics: tuple[str, ...]) -> "_LogRange":
+        """Assign the consumer every partition of `topics`, each at its beginning (the empty ones paused)."""
+        from aiokafka import TopicPartition
+
+        cluster = await consumer._client.fetch_all_metadata()  # no subscription: ask the cluster
+        partitions: list[TopicPartition] = []
+        counts: dict[str, int] = {}
+        for topic in topics:
+            found = sorted(cluster.partitions_for_topic(topic) or ())
+            counts[topic] = len(found)
+            partitions += [TopicPartition(topic, p) for p in found]
+        if not partitions:
+            raise BackupError(f"none of the topics {', '.join(topics)} exists at {bootstrap}")
+        configs = await _topic_configs(bootstrap, [t for t in topics if counts[t]])
+        consumer.assign(partitions)
+        beginnings = await consumer.beginning_offsets(partitions)
+        ends = await consumer.end_offsets(partitions)  # read_committed: the last stable offsets
+        log = cls(topics, partitions, counts, configs, beginnings, ends)
+        pending = log.pending()
+        for tp in pending:
+            consumer.seek(tp, beginnings[tp])
+        consumer.pause(*[tp for tp in partitions if tp not in pending])
+        return log
+
+    def pending(self) -> set:
+        return {tp for tp in self.partitions if self.ends[tp] > self.beginnings[tp]}
+
+
+async def _copy(consumer, log: _LogRange, files: dict, progress: Progress, on_progress: OnProgress,
+                stall_timeout_s: float) -> None:
+    """Write every record of the range into its partition's files; BackupError when no partition
+    moves for `stall_timeout_s`."""
+    ends, pending = log.ends, log.pending()
+    positions = dict(log.beginnings)
+    last_progress = time.monotonic()
+    on_progress(progress)
+    while pending:
+        batches = await consumer.getmany(*pending, timeout_ms=1000, max_records=20_000)
+        for tp, messages in batches.items():
+            writer, end = files[tp], ends[tp]
+            for m in messages:
+                if m.offset >= end:
+                    break
+                writer.write({
+                    "partition": m.partition, "offset": m.offset, "timestamp": m.timestamp,
+                    "timestamp_type": m.timestamp_type, "key": m.key, "value": m.value,
+                    "headers": [{"key": k, "value": v} for k, v in (m.headers or ())]})
+                progress.records += 1
+                progress.bytes += len(m.value or b"") + len(m.key or b"")
+        for tp in list(pending):
+            position = min(await consumer.position(tp), ends[tp])
+            if position != positions[tp]:
+                last_progress = time.monotonic()
+            progress.positions += position - positions[tp]
+            positions[tp] = position
+            if position >= ends[tp]:
+                pending.discard(tp)
+                consumer.pause(tp)
+        if time.monotonic() - last_progress > stall_timeout_s:
+            stuck = ", ".join(f"{tp.topic}/{tp.partition} at {positions[tp]} of {ends[tp]}" for tp in sorted(pending))
+            raise BackupError(f"no progress for {stall_timeout_s:.0f}s reading {stuck}")
+        on_progress(progress)
+
+
+def _manifest(bootstrap: str, cluster_id: str | None, codec_name: str, log: _LogRange, files: dict,
+              progress: Progress) -> dict:
+    """Close the files and describe the backup: per topic its partitions, records and files."""
+    from adapters.kafka_log import TOPICS
+
+    file_entries: list[dict] = []
+    topic_entries: dict[str, dict] = {}
+    for topic in log.topics:
+        if log.counts[topic] == 0:
+            continue
+        detail = []
+        for tp in [tp for tp in log.partitions if tp.topic == topic]:
+            written = files[tp].close()
+            file_entries += written
+            detail.append({"partition": tp.partition, "records": sum(f["records"] for f in written),
+                           "first_offset": written[0]["first_offset"] if written else None,
+                           "last_offset": written[-1]["last_offset"] if written else None,
+                           "log_start_offset": log.beginnings[tp], "log_end_offset": log.ends[tp],
+                           "files": [f["path"] for f in written]})
+        topic_entries[topic] = {
+            "partitions": log.counts[topic], "records": sum(d["records"] for d in detail),
+            "configs": log.configs.get(topic) or (dict(TOPICS[topic][1]) if topic in TOPICS else {}),
+            "partition_detail": detail}
+    return {
+        "format": FORMAT, "format_version": FORMAT_VERSION, "recallstack_version": _version(),
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "source": {"bootstrap": bootstrap, "cluster_id": cluster_id, "isolation_level": "read_committed"},
+        "codec": codec_name, "record_schema": RECORD_SCHEMA, "records": progress.records,
+        "value_bytes": progress.bytes, "bytes": sum(f["bytes"] for f in file_entries),
+        "seconds": round(progress.seconds, 3), "topics": topic_entries, "files": file_entries,
+    }
+
+
+def _put_in_place(temporary: Path, directory: Path, manifest: dict) -> None:
+    """Write the manifest, make everything durable, and rename the temporary folder to `directory`."""
+    with open(temporary / MANIFEST, "w") as f:
+        json.dump(manifest, f, indent=2)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    for folder in {temporary / topic for topic in manifest["topics"]} | {temporary}:
+        if folder.exists():
+            fsync_dir(folder)
+    if directory.exists():
+        directory.rmdir()  # empty (checked above): the rename takes its place
+    os.rename(temporary, directory)
+    fsync_dir(directory.parent)
 
 
 # ---- verify ---------------------------------------------------------------------------------
