@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from adapters.http_api import install_error_handlers, install_health, install_http_metrics, install_request_guard
 from adapters.observability import install_request_context
+from query_api import mem0_routes
 from query_api.deps import QueryDeps
 from query_api.routes import accounts, graph, memories, ops, search, sharing
 
@@ -34,6 +35,7 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     install_request_guard(app, {}, BODY_LIMIT)
     install_http_metrics(app, "query")
     install_request_context(app, "query-api")
-    for routes in (search, memories, graph, ops, accounts, sharing):
+    # mem0's client (docs/mem0.md) first: on a path both share its Token-scheme route must match first
+    for routes in (mem0_routes, search, memories, graph, ops, accounts, sharing):
         app.include_router(routes.router(deps))
     return app
