@@ -1,12 +1,6 @@
-"""`recallstack export` and `import`: a user's memories to and from a file (cli/transfer.py does the work),
-and `recallstack mcp`, the MCP server on stdio."""
+"""`recallstack export` and `import`: a user's memories to and from a file (cli/transfer.py does the work)."""
 
 from __future__ import annotations
-
-import logging
-import sys
-
-from cli.output import OK
 
 
 def cmd_export(args) -> int:
@@ -19,15 +13,6 @@ def cmd_import(args) -> int:
     from cli.transfer import cmd_import as run
 
     return run(args)
-
-
-def cmd_mcp(args) -> int:
-    from mcp_server.server import McpConfig, run_stdio
-
-    # stdout carries the protocol: everything else (logs, errors) goes to stderr.
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    run_stdio(McpConfig.from_env(base_url=args.url))
-    return OK
 
 
 def register(sub, command) -> None:
@@ -93,24 +78,3 @@ def register(sub, command) -> None:
                      help="memories per batch, 1-1000 (default 500; large texts make smaller batches)")
     imp.add_argument("--url", help="the REST base URL (default $RECALLSTACK_URL, else http://127.0.0.1:8080)")
     imp.set_defaults(func=cmd_import)
-
-
-def register_mcp(sub, command) -> None:
-    """The mcp command (`command` is cli.help_text.command)."""
-    mcp = command(sub, "mcp", "the MCP server on stdio (for IDE configs: Cursor, Claude Desktop, Claude Code)", """
-        Serves the Model Context Protocol on stdin/stdout; its tools (add_memories,
-        search_memory, get_context, ...) call the REST API at --url. stdout carries the
-        protocol only: logs and errors go to stderr. Over HTTP the same server is at
-        <gateway>/mcp (streamable HTTP), started by `recallstack up`.
-        Environment: RECALLSTACK_URL, RECALLSTACK_API_KEY, RECALLSTACK_MCP_USER_ID (default:
-        the OS user), RECALLSTACK_MCP_AGENT_ID, RECALLSTACK_MCP_APP_ID.
-    """, """
-        recallstack mcp                       # what an IDE's MCP config runs
-        RECALLSTACK_MCP_USER_ID=alice recallstack mcp --url http://127.0.0.1:8080
-        claude mcp add recallstack -- recallstack mcp
-    """, """
-        0    the client closed the pipe
-        130  Ctrl-C
-    """)
-    mcp.add_argument("--url", help="the recallstack REST base URL (default $RECALLSTACK_URL, else http://127.0.0.1:8080)")
-    mcp.set_defaults(func=cmd_mcp)

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from cli import file_commands, key_commands, log_commands, stack_commands
+from cli import file_commands, key_commands, log_commands, mcp_commands, stack_commands
 from cli.configuration import SettingsError, fail as _fail
 from cli.help_text import HelpFormatter as _Help, block as _block, command as _command
 from cli.output import EXIT_CODES_HELP, FAILED, INTERRUPTED, UNREACHABLE, USAGE, describe, unreachable
@@ -62,7 +62,7 @@ def parser() -> argparse.ArgumentParser:
     from cli.erasure import register as register_erasure  # users erase, keystore backup|restore
 
     register_erasure(sub, _command)
-    file_commands.register_mcp(sub, _command)
+    mcp_commands.register(sub, _command)  # mcp, mcp install, mcp doctor
     return p
 
 
