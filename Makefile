@@ -10,9 +10,9 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv sdk-ts mem0-client lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos soak clean
+.PHONY: install apt venv sdk-ts mem0-client integrations lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos soak clean
 
-install: apt venv jars sdk-ts ui mem0-client
+install: apt venv jars sdk-ts ui mem0-client integrations
 
 # Debian packages: Redis, Maven and a JDK for Kafka/Neo4j, nginx for the reverse proxy at the base URL
 # (run by `recallstack up` from $RECALLSTACK_HOME/proxy/nginx.conf), docker-compose to validate compose.yaml,
@@ -66,6 +66,34 @@ $(MEM0_VENV)/.installed-$(MEM0_VERSION):
 	@test -x $(MEM0_VENV)/bin/python || $(PYTHON) -m venv $(MEM0_VENV)
 	$(MEM0_VENV)/bin/pip install -q 'mem0ai==$(MEM0_VERSION)'
 	@touch $@
+
+# The agent frameworks the SDK's integrations (sdk/recallstack/integrations/) are tested with, pinned, in venvs of
+# their own (never .venv), each with the SDK editable from sdk/: tests/e2e/test_integrations.py runs its checks
+# there. crewai pins an openai older than openai-agents needs, so it has a venv apart. A new pin reinstalls.
+# Installed with uv (.venv-tools, as `make lock`): seconds from its cache where pip's resolver took 5 minutes.
+UV := $(VENV)-tools/bin/uv
+$(UV):
+	$(PYTHON) -m venv $(VENV)-tools && $(VENV)-tools/bin/pip install -q uv==$(UV_VERSION)
+
+INTEGRATIONS_VENV := $(CURDIR)/.venv-integrations
+LANGCHAIN_CORE_VERSION := 1.8.1
+LLAMA_INDEX_CORE_VERSION := 0.14.25
+OPENAI_AGENTS_VERSION := 0.24.0
+CREWAI_VENV := $(CURDIR)/.venv-crewai
+CREWAI_VERSION := 1.15.30
+integrations: $(INTEGRATIONS_VENV)/.installed-$(LANGCHAIN_CORE_VERSION)-$(LLAMA_INDEX_CORE_VERSION)-$(OPENAI_AGENTS_VERSION) \
+	$(CREWAI_VENV)/.installed-$(CREWAI_VERSION)
+
+$(INTEGRATIONS_VENV)/.installed-$(LANGCHAIN_CORE_VERSION)-$(LLAMA_INDEX_CORE_VERSION)-$(OPENAI_AGENTS_VERSION): sdk/pyproject.toml | $(UV)
+	@test -x $(INTEGRATIONS_VENV)/bin/python || $(PYTHON) -m venv $(INTEGRATIONS_VENV)
+	$(UV) pip install -q --python $(INTEGRATIONS_VENV)/bin/python 'langchain-core==$(LANGCHAIN_CORE_VERSION)' \
+	  'llama-index-core==$(LLAMA_INDEX_CORE_VERSION)' 'openai-agents==$(OPENAI_AGENTS_VERSION)' -e sdk/
+	@rm -f $(INTEGRATIONS_VENV)/.installed-*; touch $@
+
+$(CREWAI_VENV)/.installed-$(CREWAI_VERSION): sdk/pyproject.toml | $(UV)
+	@test -x $(CREWAI_VENV)/bin/python || $(PYTHON) -m venv $(CREWAI_VENV)
+	$(UV) pip install -q --python $(CREWAI_VENV)/bin/python 'crewai==$(CREWAI_VERSION)' -e sdk/
+	@rm -f $(CREWAI_VENV)/.installed-*; touch $@
 
 # Resolve requirements.lock again from pyproject.toml: versions the lock has are kept unless
 # LOCK_ARGS says otherwise (e.g. LOCK_ARGS="--upgrade-package fastapi", or "--upgrade"). uv from PyPI,
