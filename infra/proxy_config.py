@@ -38,6 +38,7 @@ CLIENT_KEEPALIVE_S = 30
 RETRY_AFTER_S = 2
 ERRORS_PREFIX = "/.recallstack-proxy-errors/"  # internal locations of the proxy's own answers
 
+OWN_ANSWER = "add_header X-Request-ID $correlation_id always;"  # on each answer the proxy makes itself
 ALLOWED = "GET, HEAD, POST, PATCH, PUT, DELETE"  # the methods /v1 routes take (gateway/routes.py)
 SERVICE_NAMES = {COMMAND: "the command API", QUERY: "the query API", WEB_EDGE: "the web edge"}
 
@@ -95,17 +96,36 @@ class ProxyConfig:
 
 
 def render(cfg: ProxyConfig) -> str:
+    lines = _main_context(cfg)
+    h = [*_http_settings(cfg), *_upstreams(cfg), *_maps()]
+    s = ["listen " + cfg.listen + " default_server;", "server_name _;", ""]
+    s += ["# Answers of the proxy itself, all in the JSON error shape (URIs, not named locations:",
+          "# a request line that did not parse has no URI to carry into a named location).",
+          *_error_pages(DEFAULT_BODY_LIMIT), "absolute_redirect off;  # a Location the proxy sets stays relative", ""]
+    s += [*_proxying(), *_locations(_gate()), *_own_answers()]
+    h += ["server {", *("    " + line if line else "" for line in s), "}"]
+    lines += ["    " + line if line else "" for line in h]
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _main_context(cfg: ProxyConfig) -> list[str]:
+    """The master, its workers and files, up to the opening of the http block."""
     p = cfg.prefix.rstrip("/")
-    pages = "|".join(PAGES)
     lines = [f"# {cfg.comment}", "daemon off;  # the master stays in the foreground (recallstack records and stops it; compose runs it)",
              "master_process on;", f"worker_processes {cfg.worker_processes};"]
     if cfg.user:
         lines.append(f"user {cfg.user};")
     lines += [f"pid {p}/nginx.pid;", f"lock_file {p}/nginx.lock;", f"error_log {cfg.error_log} warn;", "",
               "events {", "    worker_connections 1024;", "}", "", "http {"]
-    h = []
-    h += ["server_tokens off;", "default_type application/json;", "charset_types application/json;",
-          "merge_slashes off;  # slashes reach routing and the API as sent", ""]
+    return lines
+
+
+def _http_settings(cfg: ProxyConfig) -> list[str]:
+    """The access log, the limits on clients (timeouts, header and body sizes) and the temp folders."""
+    p = cfg.prefix.rstrip("/")
+    h = ["server_tokens off;", "default_type application/json;", "charset_types application/json;",
+         "merge_slashes off;  # slashes reach routing and the API as sent", ""]
     if cfg.access_log:
         h += ["log_format recallstack escape=json '{\"time\": \"$time_iso8601\", \"client\": \"$remote_addr\", "
               "\"request_id\": \"$correlation_id\", \"method\": \"$request_method\", \"path\": \"$raw_path\", "
@@ -124,60 +144,82 @@ def render(cfg: ProxyConfig) -> str:
           f"client_max_body_size {DEFAULT_BODY_LIMIT};", f"client_body_buffer_size {DEFAULT_BODY_LIMIT};", "",
           *(f"{kind}_temp_path {p}/{kind}_temp;" for kind in
             ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")), ""]
+    return h
+
+
+def _upstreams(cfg: ProxyConfig) -> list[str]:
+    """One upstream per service, a server per process, with kept-alive connections."""
+    h = []
     for name in (COMMAND, QUERY, WEB_EDGE):
         h += [f"upstream {name} {{"] + [f"    server {server};" for server in cfg.upstreams[name]] + [
             "    keepalive 32;", f"    keepalive_timeout {cfg.upstream_keepalive_s}s;", "    keepalive_requests 10000;",
             "}"]
-    h += ["",
-          "# The path as the client sent it (percent-encoded, no query): what routing looks at.",
-          "map $request_uri $raw_path {", "    default \"\";", "    \"~^(?<path>[^?]*)\" $path;", "}",
-          "# gateway/routes.py refused(): encoded / \\ . %, a raw backslash, dot segments, bytes that are not printable ASCII.",
-          "map $raw_path $path_refused {", "    default 0;", "    \"~*%(2f|5c|2e|25)\" 1;", "    \"~\\x5c\" 1;", "    \"~[^\\x21-\\x7e]\" 1;",
-          "    \"~(^|/)\\.\\.?(/|$)\" 1;", "}",
-          "# gateway/routes.py route(): the first matching line wins.",
-          "map \"$request_method $raw_path\" $route {", "    default \"\";",
-          f"    \"~^(GET|HEAD) /v[13]/\" {QUERY};",
-          f"    \"~^POST /(v1/(memories/search|context)|v3/memories(/search)?)/*$\" {QUERY};  # v3: mem0's client",
-          f"    \"~^(POST|PATCH|PUT|DELETE) /v[13]/\" {COMMAND};",
-          f"    \"~^[^ ]+ /v[13]/\" {NO_METHOD};",
-          f"    \"~^(POST|GET|DELETE) /mcp/?$\" {WEB_EDGE};",
-          f"    \"~^(GET|HEAD) /healthz$\" {PROXY};",
-          f"    \"~^(GET|HEAD) /(readyz|metrics|ui/api/system)$\" {WEB_EDGE};",
-          f"    \"~^(GET|HEAD) /(assets/.*)?$\" {WEB_EDGE};",
-          f"    \"~^(GET|HEAD) /({pages})(/.*)?$\" {WEB_EDGE};",
-          "}",
-          "# The correlation id: the client's X-Request-ID when usable (as adapters/observability.py",
-          "# checks it: 1 to 128 visible ASCII characters), else one the proxy makes; sent upstream,",
-          "# so the proxy's and the API's log lines carry the same id. One with a byte that is not",
-          "# ASCII goes upstream as sent: the APIs refuse it (400 naming the header), as any header.",
-          "map $http_x_request_id $correlation_id {", "    \"~[\\x80-\\xff]\" $http_x_request_id;",
-          "    \"~^[\\x21-\\x7e]{1,128}$\" $http_x_request_id;",
-          "    default $request_id;", "}",
-          "map $route $route_name {", "    default \"the proxy\";",
-          *(f"    {name} \"{text}\";" for name, text in SERVICE_NAMES.items()), "}",
-          "# The client's Host (the MCP endpoint checks it); an HTTP/1.0 request without one gets the server's.",
-          "map $http_host $upstream_host {", "    \"\" $host;", "    default $http_host;", "}", ""]
-    s = ["listen " + cfg.listen + " default_server;", "server_name _;", ""]
-    s += ["# Answers of the proxy itself, all in the JSON error shape (URIs, not named locations:",
-          "# a request line that did not parse has no URI to carry into a named location).",
-          *_error_pages(DEFAULT_BODY_LIMIT), "absolute_redirect off;  # a Location the proxy sets stays relative", ""]
-    s += ["proxy_http_version 1.1;", "proxy_set_header Connection \"\";  # keep upstream connections alive",
-          "proxy_set_header Host $upstream_host;",
-          "proxy_set_header X-Forwarded-For $remote_addr;  # replaced, never appended: clients cannot forge it",
-          "proxy_set_header X-Real-IP $remote_addr;", "proxy_set_header X-Forwarded-Proto $scheme;",
-          "proxy_set_header X-Request-ID $correlation_id;",
-          "# Connection errors (a process that is gone) move the request to the next process;",
-          "# a POST or PATCH is moved only when it was not sent yet (nginx never resends those).",
-          "proxy_next_upstream error;",
-          f"proxy_connect_timeout {UPSTREAM_CONNECT_TIMEOUT_S}s;", f"proxy_send_timeout {UPSTREAM_READ_TIMEOUT_S}s;",
-          f"proxy_read_timeout {UPSTREAM_READ_TIMEOUT_S}s;", "proxy_buffer_size 16k;", "proxy_buffers 16 16k;",
-          "# Never send a client to an internal address: an absolute Location becomes its path.",
-          "proxy_redirect ~^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+(/.*)$ $1;",
-          "proxy_redirect ~^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+$ /;", ""]
-    # Every location that proxies starts with the same gate (locations match the normalized
-    # path; the gate looks at the raw one). `if` holds only `return`, its one safe use.
-    own = "add_header X-Request-ID $correlation_id always;"
-    gate = ["    # Refused before routing: the raw path could become another path once decoded.",
+    return h
+
+
+def _maps() -> list[str]:
+    """What routing looks at: the raw path, whether it is refused, the route, the correlation id."""
+    return ["",
+            "# The path as the client sent it (percent-encoded, no query): what routing looks at.",
+            "map $request_uri $raw_path {", "    default \"\";", "    \"~^(?<path>[^?]*)\" $path;", "}",
+            "# gateway/routes.py refused(): encoded / \\ . %, a raw backslash, dot segments, bytes that are not printable ASCII.",
+            "map $raw_path $path_refused {", "    default 0;", "    \"~*%(2f|5c|2e|25)\" 1;", "    \"~\\x5c\" 1;", "    \"~[^\\x21-\\x7e]\" 1;",
+            "    \"~(^|/)\\.\\.?(/|$)\" 1;", "}",
+            *_route_table(),
+            "# The correlation id: the client's X-Request-ID when usable (as adapters/observability.py",
+            "# checks it: 1 to 128 visible ASCII characters), else one the proxy makes; sent upstream,",
+            "# so the proxy's and the API's log lines carry the same id. One with a byte that is not",
+            "# ASCII goes upstream as sent: the APIs refuse it (400 naming the header), as any header.",
+            "map $http_x_request_id $correlation_id {", "    \"~[\\x80-\\xff]\" $http_x_request_id;",
+            "    \"~^[\\x21-\\x7e]{1,128}$\" $http_x_request_id;",
+            "    default $request_id;", "}",
+            "map $route $route_name {", "    default \"the proxy\";",
+            *(f"    {name} \"{text}\";" for name, text in SERVICE_NAMES.items()), "}",
+            "# The client's Host (the MCP endpoint checks it); an HTTP/1.0 request without one gets the server's.",
+            "map $http_host $upstream_host {", "    \"\" $host;", "    default $http_host;", "}", ""]
+
+
+def _route_table() -> list[str]:
+    """gateway/routes.py route() as an nginx map from "METHOD raw-path" to the upstream."""
+    pages = "|".join(PAGES)
+    return [
+        "# gateway/routes.py route(): the first matching line wins.",
+        "map \"$request_method $raw_path\" $route {", "    default \"\";",
+        f"    \"~^(GET|HEAD) /v[13]/\" {QUERY};",
+        f"    \"~^POST /(v1/(memories/search|context)|v3/memories(/search)?)/*$\" {QUERY};  # v3: mem0's client",
+        f"    \"~^(POST|PATCH|PUT|DELETE) /v[13]/\" {COMMAND};",
+        f"    \"~^[^ ]+ /v[13]/\" {NO_METHOD};",
+        f"    \"~^(POST|GET|DELETE) /mcp/?$\" {WEB_EDGE};",
+        f"    \"~^(GET|HEAD) /healthz$\" {PROXY};",
+        f"    \"~^(GET|HEAD) /(readyz|metrics|ui/api/system)$\" {WEB_EDGE};",
+        f"    \"~^(GET|HEAD) /(assets/.*)?$\" {WEB_EDGE};",
+        f"    \"~^(GET|HEAD) /({pages})(/.*)?$\" {WEB_EDGE};",
+        "}",
+    ]
+
+
+def _proxying() -> list[str]:
+    """How requests go upstream: headers set (never appended), timeouts, retries, redirects."""
+    return ["proxy_http_version 1.1;", "proxy_set_header Connection \"\";  # keep upstream connections alive",
+            "proxy_set_header Host $upstream_host;",
+            "proxy_set_header X-Forwarded-For $remote_addr;  # replaced, never appended: clients cannot forge it",
+            "proxy_set_header X-Real-IP $remote_addr;", "proxy_set_header X-Forwarded-Proto $scheme;",
+            "proxy_set_header X-Request-ID $correlation_id;",
+            "# Connection errors (a process that is gone) move the request to the next process;",
+            "# a POST or PATCH is moved only when it was not sent yet (nginx never resends those).",
+            "proxy_next_upstream error;",
+            f"proxy_connect_timeout {UPSTREAM_CONNECT_TIMEOUT_S}s;", f"proxy_send_timeout {UPSTREAM_READ_TIMEOUT_S}s;",
+            f"proxy_read_timeout {UPSTREAM_READ_TIMEOUT_S}s;", "proxy_buffer_size 16k;", "proxy_buffers 16 16k;",
+            "# Never send a client to an internal address: an absolute Location becomes its path.",
+            "proxy_redirect ~^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+(/.*)$ $1;",
+            "proxy_redirect ~^[a-zA-Z][a-zA-Z0-9+.-]*://[^/]+$ /;", ""]
+
+
+def _gate() -> list[str]:
+    """The same gate at the start of every location that proxies (locations match the normalized
+    path; the gate looks at the raw one). `if` holds only `return`, its one safe use."""
+    own = OWN_ANSWER
+    return ["    # Refused before routing: the raw path could become another path once decoded.",
             "    if ($path_refused) {", f"        {own}",
             "        return 400 '" + _body("bad_path", "the path has an encoded slash, backslash, dot or percent "
                                         "sign, a dot segment or a byte that is not printable ASCII; ids never "
@@ -192,14 +234,24 @@ def render(cfg: ProxyConfig) -> str:
                                         '{"method": "$request_method", "allowed": ' + json.dumps(ALLOWED.split(", ")) + '}') + "';",
             "    }",
             f"    if ($route = {PROXY}) {{", f"        {own}", "        return 200 '{\"status\": \"ok\"}';", "    }"]
-    s += ["location / {", *gate, "    proxy_pass http://$route;", "}"]
+
+
+def _locations(gate: list[str]) -> list[str]:
+    """The locations that proxy: everything, the bigger bodies' paths, and /mcp's streams."""
+    s = ["location / {", *gate, "    proxy_pass http://$route;", "}"]
     for path, limit in BODY_LIMITS.items():
         s += [f"location = {path} {{", *gate, f"    client_max_body_size {limit};",
               "    # error_page here replaces every inherited one: all of them again, with this 413",
               *("    " + line for line in _error_pages(limit)), "    proxy_pass http://$route;", "}"]
     s += ["location ~ ^/mcp/?$ {", *gate, "    proxy_buffering off;  # streamed answers (server-sent events)",
           "    proxy_read_timeout 300s;", "    proxy_pass http://$route;", "}", ""]
-    s += ["# The proxy's own answers: reached only by error_page (internal)."]
+    return s
+
+
+def _own_answers() -> list[str]:
+    """The proxy's own JSON answers, reached only through error_page."""
+    own = OWN_ANSWER
+    s = ["# The proxy's own answers: reached only by error_page (internal)."]
     for status, (sent, code, message, details) in _ERRORS.items():
         s += [f"location = {ERRORS_PREFIX}{status} {{", "    internal;", f"    {own}",
               f"    return {sent} '{_body(code, message, details)}';", "}"]
@@ -212,10 +264,7 @@ def render(cfg: ProxyConfig) -> str:
           "    return 504 '" + _body("upstream_timeout",
                                         f"$route_name did not answer within {UPSTREAM_READ_TIMEOUT_S} s",
                                         '{"service": "$route"}') + "';", "}"]
-    h += ["server {", *("    " + line if line else "" for line in s), "}"]
-    lines += ["    " + line if line else "" for line in h]
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+    return s
 
 
 COMPOSE_FILE = "infra/proxy/nginx.compose.conf"

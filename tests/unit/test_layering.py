@@ -24,7 +24,6 @@ MAX_MODULE_LINES = 700
 # Today's offenders, at their size today: they may shrink, never grow.
 OVERSIZED = {
     "command_api/app.py:create_app": 310,
-    "infra/proxy_config.py:render": 122,
     "query_api/search.py:run": 188,
 }
 
