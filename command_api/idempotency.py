@@ -1,15 +1,10 @@
-"""Idempotency-Key: a retried command returns the first answer and appends nothing new.
+"""The Redis store of Idempotency-Key (the wrapper itself is application/idempotency.py).
 
 The first request with a key claims it in Redis (SET NX, pending); once its events are
 in the log the answer is stored under the key for 24 h (Redis keeps it across restarts
 of the API: append-only file). A retry with the same key and body gets that answer; the
 same key with another body is refused; a retry while the first is still running waits
-for it briefly. Event and memory ids derive from the key and the request's fingerprint, so
-a retry that slips past Redis (Redis down, or its data lost) carries the same ids and
-changes no read model: a create never overwrites in any of them. So with Redis down a keyed
-create (an add, a batch) still appends, unrecorded; its retries append the same events
-again, which every consumer takes as the ones it has. A keyed update or delete is 503 then
-(nothing appended): retried after a later change, it would apply again over it.
+for it briefly.
 
 A stored answer quotes the memory text, so each user's answer keys are also listed in a
 set (USER_INDEX + user id) that the Redis projector deletes with them on UserErased.
@@ -20,36 +15,17 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import uuid
 
 import redis.asyncio as aioredis
 
+# Re-exported: the errors the store raises, and the ids a keyed command uses (tests, callers).
+from application.idempotency import (IdempotencyConflict, IdempotencyInProgress,  # noqa: F401
+                                     IdempotencyUnavailable, derived_id, fingerprint)
 from domain.circuit_breaker import CircuitBreaker
 
-NAMESPACE = uuid.UUID("5b0f6c1e-8a1f-4c55-9a77-6f0d3f1f2a10")
 PENDING_TTL_S = 30
 ANSWER_TTL_S = 24 * 3600
 USER_INDEX = "recallstack:idem:user:"  # projectors/redis_projector.IDEM_USER_INDEX
-
-
-class IdempotencyConflict(Exception):
-    """The key was used with another request body."""
-
-
-class IdempotencyInProgress(Exception):
-    """The first request with this key has not finished."""
-
-
-class IdempotencyUnavailable(Exception):
-    """Redis is down: the key cannot be honoured."""
-
-
-def fingerprint(method: str, path: str, body: bytes) -> str:
-    return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
-
-
-def derived_id(user_id: str, key: str, kind: str, index: int) -> str:
-    return str(uuid.uuid5(NAMESPACE, f"{kind}\x00{user_id}\x00{key}\x00{index}"))
 
 
 class IdempotencyStore:

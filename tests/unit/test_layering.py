@@ -23,7 +23,6 @@ MAX_FUNCTION_LINES = 100
 MAX_MODULE_LINES = 700
 # Today's offenders, at their size today: they may shrink, never grow.
 OVERSIZED = {
-    "command_api/app.py:create_app": 310,
     "query_api/search.py:run": 188,
 }
 
