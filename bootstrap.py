@@ -433,7 +433,7 @@ async def read_model(name: str):
         finally:
             await client.aclose()
     elif name == "sparse":
-        from projectors.sparse_projector import SparseVersions
+        from projectors.sparse_versions import SparseVersions
 
         versions = SparseVersions(cfg.sparse_dir)
         await versions.live_version()  # version 1, empty, when there is none

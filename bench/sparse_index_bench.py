@@ -37,7 +37,7 @@ from domain import query_terms  # noqa: E402
 from domain.entities import extract  # noqa: E402
 from domain.events import MemoryCreated  # noqa: E402
 from projectors.applied import Applied  # noqa: E402
-from projectors.sparse_projector import SparseVersions  # noqa: E402
+from projectors.sparse_versions import SparseVersions  # noqa: E402
 
 TOPIC = "bench"
 DEPTH = 30

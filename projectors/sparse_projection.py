@@ -1,7 +1,11 @@
-"""What each event does to the sparse index's memory documents (no I/O: the committed
-documents come through `Committed`, the changes collect in a `Changes`).
+"""What each event does to the sparse index's memory documents, apart from Tantivy and versions.
 
-The same semantics as the Postgres read model (projectors/pg_projector.py):
+`project(docs, event)` maps an event, by its type (`HANDLERS`, as the eventsourcing library's
+process_event), to reads and writes of `SparseDocuments`: a batch's overlay over the version's
+last commit (projectors/sparse_store.Changes, committed by projectors/sparse_projector.py) or
+the in-memory double (projectors/in_memory_sparse.py, for unit tests).
+
+The same semantics as the Postgres read model (projectors/pg_projection.py):
 - MemoryCreated: a new document (never over an id that exists, a tombstone included);
 - MemoryConsolidated: the summary is created like a memory and, only when it is new, its
   sources of the same user that are active or forgotten become archived;
@@ -14,7 +18,7 @@ The same semantics as the Postgres read model (projectors/pg_projector.py):
   rewrites the version, so nothing of them stays in the index files).
 Other events change nothing here (their position still advances).
 
-Entity words are derived as the graph derives entities (projectors/neo4j_projector.py): a
+Entity words are derived as the graph derives entities (projectors/graph_rows.py): a
 create's or summary's event entities and relations (a relation's endpoints are entities too),
 or, when it carries neither, the offline extractor on its text; a new text always goes
 through the extractor; a metadata-only update keeps them.
@@ -23,9 +27,9 @@ through the extractor; a metadata-only update keeps them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from adapters.sparse_schema import MemoryDoc, micros
 from domain import entities as extractor
@@ -35,18 +39,6 @@ from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, Mem
 # The graph's own derivation of a memory's entities, so both read models name the same ones.
 from projectors.graph_rows import graph_rows
 
-MEMORY_EVENTS = (MemoryCreated, MemoryConsolidated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryForgotten,
-                 MemoryRestored, UserErased)
-
-
-class Committed(Protocol):
-    """The documents as the version's last commit holds them."""
-
-    def get(self, memory_id: str) -> MemoryDoc | None: ...
-
-    def of_user(self, user_id: str) -> Iterable[MemoryDoc]:
-        """Every document of the user that is not a tombstone."""
-
 
 def entity_words(user_id: str, memory_id: str, entities: Iterable[Entity], relations: Iterable[Relation],
                  at: datetime) -> tuple[str, ...]:
@@ -54,7 +46,7 @@ def entity_words(user_id: str, memory_id: str, entities: Iterable[Entity], relat
     return tuple(index_terms.entity_words(m["name"] for m in mentions))
 
 
-def _created(event: MemoryCreated | MemoryConsolidated) -> MemoryDoc:
+def new_document(event: MemoryCreated | MemoryConsolidated) -> MemoryDoc:
     happened = event.happened_at or event.occurred_at  # a v1 consolidation has none
     if event.entities or event.relations:
         ents, rels = event.entities, event.relations
@@ -66,79 +58,95 @@ def _created(event: MemoryCreated | MemoryConsolidated) -> MemoryDoc:
                      occurred_us=micros(happened))
 
 
-class Changes:
-    """The documents one batch changes, applied in log order over the committed ones."""
-
-    def __init__(self, committed: Committed):
-        self.committed = committed
-        self.changed: dict[str, MemoryDoc | None] = {}  # None: erased (gone without a tombstone)
-        self.erased: set[str] = set()  # users erased in this batch: their committed documents are gone
+class SparseDocuments(Protocol):
+    """The memory documents of one version, as a projection reads and writes them."""
 
     def get(self, memory_id: str) -> MemoryDoc | None:
-        if memory_id in self.changed:
-            return self.changed[memory_id]
-        doc = self.committed.get(memory_id)
-        return None if doc is None or doc.user_id in self.erased else doc
+        """The document (a tombstone included); None when there is none, or its user was erased."""
 
-    def of_user(self, user_id: str) -> list[MemoryDoc]:
-        """The user's documents that are not tombstones, as of this point of the batch."""
-        docs = {} if user_id in self.erased else {d.memory_id: d for d in self.committed.of_user(user_id)}
-        for memory_id, doc in self.changed.items():
-            if doc is None or doc.user_id != user_id:
-                docs.pop(memory_id, None)
-            else:
-                docs[memory_id] = doc
-        return [d for d in docs.values() if d.state != "deleted"]
+    def of_user(self, user_id: str) -> Iterable[MemoryDoc]:
+        """Every document of the user that is not a tombstone."""
 
-    def _own(self, event: Event, memory_id: str, states: tuple[str, ...]) -> MemoryDoc | None:
-        doc = self.get(memory_id)
-        return doc if doc is not None and doc.user_id == event.user_id and doc.state in states else None
+    def put(self, doc: MemoryDoc) -> None:
+        """The document replaces the one with its id (a tombstone: state "deleted", no content)."""
 
-    def apply(self, event: Event | None) -> None:
-        if isinstance(event, (MemoryCreated, MemoryConsolidated)):
-            if self.get(event.memory_id) is not None:
-                return  # created before: a create never overwrites (nor does a second summary archive)
-            self.changed[event.memory_id] = _created(event)
-            if isinstance(event, MemoryConsolidated):
-                for source_id in event.source_memory_ids:
-                    source = self._own(event, source_id, ("active", "forgotten"))
-                    if source is not None:
-                        self.changed[source_id] = dataclasses.replace(source, state="archived")
-        elif isinstance(event, MemoryUpdated):
-            doc = self._own(event, event.memory_id, ("active", "archived", "forgotten"))
-            if doc is not None and event.text is not None and event.text != doc.text:
-                ents, rels = extractor.extract(event.text)
-                self.changed[doc.memory_id] = dataclasses.replace(
-                    doc, text=event.text,
-                    entities=entity_words(doc.user_id, doc.memory_id, ents, rels, event.occurred_at))
-        elif isinstance(event, MemoryDeleted):
-            doc = self._own(event, event.memory_id, ("active", "archived", "forgotten"))
-            if doc is not None:
-                self.changed[doc.memory_id] = doc.tombstone()
-        elif isinstance(event, MemoryScopeDeleted):
-            for doc in self.of_user(event.user_id):
-                if all(getattr(event, name) is None or getattr(doc, name) == getattr(event, name)
-                       for name in ("agent_id", "run_id", "app_id")):
-                    self.changed[doc.memory_id] = doc.tombstone()
-        elif isinstance(event, (MemoryForgotten, MemoryRestored)):
-            to, sources = (("forgotten", ("active", "archived")) if isinstance(event, MemoryForgotten)
-                           else ("active", ("forgotten", "archived")))
-            doc = self._own(event, event.memory_id, sources)
-            if doc is not None:
-                self.changed[doc.memory_id] = dataclasses.replace(doc, state=to)
-        elif isinstance(event, UserErased):
-            self.erased.add(event.user_id)
-            for memory_id, doc in list(self.changed.items()):
-                if doc is not None and doc.user_id == event.user_id:
-                    self.changed[memory_id] = None
+    def erase_user(self, user_id: str) -> None:
+        """Every document of the user goes, tombstones included."""
+
+
+def _own(docs: SparseDocuments, event: Event, memory_id: str, states: tuple[str, ...]) -> MemoryDoc | None:
+    doc = docs.get(memory_id)
+    return doc if doc is not None and doc.user_id == event.user_id and doc.state in states else None
+
+
+def _created(docs: SparseDocuments, event: MemoryCreated | MemoryConsolidated) -> bool:
+    if docs.get(event.memory_id) is not None:
+        return False  # created before: a create never overwrites (a tombstone included)
+    docs.put(new_document(event))
+    return True
+
+
+def _consolidated(docs: SparseDocuments, event: MemoryConsolidated) -> None:
+    if not _created(docs, event):
+        return  # only a new summary archives its sources
+    for source_id in event.source_memory_ids:
+        source = _own(docs, event, source_id, ("active", "forgotten"))
+        if source is not None:
+            docs.put(dataclasses.replace(source, state="archived"))
+
+
+def _updated(docs: SparseDocuments, event: MemoryUpdated) -> None:
+    doc = _own(docs, event, event.memory_id, ("active", "archived", "forgotten"))
+    if doc is not None and event.text is not None and event.text != doc.text:
+        ents, rels = extractor.extract(event.text)
+        docs.put(dataclasses.replace(doc, text=event.text,
+                                     entities=entity_words(doc.user_id, doc.memory_id, ents, rels, event.occurred_at)))
+
+
+def _deleted(docs: SparseDocuments, event: MemoryDeleted) -> None:
+    doc = _own(docs, event, event.memory_id, ("active", "archived", "forgotten"))
+    if doc is not None:
+        docs.put(doc.tombstone())
+
+
+def _scope_deleted(docs: SparseDocuments, event: MemoryScopeDeleted) -> None:
+    for doc in list(docs.of_user(event.user_id)):
+        if all(getattr(event, name) is None or getattr(doc, name) == getattr(event, name)
+               for name in ("agent_id", "run_id", "app_id")):
+            docs.put(doc.tombstone())
+
+
+def _moved(to: str, from_states: tuple[str, ...]) -> Callable[[SparseDocuments, Event], None]:
+    def handler(docs: SparseDocuments, event: MemoryForgotten | MemoryRestored) -> None:
+        doc = _own(docs, event, event.memory_id, from_states)
+        if doc is not None:
+            docs.put(dataclasses.replace(doc, state=to))
+    return handler
+
+
+HANDLERS: dict[type, Callable[[SparseDocuments, Any], None]] = {
+    MemoryCreated: _created,
+    MemoryConsolidated: _consolidated,
+    MemoryUpdated: _updated,
+    MemoryDeleted: _deleted,
+    MemoryScopeDeleted: _scope_deleted,
+    MemoryForgotten: _moved("forgotten", ("active", "archived")),
+    MemoryRestored: _moved("active", ("forgotten", "archived")),
+    UserErased: lambda docs, event: docs.erase_user(event.user_id),
+}
+MEMORY_EVENTS = tuple(HANDLERS)
+
+
+def project(docs: SparseDocuments, event: Event | None) -> None:
+    handler = HANDLERS.get(type(event))
+    if handler is not None:
+        handler(docs, event)
 
 
 def referenced_ids(events: Iterable[Event | None]) -> set[str]:
     """The memory ids a batch's events name (read from the last commit together, in one query)."""
     ids: set[str] = set()
     for event in events:
-        if isinstance(event, MEMORY_EVENTS) and hasattr(event, "memory_id"):
-            ids.add(event.memory_id)
-        if isinstance(event, MemoryConsolidated):
-            ids.update(event.source_memory_ids)
+        if type(event) in MEMORY_EVENTS:
+            ids.update(filter(None, [getattr(event, "memory_id", None), *getattr(event, "source_memory_ids", ())]))
     return ids

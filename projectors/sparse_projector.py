@@ -5,7 +5,7 @@ Layout and locking: adapters/sparse_layout.py (`<root>/live`, `<root>/lock`, `<r
 Each version has one writer (Tantivy's own lock file refuses a second: `SparseBusy`, waited
 out like an outage). A batch is applied in a worker thread (the event loop keeps Kafka's
 heartbeats going): the documents its events name are read from the last commit in one
-query, the events applied in log order (projectors/sparse_documents.py), then each changed
+query, the events applied in log order (projectors/sparse_projection.py), then each changed
 memory's document is replaced (delete by id term + add), the position documents of the
 partitions it moved replaced, and everything committed at once. A crash before the commit
 leaves the previous commit: the batch is fetched again from the positions it holds.
@@ -28,19 +28,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import threading
-import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import tantivy
 
 from adapters import sparse_layout, sparse_schema
-from adapters.sparse_schema import KIND_MEMORY, MemoryDoc, memory_document, memory_from_stored, position_document
+from adapters.sparse_schema import KIND_MEMORY, memory_document, memory_from_stored, position_document
 from projectors.applied import Applied, Relocated
-from projectors.sparse_documents import MEMORY_EVENTS, Changes, referenced_ids
-from projectors.versions import covers
+from projectors.sparse_projection import MEMORY_EVENTS, project, referenced_ids
+from projectors.sparse_store import Changes, TantivyCommitted
 
 log = logging.getLogger(__name__)
 
@@ -64,10 +62,10 @@ def ensure_live(root: Path) -> int:
     if live is not None:
         return live
     with sparse_layout.locked(root):
-        return _ensure_live_locked(root)
+        return ensure_live_locked(root)
 
 
-def _ensure_live_locked(root: Path) -> int:
+def ensure_live_locked(root: Path) -> int:
     live = sparse_layout.read_live(root)
     if live is None:
         existing = sparse_layout.versions(root)  # `live` lost: the newest version stands in
@@ -84,41 +82,6 @@ def read_version_positions(root: Path, version: int, topic: str) -> dict[int, in
     index = sparse_schema.open_index(path, check=False)  # positions read by the index's own schema
     index.reload()
     return sparse_schema.read_positions(index.searcher(), topic, index.schema)
-
-
-class _Committed:
-    """The documents of the version's last commit (projectors/sparse_documents.Committed)."""
-
-    def __init__(self, searcher: tantivy.Searcher):
-        self.searcher = searcher
-        self.known: dict[str, MemoryDoc | None] = {}
-
-    def prefetch(self, memory_ids: Iterable[str]) -> None:
-        wanted = [i for i in set(memory_ids) if i not in self.known]
-        if not wanted:
-            return
-        query = tantivy.Query.term_set_query(sparse_schema.schema(), "memory_id", wanted)
-        for _score, address in self.searcher.search(query, limit=len(wanted), count=False).hits:
-            doc = memory_from_stored(self.searcher.doc(address).to_dict())
-            self.known[doc.memory_id] = doc
-        for memory_id in wanted:
-            self.known.setdefault(memory_id, None)
-
-    def get(self, memory_id: str) -> MemoryDoc | None:
-        if memory_id not in self.known:
-            self.prefetch([memory_id])
-        return self.known[memory_id]
-
-    def of_user(self, user_id: str) -> list[MemoryDoc]:
-        query = tantivy.Query.boolean_query([
-            (tantivy.Occur.Must, sparse_schema.term("user_id", user_id)),
-            (tantivy.Occur.Must, sparse_schema.term("kind", KIND_MEMORY)),
-            (tantivy.Occur.MustNot, sparse_schema.term("state", "deleted"))])
-        total = self.searcher.search(query, limit=1, count=True).count
-        if not total:
-            return []
-        return [memory_from_stored(self.searcher.doc(address).to_dict())
-                for _score, address in self.searcher.search(query, limit=total, count=False).hits]
 
 
 class SparseProjector:
@@ -170,7 +133,7 @@ class SparseProjector:
                 self._write(topic, batch)
                 return
             with sparse_layout.locked(self.root):
-                live = _ensure_live_locked(self.root)
+                live = ensure_live_locked(self.root)
                 if self.version is None:  # used without positions() first (a DLQ retry)
                     self.version = live
                 elif live != self.version:
@@ -208,12 +171,12 @@ class SparseProjector:
     def _write(self, topic: str, batch: list[Applied]) -> None:
         index, writer = self._open()
         searcher = index.searcher()
-        committed = _Committed(searcher)
-        events = [item.event for item in batch if isinstance(item.event, MEMORY_EVENTS)]
+        committed = TantivyCommitted(searcher)
+        events = [item.event for item in batch if type(item.event) in MEMORY_EVENTS]
         committed.prefetch(referenced_ids(events))
         changes = Changes(committed)
         for event in events:
-            changes.apply(event)
+            project(changes, event)
         if topic not in self._positions:
             self._positions[topic] = sparse_schema.read_positions(searcher, topic)
         positions = dict(self._positions[topic])
@@ -286,69 +249,3 @@ class SparseProjector:
         self._writer = None
         _index, writer = self._open()
         writer.garbage_collect_files()
-
-
-class SparseVersions:
-    """The sparse index's versions (projectors/versions.py): directories <root>/v<n>."""
-
-    name = PROJECTION
-
-    def __init__(self, root: Path):
-        self.root = Path(root)
-        self._made: list[weakref.ref] = []  # projectors this process made: closed before a switch or drop
-
-    def _projectors(self, version: int) -> list[SparseProjector]:
-        alive = [p for p in (ref() for ref in self._made) if p is not None]
-        self._made = [weakref.ref(p) for p in alive]
-        return [p for p in alive if p.version == version]
-
-    async def live_version(self) -> int:
-        return await asyncio.to_thread(ensure_live, self.root)
-
-    async def versions(self) -> list[int]:
-        live = await self.live_version()
-        return sorted(set(sparse_layout.versions(self.root)) | {live})
-
-    async def create_version(self, version: int) -> None:
-        await asyncio.to_thread(self._create_version, version)
-
-    def _create_version(self, version: int) -> None:
-        path = sparse_layout.version_dir(self.root, version)
-        try:
-            sparse_schema.open_index(path, create=True)
-        except sparse_schema.SchemaMismatch:
-            if version == sparse_layout.read_live(self.root):
-                raise
-            # Left by an interrupted replay of an older release: worth nothing to this one.
-            shutil.rmtree(path)
-            sparse_schema.open_index(path, create=True)
-
-    def projection(self, version: int | None = None) -> SparseProjector:
-        projector = SparseProjector(self.root, version)
-        self._made.append(weakref.ref(projector))
-        return projector
-
-    async def switch(self, version: int, topic: str) -> bool:
-        return await asyncio.to_thread(self._switch, version, topic)
-
-    def _switch(self, version: int, topic: str) -> bool:
-        sparse_layout.version_dir(self.root, version)  # checks the number
-        with sparse_layout.locked(self.root):
-            live = _ensure_live_locked(self.root)
-            if live == version:
-                return True
-            if not covers(read_version_positions(self.root, version, topic),
-                          read_version_positions(self.root, live, topic)):
-                return False
-            # The replay's writer finishes its merges and lets go: the live projector writes it next.
-            for projector in self._projectors(version):
-                projector.close()
-            sparse_layout.write_live(self.root, version)
-            return True
-
-    async def drop(self, version: int) -> None:
-        if await self.live_version() == version:
-            raise ValueError(f"version {version} of the sparse index is live; it cannot be dropped")
-        for projector in self._projectors(version):
-            await asyncio.to_thread(projector.close)
-        await asyncio.to_thread(shutil.rmtree, sparse_layout.version_dir(self.root, version), True)

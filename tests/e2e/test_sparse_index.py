@@ -187,7 +187,7 @@ def test_replay_while_a_reader_keeps_searching(gateway, settings, user_id):
 
     old, new = digest(before), digest(summary["to_version"])
     assert old["digest"] == new["digest"] and new["parts"]["memories"]["rows"] >= len(texts)
-    from projectors.sparse_projector import SparseVersions
+    from projectors.sparse_versions import SparseVersions
 
     asyncio.run(SparseVersions(settings.sparse_dir).drop(before))
 

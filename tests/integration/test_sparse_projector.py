@@ -25,7 +25,8 @@ from projectors import sparse_digest
 from projectors.replay import replay
 from projectors.applied import Applied, Relocated
 from projectors.runner import ProjectorRunner
-from projectors.sparse_projector import SparseBusy, SparseOutdated, SparseProjector, SparseVersions
+from projectors.sparse_projector import SparseBusy, SparseOutdated, SparseProjector
+from projectors.sparse_versions import SparseVersions
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,7 @@
-"""What each event does to the sparse index's documents (the pure part of the projector):
-the Postgres read model's state semantics, the graph's entity derivation."""
+"""What each event does to the sparse index's documents, through its projection
+(projectors/sparse_projection.py): into a batch's overlay over the last commit (projectors/sparse_store.Changes,
+here over a dict) and into the in-memory double (projectors/in_memory_sparse.py). The Postgres read
+model's state semantics, the graph's entity derivation."""
 
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from domain.events import (Entity, MemoryConsolidated, MemoryCreated, MemoryDele
                            MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
 from domain.index_terms import entity_words
 from projectors.graph_rows import graph_rows
-from projectors.sparse_documents import Changes, referenced_ids
+from projectors.in_memory_sparse import InMemorySparse
+from projectors.sparse_projection import HANDLERS, project, referenced_ids
+from projectors.sparse_store import Changes
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
 HAPPENED = datetime(2024, 1, 2, 3, 4, 5, 678901, tzinfo=timezone.utc)
@@ -38,7 +42,7 @@ def created(user="alice", text="Alice uses FastAPI at Acme", **fields) -> Memory
 
 def doc(memory: MemoryCreated, state="active") -> MemoryDoc:
     changes = Changes(Committed())
-    changes.apply(memory)
+    project(changes, memory)
     made = changes.changed[memory.memory_id]
     return MemoryDoc(**{**made.__dict__, "state": state})
 
@@ -46,7 +50,7 @@ def doc(memory: MemoryCreated, state="active") -> MemoryDoc:
 def applied(committed, *events) -> Changes:
     changes = Changes(Committed(committed))
     for event in events:
-        changes.apply(event)
+        project(changes, event)
     return changes
 
 
@@ -162,3 +166,43 @@ def test_a_document_is_rebuilt_from_its_stored_fields():
     assert memory_from_stored(stored) == memory
     tombstone = memory.tombstone()
     assert memory_from_stored(memory_document(tombstone).to_dict()) == tombstone
+
+
+# --- the in-memory double: the same rules, written at once -----------------------------------------
+
+
+def double(*events) -> InMemorySparse:
+    docs = InMemorySparse()
+    for event in events:
+        project(docs, event)
+    return docs
+
+
+def test_the_double_takes_every_memory_event_as_the_overlay_does():
+    a, b, c, d = created(), created(agent_id="x"), created(), created()
+    summary = MemoryConsolidated(user_id="alice", actor="w", memory_id=str(uuid.uuid4()), text="summary",
+                                 embedding=(1.0,), embedding_model="m", reason="similar",
+                                 source_memory_ids=(a.memory_id, c.memory_id))
+    events = [a, b, c, d, created(user="bob"),
+              MemoryUpdated(user_id="alice", actor="t", memory_id=a.memory_id, text="Bob moved to Berlin"),
+              MemoryForgotten(user_id="alice", actor="w", memory_id=c.memory_id, reason="decayed"), summary,
+              MemoryScopeDeleted(user_id="alice", actor="t", agent_id="x"),
+              MemoryDeleted(user_id="alice", actor="t", memory_id=d.memory_id),
+              MemoryRestored(user_id="alice", actor="t", memory_id=a.memory_id)]
+    docs = double(*events)
+    assert {i: x.state for i, x in docs.docs.items() if x.user_id == "alice"} == {
+        a.memory_id: "active", b.memory_id: "deleted", c.memory_id: "archived", d.memory_id: "deleted",
+        summary.memory_id: "active"}
+    assert docs.docs[a.memory_id].text == "Bob moved to Berlin" and "berlin" in docs.docs[a.memory_id].entities
+    assert docs.docs[b.memory_id] == MemoryDoc(b.memory_id, "alice", "deleted")
+    assert {i: x for i, x in applied([], *events).changed.items()} == docs.docs
+    assert set(HANDLERS) == {MemoryCreated, MemoryConsolidated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted,
+                             MemoryForgotten, MemoryRestored, UserErased}
+
+
+def test_the_double_forgets_an_erased_user_entirely():
+    mine, theirs = created(), created(user="bob")
+    docs = double(mine, MemoryDeleted(user_id="alice", actor="t", memory_id=mine.memory_id), theirs,
+                  UserErased(user_id="alice", actor="admin"))
+    assert list(docs.docs) == [theirs.memory_id]
+    assert docs.get(mine.memory_id) is None and docs.of_user("alice") == []
