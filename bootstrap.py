@@ -385,7 +385,7 @@ def projector_metrics_urls(cfg: Settings) -> dict[str, str]:
     """Each projector's /metrics base URL, for the web UI's System page: the local stack's
     ports, or RECALLSTACK_PROJECTOR_METRICS_URLS ("postgres=http://projector-postgres:9101,...")
     where the projectors run elsewhere (compose)."""
-    from infra.stack import PROJECTOR_METRICS_PORTS
+    from settings import PROJECTOR_METRICS_PORTS
 
     if cfg.projector_metrics_urls:
         return dict(cfg.projector_metrics_urls)

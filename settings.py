@@ -160,9 +160,21 @@ def _either(choices: tuple[str, ...]) -> str:
     return " or ".join(choices) if len(choices) == 2 else f"one of {', '.join(choices)}"
 
 
+# Ports of the local stack, named here only (each service's is a default RECALLSTACK_*_PORT overrides).
+GATEWAY_PORT = 8080  # the reverse proxy: the base URL
+COMMAND_API_PORT = 8081
+QUERY_API_PORT = 8082
+WEB_EDGE_PORT = 8083
+KAFKA_PORT = 9092  # the local broker's clients; its KRaft controller listens one port up
+PG_PORT = 5433
+REDIS_PORT = 6380
+NEO4J_BOLT_PORT = 7687
+PROMETHEUS_PORT = 9090  # `up --with-monitoring`
+# Each projector's and worker's /metrics (the sparse index's projector came after the workers took 9104-9106).
+PROJECTOR_METRICS_PORTS = {"postgres": 9101, "redis": 9102, "neo4j": 9103, "sparse": 9107}
+WORKER_METRICS_PORTS = {"extract": 9104, "consolidate": 9105, "forget": 9106}
 MAX_API_PROCESSES = 16  # process k of an API listens on its port + 100 * (k - 1) (infra/stack.py)
 MAX_KAFKA_BROKERS = 5
-KAFKA_PORT = 9092  # the local broker's clients; its KRaft controller listens one port up
 KAFKA_SHAPE_FILE = "recallstack-shape.json"  # in $RECALLSTACK_HOME/kafka: how many brokers made the data
 
 
@@ -244,7 +256,7 @@ class Settings:
     auth_failures_per_min: int = 100  # failed authentications per client address (then 429 for a while)
     trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1/128")  # whose X-Real-IP / X-Forwarded-For is believed
     # The reverse proxy at the base URL (infra/proxy_server.py) and what runs behind it (issue 19).
-    web_edge_port: int = 8083
+    web_edge_port: int = WEB_EDGE_PORT
     api_processes: int = 1  # uvicorn processes per API, balanced by the proxy (infra/stack.py: their ports)
     kafka_brokers: int = 1  # local Kafka nodes: 1, or a KRaft cluster (3: replication 3, min.insync 2)
     proxy_client_timeout_s: int = 10  # a client sends its request head (and each part of a body) within this
@@ -311,11 +323,12 @@ class Settings:
             kafka_bootstrap=_env("KAFKA_BOOTSTRAP", ",".join(f"127.0.0.1:{port}" for port, _ in kafka_node_ports(
                 brokers))),
             kafka_brokers=brokers,
-            pg_dsn=_env("PG_DSN", f"postgresql://recallstack:{pg_pw}@127.0.0.1:5433/recallstack"),
-            neo4j_uri=_env("NEO4J_URI", "bolt://127.0.0.1:7687"),
+            pg_dsn=_env("PG_DSN", f"postgresql://recallstack:{pg_pw}@127.0.0.1:{PG_PORT}/recallstack"),
+            neo4j_uri=_env("NEO4J_URI", f"bolt://127.0.0.1:{NEO4J_BOLT_PORT}"),
             neo4j_user=_env("NEO4J_USER", "neo4j"),
             neo4j_password=secret("NEO4J_PASSWORD"),
-            redis_url=_env("REDIS_URL", f"redis://:{redis_pw}@127.0.0.1:6380/0" if redis_pw else "redis://127.0.0.1:6380/0"),
+            redis_url=_env("REDIS_URL", f"redis://:{redis_pw}@127.0.0.1:{REDIS_PORT}/0" if redis_pw
+                           else f"redis://127.0.0.1:{REDIS_PORT}/0"),
             embedder=_env("EMBEDDER", "minilm"),
             embedder_base_url=_env("EMBEDDER_BASE_URL", "http://127.0.0.1:11434/v1"),
             embedder_api_key=_env("EMBEDDER_API_KEY", "not-needed"),
@@ -323,11 +336,11 @@ class Settings:
             embedder_threads=_number("EMBEDDER_THREADS", "0", int),
             embedder_spin=_env("EMBEDDER_SPIN", "false").lower() in ("1", "true", "yes"),
             host=_env("HOST", "127.0.0.1"),
-            gateway_port=_number("GATEWAY_PORT", "8080", int),
-            command_api_port=_number("COMMAND_API_PORT", "8081", int),
-            query_api_port=_number("QUERY_API_PORT", "8082", int),
-            command_api_url=_env("COMMAND_API_URL", f"http://127.0.0.1:{_env('COMMAND_API_PORT', '8081')}"),
-            query_api_url=_env("QUERY_API_URL", f"http://127.0.0.1:{_env('QUERY_API_PORT', '8082')}"),
+            gateway_port=_number("GATEWAY_PORT", str(GATEWAY_PORT), int),
+            command_api_port=_number("COMMAND_API_PORT", str(COMMAND_API_PORT), int),
+            query_api_port=_number("QUERY_API_PORT", str(QUERY_API_PORT), int),
+            command_api_url=_env("COMMAND_API_URL", f"http://127.0.0.1:{_env('COMMAND_API_PORT', str(COMMAND_API_PORT))}"),
+            query_api_url=_env("QUERY_API_URL", f"http://127.0.0.1:{_env('QUERY_API_PORT', str(QUERY_API_PORT))}"),
             llm_base_url=_env("LLM_BASE_URL", ""),
             consistency_wait_ms=_number("CONSISTENCY_WAIT_MS", "2000", int),
             kafka_heap=_env("KAFKA_HEAP", "768m"),
@@ -355,7 +368,7 @@ class Settings:
             auth_failures_per_min=_number("AUTH_FAILURES_PER_MIN", "100", int),
             trusted_proxies=tuple(n.strip() for n in _env("TRUSTED_PROXIES", "127.0.0.0/8,::1/128").split(",")
                                   if n.strip()),
-            web_edge_port=_number("WEB_EDGE_PORT", "8083", int),
+            web_edge_port=_number("WEB_EDGE_PORT", str(WEB_EDGE_PORT), int),
             api_processes=_bounded("API_PROCESSES", "1", 1, MAX_API_PROCESSES),
             proxy_client_timeout_s=_bounded("PROXY_CLIENT_TIMEOUT_S", "10", 1, 3600),
             base_url=_env("GATEWAY_URL", "").rstrip("/"),

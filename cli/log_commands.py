@@ -23,7 +23,7 @@ def cmd_projector(args) -> int:
 
     import bootstrap
     from adapters import observability
-    from infra.stack import PROJECTOR_METRICS_PORTS
+    from settings import PROJECTOR_METRICS_PORTS
 
     name = args.name
     # JSON lines when not on a terminal

@@ -13,7 +13,7 @@ import logging
 import signal
 
 from cli.output import INTERRUPTED, OK, Activity, emit_json, print_table
-from infra.stack import WORKER_METRICS_PORTS
+from settings import WORKER_METRICS_PORTS
 
 
 

@@ -28,13 +28,14 @@ from adapters import observability
 from gateway.routes import COMMAND, QUERY
 from gateway.system_status import SystemSampler
 from gateway.web_ui import DEFAULT_DIST, WebUi
+from settings import KAFKA_PORT
 
 SERVICE = "web-edge"  # its `service` label and log name
 
 
 def create_app(command_url: str, query_url: str, mcp_base_url: str | None = None,
                bind_host: str = "127.0.0.1", ui_dist: Path = DEFAULT_DIST,
-               projector_metrics: dict[str, str] | None = None, kafka_bootstrap: str = "127.0.0.1:9092") -> FastAPI:
+               projector_metrics: dict[str, str] | None = None, kafka_bootstrap: str = f"127.0.0.1:{KAFKA_PORT}") -> FastAPI:
     """`projector_metrics`: each projection's metrics URL (http://host:port), for /ui/api/system."""
     upstreams = {COMMAND: command_url, QUERY: query_url}  # the first process of each API
     state: dict = {}

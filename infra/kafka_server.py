@@ -16,11 +16,11 @@ from pathlib import Path
 
 from infra import jvm
 from infra.process import ProcessSpec, StartError
-from settings import KAFKA_SHAPE_FILE, kafka_node_ports
+from settings import KAFKA_PORT, KAFKA_SHAPE_FILE, kafka_node_ports
 
 KAFKA_DIR = jvm.INFRA_DIR / "kafka"
 LIB = KAFKA_DIR / "target" / "lib"
-CONTROLLER_PORT = 9093
+CONTROLLER_PORT = KAFKA_PORT + 1  # the single node's (settings.kafka_node_ports)
 
 
 def build() -> Path:

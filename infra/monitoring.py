@@ -14,15 +14,15 @@ from pathlib import Path
 import httpx
 
 from infra.process import ProcessSpec, StartError
-from infra.stack import PROJECTOR_METRICS_PORTS, WORKER_METRICS_PORTS
-
-PROMETHEUS_PORT = 9090
+from settings import (COMMAND_API_PORT, PROJECTOR_METRICS_PORTS, PROMETHEUS_PORT, QUERY_API_PORT, WEB_EDGE_PORT,
+                      WORKER_METRICS_PORTS)
 MONITORING_DIR = Path(__file__).resolve().parent / "monitoring"
 RULES_DIR = MONITORING_DIR / "rules"
 SCRAPE_INTERVAL = "15s"
 
 
-def scrape_jobs(command_api_port: int = 8081, query_api_port: int = 8082, web_edge_port: int = 8083,
+def scrape_jobs(command_api_port: int = COMMAND_API_PORT, query_api_port: int = QUERY_API_PORT,
+                web_edge_port: int = WEB_EDGE_PORT,
                 api_processes: int = 1) -> list[dict]:
     """[{job, port, component}]: every process of the stack that serves /metrics. The job is the
     process name of `recallstack status` (and the compose service); component groups them for alerts.

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infra.process import ProcessSpec, StartError
+from settings import PG_PORT
 
-PG_PORT = 5433
 SYSTEM_USER = "recallstack"
 EXTENSIONS = ("vector", "pg_trgm")
 

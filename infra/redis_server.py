@@ -6,8 +6,7 @@ import shutil
 from pathlib import Path
 
 from infra.process import ProcessSpec, StartError
-
-REDIS_PORT = 6380
+from settings import REDIS_PORT
 
 
 def _probe(url: str) -> str:

@@ -15,19 +15,16 @@ import httpx
 
 from infra import kafka_server, liveness, neo4j_server, postgres_server, redis_server
 from infra.process import ProcessSpec, ProcessTable, StartError, port_open, start, stop
-from settings import Settings, ensure_secrets
+from settings import PROJECTOR_METRICS_PORTS, WORKER_METRICS_PORTS, Settings, ensure_secrets
 
 INFRA = ("kafka", "postgres", "neo4j", "redis")
 # Projectors first: the Postgres one migrates the schema the APIs read.
-# The sparse index's projector came after the workers took 9104-9106.
-PROJECTOR_METRICS_PORTS = {"postgres": 9101, "redis": 9102, "neo4j": 9103, "sparse": 9107}
 PROJECTORS = tuple(f"projector-{name}" for name in PROJECTOR_METRICS_PORTS)
 # The two APIs (each as `api_processes` uvicorn processes), the web edge (gateway/app.py: /mcp,
 # /readyz, /metrics, the web UI) and the reverse proxy at the base URL in front of them all.
 API_NAMES = ("command-api", "query-api")
 SERVICES = (*PROJECTORS, *API_NAMES, "web-edge", "proxy")
 # Memory-intelligence workers: `up` runs them after the services (tests start them themselves).
-WORKER_METRICS_PORTS = {"extract": 9104, "consolidate": 9105, "forget": 9106}
 WORKERS = tuple(f"worker-{name}" for name in WORKER_METRICS_PORTS)
 
 
