@@ -12,32 +12,25 @@ use Prometheus (`recallstack up --with-monitoring`, rule service:recallstack_htt
 
 from __future__ import annotations
 
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
+from adapters.prometheus_text import series
+
 OPS_ROUTES = frozenset({"/metrics", "/healthz", "/readyz"})
 MIN_WINDOW_S = 1.0
-
-
-_COUNT = re.compile(r'^recallstack_http_request_seconds_count\{(.*)\}\s+(\S+)')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
 def http_totals(metrics_text: str) -> dict[str, int]:
     """{"requests", "4xx", "5xx"}: the cumulative request counts of one /metrics page, ops routes
     left out. Reads only the histogram's _count lines (a full parse of the page is slower)."""
     totals = {"requests": 0, "4xx": 0, "5xx": 0}
-    for line in metrics_text.splitlines():
-        match = _COUNT.match(line)
-        if match is None:
-            continue
-        labels = dict(_LABEL.findall(match.group(1)))
+    for labels, value in series(metrics_text, "recallstack_http_request_seconds_count"):
         if labels.get("route") in OPS_ROUTES:
             continue
-        count = int(float(match.group(2)))
+        count = int(value)
         totals["requests"] += count
         status = labels.get("status", "")
         if status[:1] in ("4", "5"):

@@ -14,13 +14,13 @@ every LAG_INTERVAL_S.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections import deque
 
 import httpx
 
 from adapters.http_error_rates import OPS_ROUTES, http_totals
+from adapters.prometheus_text import series
 from projectors.lag import projector_lag
 
 SAMPLES = 90
@@ -28,16 +28,13 @@ MIN_INTERVAL_S = 1.0
 LAG_INTERVAL_S = 5.0
 LAG_TIMEOUT_S = 4.0
 
-_LINE = re.compile(r'^(\w+)(?:\{(.*)\})?\s+(\S+)')
-_LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
 
 def api_totals(metrics_text: str) -> dict[str, float]:
     """{"requests", "5xx", "seconds"} of one API's /metrics page: its request count, server
     errors and the summed request time (recallstack_http_request_seconds), ops routes left out."""
     totals = http_totals(metrics_text)
     seconds = 0.0
-    for name, labels, value in _series(metrics_text, "recallstack_http_request_seconds_sum"):
+    for labels, value in series(metrics_text, "recallstack_http_request_seconds_sum"):
         if labels.get("route") not in OPS_ROUTES:
             seconds += value
     return {"requests": totals["requests"], "5xx": totals["5xx"], "seconds": seconds}
@@ -45,16 +42,7 @@ def api_totals(metrics_text: str) -> dict[str, float]:
 
 def applied_total(metrics_text: str) -> float:
     """Events applied since start, of one projector's /metrics."""
-    return sum(v for _, _, v in _series(metrics_text, "recallstack_projector_applied_events_total"))
-
-
-def _series(text: str, wanted: str):
-    for line in text.splitlines():
-        if not line.startswith(wanted):
-            continue
-        match = _LINE.match(line)
-        if match and match.group(1) == wanted:
-            yield wanted, dict(_LABEL.findall(match.group(2) or "")), float(match.group(3))
+    return sum(value for _, value in series(metrics_text, "recallstack_projector_applied_events_total"))
 
 
 def rates(before: dict, after: dict, seconds: float) -> dict[str, float | None]:
