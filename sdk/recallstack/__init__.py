@@ -11,7 +11,7 @@
 search, get, get_all, update, delete, delete_all, history, plus get_context. Results are
 typed dicts (recallstack.types), failures `RecallstackError`s (recallstack.errors); writes
 are retried safely (Idempotency-Key) and reads see the client's own writes (consistency
-tokens). See the README, "MCP and the Python SDK".
+tokens). The guide: docs/clients.md; this distribution is recallstack-sdk (sdk/pyproject.toml).
 """
 
 from recallstack.client import DEFAULT_URL, AsyncClient, Client
