@@ -30,7 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
 
-from corpus import api_headers, machine, pct  # noqa: E402
+from api_key import api_headers  # noqa: E402
+
+from machine_info import machine  # noqa: E402
+
+from percentiles import pct  # noqa: E402
 
 
 def summary(samples_ms: list[float]) -> dict:

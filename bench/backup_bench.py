@@ -25,7 +25,9 @@ import time
 import uuid
 from pathlib import Path
 
-from corpus import event_log, machine
+from event_corpus import event_log
+
+from machine_info import machine
 
 from adapters import log_backup
 from adapters.kafka_log import EventPublisher, ensure_topics

@@ -35,7 +35,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benches import each other from bench/
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from corpus import machine, questions, turns  # noqa: E402
+from locomo_texts import questions, turns  # noqa: E402
+
+from machine_info import machine  # noqa: E402
 from load_stats import (ADD, SUCCESS, errors_between, errors_text, markers_by_memory, reconcile,  # noqa: E402
                         step_summary)
 from mixed_load import DEFAULT_BASE_URL, OpenLoopLoad, client_for, projector_lags  # noqa: E402

@@ -5,7 +5,7 @@
 
 Needs a running stack with its extraction worker (`recallstack up --detach` starts
 `worker-extract`). For each conversation of the LoCoMo development split
-(../shared/bench/locomo/locomo10_dev.json, bench/corpus.py) the bench makes two fresh users:
+(../shared/bench/locomo/locomo10_dev.json, bench/locomo_texts.py) the bench makes two fresh users:
 
 - `raw-<sample_id>-<runid>`: every turn one memory, exactly as bench/locomo_bench.py loads it
   (POST /v1/memories/batch, infer false, metadata {dia_id, session, sample_id});
@@ -64,7 +64,10 @@ import httpx
 from consolidation.extraction import ACTOR as WORKER_ACTOR
 from consolidation.extraction import GROUP as EXTRACT_GROUP
 from consolidation.extraction import PG_GROUP
-from corpus import api_headers, locomo, machine, save_and_report
+from api_key import api_headers
+from locomo_texts import locomo
+from machine_info import machine
+from result_files import save_and_report
 from locomo_bench import (LIMIT, RETRY_REASONS, Asker, BenchError, ask_each, build_corpus, cleanup, evaluate,
                           group_label, load, post, progress_bar)
 from retrieval_metrics import KS, question_metrics

@@ -8,7 +8,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-from corpus import pct
+from percentiles import pct
 
 ADD, SEARCH = "add", "search"
 SUCCESS = {ADD: 202, SEARCH: 200}
@@ -28,7 +28,7 @@ def arrival_offsets(rate: float, duration_s: float) -> list[float]:
 
 
 def percentile(values: Iterable[float], p: float) -> float | None:
-    """bench/corpus.pct (nearest rank on the sorted values), None when empty."""
+    """bench/percentiles.pct (nearest rank on the sorted values), None when empty."""
     ordered = list(values)
     return pct(ordered, p) if ordered else None
 

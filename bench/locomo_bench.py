@@ -38,7 +38,11 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from corpus import api_headers, locomo, machine, pct, save_and_report
+from api_key import api_headers
+from locomo_texts import locomo
+from machine_info import machine
+from percentiles import pct
+from result_files import save_and_report
 from retrieval_metrics import (BM25, KS, aggregate, memory_text, parse_session_date, question_metrics, rrf,
                                sessions, top_k, valid_evidence)
 from rich.console import Console

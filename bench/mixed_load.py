@@ -9,7 +9,7 @@ send time, so a slow answer cannot hold the next request back and hide its own q
 A rate ladder, a step per offered rate (quick: 2-40 req/s for 30 s each, stopping after two failed
 steps in a row; full: 2-60 req/s for 60 s each), then a sustained run at the highest passing rate (quick 60 s, full
 10 minutes). A step passes when search p99 < 100 ms with < 0.1 % errors. Texts and queries
-are LoCoMo turns and questions (bench/corpus.py), spread over several users each seeded
+are LoCoMo turns and questions (bench/locomo_texts.py), spread over several users each seeded
 with turns first. Writes bench/results/mixed_load.json and mixed_load.png; progress on
 stderr. The stack is the one of $RECALLSTACK_HOME (its admin key; admin keys are not rate
 limited). `run(mode, out_dir)` is what bench/suite.py calls.
@@ -33,7 +33,11 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benches import each other from bench/
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from corpus import api_headers, machine, questions, turns  # noqa: E402
+from api_key import api_headers  # noqa: E402
+
+from locomo_texts import questions, turns  # noqa: E402
+
+from machine_info import machine  # noqa: E402
 from load_stats import (ADD, SEARCH, SUCCESS, errors_text, highest_passing_rate, operation_for, step_passes,  # noqa: E402
                         step_summary, windows)
 

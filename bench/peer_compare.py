@@ -43,7 +43,10 @@ from pathlib import Path
 
 import httpx
 import raw_http
-from corpus import api_headers, locomo, machine, pct
+from api_key import api_headers
+from locomo_texts import locomo
+from machine_info import machine
+from percentiles import pct
 from locomo_bench import BenchError, build_corpus, post
 from retrieval_metrics import aggregate, question_metrics
 from search_targets import peer_targets

@@ -24,7 +24,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benches import each other from bench/
-from corpus import machine, pct  # noqa: E402
+from machine_info import machine  # noqa: E402
+from percentiles import pct  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from corpus import event_log, machine
+from event_corpus import event_log
+from machine_info import machine
 
 import bootstrap
 from adapters.kafka_log import EventPublisher

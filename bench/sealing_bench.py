@@ -18,7 +18,7 @@ from pathlib import Path
 import cryptography
 
 from adapters import kafka_codec
-from bench.corpus import machine
+from bench.machine_info import machine
 from domain import sealing
 from domain.events import Entity, MemoryCreated, Relation
 

@@ -52,7 +52,9 @@ import httpx
 import numpy as np
 import cpu_accounting
 import raw_http
-from corpus import api_headers, machine, questions, turns
+from api_key import api_headers
+from locomo_texts import questions, turns
+from machine_info import machine
 from search_level import (clients_axes, degraded_counts, latency_summary, mean_split, parse_server_timing,
                           per_request_split, timing_percentiles)
 from search_targets import CPU_MS_PER_SEARCH, HEADLINE_SIZE, P99_AT_10_MS, QPS_AT_10, REPEATED_P99_MS, search_targets

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import statistics
 
-from corpus import pct
+from percentiles import pct
 
 SOURCES = ("dense", "sparse", "temporal", "graph")  # run concurrently by the query API (contract)
 

@@ -19,7 +19,10 @@ import time
 import uuid
 
 import httpx
-from corpus import api_headers, machine, pct, turns
+from api_key import api_headers
+from locomo_texts import turns
+from machine_info import machine
+from percentiles import pct
 
 
 def summary(values: list[float]) -> dict:

@@ -26,7 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # benches import each other from bench/
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from corpus import machine, questions, turns  # noqa: E402
+from locomo_texts import questions, turns  # noqa: E402
+
+from machine_info import machine  # noqa: E402
 from load_stats import SEARCH, SUCCESS  # noqa: E402
 from mixed_load import DEFAULT_BASE_URL, OpenLoopLoad, client_for  # noqa: E402
 from process_memory import snapshot  # noqa: E402

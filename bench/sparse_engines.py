@@ -61,7 +61,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from corpus import locomo, machine, pct, questions, turns  # noqa: E402
+from locomo_texts import locomo, questions, turns  # noqa: E402
+from machine_info import machine  # noqa: E402
+from percentiles import pct  # noqa: E402
 from retrieval_metrics import memory_text, sessions, valid_evidence  # noqa: E402
 
 from domain.query_terms import keywords, names  # noqa: E402

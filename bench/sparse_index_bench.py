@@ -3,7 +3,7 @@ in-process: build rate, index size, search latency.
 
     python bench/sparse_index_bench.py [--sizes 10000,100000] [--spread 100000x100] [--queries 500] [--json]
 
-For each corpus (N memories of LoCoMo turns, bench/corpus.turns; "NxU": N over U users, memory
+For each corpus (N memories of LoCoMo turns, bench/locomo_texts.turns; "NxU": N over U users, memory
 g to user g % U), the MemoryCreated events (with the entities the command API extracts and
 puts on them, extracted before the clock starts) are applied by a SparseProjector twice: as the live
 projector applies them (following the live version, 500 events a batch, one commit each) and
@@ -32,7 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters import sparse_layout  # noqa: E402
 from adapters.sparse_index import SparseIndex  # noqa: E402
-from bench.corpus import machine, pct, questions, turns  # noqa: E402
+from bench.locomo_texts import questions, turns  # noqa: E402
+from bench.machine_info import machine  # noqa: E402
+from bench.percentiles import pct  # noqa: E402
 from domain import query_terms  # noqa: E402
 from domain.entities import extract  # noqa: E402
 from domain.events import MemoryCreated  # noqa: E402

@@ -38,7 +38,7 @@ REPO = BENCH.parent
 sys.path[:0] = [str(BENCH), str(REPO)]
 
 import process_memory  # noqa: E402
-from corpus import machine  # noqa: E402
+from machine_info import machine  # noqa: E402
 
 PEER_SPEC = ["mem0ai==2.2.1", "faiss-cpu", "qdrant-client"]
 MODES = {

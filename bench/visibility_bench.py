@@ -26,7 +26,9 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-from corpus import machine, pct, turns
+from locomo_texts import turns
+from machine_info import machine
+from percentiles import pct
 
 import bootstrap
 from adapters.kafka_log import EventPublisher

@@ -27,7 +27,10 @@ import uuid
 
 import cpu_accounting
 import httpx
-from corpus import api_headers, machine, pct, turns
+from api_key import api_headers
+from locomo_texts import turns
+from machine_info import machine
+from percentiles import pct
 from stack_processes import stack_processes
 
 SETTLE_S = 3.0  # after the last acknowledgement: the projectors and workers apply what was added

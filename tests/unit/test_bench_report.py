@@ -1,5 +1,5 @@
 """The benchmark report's pure parts (bench/report.py): figures from a run's JSON, the claim
-verdicts, the markdown; the percentile the benches share (bench/corpus.pct); the process-memory
+verdicts, the markdown; the percentile the benches share (bench/percentiles.pct); the process-memory
 summary (bench/process_memory.summarise). No stack."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))  # benches import each other from bench/
 
 import report  # noqa: E402
-from corpus import pct  # noqa: E402
+from percentiles import pct  # noqa: E402
 from process_memory import summarise  # noqa: E402
 
 
