@@ -35,11 +35,12 @@ def _desktop_folders() -> dict[str, str]:
     return {name: os.environ[name] for name in ("XDG_CONFIG_HOME", "APPDATA") if os.environ.get(name)}
 
 
-def _target(args):
+def _target(args, client: str | None = None, scope: str | None = None):
     from cli import mcp_config
 
-    target = mcp_config.target(args.client, args.scope, home=Path.home(), project=Path(args.project_dir).resolve(),
-                               platform=sys.platform, env=_desktop_folders())
+    target = mcp_config.target(client or args.client, scope or args.scope, home=Path.home(),
+                               project=Path(args.project_dir).resolve(), platform=sys.platform,
+                               env=_desktop_folders())
     if args.config:
         target = mcp_config.Target(target.client, target.scope, Path(args.config).expanduser(), target.servers_at)
     return target
@@ -102,6 +103,8 @@ def cmd_install(args) -> int:
     connection = mcp_config.Connection(connection.base_url, key, user, args.client, connection.command)
     installed = mcp_install.write(mcp_install.plan(target, args.name, transport, connection))
     result.update(about_key, backup=str(installed.backup) if installed.backup else None)
+    if target.scope == "project" and key:
+        console.print(f"note: {target.path} holds the key: keep it out of version control (.gitignore)")
     if args.json:
         emit_json(result)
     else:
@@ -115,12 +118,18 @@ def cmd_install(args) -> int:
 
 
 def cmd_doctor(args) -> int:
+    from cli import mcp_config
     from cli.mcp_doctor import Doctor, report
 
     try:
-        target = _target(args)
+        target = _target(args) if args.client else _first_configured(args)
     except ValueError as exc:
         return _fail(args, USAGE, "refused", str(exc))
+    if target is None:
+        return _fail(args, FAILED, "failed", f"no MCP client's configuration here has a {args.name!r} entry: run "
+                                             f"`recallstack mcp install --client {'|'.join(mcp_config.CLIENTS)}`")
+    if not args.client:
+        console.print(f"checking {target.client} ({target.describe()}); --client picks another")
     checks = asyncio.run(Doctor(target, args.name, timeout=args.timeout).run())
     result = report(target, checks)
     if args.json:
@@ -138,10 +147,28 @@ def cmd_doctor(args) -> int:
     return UNREACHABLE if server.ok is False else FAILED
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
+def _first_configured(args):
+    """The first client file (in CLIENTS and SCOPES order) that has the entry, or None."""
+    from cli import mcp_config, mcp_install
+
+    for client in mcp_config.CLIENTS:
+        for scope in mcp_config.SCOPES[client]:
+            if args.scope and scope != args.scope:
+                continue
+            spot = _target(args, client, scope)
+            try:
+                text = mcp_install.read(spot.path)
+                if text is not None and mcp_config.find(text, spot.servers_at, args.name) is not None:
+                    return spot
+            except mcp_config.ConfigRefused:
+                continue  # a file of a client not asked about: `--client` makes doctor report it
+    return None
+
+
+def _common(parser: argparse.ArgumentParser, client_help: str = CLIENT_HELP, required: bool = True) -> None:
     from cli import mcp_config
 
-    parser.add_argument("--client", required=True, choices=mcp_config.CLIENTS, help=CLIENT_HELP)
+    parser.add_argument("--client", required=required, choices=mcp_config.CLIENTS, help=client_help)
     parser.add_argument("--scope", choices=("user", "project", "local"),
                         help="which of the client's files: user (default; vscode: project), project, or local "
                              "(claude-code: ~/.claude.json for this project only)")
@@ -228,6 +255,7 @@ def _register_doctor(actions, command) -> None:
         round trip through the tools: add a memory, find it with the very next search, delete it.
         A step that fails skips the ones after it.
     """, """
+        recallstack mcp doctor
         recallstack mcp doctor --client cursor
         recallstack mcp doctor --client claude-code --scope project --json | jq '.checks[] | select(.ok == false)'
     """, """
@@ -236,6 +264,6 @@ def _register_doctor(actions, command) -> None:
         2    usage error
         3    the server is unreachable
     """, json_output='{"ok", "client", "scope", "path", "checks": [{"name", "ok", "detail", "hint", "ms"}]}')
-    _common(doctor)
+    _common(doctor, f"{CLIENT_HELP} (default: the first whose file has the entry, in that order)", required=False)
     doctor.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="per request (default 30)")
     doctor.set_defaults(run=cmd_doctor)

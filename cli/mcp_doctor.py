@@ -13,6 +13,7 @@ Steps, each needing the ones before it (a failed step skips the rest):
 
 from __future__ import annotations
 
+import shutil
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -132,6 +133,9 @@ class Doctor:
         if server is None:
             raise StepFailed(f"no {self.name!r} entry in {self.target.describe()}", install)
         self.endpoint = endpoint_of(server)
+        if self.endpoint.transport == "stdio" and not shutil.which(self.endpoint.command):
+            raise StepFailed(f"the entry's command {self.endpoint.command!r} is not an executable here",
+                             "run `recallstack mcp install` again from the installation the client should start")
         where = self.endpoint.url if self.endpoint.transport == "http" else " ".join(
             [self.endpoint.command, *self.endpoint.args])
         return f"{self.target.describe()}: {self.name!r} over {self.endpoint.transport} ({where})"

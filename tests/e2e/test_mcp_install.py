@@ -117,6 +117,8 @@ def test_install_again_replaces_its_entry_and_dry_run_writes_nothing(machine, us
     code, second, err = machine.run("mcp", "install", "--client", "cursor", "--user", user_id, "--json")
     assert code == 0 and second["replaced"] is True and Path(second["backup"]).read_text() == written, err
     assert list(json.loads(path.read_text())["mcpServers"]) == ["recallstack"]
+    code, report, err = machine.run("mcp", "doctor", "--json")  # no --client: the one configured
+    assert code == 0 and report["client"] == "cursor" and report["path"] == str(path), err
 
 
 def test_a_malformed_file_is_refused_untouched_and_no_key_is_issued(machine, services, user_id):
