@@ -5,8 +5,8 @@ observable state: the memories' states every read model shares, and everything e
 (rows and history, documents and sets, nodes and relationships, index documents).
 
 Each test has a topic of its own (positions start afresh) and each real store a place of its own:
-Postgres the live schema under fresh user ids, Redis a far version prefix, Neo4j a version and projection name of its own,
-the sparse index a temporary directory.
+Postgres the live schema under fresh user ids, Redis a far version prefix, Neo4j a version and
+projection name of its own, the sparse index a temporary directory.
 """
 
 from __future__ import annotations
