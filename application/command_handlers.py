@@ -24,6 +24,7 @@ from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, Conversatio
                            MemoryDeleted, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
                            MemoryUpdated, UserRegistered, new_id, utcnow)
 from domain.identity import IssuedKey, child_expiry, issue_key
+from domain.turn_context import Turn, preceding_turns
 
 
 class Publisher(Protocol):
@@ -128,6 +129,8 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[
     # Entities come with the event (offline, deterministic), so every read model and every
     # replay sees the same graph without an LLM.
     found = [extract(c.text) for c in commands]
+    contexts = preceding_turns([Turn(c.text, (c.user_id, c.agent_id, c.run_id, c.app_id), c.happened_at)
+                                for c in commands])
     events = [
         MemoryCreated(
             user_id=c.user_id, actor=c.actor, correlation_id=ctx.correlation_id, occurred_at=now,
@@ -137,9 +140,9 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[
             metadata=c.metadata, categories=c.categories,
             # The heuristic write-time importance unless the caller set one (docs/memory-lifecycle.md).
             importance=c.importance if c.importance is not None else initial_importance(c.text),
-            entities=entities, relations=relations,
+            entities=entities, relations=relations, context=context,
         )
-        for i, (c, vector, (entities, relations)) in enumerate(zip(commands, vectors, found))
+        for i, (c, vector, (entities, relations), context) in enumerate(zip(commands, vectors, found, contexts))
     ]
     return events, await ctx.publisher.publish(events)
 

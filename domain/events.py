@@ -69,7 +69,7 @@ class ChatMessage:
 class MemoryCreated(Event):
     """A memory was stored, with the vector computed once in the command path."""
     event_type: ClassVar[str] = "MemoryCreated"
-    schema_version: ClassVar[int] = 2
+    schema_version: ClassVar[int] = 3
 
     memory_id: str
     text: str
@@ -84,6 +84,8 @@ class MemoryCreated(Event):
     importance: float | None = None
     entities: tuple[Entity, ...] = ()  # v2
     relations: tuple[Relation, ...] = ()  # v2
+    # v3: the turns written just before it in the same request and scope (domain/turn_context).
+    context: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

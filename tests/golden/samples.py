@@ -41,6 +41,7 @@ _EVENTS: list[Event] = [
         categories=("work", "preferences"), importance=0.75,
         entities=(Entity("Alice", "person"), Entity("Acme", "organization")),
         relations=(Relation("Alice", "works_at", "Acme"),),
+        context="Bob: where does Alice work these days?",
     ),
     MemoryUpdated(
         **_envelope(2), memory_id=MEMORY, text="Alice works at Acme on the payments team",

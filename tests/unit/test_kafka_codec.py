@@ -56,14 +56,14 @@ def test_nested_records_round_trip():
 
 def test_v1_bytes_are_upcast_to_the_latest_version():
     v1 = schemas.versions("MemoryCreated")[0]
-    assert v1.version == 1 and schemas.latest("MemoryCreated").version == 2
+    assert v1.version == 1 and schemas.latest("MemoryCreated").version == 3
     original = make_event()
     record = kafka_codec.to_record(original)
     record["schema_version"] = 1
     buf = io.BytesIO()
     schemaless_writer(buf, v1.parsed, record)
     event = kafka_codec.decode(buf.getvalue(), [(kafka_codec.SCHEMA_HEADER, v1.fingerprint.encode())])
-    assert event == original and event.entities == () and event.relations == ()
+    assert event == original and event.entities == () and event.relations == () and event.context is None
 
 
 def test_none_means_unchanged_and_differs_from_empty():

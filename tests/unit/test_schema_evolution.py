@@ -224,11 +224,13 @@ def test_golden_file_decodes_with_todays_codec(path):
         assert value is None or value.utcoffset().total_seconds() == 0
 
 
-def test_memory_created_v1_golden_upcasts_to_v2():
+def test_memory_created_v1_golden_upcasts_to_the_latest():
     expected, event = _decode_golden(GOLDEN_DIR / "memory_created.v1.json")
     assert expected["schema_version"] == 1 and "entities" not in expected["fields"]
-    assert event.entities == () and event.relations == ()
-    assert event.text == expected["fields"]["text"] and event.schema_version == 2
+    assert event.entities == () and event.relations == () and event.context is None
+    assert event.text == expected["fields"]["text"] and event.schema_version == 3
 
     _, v2 = _decode_golden(GOLDEN_DIR / "memory_created.v2.json")
-    assert v2.entities and v2.relations
+    assert v2.entities and v2.relations and v2.context is None
+    _, v3 = _decode_golden(GOLDEN_DIR / "memory_created.v3.json")
+    assert v3.context == "Bob: where does Alice work these days?"
