@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from adapters.http_api import ApiError
 from adapters.http_auth import acting_user
+from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
 from command_api.requests import IssueKeyRequest
@@ -24,7 +25,7 @@ REASON_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
 def router(deps: CommandDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.post("/v1/keys", status_code=201, tags=["keys"],

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 
 from adapters.http_api import ApiError
 from adapters.http_auth import acting_user
+from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
 from command_api.requests import AddMemoryRequest, BatchAddRequest
@@ -50,7 +51,7 @@ def created_answer(events, token) -> dict:
 
 
 def router(deps: CommandDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.post("/v1/memories", status_code=202, tags=["memories"],

@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Header, Path, Request
 
 from adapters.http_auth import acting_user
+from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
 from command_api.requests import ShareRequest
@@ -16,7 +17,7 @@ from domain.identity import Principal
 
 
 def router(deps: CommandDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.post("/v1/memories/{memory_id}/shares", status_code=202, tags=["sharing"],

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 
 from adapters.http_api import ApiError
 from adapters.http_auth import require_admin
+from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
 from command_api.requests import RegisterUserRequest
@@ -17,7 +18,7 @@ from domain.identity import Principal
 
 
 def router(deps: CommandDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.post("/v1/users", status_code=202, tags=["users"], summary="Register a user (admin)")

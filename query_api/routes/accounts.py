@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Query
 
 from adapters.http_auth import acting_user, require_admin
+from adapters.json_body import StrictJsonRoute
 from domain.identifiers import ID_PATTERN
 from domain.identity import Principal
 from query_api import pg_reads
@@ -14,7 +15,7 @@ from query_api.routes.errors import answered
 
 
 def router(deps: QueryDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.get("/v1/me", tags=["keys"], summary="Who this API key is: its user, scopes and prefix")

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from adapters.http_api import ApiError, token_error
 from adapters.http_auth import acting_user
+from adapters.json_body import StrictJsonRoute
 from domain.consistency import InvalidConsistencyToken, NotYetApplied
 from domain.identity import Principal
 from query_api.deps import QueryDeps
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 def router(deps: QueryDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
 
     @routes.get("/v1/graph", tags=["graph"], summary="Entities and relations of a user")
     async def graph(principal: Principal = Depends(deps.auth), user_id: str | None = user_param(),

@@ -9,7 +9,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Path, Query
 
 from adapters.http_auth import acting_user
-from adapters.json_body import parse_json
+from adapters.json_body import StrictJsonRoute, parse_json
 from application.reads import ListMemories
 from domain.identifiers import UUID_PATTERN
 from domain.identity import Principal
@@ -25,13 +25,13 @@ VECTORS_HELP = ("add each memory's stored `embedding` (a list of floats) and `em
 
 
 def router(deps: QueryDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.get("/v1/memories", tags=["memories"], summary="List memories with filters, paging and sort")
     async def list_memories(
-            principal: Principal = Depends(auth), user_id: str | None = user_param(), agent_id: str | None = scope_param(),
-            run_id: str | None = scope_param(), app_id: str | None = scope_param(),
+            principal: Principal = Depends(auth), user_id: str | None = user_param(),
+            agent_id: str | None = scope_param(), run_id: str | None = scope_param(), app_id: str | None = scope_param(),
             filters: str | None = Query(default=None, max_length=16_384, description="a filter tree as JSON"),
             page: int = Query(default=1, ge=1, le=100_000), page_size: int = Query(default=100, ge=1, le=1_000),
             sort: Literal["created_at", "updated_at", "occurred_at", "importance"] = "created_at",

@@ -9,6 +9,7 @@ import logging
 from fastapi import APIRouter, Depends
 
 from adapters.http_api import ApiError
+from adapters.json_body import StrictJsonRoute
 from domain.identity import Principal
 from query_api.deps import QueryDeps
 
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 
 
 def router(deps: QueryDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.get("/v1/embedder", tags=["ops"], summary="The embedding model of this deployment: id and dimension")

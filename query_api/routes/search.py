@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Response
 
 from adapters.http_api import json_answer
 from adapters.http_auth import acting_user
+from adapters.json_body import StrictJsonRoute
 from application.search import SEARCH_OPTIONS, SOURCES, Found, Query, Search
 from domain.identity import Principal
 from query_api.deps import QueryDeps
@@ -32,7 +33,7 @@ def server_timing(response: Response, found: Found) -> None:
 
 
 def router(deps: QueryDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.post("/v1/memories/search", tags=["memories"], summary="Hybrid search (dense + sparse + temporal + graph)")

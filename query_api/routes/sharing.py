@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Path, Query
 
 from adapters.http_api import ApiError
 from adapters.http_auth import acting_user
+from adapters.json_body import StrictJsonRoute
 from domain.identifiers import UUID_PATTERN
 from domain.identity import Principal
 from query_api import pg_reads
@@ -15,12 +16,13 @@ from query_api.routes.errors import answered, user_param
 
 
 def router(deps: QueryDeps) -> APIRouter:
-    routes = APIRouter()
+    routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.get("/v1/shared", tags=["sharing"], summary="Memories other users shared with this user (read-only)")
     async def shared(principal: Principal = Depends(auth), user_id: str | None = user_param(),
-                     page: int = Query(default=1, ge=1, le=100_000), page_size: int = Query(default=100, ge=1, le=1_000)):
+                     page: int = Query(default=1, ge=1, le=100_000),
+                     page_size: int = Query(default=100, ge=1, le=1_000)):
         user_id = acting_user(principal, user_id, "read")
         with answered():
             rows, total = await deps.postgres.read(pg_reads.shared_with(deps.pool(), user_id, page_size,
