@@ -51,6 +51,9 @@ COUNTS_TTL_S = 30.0
 HUB_MIN = 50  # memories naming an entity: at most this many, never a hub (a small user's names)
 HUB_SHARE = 0.2  # ... or at most this share of the user's memories
 COUNTS_MAX = 50_000  # cached counts (scope, term) before the cache starts afresh
+# BM25 over a memory's context (the turns before it, domain/turn_context) counts this share of BM25
+# over its own text: LoCoMo's dev split, offline, hit@10 0.727 -> 0.770 at 0.5 (0.35: 0.762, 0.75: 0.772).
+CONTEXT_WEIGHT = 0.5
 ALONE_WITHIN = 0.01  # the scope is the index when the other documents are at most this share of it
 
 
@@ -220,13 +223,16 @@ class SparseIndex:
             if df_all == 0:
                 continue
             query = tantivy.Query.term_query(schema(), "text", t, index_option="freq")
-            if alone:
-                should.append((Should, query))
-                continue
-            df = self._count(searcher, (key, t), tantivy.Query.boolean_query([(Must, scope), (Must, query)]))
-            if df == 0:
-                continue
-            should.append((Should, tantivy.Query.boost_query(query, _idf(docs, df) / _idf(everyone, df_all))))
+            weight = 1.0
+            if not alone:
+                df = self._count(searcher, (key, t), tantivy.Query.boolean_query([(Must, scope), (Must, query)]))
+                if df == 0:
+                    continue
+                weight = _idf(docs, df) / _idf(everyone, df_all)
+            should.append((Should, query if weight == 1.0 else tantivy.Query.boost_query(query, weight)))
+            if searcher.doc_freq("context", t):  # the turns before a memory, at a lower weight
+                around = tantivy.Query.term_query(schema(), "context", t, index_option="freq")
+                should.append((Should, tantivy.Query.boost_query(around, weight * CONTEXT_WEIGHT)))
         if not should:
             return None
         return tantivy.Query.boolean_query([(Must, tantivy.Query.const_score_query(scope, 0.0)),

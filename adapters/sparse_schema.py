@@ -16,6 +16,8 @@ the same commit as the data it covers.
     words        not stored; unstemmed lower-case words (simple tokenizer): fuzzy matching of names
     idents       not stored; identifiers whole, their path pieces and camel humps (domain/index_terms)
     entities     stored; lower-cased words of the memory's entity names (domain/index_terms.entity_words)
+    context      stored; the turns written just before it (domain/turn_context), analysed and padded
+                 as `text`; BM25 over it counts CONTEXT_WEIGHT of the text's (adapters/sparse_index.py)
     occurred_us  i64 microseconds since the epoch (when the remembered thing happened), indexed
                  and fast for range queries. Not a date field: the binding indexes dates at
                  whole seconds, and a window's [start, end) must be exact.
@@ -61,6 +63,7 @@ class MemoryDoc:
     app_id: str | None = None
     entities: tuple[str, ...] = ()
     occurred_us: int | None = None
+    context: str = ""  # the turns written just before it (domain/turn_context)
 
     def tombstone(self) -> "MemoryDoc":
         return MemoryDoc(self.memory_id, self.user_id, "deleted")
@@ -86,6 +89,7 @@ def schema() -> tantivy.Schema:
     builder.add_text_field("words", stored=False, tokenizer_name=WORDS_ANALYZER, index_option="basic")
     builder.add_text_field("idents", stored=False, tokenizer_name=TERMS_ANALYZER, index_option="basic")
     builder.add_text_field("entities", stored=True, tokenizer_name=TERMS_ANALYZER, index_option="basic")
+    builder.add_text_field("context", stored=True, tokenizer_name=TEXT_ANALYZER, index_option="freq")
     builder.add_integer_field("occurred_us", stored=True, indexed=True, fast=True)
     builder.add_text_field("topic", stored=True, tokenizer_name="raw", index_option="basic")
     builder.add_text_field("slot", tokenizer_name="raw", index_option="basic")  # topic/partition: replaced by term
@@ -180,19 +184,26 @@ def memory_document(doc: MemoryDoc) -> tantivy.Document:
         if getattr(doc, name) is not None:
             out.add_text(name, getattr(doc, name))
     if doc.text:
-        out.add_text("text", doc.text)
-        missing = FLAT_LENGTH - len(_TOKEN.findall(doc.text))
-        if missing > 0:
-            out.add_text("text", (PAD + " ") * missing)
+        _add_flat(out, "text", doc.text)
         out.add_text("words", doc.text)
         identifiers = index_terms.identifiers(doc.text)
         if identifiers:
             out.add_text("idents", " ".join(identifiers))
     if doc.entities:
         out.add_text("entities", " ".join(doc.entities))
+    if doc.context:
+        _add_flat(out, "context", doc.context)
     if doc.occurred_us is not None:
         out.add_integer("occurred_us", doc.occurred_us)
     return out
+
+
+def _add_flat(out: tantivy.Document, name: str, text: str) -> None:
+    """`text`, padded to FLAT_LENGTH tokens: BM25 with no length normalisation (see above)."""
+    out.add_text(name, text)
+    missing = FLAT_LENGTH - len(_TOKEN.findall(text))
+    if missing > 0:
+        out.add_text(name, (PAD + " ") * missing)
 
 
 def memory_from_stored(stored: dict) -> MemoryDoc:
@@ -204,7 +215,8 @@ def memory_from_stored(stored: dict) -> MemoryDoc:
     entities = one("entities")
     return MemoryDoc(memory_id=one("memory_id"), user_id=one("user_id"), state=one("state"), text=one("text") or "",
                      agent_id=one("agent_id"), run_id=one("run_id"), app_id=one("app_id"),
-                     entities=tuple(entities.split(" ")) if entities else (), occurred_us=one("occurred_us"))
+                     entities=tuple(entities.split(" ")) if entities else (), occurred_us=one("occurred_us"),
+                     context=one("context") or "")
 
 
 def position_document(topic: str, partition: int, offset: int) -> tantivy.Document:

@@ -55,7 +55,7 @@ def new_document(event: MemoryCreated | MemoryConsolidated) -> MemoryDoc:
     return MemoryDoc(memory_id=event.memory_id, user_id=event.user_id, state="active", text=event.text,
                      agent_id=event.agent_id, run_id=event.run_id, app_id=event.app_id,
                      entities=entity_words(event.user_id, event.memory_id, ents, rels, happened),
-                     occurred_us=micros(happened))
+                     occurred_us=micros(happened), context=getattr(event, "context", None) or "")
 
 
 class SparseDocuments(Protocol):

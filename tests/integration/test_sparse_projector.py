@@ -195,6 +195,23 @@ async def test_a_users_rare_term_ranks_first_whatever_other_users_say(versions, 
     assert top != zebra.memory_id
 
 
+async def test_a_turns_context_finds_it_below_the_turns_that_say_it_themselves(versions, reader, user_id):
+    """"Yes, that one!" answers a question about the Perseid shower asked a turn before: a search
+    for the shower finds the answer through its context, after the turn that names it."""
+    asked = created(user_id, "Nate: did you see the Perseid meteor shower?")
+    answer = created(user_id, "Joanna: yes, that one! I stayed up till 3am",
+                     context="Nate: did you see the Perseid meteor shower?")
+    other = created(user_id, "Joanna: I adopted a turtle")
+    await Log(versions.projection(), reader).apply(asked, answer, other)
+    assert find(reader, user_id, "perseid", "shower") == [asked.memory_id, answer.memory_id]
+    assert find(reader, user_id, "stayed", "3am") == [answer.memory_id]
+    stored = sparse_schema.open_index(sparse_layout.version_dir(versions.root, 1))
+    stored.reload()
+    searcher = stored.searcher()
+    hit = searcher.search(sparse_schema.term("memory_id", answer.memory_id), limit=1).hits[0][1]
+    assert sparse_schema.memory_from_stored(searcher.doc(hit).to_dict()).context == answer.context
+
+
 async def test_names_identifiers_and_misspellings_are_found(versions, reader, user_id):
     build = created(user_id, "The nightly build runs tools/release_build.sh on the CI box")
     caroline = created(user_id, "Caroline went to the support group")

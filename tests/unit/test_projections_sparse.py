@@ -160,8 +160,18 @@ def test_referenced_ids_are_every_memory_an_event_names():
     assert referenced_ids([a, summary, None, UserErased(user_id="x", actor="y")]) == {a.memory_id, b.memory_id, "s"}
 
 
+def test_a_turns_context_is_kept_by_text_updates_and_dropped_by_deletes():
+    memory = created(context="Nate: did you see the Perseid shower?")
+    made = applied([], memory).changed[memory.memory_id]
+    assert made.context == "Nate: did you see the Perseid shower?"
+    update = MemoryUpdated(user_id="alice", actor="t", memory_id=memory.memory_id, text="yes, from the roof")
+    assert applied([made], update).changed[memory.memory_id].context == made.context
+    delete = MemoryDeleted(user_id="alice", actor="t", memory_id=memory.memory_id)
+    assert applied([made], delete).changed[memory.memory_id].context == ""
+
+
 def test_a_document_is_rebuilt_from_its_stored_fields():
-    memory = doc(created(agent_id="ide", app_id="app"))
+    memory = doc(created(agent_id="ide", app_id="app", context="the turn before"))
     stored = memory_document(memory).to_dict()
     assert memory_from_stored(stored) == memory
     tombstone = memory.tombstone()
