@@ -441,7 +441,7 @@ async def read_model(name: str):
     else:
         from neo4j import AsyncGraphDatabase
 
-        from projectors.neo4j_projector import Neo4jVersions
+        from projectors.neo4j_versions import Neo4jVersions
 
         driver = AsyncGraphDatabase.driver(cfg.neo4j_uri, auth=(cfg.neo4j_user, cfg.neo4j_password),
                                            notifications_min_severity="OFF")

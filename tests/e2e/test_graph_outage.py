@@ -22,7 +22,7 @@ async def graph_state(settings, user_id):
     from neo4j import AsyncGraphDatabase
 
     from adapters.neo4j_read_model import labels, live_graph_version
-    from projectors.neo4j_projector import Neo4jVersions
+    from projectors.neo4j_versions import Neo4jVersions
 
     async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password),
                                          notifications_min_severity="OFF") as driver:

@@ -54,11 +54,11 @@ async def graph_of(settings, token, user_id):
     from neo4j import AsyncGraphDatabase
 
     from adapters.neo4j_read_model import labels
-    from projectors.neo4j_projector import Neo4jProjector
+    from projectors.neo4j_versions import Neo4jVersions
 
     async with AsyncGraphDatabase.driver(settings.neo4j_uri, auth=(settings.neo4j_user, settings.neo4j_password)) \
             as driver:
-        projector = Neo4jProjector(driver)
+        projector = Neo4jVersions(driver).projection()
         await wait_until_applied(token, EVENTS_TOPIC, "neo4j", lambda: projector.positions(EVENTS_TOPIC), 15_000)
         n = labels(projector.version)  # the live label set the positions were read from
         records, _, _ = await driver.execute_query(

@@ -22,7 +22,7 @@ from adapters.kafka_log import EventPublisher
 from adapters.redis_read_model import prefix_of
 from domain import sealing
 from domain.events import MemoryAccessed, MemoryCreated, MemoryDeleted, MemoryUpdated, UserErased
-from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions
+from projectors.neo4j_versions import Neo4jVersions
 from projectors.pg_versions import PgVersions
 from projectors.redis_projector import RedisProjector
 from projectors.redis_store import ANSWER_USER_INDEX, IDEM_USER_INDEX
@@ -236,7 +236,7 @@ async def graph(settings):
                                                auth=(settings.neo4j_user, settings.neo4j_password)) as driver:
         versions = Neo4jVersions(driver, projection=projection)
         await versions.create_version(version)
-        projector = Neo4jProjector(driver, version=version, projection=projection)
+        projector = Neo4jVersions(driver, projection=projection).projection(version)
         await projector.ensure_schema()
         yield driver, projector, version
         await versions.drop(version)

@@ -46,7 +46,7 @@ from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCre
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation)
 from infra.kafka_server import scratch_broker
 from projectors import neo4j_digest, pg_digest, redis_digest
-from projectors.neo4j_projector import Neo4jVersions
+from projectors.neo4j_versions import Neo4jVersions
 from projectors.pg_versions import PgVersions
 from projectors.redis_versions import RedisVersions
 from projectors.runner import ProjectorRunner

@@ -17,10 +17,10 @@ import pytest
 from domain.entities import extract
 from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
                            MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation)
-from projectors import neo4j_projector
+from projectors import neo4j_versions
 from projectors.graph_rows import entity_key
 from adapters.neo4j_read_model import labels, live_graph_version, versioned
-from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions
+from projectors.neo4j_versions import Neo4jVersions
 from projectors.neo4j_store import Neo4jGraphStore
 from projectors.applied import Applied, Relocated
 
@@ -74,7 +74,7 @@ async def graph_version(settings):
 
 @pytest.fixture
 async def projector(driver, graph_version):
-    projector = Neo4jProjector(driver, version=graph_version, projection=PROJECTION)
+    projector = Neo4jVersions(driver, projection=PROJECTION).projection(graph_version)
     await projector.ensure_schema()
     return projector
 
@@ -437,7 +437,7 @@ async def test_a_batch_that_fails_midway_leaves_neither_data_nor_position(projec
     batch = [Applied(0, 1, a), Applied(0, 2, b), Applied(0, 3, update)]
     monkeypatch.setattr(Neo4jGraphStore, "relink", failing_relink)
     with pytest.raises(neo4j.exceptions.ClientError):
-        await Neo4jProjector(driver, version=VERSION, projection=PROJECTION).apply_batch(topic, batch)
+        await Neo4jVersions(driver, projection=PROJECTION).projection(VERSION).apply_batch(topic, batch)
     monkeypatch.undo()
     assert await rows(driver, "MATCH (n) WHERE (n:User_vN OR n:Memory_vN OR n:Entity_vN OR n:AppliedEvent_vN)"
                               " AND n.user_id = $u RETURN count(n) AS c", u=user_id) == [{"c": 0}]
@@ -486,7 +486,7 @@ def test_labels_come_from_int_versions_only():
         with pytest.raises(ValueError):
             versioned("MATCH (m:Memory_vN)", bad)
         with pytest.raises(ValueError):
-            Neo4jProjector(None, version=bad)
+            Neo4jVersions(None).projection(bad)
 
 
 # --- versions ----------------------------------------------------------------------------
@@ -516,7 +516,7 @@ async def test_a_pinned_version_writes_only_its_labels(projector, driver, user_i
     assert await rows(driver, "MATCH (m:Memory {id: $id}) RETURN count(m) AS c", id=event.memory_id) == [{"c": 1}]
     # Another version sees none of it, and the pointer was never read or created.
     other = spare_versions(1)[0]
-    assert await Neo4jProjector(driver, version=other, projection=PROJECTION).positions(topic) == {}
+    assert await Neo4jVersions(driver, projection=PROJECTION).projection(other).positions(topic) == {}
     assert await mentions(driver, event.memory_id, other) == set()
     assert await mentions(driver, event.memory_id) == {("Ana", "person"), ("Globex", "organization")}
     assert await rows(driver, "MATCH (p:ReadModelLive {projection: $p}) RETURN p", p=PROJECTION) == []
@@ -544,7 +544,7 @@ async def test_follow_mode_moves_to_the_new_version_after_a_switch(test_versions
     with pytest.raises(Relocated):
         await follow.apply_batch(topic, [Applied(0, 2, e3)])
     assert await mentions(driver, e3.memory_id, old) == set()  # nothing of the refused batch
-    assert await Neo4jProjector(driver, version=old, projection=versions.name).positions(topic) == {0: 1}
+    assert await versions.projection(old).positions(topic) == {0: 1}
     assert await follow.positions(topic) == {0: 2, 1: 0} and follow.version == new
     e4 = created(user_id, "Bob uses Vim.")
     await follow.apply_batch(topic, [Applied(0, 3, e4)])
@@ -576,7 +576,7 @@ async def test_a_switch_during_a_batch_turns_the_batch_away(test_versions, drive
         return created_ids
 
     monkeypatch.setattr(Neo4jGraphStore, "create_memories", switched_midway)
-    follow = Neo4jProjector(driver, projection=versions.name)
+    follow = versions.projection()
     assert await follow.positions(topic) == {0: 0}
     late = created(user_id, "Bob uses Vim.")
     with pytest.raises(Relocated):  # seen once the batch holds its offsets: rolled back
@@ -584,7 +584,7 @@ async def test_a_switch_during_a_batch_turns_the_batch_away(test_versions, drive
     monkeypatch.undo()
     for version in (old, new):
         assert await mentions(driver, late.memory_id, version) == set()
-        assert await Neo4jProjector(driver, version=version, projection=versions.name).positions(topic) == {0: 0}
+        assert await versions.projection(version).positions(topic) == {0: 0}
     assert await versions.live_version() == new
 
 
@@ -631,7 +631,7 @@ async def test_drop_removes_every_node_of_the_version_and_refuses_the_live_one(t
     assert counts[0]["c"] > 5
     assert doomed in await versions.versions()
 
-    monkeypatch.setattr(neo4j_projector, "_BATCH", 2)  # several rounds per label
+    monkeypatch.setattr(neo4j_versions, "_BATCH", 2)  # several rounds per label
     await versions.drop(doomed)
     assert await rows(driver, "MATCH (n) WHERE any(l IN labels(n) WHERE l ENDS WITH $suffix) RETURN count(n) AS c",
                       suffix=f"_v{doomed}") == [{"c": 0}]
@@ -665,7 +665,7 @@ async def test_a_graph_written_before_versions_is_adopted_as_version_1(driver, m
             " CREATE (:ProjectionOffset {projection: $p, topic: $t, partition: 0, offset: 5})"
             " CREATE (:ProjectionOffset {projection: $p + '-other', topic: $t, partition: 0, offset: 9})",
             tag=tag, p=projection, t=topic)
-        monkeypatch.setattr(neo4j_projector, "_BATCH", 2)  # several transactions per label
+        monkeypatch.setattr(neo4j_versions, "_BATCH", 2)  # several transactions per label
 
         versions = Neo4jVersions(driver, projection=projection, legacy_labels=(memory, entity),
                                  legacy_schema=(constraint, index))

@@ -19,7 +19,7 @@ from adapters.neo4j_read_model import (EXACT_WEIGHT, NEO4J_UNAVAILABLE, WORD_WEI
                                        versioned)
 from domain.events import Entity, MemoryCreated, MemoryDeleted, MemoryUpdated, Relation
 from projectors.applied import Applied
-from projectors.neo4j_projector import Neo4jVersions
+from projectors.neo4j_versions import Neo4jVersions
 from tests.integration.test_neo4j_projector import (T0, consolidated, created, forget_projection, forgotten,  # noqa: F401
                                                      restored, versions_apart)
 

@@ -34,7 +34,7 @@ from projectors.in_memory_redis import InMemoryRedis
 from projectors.in_memory_sparse import InMemorySparse
 from projectors.neo4j_projection import HANDLERS as GRAPH_EVENTS
 from projectors.neo4j_projection import project_events
-from projectors.neo4j_projector import Neo4jProjector, Neo4jVersions
+from projectors.neo4j_versions import Neo4jVersions
 from projectors.pg_projection import project_batch
 from projectors.pg_projector import PgProjector
 from projectors.redis_projection import project as project_redis
@@ -282,8 +282,8 @@ class GraphHarness:
 
     async def apply(self, batch: list[Applied]) -> None:
         if self.double is None:
-            await Neo4jProjector(self.driver, version=GRAPH_VERSION, projection=GRAPH_PROJECTION).apply_batch(
-                self.topic, batch)
+            projector = Neo4jVersions(self.driver, projection=GRAPH_PROJECTION).projection(GRAPH_VERSION)
+            await projector.apply_batch(self.topic, batch)
             return
         fresh = []
         for item in batch:
