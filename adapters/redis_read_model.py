@@ -1,7 +1,7 @@
 """The Redis read model: its key layout and the read helpers the query side uses.
 
-Written only by projectors/redis_projector.py (one Lua script per batch); everything
-else reads through `RedisReadModel`. Every key lives under a prefix that versions the
+Written only by the redis projector (one Lua script per batch: projectors/redis_store.py);
+everything else reads through `RedisReadModel`. Every key lives under a prefix that versions the
 key set (`rs:v<n>`; `rs:live` holds the live n, 1 when absent; a replay builds
 version n+1 beside it, then switches `rs:live` atomically):
 

@@ -1,7 +1,7 @@
 """The rows a memory adds to the graph read model (projectors/neo4j_store.py and its double,
 projectors/in_memory_graph.py), computed from its entities and relations without I/O: entity
 keys, MENTIONS and RELATES rows, its times (properties, not entities) and its co-mention pairs.
-The sparse index reads entity names the same way (projectors/sparse_documents.py)."""
+The sparse index reads entity names the same way (projectors/sparse_projection.py)."""
 
 from __future__ import annotations
 
