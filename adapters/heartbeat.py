@@ -14,7 +14,8 @@ from __future__ import annotations
 import time
 
 from prometheus_client import Gauge
-from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.prometheus_text import series
 
 METRIC = "recallstack_loop_heartbeat_timestamp_seconds"
 HEARTBEAT = Gauge(METRIC, "When the process's consume loop last went round, or waited on a dependency that is down",
@@ -29,10 +30,8 @@ def stale(metrics_page: str, now: float, max_age_s: float) -> dict[str, float]:
     """{loop: seconds since its last beat} of the loops on `metrics_page` quieter than max_age_s
     (a loop that never beat is not on the page: a process still starting is not stale)."""
     quiet = {}
-    for family in text_string_to_metric_families(metrics_page):
-        if family.name == METRIC:
-            for sample in family.samples:
-                age = now - sample.value
-                if age > max_age_s:
-                    quiet[sample.labels.get("loop", "?")] = round(age, 1)
+    for labels, value in series(metrics_page, METRIC):
+        age = now - value
+        if age > max_age_s:
+            quiet[labels.get("loop", "?")] = round(age, 1)
     return quiet

@@ -1,6 +1,7 @@
 """The series of a /metrics page in Prometheus's text format, read without a full parse:
-`recallstack status` and the web UI's System page each want one or two series of pages that
-carry hundreds (prometheus_client's parser builds every family, several times slower)."""
+`recallstack status`, the web UI's System page and the supervisor's heartbeat check each want
+one or two series of pages that carry hundreds (prometheus_client's parser builds every
+family, several times slower)."""
 
 from __future__ import annotations
 
