@@ -286,6 +286,11 @@ class Settings:
     # ("": the local base URL, and the local stack's admin key).
     client_url: str = ""
     api_key: str = field(default="", repr=False)
+    # Whose memories the MCP server's tools read and write (RECALLSTACK_MCP_USER_ID, _AGENT_ID, _APP_ID;
+    # "": the API key's own user, no agent, no app).
+    mcp_user_id: str = ""
+    mcp_agent_id: str = ""
+    mcp_app_id: str = ""
 
     @property
     def admin_key_file(self) -> Path:
@@ -387,6 +392,9 @@ class Settings:
             system_dir=Path(_env("SYSTEM_DIR", "/var/lib/recallstack")),
             client_url=_env("URL", ""),
             api_key=_env("API_KEY", ""),
+            mcp_user_id=_env("MCP_USER_ID", ""),
+            mcp_agent_id=_env("MCP_AGENT_ID", ""),
+            mcp_app_id=_env("MCP_APP_ID", ""),
         )
 
 
