@@ -63,6 +63,7 @@ def register(sub, command) -> None:
         recallstack import alice.memories.jsonl --user alice-copy
         recallstack import alice.jsonl --user bob --batch 200 --url http://10.0.0.5:8080
         gunzip -c alice.jsonl.gz | recallstack import - --user alice --json | jq .count
+        recallstack import mem0-memories.json --from-mem0 --user alice   # mem0's get_all or export JSON
     """, """
         0    imported (or nothing to import)
         1    the file is not a valid export (line and field named; nothing imported), or the
@@ -77,4 +78,7 @@ def register(sub, command) -> None:
     imp.add_argument("--batch", type=batch_size, default=500, metavar="N",
                      help="memories per batch, 1-1000 (default 500; large texts make smaller batches)")
     imp.add_argument("--url", help="the REST base URL (default $RECALLSTACK_URL, else http://127.0.0.1:8080)")
+    imp.add_argument("--from-mem0", action="store_true",
+                     help="FILE is a mem0 export: what MemoryClient.get_all returns (one page, or one page per line), "
+                          "a list of mem0 memories, or its export API's {memories: [...]} (docs/mem0.md)")
     imp.set_defaults(func=cmd_import)

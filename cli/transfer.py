@@ -307,6 +307,9 @@ def cmd_import(args) -> int:
         return _fail(args, FAILED, "failed", f"cannot read {name}: {describe(exc)}")
     with Activity(f"checking {name} ({len(data):,} bytes)"):
         try:
+            if getattr(args, "from_mem0", False):  # mem0's get_all or export JSON (cli/mem0_file.py)
+                from cli.mem0_file import export_file
+                data = export_file(data)
             file = read_file(data, args.user)
         except FormatError as exc:
             if exc.total > 1:  # every one (up to 20) on its own line; the error repeats the first three

@@ -34,7 +34,7 @@ def _shaped(translate, *args):
 def router(auth) -> APIRouter:
     r = APIRouter(tags=["mem0"])
 
-    @r.post("/v3/memories/add", status_code=202, summary="mem0's add (MemoryClient.add): messages, ids, metadata, infer")
+    @r.post("/v3/memories/add", status_code=202, summary="mem0's add (MemoryClient.add): messages, ids, metadata")
     async def mem0_add(request: Request, body: dict[str, Any] = Body(description="mem0's add body"),
                        principal: Principal = Depends(auth),
                        idempotency_key: str | None = Header(default=None, description=IDEMPOTENCY_HELP)):
