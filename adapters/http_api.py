@@ -169,7 +169,7 @@ def _with_errors(spec: dict) -> dict:
                 statuses = {422}
             else:
                 statuses = set()
-            if path.startswith("/v1/"):
+            if path.startswith(("/v1/", "/v3/")):  # /v3: mem0's client (docs/mem0.md)
                 parameters = {p["name"].lower() for p in operation.get("parameters", [])}
                 statuses |= {400, 422, 503}  # 400: any header may hold a non-ASCII byte (request_guard)
                 if operation.get("security"):

@@ -22,9 +22,10 @@ from pydantic import BaseModel, ValidationError
 from starlette.routing import Match
 
 from adapters.http_api import ApiError
+from adapters.json_body import StrictJsonRoute
 
 
-class Mem0SchemeRoute(APIRoute):
+class Mem0SchemeRoute(StrictJsonRoute):
     """A route only for requests authenticated with mem0's `Token` scheme."""
 
     def matches(self, scope: dict) -> tuple[Match, dict]:

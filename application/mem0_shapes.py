@@ -16,7 +16,7 @@ import re
 from datetime import date, datetime, timezone
 from typing import Any
 
-from domain.identifiers import UUID_PATTERN
+from domain.identifiers import ID_PATTERN, UUID_PATTERN
 
 ENTITY_IDS = ("user_id", "agent_id", "run_id", "app_id")
 MAX_LIMIT = 100  # the native search's largest `limit`; mem0 allows top_k up to 1,000
@@ -40,6 +40,7 @@ HISTORY_EVENTS = {"MemoryCreated": "ADD", "MemoryUpdated": "UPDATE", "MemoryDele
 # Native field names in a refusal, said as mem0's body said them.
 _MEM0_FIELD = {"limit": "top_k", "reference_time": "reference_date", "occurred_at": "timestamp"}
 _UUID = re.compile(UUID_PATTERN)
+_ID = re.compile(ID_PATTERN)
 
 
 class Mem0ShapeError(ValueError):
@@ -130,6 +131,10 @@ def _scope(body: dict, filters_scope: dict[str, str]) -> dict[str, str]:
             if key in scope and scope[key] != body[key]:
                 raise Mem0ShapeError(key, f"differs from filters.{key}")
             scope[key] = body[key]
+    for key, value in scope.items():  # checked here: get_all's scope meets no request model
+        if not isinstance(value, str) or not _ID.fullmatch(value):
+            raise Mem0ShapeError(key if key in body else f"filters.{key}", "an id: 1-128 of A-Z a-z 0-9 _ - . : @, "
+                                 "starting with a letter or digit")
     return scope
 
 
@@ -250,7 +255,7 @@ def batch_items(body: Any) -> list[tuple[str, dict]]:
         field = f"memories.{index}."
         item = _object(item, field.rstrip("."))
         memory_id = item.get("memory_id")
-        if not isinstance(memory_id, str) or not _UUID.match(memory_id):
+        if not isinstance(memory_id, str) or not _UUID.fullmatch(memory_id):
             raise Mem0ShapeError(field + "memory_id", "a memory id (a UUID)")
         items.append((memory_id.lower(), update_body(item, field)))
     return items

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Header, Path, Request
 
 from adapters.http_api import ApiError
+from adapters.json_body import StrictJsonRoute
 from adapters.mem0_http import native, refusal, validated
 from application import mem0_shapes as shapes
 from command_api.requests import AddMemoryRequest, UpdateMemoryRequest
@@ -32,7 +33,7 @@ def _shaped(translate, *args):
 
 
 def router(auth) -> APIRouter:
-    r = APIRouter(tags=["mem0"])
+    r = APIRouter(tags=["mem0"], route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
 
     @r.post("/v3/memories/add", status_code=202, summary="mem0's add (MemoryClient.add): messages, ids, metadata")
     async def mem0_add(request: Request, body: dict[str, Any] = Body(description="mem0's add body"),

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Response
 
 from adapters.http_api import json_answer
 from adapters.http_auth import acting_user
+from adapters.json_body import StrictJsonRoute
 from adapters.mem0_http import Mem0SchemeRoute, refusal, validated
 from application import mem0_shapes as shapes
 from application.reads import ListMemories
@@ -38,7 +39,7 @@ def _shaped(translate, *args):
 
 
 def router(deps: QueryDeps) -> APIRouter:
-    routes = APIRouter(tags=["mem0"])
+    routes = APIRouter(tags=["mem0"], route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
     @routes.get("/v1/ping", summary="mem0's key check (MemoryClient's constructor): who the key is")

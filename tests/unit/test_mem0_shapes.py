@@ -81,6 +81,8 @@ def test_get_all_maps_filters_and_dates_and_answers_a_paginated_list():
     assert scope == {"user_id": "alice", "agent_id": None, "run_id": None, "app_id": "notes",
                      "filters": {"created_at": {"gte": "2024-01-01T00:00:00+00:00"}}}
     assert list_scope(None)["filters"] is None
+    assert refused(list_scope, {"filters": {"user_id": "has space"}}) == "filters.user_id"
+    assert refused(list_scope, {"agent_id": 5}) == "agent_id"
     page = {"results": [{"id": UUID}], "page": 2, "page_size": 1, "total": 3, "has_more": True}
     assert list_answer(page, "/v3/memories/") == {"count": 3, "next": "/v3/memories/?page=3&page_size=1",
                                                   "previous": "/v3/memories/?page=1&page_size=1",
