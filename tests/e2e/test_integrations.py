@@ -20,7 +20,8 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = Path(__file__).resolve().parent / "integrations"
-VENVS = {"langchain": ".venv-integrations"}
+VENVS = {"langchain": ".venv-integrations", "llamaindex": ".venv-integrations",
+         "openai_agents": ".venv-integrations", "crewai": ".venv-crewai"}
 FRAMEWORK_MODULES = ("langchain_core", "llama_index", "agents", "crewai")
 QUIET = {  # no telemetry or trace export from the frameworks (there is no network to send it to)
     "OPENAI_AGENTS_DISABLE_TRACING": "1", "CREWAI_DISABLE_TELEMETRY": "true", "CREWAI_TRACING_ENABLED": "false",

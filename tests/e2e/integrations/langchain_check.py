@@ -26,7 +26,8 @@ client.add("Alice deploys the billing service with make release", metadata={"top
 retriever = RecallstackRetriever(client=client, k=2)
 assert isinstance(retriever, BaseRetriever)
 docs = retriever.invoke("which theme does alice like?")
-assert docs and docs[0].page_content == "Alice prefers dark mode in every editor", docs
+assert docs and docs[0].page_content == "Alice prefers dark mode in every editor", \
+    (docs, client.search("which theme does alice like?", explain=True))  # degraded sources, if any
 assert docs[0].metadata["categories"] == ["preferences"] and docs[0].metadata["metadata"] == {"topic": "ui"}
 assert docs[0].metadata["score"] > 0 and docs[0].id == docs[0].metadata["id"]
 assert len(docs) <= 2
