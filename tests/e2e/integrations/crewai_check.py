@@ -1,17 +1,49 @@
 """Run in .venv-crewai by tests/e2e/test_integrations.py: recallstack as the storage of crewai's
-Memory (crewai 1.x's replacement for ExternalMemory), through Memory's own API. Scope,
-categories and importance are given, so crewai calls no LLM (none is configured).
+Memory (crewai 1.x's replacement for ExternalMemory), through Memory's own API (scope,
+categories and importance given: crewai calls no LLM), then in a Crew whose LLM is scripted.
 RECALLSTACK_URL, RECALLSTACK_API_KEY and CHECK_USER_ID come from the test."""
 
 import asyncio
+import json
 import os
 from datetime import datetime, timedelta
 
+from crewai import Agent, Crew, Task
+from crewai.llms.base_llm import BaseLLM
+from crewai.memory.analyze import _get_prompt
 from crewai.memory.storage.backend import StorageBackend
 from crewai.memory.unified_memory import Memory
 
 from recallstack import Client
 from recallstack.integrations.crewai import RecallstackStorage, recallstack_memory
+
+
+
+class ScriptedLLM(BaseLLM):
+    """crewai's LLM interface answered from a script, by the prompt crewai sends: no model."""
+
+    prompts: list = []
+
+    def call(self, messages, tools=None, callbacks=None, available_functions=None, from_task=None, from_agent=None,
+             response_model=None):
+        messages = [{"role": "user", "content": messages}] if isinstance(messages, str) else messages
+        system = next((m["content"] for m in messages if m["role"] == "system"), "")
+        text = "\n".join(str(m["content"]) for m in messages)
+        self.prompts.append(text)
+        if system == _get_prompt("extract_memories_system"):
+            return json.dumps({"memories": ["The on-call rota for the billing team is owned by Eva"]})
+        if system == _get_prompt("save_system"):
+            return json.dumps({"suggested_scope": "/team", "categories": ["people"], "importance": 0.6})
+        if system == _get_prompt("consolidation_system"):
+            return json.dumps({"actions": [], "insert_new": True})
+        if from_agent is not None:  # the task: answered from the memories in the prompt
+            theme = "Alice prefers dark mode" if "Alice prefers dark mode in every editor" in text else "unknown"
+            return f"Thought: I now know the final answer\nFinal Answer: {theme}"
+        return "nothing is missing"
+
+    def supports_function_calling(self):
+        return False
+
 
 user = os.environ["CHECK_USER_ID"]
 client = Client(user_id=user)
@@ -53,7 +85,8 @@ assert [m.record.content for m in ops] == ["The billing service is deployed with
 assert memory.list_scopes("/") == ["/alice", "/team"]
 assert memory.list_scopes("/team") == ["/team/ops", "/team/people"]
 info = memory.info("/team")
-assert info.record_count == 3 and info.categories == ["ops", "people"] and info.child_scopes == ["/team/ops", "/team/people"]
+assert info.record_count == 3 and info.categories == ["ops", "people"]
+assert info.child_scopes == ["/team/ops", "/team/people"]
 assert memory.list_categories() == {"preferences": 1, "ops": 1, "people": 2}
 assert [r.content for r in memory.list_records("/team/people")] and len(memory.list_records()) == 4
 assert memory._storage.count("/alice") == 1 and memory._storage.count() == 4
@@ -76,6 +109,20 @@ assert memory._storage.count() == 1 and memory.list_scopes("/") == ["/alice"]
 client.add("Alice's laptop runs Debian", infer=False)
 laptop = memory.recall("what does alice's laptop run?", depth="shallow", limit=2)
 assert laptop[0].record.content == "Alice's laptop runs Debian" and laptop[0].record.scope == "/"
+
+# A crew with that memory, its LLM scripted (below): the agent's prompt gets the memories crewai
+# recalls from recallstack, and what crewai extracts from the task's result is stored there.
+llm = ScriptedLLM(model="scripted")
+crew_memory = recallstack_memory(client, llm=llm)
+agent = Agent(role="assistant", goal="answer from memory", backstory="remembers", llm=llm)
+task = Task(description="Which editor theme does Alice prefer?", expected_output="the theme", agent=agent)
+result = Crew(agents=[agent], tasks=[task], memory=crew_memory).kickoff()
+assert result.raw == "Alice prefers dark mode", llm.prompts  # the recalled memory was in the agent's prompt
+crew_memory.drain_writes()
+extracted = client.search("who owns the on-call rota?", limit=1).results[0]
+assert extracted.memory == "The on-call rota for the billing team is owned by Eva", extracted
+assert extracted.metadata["crewai_scope"] == "/team" and extracted.categories == ["people"]
+
 memory.reset()
 assert client.get_all().total == 0
 print("crewai: ok")

@@ -31,7 +31,8 @@ assert nodes[0].node.node_id == client.search("dark mode").results[0].id
 assert len(nodes) <= 2
 assert asyncio.run(retriever.aretrieve("dark mode"))[0].node.get_content() == "Alice prefers dark mode in every editor"
 only_ops = RecallstackRetriever(client, filters={"metadata": {"topic": "ops"}})
-assert [n.node.get_content() for n in only_ops.retrieve("alice")] == ["Alice deploys the billing service with make release"]
+ops = [n.node.get_content() for n in only_ops.retrieve("alice")]
+assert ops == ["Alice deploys the billing service with make release"], ops
 
 engine = RetrieverQueryEngine.from_args(retriever, llm=MockLLM())
 answer = str(engine.query("how does alice deploy billing?"))
