@@ -92,12 +92,6 @@ async def _erased(writes: PgWrites, event: UserErased, at: Applied) -> None:
     await writes.erase_user(event.user_id)
 
 
-def _identity(write: Callable[[PgWrites, Any], Awaitable[None]]):
-    async def handler(writes: PgWrites, event: Any, at: Applied) -> None:
-        await write(writes, event)
-    return handler
-
-
 Handler = Callable[[PgWrites, Any, Applied], Awaitable[None]]
 # MemoryAccessed has no handler: a batch's accesses are counted together, first (project_batch).
 HANDLERS: dict[type, Handler] = {
@@ -109,11 +103,11 @@ HANDLERS: dict[type, Handler] = {
     MemoryForgotten: _forgotten,
     MemoryRestored: _restored,
     UserErased: _erased,
-    UserRegistered: _identity(lambda writes, event: writes.register_user(event)),
-    ApiKeyIssued: _identity(lambda writes, event: writes.issue_key(event)),
-    ApiKeyRevoked: _identity(lambda writes, event: writes.revoke_key(event)),
-    MemoryShared: _identity(lambda writes, event: writes.share(event)),
-    MemoryUnshared: _identity(lambda writes, event: writes.unshare(event)),
+    UserRegistered: lambda writes, event, at: writes.register_user(event),
+    ApiKeyIssued: lambda writes, event, at: writes.issue_key(event),
+    ApiKeyRevoked: lambda writes, event, at: writes.revoke_key(event),
+    MemoryShared: lambda writes, event, at: writes.share(event),
+    MemoryUnshared: lambda writes, event, at: writes.unshare(event),
 }
 
 
