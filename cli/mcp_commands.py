@@ -21,11 +21,16 @@ CLIENT_HELP = "cursor, claude-code, claude-desktop or vscode"
 def cmd_mcp(args) -> int:
     if getattr(args, "action", None):
         return args.run(args)
+    from cli.configuration import SettingsError
     from mcp_server.server import McpConfig, run_stdio
 
     # stdout carries the protocol: everything else (logs, errors) goes to stderr.
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    run_stdio(McpConfig.from_env(base_url=args.url))
+    try:
+        config = McpConfig.from_env(base_url=args.url)
+    except ValueError as exc:  # a RECALLSTACK_* setting that does not fit: named, exit 2
+        raise SettingsError(str(exc)) from None
+    run_stdio(config)
     return OK
 
 

@@ -29,18 +29,22 @@ path segment it builds. `delete_memory {"memory_id": "../../v1/memories"}` is a 
 naming memory_id, never a delete-all without `confirm`.
 """
 
+from __future__ import annotations
+
 import getpass
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import MCPServer
 
 from mcp_server import graph_tool, read_tools, write_tools
 from mcp_server.toolkit import Toolkit
 from recallstack import AsyncClient
-from recallstack.client import DEFAULT_URL, ENV_API_KEY, ENV_URL
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 # What an agent is told at initialize (short: clients put it in the model's context).
 INSTRUCTIONS = """\
@@ -70,15 +74,21 @@ class McpConfig:
 
     @classmethod
     def from_env(cls, base_url: str | None = None) -> "McpConfig":
+        """From the RECALLSTACK_* settings (Settings.from_env): RECALLSTACK_URL (default: this
+        machine's base URL), RECALLSTACK_API_KEY, RECALLSTACK_MCP_USER_ID, _AGENT_ID, _APP_ID."""
+        from settings import Settings
+
+        return cls.from_settings(Settings.from_env(), base_url)
+
+    @classmethod
+    def from_settings(cls, cfg: Settings, base_url: str | None = None) -> "McpConfig":
         try:
             default_user = getpass.getuser()
         except Exception:  # no name for this uid (containers)
             default_user = "default"
-        return cls(base_url=base_url or os.environ.get(ENV_URL) or DEFAULT_URL,
-                   api_key=os.environ.get(ENV_API_KEY) or None,
-                   user_id=os.environ.get("RECALLSTACK_MCP_USER_ID") or None,
-                   agent_id=os.environ.get("RECALLSTACK_MCP_AGENT_ID") or None,
-                   app_id=os.environ.get("RECALLSTACK_MCP_APP_ID") or None, fallback_user=default_user)
+        return cls(base_url=base_url or cfg.client_url or cfg.gateway_url, api_key=cfg.api_key or None,
+                   user_id=cfg.mcp_user_id or None, agent_id=cfg.mcp_agent_id or None,
+                   app_id=cfg.mcp_app_id or None, fallback_user=default_user)
 
 
 def build_server(config: McpConfig | None = None, *, client: AsyncClient | None = None,

@@ -65,7 +65,6 @@ READS_THE_ENVIRONMENT = {
                            "their files; no RECALLSTACK_* setting",
     "infra/process.py": "hands the environment on to the processes it starts",
     "infra/pgvector_build.py": "a build step: Go's GOPROXY and the XDG cache folder, no RECALLSTACK_* setting",
-    "mcp_server/server.py": "McpConfig.from_env: the MCP server's client settings (helper H6's to fold)",
     "sdk/recallstack/client.py": "the SDK, a package of its own: its user's RECALLSTACK_URL and RECALLSTACK_API_KEY",
 }
 
