@@ -35,12 +35,20 @@ class ApiError(Exception):
 
 
 def error_response(status: int, code: str, message: str, details: dict | None = None,
-                   retry_after: int | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+                   retry_after: int | None = None, headers: dict[str, str] | None = None,
+                   mem0: bool = False) -> JSONResponse:
+    """The error shape; `mem0`: also mem0's `detail` (the message), which mem0's client shows."""
     headers = dict(headers or {})
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return JSONResponse(_encodable({"error": {"code": code, "message": message, "details": details or {}}}),
-                        status_code=status, headers=headers or None)
+    content = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(_encodable({**content, "detail": message} if mem0 else content), status_code=status,
+                        headers=headers or None)
+
+
+def mem0_client(request: Request) -> bool:
+    """The request is mem0's client's: it authenticates with `Authorization: Token` (docs/mem0.md)."""
+    return request.headers.get("authorization", "")[:6].lower() == "token "
 
 
 def json_answer(content: dict, headers_from: Response) -> Response:
@@ -77,22 +85,24 @@ def install_error_handlers(app: FastAPI) -> None:
     document_errors(app)
 
     @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.retry_after, exc.headers)
+    async def _api_error(request: Request, exc: ApiError):
+        return error_response(exc.status, exc.code, exc.message, exc.details, exc.retry_after, exc.headers,
+                              mem0=mem0_client(request))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError):
+    async def _validation(request: Request, exc: RequestValidationError):
         errors = exc.errors()
         problems = [{"field": _field(e["loc"]) or "body", "problem": e["msg"], "type": e["type"]} for e in errors]
         first = problems[0] if problems else {"field": "body", "problem": "invalid", "type": "invalid"}
         message = f"{first['field']}: {first['problem']}"
         if any(e["type"] == "json_invalid" for e in errors):
             return error_response(400, "invalid_json", f"the body is not valid JSON (UTF-8): {first['problem']}",
-                                  {"errors": problems})
+                                  {"errors": problems}, mem0=mem0_client(request))
         if any(e["type"] == "too_large" for e in errors):
             big = next(p for p in problems if p["type"] == "too_large")
-            return error_response(413, "too_large", f"{big['field']}: {big['problem']}", {"errors": problems})
-        return error_response(422, "invalid_request", message, {"errors": problems})
+            return error_response(413, "too_large", f"{big['field']}: {big['problem']}", {"errors": problems},
+                                  mem0=mem0_client(request))
+        return error_response(422, "invalid_request", message, {"errors": problems}, mem0=mem0_client(request))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException):
