@@ -164,74 +164,27 @@ class HybridSearch:
         pool = self.pool()
         shared = SharedScope(q.scope.user_id, filters=q.scope.filters) if q.include_shared else None
 
-        filter_window = None
-        if window is not None and window.anchor is not None and postgres_up:
-            window = await self._anchor(window, q.scope, timer, degraded, budget)
-        elif window is not None and window.anchor is not None:
-            _left_out(degraded, "temporal", f"anchor {window.anchor!r}: {POSTGRES_OPEN}")
-            window = None
-        if window is not None and window.start is not None and q.temporal_mode == "filter":
-            filter_window = (window.start, window.end)
+        window, filter_window = await self._anchored(window, q, timer, degraded, budget, postgres_up)
 
         known: dict[str, dict] = {}  # whole rows the dense and temporal sources brought back
 
-        async def nearest(name: str, within: tuple[datetime, datetime] | None):
-            vector = await vector_task
-            ef = max(self.config.ef_search, depth)
-            searches = [pg_reads.dense(pool, vector, q.scope, depth, self.session, ef, within)]
-            if shared is not None:
-                searches.append(pg_reads.dense(pool, vector, shared, depth, self.session, ef, within, exact=True))
-            found = [doc for docs in await timer.run(name, asyncio.gather(*searches)) for doc in docs]
-            found.sort(key=lambda d: -d["similarity"])
-            known.update((d["id"], d) for d in found if d["user_id"] == q.scope.user_id)  # not shared ones
-            return [(d["id"], d["similarity"]) for d in found[:depth]]
+        def nearest(name: str, within: tuple[datetime, datetime] | None):
+            return self._nearest(q, vector_task, pool, shared, depth, known, timer, name, within)
 
-        available = self.sparse is not None and self.sparse.available()
-        if self.sparse is not None and not available and "sparse" in q.sources:
-            # Still answered (from Postgres full-text), but an operator should hear of it.
-            degraded.append({"source": "sparse", "reason": "the sparse index is unavailable: "
-                                                           "BM25 from Postgres full-text instead"})
-        # `sparse_fresh`: it has applied the request's consistency token (it may lag Postgres).
-        gate = self.sparse if available and sparse_fresh else None
-        # It holds the scope fields, states and times, not a filter tree; shared memories are
-        # ranked with the searcher's own in one BM25 (Postgres's): those stay with SQL.
-        index = gate if q.scope.filters is None and q.scope.state is None and shared is None else None
+        gate, index = self._sparse_gate(q, sparse_fresh, shared is not None, degraded)
         sparse_from = "index" if index is not None else "postgres"
 
-        async def sparse():
-            return await timer.run("sparse", sparse_lists())
-
-        async def sparse_lists():
+        def index_failed(exc: Exception) -> None:  # its files went away under us (a replay dropped them)
             nonlocal sparse_from
-            if index is not None:
-                try:
-                    return index.search(q.scope.user_id, words, names, q.scope.fields, q.scope.include_archived,
-                                        filter_window, depth)
-                except Exception as exc:  # its files went away under us (a replay dropped them): SQL answers
-                    log.warning("the sparse index failed; Postgres full-text answers", exc_info=True)
-                    sparse_from = "postgres"
-                    degraded.append({"source": "sparse", "reason": f"the sparse index failed ({type(exc).__name__}): "
-                                                                   "BM25 from Postgres full-text instead"})
-            lists = await asyncio.gather(
-                pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats)
-                if tsquery else _nothing(),
-                pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth)
-                if names else _nothing())
-            bm25_hits = lists[0]
-            if shared is not None and tsquery:
-                bm25_hits = await _merged(depth, _done(bm25_hits), pg_reads.bm25(
-                    pool, tsquery, self._scoped(shared, filter_window), depth, self.stats))
-            # Trigram matches only add what BM25 missed (a misspelt name, a fragment of an
-            # identifier), after its hits.
-            seen = {i for i, _ in bm25_hits}
-            return (bm25_hits + [(i, s) for i, s in lists[1] if i not in seen])[:depth]
+            sparse_from = "postgres"
+            degraded.append({"source": "sparse", "reason": f"the sparse index failed ({type(exc).__name__}): "
+                                                           "BM25 from Postgres full-text instead"})
 
-        # A question about the past follows the relations that held then (a fact an update
-        # replaced since included); otherwise those that hold now.
-        now = utc_now()
-        valid_at = ((window.start, window.end) if window is not None and window.start is not None and window.start < now
-                    else q.reference_time if q.reference_time < now - PRESENT_SLACK else None)
+        async def sparse():
+            return await timer.run("sparse", self._lexical(q, index, words, names, filter_window, depth, shared, pool,
+                                                           index_failed))
 
+        valid_at = _valid_at(window, q.reference_time)
         # The graph is seeded with the names an entity of the user shares a word with (it finds
         # nothing for others) that are no hub (a speaker named in half the memories seeds an
         # arbitrary sample of them); without the sparse index, with every name.
@@ -267,33 +220,64 @@ class HybridSearch:
         for name in rankings:
             SOURCE_SECONDS.labels(name).observe(timer.ms.get(name, 0.0) / 1000)
 
+        fused, candidates, weights, k = self._fused(q, rankings, depth, timer)
+        vector = await vector_task
+        docs, postgres_down = await self._documents(q, candidates, known, vector, pool, shared, timer, postgres_up,
+                                                    postgres_optional)
+        began = time.perf_counter()
+        candidates = [c for c in candidates if c.memory_id in docs]  # the graph's hits pass the filters here
+        top, results = self._ranked(q, candidates, docs, rankings, weights, k)
+        timer.ms["rank"] = round((time.perf_counter() - began) * 1000, 2)
+        explain = _explain(words, names, k, weights, rankings, sparse_from, window, fused, candidates, top)
+        for left_out in degraded:
+            DEGRADED.labels(left_out["source"]).inc()
+        if degraded:
+            DEGRADED_ANSWERS.inc()
+        return Outcome(results, degraded, timer.ms, explain, window, postgres_down)
+
+    def _fused(self, q: Query, rankings: dict, depth: int, timer: Timer) -> tuple[list, list, dict[str, float], int]:
+        """(every fused result, the candidates kept, the weights, k): RRF over the sources' rankings."""
         began = time.perf_counter()
         weights = {**self.config.weights, **q.weights}
         k = q.rrf_k if q.rrf_k is not None else self.config.rrf_k
-        fused = ranking.fuse_rrf({s: ranking.ranks_with_ties(r, truncated=len(r) >= depth) for s, r in rankings.items()},
-                                 k=k, weights=weights)
+        ranked = {s: ranking.ranks_with_ties(r, truncated=len(r) >= depth) for s, r in rankings.items()}
+        fused = ranking.fuse_rrf(ranked, k=k, weights=weights)
         candidates = fused[:max(q.limit * 3, 30)] if q.mmr else fused[:max(q.limit * 2, 20)]
         timer.ms["fusion"] = round((time.perf_counter() - began) * 1000, 2)
+        return fused, candidates, weights, k
 
+    async def _nearest(self, q: Query, vector_task: Awaitable, pool, shared: SharedScope | None, depth: int,
+                       known: dict[str, dict], timer: Timer, name: str, within: tuple[datetime, datetime] | None):
+        """The dense (or, `within` a time window, temporal) source: nearest by cosine, the user's
+        whole rows kept in `known` (no hydration needed for them)."""
         vector = await vector_task
-        docs = {c.memory_id: known[c.memory_id] for c in candidates if c.memory_id in known and not q.mmr}
-        missing = [c.memory_id for c in candidates if c.memory_id not in docs]
-        postgres_down = not postgres_up
-        if postgres_up:
-            try:
-                docs.update(await timer.run("hydrate", pg_reads.hydrate(pool, missing, q.scope, vector,
-                                                                        with_embedding=q.mmr)))
-            except CONNECTION_ERRORS:
-                if not postgres_optional:
-                    raise
-                postgres_down = True
-        if postgres_down:
-            docs.update(await timer.run("hydrate", self.without_postgres(missing, q.scope)))
+        ef = max(self.config.ef_search, depth)
+        searches = [pg_reads.dense(pool, vector, q.scope, depth, self.session, ef, within)]
         if shared is not None:
-            docs.update(await timer.run("hydrate_shared", self._shared_documents(
-                pool, [c.memory_id for c in candidates if c.memory_id not in docs], shared, vector, q.mmr)))
-        began = time.perf_counter()
-        candidates = [c for c in candidates if c.memory_id in docs]  # the graph's hits pass the filters here
+            searches.append(pg_reads.dense(pool, vector, shared, depth, self.session, ef, within, exact=True))
+        found = [doc for docs in await timer.run(name, asyncio.gather(*searches)) for doc in docs]
+        found.sort(key=lambda d: -d["similarity"])
+        known.update((d["id"], d) for d in found if d["user_id"] == q.scope.user_id)  # not shared ones
+        return [(d["id"], d["similarity"]) for d in found[:depth]]
+
+    def _sparse_gate(self, q: Query, sparse_fresh: bool, shared: bool, degraded: list):
+        """(the sparse index if it may answer for this request, else None; the same for the
+        sparse source's ranking itself)."""
+        available = self.sparse is not None and self.sparse.available()
+        if self.sparse is not None and not available and "sparse" in q.sources:
+            # Still answered (from Postgres full-text), but an operator should hear of it.
+            degraded.append({"source": "sparse", "reason": "the sparse index is unavailable: "
+                                                           "BM25 from Postgres full-text instead"})
+        # `sparse_fresh`: it has applied the request's consistency token (it may lag Postgres).
+        gate = self.sparse if available and sparse_fresh else None
+        # It holds the scope fields, states and times, not a filter tree; shared memories are
+        # ranked with the searcher's own in one BM25 (Postgres's): those stay with SQL.
+        return gate, gate if q.scope.filters is None and q.scope.state is None and not shared else None
+
+    def _ranked(self, q: Query, candidates: list, docs: dict[str, dict], rankings: dict, weights: dict[str, float],
+                k: int) -> tuple[list, list[dict]]:
+        """(the top fused results, their documents with scores): boosted by importance and
+        recency, diversified (MMR) and cut at the similarity threshold when asked."""
         boosted = ranking.boost(
             candidates, {i: d["importance"] for i, d in docs.items()},
             {i: datetime.fromisoformat(d["occurred_at"]) for i, d in docs.items()}, q.reference_time,
@@ -314,26 +298,69 @@ class HybridSearch:
             doc["score"] = round(f.score / best, 6)
             doc["ranks"] = dict(f.ranks)
             results.append(doc)
-        timer.ms["rank"] = round((time.perf_counter() - began) * 1000, 2)
-        raw_scores = {s: dict(r) for s, r in rankings.items()}
-        fused_score = {c.memory_id: c.score for c in candidates}
-        explain = {
-            "keywords": words, "names": names, "rrf_k": k, "weights": {s: weights.get(s, 1.0) for s in rankings},
-            "sources_run": list(rankings),
-            "sparse_from": sparse_from,
-            "time_window": _window_dict(window),
-            "candidates": len(fused),
-            "per_result": {f.memory_id: {"contributions": {s: round(v, 6) for s, v in f.contributions.items()},
-                                         "source_scores": {s: round(raw_scores[s][f.memory_id], 6)
-                                                           for s in f.ranks if f.memory_id in raw_scores.get(s, {})},
-                                         "fused": round(fused_score[f.memory_id], 6),
-                                         "boosted": round(f.score, 6)} for f in top},
-        }
-        for left_out in degraded:
-            DEGRADED.labels(left_out["source"]).inc()
-        if degraded:
-            DEGRADED_ANSWERS.inc()
-        return Outcome(results, degraded, timer.ms, explain, window, postgres_down)
+        return top, results
+
+    async def _documents(self, q: Query, candidates: list, known: dict[str, dict], vector, pool, shared,
+                         timer: Timer, postgres_up: bool, postgres_optional: bool) -> tuple[dict[str, dict], bool]:
+        """(the candidates' documents, whether Postgres was down): the rows dense and temporal
+        brought back, the others hydrated from Postgres, or from Redis when Postgres is down and
+        the search can do without it; shared ones with who shared them."""
+        docs = {c.memory_id: known[c.memory_id] for c in candidates if c.memory_id in known and not q.mmr}
+        missing = [c.memory_id for c in candidates if c.memory_id not in docs]
+        postgres_down = not postgres_up
+        if postgres_up:
+            try:
+                docs.update(await timer.run("hydrate", pg_reads.hydrate(pool, missing, q.scope, vector,
+                                                                        with_embedding=q.mmr)))
+            except CONNECTION_ERRORS:
+                if not postgres_optional:
+                    raise
+                postgres_down = True
+        if postgres_down:
+            docs.update(await timer.run("hydrate", self.without_postgres(missing, q.scope)))
+        if shared is not None:
+            docs.update(await timer.run("hydrate_shared", self._shared_documents(
+                pool, [c.memory_id for c in candidates if c.memory_id not in docs], shared, vector, q.mmr)))
+        return docs, postgres_down
+
+    async def _lexical(self, q: Query, index: SparseIndex | None, words: list[str], names: list[str], filter_window,
+                       depth: int, shared: SharedScope | None, pool, index_failed: Callable[[Exception], None]):
+        """The sparse source's ranking: the sparse index's, or BM25 over Postgres full-text (the
+        shared memories' merged in) with trigram matches of names after its hits."""
+        if index is not None:
+            try:
+                return index.search(q.scope.user_id, words, names, q.scope.fields, q.scope.include_archived,
+                                    filter_window, depth)
+            except Exception as exc:  # SQL answers
+                log.warning("the sparse index failed; Postgres full-text answers", exc_info=True)
+                index_failed(exc)
+        tsquery = query_terms.tsquery_text(words)
+        lists = await asyncio.gather(
+            pg_reads.bm25(pool, tsquery, self._scoped(q.scope, filter_window), depth, self.stats)
+            if tsquery else _nothing(),
+            pg_reads.trigram(pool, names, self._scoped(q.scope, filter_window), depth)
+            if names else _nothing())
+        bm25_hits = lists[0]
+        if shared is not None and tsquery:
+            bm25_hits = await _merged(depth, _done(bm25_hits), pg_reads.bm25(
+                pool, tsquery, self._scoped(shared, filter_window), depth, self.stats))
+        # Trigram matches only add what BM25 missed (a misspelt name, a fragment of an
+        # identifier), after its hits.
+        seen = {i for i, _ in bm25_hits}
+        return (bm25_hits + [(i, s) for i, s in lists[1] if i not in seen])[:depth]
+
+    async def _anchored(self, window: temporal.TimeWindow | None, q: Query, timer: Timer, degraded: list,
+                        budget: float, postgres_up: bool):
+        """(the query's time window, anchored on the event it names; the window a "filter" search
+        keeps to). An anchor needs Postgres: with its circuit open the window is dropped, named."""
+        if window is not None and window.anchor is not None and postgres_up:
+            window = await self._anchor(window, q.scope, timer, degraded, budget)
+        elif window is not None and window.anchor is not None:
+            _left_out(degraded, "temporal", f"anchor {window.anchor!r}: {POSTGRES_OPEN}")
+            window = None
+        if window is not None and window.start is not None and q.temporal_mode == "filter":
+            return window, (window.start, window.end)
+        return window, None
 
     async def _gather(self, wanted: dict[str, Callable[[], Awaitable]], vector_task: Awaitable, budget: float,
                       degraded: list, postgres_optional: bool = False) -> dict[str, list[tuple[str, float]]]:
@@ -437,6 +464,35 @@ def _reason(exc: BaseException, budget: float) -> str:
     # names only what failed.
     log.warning("a search source failed: %s: %s", type(exc).__name__, exc)
     return f"failed ({type(exc).__name__})"
+
+
+def _valid_at(window: temporal.TimeWindow | None, reference_time: datetime):
+    """When the relations the graph follows must hold: a question about the past follows the
+    relations that held then (a fact an update replaced since included); otherwise those that
+    hold now (None)."""
+    now = utc_now()
+    return ((window.start, window.end) if window is not None and window.start is not None and window.start < now
+            else reference_time if reference_time < now - PRESENT_SLACK else None)
+
+
+def _explain(words: list[str], names: list[str], k: int, weights: dict[str, float], rankings: dict,
+             sparse_from: str, window: temporal.TimeWindow | None, fused: list, candidates: list, top: list) -> dict:
+    """How each result was ranked: the query's terms, the sources run, each source's score and
+    contribution, the fused and boosted scores."""
+    raw_scores = {s: dict(r) for s, r in rankings.items()}
+    fused_score = {c.memory_id: c.score for c in candidates}
+    return {
+        "keywords": words, "names": names, "rrf_k": k, "weights": {s: weights.get(s, 1.0) for s in rankings},
+        "sources_run": list(rankings),
+        "sparse_from": sparse_from,
+        "time_window": _window_dict(window),
+        "candidates": len(fused),
+        "per_result": {f.memory_id: {"contributions": {s: round(v, 6) for s, v in f.contributions.items()},
+                                     "source_scores": {s: round(raw_scores[s][f.memory_id], 6)
+                                                       for s in f.ranks if f.memory_id in raw_scores.get(s, {})},
+                                     "fused": round(fused_score[f.memory_id], 6),
+                                     "boosted": round(f.score, 6)} for f in top},
+    }
 
 
 def _window_dict(window: temporal.TimeWindow | None) -> dict | None:
