@@ -24,7 +24,7 @@ from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, Conversatio
                            MemoryDeleted, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
                            MemoryUpdated, UserRegistered, new_id, utcnow)
 from domain.identity import IssuedKey, child_expiry, issue_key
-from domain.turn_context import Turn, preceding_turns
+from domain.turn_context import CONTEXT_TURNS, Turn, preceding_turns
 
 
 class Publisher(Protocol):
@@ -115,10 +115,12 @@ def _given_vector(index: int, command: AddMemory, embedder: Embedder) -> tuple[f
     return tuple(float(x) for x in command.embedding)
 
 
-async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[list[MemoryCreated], ConsistencyToken]:
+async def add_memories(commands: list[AddMemory], ctx: CommandContext, context_turns: int = CONTEXT_TURNS
+                       ) -> tuple[list[MemoryCreated], ConsistencyToken]:
     """Embed once, here in the command path (replay never re-embeds), then append all, atomically.
     A command that brings its vector (an import) is not embedded again, provided the vector is
-    of this embedder's model and dimension; otherwise the whole call is refused."""
+    of this embedder's model and dimension; otherwise the whole call is refused. The commands are
+    turns of a conversation, in order: each carries up to `context_turns` before it as context."""
     given = [_given_vector(i, c, ctx.embedder) for i, c in enumerate(commands)]
     missing = [i for i, vector in enumerate(given) if vector is None]
     embedded = await _vectors(ctx.embedder, [commands[i].text for i in missing]) if missing else []
@@ -130,7 +132,7 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext) -> tuple[
     # replay sees the same graph without an LLM.
     found = [extract(c.text) for c in commands]
     contexts = preceding_turns([Turn(c.text, (c.user_id, c.agent_id, c.run_id, c.app_id), c.happened_at)
-                                for c in commands])
+                                for c in commands], context_turns)
     events = [
         MemoryCreated(
             user_id=c.user_id, actor=c.actor, correlation_id=ctx.correlation_id, occurred_at=now,

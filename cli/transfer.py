@@ -331,7 +331,9 @@ def cmd_import(args) -> int:
                 with Bar(f"import into {args.user}", len(bodies), "memories") as bar:
                     for index, group in enumerate(groups):
                         try:
-                            answer = api.call("POST", "/v1/memories/batch", json={"memories": group},
+                            # Exported memories are not turns of one conversation: no context is derived.
+                            answer = api.call("POST", "/v1/memories/batch",
+                                              json={"memories": group, "context_turns": 0},
                                               headers={"Idempotency-Key": idempotency_key(file.digest, index)})
                         except ApiFailure as exc:
                             return _refused(args, name, exc, index, len(groups), lines[imported:imported + len(group)],

@@ -33,6 +33,7 @@ from pydantic_core import PydanticCustomError
 
 from domain.identifiers import ID_PATTERN
 from domain.text import is_unicode
+from domain.turn_context import CONTEXT_TURNS, MAX_CONTEXT_TURNS
 
 MAX_TEXT_CHARS = 32_000
 MAX_ID_CHARS = 128
@@ -211,6 +212,11 @@ class AddMemoryRequest(Scope):
 class BatchAddRequest(BaseModel):
     model_config = STRICT
     memories: list[AddMemoryRequest] = Field(min_length=1, description=f"1-{MAX_BATCH} add bodies")
+    context_turns: int = Field(
+        default=CONTEXT_TURNS, ge=0, le=MAX_CONTEXT_TURNS,
+        description="the batch is taken as turns of a conversation, in order: each memory carries the texts of "
+                    "up to this many memories before it in the batch (same user, agent, run and app, at most 6 hours "
+                    "apart) as context, which search matches at a lower weight. 0: none (an import)")
 
     @field_validator("memories", mode="before")
     @classmethod

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-CONTEXT_TURNS = 2  # how many turns before a memory it carries
+CONTEXT_TURNS = 2  # how many turns before a memory it carries, unless a batch says otherwise
+MAX_CONTEXT_TURNS = 5
 CONTEXT_WINDOW = timedelta(hours=6)  # turns further apart in time than this are other conversations
 CONTEXT_MAX_CHARS = 2000  # a context is a hint, not a document: the nearest turns' last characters
 

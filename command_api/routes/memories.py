@@ -17,6 +17,7 @@ from command_api.routes.running import IDEMPOTENCY_HELP, appended, run, user_par
 from domain.commands import AddMemory, DeleteScope, ReceiveConversation
 from domain.identifiers import ID_PATTERN
 from domain.identity import Principal
+from domain.turn_context import CONTEXT_TURNS
 
 
 def add_commands(body: AddMemoryRequest, actor: str, field: str = "") -> list[AddMemory]:
@@ -36,10 +37,11 @@ def add_commands(body: AddMemoryRequest, actor: str, field: str = "") -> list[Ad
     return commands
 
 
-async def added(commands: list[AddMemory], ctx: handlers.CommandContext, field_of: Callable[[int, str], str]):
+async def added(commands: list[AddMemory], ctx: handlers.CommandContext, field_of: Callable[[int, str], str],
+                context_turns: int = CONTEXT_TURNS):
     """add_memories; a given vector of another model or dimension is a 422 naming its field."""
     try:
-        return await handlers.add_memories(commands, ctx)
+        return await handlers.add_memories(commands, ctx, context_turns)
     except handlers.EmbeddingMismatch as exc:
         field = field_of(exc.index, exc.field)
         raise ApiError(422, "invalid_request", f"{field}: {exc}", {"field": field}) from exc
@@ -96,7 +98,8 @@ def router(deps: CommandDeps) -> APIRouter:
 
         async def work(ctx):
             return created_answer(*await appended(added(commands, ctx,
-                                                        lambda index, field: f"memories.{item_of[index]}.{field}")))
+                                                        lambda index, field: f"memories.{item_of[index]}.{field}",
+                                                        body.context_turns)))
         return await run(deps, request, owner, idempotency_key, work, creates=True)
 
     @routes.delete("/v1/memories", status_code=202, tags=["memories"],

@@ -413,10 +413,14 @@ export class RecallstackClient {
   }
 
   /** Up to 1,000 add bodies in one call, all or nothing (each names its user_id, or the key's user). */
-  async addBatch(memories: Record<string, unknown>[], options: Written = {}): Promise<WriteResult> {
+  /** Up to 1,000 memories, all or nothing. The batch is taken as turns of a conversation: each memory carries up to
+   * `context_turns` (default 2; 0: none, e.g. an import) memories before it as context, which search matches. */
+  async addBatch(memories: Record<string, unknown>[], options: Written & { context_turns?: number } = {}
+  ): Promise<WriteResult> {
     const users = new Set(memories.map((m) => (typeof m.user_id === "string" ? m.user_id : null)));
     const owner = users.size === 1 ? [...users][0] : undefined; // one user: its reads then see the batch
-    return this.send({ method: "POST", path: "/v1/memories/batch", body: { memories }, user_id: owner, write: true,
+    const body = options.context_turns === undefined ? { memories } : { memories, context_turns: options.context_turns };
+    return this.send({ method: "POST", path: "/v1/memories/batch", body, user_id: owner, write: true,
       idempotency_key: options.idempotency_key });
   }
 

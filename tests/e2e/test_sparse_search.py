@@ -57,6 +57,22 @@ def test_the_sparse_source_reads_the_index(gateway, user_id):
     assert top["memory"] == NOTES[3] and top["ranks"].get("sparse") == 1
 
 
+def test_a_batch_of_turns_finds_an_answer_by_the_question_before_it(gateway, user_id):
+    """A batch is taken as turns: "yes, that one!" is found by the question's words through its
+    context. The control: the same turns written with context_turns 0 leave it out."""
+    turns = ["Nate: did you catch the Quadrantid meteor shower?", "Joanna: yes, that one! Stayed up till 3am",
+             "Joanna: I adopted a turtle last week"]
+    for context_turns in (0, 1, 2):  # each turn carries this many before it
+        other = f"{user_id}-{context_turns}"
+        answer = gateway.post("/v1/memories/batch", json={"context_turns": context_turns, "memories": [
+            {"text": t, "user_id": other, "infer": False} for t in turns]})
+        assert answer.status_code == 202, answer.text
+        body = from_index(gateway, other, answer.json()["consistency_token"], "Quadrantid shower")
+        sparse = sorted((r["ranks"]["sparse"], r["memory"]) for r in body["results"] if "sparse" in r["ranks"])
+        # The turn that says it ranks first; a turn that has it only as context follows.
+        assert sparse[0] == (1, turns[0]) and {m for _, m in sparse} == set(turns[:context_turns + 1]), sparse
+
+
 def test_a_misspelt_name_is_found_by_the_index(gateway, user_id):
     token = seed(gateway, user_id)
     body = from_index(gateway, user_id, token, "Who works for Globexx?")

@@ -77,7 +77,8 @@ export class Api {
     return this.call((c) => c.request<{ embedding_model?: string; model?: string; dim?: number }>("GET", "/v1/embedder"));
   }
   addBatch(memories: Record<string, unknown>[], idempotencyKey: string) {
-    return this.call((c) => c.addBatch(memories, { idempotency_key: idempotencyKey }));
+    // An import: the file's memories are not turns of one conversation, so no context is derived.
+    return this.call((c) => c.addBatch(memories, { idempotency_key: idempotencyKey, context_turns: 0 }));
   }
   system() {
     return this.call((c) => c.request<SystemSnapshot>("GET", "/ui/api/system"));
