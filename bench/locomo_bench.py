@@ -141,7 +141,7 @@ def post(client: httpx.Client, path: str, body: dict | None, headers: dict | Non
 # ---------------------------------------------------------------------------------------------
 # Phases
 
-def load(client: httpx.Client, convs: list[dict], runid: str, batch_size: int) -> dict:
+def load(client: httpx.Client, convs: list[dict], runid: str, batch_size: int, context_turns: int | None = None) -> dict:
     total = sum(len(c["memories"]) for c in convs)
     batch_ms, retries = [], 0
     began = time.perf_counter()
@@ -155,6 +155,8 @@ def load(client: httpx.Client, convs: list[dict], runid: str, batch_size: int) -
                                       "infer": False,
                                       "metadata": {"dia_id": m["dia_id"], "session": m["session"],
                                                    "sample_id": conv["sample_id"]}} for m in chunk]}
+                if context_turns is not None:
+                    body["context_turns"] = context_turns
                 key = f"locomo-{runid}-{conv['sample_id']}-{start}"
                 answer, ms, tries = post(client, "/v1/memories/batch", body, headers={"Idempotency-Key": key})
                 data = answer.json()
@@ -467,6 +469,8 @@ def main() -> int:
     ap.add_argument("--with-adversarial", action="store_true", help="also ask category 5, reported apart (not in overall)")
     ap.add_argument("--no-reference-time", action="store_true", help="do not send reference_time (older query APIs)")
     ap.add_argument("--batch-size", type=int, default=250, help="memories per POST /v1/memories/batch (1-1000)")
+    ap.add_argument("--context-turns", type=int, default=None,
+                    help="the batches' context_turns (turns before each memory it carries; default: the server's)")
     ap.add_argument("--keep-memories", action="store_true", help="do not delete the run's users' memories at the end")
     ap.add_argument("--json", action="store_true", help="print the result as JSON instead of tables")
     ap.add_argument("--out", default=str(RESULTS), help="folder for locomo.json and locomo.png")
@@ -508,7 +512,7 @@ def main() -> int:
                 probe["reference_time"] = convs[0]["reference_time"]
             post(client, "/v1/memories/search", probe | extra_body)
             try:
-                result["load"] = load(client, convs, runid, args.batch_size)
+                result["load"] = load(client, convs, runid, args.batch_size, args.context_turns)
                 result["baselines"] = baselines(convs)
                 result["ask"] = ask(client, convs, extra_body, not args.no_reference_time)
             finally:  # also after a failure: whatever was loaded goes
