@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.kafka_security import KafkaSecurity
+from domain.ranking import DEFAULT_RRF_K
 
 EVENTS_TOPIC = "recallstack.memory.events"
 ACCESS_TOPIC = "recallstack.memory.access"
@@ -231,7 +232,7 @@ class Settings:
     command_api_url: str
     query_api_url: str
     llm_base_url: str
-    search_rrf_k: int = 60
+    search_rrf_k: int = DEFAULT_RRF_K  # tuned on LoCoMo's dev split (domain/ranking.py)
     search_source_timeout_ms: int = 250
     search_ef_search: int = 100
     # What the query API embeds a search with: "int8" (the int8 MiniLM graph, documents stay float32;
@@ -353,7 +354,7 @@ class Settings:
             # the memories table and its HNSW index stay in Postgres's own cache: at 100k memories
             # they are ~400 MB, and a page copied from the OS cache costs a search ~4 µs each
             pg_shared_buffers=_env("PG_SHARED_BUFFERS", "1GB"),
-            search_rrf_k=_number("SEARCH_RRF_K", "60", int),
+            search_rrf_k=_number("SEARCH_RRF_K", str(DEFAULT_RRF_K), int),
             search_source_timeout_ms=_number("SEARCH_SOURCE_TIMEOUT_MS", "250", int),
             search_ef_search=_number("SEARCH_EF_SEARCH", "100", int),
             embedder_query_precision=_choice("EMBEDDER_QUERY_PRECISION", "int8", ("int8", "float32")),
