@@ -168,7 +168,7 @@ def load(client: httpx.Client, convs: list[dict], runid: str, batch_size: int, c
                 bar.update(task, advance=len(chunk), info=f"conv {conv['sample_id']}")
     return {"seconds": round(time.perf_counter() - began, 2), "memories": total, "batches": len(batch_ms),
             "batch_size": batch_size, "batch_median_ms": round(statistics.median(batch_ms), 1),
-            "batch_max_ms": round(max(batch_ms), 1), "retries": retries}
+            "batch_max_ms": round(max(batch_ms), 1), "retries": retries, "context_turns": context_turns}
 
 
 def baselines(convs: list[dict]) -> dict:

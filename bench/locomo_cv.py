@@ -24,7 +24,10 @@ CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-ho
 
 def load(path: Path, metric: str) -> tuple[str, list[dict]]:
     result = json.loads(path.read_text())
-    setting = json.dumps(result.get("search", {}).get("extra_body") or {}, sort_keys=True)
+    chosen = dict(result.get("search", {}).get("extra_body") or {})
+    if result.get("load", {}).get("context_turns") is not None:  # a write-time setting (the batches')
+        chosen["context_turns"] = result["load"]["context_turns"]
+    setting = json.dumps(chosen, sort_keys=True)
     rows = [{"conversation": q["sample_id"], "category": q["category"], "question": q["question"],
              "score": q[metric]["fused"]} for q in result["per_question"]]
     return setting, rows
