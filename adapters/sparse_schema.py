@@ -33,13 +33,12 @@ import json
 import re
 import tempfile
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
 from functools import cache
 from pathlib import Path
 
 import tantivy
 
+from adapters.sparse_doc import MemoryDoc, micros  # noqa: F401 (the documents' values, re-exported)
 from domain import index_terms
 
 KIND_MEMORY, KIND_POSITION = "memory", "position"
@@ -48,32 +47,6 @@ SCOPE_FIELDS = ("agent_id", "run_id", "app_id")
 TEXT_ANALYZER, WORDS_ANALYZER, TERMS_ANALYZER = "rs_en", "rs_words", "rs_terms"
 PAD, FLAT_LENGTH = "\u01c2", 256  # keywords() are [a-z0-9]+: never PAD
 _TOKEN = re.compile(r"[^\W_]+")  # what the simple tokenizer keeps: runs of letters and digits
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-
-
-@dataclass(frozen=True)
-class MemoryDoc:
-    """One memory as this read model holds it (a tombstone: state "deleted", no content)."""
-    memory_id: str
-    user_id: str
-    state: str = "active"
-    text: str = ""
-    agent_id: str | None = None
-    run_id: str | None = None
-    app_id: str | None = None
-    entities: tuple[str, ...] = ()
-    occurred_us: int | None = None
-    context: str = ""  # the turns written just before it (domain/turn_context)
-
-    def tombstone(self) -> "MemoryDoc":
-        return MemoryDoc(self.memory_id, self.user_id, "deleted")
-
-
-def micros(at: datetime) -> int:
-    """`at` as microseconds since the epoch (a naive time is taken as UTC)."""
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    return (at - _EPOCH) // timedelta(microseconds=1)
 
 
 @cache

@@ -5,7 +5,7 @@ to the same observable state (tests/integration/test_read_model_contract.py)."""
 
 from __future__ import annotations
 
-from adapters.sparse_schema import MemoryDoc
+from adapters.sparse_doc import MemoryDoc
 
 
 class InMemorySparse:

@@ -1,6 +1,6 @@
 """A content digest of one version of the sparse index (<root>/v<n>).
 
-Included: every memory document's stored fields (adapters/sparse_schema.MemoryDoc: id, user,
+Included: every memory document's stored fields (adapters/sparse_doc.MemoryDoc: id, user,
 scope fields, state, text, entity words, occurred_us), as canonical JSON, in two parts:
 `memories` (active, archived, forgotten) and `tombstones` (deleted: id, user, state).
 Left out: the position documents (where the version stands in the log: a restored log has

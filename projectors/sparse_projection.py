@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, Protocol
 
-from adapters.sparse_schema import MemoryDoc, micros
+from adapters.sparse_doc import MemoryDoc, micros
 from domain import entities as extractor
 from domain import index_terms
 from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,

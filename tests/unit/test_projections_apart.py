@@ -1,6 +1,6 @@
 """The projection logic stands apart (issue 24 item 2): a projection, a store or a double imports no
-Kafka client, and the Postgres, Redis and graph projections and doubles no database client either,
-so they load and run without a server."""
+Kafka client, and the Postgres, Redis, graph and sparse projections and doubles no database client
+(nor Tantivy) either, so they load and run without a server or an index library."""
 
 from __future__ import annotations
 
@@ -15,8 +15,10 @@ NO_KAFKA = ["projectors.applied", "projectors.pg_projection", "projectors.pg_sto
             "projectors.sparse_projection", "projectors.sparse_store", "projectors.sparse_projector",
             "projectors.in_memory_pg", "projectors.in_memory_redis", "projectors.in_memory_graph",
             "projectors.in_memory_sparse", "projectors.versions"]
+# The sparse projection too: its documents (adapters/sparse_doc.py) are plain values, Tantivy stays in the store.
 NO_DATABASE = ["projectors.pg_projection", "projectors.redis_projection", "projectors.neo4j_projection",
-               "projectors.in_memory_pg", "projectors.in_memory_graph"]
+               "projectors.sparse_projection", "projectors.in_memory_pg", "projectors.in_memory_graph",
+               "projectors.in_memory_sparse"]
 
 
 def loaded(module: str) -> set[str]:
