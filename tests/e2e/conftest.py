@@ -32,8 +32,15 @@ def services(settings):
     processes = stack.table(settings)
     specs = stack.service_specs(settings, stack.SERVICES + stack.WORKERS)  # what `recallstack up` runs
     projectors = len(stack.PROJECTORS)
-    started = stack.up(specs[:projectors], processes)  # the Postgres projector migrates the schema first
-    started += stack.up(specs[projectors:], processes)
+    running_before = {spec.name for spec in specs if processes.pid(spec.name) is not None}
+    try:
+        started = stack.up(specs[:projectors], processes)  # the Postgres projector migrates the schema first
+        started += stack.up(specs[projectors:], processes)
+    except BaseException:
+        # A start that failed part way leaves the others running this session's code: stop what
+        # this session started, or a later session would reuse them (a developer's stack stays).
+        stack.down([spec for spec in specs if spec.name not in running_before], processes)
+        raise
     if settings.auth:
         # Tests act as the local admin (any user_id); identity tests make their own user keys.
         from cli.keys import ensure_local_admin_key
