@@ -292,6 +292,17 @@ _VERSION_SUFFIX = _c(r"[ \t]+v?\d+(?:\.\d+)*$")
 _PERSON_WORD_ONLY = _c(_PERSON_WORD)
 _PERSON_ONLY = _c(rf"{_PERSON_WORD}(?:[ \t]+{_PERSON_WORD})*")
 
+# A capitalised name whose last word is one of these names a company or an institution, not a
+# person ("Acme Corp is based in Lisbon" is no one living in Lisbon).
+_ORGANIZATION_LAST_WORDS = frozenset(
+    "Corp Corporation Inc Incorporated Ltd Limited Co Company Group Labs Systems Technologies Industries Holdings "
+    "Partners Ventures Foundation Institute University College Bank Airlines Motors".split())
+
+
+def _person_or_organization(name: str) -> str:
+    return "organization" if name.split()[-1] in _ORGANIZATION_LAST_WORDS and " " in name else "person"
+
+
 _ADVERBS = r"(?:(?:also|still|now|currently|really|usually|always|mostly|often|recently|actually|mainly|both)\s+)*"
 _THE = r"\s+(?:the\s+)?"
 
@@ -443,7 +454,7 @@ def extract(text: str) -> tuple[tuple[Entity, ...], tuple[Relation, ...]]:
                     pos = item.end()
     for m in _PERSON.finditer(text):
         for start, name in _person_names(text, m.start(), m.group(), claimed):
-            claim(start, start + len(name), name, "person")
+            claim(start, start + len(name), name, _person_or_organization(name))
 
     mentions.sort(key=lambda x: (x.start, -x.end))
     entities: list[Entity] = []

@@ -104,3 +104,9 @@ def test_more_relations(text, expected):
 ])
 def test_no_pronouns_or_cheers_in_names(text, expected):
     assert entities(text) == expected
+
+
+def test_a_name_ending_in_a_company_word_is_an_organization_that_lives_nowhere():
+    assert entities("Acme Corp is based in Lisbon") == [("Acme Corp", "organization"), ("Lisbon", "place")]
+    assert relations("Acme Corp is based in Lisbon") == [] and relations("Globex Inc moved to Berlin") == []
+    assert relations("Bob Marley moved to Berlin") == [("Bob Marley", "lives_in", "Berlin")]
