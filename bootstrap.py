@@ -572,3 +572,32 @@ async def erase_user(user_id: str, actor: str, reason: str | None = None):
     finally:
         await publisher.stop()
         await keyring().store.close()
+
+
+# --- the operator's key administration (cli/keys.py, application/key_admin.py) -------------
+
+
+@asynccontextmanager
+async def key_admin(cfg: Settings, writes: bool = True):
+    """The ports of `recallstack keys` and of the local admin key: the identity read model and,
+    when `writes`, the log through a publisher that seals like every writer's (identity events
+    are sealed with the user's key too). Lists open no Kafka client and make no master key."""
+    from adapters.key_directory import PgIdentityLookup, PgKeyList
+    from application.key_admin import KeyAdmin
+
+    pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=2 if writes else 1)
+    admin = KeyAdmin(PgKeyList(lambda: pool), lambda: postgres.applied_offsets(pool, "postgres", EVENTS_TOPIC),
+                     EVENTS_TOPIC)
+    try:
+        if not writes:
+            yield admin
+            return
+        admin.publisher, admin.identity = event_publisher(cfg), PgIdentityLookup(lambda: pool)
+        await admin.publisher.start()
+        try:
+            yield admin
+        finally:
+            await admin.publisher.stop()
+            await keyring().store.close()
+    finally:
+        await pool.close()

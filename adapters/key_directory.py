@@ -158,3 +158,42 @@ class PgIdentityLookup:
             return bool(await self._pool().fetchval("SELECT true FROM users WHERE user_id = $1", user_id))
         except CONNECTION_ERRORS as exc:
             raise ConnectionError(f"Postgres is unreachable: {exc}") from exc
+
+
+def _key_document(row) -> dict:
+    return {"key_id": str(row["key_id"]), "user_id": row["user_id"], "prefix": row["prefix"],
+            "scopes": list(row["scopes"]), "name": row["name"], "created_at": row["created_at"].isoformat(),
+            "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+            "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
+            "revoked_reason": row["revoked_reason"]}
+
+
+async def api_keys(pool: asyncpg.Pool, user_id: str | None, include_revoked: bool) -> list[dict]:
+    """Keys (never secrets, never hashes) of one user, or of everyone when user_id is None
+    (GET /v1/keys and `recallstack keys list` show the same)."""
+    rows = await pool.fetch(
+        "SELECT key_id, user_id, prefix, scopes, name, created_at, expires_at, revoked_at, revoked_reason"
+        " FROM api_keys WHERE ($1::text IS NULL OR user_id = $1) AND ($2 OR revoked_at IS NULL)"
+        " ORDER BY user_id, created_at", user_id, include_revoked)
+    return [_key_document(r) for r in rows]
+
+
+class PgKeyList:
+    """The operator's reads of keys (application/key_admin.KeyReads): lists, a key named by its
+    id or visible prefix, and whether a secret works (checked as every service checks it)."""
+
+    def __init__(self, pool: Callable[[], asyncpg.Pool]):
+        self._pool = pool
+        self._directory = KeyDirectory(pool)
+
+    async def listing(self, user_id: str | None, include_revoked: bool) -> list[dict]:
+        return await api_keys(self._pool(), user_id, include_revoked)
+
+    async def named(self, ref: str) -> list[tuple[str, str]]:
+        """(key_id, user_id) of every key whose id or prefix is `ref`."""
+        rows = await self._pool().fetch("SELECT key_id::text AS key_id, user_id FROM api_keys"
+                                        " WHERE key_id::text = lower($1) OR prefix = $1", ref)
+        return [(r["key_id"], r["user_id"]) for r in rows]
+
+    async def principal(self, secret: str) -> Principal | None:
+        return await self._directory.principal(secret)

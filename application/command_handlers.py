@@ -86,10 +86,11 @@ class EmbeddingMismatch(Exception):
 
 @dataclass
 class CommandContext:
-    embedder: Embedder
     publisher: Publisher
-    memories: MemoryLookup
     correlation_id: str
+    # The memory commands' ports; the key and erasure use cases embed and look up no memory.
+    embedder: Embedder | None = None
+    memories: MemoryLookup | None = None
     # Makes ids deterministic (Idempotency-Key): (kind, index) -> id. Default: random UUIDs.
     ids: Callable[[str, int], str] = lambda kind, index: new_id()
     keys: KeyDestroyer | None = None  # the key store (erasure); adapters/key_store.Keyring

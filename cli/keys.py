@@ -1,12 +1,11 @@
 """`recallstack keys create/revoke/list`: API keys, for the operator of the machine.
 
 The operator has what the services have (Kafka and Postgres on this machine), so these
-commands append ApiKeyIssued / ApiKeyRevoked to the log through the same command
-handlers the command API uses, and wait until the Postgres projection (which every
-service checks keys against) has applied them: when `keys create` prints a key, the key
-works; when `keys revoke` returns, the key is refused everywhere within the services'
-0.5 s key cache. This is also how the very first (admin) key is made: no key is needed
-to make one.
+commands run the key use cases of application/key_admin.py (the command API's own handlers,
+then a wait until the Postgres projection applied the change) on ports that bootstrap.key_admin
+wires: when `keys create` prints a key, the key works; when `keys revoke` returns, the key is
+refused everywhere within the services' 0.5 s key cache. This is also how the very first
+(admin) key is made: no key is needed to make one.
 
 `recallstack up` keeps the local stack's first admin key in $RECALLSTACK_HOME/admin.key
 (mode 0600); CLI commands that call the REST API use $RECALLSTACK_API_KEY, else that file.
@@ -17,106 +16,39 @@ from __future__ import annotations
 import os
 from datetime import datetime
 
-from adapters import postgres
-from adapters.key_directory import KeyDirectory, PgIdentityLookup
-from application import command_handlers as handlers
-from domain.commands import IssueApiKey, RevokeApiKey
-from domain.consistency import ConsistencyToken, NotYetApplied, wait_until_applied
-from domain.events import new_id
+from application import key_admin
+from application.key_admin import KeyCommandFailed  # noqa: F401 (cli/key_commands.py and mcp_commands.py catch it)
 from domain.identity import IssuedKey, looks_like_key
-from settings import EVENTS_TOPIC, Settings
+from settings import Settings
 
-OPERATOR = "operator:cli"
 LOCAL_ADMIN = "admin"
 
 
-class KeyCommandFailed(RuntimeError):
-    pass
+def _ports(cfg: Settings, writes: bool = True):
+    import bootstrap  # the composition root, imported when a command runs (the CLI starts without FastAPI)
 
-
-class _NoEmbedder:  # key commands embed nothing
-    model_id = "none"
-
-
-async def _with_context(cfg: Settings, work):
-    import bootstrap
-
-    pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=2)
-    # Through bootstrap like every writer: identity events are sealed with the user's key too.
-    publisher = bootstrap.event_publisher(cfg)
-    await publisher.start()
-    try:
-        identity = PgIdentityLookup(lambda: pool)
-        ctx = handlers.CommandContext(embedder=_NoEmbedder(), publisher=publisher,
-                                      memories=postgres.PgMemoryLookup(pool), correlation_id=new_id(),
-                                      identity=identity)
-        return await work(ctx, pool)
-    finally:
-        await publisher.stop()
-        await bootstrap.keyring().store.close()
-        await pool.close()
-
-
-async def _projected(pool, token: ConsistencyToken, timeout_s: float) -> None:
-    """Wait until the Postgres projection (what every service checks keys against) applied `token`."""
-    try:
-        await wait_until_applied(token.encode(), EVENTS_TOPIC, "postgres",
-                                 lambda: postgres.applied_offsets(pool, "postgres", EVENTS_TOPIC), int(timeout_s * 1000))
-    except NotYetApplied as exc:
-        raise KeyCommandFailed(f"the Postgres projector did not apply the change within {timeout_s:.0f} s "
-                               "(is `recallstack projector postgres` running?); it takes effect once it does") from exc
+    return bootstrap.key_admin(cfg, writes)
 
 
 async def create(cfg: Settings, user_id: str, scopes, name: str | None = None,
                  expires_at: datetime | None = None, timeout_s: float = 30.0) -> IssuedKey:
-    async def work(ctx, pool):
-        issued, _event, token = await handlers.issue_api_key(
-            IssueApiKey(user_id=user_id, actor=OPERATOR, scopes=tuple(scopes), name=name, expires_at=expires_at), ctx)
-        await _projected(pool, token, timeout_s)
-        return issued
-    return await _with_context(cfg, work)
-
-
-async def resolve(pool, ref: str) -> tuple[str, str]:
-    """(key_id, user_id) of a key named by its id or its visible prefix."""
-    rows = await pool.fetch("SELECT key_id::text AS key_id, user_id FROM api_keys"
-                            " WHERE key_id::text = lower($1) OR prefix = $1", ref)
-    if not rows:
-        raise KeyCommandFailed(f"no API key with id or prefix {ref!r} (see `recallstack keys list`)")
-    if len(rows) > 1:
-        raise KeyCommandFailed(f"{len(rows)} keys have the prefix {ref!r}; name one by its key id")
-    return rows[0]["key_id"], rows[0]["user_id"]
+    async with _ports(cfg) as admin:
+        return await key_admin.create(admin, user_id, scopes, name, expires_at, timeout_s)
 
 
 async def revoke(cfg: Settings, ref: str, reason: str | None = None, timeout_s: float = 30.0) -> dict:
-    async def work(ctx, pool):
-        key_id, user_id = await resolve(pool, ref)
-        try:
-            _event, token = await handlers.revoke_api_key(
-                RevokeApiKey(user_id=user_id, actor=OPERATOR, key_id=key_id, reason=reason), ctx)
-        except (handlers.AlreadyRevoked, handlers.KeyNotFound) as exc:
-            raise KeyCommandFailed(str(exc)) from exc
-        await _projected(pool, token, timeout_s)
-        return {"key_id": key_id, "user_id": user_id, "revoked": True}
-    return await _with_context(cfg, work)
+    async with _ports(cfg) as admin:
+        return await key_admin.revoke(admin, ref, reason, timeout_s)
 
 
 async def listing(cfg: Settings, user_id: str | None, include_revoked: bool) -> list[dict]:
-    from query_api.pg_reads import api_keys
-
-    pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=1)
-    try:
-        return await api_keys(pool, user_id, include_revoked)
-    finally:
-        await pool.close()
+    async with _ports(cfg, writes=False) as admin:
+        return await key_admin.listing(admin, user_id, include_revoked)
 
 
 async def _valid(cfg: Settings, secret: str) -> bool:
-    pool = await postgres.create_pool(cfg.pg_dsn, min_size=1, max_size=1)
-    try:
-        return await KeyDirectory(lambda: pool).principal(secret) is not None
-    finally:
-        await pool.close()
+    async with _ports(cfg, writes=False) as admin:
+        return await key_admin.works(admin, secret)
 
 
 async def ensure_local_admin_key(cfg: Settings) -> tuple[str, bool]:

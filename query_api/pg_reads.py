@@ -448,23 +448,6 @@ async def namespaces(pool: asyncpg.Pool, user_id: str) -> dict:
     return {"user_id": user_id, "memories": total, "apps": apps, "agents": agents}
 
 
-def _key_document(row) -> dict:
-    return {"key_id": str(row["key_id"]), "user_id": row["user_id"], "prefix": row["prefix"],
-            "scopes": list(row["scopes"]), "name": row["name"], "created_at": row["created_at"].isoformat(),
-            "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
-            "revoked_at": row["revoked_at"].isoformat() if row["revoked_at"] else None,
-            "revoked_reason": row["revoked_reason"]}
-
-
-async def api_keys(pool: asyncpg.Pool, user_id: str | None, include_revoked: bool) -> list[dict]:
-    """Keys (never secrets, never hashes) of one user, or of everyone when user_id is None."""
-    rows = await pool.fetch(
-        "SELECT key_id, user_id, prefix, scopes, name, created_at, expires_at, revoked_at, revoked_reason"
-        " FROM api_keys WHERE ($1::text IS NULL OR user_id = $1) AND ($2 OR revoked_at IS NULL)"
-        " ORDER BY user_id, created_at", user_id, include_revoked)
-    return [_key_document(r) for r in rows]
-
-
 async def users(pool: asyncpg.Pool, limit: int, offset: int) -> tuple[list[dict], int]:
     rows = await pool.fetch(
         "SELECT u.user_id, u.display_name, u.is_admin, u.registered_at, count(*) OVER () AS total,"

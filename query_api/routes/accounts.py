@@ -7,6 +7,7 @@ from fastapi import APIRouter, Depends, Query
 
 from adapters.http_auth import acting_user, require_admin
 from adapters.json_body import StrictJsonRoute
+from adapters.key_directory import api_keys
 from domain.identifiers import ID_PATTERN
 from domain.identity import Principal
 from query_api import pg_reads
@@ -31,7 +32,7 @@ def router(deps: QueryDeps) -> APIRouter:
         if not (principal.is_admin and user_id is None):
             user_id = acting_user(principal, user_id, "read")
         with answered():
-            return {"results": await deps.postgres.read(pg_reads.api_keys(deps.pool(), user_id, include_revoked))}
+            return {"results": await deps.postgres.read(api_keys(deps.pool(), user_id, include_revoked))}
 
     @routes.get("/v1/users", tags=["users"], summary="Registered users (admin)")
     async def list_users(principal: Principal = Depends(auth), page: int = Query(default=1, ge=1, le=100_000),
