@@ -29,8 +29,16 @@ def load(path: Path, metric: str) -> tuple[str, list[dict]]:
         chosen["context_turns"] = result["load"]["context_turns"]
     setting = json.dumps(chosen, sort_keys=True)
     rows = [{"conversation": q["sample_id"], "category": q["category"], "question": q["question"],
-             "score": q[metric]["fused"]} for q in result["per_question"]]
+             "score": _score(q, metric)} for q in result["per_question"]]
     return setting, rows
+
+
+def _score(question: dict, metric: str) -> float:
+    """The fused ranking's per-question metric; hit@1 from the top three the run keeps."""
+    if metric == "hit@1" and metric not in question:
+        top = question.get("fused_top3") or []
+        return float(bool(top) and top[0] in set(question["evidence"]))
+    return question[metric]["fused"]
 
 
 def mean(values: list[float]) -> float:
@@ -60,11 +68,12 @@ def by_category(rows: list[dict]) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path)
-    parser.add_argument("--metric", default="hit@10", help="a per-question metric the runs keep (locomo_bench.py keeps hit@10)")
+    parser.add_argument("--metric", default="hit@10", help="a per-question metric the runs keep (locomo_bench.py keeps hit@10; hit@1 from its top three)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     first = json.loads(args.runs[0].read_text())["per_question"][0]
-    available = sorted(k for k, v in first.items() if "@" in k and isinstance(v, dict))
+    available = sorted(k for k, v in first.items() if "@" in k and isinstance(v, dict)) + (
+        ["hit@1"] if "fused_top3" in first else [])
     if args.metric not in available:
         print(f"the runs' per-question rows have {', '.join(available)}, not {args.metric}", file=sys.stderr)
         return 2

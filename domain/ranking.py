@@ -13,10 +13,12 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-# Larger k flattens rank differences. Cormack et al. chose 60 across collections; on LoCoMo's
-# dev split, cross-validated leave-one-conversation-out (bench/locomo_cv.py), 20 was chosen for
-# every held-out conversation: fused hit@10 0.743 against 0.726 at 60 (hit@5 0.638 vs 0.619).
-DEFAULT_RRF_K = 20
+# Larger k flattens rank differences. Cormack et al. chose 60 across collections. On LoCoMo's dev
+# split, cross-validated leave-one-conversation-out (bench/locomo_cv.py): 20 against 60 first
+# (hit@10 0.743 vs 0.726), then, with the turn context, 5 with the sparse source at 1.5
+# (query_api/search.py DEFAULT_WEIGHTS) against 20 at 1: hit@1 0.405 vs 0.339, hit@10 0.770 vs
+# 0.765 (chosen for every held-out conversation by hit@1, four of six by hit@10; docs/benchmarks.md).
+DEFAULT_RRF_K = 5
 
 
 @dataclass(frozen=True)

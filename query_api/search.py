@@ -65,7 +65,8 @@ DEGRADED_ANSWERS = Counter("recallstack_search_degraded_answers_total",
                            "Search answers with at least one source left out (count once per answer)")
 
 HARD_LIMIT_FACTOR = 4  # a source query is cancelled by Postgres / Neo4j at this many budgets
-DEFAULT_WEIGHTS = {"dense": 1.0, "sparse": 1.0, "temporal": 0.5, "graph": 0.5}
+# The sparse source's top ranks are the surest (domain/ranking.py DEFAULT_RRF_K says how it was tuned).
+DEFAULT_WEIGHTS = {"dense": 1.0, "sparse": 1.5, "temporal": 0.5, "graph": 0.5}
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,14 @@ def cross_user_requests(p: dict) -> list[tuple[str, str, dict, set[int]]]:
         ("POST", "/v1/users", {"json": {"user_id": f"mallory-{p['run']}"}}, {403}),
         ("GET", "/v1/users", {}, {403}),
         ("DELETE", f"/v1/users/{bob}", {"params": {"confirm": "true"}}, {403}),
+        # mem0's routes (docs/mem0.md): the same isolation
+        ("PUT", f"/v1/memories/{mem}", {"json": {"text": "overwritten"}}, {404}),
+        ("PUT", "/v1/batch", {"json": {"memories": [{"memory_id": mem, "text": "overwritten"}]}}, {404}),
+        ("DELETE", "/v1/batch", {"json": {"memories": [{"memory_id": mem}]}}, {404}),
+        ("POST", "/v3/memories/add", {"json": {"messages": [{"role": "user", "content": "planted"}],
+                                               "user_id": bob}}, {403}),
+        ("POST", "/v3/memories", {"json": {"filters": {"user_id": bob}}}, {403}),
+        ("POST", "/v3/memories/search", {"json": {"query": "vault code", "filters": {"user_id": bob}}}, {403}),
     ]
 
 
@@ -126,11 +134,12 @@ def test_another_users_key_gets_404_or_403_and_no_data_on_every_endpoint(gateway
 def test_every_route_of_both_apis_is_in_the_cross_user_table(services, people):
     """A new endpoint must be added to cross_user_requests (and so be checked for isolation)."""
     covered = {(m, _template(path)) for m, path, _, _ in cross_user_requests(people)}
-    open_routes = {("GET", "/v1/me"), ("GET", "/v1/embedder"), ("GET", "/v1/stats/cache")}  # no user's data
+    # No user's data: who the key is (mem0's ping too), the embedder, the cache counters.
+    open_routes = {("GET", "/v1/me"), ("GET", "/v1/ping"), ("GET", "/v1/embedder"), ("GET", "/v1/stats/cache")}
     for url in (services.command_api_url, services.query_api_url):
         spec = httpx.get(f"{url}/openapi.json", timeout=10).json()
         for path, operations in spec["paths"].items():
-            if not path.startswith("/v1/"):
+            if not path.startswith(("/v1/", "/v3/")):  # /v3: mem0's routes
                 continue
             for method, operation in operations.items():
                 assert operation.get("security"), f"{method.upper()} {path} declares no authentication"

@@ -5,9 +5,9 @@ from settings import Settings
 
 
 def test_the_service_fuses_with_the_tuned_rrf_k(monkeypatch, tmp_path):
-    # The RRF constant was tuned to 20 on LoCoMo while Settings kept 60: the service never ran it.
+    # The RRF constant was tuned on LoCoMo while Settings kept 60: the service never ran it.
     monkeypatch.delenv("RECALLSTACK_SEARCH_RRF_K", raising=False)
     monkeypatch.setenv("RECALLSTACK_HOME", str(tmp_path))
-    assert DEFAULT_RRF_K == 20 and Settings.from_env().search_rrf_k == DEFAULT_RRF_K
+    assert DEFAULT_RRF_K == 5 and Settings.from_env().search_rrf_k == DEFAULT_RRF_K
     monkeypatch.setenv("RECALLSTACK_SEARCH_RRF_K", "45")
     assert Settings.from_env().search_rrf_k == 45
