@@ -424,7 +424,7 @@ async def read_model(name: str):
     elif name == "redis":
         import redis.asyncio as aioredis
 
-        from projectors.redis_projector import RedisVersions
+        from projectors.redis_versions import RedisVersions
 
         # A generous socket timeout: a big batch is one script, and a timeout counts as an outage.
         client = aioredis.Redis.from_url(cfg.redis_url, socket_timeout=10, socket_connect_timeout=2)
