@@ -92,7 +92,8 @@ def cmd_infra(args) -> int:
     if args.action == "up":
         from settings import EXTERNAL_WHEN_SET
 
-        for name in (name for name in names if name in cfg.external):
+        external = [name for name in names if name in cfg.external]
+        for name in external:
             console.print(f"{name}: external (RECALLSTACK_{EXTERNAL_WHEN_SET[name]} is set), not started")
         began = time.monotonic()
         with Steps() as steps:

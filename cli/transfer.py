@@ -17,7 +17,6 @@ active: forgotten / archived states are not carried over.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import shutil
@@ -138,7 +137,7 @@ class Api:
             time.sleep(delay)
 
 
-def _failure(response: httpx.Response) -> ApiFailure:
+def _failure(response) -> ApiFailure:  # an httpx.Response (httpx is imported when a call is made)
     try:
         body = response.json()["error"]
         details = body.get("details") or {}

@@ -62,6 +62,17 @@ def test_infra_status_json(services):
     assert [row["name"] for row in doc["processes"]] == [n for n in ("kafka", "postgres") if not external(n)]
 
 
+def test_infra_up_json_on_running_infrastructure(services):
+    code, doc, err = recallstack(services, "infra", "up", "--json", "--only", "redis")
+    assert code == 0, err
+    from settings import Settings
+
+    external = "redis" in Settings.from_env().external
+    assert doc["ok"] is True and doc["external"] == (["redis"] if external else [])
+    assert [(row["name"], row["action"]) for row in doc["started"]] == ([] if external else
+                                                                         [("redis", "already running")])
+
+
 def test_up_detach_json_on_a_running_stack_leaves_a_supervisor_that_restarts_what_dies(services):
     from infra import stack, supervisor
     from infra.process import stop
