@@ -292,7 +292,7 @@ def _against_limits(body: dict) -> list[tuple[str | None, str]]:
     """(field of the file, problem) for each way `body` breaks the command API's rules."""
     from pydantic import ValidationError
 
-    from command_api.requests import AddMemoryRequest
+    from application.requests import AddMemoryRequest
 
     try:
         AddMemoryRequest.model_validate(body)

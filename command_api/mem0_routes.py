@@ -16,7 +16,7 @@ from adapters.http_api import ApiError
 from adapters.json_body import StrictJsonRoute
 from adapters.mem0_http import native, refusal, validated
 from application import mem0_shapes as shapes
-from command_api.requests import AddMemoryRequest, UpdateMemoryRequest
+from application.requests import AddMemoryRequest, UpdateMemoryRequest
 from domain.identifiers import UUID_PATTERN
 from domain.identity import Principal
 

@@ -12,7 +12,7 @@ from adapters.http_auth import acting_user
 from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
-from command_api.requests import IssueKeyRequest
+from application.requests import IssueKeyRequest
 from command_api.routes.running import appended, context_of
 from domain.commands import IssueApiKey, RevokeApiKey
 from domain.consistency import NotYetApplied, wait_until_applied

@@ -12,7 +12,7 @@ from adapters.http_auth import acting_user
 from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
-from command_api.requests import AddMemoryRequest, BatchAddRequest
+from application.requests import AddMemoryRequest, BatchAddRequest
 from command_api.routes.running import IDEMPOTENCY_HELP, appended, run, user_param
 from domain.commands import AddMemory, DeleteScope, ReceiveConversation
 from domain.identifiers import ID_PATTERN

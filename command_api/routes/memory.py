@@ -10,7 +10,7 @@ from adapters.http_auth import acting_user
 from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
-from command_api.requests import UpdateMemoryRequest
+from application.requests import UpdateMemoryRequest
 from command_api.routes.running import IDEMPOTENCY_HELP, appended, consistent, run, user_param
 from domain.commands import DeleteMemory, RestoreMemory, UpdateMemory
 from domain.identifiers import UUID_PATTERN

@@ -9,7 +9,7 @@ from adapters.http_auth import acting_user
 from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
-from command_api.requests import ShareRequest
+from application.requests import ShareRequest
 from command_api.routes.running import IDEMPOTENCY_HELP, appended, consistent, run, user_param
 from domain.commands import ShareMemory, UnshareMemory
 from domain.identifiers import ID_PATTERN, UUID_PATTERN

@@ -9,7 +9,7 @@ from adapters.http_auth import require_admin
 from adapters.json_body import StrictJsonRoute
 from application import command_handlers as handlers
 from command_api.deps import CommandDeps
-from command_api.requests import RegisterUserRequest
+from application.requests import RegisterUserRequest
 from command_api.routes.keys import REASON_PATTERN
 from command_api.routes.running import appended, context_of
 from domain.commands import EraseUser, RegisterUser

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from command_api.requests import AddMemoryRequest
+from application.requests import AddMemoryRequest
 
 
 def test_text_or_messages_exactly_one():
@@ -92,7 +92,7 @@ def test_a_huge_vector_component_is_not_normalised_rather_than_an_overflow():
 
 
 def test_key_and_user_labels_are_unicode_text():
-    from command_api.requests import IssueKeyRequest, RegisterUserRequest
+    from application.requests import IssueKeyRequest, RegisterUserRequest
 
     with pytest.raises(ValidationError, match="lone surrogate"):
         IssueKeyRequest(scopes=["read"], name="k\ud800")

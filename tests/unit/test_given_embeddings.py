@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from application import command_handlers as handlers
-from command_api.requests import AddMemoryRequest
+from application.requests import AddMemoryRequest
 from domain.commands import AddMemory
 from tests.unit.fakes import FakeEmbedder, FakeMemories, FakePublisher
 

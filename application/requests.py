@@ -1,5 +1,9 @@
 """Request bodies of the command API, with explicit limits (also shown in the OpenAPI spec).
 
+They live in the application layer, not in command_api/, because the API is not their only
+reader: `recallstack import` holds every memory of a file to these very rules before it sends
+anything (cli/memory_file.py).
+
 Limits (a rejection names the field; nothing is appended):
 - ids (user_id, agent_id, run_id, app_id): 1-128 characters of A-Z a-z 0-9 and ``_ - . : @``,
   starting with a letter or digit (no spaces, no path separators, no control characters).
