@@ -90,6 +90,10 @@ class RequestGuard:
     def _allowed(self, scope: Scope) -> list[str]:
         methods: set[str] = set()
         for route in self.routes():
+            candidates = getattr(route, "effective_candidates", None)
+            if candidates is not None:  # an included APIRouter: FastAPI keeps it whole, its routes inside
+                methods |= {m for c in candidates() if c.path_regex.match(scope["path"]) for m in c.methods or ()}
+                continue
             match, _ = route.matches({**scope, "method": "GET"})
             if match != Match.NONE:
                 methods |= set(getattr(route, "methods", None) or ())

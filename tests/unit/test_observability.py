@@ -101,6 +101,9 @@ def test_configure_takes_the_settings_level_over_the_entry_points(monkeypatch, t
     from settings import Settings
 
     monkeypatch.setenv("RECALLSTACK_HOME", str(tmp_path))
+    # The e2e conftest turns console tracing on for the whole session (`make test` runs them first).
+    for name in ("RECALLSTACK_TRACING", "RECALLSTACK_OTLP_ENDPOINT", "RECALLSTACK_LOG_LEVEL"):
+        monkeypatch.delenv(name, raising=False)
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
     try:

@@ -20,11 +20,31 @@ def apps():
                               embeddings=None, checks={}))
 
 
+def routes(app) -> list:
+    """Every route of an app, those of its included routers too (FastAPI keeps an included
+    APIRouter whole in app.router.routes, its routes inside)."""
+    found = []
+    for route in app.router.routes:
+        candidates = getattr(route, "effective_candidates", None)
+        found += [c.original_route for c in candidates()] if candidates is not None else [route]
+    return found
+
+
 def test_every_route_with_a_body_parses_it_strictly():
-    loose = [f"{sorted(route.methods)} {route.path}" for app in apps() for route in app.router.routes
-             if isinstance(route, APIRoute) and route.body_field is not None
-             and not isinstance(route, StrictJsonRoute)]
+    checked = [route for app in apps() for route in routes(app) if isinstance(route, APIRoute)]
+    assert len(checked) >= 40  # the routers' routes are seen, not only the app's own
+    loose = [f"{sorted(route.methods)} {route.path}" for route in checked
+             if route.body_field is not None and not isinstance(route, StrictJsonRoute)]
     assert not loose, f"routes whose JSON body is not parsed strictly: {loose}"
+
+
+def test_an_unknown_method_is_405_naming_the_methods_the_routers_take():
+    from fastapi.testclient import TestClient
+
+    command, query = apps()
+    for app, path, allowed in ((command, "/v1/memories", ["DELETE", "POST"]), (query, "/v1/memories", ["GET"])):
+        answer = TestClient(app).request("FOO", path)
+        assert answer.status_code == 405 and answer.json()["error"]["details"]["allowed"] == allowed, answer.text
 
 
 def test_a_nan_in_an_add_is_refused_naming_the_field():
