@@ -12,7 +12,7 @@ the native route (its router is included first), and a Bearer client keeps the n
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
@@ -23,6 +23,7 @@ from starlette.routing import Match
 
 from adapters.http_api import ApiError
 from adapters.json_body import StrictJsonRoute
+from adapters.request_guard import every_route
 
 
 class Mem0SchemeRoute(StrictJsonRoute):
@@ -35,16 +36,9 @@ class Mem0SchemeRoute(StrictJsonRoute):
         return Match.NONE, {}
 
 
-def _routes(routes: list) -> Iterator:
-    """Every route, also those of included routers (FastAPI keeps an included router whole)."""
-    for route in routes:
-        inner = getattr(route, "original_router", None)
-        yield from _routes(inner.routes) if inner is not None else (route,)
-
-
 def native(request: Request, name: str) -> Callable[..., Any]:
     """The endpoint function of the app's native route called `name` (never a mem0 route's)."""
-    for route in _routes(request.app.router.routes):
+    for route in every_route(request.app.router.routes):
         if isinstance(route, APIRoute) and route.name == name and not route.name.startswith("mem0_"):
             return route.endpoint
     raise LookupError(f"no native route {name!r} in this app")

@@ -16,7 +16,7 @@ while it streams in):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -103,3 +103,14 @@ class RequestGuard:
         said = f"{length} bytes" if length is not None else f"more than {limit} bytes (chunked)"
         await self.respond(413, "too_large", f"body: {said}, at most {limit} for {scope['path']}",
                            {"field": "body", "limit": limit}, headers={"Connection": "close"})(scope, receive, send)
+
+
+def every_route(routes: Iterable) -> Iterator:
+    """Each route of an app, those of its included routers too: FastAPI keeps an included
+    APIRouter whole in `app.router.routes`, its routes inside."""
+    for route in routes:
+        candidates = getattr(route, "effective_candidates", None)
+        if candidates is None:
+            yield route
+        else:
+            yield from (candidate.original_route for candidate in candidates())

@@ -8,6 +8,7 @@ from __future__ import annotations
 from fastapi.routing import APIRoute
 
 from adapters.json_body import StrictJsonRoute
+from adapters.request_guard import every_route
 
 
 def apps():
@@ -20,18 +21,9 @@ def apps():
                               embeddings=None, checks={}))
 
 
-def routes(app) -> list:
-    """Every route of an app, those of its included routers too (FastAPI keeps an included
-    APIRouter whole in app.router.routes, its routes inside)."""
-    found = []
-    for route in app.router.routes:
-        candidates = getattr(route, "effective_candidates", None)
-        found += [c.original_route for c in candidates()] if candidates is not None else [route]
-    return found
-
-
 def test_every_route_with_a_body_parses_it_strictly():
-    checked = [route for app in apps() for route in routes(app) if isinstance(route, APIRoute)]
+    checked = [route for app in apps() for route in every_route(app.router.routes)
+               if isinstance(route, APIRoute)]
     assert len(checked) >= 40  # the routers' routes are seen, not only the app's own
     loose = [f"{sorted(route.methods)} {route.path}" for route in checked
              if route.body_field is not None and not isinstance(route, StrictJsonRoute)]
