@@ -102,9 +102,34 @@ def _install_copy(root: Path) -> Path:
             if not path.is_symlink():
                 mode = path.stat().st_mode
                 path.chmod(mode | 0o444 | (0o111 if path.is_dir() or mode & 0o100 else 0))
+        (staging / "source").write_text(f"{install}\n")
         shutil.rmtree(target, ignore_errors=True)
         os.rename(staging, target)
+    _drop_stale_copies(root, keep=target)
     return target / "pgserver" / "pginstall" / "bin"
+
+
+def _drop_stale_copies(root: Path, keep: Path) -> None:
+    """Copies whose install is gone (a clone or venv removed) are never used again, and
+    each clone's CI run leaves one: removed unless a running process executes from it."""
+    running = _running_executables()
+    for copy in root.glob("pg-*"):
+        try:
+            source = Path((copy / "source").read_text().strip())
+        except FileNotFoundError:
+            continue  # made before copies named their source: left alone
+        if copy != keep and not source.exists() and not any(str(exe).startswith(f"{copy}/") for exe in running):
+            shutil.rmtree(copy, ignore_errors=True)
+
+
+def _running_executables() -> set[str]:
+    exes = set()
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            exes.add(os.readlink(proc / "exe"))
+        except OSError:
+            continue
+    return exes
 
 
 def _instance_dir(home: Path, root: Path, who: RunAs) -> Path:
