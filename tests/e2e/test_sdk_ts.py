@@ -1,4 +1,4 @@
-"""The TypeScript SDK (sdk-ts/, @recallstack/sdk) through node's own test runner: its unit tests
+"""The TypeScript SDK (sdk/typescript/, @recallstack/sdk) through node's own test runner: its unit tests
 (retries, backoff, tokens, errors; no server) and its tests against the running stack, with the
 base URL and the admin key of this test session. The package is built first when its build is
 missing or older than a source (`make install` does the same with npm ci and tsc)."""
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = Path(__file__).resolve().parents[2] / "sdk-ts"
+PACKAGE = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
 
 
 def run(*command: str, env: dict[str, str] | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

@@ -41,7 +41,7 @@ def declared() -> list[Requirement]:
 
 def local_sources() -> dict[str, Path]:
     """Dependencies resolved from a folder of the repository (pyproject.toml's [tool.uv.sources]): the
-    Python SDK in sdk/. `make lock` leaves them out of the lock (a directory has no hash, and
+    Python SDK in sdk/python. `make lock` leaves them out of the lock (a directory has no hash, and
     --require-hashes refuses a line without one); `make install` installs them editable."""
     sources = tomllib.loads((ROOT / "pyproject.toml").read_text()).get("tool", {}).get("uv", {}).get("sources", {})
     return {canonicalize_name(name): ROOT / source["path"] for name, source in sources.items() if "path" in source}

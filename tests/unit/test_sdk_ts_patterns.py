@@ -1,4 +1,4 @@
-"""The TypeScript SDK checks ids before sending (sdk-ts/src/ids.ts) with the API's own patterns
+"""The TypeScript SDK checks ids before sending (sdk/typescript/src/ids.ts) with the API's own patterns
 (domain/identifiers.py); it cannot import them, so this test keeps the copies equal."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from domain import identifiers
 
-IDS_TS = Path(__file__).resolve().parents[2] / "sdk-ts" / "src" / "ids.ts"
+IDS_TS = Path(__file__).resolve().parents[2] / "sdk" / "typescript" / "src" / "ids.ts"
 
 
 def regex_literal(name: str) -> str:

@@ -1,4 +1,4 @@
-// The REST API through the gateway (same origin), by the TypeScript SDK (sdk-ts/, @recallstack/sdk): the
+// The REST API through the gateway (same origin), by the TypeScript SDK (sdk/typescript, @recallstack/sdk): the
 // key as a Bearer token, the acting user as user_id, writes retried safely (an Idempotency-Key that stays
 // the same across retries), reads that see this tab's own writes (consistency tokens), and failures as the
 // SDK's typed errors carrying the API's own code and message. Only the UI's view of a few answers and
