@@ -43,7 +43,8 @@ class DimensionMismatch(RuntimeError):
 # says which one readers read, through views in `public` with the tables' names, so a
 # replay switches every reader at once by redefining the views in one transaction.
 PROJECTION = "postgres"
-READ_TABLES = ("memories", "memory_history", "projection_offsets", "users", "api_keys", "memory_shares")
+READ_TABLES = ("memories", "memory_history", "projection_offsets", "users", "api_keys", "memory_shares",
+               "user_profiles")
 _LEGACY_TABLES = (*READ_TABLES, "schema_migrations")
 
 
