@@ -143,7 +143,27 @@ def command_app() -> FastAPI:
     return create_app(context, IdempotencyStore(redis_client, breaker=resilience.breaker("redis")), positions,
                       cfg.consistency_wait_ms, command_dependencies(publisher.check, pg_check, redis_client.ping),
                       authenticator(cfg, lambda: state["pool"]),
-                      infer_default=cfg.extractor_configured, lifespan=lifespan, log_ends=log_ends)
+                      infer_default=cfg.extractor_configured, lifespan=lifespan, log_ends=log_ends,
+                      core_memory=core_memory_edits(cfg, publisher, redis_client, lambda: state["pool"], positions,
+                                                    log_ends))
+
+
+def core_memory_edits(cfg: Settings, publisher, redis_client, pool, positions, log_ends):
+    """Core memory blocks' edits (application/core_memory.py): checked against the Postgres read model
+    under a per-block Redis lock, after the block's last edit is applied."""
+    from adapters.core_memory_locks import RedisBlockLocks
+    from adapters.core_memory_reads import PgCoreBlocks
+    from adapters.tokenizer import token_counter
+    from application.core_memory import CoreMemoryEdits
+    from domain import core_memory
+    from domain.consistency import wait_until_applied
+
+    async def applied(token: str) -> None:
+        await wait_until_applied(token, EVENTS_TOPIC, "postgres", positions, cfg.consistency_wait_ms,
+                                 EVENTS_PARTITIONS, log_ends)
+
+    return CoreMemoryEdits(PgCoreBlocks(pool), RedisBlockLocks(redis_client), publisher, applied,
+                           token_counter(core_memory.ENCODING).count)
 
 
 def query_app() -> FastAPI:
@@ -251,6 +271,9 @@ def query_deps(pool, search, embeddings, answers, consistency, access, checks, u
     """The query API's use cases (application/search.py, reads.py) on their ports."""
     from adapters.tokenizer import token_counter
     from application.freshness import PostgresGuard
+    from adapters.core_memory_reads import PgCoreBlocks
+    from application.core_memory import CoreMemoryReads
+    from domain import core_memory
     from application.reads import Reading
     from application.search import Searching
     from query_api.caches import REDIS_ERRORS, in_background
@@ -259,9 +282,12 @@ def query_deps(pool, search, embeddings, answers, consistency, access, checks, u
 
     guard = PostgresGuard(resilience.breaker("postgres"), postgres.CONNECTION_ERRORS)
     searching = Searching(search, embeddings, consistency, guard, answers, REDIS_ERRORS, in_background, access,
-                          count_tokens=lambda encoding, text: token_counter(encoding).count(text))
+                          count_tokens=lambda encoding, text: token_counter(encoding).count(text),
+                          core_blocks=core.context_blocks)
     reading = Reading(PgMemoryReads(pool), consistency, guard, access)
-    return QueryDeps(searching, reading, guard, consistency, pool, embeddings, checks, answers, user_graph, auth)
+    core = CoreMemoryReads(PgCoreBlocks(pool), lambda token: consistency.postgres_applied(token, guard), guard.read,
+                           token_counter(core_memory.ENCODING).count)
+    return QueryDeps(searching, reading, guard, consistency, pool, embeddings, checks, answers, user_graph, auth, core_memory=core)
 
 
 def graph_ports(graph, source_timeout_ms: int):

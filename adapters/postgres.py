@@ -44,7 +44,7 @@ class DimensionMismatch(RuntimeError):
 # replay switches every reader at once by redefining the views in one transaction.
 PROJECTION = "postgres"
 READ_TABLES = ("memories", "memory_history", "projection_offsets", "users", "api_keys", "memory_shares",
-               "user_profiles")
+               "user_profiles", "core_memory_blocks", "core_memory_history")
 _LEGACY_TABLES = (*READ_TABLES, "schema_migrations")
 
 

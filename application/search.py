@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from application.freshness import Consistency, PostgresGuard, PostgresUnavailable
 from domain import query_terms, temporal
 from domain.consistency import ConsistencyToken
-from domain.context_block import build_context
+from domain import core_memory
 
 SOURCES = ("dense", "sparse", "temporal", "graph")
 SEARCH_OPTIONS = frozenset({"threshold", "sources", "weights", "rrf_k", "mmr", "temporal", "cache", "explain"})
@@ -135,6 +135,8 @@ class Searching:
     background: Callable[[Awaitable], None] = asyncio.ensure_future  # the cache store, after the answer
     access: AccessLog = field(default_factory=NoAccessLog)
     count_tokens: Callable[[str, str], int] | None = None  # (encoding, text) -> tokens
+    # (user_id, agent_id) -> the core memory blocks placed first in a context (application/core_memory.py)
+    core_blocks: Callable[[str, str | None], Awaitable[list]] | None = None
 
     async def search(self, search: Search) -> Found:
         """The ranked memories; their owner's access recorded (a grantee's read of a shared
@@ -151,13 +153,28 @@ class Searching:
         results = found.answer["results"]
         count = self.count_tokens or (lambda _enc, text: len(text.split()))
         ranked = [{**r, "occurred_at": datetime.fromisoformat(r["occurred_at"])} for r in results]
-        block = build_context(ranked, max_tokens, lambda text: count(encoding, text))
         by_id = {r["id"]: r for r in results}
         q = search.query
+        # Core memory blocks first, whole, within the budget; the memories in what is left (domain/core_memory.py).
+        blocks, degraded = await self._core_blocks(q)
+        core = core_memory.core_section(blocks, max_tokens, lambda text: count(encoding, text))
+        text, tokens, block = core_memory.with_core(core.text, ranked, max_tokens, lambda text: count(encoding, text))
         self.access.record(q.scope.user_id, [i for i in block.included if "shared" not in by_id[i]], "context", q.text)
-        return {"context": block.text, "tokens": block.tokens, "max_tokens": max_tokens, "encoding": encoding,
+        return {"context": text, "tokens": tokens, "max_tokens": max_tokens, "encoding": encoding,
+                "core": [{"label": b.label, "agent_id": b.agent_id} for b in core.included],
+                "core_omitted": [{"label": b.label, "agent_id": b.agent_id} for b in core.omitted],
                 "memories": [by_id[i] for i in block.included], "omitted": block.omitted,
-                "degraded": found.answer["degraded"]}, found
+                "degraded": [*found.answer["degraded"], *degraded]}, found
+
+    async def _core_blocks(self, q: Query) -> tuple[list, list[dict]]:
+        """The user's core memory blocks for the context (user-wide, then the scope's agent's); none,
+        named in `degraded`, when Postgres cannot answer (the memories may still come from Redis)."""
+        if self.core_blocks is None:
+            return [], []
+        try:
+            return await self.core_blocks(q.scope.user_id, q.scope.fields.get("agent_id")), []
+        except PostgresUnavailable as exc:
+            return [], [{"source": "core_memory", "reason": str(exc)}]
 
     async def find(self, search: Search) -> Found:
         """The answer once the read models it uses applied the token: from the answer cache when

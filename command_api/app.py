@@ -22,9 +22,11 @@ from adapters.http_api import install_error_handlers, install_health, install_ht
 from adapters.http_auth import Authenticator
 from adapters.observability import install_request_context
 from application.command_handlers import CommandContext
+from application.core_memory import CoreMemoryEdits
 from application.idempotency import AnswerStore
 from command_api import mem0_routes
 from command_api.deps import CommandDeps
+from command_api.routes import core_memory as core_memory_routes
 from command_api.routes import keys, memories, memory, sharing, users
 
 # The routes are in command_api/routes/ (one module per resource), the use cases in
@@ -36,7 +38,8 @@ DEFAULT_BODY_LIMIT = 1024 * 1024
 def create_app(base: CommandContext, idempotency: AnswerStore, positions: Callable[[], Awaitable[dict[int, int]]],
                consistency_wait_ms: int, checks: dict[str, Callable[[], Awaitable[object]]], auth: Authenticator,
                infer_default: bool = False, lifespan=None,
-               log_ends: Callable[[], Awaitable[dict[int, int]]] | None = None) -> FastAPI:
+               log_ends: Callable[[], Awaitable[dict[int, int]]] | None = None,
+               core_memory: CoreMemoryEdits | None = None) -> FastAPI:
     app = FastAPI(title="recallstack command API", version="0.1.0", lifespan=lifespan,
                   description=__doc__ + "\n\nLimits: see each schema; oversize is 413, bad input 400/422.")
     install_error_handlers(app)
@@ -45,7 +48,7 @@ def create_app(base: CommandContext, idempotency: AnswerStore, positions: Callab
     install_http_metrics(app, "command")
     install_request_context(app, "command-api")  # X-Request-ID: the correlation id of the events appended
     app.include_router(mem0_routes.router(auth))  # mem0's client (docs/mem0.md), over the native routes below
-    deps = CommandDeps(base, idempotency, positions, consistency_wait_ms, auth, infer_default, log_ends)
-    for routes in (memories, memory, sharing, keys, users):
+    deps = CommandDeps(base, idempotency, positions, consistency_wait_ms, auth, infer_default, log_ends, core_memory)
+    for routes in (memories, memory, sharing, keys, users, core_memory_routes):
         app.include_router(routes.router(deps))
     return app

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from adapters.http_auth import Authenticator
 from application.command_handlers import CommandContext
+from application.core_memory import CoreMemoryEdits
 from application.idempotency import AnswerStore
 
 Positions = Callable[[], Awaitable[dict[int, int]]]
@@ -23,3 +24,4 @@ class CommandDeps:
     auth: Authenticator
     infer_default: bool = False  # an add of messages is extracted (ReceiveConversation) unless it says `infer`
     log_ends: Positions | None = None  # a token past the log's end is a 400
+    core_memory: CoreMemoryEdits | None = None  # core memory blocks' edits (application/core_memory.py)

@@ -218,6 +218,62 @@ class MemoryUnshared(Event):
     grantee_user_id: str
 
 
+# --- core memory blocks (domain/core_memory.py) -------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreMemoryBlockCreated(Event):
+    """A core memory block (a named text always first in context) was created, at version 1.
+    agent_id None: the block is user-wide."""
+    event_type: ClassVar[str] = "CoreMemoryBlockCreated"
+    schema_version: ClassVar[int] = 1
+
+    label: str
+    value: str
+    limit_tokens: int
+    agent_id: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreMemoryBlockAppended(Event):
+    """`content` was added on a new line; `version` is the block's version after it (applied only
+    onto version - 1: see domain/core_memory.apply)."""
+    event_type: ClassVar[str] = "CoreMemoryBlockAppended"
+    schema_version: ClassVar[int] = 1
+
+    label: str
+    content: str
+    version: int
+    agent_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreMemoryBlockReplaced(Event):
+    """Every occurrence of `old_content` became `new_content` (a PUT of the whole value: the old
+    value is old_content); a `limit_tokens` or `description` given replaces the block's."""
+    event_type: ClassVar[str] = "CoreMemoryBlockReplaced"
+    schema_version: ClassVar[int] = 1
+
+    label: str
+    old_content: str
+    new_content: str
+    version: int
+    agent_id: str | None = None
+    limit_tokens: int | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CoreMemoryBlockDeleted(Event):
+    event_type: ClassVar[str] = "CoreMemoryBlockDeleted"
+    schema_version: ClassVar[int] = 1
+
+    label: str
+    version: int
+    agent_id: str | None = None
+
+
 # --- users and keys ----------------------------------------------------------------
 
 
@@ -270,5 +326,6 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type: cls
     for cls in (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryAccessed,
                 MemoryConsolidated, MemoryForgotten, MemoryRestored, ConversationReceived, MemoryShared, MemoryUnshared,
-                UserRegistered, ApiKeyIssued, ApiKeyRevoked, UserErased)
+                UserRegistered, ApiKeyIssued, ApiKeyRevoked, UserErased,
+                CoreMemoryBlockCreated, CoreMemoryBlockAppended, CoreMemoryBlockReplaced, CoreMemoryBlockDeleted)
 }

@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from domain import core_memory
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryAccessed, MemoryConsolidated, MemoryCreated,
                            MemoryDeleted, MemoryScopeDeleted, MemoryShared, MemoryUnshared, MemoryUpdated,
                            UserRegistered)
 from projectors.applied import Applied
+from projectors import core_memory_rows
 
 _SCOPE = ("agent_id", "run_id", "app_id")
 
@@ -27,6 +29,8 @@ class InMemoryPg:
         self.users: dict[str, dict] = {}
         self.api_keys: dict[str, dict] = {}
         self.shares: dict[tuple[str, str], dict] = {}
+        self.core_blocks: dict[tuple[str, str, str], dict] = {}
+        self.core_history: dict[str, dict] = {}
 
     def _new_memory(self, event: MemoryCreated | MemoryConsolidated, happened_at) -> dict:
         return {"id": event.memory_id, "user_id": event.user_id, "agent_id": event.agent_id, "run_id": event.run_id,
@@ -104,6 +108,8 @@ class InMemoryPg:
         self.users.pop(user_id, None)
         self.api_keys = {k: r for k, r in self.api_keys.items() if r["user_id"] != user_id}
         self.shares = {k: r for k, r in self.shares.items() if user_id not in (r["user_id"], r["grantee_user_id"])}
+        self.core_blocks = {k: r for k, r in self.core_blocks.items() if r["user_id"] != user_id}
+        self.core_history = {k: r for k, r in self.core_history.items() if r["user_id"] != user_id}
 
     async def register_user(self, event: UserRegistered) -> None:
         row = self.users.get(event.user_id)
@@ -135,6 +141,24 @@ class InMemoryPg:
         share = self.shares.get((event.memory_id, event.grantee_user_id))
         if share is not None and share["user_id"] == event.user_id:
             del self.shares[(event.memory_id, event.grantee_user_id)]
+
+    async def edit_core_block(self, event: Event, at: Applied) -> None:
+        """The same rows as projectors/core_memory_rows.py: `core_blocks` ((user, agent or '', label) ->
+        row), `core_history` (event_id -> row)."""
+        if event.event_id in self.core_history:
+            return
+        key = (event.user_id, event.agent_id or "", event.label)
+        before = core_memory_rows.block_of(self.core_blocks.get(key))
+        outcome = core_memory.apply(before, event)
+        after = outcome.block
+        if outcome.skipped is None and after is None:
+            del self.core_blocks[key]
+        elif outcome.skipped is None:
+            self.core_blocks[key] = {**dict(zip(("user_id", "agent_id", "label"), key)), "value": after.value,
+                                     "limit_tokens": after.limit_tokens, "description": after.description,
+                                     "version": after.version, "created_at": after.created_at,
+                                     "updated_at": after.updated_at, "last_event_id": event.event_id}
+        self.core_history[event.event_id] = core_memory_rows.history_row(event, at, before, outcome)
 
     def _touch(self, row: dict, event: Event) -> None:
         row.update(updated_at=event.occurred_at, version=row["version"] + 1, last_event_id=event.event_id)

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, MemoryAccessed, MemoryConsolidated, MemoryCreated,
                            MemoryDeleted, MemoryForgotten, MemoryRestored, MemoryScopeDeleted, MemoryShared,
                            MemoryUnshared, MemoryUpdated, UserErased, UserRegistered)
+from domain import core_memory
 from projectors.applied import Applied
 from projectors.batch_order import hoist_creates
 
@@ -68,6 +69,10 @@ class PgWrites(Protocol):
 
     async def unshare(self, event: MemoryUnshared) -> None: ...
 
+    async def edit_core_block(self, event: Any, at: Applied) -> None:
+        """A core memory block event: the block after it (domain/core_memory.apply: an edit applies
+        only onto the version before its own) and a history row, a skipped edit's too."""
+
 
 async def _created(writes: PgWrites, event: MemoryCreated, at: Applied) -> None:
     await writes.create_memories([at])
@@ -108,6 +113,7 @@ HANDLERS: dict[type, Handler] = {
     ApiKeyRevoked: lambda writes, event, at: writes.revoke_key(event),
     MemoryShared: lambda writes, event, at: writes.share(event),
     MemoryUnshared: lambda writes, event, at: writes.unshare(event),
+    **{cls: lambda writes, event, at: writes.edit_core_block(event, at) for cls in core_memory.EDIT_EVENTS},
 }
 
 

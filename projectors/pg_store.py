@@ -19,6 +19,7 @@ from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryAccessed, M
                            MemoryScopeDeleted, MemoryShared, MemoryUnshared, MemoryUpdated, UserRegistered)
 from domain.identifiers import is_uuid
 from projectors.applied import Applied
+from projectors import core_memory_rows
 
 COPY_FROM = 64  # creates in one batch from which COPY beats INSERT
 MEMORY_COLUMNS = ("id", "user_id", "agent_id", "run_id", "app_id", "text", "embedding", "embedding_model",
@@ -180,6 +181,9 @@ class PgStore:
         await self.conn.execute(
             "DELETE FROM memory_shares WHERE memory_id = $1 AND user_id = $2 AND grantee_user_id = $3",
             uuid.UUID(event.memory_id), event.user_id, event.grantee_user_id)
+
+    async def edit_core_block(self, event: Event, at: Applied) -> None:
+        await core_memory_rows.edit_block(self.conn, event, at)
 
     async def _history(self, event: Event, at: Applied, changes: list[tuple]) -> None:
         """One row per memory the event touched: (memory_id, old_text, new_text, old_metadata, new_metadata)."""

@@ -27,3 +27,4 @@ class QueryDeps:
     answers: Any = None  # query_api/caches.AnswerCache (its hit ratio)
     user_graph: Callable[..., Awaitable[dict]] | None = None
     auth: Authenticator = field(default_factory=lambda: Authenticator(None, required=False))
+    core_memory: Any = None  # application/core_memory.CoreMemoryReads (GET /v1/core-memory...)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, ConversationReceived, Entity, Event,
+from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, ConversationReceived, CoreMemoryBlockAppended,
+                           CoreMemoryBlockCreated, CoreMemoryBlockDeleted, CoreMemoryBlockReplaced, Entity, Event,
                            MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
                            MemoryScopeDeleted, MemoryShared, MemoryUnshared, MemoryUpdated, Relation,
                            UserErased, UserRegistered)
@@ -82,6 +83,13 @@ _EVENTS: list[Event] = [
     ),
     ApiKeyRevoked(**_envelope(13), key_id="4a7d1ed4-14c5-4b1d-9f2e-6c0a5b3e8d21", reason="laptop lost"),
     UserErased(**_envelope(14), reason="GDPR request #1234"),
+    CoreMemoryBlockCreated(**_envelope(30), label="persona", value="I am a concise coding assistant.",
+                           limit_tokens=500, agent_id="cursor", description="who the agent is"),
+    CoreMemoryBlockAppended(**_envelope(31), label="persona", content="I answer in French when asked.", version=2,
+                            agent_id="cursor"),
+    CoreMemoryBlockReplaced(**_envelope(32), label="persona", old_content="concise", new_content="terse",
+                            version=3, agent_id="cursor", limit_tokens=800, description="the agent's persona"),
+    CoreMemoryBlockDeleted(**_envelope(33), label="persona", version=4, agent_id="cursor"),
 ]
 
 SAMPLES: dict[str, Event] = {e.event_type: e for e in _EVENTS}
