@@ -274,6 +274,8 @@ def query_deps(pool, search, embeddings, answers, consistency, access, checks, u
     from adapters.core_memory_reads import PgCoreBlocks
     from application.core_memory import CoreMemoryReads
     from domain import core_memory
+    from adapters.profile_reads import PgProfileReads
+    from application.profiles import Profiles
     from application.reads import Reading
     from application.search import Searching
     from query_api.caches import REDIS_ERRORS, in_background
@@ -287,7 +289,8 @@ def query_deps(pool, search, embeddings, answers, consistency, access, checks, u
     reading = Reading(PgMemoryReads(pool), consistency, guard, access)
     core = CoreMemoryReads(PgCoreBlocks(pool), lambda token: consistency.postgres_applied(token, guard), guard.read,
                            token_counter(core_memory.ENCODING).count)
-    return QueryDeps(searching, reading, guard, consistency, pool, embeddings, checks, answers, user_graph, auth, core_memory=core)
+    return QueryDeps(searching, reading, guard, consistency, pool, embeddings, checks, answers, user_graph, auth,
+                     profiles=Profiles(PgProfileReads(pool, EVENTS_TOPIC), consistency, guard), core_memory=core)
 
 
 def graph_ports(graph, source_timeout_ms: int):
@@ -567,7 +570,7 @@ async def open_lifecycle(kind: str):
     brain, offline = intelligence(cfg)
     counter = token_counter()
     lifecycle = Lifecycle(pool, publisher, projected, embedder(cfg), brain.summarizer, offline.summarizer, config,
-                          counter.count)
+                          counter.count, profiles=profile_refresher(pool, brain) if kind == "consolidate" else None)
 
     async def close():
         await publisher.stop()
@@ -575,6 +578,18 @@ async def open_lifecycle(kind: str):
         await pool.close()
 
     return lifecycle, close
+
+
+def profile_refresher(pool, brain):
+    """User profiles (consolidation/profiles.py): the LLM builder on the workers' LLM client (one
+    circuit breaker) when one is configured, the offline builder otherwise and as its fallback."""
+    from adapters.profile_reads import PgProfileReads
+    from consolidation.profiles import LlmProfileBuilder, OfflineProfileBuilder, ProfileRefresher
+
+    client = getattr(brain.summarizer, "client", None)  # the LLM summarizer's; the offline one has none
+    offline = OfflineProfileBuilder()
+    return ProfileRefresher(PgProfileReads(lambda: pool, EVENTS_TOPIC),
+                            LlmProfileBuilder(client) if client is not None else offline, offline)
 
 
 # --- erasure (issue 8): crypto-shredding, docs/security.md -------------------------------

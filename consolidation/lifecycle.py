@@ -18,6 +18,10 @@ Consolidation: per scope (agent_id, run_id, app_id), memories older than
 are clustered by cosine similarity; each cluster becomes one summary memory
 (MemoryConsolidated; LLM summary when configured, extractive otherwise) and its sources
 are archived (searchable with include_archived).
+
+Profiles: the consolidation pass also refreshes the user's profile (consolidation/profiles.py):
+a new UserProfileUpdated when their memories changed since the last one and the profile says
+something new.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from prometheus_client import Counter
 from adapters import observability
 from consolidation import memory_reads
 from consolidation.policies import LifecycleConfig
+from consolidation.profiles import ProfileRefresher
 from domain import consolidation as clustering
 from domain.entities import extract
 from domain.events import Event, MemoryConsolidated, MemoryDeleted, MemoryForgotten, utcnow
@@ -91,8 +96,9 @@ class Lifecycle:
 
     def __init__(self, pool, publisher, projected, embedder, summarizer: Summarizer, offline_summarizer: Summarizer,
                  config: LifecycleConfig, count_tokens: Callable[[str], int], clock: Callable[[], datetime] = utcnow,
-                 wait_s: float = 30.0):
+                 wait_s: float = 30.0, profiles: ProfileRefresher | None = None):
         self.pool, self.publisher, self.projected, self.embedder = pool, publisher, projected, embedder
+        self.profiles = profiles  # the consolidation pass refreshes user profiles too (consolidation/profiles.py)
         self.summarizer, self.offline_summarizer = summarizer, offline_summarizer
         self.config, self.count_tokens, self.clock, self.wait_s = config, count_tokens, clock, wait_s
 
@@ -113,7 +119,10 @@ class Lifecycle:
             log.warning("the Postgres projection is behind the log after %.0fs; this pass may repeat decisions "
                         "that are not projected yet (their ids are derived, so the read models stay right)",
                         self.wait_s)
-        users = users if users is not None else await memory_reads.users(self.pool)
+        if users is None:
+            users = await memory_reads.users(self.pool)
+            if kind == "consolidate" and self.profiles is not None:  # one whose last memory went: an empty profile
+                users = sorted(set(users) | set(await self.profiles.users()))
         for done, user_id in enumerate(users, 1):
             pass_ = self.consolidate_user if kind == "consolidate" else self.forget_user
             await pass_(user_id, report)
@@ -196,7 +205,16 @@ class Lifecycle:
                     categories=tuple(dict.fromkeys(c for r in sources for c in r["categories"])),
                     importance=max(importances) if importances else None,
                     happened_at=max(r["occurred_at"] for r in sources), entities=entities, relations=relations))
+        if self.profiles is not None:
+            await self._profile(user_id, events, report)
         await self._append(events, report)
+
+    async def _profile(self, user_id: str, events: list[Event], report: PassReport) -> None:
+        profile = await self.profiles.refresh(user_id)
+        if profile is not None:
+            report.actions.append(Action("profile", user_id, [], f"profile version {profile.version} by "
+                                         f"{profile.builder} from {profile.memory_count} memories"))
+            events.append(profile)
 
     def _snapshot(self, row) -> clustering.MemorySnapshot:
         return clustering.MemorySnapshot(

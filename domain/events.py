@@ -322,10 +322,25 @@ class UserErased(Event):
     reason: str | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class UserProfileUpdated(Event):
+    """A new version of the user's profile (domain/profile.py), built by the consolidation worker
+    from the user's active memories as the Postgres projection had them at `built_from` (a
+    consistency token: the log position of the last memory change it reflects)."""
+    event_type: ClassVar[str] = "UserProfileUpdated"
+    schema_version: ClassVar[int] = 1
+
+    version: int  # 1, 2, ... per user
+    profile: dict  # section -> [{text, memory_ids}]
+    builder: str  # "offline" or "llm:<model>"
+    built_from: str | None = None
+    memory_count: int = 0  # the active memories it was built from
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type: cls
     for cls in (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryAccessed,
                 MemoryConsolidated, MemoryForgotten, MemoryRestored, ConversationReceived, MemoryShared, MemoryUnshared,
-                UserRegistered, ApiKeyIssued, ApiKeyRevoked, UserErased,
+                UserRegistered, ApiKeyIssued, ApiKeyRevoked, UserErased, UserProfileUpdated,
                 CoreMemoryBlockCreated, CoreMemoryBlockAppended, CoreMemoryBlockReplaced, CoreMemoryBlockDeleted)
 }

@@ -13,6 +13,7 @@ from domain import core_memory
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryAccessed, MemoryConsolidated, MemoryCreated,
                            MemoryDeleted, MemoryScopeDeleted, MemoryShared, MemoryUnshared, MemoryUpdated,
                            UserRegistered)
+from domain.events import UserProfileUpdated
 from projectors.applied import Applied
 from projectors import core_memory_rows
 
@@ -21,7 +22,7 @@ _SCOPE = ("agent_id", "run_id", "app_id")
 
 class InMemoryPg:
     """PgWrites over dicts: `memories` (id -> row), `history` ((event_id, memory_id) -> row),
-    `users`, `api_keys`, `shares` ((memory_id, grantee) -> row)."""
+    `users`, `api_keys`, `shares` ((memory_id, grantee) -> row), `profiles` (user_id -> row)."""
 
     def __init__(self) -> None:
         self.memories: dict[str, dict] = {}
@@ -29,6 +30,7 @@ class InMemoryPg:
         self.users: dict[str, dict] = {}
         self.api_keys: dict[str, dict] = {}
         self.shares: dict[tuple[str, str], dict] = {}
+        self.profiles: dict[str, dict] = {}  # user_id -> the latest profile row
         self.core_blocks: dict[tuple[str, str, str], dict] = {}
         self.core_history: dict[str, dict] = {}
 
@@ -108,6 +110,7 @@ class InMemoryPg:
         self.users.pop(user_id, None)
         self.api_keys = {k: r for k, r in self.api_keys.items() if r["user_id"] != user_id}
         self.shares = {k: r for k, r in self.shares.items() if user_id not in (r["user_id"], r["grantee_user_id"])}
+        self.profiles.pop(user_id, None)
         self.core_blocks = {k: r for k, r in self.core_blocks.items() if r["user_id"] != user_id}
         self.core_history = {k: r for k, r in self.core_history.items() if r["user_id"] != user_id}
 
@@ -141,6 +144,14 @@ class InMemoryPg:
         share = self.shares.get((event.memory_id, event.grantee_user_id))
         if share is not None and share["user_id"] == event.user_id:
             del self.shares[(event.memory_id, event.grantee_user_id)]
+
+    async def save_profile(self, event: UserProfileUpdated) -> None:
+        row = self.profiles.get(event.user_id)
+        if row is None or row["version"] < event.version:
+            self.profiles[event.user_id] = {
+                "user_id": event.user_id, "version": event.version, "profile": event.profile,
+                "builder": event.builder, "built_from": event.built_from, "memory_count": event.memory_count,
+                "updated_at": event.occurred_at, "last_event_id": event.event_id}
 
     async def edit_core_block(self, event: Event, at: Applied) -> None:
         """The same rows as projectors/core_memory_rows.py: `core_blocks` ((user, agent or '', label) ->

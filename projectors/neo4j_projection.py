@@ -8,7 +8,8 @@ type (`HANDLERS`, as the eventsourcing library's process_event). The rules live 
 change closes the old relations and links the new text's; a delete closes the memory's
 relations; only a new summary archives its sources; forgetting and restoring change the state
 only (readers skip a forgotten memory's relations by its state, so a restore brings them back
-as they were). Events without a handler (access, conversations, identity) change nothing.
+as they were). Events without a handler (access, conversations, identity,
+user profiles) change nothing.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, MemoryAccessed, MemoryConsolidated, MemoryCreated,
                            MemoryDeleted, MemoryForgotten, MemoryRestored, MemoryScopeDeleted, MemoryShared,
                            MemoryUnshared, MemoryUpdated, UserErased, UserRegistered)
+from domain.events import UserProfileUpdated
 from domain import core_memory
 from projectors.applied import Applied
 from projectors.batch_order import hoist_creates
@@ -69,6 +70,10 @@ class PgWrites(Protocol):
 
     async def unshare(self, event: MemoryUnshared) -> None: ...
 
+    async def save_profile(self, event: UserProfileUpdated) -> None:
+        """The user's profile becomes this version, unless the stored one is as new or newer (a
+        redelivery, or a second build of the same version by a concurrent pass: the first one wins)."""
+
     async def edit_core_block(self, event: Any, at: Applied) -> None:
         """A core memory block event: the block after it (domain/core_memory.apply: an edit applies
         only onto the version before its own) and a history row, a skipped edit's too."""
@@ -113,6 +118,7 @@ HANDLERS: dict[type, Handler] = {
     ApiKeyRevoked: lambda writes, event, at: writes.revoke_key(event),
     MemoryShared: lambda writes, event, at: writes.share(event),
     MemoryUnshared: lambda writes, event, at: writes.unshare(event),
+    UserProfileUpdated: lambda writes, event, at: writes.save_profile(event),
     **{cls: lambda writes, event, at: writes.edit_core_block(event, at) for cls in core_memory.EDIT_EVENTS},
 }
 

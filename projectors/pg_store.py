@@ -17,6 +17,7 @@ import numpy as np
 
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryAccessed, MemoryConsolidated, MemoryDeleted,
                            MemoryScopeDeleted, MemoryShared, MemoryUnshared, MemoryUpdated, UserRegistered)
+from domain.events import UserProfileUpdated
 from domain.identifiers import is_uuid
 from projectors.applied import Applied
 from projectors import core_memory_rows
@@ -181,6 +182,17 @@ class PgStore:
         await self.conn.execute(
             "DELETE FROM memory_shares WHERE memory_id = $1 AND user_id = $2 AND grantee_user_id = $3",
             uuid.UUID(event.memory_id), event.user_id, event.grantee_user_id)
+
+    async def save_profile(self, event: UserProfileUpdated) -> None:
+        await self.conn.execute(
+            "INSERT INTO user_profiles (user_id, version, profile, builder, built_from, memory_count, updated_at,"
+            " last_event_id) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7, $8) ON CONFLICT (user_id) DO UPDATE SET"
+            " version = EXCLUDED.version, profile = EXCLUDED.profile, builder = EXCLUDED.builder,"
+            " built_from = EXCLUDED.built_from, memory_count = EXCLUDED.memory_count,"
+            " updated_at = EXCLUDED.updated_at, last_event_id = EXCLUDED.last_event_id"
+            " WHERE user_profiles.version < EXCLUDED.version",
+            event.user_id, event.version, json.dumps(event.profile), event.builder, event.built_from,
+            event.memory_count, event.occurred_at, uuid.UUID(event.event_id))
 
     async def edit_core_block(self, event: Event, at: Applied) -> None:
         await core_memory_rows.edit_block(self.conn, event, at)

@@ -6,7 +6,7 @@ stores them (strings: no float formatting in Lua). Every write carries the recor
 the store skips what its watermark says was applied. The real store collects a batch's writes as
 the items of one Lua script (projectors/redis_store.py: the batch and its watermarks in one atomic
 step); projectors/in_memory_redis.py does the same in dicts. An event without a handler (access,
-conversations, identity) or a dead-lettered record only advances the position.
+conversations, identity, user profiles) or a dead-lettered record only advances the position.
 """
 
 from __future__ import annotations

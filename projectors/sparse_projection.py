@@ -16,7 +16,8 @@ The same semantics as the Postgres read model (projectors/pg_projection.py):
 - MemoryForgotten: active/archived -> forgotten; MemoryRestored: forgotten/archived -> active;
 - UserErased: every document of the user goes, tombstones included (the projector then
   rewrites the version, so nothing of them stays in the index files).
-Other events change nothing here (their position still advances).
+Other events (access, conversations, identity, user profiles) change nothing here (their position
+still advances).
 
 Entity words are derived as the graph derives entities (projectors/graph_rows.py): a
 create's or summary's event entities and relations (a relation's endpoints are entities too),

@@ -18,7 +18,7 @@ from adapters.http_api import install_error_handlers, install_health, install_ht
 from adapters.observability import install_request_context
 from query_api import mem0_routes
 from query_api.deps import QueryDeps
-from query_api.routes import accounts, core_memory, graph, memories, ops, search, sharing
+from query_api.routes import accounts, core_memory, graph, memories, ops, profiles, search, sharing
 
 __all__ = ["BODY_LIMIT", "PROJECTION", "QueryDeps", "create_app"]
 
@@ -36,6 +36,6 @@ def create_app(deps: QueryDeps, lifespan=None) -> FastAPI:
     install_http_metrics(app, "query")
     install_request_context(app, "query-api")
     # mem0's client (docs/mem0.md) first: on a path both share its Token-scheme route must match first
-    for routes in (mem0_routes, search, memories, graph, ops, accounts, sharing, core_memory):
+    for routes in (mem0_routes, search, memories, graph, ops, accounts, sharing, profiles, core_memory):
         app.include_router(routes.router(deps))
     return app

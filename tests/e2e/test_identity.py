@@ -102,6 +102,7 @@ def cross_user_requests(p: dict) -> list[tuple[str, str, dict, set[int]]]:
         ("POST", "/v1/users", {"json": {"user_id": f"mallory-{p['run']}"}}, {403}),
         ("GET", "/v1/users", {}, {403}),
         ("DELETE", f"/v1/users/{bob}", {"params": {"confirm": "true"}}, {403}),
+        ("GET", f"/v1/users/{bob}/profile", {}, {403}),
         # mem0's routes (docs/mem0.md): the same isolation
         ("PUT", f"/v1/memories/{mem}", {"json": {"text": "overwritten"}}, {404}),
         ("PUT", "/v1/batch", {"json": {"memories": [{"memory_id": mem, "text": "overwritten"}]}}, {404}),

@@ -12,7 +12,7 @@ from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, Conversatio
                            CoreMemoryBlockCreated, CoreMemoryBlockDeleted, CoreMemoryBlockReplaced, Entity, Event,
                            MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
                            MemoryScopeDeleted, MemoryShared, MemoryUnshared, MemoryUpdated, Relation,
-                           UserErased, UserRegistered)
+                           UserErased, UserProfileUpdated, UserRegistered)
 
 UTC = timezone.utc
 MEMORY = "6f1c1f7e-3a51-4f57-8d0e-8b1f2f0b4a10"
@@ -83,6 +83,13 @@ _EVENTS: list[Event] = [
     ),
     ApiKeyRevoked(**_envelope(13), key_id="4a7d1ed4-14c5-4b1d-9f2e-6c0a5b3e8d21", reason="laptop lost"),
     UserErased(**_envelope(14), reason="GDPR request #1234"),
+    UserProfileUpdated(
+        **_envelope(30), version=3, builder="offline", built_from="recallstack.memory.events/4:1207", memory_count=2,
+        profile={"preferences": [{"text": "Prefers dark mode", "memory_ids": [MEMORY]}], "facts": [],
+                 "projects": [{"text": "Billing team at Acme", "memory_ids": [MEMORY, OTHER_MEMORY]}],
+                 "tools": [], "people": [{"text": "Bob (manager)", "memory_ids": [OTHER_MEMORY]}],
+                 "instructions": []},
+    ),
     CoreMemoryBlockCreated(**_envelope(30), label="persona", value="I am a concise coding assistant.",
                            limit_tokens=500, agent_id="cursor", description="who the agent is"),
     CoreMemoryBlockAppended(**_envelope(31), label="persona", content="I answer in French when asked.", version=2,

@@ -26,7 +26,7 @@ from adapters import sparse_layout, sparse_schema
 from adapters.neo4j_read_model import versioned
 from adapters.redis_read_model import prefix_of
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryShared, MemoryUnshared, UserErased,
-                           UserRegistered)
+                           UserProfileUpdated, UserRegistered)
 from projectors.applied import Applied
 from projectors.in_memory_graph import InMemoryGraph
 from projectors.in_memory_pg import InMemoryPg
@@ -41,8 +41,8 @@ from projectors.redis_projection import project as project_redis
 from projectors.redis_projector import RedisProjector
 from projectors.sparse_projection import project as project_sparse
 from projectors.sparse_projector import SparseProjector
-from tests.unit.projection_events import (accessed, consolidated, created, deleted, erased, forgotten, new_user,
-                                          restored, scope_deleted, updated)
+from tests.unit.projection_events import (accessed, at, consolidated, created, deleted, erased, forgotten,
+                                          new_user, restored, scope_deleted, updated)
 
 pytestmark = pytest.mark.integration
 
@@ -133,8 +133,27 @@ def identity() -> Scenario:
     ], {memory.memory_id: "active"})
 
 
+def profiles() -> Scenario:
+    """UserProfileUpdated: Postgres keeps each user's newest version (a late or repeated older one
+    changes nothing), UserErased removes it; every other read model only advances its position."""
+    user, other = new_user(), new_user()
+    a, b = created(user, "Ana prefers tea."), created(other, "Bob uses Vim.", 1)
+
+    def profile(owner: str, version: int, memory: str, minutes: int) -> UserProfileUpdated:
+        return UserProfileUpdated(user_id=owner, actor="worker:consolidate", version=version, builder="offline",
+                                  built_from=f"t/0:{version}", memory_count=1, occurred_at=at(minutes),
+                                  profile={"preferences": [{"text": f"v{version}", "memory_ids": [memory]}]})
+
+    return Scenario([user, other], [
+        [a, b, profile(user, 1, a.memory_id, 2), profile(other, 1, b.memory_id, 2)],
+        [profile(user, 2, a.memory_id, 3), profile(user, 1, a.memory_id, 4)],
+        AGAIN,
+        [erased(user, 5)],
+    ], {a.memory_id: None, b.memory_id: "active"})
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {f.__name__: f for f in (lifecycle, consolidation, erasure,
-                                                                         redelivery, identity)}
+                                                                         redelivery, identity, profiles)}
 
 
 def deliveries(scenario: Scenario) -> list[list[Applied]]:
@@ -163,6 +182,8 @@ class PgHarness:
                      "access_count", "last_accessed_at")
     history_fields = ("user_id", "event_type", "actor", "correlation_id", "occurred_at", "log_partition",
                       "log_offset", "old_text", "new_text", "old_metadata", "new_metadata", "reason")
+    profile_fields = ("user_id", "version", "profile", "builder", "built_from", "memory_count", "updated_at",
+                      "last_event_id")
 
     def __init__(self, topic: str, pool=None):
         self.topic, self.pool = topic, pool
@@ -179,7 +200,8 @@ class PgHarness:
             store = self.double
             memories = {i: r for i, r in store.memories.items() if r["user_id"] in users}
             history = [r for r in store.history.values() if r["user_id"] in users]
-            others = (list(store.users.values()), list(store.api_keys.values()), list(store.shares.values()))
+            others = (list(store.users.values()), list(store.api_keys.values()), list(store.shares.values()),
+                      list(store.profiles.values()))
         else:
             memories = {str(r["id"]): dict(r) for r in await self.pool.fetch(
                 "SELECT * FROM memories WHERE user_id = ANY($1)", users)}
@@ -188,7 +210,8 @@ class PgHarness:
             others = []
             for query in ("SELECT user_id, display_name, is_admin FROM users WHERE user_id = ANY($1)",
                           "SELECT key_id, user_id, revoked_reason FROM api_keys WHERE user_id = ANY($1)",
-                          "SELECT memory_id, user_id, grantee_user_id FROM memory_shares WHERE user_id = ANY($1)"):
+                          "SELECT memory_id, user_id, grantee_user_id FROM memory_shares WHERE user_id = ANY($1)",
+                          "SELECT * FROM user_profiles WHERE user_id = ANY($1)"):
                 others.append([dict(r) for r in await self.pool.fetch(query, users)])
         return {
             "memories": {i: tuple(_plain(r[f]) for f in self.memory_fields) for i, r in memories.items()},
@@ -197,6 +220,8 @@ class PgHarness:
             "users": sorted((r["user_id"], r["display_name"], r["is_admin"]) for r in others[0]),
             "keys": sorted((str(r["key_id"]), r["user_id"], r["revoked_reason"]) for r in others[1]),
             "shares": sorted((str(r["memory_id"]), r["user_id"], r["grantee_user_id"]) for r in others[2]),
+            "profiles": sorted(tuple(_plain(r[f]) for f in PgHarness.profile_fields) for r in others[3]
+                               if r["user_id"] in users),
         }
 
     @staticmethod
