@@ -264,10 +264,25 @@ def query_app() -> FastAPI:
     # Only Postgres decides readiness: the graph and the cache degrade an answer, they never stop one.
     checks = query_dependencies(pg_check, neo4j_check, redis_client.ping, access_check, sparse_check)
     return create_app(query_deps(lambda: state["pool"], search, embeddings, answers, consistency, access, checks,
-                                 user_graph, authenticator(cfg, lambda: state["pool"])), lifespan=lifespan)
+                                 user_graph, authenticator(cfg, lambda: state["pool"]), reranking(cfg)),
+                      lifespan=lifespan)
 
 
-def query_deps(pool, search, embeddings, answers, consistency, access, checks, user_graph, auth):
+def reranking(cfg: Settings):
+    """The search's rerank stage: an HTTP cross-encoder when RECALLSTACK_RERANK_URL is set, else
+    none (`rerank: true` is then refused by the native API; docs/configuration.md, "Reranking")."""
+    from application.reranking import Reranking
+
+    if not cfg.rerank_url:
+        return Reranking(candidates=cfg.rerank_candidates)
+    from adapters.reranker_http import HttpReranker, RerankFailed
+
+    reranker = HttpReranker(cfg.rerank_url, cfg.rerank_style, cfg.rerank_model, cfg.rerank_api_key,
+                            timeout_s=cfg.rerank_timeout_ms / 1000, batch=cfg.rerank_batch)
+    return Reranking(reranker, cfg.rerank_candidates, failures=(RerankFailed,))
+
+
+def query_deps(pool, search, embeddings, answers, consistency, access, checks, user_graph, auth, rerank=None):
     """The query API's use cases (application/search.py, reads.py) on their ports."""
     from adapters.tokenizer import token_counter
     from application.freshness import PostgresGuard
@@ -285,7 +300,8 @@ def query_deps(pool, search, embeddings, answers, consistency, access, checks, u
     guard = PostgresGuard(resilience.breaker("postgres"), postgres.CONNECTION_ERRORS)
     searching = Searching(search, embeddings, consistency, guard, answers, REDIS_ERRORS, in_background, access,
                           count_tokens=lambda encoding, text: token_counter(encoding).count(text),
-                          core_blocks=core.context_blocks)
+                          core_blocks=core.context_blocks,
+                          **({"reranking": rerank} if rerank is not None else {}))
     reading = Reading(PgMemoryReads(pool), consistency, guard, access)
     core = CoreMemoryReads(PgCoreBlocks(pool), lambda token: consistency.postgres_applied(token, guard), guard.read,
                            token_counter(core_memory.ENCODING).count)

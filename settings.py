@@ -243,6 +243,16 @@ class Settings:
     llm_api_key: str = "not-needed"
     llm_timeout_ms: int = 30_000
     llm_max_retries: int = 2
+    # Reranking (`rerank: true` on a search; application/reranking.py): a cross-encoder behind a rerank
+    # endpoint, optional. `rerank_style`: tei (POST {url}/rerank) or cohere (POST {url}/v1/rerank: Cohere,
+    # Jina, vLLM, Infinity...); `rerank_candidates`: how many fused results it scores.
+    rerank_url: str = ""
+    rerank_style: str = "cohere"
+    rerank_model: str = ""
+    rerank_api_key: str = field(default="", repr=False)
+    rerank_timeout_ms: int = 2_000
+    rerank_candidates: int = 40
+    rerank_batch: int = 32  # texts per request (TEI refuses more than 32 by default)
     reconcile_duplicate_at: float = 0.90
     reconcile_related_at: float = 0.75
     consolidate_interval_s: float = 600.0
@@ -362,6 +372,13 @@ class Settings:
             llm_api_key=_env("LLM_API_KEY", "not-needed"),
             llm_timeout_ms=_number("LLM_TIMEOUT_MS", "30000", int),
             llm_max_retries=_number("LLM_MAX_RETRIES", "2", int),
+            rerank_url=_env("RERANK_URL", "").rstrip("/"),
+            rerank_style=_choice("RERANK_STYLE", "cohere", ("tei", "cohere")),
+            rerank_model=_env("RERANK_MODEL", ""),
+            rerank_api_key=_env("RERANK_API_KEY", ""),
+            rerank_timeout_ms=_bounded("RERANK_TIMEOUT_MS", "2000", 10, 60_000),
+            rerank_candidates=_bounded("RERANK_CANDIDATES", "40", 1, 200),
+            rerank_batch=_bounded("RERANK_BATCH", "32", 1, 1_000),
             reconcile_duplicate_at=_number("RECONCILE_DUPLICATE_AT", "0.90", float),
             reconcile_related_at=_number("RECONCILE_RELATED_AT", "0.75", float),
             consolidate_interval_s=_number("CONSOLIDATE_INTERVAL_S", "600", float),

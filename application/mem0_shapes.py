@@ -22,13 +22,14 @@ ENTITY_IDS = ("user_id", "agent_id", "run_id", "app_id")
 MAX_LIMIT = 100  # the native search's largest `limit`; mem0 allows top_k up to 1,000
 MAX_BATCH = 1_000  # mem0's batch update and delete take at most 1,000 memories
 # Fields of mem0's bodies that recallstack accepts and ignores (platform features it has no
-# counterpart for: project settings, output formats, reranking by a managed model ...).
+# counterpart for: project settings, output formats, keyword-only search ...). `rerank` is mapped:
+# the native search's rerank stage (application/reranking.py).
 IGNORED_ADD = frozenset({
     "custom_categories", "custom_instructions", "agent_custom_instructions", "expiration_date",
     "structured_data_schema", "async_mode", "output_format", "version", "includes", "excludes", "enable_graph",
     "immutable", "org_id", "project_id"})
 IGNORED_SEARCH = frozenset({
-    "rerank", "keyword_search", "fields", "show_expired", "latest_only", "filter_memories", "output_format",
+    "keyword_search", "fields", "show_expired", "latest_only", "filter_memories", "output_format",
     "version", "enable_graph", "org_id", "project_id"})
 IGNORED_LIST = frozenset({"show_expired", "latest_only", "fields", "output_format", "version", "enable_graph",
                           "org_id", "project_id"})
@@ -189,8 +190,8 @@ def add_body(body: Any) -> dict:
 def search_body(body: Any) -> dict:
     """POST /v3/memories/search/ as the body of POST /v1/memories/search."""
     body = _object(body, "body")
-    _refuse_unknown(body, {"query", "filters", "top_k", "threshold", "categories", "metadata", "reference_date",
-                           *ENTITY_IDS}, IGNORED_SEARCH, "search")
+    _refuse_unknown(body, {"query", "filters", "top_k", "threshold", "rerank", "categories", "metadata",
+                           "reference_date", *ENTITY_IDS}, IGNORED_SEARCH, "search")
     filters_scope, rest = split_filters(body.get("filters"))
     native: dict[str, Any] = {**_scope(body, filters_scope), "query": body.get("query")}
     extra = []
@@ -206,8 +207,9 @@ def search_body(body: Any) -> dict:
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise Mem0ShapeError("top_k", "a whole number, at least 1")
         native["limit"] = min(top_k, MAX_LIMIT)
-    if body.get("threshold") is not None:
-        native["threshold"] = body["threshold"]
+    for option in ("threshold", "rerank"):  # checked by the native request (a bool for rerank)
+        if body.get(option) is not None:
+            native[option] = body[option]
     if body.get("reference_date") is not None:
         native["reference_time"] = _instant(body["reference_date"], "reference_date")
     return native
@@ -282,7 +284,8 @@ def add_answer(native: dict) -> dict:
 
 
 def search_answer(native: dict) -> dict:
-    return {"results": native["results"]}
+    """mem0's `results`, and what was left out (`degraded`: a source, or the rerank) when anything was."""
+    return {"results": native["results"], **({"degraded": native["degraded"]} if native.get("degraded") else {})}
 
 
 def list_answer(native: dict, path: str) -> dict:

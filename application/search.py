@@ -14,6 +14,7 @@ The ports are Protocols below, injected by bootstrap.py (query_app): the search 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -21,12 +22,14 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from application.freshness import Consistency, PostgresGuard, PostgresUnavailable
+from application.reranking import Reranking
 from domain import query_terms, temporal
 from domain.consistency import ConsistencyToken
 from domain import core_memory
 
 SOURCES = ("dense", "sparse", "temporal", "graph")
-SEARCH_OPTIONS = frozenset({"threshold", "sources", "weights", "rrf_k", "mmr", "temporal", "cache", "explain"})
+SEARCH_OPTIONS = frozenset({"threshold", "sources", "weights", "rrf_k", "mmr", "temporal", "cache", "explain",
+                            "rerank"})
 
 
 @dataclass
@@ -108,6 +111,9 @@ class Search:
     filters: dict | None = None
     options: dict = field(default_factory=dict)
     consistency_token: str | None = None
+    # `rerank` asked for with no reranker configured: True notes it in `degraded` (mem0's route: its
+    # clients send it by habit), False refuses the search (application/reranking.py).
+    rerank_optional: bool = False
 
 
 @dataclass
@@ -135,6 +141,7 @@ class Searching:
     background: Callable[[Awaitable], None] = asyncio.ensure_future  # the cache store, after the answer
     access: AccessLog = field(default_factory=NoAccessLog)
     count_tokens: Callable[[str, str], int] | None = None  # (encoding, text) -> tokens
+    reranking: Reranking = field(default_factory=Reranking)  # the optional stage after fusion (`rerank`)
     # (user_id, agent_id) -> the core memory blocks placed first in a context (application/core_memory.py)
     core_blocks: Callable[[str, str | None], Awaitable[list]] | None = None
 
@@ -181,6 +188,7 @@ class Searching:
         it has it, else computed (and stored in the cache after the answer)."""
         began = time.perf_counter()
         q, token, options = search.query, search.consistency_token, search.options
+        rerank = self.reranking.wanted(options, search.rerank_optional)  # refused before any work
         embedding = _Embedding(self.embeddings, q.text)
         # Waited for only by a search that can read the graph (names: ~0.1 ms of regexes).
         graph_read = bool(token) and reads_graph(q.sources, query_terms.names(q.text))
@@ -200,7 +208,10 @@ class Searching:
                 return Found({**cache.answer, "cache": "hit"}, _with_total({"cache": _ms(began)}, began))
             if cache.slot is not None:  # read beside the search, not before it
                 applied_task = asyncio.ensure_future(self.postgres.read(self.consistency.postgres()))
-            outcome = await self._outcome(q, embedding.vector(), graph_problem, sparse_problem)
+            engine_q = dataclasses.replace(q, limit=self.reranking.depth(q.limit)) if rerank else q
+            outcome = await self._outcome(engine_q, embedding.vector(), graph_problem, sparse_problem)
+            if rerank:
+                outcome = await self.reranking.applied(q.text, outcome, q.limit)
             pg_applied = await _applied(applied_task)
         finally:
             for task in (embedding.task, graph_wait, applied_task):
@@ -231,6 +242,8 @@ class Searching:
             "options": {k: v for k, v in options.items() if k not in ("cache", "explain")},
             "graph": graph_used,
             "day": q.reference_time.date().isoformat(),  # relative times depend on 'now'
+            # Processes may differ in their reranker (a change of model, one without): its answer is its own.
+            **({"reranker": self.reranking.identity()} if options.get("rerank") else {}),
         })
         try:
             cached, slot = await self.answers.lookup(q.scope.user_id, key)

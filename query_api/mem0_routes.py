@@ -11,6 +11,7 @@ from mem0: docs/mem0.md.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
@@ -51,9 +52,11 @@ def router(deps: QueryDeps) -> APIRouter:
                           principal: Principal = Depends(auth)):
         native = validated(SearchRequest, _shaped(shapes.search_body, body), shapes.mem0_field)
         native = native.model_copy(update={"user_id": acting_user(principal, native.user_id, "read")})
+        # mem0's clients may send rerank=true by habit: without a reranker it is noted in `degraded`, not refused.
+        search = replace(search_of(native, native.limit, native.model_dump(include=set(SEARCH_OPTIONS))),
+                         rerank_optional=True)
         with answered():
-            found = await deps.searching.search(search_of(native, native.limit,
-                                                          native.model_dump(include=set(SEARCH_OPTIONS))))
+            found = await deps.searching.search(search)
         server_timing(response, found)
         return json_answer(shapes.search_answer(found.answer), response)
 

@@ -16,6 +16,13 @@ SourceName = Literal["dense", "sparse", "temporal", "graph"]
 ScopeId = Field(default=None, pattern=ID_PATTERN)
 
 
+def _rerank() -> Any:
+    """Strict: a JSON true or false, not "yes" or 1 (a mistyped option must not pass for another)."""
+    return Field(default=False, strict=True, description=(
+        "reorder the best fused results with the configured cross-encoder (RECALLSTACK_RERANK_URL); refused "
+        "(422) when none is configured; when it fails, the fused order is kept and `degraded` names `rerank`"))
+
+
 def _searchable(text: str) -> str:
     """A query Postgres can take as a parameter (full-text and trigram sources): no NUL, no
     lone surrogate (JSON may escape one, `"\\ud800"`; no UTF-8 text holds it)."""
@@ -81,6 +88,7 @@ class SearchRequest(ScopedQuery):
     temporal: Literal["boost", "filter", "off"] = Field(
         default="boost", description="a time named in the query boosts memories of that time, or filters to them")
     cache: bool = Field(default=True, description="false: compute the answer even if a cached one exists")
+    rerank: bool = _rerank()
 
     @field_validator("weights")
     @classmethod
@@ -96,3 +104,4 @@ class ContextRequest(ScopedQuery):
                                                                         "the tokenizer named in `encoding`")
     candidates: int = Field(default=50, ge=1, le=100, description="memories considered, best first")
     encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
+    rerank: bool = _rerank()

@@ -13,6 +13,7 @@ from adapters import resilience
 from adapters.http_api import ApiError, token_error
 from application.freshness import PostgresUnavailable
 from application.reads import MemoryNotFound
+from application.reranking import SETTING as RERANK_SETTING, RerankNotConfigured
 from application.search import SourceFailed
 from domain.consistency import InvalidConsistencyToken, NotYetApplied
 from domain.filters import FilterError, Node, parse
@@ -33,6 +34,8 @@ def answered(field: str = "consistency_token") -> Iterator[None]:
         raise ApiError(503, "unavailable", f"no search source could answer ({exc})", retry_after=1) from exc
     except MemoryNotFound as exc:
         raise ApiError(404, "not_found", str(exc), {"field": "memory_id"}) from exc
+    except RerankNotConfigured as exc:
+        raise ApiError(422, "rerank_not_configured", str(exc), {"field": "rerank", "setting": RERANK_SETTING}) from exc
 
 
 def postgres_down(exc: PostgresUnavailable) -> ApiError:

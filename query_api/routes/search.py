@@ -48,9 +48,9 @@ def router(deps: QueryDeps) -> APIRouter:
     @routes.post("/v1/context", tags=["memories"], summary="A token-budgeted context block for the next prompt")
     async def context(body: ContextRequest, response: Response, principal: Principal = Depends(auth)):
         body = body.model_copy(update={"user_id": acting_user(principal, body.user_id, "read")})
+        query = search_of(body, body.candidates, {"rerank": True} if body.rerank else {})
         with answered():
-            answer, found = await deps.searching.context(search_of(body, body.candidates, {}), body.max_tokens,
-                                                         body.encoding)
+            answer, found = await deps.searching.context(query, body.max_tokens, body.encoding)
         server_timing(response, found)
         return json_answer(answer, response)
 

@@ -65,7 +65,7 @@ def test_a_search_maps_filters_top_k_threshold_and_mem0_extras():
     native = search_body({"query": "tea", "filters": {"AND": [{"user_id": "alice"}, {"metadata": {"k": 1}}]},
                           "top_k": 5000, "threshold": 0.3, "rerank": True, "categories": ["food"],
                           "reference_date": "2024-06-01"})
-    assert native == {"user_id": "alice", "query": "tea", "limit": MAX_LIMIT, "threshold": 0.3,
+    assert native == {"user_id": "alice", "query": "tea", "limit": MAX_LIMIT, "threshold": 0.3, "rerank": True,
                       "filters": {"AND": [{"metadata": {"k": 1}}, {"categories": {"in": ["food"]}}]},
                       "reference_time": "2024-06-01T00:00:00+00:00"}
     assert search_body({"query": "tea", "top_k": 3}) == {"query": "tea", "limit": 3}
