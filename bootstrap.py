@@ -298,13 +298,13 @@ def query_deps(pool, search, embeddings, answers, consistency, access, checks, u
     from query_api.memory_reads import PgMemoryReads
 
     guard = PostgresGuard(resilience.breaker("postgres"), postgres.CONNECTION_ERRORS)
+    core = CoreMemoryReads(PgCoreBlocks(pool), lambda token: consistency.postgres_applied(token, guard), guard.read,
+                           token_counter(core_memory.ENCODING).count)
     searching = Searching(search, embeddings, consistency, guard, answers, REDIS_ERRORS, in_background, access,
                           count_tokens=lambda encoding, text: token_counter(encoding).count(text),
                           core_blocks=core.context_blocks,
                           **({"reranking": rerank} if rerank is not None else {}))
     reading = Reading(PgMemoryReads(pool), consistency, guard, access)
-    core = CoreMemoryReads(PgCoreBlocks(pool), lambda token: consistency.postgres_applied(token, guard), guard.read,
-                           token_counter(core_memory.ENCODING).count)
     return QueryDeps(searching, reading, guard, consistency, pool, embeddings, checks, answers, user_graph, auth,
                      profiles=Profiles(PgProfileReads(pool, EVENTS_TOPIC), consistency, guard), core_memory=core)
 
