@@ -305,8 +305,37 @@ def query_deps(pool, search, embeddings, answers, consistency, access, checks, u
                           core_blocks=core.context_blocks,
                           **({"reranking": rerank} if rerank is not None else {}))
     reading = Reading(PgMemoryReads(pool), consistency, guard, access)
-    return QueryDeps(searching, reading, guard, consistency, pool, embeddings, checks, answers, user_graph, auth,
+    deps = QueryDeps(searching, reading, guard, consistency, pool, embeddings, checks, answers, user_graph, auth,
                      profiles=Profiles(PgProfileReads(pool, EVENTS_TOPIC), consistency, guard), core_memory=core)
+    deps.past = past_reads(pool, search, embeddings, searching.count_tokens, rerank)
+    return deps
+
+
+def past_reads(pool, search, embeddings, count_tokens, rerank=None):
+    """Reads as of a past moment (application/as_of.py): one user's events read back from the log
+    (adapters/user_log.py), from where the Postgres history says the user's first event can be,
+    rebuilt by the Postgres projection in memory (projectors/past_state.py)."""
+    from adapters.kafka_log import partition_of
+    from adapters.user_log import UserLog
+    from application.as_of import PastReads
+    from projectors.past_state import PastState
+    from query_api.app import PROJECTION
+
+    async def first_offset(user_id: str, partition: int) -> int | None:
+        """The user's earliest event the history holds, or the first position Postgres has not
+        applied when it is earlier (the user's later events). An erased user's history is gone:
+        their earlier events are shredded anyway. Postgres down: None (from the beginning)."""
+        try:
+            first = await pool().fetchval("SELECT min(log_offset) FROM memory_history WHERE user_id = $1"
+                                          " AND log_partition = $2", user_id, partition)
+            applied = (await postgres.applied_offsets(pool(), PROJECTION, EVENTS_TOPIC)).get(partition, -1)
+        except postgres.CONNECTION_ERRORS:
+            return None
+        return applied + 1 if first is None else min(first, applied + 1)
+
+    log = UserLog(settings().kafka_bootstrap, EVENTS_TOPIC, keyring(), first_offset)
+    return PastReads(log, PastState, embeddings, EVENTS_TOPIC, partition_of, EVENTS_PARTITIONS, search.config,
+                     count_tokens, **({"reranking": rerank} if rerank is not None else {}))
 
 
 def graph_ports(graph, source_timeout_ms: int):

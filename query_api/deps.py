@@ -27,5 +27,6 @@ class QueryDeps:
     answers: Any = None  # query_api/caches.AnswerCache (its hit ratio)
     user_graph: Callable[..., Awaitable[dict]] | None = None
     auth: Authenticator = field(default_factory=lambda: Authenticator(None, required=False))
+    past: Any = None  # application/as_of.PastReads (reads with `as_of`)
     profiles: Any = None  # application/profiles.Profiles (GET /v1/users/{id}/profile)
     core_memory: Any = None  # application/core_memory.CoreMemoryReads (GET /v1/core-memory...)

@@ -14,6 +14,8 @@ from domain.temporal import FIRST_DAY, LAST_DAY, within_calendar
 
 SourceName = Literal["dense", "sparse", "temporal", "graph"]
 ScopeId = Field(default=None, pattern=ID_PATTERN)
+AS_OF_HELP = ("answer with the state the memories had at a past moment, rebuilt from the log: an ISO 8601 time or "
+              "a consistency token (docs/api.md, 'As of a past moment'); the graph source is left out")
 
 
 def _rerank() -> Any:
@@ -54,6 +56,7 @@ class ScopedQuery(BaseModel):
                                           description="from a command: answer only once it is applied")
     reference_time: datetime | None = Field(
         default=None, description="'now' for relative time expressions in the query (ISO 8601; default the present)")
+    as_of: str | None = Field(default=None, max_length=4_096, description=AS_OF_HELP)
     include_shared: bool = Field(
         default=False, description="also the memories other users shared with this user (read-only; each result "
                                    "carries `shared`: who shared it); they match `filters` but not the scope fields, "

@@ -15,9 +15,11 @@ from application.freshness import PostgresUnavailable
 from application.reads import MemoryNotFound
 from application.reranking import SETTING as RERANK_SETTING, RerankNotConfigured
 from application.search import SourceFailed
+from domain.as_of import InvalidAsOf, LogUnreadable
 from domain.consistency import InvalidConsistencyToken, NotYetApplied
 from domain.filters import FilterError, Node, parse
 from domain.identifiers import ID_PATTERN
+from query_api.requests import AS_OF_HELP
 
 
 @contextmanager
@@ -34,6 +36,10 @@ def answered(field: str = "consistency_token") -> Iterator[None]:
         raise ApiError(503, "unavailable", f"no search source could answer ({exc})", retry_after=1) from exc
     except MemoryNotFound as exc:
         raise ApiError(404, "not_found", str(exc), {"field": "memory_id"}) from exc
+    except InvalidAsOf as exc:
+        raise ApiError(422, "invalid_request", f"{exc.field}: {exc}", {"field": exc.field}) from exc
+    except LogUnreadable as exc:
+        raise ApiError(503, "unavailable", str(exc), {"dependency": "kafka"}, retry_after=1) from exc
     except RerankNotConfigured as exc:
         raise ApiError(422, "rerank_not_configured", str(exc), {"field": "rerank", "setting": RERANK_SETTING}) from exc
 
@@ -63,3 +69,7 @@ def scope_param() -> Any:
 
 def token_param() -> Any:
     return Query(default=None, max_length=4_096)
+
+
+def as_of_param() -> Any:
+    return Query(default=None, max_length=4_096, description=AS_OF_HELP)

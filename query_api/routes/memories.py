@@ -16,7 +16,8 @@ from domain.identity import Principal
 from query_api import pg_reads
 from query_api.deps import QueryDeps
 from query_api.pg_reads import Scope
-from query_api.routes.errors import answered, parsed_filters, scope_param, token_param, user_param
+from query_api.routes.errors import (answered, as_of_param, parsed_filters, scope_param, token_param,
+                                     user_param)
 
 STATE_HELP = ("only memories in this state (any: all but deleted); forgotten ones can be restored with "
               "POST /v1/memories/{id}/restore")
@@ -39,19 +40,24 @@ def router(deps: QueryDeps) -> APIRouter:
             state: Literal["active", "archived", "forgotten", "any"] | None = Query(default=None,
                                                                                    description=STATE_HELP),
             include_vectors: bool = Query(default=False, description=VECTORS_HELP),
-            consistency_token: str | None = token_param()):
+            consistency_token: str | None = token_param(), as_of: str | None = as_of_param()):
         user_id = acting_user(principal, user_id, "read")
         parsed = parsed_filters(parse_json(filters, "filters") if filters else None)  # strict: as a body is
         scope = dataclasses.replace(Scope.of(user_id, agent_id, run_id, app_id, parsed, include_archived), state=state)
+        listing = ListMemories(scope, sort, order == "desc", page, page_size, include_vectors, consistency_token)
         with answered():
-            return await deps.reading.list_memories(ListMemories(scope, sort, order == "desc", page, page_size,
-                                                                 include_vectors, consistency_token))
+            if as_of is not None:
+                return await deps.past.list_memories(listing, as_of)
+            return await deps.reading.list_memories(listing)
 
     @routes.get("/v1/memories/{memory_id}", tags=["memories"], summary="One memory")
     async def get_memory(principal: Principal = Depends(auth), memory_id: str = Path(pattern=UUID_PATTERN),
-                         user_id: str | None = user_param(), consistency_token: str | None = token_param()):
+                         user_id: str | None = user_param(), consistency_token: str | None = token_param(),
+                         as_of: str | None = as_of_param()):
         user_id = acting_user(principal, user_id, "read", one_memory=True)
         with answered():
+            if as_of is not None:
+                return await deps.past.get_memory(memory_id, user_id, as_of, consistency_token)
             return await deps.reading.get_memory(memory_id, user_id, consistency_token)
 
     @routes.get("/v1/memories/{memory_id}/history", tags=["memories"], summary="Every change of one memory")

@@ -41,7 +41,10 @@ def router(deps: QueryDeps) -> APIRouter:
         body = body.model_copy(update={"user_id": acting_user(principal, body.user_id, "read")})
         query = search_of(body, body.limit, body.model_dump(include=set(SEARCH_OPTIONS)))
         with answered():
-            found = await deps.searching.search(query)
+            if body.as_of is not None:  # the state then, rebuilt from the log (application/as_of.py)
+                found = await deps.past.search(query, body.as_of, body.reference_time is not None)
+            else:
+                found = await deps.searching.search(query)
         server_timing(response, found)
         return json_answer(found.answer, response)
 
@@ -50,7 +53,11 @@ def router(deps: QueryDeps) -> APIRouter:
         body = body.model_copy(update={"user_id": acting_user(principal, body.user_id, "read")})
         query = search_of(body, body.candidates, {"rerank": True} if body.rerank else {})
         with answered():
-            answer, found = await deps.searching.context(query, body.max_tokens, body.encoding)
+            if body.as_of is not None:
+                answer, found = await deps.past.context(query, body.as_of, body.max_tokens, body.encoding,
+                                                        body.reference_time is not None)
+            else:
+                answer, found = await deps.searching.context(query, body.max_tokens, body.encoding)
         server_timing(response, found)
         return json_answer(answer, response)
 
