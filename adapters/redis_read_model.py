@@ -19,8 +19,9 @@ Document fields: `id, user_id, agent_id, run_id, app_id, text, metadata` (JSON t
 source, `forgotten`: hidden by a worker, restorable, or `deleted`), `created_at, updated_at,
 occurred_at` (ISO 8601), `version` (1 on create, +1 on each update, delete or change of
 state, like Postgres),
-`embedding_model`; absent optional fields are None. Fields starting with `_` are the
-projector's bookkeeping (log position of the creating and of the last applied event).
+`embedding_model`, `expires_at` (ISO 8601; absent or empty: never); absent optional fields are
+None. Fields starting with `_` are the projector's bookkeeping (log position of the creating
+and of the last applied event).
 
 A cache keyed by generation must read the generation *before* the data it caches (then
 a change in between only makes the entry stale under a generation nobody asks for any
@@ -117,6 +118,7 @@ def decode_document(raw: dict | Sequence) -> dict | None:
         "occurred_at": datetime.fromisoformat(d["occurred_at"]),
         "version": int(d["version"]),
         "embedding_model": d["embedding_model"],
+        "expires_at": datetime.fromisoformat(d["expires_at"]) if d.get("expires_at") else None,  # '': cleared
     }
 
 

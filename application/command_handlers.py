@@ -143,7 +143,7 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext, context_t
             metadata=c.metadata, categories=c.categories,
             # The heuristic write-time importance unless the caller set one (docs/memory-lifecycle.md).
             importance=c.importance if c.importance is not None else initial_importance(c.text),
-            entities=entities, relations=relations, context=context,
+            entities=entities, relations=relations, context=context, expires_at=c.expires_at,
         )
         for i, (c, vector, (entities, relations), context) in enumerate(zip(commands, vectors, found, contexts))
     ]
@@ -158,7 +158,7 @@ async def receive_conversation(command: ReceiveConversation, ctx: CommandContext
         event_id=ctx.ids("event", 0), conversation_id=ctx.ids("conversation", 0),
         messages=tuple(ChatMessage(role=r, content=c) for r, c in command.messages),
         happened_at=command.happened_at or now, agent_id=command.agent_id, run_id=command.run_id,
-        app_id=command.app_id, metadata=command.metadata,
+        app_id=command.app_id, metadata=command.metadata, expires_at=command.expires_at,
     )
     return event, await ctx.publisher.publish([event])
 
@@ -173,7 +173,10 @@ async def _owned(memory_id: str, user_id: str, ctx: CommandContext) -> str:
 
 
 async def update_memory(command: UpdateMemory, ctx: CommandContext) -> tuple[MemoryUpdated, ConsistencyToken]:
-    await _owned(command.memory_id, command.user_id, ctx)
+    """A new text is embedded here. An update that clears the expiry or gives a new one brings back
+    a memory the forget worker hid (as mem0 does when an expiration date is cleared): a
+    MemoryRestored follows in the same append."""
+    state = await _owned(command.memory_id, command.user_id, ctx)
     vector = None
     if command.text is not None:
         vector = tuple((await _vectors(ctx.embedder, [command.text]))[0].tolist())
@@ -181,9 +184,15 @@ async def update_memory(command: UpdateMemory, ctx: CommandContext) -> tuple[Mem
         user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
         event_id=ctx.ids("event", 0), memory_id=command.memory_id, text=command.text, embedding=vector,
         embedding_model=ctx.embedder.model_id if vector is not None else None, metadata=command.metadata,
-        categories=command.categories, importance=command.importance,
+        categories=command.categories, importance=command.importance, expires_at=command.expires_at,
+        expiry_cleared=command.clears_expiry,
     )
-    return event, await ctx.publisher.publish([event])
+    events: list[Event] = [event]
+    if state == "forgotten" and (command.clears_expiry or command.expires_at is not None):
+        events.append(MemoryRestored(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
+                                     causation_id=event.event_id, event_id=ctx.ids("event", 1),
+                                     memory_id=command.memory_id, reason="its expiry was changed"))
+    return event, await ctx.publisher.publish(events)
 
 
 async def delete_memory(command: DeleteMemory, ctx: CommandContext) -> tuple[MemoryDeleted, ConsistencyToken]:

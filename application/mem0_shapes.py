@@ -13,7 +13,7 @@ nothing appended); everything else is validated by the native request models, as
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
@@ -25,7 +25,7 @@ MAX_BATCH = 1_000  # mem0's batch update and delete take at most 1,000 memories
 # counterpart for: project settings, output formats, keyword-only search ...). `rerank` is mapped:
 # the native search's rerank stage (application/reranking.py).
 IGNORED_ADD = frozenset({
-    "custom_categories", "custom_instructions", "agent_custom_instructions", "expiration_date",
+    "custom_categories", "custom_instructions", "agent_custom_instructions",
     "structured_data_schema", "async_mode", "output_format", "version", "includes", "excludes", "enable_graph",
     "immutable", "org_id", "project_id"})
 IGNORED_SEARCH = frozenset({
@@ -33,13 +33,14 @@ IGNORED_SEARCH = frozenset({
     "version", "enable_graph", "org_id", "project_id"})
 IGNORED_LIST = frozenset({"show_expired", "latest_only", "fields", "output_format", "version", "enable_graph",
                           "org_id", "project_id"})
-IGNORED_UPDATE = frozenset({"timestamp", "expiration_date"})
+IGNORED_UPDATE = frozenset({"timestamp"})
 # The native event of a memory's history, as mem0 names its history events.
 HISTORY_EVENTS = {"MemoryCreated": "ADD", "MemoryUpdated": "UPDATE", "MemoryDeleted": "DELETE",
                   "MemoryScopeDeleted": "DELETE", "MemoryForgotten": "DELETE", "MemoryConsolidated": "UPDATE",
-                  "MemoryRestored": "ADD"}
+                  "MemoryRestored": "ADD", "MemoryExpired": "DELETE"}
 # Native field names in a refusal, said as mem0's body said them.
-_MEM0_FIELD = {"limit": "top_k", "reference_time": "reference_date", "occurred_at": "timestamp"}
+_MEM0_FIELD = {"limit": "top_k", "reference_time": "reference_date", "occurred_at": "timestamp",
+               "expires_at": "expiration_date"}
 _UUID = re.compile(UUID_PATTERN)
 _ID = re.compile(ID_PATTERN)
 
@@ -164,12 +165,28 @@ def _instant(value: Any, field: str) -> str:
     raise Mem0ShapeError(field, "a Unix time, YYYY-MM-DD or ISO 8601")
 
 
+def _expiration(value: Any) -> str:
+    """mem0's `expiration_date` as the native `expires_at`: a YYYY-MM-DD date is inclusive, as in
+    mem0 (the memory is there all through that day in UTC and leaves at the next midnight); an ISO
+    8601 time is taken as it is."""
+    if isinstance(value, str) and len(value) == 10:
+        try:
+            return datetime.combine(date.fromisoformat(value) + timedelta(days=1), datetime.min.time(),
+                                    timezone.utc).isoformat()
+        except (ValueError, OverflowError) as exc:
+            raise Mem0ShapeError("expiration_date", "a YYYY-MM-DD date or an ISO 8601 time") from exc
+    if isinstance(value, str):
+        return _instant(value, "expiration_date")
+    raise Mem0ShapeError("expiration_date", "a YYYY-MM-DD date or an ISO 8601 time")
+
+
 # --- requests ----------------------------------------------------------------------------------
 
 def add_body(body: Any) -> dict:
     """POST /v3/memories/add/ as the body of POST /v1/memories."""
     body = _object(body, "body")
-    _refuse_unknown(body, {"messages", "metadata", "infer", "timestamp", "filters", *ENTITY_IDS}, IGNORED_ADD, "add")
+    _refuse_unknown(body, {"messages", "metadata", "infer", "timestamp", "expiration_date", "filters", *ENTITY_IDS},
+                    IGNORED_ADD, "add")
     filters_scope, rest = split_filters(body.get("filters"))
     if rest is not None:
         raise Mem0ShapeError("filters", "add takes only entity ids (user_id, agent_id, run_id, app_id) in filters")
@@ -184,6 +201,8 @@ def add_body(body: Any) -> dict:
             native[key] = body[key]
     if body.get("timestamp") is not None:
         native["occurred_at"] = _instant(body["timestamp"], "timestamp")
+    if body.get("expiration_date") is not None:
+        native["expires_at"] = _expiration(body["expiration_date"])
     return native
 
 
@@ -232,13 +251,18 @@ def list_scope(body: Any) -> dict:
 
 
 def update_body(body: Any, field: str = "") -> dict:
-    """PUT /v1/memories/{id}/ (text, metadata) as the body of PATCH /v1/memories/{id}; mem0's
-    `timestamp` and `expiration_date` are accepted and ignored."""
+    """PUT /v1/memories/{id}/ (text, metadata, expiration_date) as the body of PATCH
+    /v1/memories/{id}; `expiration_date: null` clears the expiry (mem0's client sends it only when
+    asked); mem0's `timestamp` is accepted and ignored."""
     body = _object(body, field.rstrip(".") or "body")
-    unknown = sorted(set(body) - {"text", "metadata", "memory_id"} - IGNORED_UPDATE)
+    unknown = sorted(set(body) - {"text", "metadata", "memory_id", "expiration_date"} - IGNORED_UPDATE)
     if unknown:
         raise Mem0ShapeError(field + unknown[0], "not a field of mem0's update that recallstack knows")
-    return {key: body[key] for key in ("text", "metadata") if body.get(key) is not None}
+    native = {key: body[key] for key in ("text", "metadata") if body.get(key) is not None}
+    if "expiration_date" in body:
+        value = body["expiration_date"]
+        native["expires_at"] = None if value is None else _expiration(value)
+    return native
 
 
 def batch_items(body: Any) -> list[tuple[str, dict]]:

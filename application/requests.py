@@ -17,6 +17,8 @@ Limits (a rejection names the field; nothing is appended):
 - categories: at most 32, each 1-64 printable characters. importance: 0 to 1.
 - messages: 1-200, roles user/assistant/system/tool. batch: 1-1,000 memories (413 above).
 - occurred_at: ISO 8601; naive times are taken as UTC.
+- expires_at (ISO 8601, naive is UTC, in the future) or ttl_seconds (1 to ten years), not both:
+  when the memory stops being true (domain/expiry.py); on an update `expires_at: null` clears it.
 - embedding (with embedding_model, text only): a precomputed vector, used as is only when
   its model is the command API's embedder and its length is that embedder's dimension
   (else 422 naming the field); finite, L2-normalised (norm 1 within 1e-3).
@@ -32,9 +34,11 @@ import unicodedata
 from datetime import datetime, timezone
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
+from domain import expiry
 from domain.identifiers import ID_PATTERN
 from domain.text import is_unicode
 from domain.turn_context import CONTEXT_TURNS, MAX_CONTEXT_TURNS
@@ -144,6 +148,49 @@ Metadata = Annotated[dict, AfterValidator(check_metadata),
 Category = Annotated[str, AfterValidator(check_category)]
 
 
+EXPIRES_HELP = ("when the memory stops being true (ISO 8601; naive is UTC; must be in the future): from then on it "
+                "leaves search, list and context, and the forget worker records MemoryExpired. Not with ttl_seconds")
+TTL_HELP = f"the same as expires_at, in seconds from now (1 to {expiry.MAX_TTL_SECONDS}); not with expires_at"
+
+
+class Expiring(BaseModel):
+    """`expires_at` or `ttl_seconds`: a memory's expiry, checked against the clock when the request arrives."""
+    model_config = STRICT
+    expires_at: datetime | None = Field(default=None, description=EXPIRES_HELP)
+    ttl_seconds: int | None = Field(default=None, strict=True, ge=1, le=expiry.MAX_TTL_SECONDS, description=TTL_HELP)
+
+    @field_validator("expires_at")
+    @classmethod
+    def _future(cls, value: datetime | None) -> datetime | None:
+        value = utc(value)
+        return None if value is None else _expiry_checked(lambda: expiry.check_future(value, _now()))
+
+    @field_validator("ttl_seconds")
+    @classmethod
+    def _alone(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("expires_at") is not None:
+            raise PydanticCustomError("expiry_twice", "give expires_at or ttl_seconds, not both")
+        return value
+
+    def expiry(self, now: datetime) -> datetime | None:
+        """The absolute expiry the request asks for (None: none): what the event carries. A ttl counts
+        from `now`; an expires_at was checked to be in the future when the request arrived."""
+        if self.ttl_seconds is not None:
+            return expiry.expiry_of(None, self.ttl_seconds, now)
+        return self.expires_at
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _expiry_checked(check):
+    try:
+        return check()
+    except expiry.ExpiryError as exc:
+        raise PydanticCustomError("bad_expiry", exc.message) from None
+
+
 class Message(BaseModel):
     model_config = STRICT
     role: Literal["user", "assistant", "system", "tool"]
@@ -159,7 +206,7 @@ class Scope(BaseModel):
     app_id: Id | None = None
 
 
-class AddMemoryRequest(Scope):
+class AddMemoryRequest(Expiring, Scope):
     text: Text | None = None
     messages: list[Message] | None = Field(default=None, min_length=1, max_length=200)
     metadata: Metadata = Field(default_factory=dict)
@@ -230,7 +277,7 @@ class BatchAddRequest(BaseModel):
         return value
 
 
-class UpdateMemoryRequest(BaseModel):
+class UpdateMemoryRequest(Expiring):
     model_config = STRICT
     text: Text | None = None
     metadata: Metadata | None = Field(default=None, description="replaces the whole metadata")
@@ -239,9 +286,20 @@ class UpdateMemoryRequest(BaseModel):
 
     @model_validator(mode="after")
     def _something(self):
-        if self.text is None and self.metadata is None and self.categories is None and self.importance is None:
-            raise PydanticCustomError("nothing_to_update", "give at least one of text, metadata, categories, importance")
+        if (self.text is None and self.metadata is None and self.categories is None and self.importance is None
+                and not self.changes_expiry):
+            raise PydanticCustomError("nothing_to_update", "give at least one of text, metadata, categories, "
+                                                           "importance, expires_at, ttl_seconds")
         return self
+
+    @property
+    def changes_expiry(self) -> bool:
+        return "expires_at" in self.model_fields_set or self.ttl_seconds is not None
+
+    @property
+    def clears_expiry(self) -> bool:
+        """`expires_at: null` given: the memory no longer expires."""
+        return "expires_at" in self.model_fields_set and self.expires_at is None and self.ttl_seconds is None
 
 
 class ShareRequest(BaseModel):

@@ -91,7 +91,7 @@ def events_for(conversation: ConversationReceived, decisions: Sequence[Decision]
                 embedding=_floats(vector if text == fact.text else embed(text)), embedding_model=embedding_model,
                 happened_at=conversation.happened_at, agent_id=conversation.agent_id, run_id=conversation.run_id,
                 app_id=conversation.app_id, categories=fact.categories, importance=fact.importance,
-                entities=fact.entities, relations=fact.relations,
+                entities=fact.entities, relations=fact.relations, expires_at=conversation.expires_at,
                 metadata={**conversation.metadata, "source": {
                     "conversation_id": conversation.conversation_id, "message_indexes": list(fact.message_indexes),
                     "reason": decision.reason}},

@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 # Events that change what a pass would decide (access arrives on its own topic, in Postgres).
 _CHANGES = {b"MemoryCreated", b"MemoryUpdated", b"MemoryDeleted", b"MemoryScopeDeleted", b"MemoryConsolidated",
-            b"MemoryForgotten", b"MemoryRestored"}
+            b"MemoryForgotten", b"MemoryExpired", b"MemoryRestored"}
 
 
 # A pass runs every few minutes, so the activity table may learn of a change a second late:

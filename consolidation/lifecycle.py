@@ -11,7 +11,10 @@ Forgetting: current importance = decay of the write-time importance with a boost
 access (domain/importance.py). Active memories below `forget_below` get MemoryForgotten
 (hidden, restorable with POST /v1/memories/{id}/restore); active or forgotten ones below
 `delete_below` and older than `delete_min_age_days` get MemoryDeleted. Pinned memories
-(`metadata.pinned = true`) are never touched.
+(`metadata.pinned = true`) are never touched by decay. Expiry comes first: an active or archived
+memory whose `expires_at` has passed gets MemoryExpired (reads hid it from that instant; the event
+makes every read model and the history agree), pinned or not: its writer asked for it. Memories
+that expire are not consolidated (a summary would outlive them).
 
 Consolidation: per scope (agent_id, run_id, app_id), memories older than
 `consolidate_min_age_days`, or the oldest ones while the scope is over its token budget,
@@ -43,7 +46,8 @@ from consolidation.policies import LifecycleConfig
 from consolidation.profiles import ProfileRefresher
 from domain import consolidation as clustering
 from domain.entities import extract
-from domain.events import Event, MemoryConsolidated, MemoryDeleted, MemoryForgotten, utcnow
+from domain.events import Event, MemoryConsolidated, MemoryDeleted, MemoryExpired, MemoryForgotten, utcnow
+from domain.expiry import EXPIRED_REASON
 from domain.importance import current_importance, forgetting_action, initial_importance
 from domain.intelligence import Summarizer
 
@@ -134,11 +138,12 @@ class Lifecycle:
 
     async def forget_user(self, user_id: str, report: PassReport) -> None:
         now = self.clock()
+        events: list[Event] = await self._expired(user_id, now, report)
+        done = {e.memory_id for e in events}
         rows = await memory_reads.memories(self.pool, user_id, ("active", "forgotten"))
-        events: list[Event] = []
         for row in rows:
             report.examined += 1
-            if memory_reads.is_pinned(row["metadata"]):
+            if memory_reads.is_pinned(row["metadata"]) or str(row["id"]) in done:
                 continue
             policy = self.config.for_app(row["app_id"])
             base = row["importance"] if row["importance"] is not None else initial_importance(row["text"])
@@ -165,9 +170,22 @@ class Lifecycle:
             report.actions.append(Action(action, user_id, [memory_id], reason, score=round(score, 4)))
         await self._append(events, report)
 
+    async def _expired(self, user_id: str, now: datetime, report: PassReport) -> list[Event]:
+        """MemoryExpired for each of the user's memories whose expiry has passed."""
+        events: list[Event] = []
+        for row in await memory_reads.expired(self.pool, user_id, now):
+            memory_id = str(row["id"])
+            events.append(MemoryExpired(user_id=user_id, actor="worker:forget", memory_id=memory_id,
+                                        event_id=_derived(memory_id, "expire", str(row["last_event_id"])),
+                                        expires_at=row["expires_at"], reason=EXPIRED_REASON))
+            report.actions.append(Action("expire", user_id, [memory_id],
+                                         f"{EXPIRED_REASON} at {row['expires_at'].isoformat()}"))
+        return events
+
     async def consolidate_user(self, user_id: str, report: PassReport) -> None:
         now = self.clock()
-        rows = await memory_reads.memories(self.pool, user_id, ("active",), vectors=True)
+        rows = [r for r in await memory_reads.memories(self.pool, user_id, ("active",), vectors=True)
+                if r["expires_at"] is None]  # an expiring memory is not merged into a summary that outlives it
         report.examined += len(rows)
         by_id = {str(r["id"]): r for r in rows}
         scopes: dict[tuple, list] = defaultdict(list)

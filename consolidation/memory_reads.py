@@ -8,6 +8,7 @@ version through the public views, like the query API's.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import asyncpg
 import numpy as np
@@ -43,8 +44,16 @@ async def memories(pool: asyncpg.Pool, user_id: str, states: tuple[str, ...] = (
     (their embeddings only when asked: forgetting does not need them)."""
     return await pool.fetch(
         f"SELECT id, text, {'embedding, ' if vectors else ''}state, created_at, occurred_at, importance, metadata,"
-        " categories, access_count, last_accessed_at, last_event_id, agent_id, run_id, app_id FROM memories"
+        " categories, access_count, last_accessed_at, last_event_id, agent_id, run_id, app_id, expires_at FROM memories"
         " WHERE user_id = $1 AND state = ANY($2) ORDER BY created_at, id", user_id, list(states))
+
+
+async def expired(pool: asyncpg.Pool, user_id: str, now: datetime) -> list[asyncpg.Record]:
+    """The user's active or archived memories whose expires_at is `now` or earlier (domain/expiry.py),
+    soonest expired first: what the forget pass records as MemoryExpired."""
+    return await pool.fetch(
+        "SELECT id, expires_at, last_event_id FROM memories WHERE user_id = $1 AND expires_at <= $2"
+        " AND state IN ('active', 'archived') ORDER BY expires_at, id", user_id, now)
 
 
 async def users(pool: asyncpg.Pool) -> list[str]:

@@ -26,6 +26,7 @@ class AddMemory(Command):
     # and dimension are the embedder's, else the command is refused. None: embed the text.
     embedding: tuple[float, ...] | None = None
     embedding_model: str | None = None
+    expires_at: datetime | None = None  # when it stops being true (domain/expiry.py); None: never
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -37,6 +38,7 @@ class ReceiveConversation(Command):
     app_id: str | None = None
     metadata: dict = field(default_factory=dict)
     happened_at: datetime | None = None
+    expires_at: datetime | None = None  # the extracted memories' expiry
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,6 +48,8 @@ class UpdateMemory(Command):
     metadata: dict | None = None
     categories: tuple[str, ...] | None = None
     importance: float | None = None
+    expires_at: datetime | None = None  # a new expiry
+    clears_expiry: bool = False  # the memory no longer expires
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -69,7 +69,7 @@ class ChatMessage:
 class MemoryCreated(Event):
     """A memory was stored, with the vector computed once in the command path."""
     event_type: ClassVar[str] = "MemoryCreated"
-    schema_version: ClassVar[int] = 3
+    schema_version: ClassVar[int] = 4
 
     memory_id: str
     text: str
@@ -86,14 +86,17 @@ class MemoryCreated(Event):
     relations: tuple[Relation, ...] = ()  # v2
     # v3: the turns written just before it in the same request and scope (domain/turn_context).
     context: str | None = None
+    # v4: when it stops being true (domain/expiry.py); None: never.
+    expires_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
 class MemoryUpdated(Event):
     """A memory changed. Every field left None is unchanged; metadata and categories
-    replace the whole value when given. A new text comes with its new embedding."""
+    replace the whole value when given. A new text comes with its new embedding.
+    v2: a new `expires_at`, or `expiry_cleared` (the memory no longer expires)."""
     event_type: ClassVar[str] = "MemoryUpdated"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     memory_id: str
     text: str | None = None
@@ -103,6 +106,8 @@ class MemoryUpdated(Event):
     categories: tuple[str, ...] | None = None
     importance: float | None = None
     reason: str | None = None
+    expires_at: datetime | None = None  # v2
+    expiry_cleared: bool = False  # v2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -175,6 +180,18 @@ class MemoryForgotten(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class MemoryExpired(Event):
+    """A memory's `expires_at` passed (domain/expiry.py): the forget worker records it, and every
+    read model hides the memory as it hides a forgotten one (reads already hid it from that instant)."""
+    event_type: ClassVar[str] = "MemoryExpired"
+    schema_version: ClassVar[int] = 1
+
+    memory_id: str
+    expires_at: datetime
+    reason: str = "expired"
+
+
+@dataclass(frozen=True, kw_only=True)
 class MemoryRestored(Event):
     """A forgotten or archived memory is active again (undoes MemoryForgotten)."""
     event_type: ClassVar[str] = "MemoryRestored"
@@ -186,9 +203,10 @@ class MemoryRestored(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class ConversationReceived(Event):
-    """Raw messages waiting for extraction (an add with infer=true)."""
+    """Raw messages waiting for extraction (an add with infer=true). v2: `expires_at`, which the
+    memories extracted from it carry."""
     event_type: ClassVar[str] = "ConversationReceived"
-    schema_version: ClassVar[int] = 1
+    schema_version: ClassVar[int] = 2
 
     conversation_id: str
     messages: tuple[ChatMessage, ...]
@@ -197,6 +215,7 @@ class ConversationReceived(Event):
     run_id: str | None = None
     app_id: str | None = None
     metadata: dict = field(default_factory=dict)
+    expires_at: datetime | None = None  # v2
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,7 +359,8 @@ class UserProfileUpdated(Event):
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.event_type: cls
     for cls in (MemoryCreated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted, MemoryAccessed,
-                MemoryConsolidated, MemoryForgotten, MemoryRestored, ConversationReceived, MemoryShared, MemoryUnshared,
+                MemoryConsolidated, MemoryForgotten, MemoryExpired, MemoryRestored, ConversationReceived,
+                MemoryShared, MemoryUnshared,
                 UserRegistered, ApiKeyIssued, ApiKeyRevoked, UserErased, UserProfileUpdated,
                 CoreMemoryBlockCreated, CoreMemoryBlockAppended, CoreMemoryBlockReplaced, CoreMemoryBlockDeleted)
 }

@@ -41,7 +41,7 @@ class InMemoryPg:
                 "categories": list(event.categories), "importance": event.importance, "state": "active",
                 "version": 1, "created_at": event.occurred_at, "updated_at": event.occurred_at,
                 "occurred_at": happened_at, "last_event_id": event.event_id, "access_count": 0,
-                "last_accessed_at": None}
+                "last_accessed_at": None, "expires_at": getattr(event, "expires_at", None)}  # a summary: None
 
     async def create_memories(self, items: Sequence[Applied]) -> None:
         for item in items:
@@ -67,6 +67,8 @@ class InMemoryPg:
                    "metadata": event.metadata, "importance": event.importance,
                    "categories": list(event.categories) if event.categories is not None else None}
         row.update({k: v for k, v in changes.items() if v is not None})
+        if event.expiry_cleared or event.expires_at is not None:
+            row["expires_at"] = None if event.expiry_cleared else event.expires_at
         self._touch(row, event)
         self._history(event, at, event.memory_id, old_text, event.text or old_text, old_metadata, event.metadata)
 

@@ -18,8 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
-from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
-                           MemoryScopeDeleted, MemoryUpdated, UserErased)
+from domain.events import (Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryExpired, MemoryForgotten,
+                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, UserErased)
 from projectors.applied import Applied
 from projectors.batch_order import hoist_creates
 
@@ -107,6 +107,7 @@ HANDLERS: dict[type, Callable[[GraphWrites, Any], Awaitable[None]]] = {
     MemoryScopeDeleted: _scope_deleted,
     MemoryConsolidated: _consolidated,
     MemoryForgotten: _forgotten,
+    MemoryExpired: _forgotten,  # an expiry hides a memory as forgetting does
     MemoryRestored: _restored,
     UserErased: _erased,
 }

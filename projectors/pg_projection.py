@@ -15,8 +15,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, MemoryAccessed, MemoryConsolidated, MemoryCreated,
-                           MemoryDeleted, MemoryForgotten, MemoryRestored, MemoryScopeDeleted, MemoryShared,
-                           MemoryUnshared, MemoryUpdated, UserErased, UserRegistered)
+                           MemoryDeleted, MemoryExpired, MemoryForgotten, MemoryRestored, MemoryScopeDeleted,
+                           MemoryShared, MemoryUnshared, MemoryUpdated, UserErased, UserRegistered)
 from domain.events import UserProfileUpdated
 from domain import core_memory
 from projectors.applied import Applied
@@ -89,8 +89,9 @@ async def _consolidated(writes: PgWrites, event: MemoryConsolidated, at: Applied
         await writes.set_state(event, at, event.source_memory_ids, "archived", ARCHIVABLE)
 
 
-async def _forgotten(writes: PgWrites, event: MemoryForgotten, at: Applied) -> None:
-    # Forgetting hides (restorable); restoring brings a forgotten or archived memory back.
+async def _forgotten(writes: PgWrites, event: MemoryForgotten | MemoryExpired, at: Applied) -> None:
+    # Forgetting hides (restorable); restoring brings a forgotten or archived memory back. An
+    # expiry is recorded the same way: the history row names MemoryExpired.
     await writes.set_state(event, at, [event.memory_id], "forgotten", ("active", "archived"))
 
 
@@ -111,6 +112,7 @@ HANDLERS: dict[type, Handler] = {
     MemoryScopeDeleted: lambda writes, event, at: writes.delete_scope(event, at),
     MemoryConsolidated: _consolidated,
     MemoryForgotten: _forgotten,
+    MemoryExpired: _forgotten,
     MemoryRestored: _restored,
     UserErased: _erased,
     UserRegistered: lambda writes, event, at: writes.register_user(event),

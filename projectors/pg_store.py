@@ -24,11 +24,12 @@ from projectors import core_memory_rows
 
 COPY_FROM = 64  # creates in one batch from which COPY beats INSERT
 MEMORY_COLUMNS = ("id", "user_id", "agent_id", "run_id", "app_id", "text", "embedding", "embedding_model",
-                  "metadata", "categories", "importance", "created_at", "updated_at", "occurred_at", "last_event_id")
+                  "metadata", "categories", "importance", "created_at", "updated_at", "occurred_at", "last_event_id",
+                  "expires_at")
 HISTORY_COLUMNS = ("event_id", "memory_id", "user_id", "event_type", "actor", "correlation_id", "occurred_at",
                    "log_partition", "log_offset", "old_text", "new_text", "old_metadata", "new_metadata", "reason")
 _INSERT_MEMORY = (f"INSERT INTO memories ({', '.join(MEMORY_COLUMNS)})"
-                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15)")
+                  " VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9::jsonb,$10,$11,$12,$13,$14,$15,$16)")
 
 
 class PgStore:
@@ -54,7 +55,7 @@ class PgStore:
         rows = [(uuid.UUID(e.memory_id), e.user_id, e.agent_id, e.run_id, e.app_id, e.text,
                  np.asarray(e.embedding, dtype=np.float32), e.embedding_model, json.dumps(e.metadata),
                  list(e.categories), e.importance, e.occurred_at, e.occurred_at, e.happened_at,
-                 uuid.UUID(e.event_id)) for e in (i.event for i in fresh)]
+                 uuid.UUID(e.event_id), e.expires_at) for e in (i.event for i in fresh)]
         history = [history_row(i.event, i, i.event.memory_id, None, i.event.text, None, i.event.metadata)
                    for i in fresh]
         if len(rows) >= COPY_FROM:
@@ -73,7 +74,7 @@ class PgStore:
             uuid.UUID(event.memory_id), event.user_id, event.agent_id, event.run_id, event.app_id, event.text,
             np.asarray(event.embedding, dtype=np.float32), event.embedding_model, json.dumps(event.metadata),
             list(event.categories), event.importance, event.occurred_at, event.occurred_at,
-            event.happened_at or event.occurred_at, uuid.UUID(event.event_id))
+            event.happened_at or event.occurred_at, uuid.UUID(event.event_id), None)  # a summary never expires
         if created:
             await self._history(event, at, [(event.memory_id, None, event.text, None, event.metadata)])
         return bool(created)
@@ -89,12 +90,13 @@ class PgStore:
             "UPDATE memories SET text = COALESCE($2, text), embedding = COALESCE($3, embedding),"
             " embedding_model = COALESCE($4, embedding_model), metadata = COALESCE($5::jsonb, metadata),"
             " categories = COALESCE($6, categories), importance = COALESCE($7, importance),"
+            " expires_at = CASE WHEN $10 THEN NULL ELSE COALESCE($11, expires_at) END,"
             " updated_at = $8, version = version + 1, last_event_id = $9 WHERE id = $1",
             event.memory_id, event.text,
             np.asarray(event.embedding, dtype=np.float32) if event.embedding is not None else None,
             event.embedding_model, json.dumps(event.metadata) if event.metadata is not None else None,
             list(event.categories) if event.categories is not None else None, event.importance,
-            event.occurred_at, event.event_id,
+            event.occurred_at, event.event_id, event.expiry_cleared, event.expires_at,
         )
         await self._history(event, at, [(event.memory_id, old["text"], event.text or old["text"],
                                          _json(old["metadata"]), event.metadata)])

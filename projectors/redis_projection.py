@@ -16,8 +16,8 @@ from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from domain.events import (MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
-                           MemoryScopeDeleted, MemoryUpdated, UserErased)
+from domain.events import (MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryExpired, MemoryForgotten,
+                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, UserErased)
 from projectors.applied import Applied
 
 __all__ = ["HANDLERS", "RedisWrites", "memory_document", "project"]
@@ -86,6 +86,8 @@ def memory_document(event: MemoryCreated | MemoryConsolidated) -> dict[str, str]
             doc[name] = getattr(event, name)
     if event.importance is not None:
         doc["importance"] = repr(float(event.importance))
+    if getattr(event, "expires_at", None) is not None:  # a summary never expires
+        doc["expires_at"] = iso(event.expires_at)
     return doc
 
 
@@ -93,7 +95,9 @@ def _updated_fields(event: MemoryUpdated) -> dict[str, str]:
     changes = {"text": event.text, "embedding_model": event.embedding_model,
                "metadata": compact_json(event.metadata) if event.metadata is not None else None,
                "categories": compact_json(list(event.categories)) if event.categories is not None else None,
-               "importance": repr(float(event.importance)) if event.importance is not None else None}
+               "importance": repr(float(event.importance)) if event.importance is not None else None,
+               # '': the expiry was cleared (a hash field cannot hold None)
+               "expires_at": "" if event.expiry_cleared else iso(event.expires_at) if event.expires_at else None}
     return {k: v for k, v in changes.items() if v is not None}
 
 
@@ -111,6 +115,7 @@ HANDLERS: dict[type, Handler] = {
     MemoryDeleted: lambda w, e, at: w.delete(at, e.memory_id),
     MemoryScopeDeleted: lambda w, e, at: w.delete_scope(at, _scope(e)),
     MemoryForgotten: lambda w, e, at: w.forget(at, e.memory_id),
+    MemoryExpired: lambda w, e, at: w.forget(at, e.memory_id),  # an expiry hides a memory as forgetting does
     MemoryRestored: lambda w, e, at: w.restore(at, e.memory_id),
     UserErased: lambda w, e, at: w.erase_user(at),
 }

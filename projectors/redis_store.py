@@ -63,10 +63,11 @@ local function user_key(user, what) return prefix .. ':user:' .. user .. ':' .. 
 
 local DOC_FIELDS = {id = true, user_id = true, agent_id = true, run_id = true, app_id = true, text = true,
   metadata = true, categories = true, importance = true, created_at = true, updated_at = true,
-  occurred_at = true, embedding_model = true}
+  occurred_at = true, embedding_model = true, expires_at = true}
 local REQUIRED = {'id', 'user_id', 'text', 'metadata', 'categories', 'created_at', 'updated_at',
   'occurred_at', 'embedding_model'}
-local SET_FIELDS = {text = true, embedding_model = true, metadata = true, categories = true, importance = true}
+local SET_FIELDS = {text = true, embedding_model = true, metadata = true, categories = true, importance = true,
+  expires_at = true}  -- expires_at '': cleared (never expires)
 local SCOPE_FIELDS = {agent_id = true, run_id = true, app_id = true}
 
 -- Phase 1: check everything, write nothing. -------------------------------------------

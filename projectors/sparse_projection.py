@@ -35,8 +35,8 @@ from typing import Any, Protocol
 from adapters.sparse_doc import MemoryDoc, micros
 from domain import entities as extractor
 from domain import index_terms
-from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
-                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
+from domain.events import (Entity, Event, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryExpired,
+                           MemoryForgotten, MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
 # The graph's own derivation of a memory's entities, so both read models name the same ones.
 from projectors.graph_rows import graph_rows
 
@@ -132,6 +132,7 @@ HANDLERS: dict[type, Callable[[SparseDocuments, Any], None]] = {
     MemoryDeleted: _deleted,
     MemoryScopeDeleted: _scope_deleted,
     MemoryForgotten: _moved("forgotten", ("active", "archived")),
+    MemoryExpired: _moved("forgotten", ("active", "archived")),  # an expiry hides a memory as forgetting does
     MemoryRestored: _moved("active", ("forgotten", "archived")),
     UserErased: lambda docs, event: docs.erase_user(event.user_id),
 }

@@ -10,8 +10,10 @@ counts. A filter tree cannot be evaluated here, so a search with one still needs
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
 
 from adapters.redis_read_model import RedisReadModel
+from domain.expiry import is_expired
 from query_api.pg_reads import Scope
 
 
@@ -22,14 +24,19 @@ def api_document(doc: dict) -> dict:
             "categories": list(doc["categories"]), "importance": doc["importance"], "state": doc["state"],
             "created_at": doc["created_at"].isoformat(), "updated_at": doc["updated_at"].isoformat(),
             "occurred_at": doc["occurred_at"].isoformat(), "version": doc["version"],
-            "access_count": None, "last_accessed_at": None, "similarity": None}
+            "access_count": None, "last_accessed_at": None,
+            "expires_at": doc["expires_at"].isoformat() if doc.get("expires_at") else None, "expired": False,
+            "similarity": None}
 
 
 def in_scope(doc: dict, scope: Scope) -> bool:
-    """The scope's user and fields (its states are the read model's include_archived)."""
+    """The scope's user and fields, not expired at the scope's clock (its states are the read
+    model's include_archived)."""
     if scope.filters is not None:
         raise ValueError("a filter tree needs Postgres")
-    return doc["user_id"] == scope.user_id and all(doc.get(n) == v for n, v in scope.fields.items())
+    now = scope.now or datetime.now(timezone.utc)
+    return (doc["user_id"] == scope.user_id and all(doc.get(n) == v for n, v in scope.fields.items())
+            and (scope.include_expired or not is_expired(doc.get("expires_at"), now)))
 
 
 def hydrator(read_model: Callable[[], Awaitable[RedisReadModel]]

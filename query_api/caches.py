@@ -9,6 +9,9 @@ partition before the search ran, i.e. it reflects every change generation g coun
 later change bumps g, and nobody asks for the old key again. Degraded answers (a source
 left out) are never stored. Entries also expire (ANSWER_TTL_S) so recency boosts and
 forgotten keys do not linger.
+
+Memory expiry changes no generation (it is a read-time filter: domain/expiry.py), so an answer
+holding a memory whose `expires_at` has passed is a miss at lookup, never served.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -29,6 +33,7 @@ from adapters.embedders import Embedder
 from adapters import resilience
 from adapters.redis_read_model import LIVE_KEY, VERSION_PREFIX
 from domain.circuit_breaker import CircuitBreaker, CircuitOpen
+from domain.expiry import unexpired
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +150,13 @@ class AnswerSlot:
 
 class AnswerCache:
     def __init__(self, redis: aioredis.Redis, topic: str, partition_of: Callable[[str], int], ttl_s: int = ANSWER_TTL_S,
-                 live_key: str = LIVE_KEY, breaker: CircuitBreaker | None = None, timeout_s: float = 0.25):
+                 live_key: str = LIVE_KEY, breaker: CircuitBreaker | None = None, timeout_s: float = 0.25,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
         self.redis, self.topic, self.partition_of, self.ttl_s = redis, topic, partition_of, ttl_s
         self.breaker = breaker or CircuitBreaker("redis")  # open: lookups raise CircuitOpen at once (cache bypassed)
         self.timeout_s = timeout_s
         self.live_key = live_key  # another key only in tests, which must not move the real one
+        self.clock = clock  # memory expiry is judged by it
         self._lookup = redis.register_script(_LOOKUP_LUA)
         self.ratio = HitRatio("answers")
         # Monotonic reads in this process: partition -> the highest log offset a read with a
@@ -171,6 +178,8 @@ class AnswerCache:
         answer = json.loads(entry) if entry else None
         if answer is not None and answer.pop("_applied", -1) < self.seen.get(partition, -1):
             answer = None  # older than a write this process has already shown
+        if answer is not None and _holds_expired(answer, self.clock()):
+            answer = None  # a memory in it expired since it was stored
         self.ratio.count(answer is not None)
         return answer, slot
 
@@ -192,6 +201,11 @@ class AnswerCache:
             pipe.expire(ANSWER_INDEX + slot.user_id, self.ttl_s)
             await pipe.execute()
         return True
+
+
+def _holds_expired(answer: dict, now: datetime) -> bool:
+    results = answer.get("results") or []
+    return len(unexpired(results, now)) != len(results)
 
 
 def _text(value) -> str:

@@ -3,7 +3,10 @@ views of the live version).
 
 Column names, operators and ORDER BY come only from this module; every value travels as
 a query parameter. `Scope` carries the user and the narrowing every read applies (scope
-fields, the parsed filter tree, which states count), so no source can forget it.
+fields, the parsed filter tree, which states count, and expiry), so no source can forget it.
+
+Expiry is a read-time filter against the clock (domain/expiry.py): a memory whose `expires_at`
+has passed leaves every read at that instant, before the forget worker records MemoryExpired.
 """
 
 from __future__ import annotations
@@ -13,17 +16,18 @@ import json
 import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 import asyncpg
 import numpy as np
 
 from adapters.vector_buckets import in_bucket_of
+from domain.expiry import is_expired
 from domain.filters import SCOPE_FIELDS, Node
 from query_api.filter_sql import to_sql
 
 MEMORY_COLUMNS = ("id, user_id, agent_id, run_id, app_id, text, metadata, categories, importance, state,"
-                  " created_at, updated_at, occurred_at, version, access_count, last_accessed_at")
+                  " created_at, updated_at, occurred_at, version, access_count, last_accessed_at, expires_at")
 SORTABLE = ("created_at", "updated_at", "occurred_at", "importance")
 # b = 0: no length normalisation. Memories are short utterances; on the LoCoMo dev split
 # normalising costs ~0.04 hit@10 (0.676 at b = 0.75, 0.721 at b = 0; docs/search.md).
@@ -42,6 +46,8 @@ class Scope:
     filters: Node | None = None
     include_archived: bool = False
     state: str | None = None  # list only: exactly this state ("any": all but deleted); overrides include_archived
+    include_expired: bool = False  # list only: also memories whose expires_at has passed
+    now: datetime | None = None  # the clock expiry is judged by (None: the time of the query)
 
     @classmethod
     def of(cls, user_id: str, agent_id: str | None, run_id: str | None, app_id: str | None,
@@ -57,6 +63,8 @@ class Scope:
                   if self.state in LISTABLE_STATES else
                   "('active', 'archived')" if self.include_archived else "('active')")
         parts = [f"{column_prefix}user_id = ${len(args)}", f"{column_prefix}state IN {states}"]
+        if not self.include_expired:
+            parts.append(self.unexpired(args, column_prefix))
         for name in SCOPE_FIELDS:
             if self.fields.get(name) is not None:
                 args.append(self.fields[name])
@@ -64,6 +72,11 @@ class Scope:
         if self.filters is not None:
             parts.append(to_sql(self.filters, args))
         return " AND ".join(parts)
+
+    def unexpired(self, args: list, column_prefix: str = "") -> str:
+        """The condition that keeps memories not expired at this scope's clock."""
+        args.append(self.now or datetime.now(timezone.utc))
+        return f"({column_prefix}expires_at IS NULL OR {column_prefix}expires_at > ${len(args)})"
 
 
 @dataclass(frozen=True)
@@ -77,7 +90,7 @@ class SharedScope(Scope):
         args.append(self.user_id)
         parts = [f"{column_prefix}state = 'active'",
                  f"({column_prefix}id, {column_prefix}user_id) IN (SELECT memory_id, user_id FROM memory_shares"
-                 f" WHERE grantee_user_id = ${len(args)})"]
+                 f" WHERE grantee_user_id = ${len(args)})", self.unexpired(args, column_prefix)]
         if self.filters is not None:
             parts.append(to_sql(self.filters, args))
         return " AND ".join(parts)
@@ -126,8 +139,8 @@ def _json(value):
     return json.loads(value) if isinstance(value, str) else value
 
 
-def memory_document(row) -> dict:
-    """A memories row as the API shows it."""
+def memory_document(row, now: datetime | None = None) -> dict:
+    """A memories row as the API shows it; `expired`: its expires_at has passed at `now` (default: now)."""
     doc = {
         "id": str(row["id"]), "memory": row["text"], "user_id": row["user_id"], "agent_id": row["agent_id"],
         "run_id": row["run_id"], "app_id": row["app_id"], "metadata": _json(row["metadata"]),
@@ -136,6 +149,8 @@ def memory_document(row) -> dict:
         "occurred_at": row["occurred_at"].isoformat(), "version": row["version"],
         "access_count": row["access_count"],
         "last_accessed_at": row["last_accessed_at"].isoformat() if row["last_accessed_at"] else None,
+        "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
+        "expired": is_expired(row["expires_at"], now or datetime.now(timezone.utc)),
     }
     return doc
 
@@ -391,6 +406,8 @@ async def history(pool: asyncpg.Pool, memory_id: str, user_id: str) -> list[dict
 
 # --- identity: shares, namespaces, keys, users --------------------------------------
 
+_UNEXPIRED = "({t}expires_at IS NULL OR {t}expires_at > now())"  # counts and lists without a Scope
+
 _SHARED_COLUMNS = ", ".join(f"memories.{c.strip()}" for c in MEMORY_COLUMNS.split(","))  # memory_shares has user_id too
 
 
@@ -412,7 +429,7 @@ async def shared_with(pool: asyncpg.Pool, grantee_user_id: str, limit: int, offs
     rows = await pool.fetch(
         f"SELECT {_SHARED_COLUMNS}, s.permission, s.shared_at, count(*) OVER () AS total FROM memories"
         " JOIN memory_shares s ON s.memory_id = memories.id AND s.user_id = memories.user_id"
-        " WHERE s.grantee_user_id = $1 AND memories.state = 'active'"
+        " WHERE s.grantee_user_id = $1 AND memories.state = 'active' AND " + _UNEXPIRED.format(t="memories.") +
         " ORDER BY s.shared_at DESC, memories.id LIMIT $2 OFFSET $3", grantee_user_id, limit, offset)
     docs = [{**memory_document(r), "shared": {"by": r["user_id"], "permission": r["permission"],
                                                "at": r["shared_at"].isoformat()}} for r in rows]
@@ -438,13 +455,15 @@ async def namespaces(pool: asyncpg.Pool, user_id: str) -> dict:
     """The user's apps and agents with how many active memories each holds."""
     rows = await pool.fetch(
         "SELECT app_id, agent_id, count(*) AS n FROM memories WHERE user_id = $1 AND state = 'active'"
+        " AND " + _UNEXPIRED.format(t="") +
         " GROUP BY GROUPING SETS ((app_id), (agent_id))", user_id)
     apps = sorted(({"app_id": r["app_id"], "memories": r["n"]} for r in rows
                    if r["app_id"] is not None and r["agent_id"] is None), key=lambda a: (-a["memories"], a["app_id"]))
     agents = sorted(({"agent_id": r["agent_id"], "memories": r["n"]} for r in rows
                      if r["agent_id"] is not None and r["app_id"] is None),
                     key=lambda a: (-a["memories"], a["agent_id"]))
-    total = await pool.fetchval("SELECT count(*) FROM memories WHERE user_id = $1 AND state = 'active'", user_id)
+    total = await pool.fetchval("SELECT count(*) FROM memories WHERE user_id = $1 AND state = 'active' AND "
+                                + _UNEXPIRED.format(t=""), user_id)
     return {"user_id": user_id, "memories": total, "apps": apps, "agents": agents}
 
 

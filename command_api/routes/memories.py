@@ -4,6 +4,7 @@ the commands that create memories, or delete a scope's."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timezone
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 
@@ -23,12 +24,13 @@ from domain.turn_context import CONTEXT_TURNS
 def add_commands(body: AddMemoryRequest, actor: str, field: str = "") -> list[AddMemory]:
     """The memories an add body stores; `field` prefixes the field a refusal names (a batch item's
     `memories.3.`)."""
+    expires_at = body.expiry(datetime.now(timezone.utc))  # a ttl counts from now
     commands = [
         AddMemory(user_id=body.user_id, actor=actor, text=text, agent_id=body.agent_id,
                   run_id=body.run_id, app_id=body.app_id, metadata={**body.metadata, **extra},
                   categories=tuple(body.categories), importance=body.importance, happened_at=body.occurred_at,
                   embedding=tuple(body.embedding) if body.embedding is not None else None,
-                  embedding_model=body.embedding_model)
+                  embedding_model=body.embedding_model, expires_at=expires_at)
         for text, extra in body.texts()
     ]
     if not commands:
@@ -67,6 +69,7 @@ def router(deps: CommandDeps) -> APIRouter:
             command = ReceiveConversation(
                 user_id=body.user_id, actor=actor, agent_id=body.agent_id, run_id=body.run_id,
                 app_id=body.app_id, metadata=body.metadata, happened_at=body.occurred_at,
+                expires_at=body.expiry(datetime.now(timezone.utc)),
                 messages=tuple((m.role, m.content) for m in body.messages))
 
             async def work(ctx):

@@ -4,6 +4,8 @@ X-Consistency-Token it names)."""
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 from fastapi import APIRouter, Depends, Header, Path, Request
 
 from adapters.http_auth import acting_user
@@ -26,7 +28,8 @@ def router(deps: CommandDeps) -> APIRouter:
     routes = APIRouter(route_class=StrictJsonRoute)  # bodies parsed strictly (adapters/json_body.py)
     auth = deps.auth
 
-    @routes.patch("/v1/memories/{memory_id}", status_code=202, tags=["memories"], summary="Update text and/or metadata")
+    @routes.patch("/v1/memories/{memory_id}", status_code=202, tags=["memories"],
+                  summary="Update text, metadata, categories, importance and/or expiry (expires_at null: never)")
     async def update(body: UpdateMemoryRequest, request: Request, principal: Principal = Depends(auth),
                      memory_id: str = Path(pattern=UUID_PATTERN), user_id: str | None = user_param(),
                      x_consistency_token: str | None = Header(default=None),
@@ -35,7 +38,8 @@ def router(deps: CommandDeps) -> APIRouter:
         await consistent(deps, x_consistency_token)
         command = UpdateMemory(user_id=user_id, actor=principal.actor_for(user_id), memory_id=memory_id.lower(),
                                text=body.text, metadata=body.metadata, importance=body.importance,
-                               categories=tuple(body.categories) if body.categories is not None else None)
+                               categories=tuple(body.categories) if body.categories is not None else None,
+                               expires_at=body.expiry(datetime.now(timezone.utc)), clears_expiry=body.clears_expiry)
 
         async def work(ctx):
             return changed(*await appended(handlers.update_memory(command, ctx)), "UPDATE")

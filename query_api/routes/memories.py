@@ -21,6 +21,8 @@ from query_api.routes.errors import (answered, as_of_param, parsed_filters, scop
 
 STATE_HELP = ("only memories in this state (any: all but deleted); forgotten ones can be restored with "
               "POST /v1/memories/{id}/restore")
+EXPIRED_HELP = ("also memories whose expires_at has passed (each shows `expires_at` and `expired: true`); "
+                "by default they leave lists, searches and context at that instant")
 VECTORS_HELP = ("add each memory's stored `embedding` (a list of floats) and `embedding_model` (what "
                 "`recallstack export --include-vectors` writes); about 8 KB of JSON per memory at 384 dimensions")
 
@@ -40,10 +42,12 @@ def router(deps: QueryDeps) -> APIRouter:
             state: Literal["active", "archived", "forgotten", "any"] | None = Query(default=None,
                                                                                    description=STATE_HELP),
             include_vectors: bool = Query(default=False, description=VECTORS_HELP),
+            include_expired: bool = Query(default=False, description=EXPIRED_HELP),
             consistency_token: str | None = token_param(), as_of: str | None = as_of_param()):
         user_id = acting_user(principal, user_id, "read")
         parsed = parsed_filters(parse_json(filters, "filters") if filters else None)  # strict: as a body is
-        scope = dataclasses.replace(Scope.of(user_id, agent_id, run_id, app_id, parsed, include_archived), state=state)
+        scope = dataclasses.replace(Scope.of(user_id, agent_id, run_id, app_id, parsed, include_archived), state=state,
+                                    include_expired=include_expired)
         listing = ListMemories(scope, sort, order == "desc", page, page_size, include_vectors, consistency_token)
         with answered():
             if as_of is not None:

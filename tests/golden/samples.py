@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, ConversationReceived, CoreMemoryBlockAppended,
                            CoreMemoryBlockCreated, CoreMemoryBlockDeleted, CoreMemoryBlockReplaced, Entity, Event,
-                           MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
-                           MemoryScopeDeleted, MemoryShared, MemoryUnshared, MemoryUpdated, Relation,
-                           UserErased, UserProfileUpdated, UserRegistered)
+                           MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryExpired,
+                           MemoryForgotten, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
+                           MemoryUpdated, Relation, UserErased, UserProfileUpdated, UserRegistered)
 
 UTC = timezone.utc
 MEMORY = "6f1c1f7e-3a51-4f57-8d0e-8b1f2f0b4a10"
@@ -43,12 +43,13 @@ _EVENTS: list[Event] = [
         entities=(Entity("Alice", "person"), Entity("Acme", "organization")),
         relations=(Relation("Alice", "works_at", "Acme"),),
         context="Bob: where does Alice work these days?",
+        expires_at=datetime(2025, 4, 1, 0, 0, 0, tzinfo=UTC),
     ),
     MemoryUpdated(
         **_envelope(2), memory_id=MEMORY, text="Alice works at Acme on the payments team",
         embedding=VECTOR_2, embedding_model="sentence-transformers/all-MiniLM-L6-v2",
         metadata={"source": "chat", "edited": True}, categories=("work",), importance=0.5,
-        reason="reconciled with a newer fact",
+        reason="reconciled with a newer fact", expires_at=datetime(2025, 6, 30, 17, 0, 0, 250000, tzinfo=UTC),
     ),
     MemoryDeleted(**_envelope(3), memory_id=MEMORY, reason="asked by the user"),
     MemoryScopeDeleted(**_envelope(4), agent_id="cursor", run_id="run-42", app_id="ide", reason="end of run"),
@@ -64,6 +65,8 @@ _EVENTS: list[Event] = [
         relations=(Relation("Alice", "works_at", "Acme"),),
     ),
     MemoryForgotten(**_envelope(7), memory_id=OTHER_MEMORY, reason="decayed below threshold", score=0.03125),
+    MemoryExpired(**_envelope(16), memory_id=MEMORY, expires_at=datetime(2025, 4, 1, 0, 0, 0, tzinfo=UTC),
+                  reason="expired"),
     MemoryRestored(**_envelope(15), memory_id=OTHER_MEMORY, reason="restored by the user"),
     ConversationReceived(
         **_envelope(8), conversation_id="5f0b6a7c-8d9e-4f01-a2b3-c4d5e6f7a8b9",
@@ -71,6 +74,7 @@ _EVENTS: list[Event] = [
                   ChatMessage("assistant", "Noted: you live in Lyon now.")),
         happened_at=datetime(2025, 3, 14, 9, 20, 0, 123456, tzinfo=UTC),
         agent_id="claude", run_id="run-7", app_id="chat", metadata={"channel": "slack"},
+        expires_at=datetime(2025, 3, 21, 0, 0, 0, tzinfo=UTC),
     ),
     MemoryShared(**_envelope(9), memory_id=MEMORY, grantee_user_id="bob", permission="read"),
     MemoryUnshared(**_envelope(10), memory_id=MEMORY, grantee_user_id="bob"),

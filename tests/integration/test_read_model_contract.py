@@ -41,7 +41,7 @@ from projectors.redis_projection import project as project_redis
 from projectors.redis_projector import RedisProjector
 from projectors.sparse_projection import project as project_sparse
 from projectors.sparse_projector import SparseProjector
-from tests.unit.projection_events import (accessed, at, consolidated, created, deleted, erased, forgotten,
+from tests.unit.projection_events import (accessed, at, consolidated, created, deleted, erased, expired, forgotten,
                                           new_user, restored, scope_deleted, updated)
 
 pytestmark = pytest.mark.integration
@@ -133,6 +133,21 @@ def identity() -> Scenario:
     ], {memory.memory_id: "active"})
 
 
+def expiry() -> Scenario:
+    """Expiry: created with one, moved, cleared, set again; MemoryExpired hides a memory as forgetting does
+    (history row MemoryExpired), a restore brings it back."""
+    user = new_user()
+    a = created(user, "Ana is on call this week.", expires_at=at(60))
+    b = created(user, "The sprint goal is search.", 1, expires_at=at(30))
+    c = created(user, "Cleo never expires.", 2)
+    return Scenario([user], [
+        [a, b, c, updated(a, 3, expires_at=at(90)), updated(b, 4, expiry_cleared=True)],
+        [updated(c, 5, expires_at=at(45), text="Cleo expires now."), expired(a, 91)],
+        AGAIN,
+        [restored(a, 92), updated(b, 93, expires_at=at(120)), expired(b, 121)],
+    ], {a.memory_id: "active", b.memory_id: "forgotten", c.memory_id: "active"})
+
+
 def profiles() -> Scenario:
     """UserProfileUpdated: Postgres keeps each user's newest version (a late or repeated older one
     changes nothing), UserErased removes it; every other read model only advances its position."""
@@ -153,7 +168,7 @@ def profiles() -> Scenario:
 
 
 SCENARIOS: dict[str, Callable[[], Scenario]] = {f.__name__: f for f in (lifecycle, consolidation, erasure,
-                                                                         redelivery, identity, profiles)}
+                                                                         redelivery, identity, profiles, expiry)}
 
 
 def deliveries(scenario: Scenario) -> list[list[Applied]]:
@@ -179,7 +194,7 @@ def _iso_free(value):
 class PgHarness:
     memory_fields = ("user_id", "agent_id", "run_id", "app_id", "text", "embedding_model", "metadata", "categories",
                      "importance", "state", "version", "created_at", "updated_at", "occurred_at", "last_event_id",
-                     "access_count", "last_accessed_at")
+                     "access_count", "last_accessed_at", "expires_at")
     history_fields = ("user_id", "event_type", "actor", "correlation_id", "occurred_at", "log_partition",
                       "log_offset", "old_text", "new_text", "old_metadata", "new_metadata", "reason")
     profile_fields = ("user_id", "version", "profile", "builder", "built_from", "memory_count", "updated_at",

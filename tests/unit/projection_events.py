@@ -6,8 +6,8 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta, timezone
 
-from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten,
-                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
+from domain.events import (Entity, MemoryAccessed, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryExpired,
+                           MemoryForgotten, MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
 from projectors.applied import Applied
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -47,6 +47,11 @@ def scope_deleted(user: str, minutes: int, **scope) -> MemoryScopeDeleted:
 def forgotten(memory: MemoryCreated, minutes: int) -> MemoryForgotten:
     return MemoryForgotten(user_id=memory.user_id, actor="worker", memory_id=memory.memory_id, reason="decayed",
                            occurred_at=at(minutes))
+
+
+def expired(memory: MemoryCreated, minutes: int) -> MemoryExpired:
+    return MemoryExpired(user_id=memory.user_id, actor="worker:forget", memory_id=memory.memory_id,
+                         expires_at=memory.expires_at or at(minutes), occurred_at=at(minutes))
 
 
 def restored(memory: MemoryCreated, minutes: int) -> MemoryRestored:

@@ -2,7 +2,7 @@
 the scope's user and fields decide, the API's document shape comes out. The read model is an
 in-memory stand-in with the real one's get_many contract (visible states only)."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -16,7 +16,8 @@ def redis_doc(memory_id: str, user_id: str = "u", **fields) -> dict:
     return {"id": memory_id, "user_id": user_id, "agent_id": fields.get("agent_id"), "run_id": None,
             "app_id": fields.get("app_id"), "text": f"memory {memory_id}", "metadata": {"k": 1},
             "categories": ["work"], "importance": 0.7, "state": fields.get("state", "active"), "created_at": AT,
-            "updated_at": AT, "occurred_at": AT, "version": 2, "embedding_model": "m"}
+            "updated_at": AT, "occurred_at": AT, "version": 2, "embedding_model": "m",
+            "expires_at": fields.get("expires_at")}
 
 
 class ReadModel:
@@ -42,7 +43,7 @@ async def test_only_the_users_memories_in_the_scope_fields_come_back_in_the_api_
                           "app_id": None, "metadata": {"k": 1}, "categories": ["work"], "importance": 0.7,
                           "state": "active", "created_at": AT.isoformat(), "updated_at": AT.isoformat(),
                           "occurred_at": AT.isoformat(), "version": 2, "access_count": None,
-                          "last_accessed_at": None, "similarity": None}
+                          "last_accessed_at": None, "expires_at": None, "expired": False, "similarity": None}
     assert set(await hydrate(["a", "b", "d"], Scope("u", include_archived=True))) == {"a", "b", "d"}
     assert await hydrate([], Scope("u")) == {}
 
@@ -53,3 +54,18 @@ def test_a_filter_tree_cannot_be_evaluated_here():
     with pytest.raises(ValueError, match="needs Postgres"):
         in_scope(redis_doc("a"), Scope("u", filters=parse({"metadata": {"k": 1}})))
     assert api_document(redis_doc("x"))["memory"] == "memory x"
+
+
+async def test_a_memory_leaves_at_its_expiry_instant_by_the_scopes_clock():
+    ms = timedelta(milliseconds=1)
+    model = ReadModel(redis_doc("gone", expires_at=AT - ms), redis_doc("at", expires_at=AT),
+                      redis_doc("there", expires_at=AT + timedelta(seconds=1)), redis_doc("never"))
+
+    async def live():
+        return model
+
+    hydrate = hydrator(live)
+    found = await hydrate(["gone", "at", "there", "never"], Scope("u", now=AT))
+    assert set(found) == {"there", "never"}
+    assert found["there"]["expires_at"] == (AT + timedelta(seconds=1)).isoformat()
+    assert set(await hydrate(["gone", "there"], Scope("u", now=AT - 2 * ms))) == {"gone", "there"}

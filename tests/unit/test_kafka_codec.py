@@ -56,7 +56,7 @@ def test_nested_records_round_trip():
 
 def test_v1_bytes_are_upcast_to_the_latest_version():
     v1 = schemas.versions("MemoryCreated")[0]
-    assert v1.version == 1 and schemas.latest("MemoryCreated").version == 3
+    assert v1.version == 1 and schemas.latest("MemoryCreated").version == 4
     original = make_event()
     record = kafka_codec.to_record(original)
     record["schema_version"] = 1
@@ -64,6 +64,7 @@ def test_v1_bytes_are_upcast_to_the_latest_version():
     schemaless_writer(buf, v1.parsed, record)
     event = kafka_codec.decode(buf.getvalue(), [(kafka_codec.SCHEMA_HEADER, v1.fingerprint.encode())])
     assert event == original and event.entities == () and event.relations == () and event.context is None
+    assert event.expires_at is None
 
 
 def test_none_means_unchanged_and_differs_from_empty():

@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 
 from adapters.sparse_schema import MemoryDoc, memory_document, memory_from_stored, micros
 from domain.entities import extract
-from domain.events import (Entity, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryForgotten, MemoryRestored,
-                           MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
+from domain.events import (Entity, MemoryConsolidated, MemoryCreated, MemoryDeleted, MemoryExpired, MemoryForgotten,
+                           MemoryRestored, MemoryScopeDeleted, MemoryUpdated, Relation, UserErased)
 from domain.index_terms import entity_words
 from projectors.graph_rows import graph_rows
 from projectors.in_memory_sparse import InMemorySparse
@@ -198,16 +198,17 @@ def test_the_double_takes_every_memory_event_as_the_overlay_does():
               MemoryForgotten(user_id="alice", actor="w", memory_id=c.memory_id, reason="decayed"), summary,
               MemoryScopeDeleted(user_id="alice", actor="t", agent_id="x"),
               MemoryDeleted(user_id="alice", actor="t", memory_id=d.memory_id),
-              MemoryRestored(user_id="alice", actor="t", memory_id=a.memory_id)]
+              MemoryRestored(user_id="alice", actor="t", memory_id=a.memory_id),
+              MemoryExpired(user_id="alice", actor="w", memory_id=summary.memory_id, expires_at=summary.occurred_at)]
     docs = double(*events)
     assert {i: x.state for i, x in docs.docs.items() if x.user_id == "alice"} == {
         a.memory_id: "active", b.memory_id: "deleted", c.memory_id: "archived", d.memory_id: "deleted",
-        summary.memory_id: "active"}
+        summary.memory_id: "forgotten"}
     assert docs.docs[a.memory_id].text == "Bob moved to Berlin" and "berlin" in docs.docs[a.memory_id].entities
     assert docs.docs[b.memory_id] == MemoryDoc(b.memory_id, "alice", "deleted")
     assert {i: x for i, x in applied([], *events).changed.items()} == docs.docs
     assert set(HANDLERS) == {MemoryCreated, MemoryConsolidated, MemoryUpdated, MemoryDeleted, MemoryScopeDeleted,
-                             MemoryForgotten, MemoryRestored, UserErased}
+                             MemoryForgotten, MemoryExpired, MemoryRestored, UserErased}
 
 
 def test_the_double_forgets_an_erased_user_entirely():

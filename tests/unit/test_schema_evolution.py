@@ -227,10 +227,19 @@ def test_golden_file_decodes_with_todays_codec(path):
 def test_memory_created_v1_golden_upcasts_to_the_latest():
     expected, event = _decode_golden(GOLDEN_DIR / "memory_created.v1.json")
     assert expected["schema_version"] == 1 and "entities" not in expected["fields"]
-    assert event.entities == () and event.relations == () and event.context is None
-    assert event.text == expected["fields"]["text"] and event.schema_version == 3
+    assert event.entities == () and event.relations == () and event.context is None and event.expires_at is None
+    assert event.text == expected["fields"]["text"] and event.schema_version == 4
 
     _, v2 = _decode_golden(GOLDEN_DIR / "memory_created.v2.json")
     assert v2.entities and v2.relations and v2.context is None
     _, v3 = _decode_golden(GOLDEN_DIR / "memory_created.v3.json")
-    assert v3.context == "Bob: where does Alice work these days?"
+    assert v3.context == "Bob: where does Alice work these days?" and v3.expires_at is None
+    _, v4 = _decode_golden(GOLDEN_DIR / "memory_created.v4.json")
+    assert v4.expires_at is not None and v4.expires_at.tzinfo is not None
+
+
+def test_memory_updated_v1_golden_leaves_the_expiry_alone():
+    _, v1 = _decode_golden(GOLDEN_DIR / "memory_updated.v1.json")
+    assert v1.expires_at is None and v1.expiry_cleared is False and v1.schema_version == 2
+    _, v2 = _decode_golden(GOLDEN_DIR / "memory_updated.v2.json")
+    assert v2.expires_at is not None and v2.expiry_cleared is False
