@@ -204,7 +204,7 @@ class AnswerCache:
 
 
 def _holds_expired(answer: dict, now: datetime) -> bool:
-    results = answer.get("results") or []
+    results = [r for r in answer.get("results") or [] if isinstance(r, dict)]
     return len(unexpired(results, now)) != len(results)
 
 

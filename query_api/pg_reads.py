@@ -349,9 +349,9 @@ async def get_memory(pool: asyncpg.Pool, memory_id: str, user_id: str) -> dict |
     return memory_document(row) if row else None
 
 
-def _with_vector(row) -> dict:
+def _with_vector(row, now: datetime | None = None) -> dict:
     """A memories row as the API shows it, with its stored vector (a list of floats) and model id."""
-    doc = memory_document(row)
+    doc = memory_document(row, now)
     value = row["embedding"]
     doc["embedding"] = np.asarray(value.to_numpy() if hasattr(value, "to_numpy") else value,
                                   dtype=np.float32).tolist()
@@ -374,7 +374,8 @@ async def list_memories(pool: asyncpg.Pool, scope: Scope, sort: str, descending:
         f"SELECT {columns}, count(*) OVER () AS total FROM memories WHERE {where}"
         f" ORDER BY {sort} {direction}, id LIMIT ${len(args) - 1} OFFSET ${len(args)}", *args)
     if rows:
-        return [(_with_vector if with_vectors else memory_document)(r) for r in rows], int(rows[0]["total"])
+        show = _with_vector if with_vectors else memory_document
+        return [show(r, scope.now) for r in rows], int(rows[0]["total"])
     if offset == 0:
         return [], 0
     total = await pool.fetchval(f"SELECT count(*) FROM memories WHERE {where}", *args[:-2])

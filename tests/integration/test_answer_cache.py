@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import redis.asyncio as aioredis
@@ -80,4 +80,19 @@ async def test_an_answer_older_than_a_write_this_process_has_shown_is_not_served
     cache.saw([(PARTITION, 25), (PARTITION + 1, 3)])  # an update at offset 25, not in Redis yet
     assert (await cache.lookup(user_id, "k"))[0] is None
     cache.saw([(PARTITION, 21)])  # an older token moves nothing back
+    assert (await cache.lookup(user_id, "k"))[0] is None
+
+
+async def test_an_answer_holding_a_memory_that_expired_since_is_not_served(setup, user_id):
+    """Expiry moves no generation (it is a read-time filter): the lookup itself checks the clock."""
+    client, projector, _cache = setup
+    clock = [datetime(2031, 1, 1, 12, tzinfo=timezone.utc)]
+    cache = AnswerCache(client, TOPIC, lambda _user: PARTITION, live_key=_cache.live_key, clock=lambda: clock[0])
+    await projector.apply_batch(TOPIC, [Applied(PARTITION, 30, created(user_id, "on call this week"))])
+    _, slot = await cache.lookup(user_id, "k")
+    expires_at = (clock[0] + timedelta(seconds=1)).isoformat()
+    answer = {"results": [{"id": "a", "expires_at": expires_at}, {"id": "b", "expires_at": None}]}
+    assert await cache.store(slot, answer, {PARTITION: 30}) is True
+    assert (await cache.lookup(user_id, "k"))[0] == answer
+    clock[0] += timedelta(seconds=1)  # the instant it expires
     assert (await cache.lookup(user_id, "k"))[0] is None

@@ -1,0 +1,128 @@
+"""E2E: memory expiry through REST, on the running services. A memory added with a ttl is found by
+search, list and context; from its expires_at on it is gone from all three at once (a cached
+answer too), before any worker runs; `recallstack worker forget --once` then appends MemoryExpired,
+which the history shows, and include_expired still lists it. Clearing the expiry brings it back.
+Bad expiries are 422s that name the field and append nothing."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tests.e2e.test_workers import _worker_json, memories, wait_for
+
+TTL_S = 6  # long enough to search, list and build a context before it passes, on a loaded box
+
+
+def _search(gateway, user_id: str, query: str, **extra) -> dict:
+    answer = gateway.post("/v1/memories/search", json={"query": query, "user_id": user_id, **extra})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def _context_ids(gateway, user_id: str, query: str, **extra) -> list[str]:
+    answer = gateway.post("/v1/context", json={"query": query, "user_id": user_id, **extra})
+    assert answer.status_code == 200, answer.text
+    return [m["id"] for m in answer.json()["memories"]]
+
+
+def test_an_expiring_memory_leaves_every_read_at_once_and_the_worker_records_it(gateway, services, user_id):
+    added = gateway.post("/v1/memories", json={"text": "Nadia is the on-call engineer for the payments API",
+                                               "user_id": user_id, "ttl_seconds": TTL_S})
+    assert added.status_code == 202, added.text
+    began = datetime.now(timezone.utc)
+    [expiring] = [r["id"] for r in added.json()["results"]]
+    kept = gateway.post("/v1/memories", json={"text": "Nadia owns the payments API runbook", "user_id": user_id})
+    token = kept.json()["consistency_token"]
+    kept_id = kept.json()["results"][0]["id"]
+
+    query = "who is on call for the payments API"
+    first = _search(gateway, user_id, query, consistency_token=token)
+    assert expiring in [r["id"] for r in first["results"]]
+    expires_at = datetime.fromisoformat(next(r for r in first["results"] if r["id"] == expiring)["expires_at"])
+    assert began <= expires_at <= began + timedelta(seconds=TTL_S + 5)
+    assert _search(gateway, user_id, query)["cache"] in ("hit", "miss")  # the answer is cached when it can be
+    assert expiring in [m["id"] for m in memories(gateway, user_id)]
+    assert expiring in _context_ids(gateway, user_id, query)
+    got = gateway.get(f"/v1/memories/{expiring}", params={"user_id": user_id}).json()
+    assert got["expired"] is False and got["state"] == "active"
+
+    time.sleep(max(0.0, (expires_at - datetime.now(timezone.utc)).total_seconds()) + 0.2)
+    # Gone from every read at once, the cached answer of the same search included; no worker has run.
+    after = _search(gateway, user_id, query)
+    assert expiring not in [r["id"] for r in after["results"]] and kept_id in [r["id"] for r in after["results"]]
+    assert expiring not in [m["id"] for m in memories(gateway, user_id)]
+    assert expiring not in _context_ids(gateway, user_id, query)
+    namespaces = gateway.get("/v1/namespaces", params={"user_id": user_id}).json()
+    assert namespaces["memories"] == 1
+    got = gateway.get(f"/v1/memories/{expiring}", params={"user_id": user_id})
+    assert got.status_code == 200 and got.json()["expired"] is True, got.text
+    listed = memories(gateway, user_id, include_expired=True)
+    assert {m["id"]: m["expired"] for m in listed} == {expiring: True, kept_id: False}
+
+    done = _worker_json(services, {}, "forget", "--once", "--user", user_id)
+    expire_actions = [a for a in done["actions"] if a["action"] == "expire"]
+    assert [a["memory_ids"] for a in expire_actions] == [[expiring]], done
+    wait_for(lambda: [m["id"] for m in memories(gateway, user_id, "forgotten", include_expired=True)] == [expiring],
+             what="MemoryExpired projected")
+    history = gateway.get(f"/v1/memories/{expiring}/history", params={"user_id": user_id}).json()["history"]
+    assert [h["event"] for h in history] == ["MemoryCreated", "MemoryExpired"]
+    assert history[1]["reason"] == "expired" and history[1]["actor"] == "worker:forget"
+    again = _worker_json(services, {}, "forget", "--once", "--user", user_id)
+    assert not [a for a in again["actions"] if a["action"] == "expire"], "recorded once"
+
+    # Clearing the expiry brings it back (as mem0 does): MemoryUpdated, then MemoryRestored.
+    cleared = gateway.patch(f"/v1/memories/{expiring}", params={"user_id": user_id}, json={"expires_at": None})
+    assert cleared.status_code == 202, cleared.text
+    back = _search(gateway, user_id, query, consistency_token=cleared.json()["consistency_token"])
+    assert expiring in [r["id"] for r in back["results"]]
+    assert next(r for r in back["results"] if r["id"] == expiring)["expires_at"] is None
+    history = gateway.get(f"/v1/memories/{expiring}/history", params={"user_id": user_id}).json()["history"]
+    assert [h["event"] for h in history][-2:] == ["MemoryUpdated", "MemoryRestored"]
+
+
+def test_an_expiry_given_on_update_and_in_a_batch(gateway, user_id):
+    later = (datetime.now(timezone.utc) + timedelta(days=3)).replace(microsecond=0)
+    batch = gateway.post("/v1/memories/batch", json={"memories": [
+        {"text": "The freeze lasts until Friday", "user_id": user_id, "expires_at": later.isoformat()},
+        {"text": "Standup moved to 10:00", "user_id": user_id, "ttl_seconds": 3600}]})
+    assert batch.status_code == 202, batch.text
+    first, second = (r["id"] for r in batch.json()["results"])
+    moved = gateway.patch(f"/v1/memories/{second}", params={"user_id": user_id},
+                          headers={"X-Consistency-Token": batch.json()["consistency_token"]}, json={"expires_at": (later + timedelta(days=1)).replace(tzinfo=None).isoformat()})
+    assert moved.status_code == 202, moved.text
+    listed = {m["id"]: m for m in memories(gateway, user_id, consistency_token=moved.json()["consistency_token"])}
+    assert datetime.fromisoformat(listed[first]["expires_at"]) == later
+    assert datetime.fromisoformat(listed[second]["expires_at"]) == later + timedelta(days=1)  # naive: UTC
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"text": "x", "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
+    ({"text": "x", "expires_at": "soon"}, "expires_at"),
+    ({"text": "x", "ttl_seconds": 0}, "ttl_seconds"),
+    ({"text": "x", "ttl_seconds": "60"}, "ttl_seconds"),
+    ({"text": "x", "ttl_seconds": 10 ** 12}, "ttl_seconds"),
+    ({"text": "x", "ttl_seconds": 60, "expires_at": "2099-01-01T00:00:00Z"}, "ttl_seconds"),
+])
+def test_a_bad_expiry_is_a_422_naming_the_field_and_appends_nothing(gateway, log, user_id, body, field):
+    log.mark()
+    answer = gateway.post("/v1/memories", json={**body, "user_id": user_id})
+    assert answer.status_code == 422, answer.text
+    assert field in answer.text and answer.json()["error"]["code"]
+    batch = gateway.post("/v1/memories/batch", json={"memories": [{"text": "fine", "user_id": user_id},
+                                                                   {**body, "user_id": user_id}]})
+    assert batch.status_code == 422 and f"memories.1.{field}" in batch.text, batch.text
+    assert log.unchanged(user_id)
+
+
+def test_a_bad_expiry_on_update_appends_nothing(gateway, log, user_id):
+    added = gateway.post("/v1/memories", json={"text": "Lunch is at noon", "user_id": user_id})
+    memory_id = added.json()["results"][0]["id"]
+    memories(gateway, user_id, consistency_token=added.json()["consistency_token"])
+    log.mark()
+    for body in ({"expires_at": "2001-01-01"}, {"ttl_seconds": -1}, {"ttl_seconds": 5, "expires_at": "2099-01-01"}):
+        answer = gateway.patch(f"/v1/memories/{memory_id}", params={"user_id": user_id}, json=body)
+        assert answer.status_code == 422, answer.text
+    assert log.unchanged(user_id)
