@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 
 from mcp.server.mcpserver import MCPServer
 
-from mcp_server import graph_tool, read_tools, write_tools
+from mcp_server import core_memory_tools, graph_tool, read_tools, write_tools
 from mcp_server.toolkit import Toolkit
 from recallstack import AsyncClient
 
@@ -57,6 +57,9 @@ recallstack is your long-term memory across sessions, shared by the user's agent
   self-contained fact per call. Never store secrets.
 - When a memory is wrong or outdated, update_memory or delete_memory it rather than adding
   a contradicting one.
+- Core memory: a few small named blocks (persona, human, project...) always first in
+  get_context; keep what must always be in view there with core_memory_append and
+  core_memory_replace (each block has a size limit), and read them with core_memory_read.
 - User ids: every tool acts for the user this connection is set up for (its API key's
   user); you never pass a user id, and you only ever see that user's memories.
 - Consistency: this server carries the consistency token of your writes, so your next
@@ -111,7 +114,7 @@ def build_server(config: McpConfig | None = None, *, client: AsyncClient | None 
     server = MCPServer("recallstack", title="recallstack memory", instructions=INSTRUCTIONS, version="0.1.0",
                        lifespan=lifespan, log_level=log_level)  # type: ignore[arg-type]
     kit = Toolkit(server, config, client)
-    for group in (write_tools, read_tools, graph_tool):
+    for group in (write_tools, read_tools, graph_tool, core_memory_tools):
         group.register(kit)
     return server
 

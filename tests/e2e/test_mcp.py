@@ -24,7 +24,8 @@ pytestmark = pytest.mark.e2e
 
 TOOLS = {"add_memories": ["text"], "search_memory": ["query"], "list_memories": [], "get_memory": ["memory_id"],
          "update_memory": ["memory_id"], "delete_memory": ["memory_id"], "delete_all_memories": ["confirm"],
-         "get_context": ["query"], "search_graph": ["name"]}
+         "get_context": ["query"], "search_graph": ["name"], "core_memory_read": [],
+         "core_memory_append": ["label", "content"], "core_memory_replace": ["label", "old_content", "new_content"]}
 
 
 def stdio(base_url: str, user_id: str) -> Client:

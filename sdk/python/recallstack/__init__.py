@@ -17,6 +17,7 @@ tokens). The guide: docs/clients.md; this distribution is recallstack-sdk (sdk/p
 from recallstack.client import DEFAULT_URL, AsyncClient, Client
 from recallstack.errors import (AuthenticationError, Conflict, InvalidRequest, NotFound, RateLimited, RecallstackError,
                                 Unavailable)
+from recallstack.core_memory import Block
 from recallstack.retry import RetryPolicy
 from recallstack.types import Context, HistoryEntry, Memory, MemoryPage, Record, SearchResult, WriteEvent, WriteResult
 
@@ -28,5 +29,5 @@ __version__ = "0.1.0"
 __all__ = [
     "Client", "AsyncClient", "MemoryClient", "AsyncMemoryClient", "RetryPolicy", "DEFAULT_URL",
     "RecallstackError", "InvalidRequest", "AuthenticationError", "NotFound", "Conflict", "Unavailable", "RateLimited",
-    "Record", "Memory", "WriteEvent", "WriteResult", "SearchResult", "MemoryPage", "HistoryEntry", "Context",
+    "Block", "Record", "Memory", "WriteEvent", "WriteResult", "SearchResult", "MemoryPage", "HistoryEntry", "Context",
 ]

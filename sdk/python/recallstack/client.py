@@ -30,6 +30,7 @@ from urllib.parse import quote
 import httpx
 
 from recallstack.consistency import TokenStore, merge
+from recallstack.core_memory import CoreMemoryRequests
 from recallstack.errors import InvalidRequest, Unavailable, error_for
 from recallstack.ids import id_arg, optional_id, uuid_arg
 from recallstack.retry import RetryPolicy, RetryState, retry_after_seconds
@@ -147,7 +148,7 @@ def _lift_user(filters: dict[str, Any] | None, user_id: str | None) -> tuple[dic
     return (rest or None), user_id
 
 
-class _Requests:
+class _Requests(CoreMemoryRequests):
     """The request builders, one per public method; `Client` and `AsyncClient` send them.
 
     Each builder has the public signature and docstring of its method and returns the
@@ -517,6 +518,13 @@ class Client(_Base):
     restore = _sync(_Requests.restore)
     history = _sync(_Requests.history)
     get_context = _sync(_Requests.get_context)
+    core_memory_read = _sync(_Requests.core_memory_read)
+    core_memory_list = _sync(_Requests.core_memory_list)
+    core_memory_set = _sync(_Requests.core_memory_set)
+    core_memory_append = _sync(_Requests.core_memory_append)
+    core_memory_replace = _sync(_Requests.core_memory_replace)
+    core_memory_delete = _sync(_Requests.core_memory_delete)
+    core_memory_history = _sync(_Requests.core_memory_history)
 
 
 class AsyncClient(_Base):
@@ -567,3 +575,10 @@ class AsyncClient(_Base):
     restore = _async(_Requests.restore)
     history = _async(_Requests.history)
     get_context = _async(_Requests.get_context)
+    core_memory_read = _async(_Requests.core_memory_read)
+    core_memory_list = _async(_Requests.core_memory_list)
+    core_memory_set = _async(_Requests.core_memory_set)
+    core_memory_append = _async(_Requests.core_memory_append)
+    core_memory_replace = _async(_Requests.core_memory_replace)
+    core_memory_delete = _async(_Requests.core_memory_delete)
+    core_memory_history = _async(_Requests.core_memory_history)
