@@ -181,7 +181,7 @@ def query_app() -> FastAPI:
     from query_api import cache_reads, pg_reads
     from query_api.app import PROJECTION, create_app
     from query_api.caches import AnswerCache, EmbeddingCache
-    from query_api.search import HARD_LIMIT_FACTOR, HybridSearch, SearchConfig
+    from query_api.search import HARD_LIMIT_FACTOR, HybridSearch
 
     observability.configure("query-api", settings())
     # The query embedding runs in a worker thread (onnxruntime frees the GIL while it runs) but
@@ -249,9 +249,8 @@ def query_app() -> FastAPI:
         if not sparse.available():
             raise SparseUnavailable(f"no sparse index under {cfg.sparse_dir}")
 
-    search = HybridSearch(lambda: state["search_pool"], graph_source, SearchConfig(
-        rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms, ef_search=cfg.search_ef_search),
-        sparse=sparse, without_postgres=cache_reads.hydrator(lambda: live_read_model(redis_client)))
+    search = HybridSearch(lambda: state["search_pool"], graph_source, search_config(cfg), sparse=sparse,
+                          without_postgres=cache_reads.hydrator(lambda: live_read_model(redis_client)))
 
     async def access_check():  # the access log's broker takes connections (the query API never waits on it)
         await resilience.tcp_check(cfg.kafka_bootstrap)
@@ -336,6 +335,13 @@ def past_reads(pool, search, embeddings, count_tokens, rerank=None):
     log = UserLog(settings().kafka_bootstrap, EVENTS_TOPIC, keyring(), first_offset)
     return PastReads(log, PastState, embeddings, EVENTS_TOPIC, partition_of, EVENTS_PARTITIONS, search.config,
                      count_tokens, **({"reranking": rerank} if rerank is not None else {}))
+
+
+def search_config(cfg: Settings):
+    """The search's tuning from the settings (RECALLSTACK_SEARCH_*, docs/configuration.md)."""
+    from query_api.search import SearchConfig
+    return SearchConfig(rrf_k=cfg.search_rrf_k, source_timeout_ms=cfg.search_source_timeout_ms,
+                        ef_search=cfg.search_ef_search, speaker_weight=cfg.search_speaker_weight)
 
 
 def graph_ports(graph, source_timeout_ms: int):

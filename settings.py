@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from adapters.kafka_security import KafkaSecurity
-from domain.ranking import DEFAULT_RRF_K
+from domain.ranking import DEFAULT_RRF_K, SPEAKER_WEIGHT
 
 EVENTS_TOPIC = "recallstack.memory.events"
 ACCESS_TOPIC = "recallstack.memory.access"
@@ -235,6 +235,7 @@ class Settings:
     search_rrf_k: int = DEFAULT_RRF_K  # tuned on LoCoMo's dev split (domain/ranking.py)
     search_source_timeout_ms: int = 250
     search_ef_search: int = 100
+    search_speaker_weight: float = SPEAKER_WEIGHT  # domain/ranking.py
     # What the query API embeds a search with: "int8" (the int8 MiniLM graph, documents stay float32;
     # docs/search.md "Query embedding") or "float32" (the documents' embedder itself).
     embedder_query_precision: str = "int8"
@@ -367,6 +368,7 @@ class Settings:
             search_rrf_k=_number("SEARCH_RRF_K", str(DEFAULT_RRF_K), int),
             search_source_timeout_ms=_number("SEARCH_SOURCE_TIMEOUT_MS", "250", int),
             search_ef_search=_number("SEARCH_EF_SEARCH", "100", int),
+            search_speaker_weight=_number("SEARCH_SPEAKER_WEIGHT", str(SPEAKER_WEIGHT), float),
             embedder_query_precision=_choice("EMBEDDER_QUERY_PRECISION", "int8", ("int8", "float32")),
             llm_model=_env("LLM_MODEL", "gpt-4o-mini"),
             llm_api_key=_env("LLM_API_KEY", "not-needed"),

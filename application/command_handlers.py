@@ -24,7 +24,7 @@ from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, Conversatio
                            MemoryDeleted, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
                            MemoryUpdated, UserRegistered, new_id, utcnow)
 from domain.identity import IssuedKey, child_expiry, issue_key
-from domain.turn_context import CONTEXT_TURNS, Turn, preceding_turns
+from domain.turn_context import CONTEXT_TURNS, Turn, embedded_text, preceding_turns
 
 
 class Publisher(Protocol):
@@ -124,7 +124,11 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext, context_t
     turns of a conversation, in order: each carries up to `context_turns` before it as context."""
     given = [_given_vector(i, c, ctx.embedder) for i, c in enumerate(commands)]
     missing = [i for i, vector in enumerate(given) if vector is None]
-    embedded = await _vectors(ctx.embedder, [commands[i].text for i in missing]) if missing else []
+    contexts = preceding_turns([Turn(c.text, (c.user_id, c.agent_id, c.run_id, c.app_id), c.happened_at)
+                                for c in commands], context_turns)
+    # A turn's vector is of its context and its text (domain/turn_context.embedded_text).
+    embedded = (await _vectors(ctx.embedder, [embedded_text(commands[i].text, contexts[i]) for i in missing])
+                if missing else [])
     vectors = list(given)
     for i, vector in zip(missing, embedded):
         vectors[i] = tuple(vector.tolist())
@@ -132,8 +136,6 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext, context_t
     # Entities come with the event (offline, deterministic), so every read model and every
     # replay sees the same graph without an LLM.
     found = [extract(c.text) for c in commands]
-    contexts = preceding_turns([Turn(c.text, (c.user_id, c.agent_id, c.run_id, c.app_id), c.happened_at)
-                                for c in commands], context_turns)
     events = [
         MemoryCreated(
             user_id=c.user_id, actor=c.actor, correlation_id=ctx.correlation_id, occurred_at=now,

@@ -7,8 +7,9 @@ A speaker is one to three Title-case words before a colon, not a label such as `
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
-__all__ = ["speaker_span", "split_speaker"]
+__all__ = ["speaker_span", "split_speaker", "spoken_by"]
 
 _SPEAKER = re.compile(r"^\s*([A-Z][a-z][\w'’-]*(?:[ \t]+[A-Z][a-z][\w'’-]*){0,2})[ \t]*:[ \t]+(?=\S)")
 _NOT_SPEAKERS = frozenset("""
@@ -33,3 +34,13 @@ def split_speaker(content: str) -> tuple[str, str]:
         return "", content
     start, end, rest = span
     return content[start:end], content[rest:]
+
+
+def spoken_by(content: str, names: Iterable[str]) -> bool:
+    """Whether the line's speaker is one of `names` (a query's, domain/query_terms.names):
+    the whole name or its first word, case aside ("John" names `John Smith: ...`)."""
+    speaker = split_speaker(content)[0].casefold()
+    if not speaker:
+        return False
+    wanted = {name.casefold() for name in names}
+    return speaker in wanted or speaker.split()[0] in wanted

@@ -53,6 +53,7 @@ from adapters.postgres import CONNECTION_ERRORS
 from application.search import SOURCES, Outcome, Query, SourceFailed, reads_graph  # noqa: F401
 from domain import query_terms, ranking, temporal
 from domain.filters import All, Condition, Node
+from domain.speaker import spoken_by
 from query_api import pg_reads
 from query_api.pg_reads import Scope, SearchSession, SharedScope
 
@@ -81,6 +82,7 @@ class SearchConfig:
     importance_weight: float = 0.05
     recency_weight: float = 0.02
     recency_half_life_days: float = 30.0
+    speaker_weight: float = ranking.SPEAKER_WEIGHT  # said by someone the query names
     mmr_diversity: float = 0.3
 
 
@@ -278,12 +280,16 @@ class HybridSearch:
 
     def _ranked(self, q: Query, candidates: list, docs: dict[str, dict], rankings: dict, weights: dict[str, float],
                 k: int) -> tuple[list, list[dict]]:
-        """(the top fused results, their documents with scores): boosted by importance and
-        recency, diversified (MMR) and cut at the similarity threshold when asked."""
+        """(the top fused results, their documents with scores): boosted by importance, recency
+        and whether someone the query names said them, diversified (MMR) and cut at the similarity
+        threshold when asked."""
+        named = query_terms.names(q.text)
+        spoken = {i for i, d in docs.items() if spoken_by(d.get("memory") or "", named)} if named else set()
         boosted = ranking.boost(
             candidates, {i: d["importance"] for i, d in docs.items()},
             {i: datetime.fromisoformat(d["occurred_at"]) for i, d in docs.items()}, q.reference_time,
-            self.config.importance_weight, self.config.recency_weight, self.config.recency_half_life_days)
+            self.config.importance_weight, self.config.recency_weight, self.config.recency_half_life_days,
+            spoken, self.config.speaker_weight)
         if q.mmr:
             def similarity(a: str, b: str) -> float:
                 return float(np.dot(docs[a]["embedding"], docs[b]["embedding"]))

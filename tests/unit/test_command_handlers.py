@@ -140,3 +140,17 @@ async def test_an_add_without_importance_gets_the_write_time_heuristic_and_a_giv
         AddMemory(user_id="u", actor="user:u", text="ok"),
         AddMemory(user_id="u", actor="user:u", text="ok", importance=0.9)], ctx)
     assert events[0].importance > 0.8 and events[1].importance == 0.05 and events[2].importance == 0.9
+
+
+async def test_a_turn_is_embedded_with_its_context_and_a_turn_without_one_alone():
+    ctx = context()
+    when = datetime(2023, 5, 8, tzinfo=timezone.utc)
+    commands = [AddMemory(user_id="alice", text=text, actor="user:alice", happened_at=when)
+                for text in ("Bob: we went to Paris", "Ann: yes, that one!")]
+    first, second = (await handlers.add_memories(commands, ctx))[0]
+    embed = ctx.embedder.embed_one
+    assert second.context == "Bob: we went to Paris"
+    assert list(second.embedding) == pytest.approx(embed("Bob: we went to Paris\nAnn: yes, that one!").tolist())
+    assert list(first.embedding) == pytest.approx(embed("Bob: we went to Paris").tolist())
+    alone = (await handlers.add_memories(commands[1:], context()))[0][0]
+    assert alone.context is None and list(alone.embedding) == pytest.approx(embed("Ann: yes, that one!").tolist())

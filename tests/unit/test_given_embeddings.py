@@ -37,7 +37,8 @@ def add(text: str, **over) -> AddMemory:
 async def test_a_vector_of_the_embedders_model_and_dimension_is_used_as_is():
     ctx = context()
     events, _ = await handlers.add_memories(
-        [add("given", embedding=UNIT8, embedding_model="fake-hash-embedder"), add("embedded here")], ctx)
+        [add("given", embedding=UNIT8, embedding_model="fake-hash-embedder"), add("embedded here")], ctx,
+        context_turns=0)  # as imports send: with context, the second would be embedded with the first's text
     assert ctx.embedder.embedded == ["embedded here"]  # only the one without a vector
     assert events[0].embedding == UNIT8 and events[0].embedding_model == "fake-hash-embedder"
     assert events[1].embedding == tuple(FakeEmbedder().embed(["embedded here"])[0].tolist())

@@ -72,3 +72,15 @@ def test_rrf_takes_explicit_ranks():
     fused = fuse_rrf({"graph": [("a", 1), ("b", 1)], "dense": ["b", "a"]}, k=0)
     assert {f.memory_id: f.score for f in fused} == {"a": 1.5, "b": 2.0}
     assert fused[0].ranks == {"graph": 1, "dense": 1}
+
+
+def test_boost_favours_the_memories_it_is_told_to_by_their_weight():
+    now = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    fused = fuse_rrf({"sparse": ["a", "b", "c"]}, k=5)
+    plain = boost(fused, {}, {}, now, 0.0, 0.0)
+    favoured = boost(fused, {}, {}, now, 0.0, 0.0, favoured={"b"}, favour_weight=0.25)
+    assert [f.memory_id for f in plain] == ["a", "b", "c"]
+    assert [f.memory_id for f in favoured] == ["b", "a", "c"]  # 1.25 / 7 > 1 / 6
+    assert favoured[0].score == pytest.approx(1.25 / 7)
+    far = boost(fuse_rrf({"sparse": ["a", "b", "c"]}, k=5), {}, {}, now, 0.0, 0.0, favoured={"c"}, favour_weight=0.25)
+    assert [f.memory_id for f in far] == ["a", "c", "b"]  # 1.25 / 8 > 1 / 7, but not above 1 / 6: a gentle lift

@@ -2,7 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
-from domain.turn_context import CONTEXT_MAX_CHARS, Turn, preceding_turns
+from domain.turn_context import CONTEXT_MAX_CHARS, EMBEDDED_CONTEXT_CHARS, Turn, embedded_text, preceding_turns
 
 DAY = datetime(2024, 5, 8, 13, 0, tzinfo=timezone.utc)
 ANA = ("ana", None, None, None)
@@ -42,3 +42,17 @@ def test_a_long_context_keeps_its_last_characters():
 
 def test_count_is_a_parameter():
     assert preceding_turns(turns("a", "b", "c"), count=1) == [None, "a", "b"]
+
+
+def test_the_vector_is_of_the_context_then_the_text():
+    assert embedded_text("b: yes, that one!", "a: we went to Paris") == "a: we went to Paris\nb: yes, that one!"
+
+
+def test_without_context_the_vector_is_of_the_text_alone():
+    assert embedded_text("hello", None) == "hello"
+    assert embedded_text("hello", "") == "hello"
+
+
+def test_a_long_context_leaves_room_for_the_text_in_the_vector():
+    context = "x" * 50 + "y" * EMBEDDED_CONTEXT_CHARS
+    assert embedded_text("the text", context) == "y" * EMBEDDED_CONTEXT_CHARS + "\nthe text"
