@@ -45,6 +45,7 @@ from consolidation import memory_reads
 from consolidation.policies import LifecycleConfig
 from consolidation.profiles import ProfileRefresher
 from domain import consolidation as clustering
+from domain.consistency import ConsistencyToken
 from domain.entities import extract
 from domain.events import Event, MemoryConsolidated, MemoryDeleted, MemoryExpired, MemoryForgotten, utcnow
 from domain.expiry import EXPIRED_REASON
@@ -82,6 +83,8 @@ class PassReport:
     actions: list[Action] = field(default_factory=list)
     appended: int = 0
     caught_up: bool = True  # False: the projection lagged behind the log; decisions may repeat
+    # Profiles refreshed (consolidate passes): apart from `actions` and `appended`, which are the lifecycle's own.
+    profiles: list[dict] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = defaultdict(int)
@@ -92,7 +95,7 @@ class PassReport:
     def as_dict(self) -> dict:
         return {"kind": self.kind, "dry_run": self.dry_run, "users": self.users, "memories_examined": self.examined,
                 "counts": self.counts(), "events_appended": self.appended, "projection_caught_up": self.caught_up,
-                "actions": [a.as_dict() for a in self.actions]}
+                "actions": [a.as_dict() for a in self.actions], "profiles_updated": self.profiles}
 
 
 class Lifecycle:
@@ -223,16 +226,24 @@ class Lifecycle:
                     categories=tuple(dict.fromkeys(c for r in sources for c in r["categories"])),
                     importance=max(importances) if importances else None,
                     happened_at=max(r["occurred_at"] for r in sources), entities=entities, relations=relations))
+        appended = await self._append(events, report)
         if self.profiles is not None:
-            await self._profile(user_id, events, report)
-        await self._append(events, report)
+            await self._profile(user_id, report, appended)
 
-    async def _profile(self, user_id: str, events: list[Event], report: PassReport) -> None:
+    async def _profile(self, user_id: str, report: PassReport, appended: ConsistencyToken | None) -> None:
+        """The user's profile, once what this pass appended for them is projected: it reflects the
+        summaries, so a second pass finds nothing to refresh."""
+        if appended is not None and not await self.projected.wait({p: o + 1 for p, o in appended.offsets},
+                                                                  self.wait_s):
+            log.warning("the Postgres projection did not apply this pass's events of %s in %.0fs: their profile "
+                        "waits for the next pass", user_id, self.wait_s)
+            return
         profile = await self.profiles.refresh(user_id)
-        if profile is not None:
-            report.actions.append(Action("profile", user_id, [], f"profile version {profile.version} by "
-                                         f"{profile.builder} from {profile.memory_count} memories"))
-            events.append(profile)
+        if profile is None:
+            return
+        report.profiles.append({"user_id": user_id, "version": profile.version, "builder": profile.builder,
+                                "memory_count": profile.memory_count})
+        await self._append([profile], report, counted=False)
 
     def _snapshot(self, row) -> clustering.MemorySnapshot:
         return clustering.MemorySnapshot(
@@ -251,12 +262,16 @@ class Lifecycle:
             log.warning("LLM summary failed (%s); using the extractive summary", exc)
             return await self.offline_summarizer.summarize(texts)
 
-    async def _append(self, events: list[Event], report: PassReport) -> None:
+    async def _append(self, events: list[Event], report: PassReport, counted: bool = True) -> ConsistencyToken | None:
+        """Publish `events` (unless a dry run); the token of the last chunk (one user's: one partition)."""
         if report.dry_run or not events:
-            return
+            return None
+        token = None
         for start in range(0, len(events), 500):
-            await self.publisher.publish(events[start:start + 500])
-        report.appended += len(events)
+            token = await self.publisher.publish(events[start:start + 500])
+        if counted:
+            report.appended += len(events)
+        return token if isinstance(token, ConsistencyToken) else None
 
 
 def _array(vector) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""The MCP tools that read memories: search_memory, list_memories, get_memory, get_context.
+"""The MCP tools that read memories: search_memory, list_memories, get_memory, get_context,
+get_user_profile.
 
 Each is a factory taking the Toolkit and returning the tool function, whose annotated
 parameters are the published JSON schema and whose docstring tells an agent when to call it.
@@ -10,12 +11,13 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
+from recallstack import NotFound
 
 from mcp_server.toolkit import READING, Caller, Filters, MemoryId, Toolkit, compact
 
 
 def register(kit: Toolkit) -> None:
-    for factory in (search_memory, list_memories, get_memory, get_context):
+    for factory in (search_memory, list_memories, get_memory, get_context, get_user_profile):
         kit.add(factory(kit), READING)
 
 
@@ -114,3 +116,25 @@ def get_context(kit: Toolkit):
             return answer
         return await kit.run(ctx, "get_context", action)
     return get_context
+
+
+def get_user_profile(kit: Toolkit):
+    async def get_user_profile(ctx: Context = None) -> dict[str, Any]:  # type: ignore[assignment]
+        """Get who the user is, in one call: their profile, drawn from all their memories, in
+        sections (preferences, facts about them, projects, tools, people, instructions on how
+        to work with them), each item with the ids of the memories it came from.
+
+        Call this at the start of a conversation with a user, to know them without searching;
+        search_memory or get_context still find what the profile leaves out. Returns
+        `profile`, its `version` and `updated_at`, and `stale` (true when memories changed
+        since it was built: it is refreshed in the background).
+        """
+        async def action(who: Caller):
+            try:
+                found = await who.client.profile(who.user_id)
+            except NotFound:
+                return {"user_id": who.user_id, "version": None, "profile": {},
+                        "note": "no profile yet: this user has no memories"}
+            return {k: found.get(k) for k in ("user_id", "version", "updated_at", "stale", "profile")}
+        return await kit.run(ctx, "get_user_profile", action)
+    return get_user_profile

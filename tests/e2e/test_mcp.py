@@ -25,7 +25,8 @@ pytestmark = pytest.mark.e2e
 TOOLS = {"add_memories": ["text"], "search_memory": ["query"], "list_memories": [], "get_memory": ["memory_id"],
          "update_memory": ["memory_id"], "delete_memory": ["memory_id"], "delete_all_memories": ["confirm"],
          "get_context": ["query"], "search_graph": ["name"], "core_memory_read": [],
-         "core_memory_append": ["label", "content"], "core_memory_replace": ["label", "old_content", "new_content"]}
+         "core_memory_append": ["label", "content"], "core_memory_replace": ["label", "old_content", "new_content"],
+         "get_user_profile": []}
 
 
 def stdio(base_url: str, user_id: str) -> Client:
@@ -98,6 +99,10 @@ async def add_search_delete(client: Client, user_id: str, base_url: str) -> None
     await ok(client, "update_memory", {"memory_id": memory["id"], "text": fact + " (in eu-west-1)"})
     context = await ok(client, "get_context", {"query": "staging cluster", "max_tokens": 200})
     assert fact + " (in eu-west-1)" in context["context"] and memory["id"] in context["memory_ids"]
+    profile = await ok(client, "get_user_profile", {})
+    assert profile["user_id"] == user_id and {"facts", "preferences", "people"} <= set(profile["profile"])
+    assert any(memory["id"] in item["memory_ids"] and item["text"].startswith(fact)
+               for item in profile["profile"]["facts"])  # built on read, or by a worker pass before the update
     listed = await ok(client, "list_memories", {"page_size": 10})
     assert [m["id"] for m in listed["results"]] == [memory["id"]] and listed["total"] == 1
     # The memory is the configured user's, as the REST API sees it.

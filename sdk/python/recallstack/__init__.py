@@ -19,7 +19,8 @@ from recallstack.errors import (AuthenticationError, Conflict, InvalidRequest, N
                                 Unavailable)
 from recallstack.core_memory import Block
 from recallstack.retry import RetryPolicy
-from recallstack.types import Context, HistoryEntry, Memory, MemoryPage, Record, SearchResult, WriteEvent, WriteResult
+from recallstack.types import (Context, HistoryEntry, Memory, MemoryPage, Profile, Record, SearchResult, WriteEvent,
+                               WriteResult)
 
 # mem0's names, so switching is a change of import.
 MemoryClient = Client
@@ -30,4 +31,5 @@ __all__ = [
     "Client", "AsyncClient", "MemoryClient", "AsyncMemoryClient", "RetryPolicy", "DEFAULT_URL",
     "RecallstackError", "InvalidRequest", "AuthenticationError", "NotFound", "Conflict", "Unavailable", "RateLimited",
     "Block", "Record", "Memory", "WriteEvent", "WriteResult", "SearchResult", "MemoryPage", "HistoryEntry", "Context",
+    "Profile",
 ]

@@ -34,7 +34,7 @@ from recallstack.core_memory import CoreMemoryRequests
 from recallstack.errors import InvalidRequest, Unavailable, error_for
 from recallstack.ids import id_arg, optional_id, uuid_arg
 from recallstack.retry import RetryPolicy, RetryState, retry_after_seconds
-from recallstack.types import Context, HistoryEntry, Memory, MemoryPage, SearchResult, WriteResult
+from recallstack.types import Context, HistoryEntry, Memory, MemoryPage, Profile, SearchResult, WriteResult
 
 __all__ = ["Client", "AsyncClient", "DEFAULT_URL"]
 
@@ -351,6 +351,18 @@ class _Requests(CoreMemoryRequests):
         return _Call("POST", "/v1/context", Context, body=body, user_id=user_id, token_in="body",
                      token=consistency_token)  # type: ignore[return-value]
 
+    def profile(self, user_id: str | None = None, *, consistency_token: str | None = None) -> Profile:
+        """The user's profile (a `Profile`): preferences, facts, projects, tools, people and
+        instructions drawn from their memories, each item with the memory ids it came from, and
+        its `version`. Raises `NotFound` for a user without memories. Not in mem0's client
+        (mem0's platform has user profiles; this is recallstack's)."""
+        user_id = self._user(user_id)
+        if user_id is None:
+            raise InvalidRequest("profile needs the user_id (the path names it)", code="invalid_request",
+                                 details={"field": "user_id"})
+        return _Call("GET", f"/v1/users/{user_id}/profile", Profile, user_id=user_id, token_in="query",
+                     token=consistency_token)  # type: ignore[return-value]
+
 
 class _Base(_Requests):
     def __init__(self, base_url: str | None = None, api_key: str | None = None, *, user_id: str | None = None,
@@ -518,6 +530,7 @@ class Client(_Base):
     restore = _sync(_Requests.restore)
     history = _sync(_Requests.history)
     get_context = _sync(_Requests.get_context)
+    profile = _sync(_Requests.profile)
     core_memory_read = _sync(_Requests.core_memory_read)
     core_memory_list = _sync(_Requests.core_memory_list)
     core_memory_set = _sync(_Requests.core_memory_set)
@@ -575,6 +588,7 @@ class AsyncClient(_Base):
     restore = _async(_Requests.restore)
     history = _async(_Requests.history)
     get_context = _async(_Requests.get_context)
+    profile = _async(_Requests.profile)
     core_memory_read = _async(_Requests.core_memory_read)
     core_memory_list = _async(_Requests.core_memory_list)
     core_memory_set = _async(_Requests.core_memory_set)

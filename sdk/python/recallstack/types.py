@@ -200,3 +200,24 @@ class Context(Record):
 
     def __str__(self) -> str:
         return self.context
+
+
+class Profile(Record):
+    """A user's profile (GET /v1/users/{id}/profile): `profile` maps each section (preferences,
+    facts, projects, tools, people, instructions) to items `{text, memory_ids}` (the memories it
+    came from). `version` (0: built on read, none appended yet), `updated_at`, `built_from` (the
+    consistency token of the last memory change it reflects), `builder` (offline or llm:<model>),
+    `stale` (memories changed since: the consolidation worker's next pass refreshes it)."""
+
+    user_id = _Field[str](default="")
+    version = _Field[int](default=0)
+    updated_at = _Field["datetime | None"](convert=_datetime)
+    built_from = _Field["str | None"]()
+    builder = _Field[str](default="")
+    memory_count = _Field[int](default=0)
+    stale = _Field[bool](default=False)
+    profile = _Field[dict](default={})
+
+    def section(self, name: str) -> list[dict[str, Any]]:
+        """The items of one section (an empty list for a section it does not have)."""
+        return list(self.profile.get(name) or [])

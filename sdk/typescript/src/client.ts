@@ -14,7 +14,7 @@ import { InvalidRequest, Unavailable, errorFor, isObject } from "./errors.js";
 import { idArg, optionalId, uuidArg } from "./ids.js";
 import { RetryPolicy, RetryState, retryAfterSeconds, type Outcome, type RetryOptions } from "./retry.js";
 import type {
-  Context, Graph, HistoryEntry, Me, Memory, MemoryPage, Message, Metadata, Namespaces, SearchResult, WriteResult,
+  Context, Graph, HistoryEntry, Me, Memory, MemoryPage, Message, Metadata, Namespaces, Profile, SearchResult, WriteResult,
 } from "./types.js";
 
 export const VERSION = "0.1.0";
@@ -404,6 +404,15 @@ export class RecallstackClient {
     const userId = this.user(options.user_id);
     return this.send({ method: "GET", path: "/v1/graph", query: { user_id: userId, include_closed: options.include_closed,
       limit: options.limit }, user_id: userId, token_in: "query", consistency_token: options.consistency_token });
+  }
+
+  /** The user's profile: preferences, facts, projects, tools, people and instructions drawn from their memories, each
+   * item with the memory ids it came from; NotFound for a user without memories. Needs the user id (the path names it). */
+  async getProfile(userId?: string | null, options: Read = {}): Promise<Profile> {
+    const named = this.user(userId);
+    if (named === null) throw invalid("getProfile needs the user id (the path names it)", "user_id");
+    return this.send({ method: "GET", path: `/v1/users/${encodeURIComponent(named)}/profile`, user_id: named,
+      token_in: "query", consistency_token: options.consistency_token });
   }
 
   /** The user's memories counted per app and per agent. */

@@ -127,6 +127,34 @@ export interface Graph {
   [key: string]: unknown;
 }
 
+/** One item of a profile section, with the memories it came from. */
+export interface ProfileItem {
+  text: string;
+  memory_ids: string[];
+}
+
+/** GET /v1/users/{id}/profile: a structured summary of the user, from their memories. `version` 0: built on read
+ * (none appended yet); `stale`: memories changed since it was built (the consolidation worker refreshes it). */
+export interface Profile {
+  user_id: string;
+  version: number;
+  updated_at: string | null;
+  built_from: string | null;
+  builder: string;
+  memory_count: number;
+  stale: boolean;
+  profile: {
+    preferences: ProfileItem[];
+    facts: ProfileItem[];
+    projects: ProfileItem[];
+    tools: ProfileItem[];
+    people: ProfileItem[];
+    instructions: ProfileItem[];
+    [section: string]: ProfileItem[];
+  };
+  [key: string]: unknown;
+}
+
 /** GET /v1/namespaces: the user's memories counted per app and per agent. */
 export interface Namespaces {
   user_id: string;

@@ -131,3 +131,17 @@ test("a user key: no user_id anywhere, and its own reads see its writes", async 
   assert.equal((await mine.getAll()).total, 3);
   await assert.rejects(() => mine.get(id, { user_id: newUser() }), (e) => e instanceof AuthenticationError || e instanceof NotFound);
 });
+
+test("getProfile: the user's profile, each item citing its memories; NotFound without memories", async () => {
+  const c = client();
+  const user = newUser();
+  await assert.rejects(() => c.getProfile(user), (e) => e instanceof NotFound && e.status === 404);
+  const tea = (await c.add("I prefer green tea to coffee", { user_id: user, infer: false })).results[0].id;
+  const rule = (await c.add("Always answer in French", { user_id: user, infer: false })).results[0].id;
+  const profile = await c.getProfile(user); // no worker pass yet: built on read (version 0), sees the writes
+  assert.equal(profile.user_id, user);
+  assert.equal(profile.version, 0);
+  assert.deepEqual(profile.profile.preferences, [{ text: "I prefer green tea to coffee", memory_ids: [tea] }]);
+  assert.deepEqual(profile.profile.instructions, [{ text: "Always answer in French", memory_ids: [rule] }]);
+  assert.deepEqual(Object.keys(profile.profile).sort(), ["facts", "instructions", "people", "preferences", "projects", "tools"]);
+});
