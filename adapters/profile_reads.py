@@ -40,10 +40,12 @@ class PgProfileReads:
         return ConsistencyToken.of(self.topic, [(r["log_partition"], r["log_offset"]) for r in rows]).encode()
 
     async def memories(self, user_id: str, limit: int) -> list[ProfileMemory]:
-        """The user's active memories a profile is built from: the `limit` most important."""
+        """The user's active memories a profile is built from: the `limit` most important, none whose
+        `expires_at` has passed (reads hide them from that instant: domain/expiry.py)."""
         rows = await self.pool_of().fetch(
             "SELECT id, text, categories, importance, created_at FROM memories WHERE user_id = $1"
-            " AND state = 'active' ORDER BY importance DESC NULLS LAST, created_at DESC, id LIMIT $2", user_id, limit)
+            " AND state = 'active' AND (expires_at IS NULL OR expires_at > now())"
+            " ORDER BY importance DESC NULLS LAST, created_at DESC, id LIMIT $2", user_id, limit)
         return [profile_memory(r) for r in rows]
 
     async def users(self) -> list[str]:
