@@ -207,7 +207,7 @@ def test_the_cost_of_the_stage(services, reranking_api, canned, capsys):
     canned.mode = "ok"
     costs: dict[bool, list[float]] = {False: [], True: []}
     stage: list[float] = []
-    for round_ in range(40):
+    for round_ in range(100):
         for rerank in (False, True):
             began = time.perf_counter()
             body = search(reranking_api, user, token, rerank=rerank, explain=True, limit=10,
