@@ -15,6 +15,9 @@ from pydantic import Field
 
 from mcp_server.toolkit import ID_SCHEMA_PATTERN, Caller, MemoryId, Toolkit
 
+EXPIRES_AT = ("Optional: when this stops being true, ISO 8601 (e.g. 2030-01-31T18:00:00Z; naive is UTC); "
+              "it is no longer recalled from then on. Not with ttl_seconds")
+TTL = "Optional: the same as expires_at, in seconds from now (e.g. 604800 for a week)"
 ADDING = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 CHANGING = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)
 
@@ -39,6 +42,8 @@ def add_memories(kit: Toolkit):
                                                              "(default: now)")] = None,
         run_id: Annotated[str | None, Field(description="Optional session/run id to group memories of one task",
                                             pattern=ID_SCHEMA_PATTERN)] = None,
+        expires_at: Annotated[str | None, Field(description=EXPIRES_AT)] = None,
+        ttl_seconds: Annotated[int | None, Field(description=TTL, ge=1)] = None,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> dict[str, Any]:
         """Store a new long-term memory for the user.
@@ -47,12 +52,15 @@ def add_memories(kit: Toolkit):
         preference, a decision and its reason, a fact about the user, their project, tools or
         environment, or a correction. Store one self-contained fact per call; do not store
         secrets or transient chatter. If a stored memory became wrong, prefer update_memory.
+        Something true only for a while (a sprint goal, who is on call this week, a temporary
+        workaround) gets expires_at or ttl_seconds: it stops being recalled from then on.
         Returns the new memory's id; it is searchable immediately.
         """
         async def action(who: Caller):
             result = await who.client.add(text, user_id=who.user_id, agent_id=who.agent_id, app_id=who.app_id,
                                           run_id=run_id, categories=categories, metadata=metadata,
-                                          occurred_at=occurred_at, infer=False)
+                                          occurred_at=occurred_at, infer=False, expires_at=expires_at,
+                                          ttl_seconds=ttl_seconds)
             return {"stored": [{"id": e.id, "memory": e.memory} for e in result.results], "user_id": who.user_id}
         return await kit.run(ctx, "add_memories", action)
     return add_memories
@@ -65,19 +73,27 @@ def update_memory(kit: Toolkit):
                                           max_length=32_000)] = None,
         categories: Annotated[list[str] | None, Field(description="Replaces the categories", max_length=32)] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="Replaces the whole metadata object")] = None,
+        expires_at: Annotated[str | None, Field(description=EXPIRES_AT)] = None,
+        ttl_seconds: Annotated[int | None, Field(description=TTL, ge=1)] = None,
+        never_expires: Annotated[bool, Field(description="true: clear the memory's expiry (it stays true)")] = False,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> dict[str, Any]:
         """Correct an existing memory: replace its text and/or its categories or metadata.
 
         Call this when a stored memory is outdated or wrong (the user changed their mind, a
         fact changed) instead of adding a contradicting memory. Give at least one of text,
-        categories, metadata; what you omit stays. The change history is kept.
+        categories, metadata, expires_at, ttl_seconds, never_expires; what you omit stays. The
+        change history is kept.
         """
         async def action(who: Caller):
-            if text is None and categories is None and metadata is None:
-                raise ToolError("nothing to update: give text, categories or metadata")
+            if (text is None and categories is None and metadata is None and expires_at is None
+                    and ttl_seconds is None and not never_expires):
+                raise ToolError("nothing to update: give text, categories, metadata or an expiry")
+            if never_expires and (expires_at is not None or ttl_seconds is not None):
+                raise ToolError("never_expires: not with expires_at or ttl_seconds")
+            expiry = {"expires_at": None} if never_expires else {} if expires_at is None else {"expires_at": expires_at}
             result = await who.client.update(memory_id, text, user_id=who.user_id, categories=categories,
-                                             metadata=metadata)
+                                             metadata=metadata, ttl_seconds=ttl_seconds, **expiry)
             return {"id": result.ids[0] if result.ids else memory_id, "status": "updated"}
         return await kit.run(ctx, "update_memory", action)
     return update_memory

@@ -126,3 +126,43 @@ def test_a_bad_expiry_on_update_appends_nothing(gateway, log, user_id):
         answer = gateway.patch(f"/v1/memories/{memory_id}", params={"user_id": user_id}, json=body)
         assert answer.status_code == 422, answer.text
     assert log.unchanged(user_id)
+
+
+def test_the_python_sdk_sets_shows_and_clears_an_expiry(services, user_id):
+    from recallstack import AsyncClient, Client
+
+    with Client(services.gateway_url, user_id=user_id) as sdk:
+        week = sdk.add("The release branch is frozen", ttl_seconds=7 * 86_400).results[0].id
+        day = sdk.add("The office is closed", expiration_date="2099-01-31").results[0].id
+        shown = {m.id: m for m in sdk.get_all().results}
+        assert shown[day].expires_at == datetime(2099, 2, 1, tzinfo=timezone.utc)  # mem0's date is inclusive
+        assert shown[week].expires_at > datetime.now(timezone.utc) + timedelta(days=6) and not shown[week].expired
+        sdk.update(week, expires_at=None)
+        assert sdk.get(week).expires_at is None
+        sdk.update(day, text="The office is closed on Friday")  # the expiry stays when not named
+        assert sdk.get(day).expires_at == datetime(2099, 2, 1, tzinfo=timezone.utc)
+        assert {m.id for m in sdk.get_all(include_expired=True).results} == {week, day}
+
+    async def async_add() -> str:
+        async with AsyncClient(services.gateway_url, user_id=user_id) as client:
+            return (await client.add("Short lived", ttl_seconds=3600)).results[0].id
+
+    import asyncio
+    short = asyncio.run(async_add())
+    with Client(services.gateway_url, user_id=user_id) as sdk:
+        assert sdk.get(short).expires_at is not None
+
+
+async def test_the_mcp_add_and_update_tools_take_an_expiry(services, user_id):
+    from tests.e2e.test_mcp import fails, ok, over_http
+
+    async with over_http(services.gateway_url, user_id) as client:
+        stored = await ok(client, "add_memories", {"text": "Nadia is on call this week", "ttl_seconds": 604800})
+        memory_id = stored["stored"][0]["id"]
+        listed = await ok(client, "list_memories", {})
+        [shown] = [m for m in listed["results"] if m["id"] == memory_id]
+        assert datetime.fromisoformat(shown["expires_at"]) > datetime.now(timezone.utc) + timedelta(days=6)
+        await ok(client, "update_memory", {"memory_id": memory_id, "never_expires": True})
+        got = await ok(client, "get_memory", {"memory_id": memory_id})
+        assert got["expires_at"] is None and got["expired"] is False
+        assert "expires_at" in await fails(client, "add_memories", {"text": "x", "expires_at": "2001-01-01"})

@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -32,6 +32,7 @@ import httpx
 from recallstack.consistency import TokenStore, merge
 from recallstack.core_memory import CoreMemoryRequests
 from recallstack.errors import InvalidRequest, Unavailable, error_for
+from recallstack.expiry import UNSET, expiry_body
 from recallstack.ids import id_arg, optional_id, uuid_arg
 from recallstack.retry import RetryPolicy, RetryState, retry_after_seconds
 from recallstack.types import Context, HistoryEntry, Memory, MemoryPage, Profile, SearchResult, WriteResult
@@ -172,7 +173,8 @@ class _Requests(CoreMemoryRequests):
             metadata: dict[str, Any] | None = None, infer: bool | None = None, categories: list[str] | None = None,
             occurred_at: datetime | str | int | float | None = None, importance: float | None = None,
             timestamp: int | float | datetime | str | None = None, idempotency_key: str | None = None,
-            **mem0_options: Any) -> WriteResult:
+            expires_at: datetime | str | None = None, ttl_seconds: int | None = None,
+            expiration_date: date | str | None = None, **mem0_options: Any) -> WriteResult:
         """Store a memory (a text) or the memories in a conversation (a list of {role, content}).
 
         As mem0: `messages` is a string, one message dict or a list of them. A string is
@@ -181,6 +183,8 @@ class _Requests(CoreMemoryRequests):
         assistant message when `infer` is false (the server default until an extractor LLM
         is configured), or queued for fact extraction when `infer` is true. `occurred_at`
         (or mem0's `timestamp`, Unix seconds) is when the remembered thing happened.
+        `expires_at` (or `ttl_seconds`, or mem0's `expiration_date`, an inclusive YYYY-MM-DD
+        date) is when it stops being true: from then on reads leave it out.
 
         Returns a `WriteResult`: `results` [{id, memory, event: "ADD", status}] and the
         `consistency_token` (remembered: this client's next reads for the user see it). A
@@ -208,6 +212,8 @@ class _Requests(CoreMemoryRequests):
         body.update(_clean({**_scope(agent_id, run_id, app_id), "metadata": metadata,
                             "categories": categories, "importance": importance, "infer": infer,
                             "occurred_at": _iso(occurred_at if occurred_at is not None else timestamp)}))
+        body.update(expiry_body(UNSET if expires_at is None else expires_at, ttl_seconds,
+                                UNSET if expiration_date is None else expiration_date))
         return _Call("POST", "/v1/memories", WriteResult, body=body, user_id=user_id, write=True,
                      idempotency_key=idempotency_key or str(uuid.uuid4()))  # type: ignore[return-value]
 
@@ -254,11 +260,13 @@ class _Requests(CoreMemoryRequests):
                 page_size: int = 100, limit: int | None = None, top_k: int | None = None, sort: str | None = None,
                 order: Literal["asc", "desc"] | None = None, include_archived: bool | None = None,
                 state: Literal["active", "archived", "forgotten", "any"] | None = None,
-                consistency_token: str | None = None, **mem0_options: Any) -> MemoryPage:
+                consistency_token: str | None = None, include_expired: bool | None = None,
+                **mem0_options: Any) -> MemoryPage:
         """The user's memories, newest first, a page at a time: `{results, page, page_size,
         total, has_more}`. `page` is 1-based; `page_size` 1-1,000 (mem0's `limit`/`top_k`
         set it too). `sort`: created_at (default), updated_at, occurred_at or importance.
-        `state`: only memories in that state (forgotten ones can be `restore`d)."""
+        `state`: only memories in that state (forgotten ones can be `restore`d).
+        `include_expired`: also memories whose `expires_at` has passed (`expired` is true)."""
         _refuse_unknown("get_all", mem0_options)
         filters, user_id = _lift_user(filters, user_id)
         user_id = self._user(user_id)
@@ -272,16 +280,20 @@ class _Requests(CoreMemoryRequests):
                          "page_size": size,
                          "sort": sort, "order": order,
                          "include_archived": None if include_archived is None else str(include_archived).lower(),
-                         "state": state})
+                         "state": state,
+                         "include_expired": None if include_expired is None else str(include_expired).lower()})
         return _Call("GET", "/v1/memories", MemoryPage, params=params, user_id=user_id, token_in="query",
                      token=consistency_token)  # type: ignore[return-value]
 
     def update(self, memory_id: str, text: str | None = None, *, user_id: str | None = None,
                metadata: dict[str, Any] | None = None, categories: list[str] | None = None,
                importance: float | None = None, data: str | None = None,
-               idempotency_key: str | None = None) -> WriteResult:
+               idempotency_key: str | None = None, expires_at: datetime | str | None = UNSET,
+               ttl_seconds: int | None = None, expiration_date: date | str | None = UNSET) -> WriteResult:
         """Change a memory's text (re-embedded) and/or replace its metadata, categories or
-        importance; what is not given stays. `data` is mem0's local-SDK name for `text`.
+        importance; what is not given stays. `data` is mem0's local-SDK name for `text`. A new
+        `expires_at` / `ttl_seconds` / `expiration_date` moves the expiry; `expires_at=None` (or
+        mem0's `expiration_date=None`) clears it.
         Raises `NotFound` for a memory that is not the user's. Sees this client's own
         earlier add of it (the consistency token travels as X-Consistency-Token)."""
         if text is not None and data is not None and text != data:
@@ -290,6 +302,7 @@ class _Requests(CoreMemoryRequests):
         user_id = self._user(user_id)
         body = _clean({"text": text if text is not None else data, "metadata": metadata, "categories": categories,
                        "importance": importance})
+        body.update(expiry_body(expires_at, ttl_seconds, expiration_date))
         return _Call("PATCH", _memory_path(memory_id), WriteResult, params={"user_id": user_id}, body=body,
                      user_id=user_id, write=True, token_in="header",
                      idempotency_key=idempotency_key or str(uuid.uuid4()))  # type: ignore[return-value]

@@ -97,6 +97,8 @@ class Memory(Record):
     last_accessed_at = _Field["datetime | None"](convert=_datetime)
     version = _Field["int | None"]()
     access_count = _Field["int | None"]()
+    expires_at = _Field["datetime | None"](convert=_datetime)  # when it stops being true (None: never)
+    expired = _Field[bool](default=False)  # its expires_at has passed (a get or include_expired shows it)
     score = _Field["float | None"]()         # search: fused relevance in [0, 1]
     similarity = _Field["float | None"]()    # search: cosine similarity to the query
     ranks = _Field[dict](default={})         # search: rank in each source that found it

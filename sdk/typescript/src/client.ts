@@ -54,6 +54,12 @@ export interface AddOptions extends Scope, Written {
   occurred_at?: When;
   importance?: number;
   timestamp?: When;
+  /** When the memory stops being true (a Date or ISO 8601; naive is UTC); reads leave it out from then on. */
+  expires_at?: Date | string;
+  /** The same in seconds from now; not with expires_at. */
+  ttl_seconds?: number;
+  /** mem0's name: a YYYY-MM-DD date, inclusive (the memory leaves at the next midnight UTC). */
+  expiration_date?: string;
 }
 export interface SearchOptions extends Scope, Read {
   filters?: Filters;
@@ -82,6 +88,8 @@ export interface GetAllOptions extends Scope, Read {
   order?: "asc" | "desc";
   include_archived?: boolean;
   state?: "active" | "archived" | "forgotten" | "any";
+  /** Also memories whose expires_at has passed (each with expired: true). */
+  include_expired?: boolean;
 }
 export interface UpdateOptions extends Written {
   user_id?: string | null;
@@ -91,6 +99,11 @@ export interface UpdateOptions extends Written {
   metadata?: Metadata;
   categories?: string[];
   importance?: number;
+  /** A new expiry; null clears it (the memory no longer expires). */
+  expires_at?: Date | string | null;
+  ttl_seconds?: number;
+  /** mem0's name: a YYYY-MM-DD date (inclusive), or null to clear. */
+  expiration_date?: string | null;
 }
 export interface MemoryOptions extends Written { user_id?: string | null }
 export interface ReadOptions extends Read { user_id?: string | null }
@@ -129,12 +142,14 @@ interface Answer { status: number; ok: boolean; headers: Headers; text: string; 
 const MEM0_IGNORED = new Set(["version", "output_format", "async_mode", "org_id", "project_id", "enable_graph"]);
 const SCOPE = ["user_id", "agent_id", "run_id", "app_id"];
 const KNOWN: Record<string, string[]> = {
-  add: [...SCOPE, "idempotency_key", "metadata", "infer", "categories", "occurred_at", "importance", "timestamp"],
+  add: [...SCOPE, "idempotency_key", "metadata", "infer", "categories", "occurred_at", "importance", "timestamp",
+    "expires_at", "ttl_seconds", "expiration_date"],
   search: [...SCOPE, "consistency_token", "filters", "limit", "top_k", "threshold", "reference_time",
     "include_archived", "explain", "sources", "weights", "rrf_k", "mmr", "temporal", "cache", "include_shared"],
   getAll: [...SCOPE, "consistency_token", "filters", "page", "page_size", "limit", "top_k", "sort", "order",
-    "include_archived", "state"],
-  update: ["user_id", "idempotency_key", "text", "data", "metadata", "categories", "importance"],
+    "include_archived", "state", "include_expired"],
+  update: ["user_id", "idempotency_key", "text", "data", "metadata", "categories", "importance", "expires_at",
+    "ttl_seconds", "expiration_date"],
   deleteAll: [...SCOPE, "idempotency_key"],
 };
 
@@ -147,6 +162,29 @@ function refuseUnknown(method: string, options: object): void {
 
 function clean<T extends Record<string, unknown>>(values: T): Partial<T> {
   return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined && v !== null)) as Partial<T>;
+}
+
+/** A memory's expiry as the body carries it: expires_at (null clears it on an update), ttl_seconds, or
+ * mem0's expiration_date, an inclusive YYYY-MM-DD date (the memory leaves at the next midnight UTC). */
+function expiryBody(options: { expires_at?: Date | string | null; ttl_seconds?: number;
+  expiration_date?: string | null }): Record<string, unknown> {
+  if (options.expires_at !== undefined && options.expiration_date !== undefined) {
+    throw invalid("give expires_at or expiration_date (mem0's name), not both", "expiration_date");
+  }
+  let expiresAt: unknown = options.expires_at instanceof Date ? options.expires_at.toISOString() : options.expires_at;
+  const day = options.expiration_date;
+  if (typeof day === "string" && /^\d{4}-\d{2}-\d{2}$/.test(day)) {
+    const next = new Date(`${day}T00:00:00Z`);
+    if (Number.isNaN(next.getTime())) throw invalid("expiration_date: a YYYY-MM-DD date", "expiration_date");
+    next.setUTCDate(next.getUTCDate() + 1);
+    expiresAt = next.toISOString();
+  } else if (day !== undefined) {
+    expiresAt = day;
+  }
+  const body: Record<string, unknown> = {};
+  if (expiresAt !== undefined) body.expires_at = expiresAt;
+  if (options.ttl_seconds !== undefined) body.ttl_seconds = options.ttl_seconds;
+  return body;
 }
 
 function invalid(message: string, field: string): InvalidRequest {
@@ -295,6 +333,7 @@ export class RecallstackClient {
     Object.assign(body, clean({ ...scopeIds(options), metadata: options.metadata, categories: options.categories,
       importance: options.importance, infer: options.infer,
       occurred_at: iso(options.occurred_at ?? options.timestamp, options.timestamp !== undefined ? "timestamp" : "occurred_at") }));
+    Object.assign(body, clean(expiryBody(options)));
     return this.send({ method: "POST", path: "/v1/memories", body: clean(body), user_id: userId, write: true,
       idempotency_key: options.idempotency_key });
   }
@@ -327,7 +366,8 @@ export class RecallstackClient {
     const userId = this.user(named);
     const query = { user_id: userId, ...scopeIds(options), filters: filters ? JSON.stringify(filters) : undefined,
       page: options.page ?? 1, page_size: options.limit ?? options.top_k ?? options.page_size ?? 100,
-      sort: options.sort, order: options.order, include_archived: options.include_archived, state: options.state };
+      sort: options.sort, order: options.order, include_archived: options.include_archived, state: options.state,
+      include_expired: options.include_expired };
     return this.send({ method: "GET", path: "/v1/memories", query, user_id: userId, token_in: "query",
       consistency_token: options.consistency_token });
   }
@@ -342,8 +382,8 @@ export class RecallstackClient {
     }
     const path = memoryPath(memoryId);
     const userId = this.user(merged.user_id);
-    const body = clean({ text: merged.text ?? merged.data, metadata: merged.metadata, categories: merged.categories,
-      importance: merged.importance });
+    const body = { ...clean({ text: merged.text ?? merged.data, metadata: merged.metadata,
+      categories: merged.categories, importance: merged.importance }), ...expiryBody(merged) };  // null clears
     return this.send({ method: "PATCH", path, query: { user_id: userId }, body, user_id: userId, write: true,
       token_in: "header", idempotency_key: merged.idempotency_key });
   }

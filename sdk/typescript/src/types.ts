@@ -28,6 +28,9 @@ export interface Memory {
   version: number;
   access_count?: number;
   last_accessed_at?: string | null;
+  /** When it stops being true (null: never); `expired`: that time has passed. */
+  expires_at?: string | null;
+  expired?: boolean;
   [key: string]: unknown;
 }
 
