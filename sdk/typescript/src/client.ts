@@ -9,6 +9,7 @@
 // 3. remembers the consistency token of a successful write for that user (read-your-writes), and
 //    returns the API's JSON or throws a RecallstackError (errors.ts).
 
+import { CoreMemory } from "./core-memory.js";
 import { TokenStore, mergeTokens } from "./consistency.js";
 import { InvalidRequest, Unavailable, errorFor, isObject } from "./errors.js";
 import { idArg, optionalId, uuidArg } from "./ids.js";
@@ -453,6 +454,11 @@ export class RecallstackClient {
     if (named === null) throw invalid("getProfile needs the user id (the path names it)", "user_id");
     return this.send({ method: "GET", path: `/v1/users/${encodeURIComponent(named)}/profile`, user_id: named,
       token_in: "query", consistency_token: options.consistency_token });
+  }
+
+  /** Core memory blocks: read, list, set, append, replace, delete, history (src/core-memory.ts). */
+  get coreMemory(): CoreMemory {
+    return new CoreMemory(this, () => this.userId);
   }
 
   /** The user's memories counted per app and per agent. */

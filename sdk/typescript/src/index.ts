@@ -12,6 +12,7 @@ export {
   type When,
 } from "./client.js";
 export { TokenStore, mergeTokens } from "./consistency.js";
+export { CoreMemory, LABEL_RE, type Block, type BlockChange, type BlockRead, type BlockScope, type BlockSet, type BlockWrite } from "./core-memory.js";
 export {
   AuthenticationError, Conflict, InvalidRequest, NotFound, RateLimited, RecallstackError, Unavailable, errorFor,
   type ErrorDetails,
