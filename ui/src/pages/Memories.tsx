@@ -141,7 +141,7 @@ export function MemoriesPage() {
                       setSelected(next);
                     }} />
                 </td>
-                <td><Link href={`/memories/${m.id}`}>{m.memory}</Link></td>
+                <td><Link href={`/memories/${m.id}`}>{m.memory}</Link>{m.expires_at && <span className="muted"> · expires {when(m.expires_at)}</span>}</td>
                 <td>{m.categories.map((c) => <span className="chip" key={c}>{c}</span>)}</td>
                 <td className="muted">{[m.app_id && `app ${m.app_id}`, m.agent_id && `agent ${m.agent_id}`, m.run_id && `run ${m.run_id}`].filter(Boolean).join(", ") || "—"}</td>
                 <td>{m.importance.toFixed(2)}</td>

@@ -64,6 +64,7 @@ export function MemoryPage({ id }: { id: string }) {
             <dt>created</dt><dd>{when(memory.created_at)}</dd>
             <dt>updated</dt><dd>{when(memory.updated_at)} (version {memory.version})</dd>
             <dt>occurred</dt><dd>{when(memory.occurred_at)}</dd>
+            <dt>expires</dt><dd data-testid="memory-expires">{memory.expires_at ? <>{when(memory.expires_at)}{memory.expired && " (expired: left out of search and lists)"}</> : "never"}</dd>
             <dt>metadata</dt><dd><pre>{JSON.stringify(memory.metadata, null, 2)}</pre></dd>
           </dl>
           <div className="actions">
@@ -98,6 +99,7 @@ function EditForm({ memory, onCancel, onSaved }: { memory: Memory; onCancel: () 
   const [metadata, setMetadata] = useState(JSON.stringify(memory.metadata, null, 2));
   const [categories, setCategories] = useState(memory.categories.join(", "));
   const [importance, setImportance] = useState(String(memory.importance.toFixed(2)));
+  const [expires, setExpires] = useState(localInput(memory.expires_at));
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -115,6 +117,7 @@ function EditForm({ memory, onCancel, onSaved }: { memory: Memory; onCancel: () 
     if (cats.join(",") !== memory.categories.join(",")) body.categories = cats;
     const imp = Number(importance);
     if (Math.abs(imp - memory.importance) > 0.004) body.importance = imp;
+    if (expires !== localInput(memory.expires_at)) body.expires_at = expires ? new Date(expires).toISOString() : null;
     if (Object.keys(body).length === 0) return onCancel();
     setBusy(true);
     try {
@@ -134,6 +137,8 @@ function EditForm({ memory, onCancel, onSaved }: { memory: Memory; onCancel: () 
       <input id="edit-categories" value={categories} onChange={(e) => setCategories(e.target.value)} />
       <label htmlFor="edit-importance">Importance (0–1)</label>
       <input id="edit-importance" type="number" min={0} max={1} step={0.01} value={importance} onChange={(e) => setImportance(e.target.value)} />
+      <label htmlFor="edit-expires">Expires (your local time; empty: never)</label>
+      <input id="edit-expires" type="datetime-local" value={expires} onChange={(e) => setExpires(e.target.value)} />
       <label htmlFor="edit-metadata">Metadata (JSON)</label>
       <textarea id="edit-metadata" value={metadata} onChange={(e) => setMetadata(e.target.value)} rows={5} className="mono" />
       <Status error={error} busy={busy} />
@@ -143,4 +148,12 @@ function EditForm({ memory, onCancel, onSaved }: { memory: Memory; onCancel: () 
       </div>
     </form>
   );
+}
+
+/** An ISO time as a datetime-local input's value (local time, to the minute); "" for none. */
+function localInput(iso: string | null | undefined): string {
+  if (!iso) return "";
+  const at = new Date(iso);
+  const local = new Date(at.getTime() - at.getTimezoneOffset() * 60_000);
+  return local.toISOString().slice(0, 16);
 }
