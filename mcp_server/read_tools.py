@@ -34,6 +34,9 @@ def search_memory(kit: Toolkit):
         include_shared: Annotated[bool, Field(description="Also search memories other users shared with this "
                                                           "user (read-only; each says who shared it in `shared`)")]
         = False,
+        as_of: Annotated[str | None, Field(description="Search the memories as they were at a past moment: an ISO "
+                                                       "8601 time (e.g. '2026-05-01T14:00:00Z'); leave empty for now",
+                                           max_length=4_096)] = None,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> dict[str, Any]:
         """Search the user's long-term memories by meaning, keywords, names and time.
@@ -45,7 +48,7 @@ def search_memory(kit: Toolkit):
         """
         async def action(who: Caller):
             found = await who.client.search(query, user_id=who.user_id, app_id=who.app_id, filters=filters,
-                                            limit=limit, threshold=threshold,
+                                            limit=limit, threshold=threshold, as_of=as_of,
                                             **({"include_shared": True} if include_shared else {}))
             answer: dict[str, Any] = {"results": [compact(m) for m in found.results]}
             if found.degraded:

@@ -6,6 +6,7 @@ field; after `recallstack users erase` the user has no past either."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -108,3 +109,29 @@ def test_as_of_shows_the_past_and_now_the_present_and_an_erased_user_has_none(ga
         assert _search(gateway, user_id, "deploy target", as_of=moment)["results"] == []
         assert _list(gateway, user_id, as_of=moment)["results"] == []
         assert gateway.get(f"/v1/memories/{a}", params={"user_id": user_id, "as_of": moment}).status_code == 404
+
+
+def test_the_python_sdk_passes_as_of(services, user_id):
+    """The SDK's search, get_all, get and get_context take `as_of` (a token or a datetime), sync and async."""
+    from recallstack import AsyncClient, Client, NotFound
+
+    with Client(services.gateway_url) as client:
+        added = client.add("The on-call rotation starts with Dana", user_id=user_id, infer=False)
+        a, t1 = added.results[0]["id"], added.consistency_token
+        client.update(a, "The on-call rotation starts with Eli", user_id=user_id)
+        later = client.add("The pager number changed", user_id=user_id, infer=False).results[0]["id"]
+        found = client.search("who starts the on-call rotation", user_id=user_id, as_of=t1)
+        assert [(r["id"], r["memory"]) for r in found.results] == [(a, "The on-call rotation starts with Dana")]
+        assert [m["memory"] for m in client.get_all(user_id=user_id, as_of=t1).results] == [
+            "The on-call rotation starts with Dana"]
+        assert client.get(a, user_id=user_id, as_of=t1)["memory"] == "The on-call rotation starts with Dana"
+        with pytest.raises(NotFound):
+            client.get(later, user_id=user_id, as_of=t1)
+        assert "Dana" in client.get_context("on-call", user_id=user_id, as_of=t1).context
+        now = client.search("who starts the on-call rotation", user_id=user_id, as_of=datetime.now(timezone.utc))
+        assert now.results[0]["memory"] == "The on-call rotation starts with Eli"
+
+    async def via_async():
+        async with AsyncClient(services.gateway_url) as client:
+            return await client.search("on-call rotation", user_id=user_id, as_of=t1)
+    assert [r["memory"] for r in asyncio.run(via_async()).results] == ["The on-call rotation starts with Dana"]

@@ -221,7 +221,8 @@ class _Requests(CoreMemoryRequests):
                run_id: str | None = None, app_id: str | None = None, filters: dict[str, Any] | None = None,
                limit: int | None = None, top_k: int | None = None, threshold: float | None = None,
                reference_time: datetime | str | None = None, include_archived: bool | None = None,
-               explain: bool | None = None, consistency_token: str | None = None, **options: Any) -> SearchResult:
+               explain: bool | None = None, consistency_token: str | None = None,
+               as_of: datetime | str | None = None, **options: Any) -> SearchResult:
         """Hybrid search (dense, keyword, time and graph, fused) over the user's memories.
 
         `limit` (mem0's `top_k` is the same; default 10, at most 100), `threshold` (minimum
@@ -234,6 +235,8 @@ class _Requests(CoreMemoryRequests):
         Returns a `SearchResult`: `results` (typed `Memory` dicts with `score`, `similarity`,
         `ranks`) best first, and `degraded` (sources left out). Waits for this client's own
         earlier writes of the user (unless consistency="eventual").
+        `as_of` (a datetime, an ISO 8601 time or a consistency token): the memories as they were at
+        that moment, rebuilt from the log (docs/api.md, "As of a past moment"; no graph source).
         """
         extra = _refuse_unknown("search", options, SEARCH_OPTIONS)
         if limit is not None and top_k is not None and limit != top_k:
@@ -245,14 +248,18 @@ class _Requests(CoreMemoryRequests):
                        "filters": filters, "limit": limit if limit is not None else top_k,
                        "threshold": threshold, "reference_time": _iso(reference_time),
                        "include_archived": include_archived, "explain": explain, **extra})
+        if as_of is not None:
+            body["as_of"] = _iso(as_of)
         return _Call("POST", "/v1/memories/search", SearchResult, body=body, user_id=user_id, token_in="body",
                      token=consistency_token)  # type: ignore[return-value]
 
-    def get(self, memory_id: str, *, user_id: str | None = None, consistency_token: str | None = None) -> Memory:
+    def get(self, memory_id: str, *, user_id: str | None = None, consistency_token: str | None = None,
+            as_of: datetime | str | None = None) -> Memory:
         """One memory by id. Raises `NotFound` when it is absent, deleted or another user's
-        (mem0's local `Memory.get` returns None instead)."""
+        (mem0's local `Memory.get` returns None instead); with `as_of`, as it was then."""
         user_id = self._user(user_id)
-        return _Call("GET", _memory_path(memory_id), Memory, params={"user_id": user_id}, user_id=user_id,
+        return _Call("GET", _memory_path(memory_id), Memory, params=_clean({"user_id": user_id, "as_of": _iso(as_of)}),
+                     user_id=user_id,
                      token_in="query", token=consistency_token)  # type: ignore[return-value]
 
     def get_all(self, *, user_id: str | None = None, agent_id: str | None = None, run_id: str | None = None,
@@ -260,6 +267,7 @@ class _Requests(CoreMemoryRequests):
                 page_size: int = 100, limit: int | None = None, top_k: int | None = None, sort: str | None = None,
                 order: Literal["asc", "desc"] | None = None, include_archived: bool | None = None,
                 state: Literal["active", "archived", "forgotten", "any"] | None = None,
+                as_of: datetime | str | None = None,
                 consistency_token: str | None = None, include_expired: bool | None = None,
                 **mem0_options: Any) -> MemoryPage:
         """The user's memories, newest first, a page at a time: `{results, page, page_size,
@@ -282,6 +290,8 @@ class _Requests(CoreMemoryRequests):
                          "include_archived": None if include_archived is None else str(include_archived).lower(),
                          "state": state,
                          "include_expired": None if include_expired is None else str(include_expired).lower()})
+        if as_of is not None:  # the memories as they were then (docs/api.md, "As of a past moment")
+            params["as_of"] = _iso(as_of)
         return _Call("GET", "/v1/memories", MemoryPage, params=params, user_id=user_id, token_in="query",
                      token=consistency_token)  # type: ignore[return-value]
 
@@ -350,7 +360,8 @@ class _Requests(CoreMemoryRequests):
                     agent_id: str | None = None, run_id: str | None = None, app_id: str | None = None,
                     filters: dict[str, Any] | None = None, encoding: str | None = None,
                     candidates: int | None = None, reference_time: datetime | str | None = None,
-                    consistency_token: str | None = None, include_shared: bool | None = None) -> Context:
+                    consistency_token: str | None = None, include_shared: bool | None = None,
+                    as_of: datetime | str | None = None) -> Context:
         """A ready-to-inject block of the memories most relevant to `query` that fits
         `max_tokens` (16-32,000, counted exactly with `encoding`: cl100k_base or
         o200k_base). Returns a `Context`: `context` (the text; also `str(ctx)`), `tokens`,
@@ -361,6 +372,8 @@ class _Requests(CoreMemoryRequests):
                        **_scope(agent_id, run_id, app_id), "filters": filters, "encoding": encoding,
                        "candidates": candidates, "reference_time": _iso(reference_time),
                        "include_shared": include_shared})
+        if as_of is not None:  # the context as it would have been then
+            body["as_of"] = _iso(as_of)
         return _Call("POST", "/v1/context", Context, body=body, user_id=user_id, token_in="body",
                      token=consistency_token)  # type: ignore[return-value]
 

@@ -45,7 +45,12 @@ export interface ClientOptions {
 
 interface Scope { user_id?: string | null; agent_id?: string | null; run_id?: string | null; app_id?: string | null }
 interface Written { idempotency_key?: string }
-interface Read { consistency_token?: string }
+interface Read {
+  consistency_token?: string;
+  /** search, getAll, get, getContext: the memories as they were at a past moment, rebuilt from the log (a Date, an
+   * ISO 8601 time or a consistency token; docs/api.md, "As of a past moment"). */
+  as_of?: Date | string;
+}
 type Filters = Record<string, unknown>;
 
 export interface AddOptions extends Scope, Written {
@@ -145,9 +150,9 @@ const SCOPE = ["user_id", "agent_id", "run_id", "app_id"];
 const KNOWN: Record<string, string[]> = {
   add: [...SCOPE, "idempotency_key", "metadata", "infer", "categories", "occurred_at", "importance", "timestamp",
     "expires_at", "ttl_seconds", "expiration_date"],
-  search: [...SCOPE, "consistency_token", "filters", "limit", "top_k", "threshold", "reference_time",
+  search: [...SCOPE, "consistency_token", "as_of", "filters", "limit", "top_k", "threshold", "reference_time",
     "include_archived", "explain", "sources", "weights", "rrf_k", "mmr", "temporal", "cache", "include_shared"],
-  getAll: [...SCOPE, "consistency_token", "filters", "page", "page_size", "limit", "top_k", "sort", "order",
+  getAll: [...SCOPE, "consistency_token", "as_of", "filters", "page", "page_size", "limit", "top_k", "sort", "order",
     "include_archived", "state", "include_expired"],
   update: ["user_id", "idempotency_key", "text", "data", "metadata", "categories", "importance", "expires_at",
     "ttl_seconds", "expiration_date"],
@@ -344,19 +349,20 @@ export class RecallstackClient {
   async search(query: string, options: SearchOptions = {}): Promise<SearchResult> {
     refuseUnknown("search", options);
     const { filters: given, limit, top_k: topK, user_id: _u, agent_id: _a, run_id: _r, app_id: _p,
-      consistency_token: token, reference_time: when, ...rest } = options;
+      consistency_token: token, reference_time: when, as_of: asOf, ...rest } = options;
     if (limit !== undefined && topK !== undefined && limit !== topK) throw invalid("give limit or top_k (the same thing), not both", "top_k");
     const [filters, named] = liftUser(given, options.user_id);
     const userId = this.user(named);
     const body = clean({ query, user_id: userId, ...scopeIds(options), filters, limit: limit ?? topK,
-      reference_time: iso(when, "reference_time"), ...rest });
+      reference_time: iso(when, "reference_time"), as_of: asOf === undefined ? undefined : iso(asOf, "as_of"), ...rest });
     return this.send({ method: "POST", path: "/v1/memories/search", body, user_id: userId, token_in: "body", consistency_token: token });
   }
 
   /** One memory by id; NotFound when it is absent, deleted or another user's. */
   async get(memoryId: string, options: ReadOptions = {}): Promise<Memory> {
     const userId = this.user(options.user_id);
-    return this.send({ method: "GET", path: memoryPath(memoryId), query: { user_id: userId }, user_id: userId,
+    const query = { user_id: userId, as_of: options.as_of === undefined ? undefined : iso(options.as_of, "as_of") };
+    return this.send({ method: "GET", path: memoryPath(memoryId), query, user_id: userId,
       token_in: "query", consistency_token: options.consistency_token });
   }
 
@@ -369,6 +375,7 @@ export class RecallstackClient {
       page: options.page ?? 1, page_size: options.limit ?? options.top_k ?? options.page_size ?? 100,
       sort: options.sort, order: options.order, include_archived: options.include_archived, state: options.state,
       include_expired: options.include_expired };
+    if (options.as_of !== undefined) Object.assign(query, { as_of: iso(options.as_of, "as_of") });
     return this.send({ method: "GET", path: "/v1/memories", query, user_id: userId, token_in: "query",
       consistency_token: options.consistency_token });
   }
@@ -428,7 +435,7 @@ export class RecallstackClient {
     const userId = this.user(named);
     const body = clean({ query, user_id: userId, max_tokens: options.max_tokens ?? 1000, ...scopeIds(options), filters,
       encoding: options.encoding, candidates: options.candidates, reference_time: iso(options.reference_time, "reference_time"),
-      include_shared: options.include_shared });
+      include_shared: options.include_shared, as_of: options.as_of === undefined ? undefined : iso(options.as_of, "as_of") });
     return this.send({ method: "POST", path: "/v1/context", body, user_id: userId, token_in: "body",
       consistency_token: options.consistency_token });
   }
