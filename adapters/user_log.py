@@ -47,7 +47,7 @@ class UserEvents:
 
 class UserLog:
     def __init__(self, bootstrap: str, topic: str, keys, first_offset: FirstOffset | None = None,
-                 fetch_records: int = 20_000, timeout_s: float = 30.0):
+                 fetch_records: int = 20_000, timeout_s: float = 120.0):
         self.bootstrap, self.topic, self.keys, self.first_offset = bootstrap, topic, keys, first_offset
         self.fetch_records, self.timeout_s = fetch_records, timeout_s
         self._consumer: AIOKafkaConsumer | None = None

@@ -64,6 +64,13 @@ class PastState:
     memories: dict[str, dict]  # id -> row, as the Postgres read model held it
     at: datetime  # the moment in time (a token's: when its last event happened); expiry is judged there
     about: dict  # what the answer says of it (`as_of` in every answer)
+    _vectors: past_ranking.Vectors | None = None
+
+    def vectors(self) -> past_ranking.Vectors:
+        """The vectors of the memories a search may find (not deleted), stacked once per state."""
+        if self._vectors is None:
+            self._vectors = past_ranking.Vectors.of([r for r in self.memories.values() if r["state"] != "deleted"])
+        return self._vectors
 
 
 def utc_now() -> datetime:
@@ -96,7 +103,7 @@ class PastReads:
         if key in self._cache:
             self._cache.move_to_end(key)
             state = self._cache[key]
-            return PastState(state.memories, state.at, {**state.about, "cached": True})
+            return PastState(state.memories, state.at, {**state.about, "cached": True}, state.vectors())
         began = time.perf_counter()
         rebuilding, last = self.new_state(), [None]
 
@@ -154,7 +161,7 @@ class PastReads:
                                q.reference_time if reference_given else state.at,
                                tuple(s for s in q.sources if s in past_ranking.PAST_SOURCES), q.weights, q.rrf_k,
                                q.threshold, q.mmr, q.temporal_mode)
-        hits, explain = past_ranking.ranked(ask, rows, self._tuning())
+        hits, explain = past_ranking.ranked(ask, rows, self._tuning(), state.vectors())
         results = [{**document(h.row, state.at), "similarity": h.similarity, "score": h.score, "ranks": dict(h.ranks)}
                    for h in hits]
         timings = {"embed": _ms(began, embedded), "rebuild": _ms(embedded, rebuilt), "rank": _ms(rebuilt)}

@@ -38,6 +38,7 @@ class PastState:
             await self._model.count_accesses([event])
             return
         await project(self._model, Applied(partition, offset, event))
+        self._model.history.clear()  # a past read shows no history: 100k events' rows would take 100 MB
         row = self._model.memories.get(getattr(event, "memory_id", None) or "")
         if row is not None and not isinstance(row["embedding"], np.ndarray):
             row["embedding"] = np.asarray(row["embedding"], dtype=np.float32)
