@@ -22,12 +22,15 @@ from pathlib import Path
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop"}
 
 
-def load(path: Path, metric: str) -> tuple[str, list[dict]]:
+def load(path: Path, metric: str, name: str | None = None) -> tuple[str, list[dict]]:
+    """(the run's setting, its per-question rows). The setting is `name` when given (a server-side
+    setting, an environment variable or a code change, that the run's JSON does not show), else its
+    search body extras and batches' context_turns."""
     result = json.loads(path.read_text())
     chosen = dict(result.get("search", {}).get("extra_body") or {})
     if result.get("load", {}).get("context_turns") is not None:  # a write-time setting (the batches')
         chosen["context_turns"] = result["load"]["context_turns"]
-    setting = json.dumps(chosen, sort_keys=True)
+    setting = name or json.dumps(chosen, sort_keys=True)
     rows = [{"conversation": q["sample_id"], "category": q["category"], "question": q["question"],
              "score": _score(q, metric)} for q in result["per_question"]]
     return setting, rows
@@ -67,17 +70,23 @@ def by_category(rows: list[dict]) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("runs", nargs="+", type=Path)
+    parser.add_argument("runs", nargs="+", help="locomo.json files, each as PATH or NAME=PATH (NAME: the setting "
+                                                "the run stands for, when its search body does not tell it)")
     parser.add_argument("--metric", default="hit@10", help="a per-question metric the runs keep (locomo_bench.py keeps hit@10; hit@1 from its top three)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    first = json.loads(args.runs[0].read_text())["per_question"][0]
+    named = [(None, Path(run)) if "=" not in run else (run.split("=", 1)[0], Path(run.split("=", 1)[1]))
+             for run in args.runs]
+    first = json.loads(named[0][1].read_text())["per_question"][0]
     available = sorted(k for k, v in first.items() if "@" in k and isinstance(v, dict)) + (
         ["hit@1"] if "fused_top3" in first else [])
     if args.metric not in available:
         print(f"the runs' per-question rows have {', '.join(available)}, not {args.metric}", file=sys.stderr)
         return 2
-    runs = dict(load(path, args.metric) for path in args.runs)
+    runs = dict(load(path, args.metric, name) for name, path in named)
+    if len(runs) != len(named):
+        print("two runs stand for the same setting: name them (NAME=PATH)", file=sys.stderr)
+        return 2
     questions = {len(rows) for rows in runs.values()}
     if len(questions) != 1:
         print(f"the runs do not have the same questions: {sorted(questions)}", file=sys.stderr)

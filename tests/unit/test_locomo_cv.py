@@ -28,3 +28,23 @@ def test_one_setting_cross_validates_to_itself():
     only = {"a": rows({"x": [1, 0], "y": [1, 1]})}
     result = cross_validate(only)
     assert result["chosen"] == {"x": "a", "y": "a"} and result["rows"] == only["a"]
+
+
+def run_file(tmp_path: Path, name: str, hits: list[float]) -> Path:
+    import json
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps({"search": {"extra_body": {}}, "load": {}, "per_question": [
+        {"sample_id": "x" if i % 2 else "y", "category": 1, "question": f"q{i}", "evidence": ["D1:1"],
+         "hit@10": {"fused": h}} for i, h in enumerate(hits)]}))
+    return path
+
+
+def test_runs_of_the_same_body_are_told_apart_by_name_and_must_be(tmp_path, capsys):
+    from locomo_cv import main
+    plain, tuned = run_file(tmp_path, "plain", [0, 0, 1, 0]), run_file(tmp_path, "tuned", [1, 1, 1, 1])
+    assert main([str(plain), str(tuned)]) == 2  # both "{}": one setting, said so
+    assert "name them" in capsys.readouterr().err
+    assert main([f"before={plain}", f"after={tuned}", "--json"]) == 0
+    import json
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["settings"]) == {"before", "after"} and report["cross_validated"]["overall"] == 1.0
