@@ -100,3 +100,36 @@ def test_the_profile_follows_the_memories_and_goes_with_the_user(gateway, consol
         with pytest.raises(NotFound):
             sdk.profile()
     assert refresh(settings, user_id) == [], "an erased user gets no profile again"
+
+
+def test_with_an_llm_the_worker_asks_it_and_falls_back_to_the_offline_profile(gateway, consolidate_stopped, user_id):
+    """The LLM builder through the worker's own wiring, against a CANNED OpenAI-compatible endpoint (the
+    stdlib server of tests/integration/test_llm_canned_server.py answers scripted JSON; no model runs)."""
+    import json
+
+    from tests.integration.test_llm_canned_server import CannedChatServer
+
+    settings = consolidate_stopped
+    server = CannedChatServer()
+    env = {"RECALLSTACK_LLM_BASE_URL": server.base_url, "RECALLSTACK_LLM_MODEL": "canned-model",
+           "RECALLSTACK_LLM_TIMEOUT_MS": "3000", "RECALLSTACK_LLM_MAX_RETRIES": "1"}
+    try:
+        tea, _ = add(gateway, user_id, "I prefer green tea to coffee")
+        server.replies = [json.dumps({"preferences": [{"text": "Likes green tea", "memories": ["m1", "m7"]}],
+                                      "people": [{"text": "Someone invented", "memories": []}]})]
+        [done] = _worker_json(settings, env, "consolidate", "--once", "--user", user_id)["profiles_updated"]
+        assert (done["version"], done["builder"]) == (1, "llm:canned-model"), done
+        first = version(gateway, user_id, 1)
+        assert first["builder"] == "llm:canned-model" and cited(first, "preferences") == {"Likes green tea": [tea]}
+        assert first["profile"]["people"] == [], "an item citing no memory is dropped"
+        assert any("m1 [-] I prefer green tea to coffee" in json.dumps(r) for r in server.requests)
+
+        rule, _ = add(gateway, user_id, "Always answer in French")
+        server.replies = [{"status": 500, "error": "the model is down"}]
+        [done] = _worker_json(settings, env, "consolidate", "--once", "--user", user_id)["profiles_updated"]
+        assert (done["version"], done["builder"]) == (2, "offline"), done
+        second = version(gateway, user_id, 2)
+        assert cited(second, "instructions") == {"Always answer in French": [rule]}
+        assert cited(second, "preferences") == {"I prefer green tea to coffee": [tea]}
+    finally:
+        server.close()
