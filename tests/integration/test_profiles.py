@@ -18,7 +18,8 @@ from domain.consistency import ConsistencyToken
 from domain.profile import ProfileMemory, build_offline, empty_profile
 from projectors.applied import Applied
 from projectors.pg_projector import PgProjector
-from tests.integration.test_llm_canned_server import MODEL, CannedChatServer
+from tests.integration import test_llm_canned_server as canned
+from tests.integration.test_llm_canned_server import MODEL
 from tests.unit.projection_events import created, deleted, erased, new_user, updated
 
 pytestmark = pytest.mark.integration
@@ -68,18 +69,12 @@ MEMORIES = [ProfileMemory("id-tea", "I like green tea.", ("preference",), 0.5),
             ProfileMemory("id-ana", "My sister Ana lives in Lisbon.", ("personal",), 0.4)]
 
 
-@pytest.fixture
-def server():
-    s = CannedChatServer()
-    yield s
-    s.close()
+server, make_client = canned.server, canned.make_client  # the canned endpoint's fixtures
 
 
 @pytest.fixture
-async def client(server):
-    c = LlmClient(server.base_url, MODEL, api_key="test-key", timeout_s=5.0, max_retries=1, backoff_s=0.01)
-    yield c
-    await c.close()
+def client(make_client) -> LlmClient:
+    return make_client(max_retries=1)
 
 
 async def test_the_llm_builder_maps_refs_back_to_memory_ids(server, client):
