@@ -38,6 +38,7 @@ Apply = Callable[[int, int, Event], Awaitable[None]]  # (partition, offset, even
 class UserEvents:
     """What a read went through (its events were handed to `apply` as they were opened)."""
     events: int = 0  # the user's events applied
+    next_offset: int = 0  # where a later moment's read resumes: the first record this one did not apply
     last_offset: int | None = None  # of the last one
     scanned: int = 0  # records of the partition read (every user's)
     shredded: int = 0  # the user's events sealed with a destroyed key (an erasure): skipped
@@ -64,11 +65,12 @@ class UserLog:
                 consumer, self._consumer = self._consumer, None
                 await consumer.stop()
 
-    async def read(self, user_id: str, moment: Moment, apply: Apply,
-                   destroyed: frozenset[int] = frozenset()) -> UserEvents:
+    async def read(self, user_id: str, moment: Moment, apply: Apply, destroyed: frozenset[int] = frozenset(),
+                   resume: int | None = None) -> UserEvents:
         """Hand the user's events in `moment`'s past to `apply`, in log order, as they are opened
         (none is kept here: 100k decoded events would take a gigabyte). InvalidAsOf: a token past
-        the partition's end. `destroyed`: the user's destroyed key versions (skip their events)."""
+        the partition's end. `destroyed`: the user's destroyed key versions (skip their events).
+        `resume`: where an earlier moment's read of the same user stopped (its state goes on from there)."""
         tp = TopicPartition(self.topic, moment.partition)
         async with self._lock:
             try:
@@ -76,7 +78,7 @@ class UserLog:
             except Exception as exc:
                 raise LogUnreadable(f"the log cannot be read ({type(exc).__name__})") from exc
             try:
-                return await asyncio.wait_for(self._read(consumer, tp, user_id, moment, apply, destroyed),
+                return await asyncio.wait_for(self._read(consumer, tp, user_id, moment, apply, destroyed, resume),
                                               self.timeout_s)
             except InvalidAsOf:
                 raise
@@ -102,7 +104,7 @@ class UserLog:
         return self._consumer
 
     async def _read(self, consumer: AIOKafkaConsumer, tp: TopicPartition, user_id: str, moment: Moment,
-                    apply: Apply, destroyed: frozenset[int]) -> UserEvents:
+                    apply: Apply, destroyed: frozenset[int], resume: int | None) -> UserEvents:
         began = time.perf_counter()
         consumer.assign([tp])
         beginning = (await consumer.beginning_offsets([tp]))[tp]
@@ -111,8 +113,11 @@ class UserLog:
             raise InvalidAsOf(f"as_of token names partition {tp.partition} offset {moment.offset}, which the log has "
                               f"not reached (it ends at {end}): no write made this token")
         stop = end if moment.offset is None else moment.offset + 1
-        hint = await self.first_offset(user_id, tp.partition) if self.first_offset is not None else None
-        found = UserEvents(start=max(beginning, hint if hint is not None else beginning))
+        if resume is not None:
+            hint = resume
+        else:
+            hint = await self.first_offset(user_id, tp.partition) if self.first_offset is not None else None
+        found = UserEvents(start=max(beginning, hint if hint is not None else beginning), next_offset=stop)
         key = user_id.encode()
         consumer.seek(tp, found.start)
         done, idle = found.start >= stop, 0
@@ -129,7 +134,7 @@ class UserLog:
                 if event is None or event.user_id != user_id:
                     continue
                 if not moment.covers(record.offset, event.occurred_at):
-                    done = True  # the prefix ends at the first event after the moment
+                    done, found.next_offset = True, record.offset  # the prefix ends at the first event after it
                     break
                 await apply(tp.partition, record.offset, event)
                 found.events += 1

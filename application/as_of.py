@@ -9,7 +9,8 @@ listing, getting or ranking its rows as the live reads do (domain/past_ranking.p
 and temporal fused by the same RRF; the graph is not rebuilt and the answer says so).
 
 - Cost: reading the user's partition from the user's first event to the moment (docs/api.md has
-  the measured figures); a small LRU keeps rebuilt states by (user, moment, destroyed keys).
+  the measured figures); a small LRU keeps rebuilt states by (user, moment, destroyed keys), and a
+  later moment of a user goes on from the latest cached earlier one, reading only what lies between.
 - Erasure: the key store is asked for the user's destroyed keys on every read; their events are
   skipped, so an erased user has no past either, and a state cached before the erasure is never
   served after it (the destroyed keys are part of the cache key).
@@ -47,13 +48,14 @@ class PastLog(Protocol):
     async def destroyed_versions(self, user_id: str) -> frozenset[int]: ...
 
     async def read(self, user_id: str, moment: Moment, apply: Callable[[int, int, Event], Awaitable[None]],
-                   destroyed: frozenset[int] = frozenset()) -> Any:
-        """Hands the events to `apply` in log order; returns what it went through (events,
-        last_offset, scanned, shredded, start, seconds)."""
+                   destroyed: frozenset[int] = frozenset(), resume: int | None = None) -> Any:
+        """Hands the events to `apply` in log order, from `resume` when given; returns what it went
+        through (events, last_offset, next_offset, scanned, shredded, start, seconds)."""
 
 
 class Rebuilding(Protocol):
-    """A read model being rebuilt in memory (projectors/past_state.PastState)."""
+    """A read model being rebuilt in memory (projectors/past_state.PastState), from nothing or from
+    an earlier state's rows."""
     memories: dict[str, dict]
 
     async def apply(self, partition: int, offset: int, event: Event) -> None: ...
@@ -65,6 +67,8 @@ class PastState:
     at: datetime  # the moment in time (a token's: when its last event happened); expiry is judged there
     about: dict  # what the answer says of it (`as_of` in every answer)
     _vectors: past_ranking.Vectors | None = None
+    moment: Moment | None = None
+    resume: int | None = None  # where a later moment's read goes on from (the first record not applied)
 
     def vectors(self) -> past_ranking.Vectors:
         """The vectors of the memories a search may find (not deleted), stacked once per state."""
@@ -80,7 +84,7 @@ def utc_now() -> datetime:
 @dataclass
 class PastReads:
     log: PastLog
-    new_state: Callable[[], Rebuilding]
+    new_state: Callable[..., Rebuilding]  # (memories to go on from, or None)
     embeddings: Embeddings
     topic: str
     partition_of: Callable[[str], int]
@@ -103,25 +107,44 @@ class PastReads:
         if key in self._cache:
             self._cache.move_to_end(key)
             state = self._cache[key]
-            return PastState(state.memories, state.at, {**state.about, "cached": True}, state.vectors())
+            return PastState(state.memories, state.at, {**state.about, "cached": True}, state.vectors(), state.moment,
+                             state.resume)
         began = time.perf_counter()
-        rebuilding, last = self.new_state(), [None]
+        base = self._earlier(key, moment)
+        rebuilding, last = self.new_state({k: dict(r) for k, r in base.memories.items()} if base else None), [None]
 
         async def apply(partition: int, offset: int, event: Event) -> None:
             await rebuilding.apply(partition, offset, event)
             last[0] = event
 
-        read = await self.log.read(user_id, moment, apply, destroyed)
-        at = moment.time or (last[0].occurred_at if last[0] is not None else now)
-        about = {"requested": raw, "at": at.isoformat(), "events": read.events, "scanned": read.scanned,
-                 "position": (f"{self.topic}/{moment.partition}:{read.last_offset}"
-                              if read.last_offset is not None else None),
-                 "erased_events": read.shredded, "rebuilt_ms": round((time.perf_counter() - began) * 1000, 2),
-                 "cached": False}
-        state = PastState(rebuilding.memories, at, about)
+        read = await self.log.read(user_id, moment, apply, destroyed, base.resume if base else None)
+        at = moment.time or (last[0].occurred_at if last[0] is not None else
+                             base.at if base is not None and base.about["events"] else now)
+        position = (f"{self.topic}/{moment.partition}:{read.last_offset}" if read.last_offset is not None
+                    else base.about["position"] if base is not None else None)
+        about = {"requested": raw, "at": at.isoformat(), "events": read.events + (base.about["events"] if base else 0),
+                 "scanned": read.scanned, "position": position, "erased_events": read.shredded,
+                 "rebuilt_ms": round((time.perf_counter() - began) * 1000, 2), "cached": False,
+                 "extended_from": base.about["position"] if base is not None else None}
+        state = PastState(rebuilding.memories, at, about, moment=moment, resume=read.next_offset)
         if moment.offset is not None or moment.time <= now - SETTLED:
             self._remember(key, state)
         return state
+
+    def _earlier(self, key: tuple, moment: Moment) -> PastState | None:
+        """The latest cached state of the same user (and destroyed keys) at an earlier moment of the
+        same kind: a later one goes on from it, reading only the events in between."""
+        best = None
+        for (user_id, _moment, destroyed), state in self._cache.items():
+            earlier = state.moment
+            if (user_id, destroyed) != (key[0], key[2]) or earlier is None or earlier.partition != moment.partition:
+                continue
+            if moment.offset is not None and earlier.offset is not None and earlier.offset <= moment.offset or \
+                    moment.time is not None and earlier.time is not None and earlier.time <= moment.time:
+                if best is None or (earlier.offset or 0, earlier.time or moment.time) > \
+                        (best.moment.offset or 0, best.moment.time or moment.time):
+                    best = state
+        return best
 
     def _remember(self, key: tuple, state: PastState) -> None:
         self._cache[key] = state

@@ -24,8 +24,10 @@ class PastState:
     log order. Vectors are kept as float32 arrays: an event's vector decodes to a tuple of Python
     floats, ~9 KB at 384 dimensions, where the array takes 1.5 KB (100k memories: 150 MB)."""
 
-    def __init__(self) -> None:
+    def __init__(self, memories: dict[str, dict] | None = None) -> None:
+        """`memories`: an earlier state's rows (copies: this one changes them) to go on from."""
         self._model = InMemoryPg()
+        self._model.memories = memories if memories is not None else {}
 
     @property
     def memories(self) -> dict[str, dict]:

@@ -86,6 +86,12 @@ async def test_a_users_events_up_to_a_token_or_a_time_rebuild_the_state_then(set
         state, read = await _texts(log, user, at_token(t3))
         assert state == {a.memory_id: ("I live in Porto", "active"), b.memory_id: ("I like jazz", "active")}
         assert read.events == 3 and read.scanned == 4  # the other user's record is read past, not opened
+        first = PastState()  # a later moment goes on from an earlier one's state and position
+        early = await log.read(user, at_token(t1), first.apply)
+        assert early.next_offset == t1.offsets[0][1] + 1
+        later = PastState({k: dict(r) for k, r in first.memories.items()})
+        resumed = await log.read(user, at_token(t3), later.apply, resume=early.next_offset)
+        assert resumed.events == 2 and {k: (r["text"], r["state"]) for k, r in later.memories.items()} == state
         state, _ = await _texts(log, user, at_token(t4))
         assert state[a.memory_id] == ("I live in Porto", "deleted")
         by_time = as_of.parse((T0 + timedelta(minutes=7)).isoformat(), topic, 0, 1, NOW)

@@ -135,6 +135,7 @@ def test_filters_evaluate_as_their_sql():
 class Read:
     events: int = 0
     last_offset: int | None = None
+    next_offset: int = 0
     scanned: int = 0
     shredded: int = 0
     start: int = 0
@@ -145,15 +146,18 @@ class FakeLog:
     """One partition's records: (offset, event, key version); destroyed versions are skipped."""
 
     def __init__(self, records):
-        self.records, self.destroyed, self.reads = records, frozenset(), 0
+        self.records, self.destroyed, self.reads, self.resumed = records, frozenset(), 0, []
 
     async def destroyed_versions(self, user_id):
         return self.destroyed
 
-    async def read(self, user_id, moment, apply, destroyed=frozenset()):
+    async def read(self, user_id, moment, apply, destroyed=frozenset(), resume=None):
         self.reads += 1
-        read = Read()
+        self.resumed.append(resume)
+        read = Read(next_offset=len(self.records) if moment.offset is None else moment.offset + 1)
         for offset, event, version in self.records:
+            if resume is not None and offset < resume:
+                continue
             if moment.offset is not None and offset > moment.offset:
                 break
             read.scanned += 1
@@ -163,6 +167,7 @@ class FakeLog:
                 read.shredded += 1
                 continue
             if not moment.covers(offset, event.occurred_at):
+                read.next_offset = offset
                 break
             await apply(moment.partition, offset, event)
             read.events, read.last_offset = read.events + 1, offset
@@ -297,3 +302,22 @@ def test_bm25_ranks_rare_words_first():
     hits = past_ranking.bm25(["jazz", "lisbon"], texts)
     assert hits[0][0] == "c" and {h[0] for h in hits} == {"a", "b", "c"}
     assert past_ranking.bm25([], {"a": "x"}) == []
+
+
+def test_a_later_moment_goes_on_from_a_cached_earlier_state_and_equals_a_full_rebuild():
+    user, a, b, log = _story()
+    reads = _reads(log)
+    asyncio.run(reads.search(_search(user), f"{TOPIC}/0:2"))
+    later = asyncio.run(reads.list_memories(ListMemories(Scope.of(user, None, None, None, None, False)),
+                                            f"{TOPIC}/0:4"))
+    assert log.resumed == [None, 3] and later["as_of"]["extended_from"] == f"{TOPIC}/0:2"
+    full = asyncio.run(_reads(FakeLog(list(log.records))).list_memories(
+        ListMemories(Scope.of(user, None, None, None, None, False)), f"{TOPIC}/0:4"))
+    assert [(r["id"], r["memory"], r["version"]) for r in later["results"]] == \
+           [(r["id"], r["memory"], r["version"]) for r in full["results"]] == [(b.memory_id, b.text, 1)]
+    assert later["as_of"]["events"] == full["as_of"]["events"] == 4
+    earlier = asyncio.run(reads.get_memory(a.memory_id, user, f"{TOPIC}/0:2"))  # the earlier state is unchanged
+    assert earlier["memory"] == "I live in Porto" and earlier["state"] == "active"
+    asyncio.run(reads.search(_search(user), at(1).isoformat()))
+    asyncio.run(reads.search(_search(user), at(12).isoformat()))
+    assert log.resumed[-2:] == [None, 2]  # a time goes on from the first event the earlier time did not cover
