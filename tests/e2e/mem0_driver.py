@@ -76,9 +76,22 @@ def main():
         out["batch_delete"] = client.batch_delete([{"memory_id": rex}])
         out["bad_batch"] = refusal(lambda: client.batch_update([{"memory_id": "not-a-uuid", "text": "x"}]))
         out["delete"] = client.delete(tea)
+    elif phase == "expiry":  # tests/e2e/test_expiry.py
+        added = client.add("My trial plan ends soon", user_id=user, infer=False, expiration_date="2099-01-31")
+        memory_id = added["results"][0]["id"]
+        out["get"] = eventually(lambda: client.get(memory_id))
+        out["update"] = client.update(memory_id, expiration_date=None)
+        out["cleared"] = eventually(lambda: _cleared(client.get(memory_id)))
+        out["past"] = refusal(lambda: client.add("x", user_id=user, infer=False, expiration_date="2001-01-31"))
     elif phase == "delete_all":
         out["delete_all"] = client.delete_all(user_id=user)
     print(json.dumps(out))
+
+
+def _cleared(memory):
+    if memory.get("expires_at") is not None:
+        raise Mem0Error(message="not yet updated", error_code="WAIT")
+    return memory
 
 
 def _changed(memory, word):

@@ -166,3 +166,14 @@ async def test_the_mcp_add_and_update_tools_take_an_expiry(services, user_id):
         got = await ok(client, "get_memory", {"memory_id": memory_id})
         assert got["expires_at"] is None and got["expired"] is False
         assert "expires_at" in await fails(client, "add_memories", {"text": "x", "expires_at": "2001-01-01"})
+
+
+def test_mem0s_client_sets_and_clears_an_expiration_date(services, gateway, user_id, tmp_path):
+    from tests.e2e.test_mem0_client import mem0
+
+    key = gateway.post("/v1/keys", json={"user_id": user_id, "scopes": ["write"]})
+    assert key.status_code == 201, key.text
+    done = mem0("expiry", services.gateway_url, key.json()["key"], user_id, tmp=tmp_path)
+    assert done["get"]["expires_at"] == "2099-02-01T00:00:00+00:00"  # mem0's date is inclusive, in UTC
+    assert done["cleared"]["expires_at"] is None and done["update"]["status"] == "processing"
+    assert done["past"]["status"] == 422 and "expiration_date" in done["past"]["message"]
