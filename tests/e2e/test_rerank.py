@@ -11,17 +11,14 @@ with their consistency token, so both query APIs see them.
 from __future__ import annotations
 
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import time
 
 import httpx
 import pytest
 
-from tests.conftest import REPO
 from tests.e2e.conftest import admin_headers
+from tests.e2e.query_api_process import query_api_process
 from tests.integration.test_reranker_http import CannedRerankServer, overlap
 
 pytestmark = pytest.mark.e2e
@@ -35,12 +32,6 @@ NOTES = ["At the summer festival the quokka keeper served marmalade on toast to 
          "The train to Perth was late again"]
 
 
-def spare_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def canned():
     server = CannedRerankServer()
@@ -51,35 +42,11 @@ def canned():
 @pytest.fixture(scope="module")
 def reranking_api(services, canned):
     """A query API process with the canned rerank endpoint; stopped at the end of the module."""
-    port = spare_port()
-    env = {**os.environ, "RECALLSTACK_RERANK_URL": canned.base_url, "RECALLSTACK_RERANK_STYLE": "tei",
-           "RECALLSTACK_RERANK_TIMEOUT_MS": str(TIMEOUT_MS), "RECALLSTACK_RERANK_CANDIDATES": "40",
-           "RECALLSTACK_QUERY_API_PORT": str(port), "PYTHONPATH": str(REPO)}
-    log_file = services.home / "logs" / "query-api-rerank.log"
-    with open(log_file, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "bootstrap:query_app", "--factory", "--host",
-                                    "127.0.0.1", "--port", str(port), "--no-access-log"], cwd=REPO, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30, headers=admin_headers()) as api:
-            deadline = time.monotonic() + 120
-            while True:
-                assert process.poll() is None, f"the reranking query API exited; see {log_file}"
-                try:
-                    if api.get("/readyz", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, f"the reranking query API did not get ready; see {log_file}"
-                time.sleep(0.5)
+    env = {"RECALLSTACK_RERANK_URL": canned.base_url, "RECALLSTACK_RERANK_STYLE": "tei",
+           "RECALLSTACK_RERANK_TIMEOUT_MS": str(TIMEOUT_MS), "RECALLSTACK_RERANK_CANDIDATES": "40"}
+    with query_api_process(services, env, "rerank") as url:
+        with httpx.Client(base_url=url, timeout=30, headers=admin_headers()) as api:
             yield api
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

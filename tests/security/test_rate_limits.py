@@ -16,18 +16,13 @@ session's Postgres (keys) and Redis (buckets): its users and addresses are this 
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 import uuid
 
 import httpx
 import pytest
 import redis
 
-from tests.conftest import REPO
+from tests.e2e.query_api_process import query_api_process
 
 pytestmark = pytest.mark.e2e
 
@@ -39,45 +34,13 @@ def bearer(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
 
 
-def spare_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def limited_api(services):
     """A query API process with small limits; stopped at the end of the module."""
-    port = spare_port()
-    env = {**os.environ, "RECALLSTACK_RATE_LIMIT_PER_MIN": str(PER_KEY),
-           "RECALLSTACK_RATE_LIMIT_PER_USER_PER_MIN": str(PER_USER),
-           "RECALLSTACK_AUTH_FAILURES_PER_MIN": str(FAILURES), "RECALLSTACK_TRUSTED_PROXIES": "127.0.0.1/32",
-           "RECALLSTACK_QUERY_API_PORT": str(port), "PYTHONPATH": str(REPO)}
-    log_file = services.home / "logs" / "query-api-rate-limits.log"
-    with open(log_file, "ab") as out:
-        process = subprocess.Popen([sys.executable, "-m", "uvicorn", "bootstrap:query_app", "--factory", "--host",
-                                    "127.0.0.1", "--port", str(port), "--no-access-log"], cwd=REPO, env=env,
-                                   stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, f"the limited query API exited; see {log_file}"
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"the limited query API did not get ready; see {log_file}"
-            time.sleep(0.5)
+    env = {"RECALLSTACK_RATE_LIMIT_PER_MIN": str(PER_KEY), "RECALLSTACK_RATE_LIMIT_PER_USER_PER_MIN": str(PER_USER),
+           "RECALLSTACK_AUTH_FAILURES_PER_MIN": str(FAILURES), "RECALLSTACK_TRUSTED_PROXIES": "127.0.0.1/32"}
+    with query_api_process(services, env, "rate-limits") as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def keys_of(gateway: httpx.Client, user: str, n: int, scopes=("write",)) -> list[str]:
