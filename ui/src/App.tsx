@@ -8,6 +8,7 @@ import { SignIn } from "./pages/SignIn";
 import { MemoriesPage } from "./pages/Memories";
 import { MemoryPage } from "./pages/Memory";
 import { SearchPage } from "./pages/Search";
+import { CoreMemoryPage } from "./pages/CoreMemory";
 import { NamespacesPage } from "./pages/Namespaces";
 import { SystemPage } from "./pages/System";
 import { TransferPage } from "./pages/Transfer";
@@ -20,6 +21,7 @@ const PAGES = [
   ["/memories", "Memories"],
   ["/search", "Search"],
   ["/graph", "Graph"],
+  ["/core-memory", "Core memory"],
   ["/namespaces", "Apps & agents"],
   ["/system", "System"],
   ["/transfer", "Export / import"],
@@ -152,6 +154,8 @@ function Page({ path }: { path: string }) {
           <GraphPage />
         </Suspense>
       );
+    case "/core-memory":
+      return <CoreMemoryPage />;
     case "/namespaces":
       return <NamespacesPage />;
     case "/system":

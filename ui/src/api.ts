@@ -9,6 +9,7 @@ import {
 } from "@recallstack/sdk";
 
 export type { Graph, HistoryEntry, Me, Memory, Namespaces, SearchHit } from "@recallstack/sdk";
+export type { Block as CoreBlock } from "@recallstack/sdk";
 export type { SearchResult as SearchAnswer } from "@recallstack/sdk";
 export { RecallstackError as ApiError } from "@recallstack/sdk";
 
@@ -72,6 +73,19 @@ export class Api {
   }
   namespaces() {
     return this.call((c) => c.namespaces());
+  }
+  /** Core memory blocks (the SDK's coreMemory): the acting user's, user-wide (agent null) or one agent's. */
+  coreBlocks(agentId: string | null) {
+    return this.call((c) => c.coreMemory.list({ agent_id: agentId }));
+  }
+  coreSet(label: string, value: string, agentId: string | null, limitTokens?: number) {
+    return this.call((c) => c.coreMemory.set(label, value, { agent_id: agentId, limit_tokens: limitTokens }));
+  }
+  coreAppend(label: string, content: string, agentId: string | null) {
+    return this.call((c) => c.coreMemory.append(label, content, { agent_id: agentId }));
+  }
+  coreDelete(label: string, agentId: string | null) {
+    return this.call((c) => c.coreMemory.delete(label, { agent_id: agentId }));
   }
   embedder() {
     return this.call((c) => c.request<{ embedding_model?: string; model?: string; dim?: number }>("GET", "/v1/embedder"));
