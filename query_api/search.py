@@ -230,7 +230,7 @@ class HybridSearch:
                                                     postgres_optional)
         began = time.perf_counter()
         candidates = [c for c in candidates if c.memory_id in docs]  # the graph's hits pass the filters here
-        top, results = self._ranked(q, candidates, docs, rankings, weights, k)
+        top, results = self._ranked(q, candidates, docs, rankings, weights, k, names)
         timer.ms["rank"] = round((time.perf_counter() - began) * 1000, 2)
         explain = _explain(words, names, k, weights, rankings, sparse_from, window, fused, candidates, top)
         for left_out in degraded:
@@ -279,12 +279,11 @@ class HybridSearch:
         return gate, gate if q.scope.filters is None and q.scope.state is None and not shared else None
 
     def _ranked(self, q: Query, candidates: list, docs: dict[str, dict], rankings: dict, weights: dict[str, float],
-                k: int) -> tuple[list, list[dict]]:
+                k: int, names: list[str]) -> tuple[list, list[dict]]:
         """(the top fused results, their documents with scores): boosted by importance, recency
         and whether someone the query names said them, diversified (MMR) and cut at the similarity
         threshold when asked."""
-        named = query_terms.names(q.text)
-        spoken = {i for i, d in docs.items() if spoken_by(d.get("memory") or "", named)} if named else set()
+        spoken = {i for i, d in docs.items() if spoken_by(d.get("memory") or "", names)} if names else set()
         boosted = ranking.boost(
             candidates, {i: d["importance"] for i, d in docs.items()},
             {i: datetime.fromisoformat(d["occurred_at"]) for i, d in docs.items()}, q.reference_time,
