@@ -65,6 +65,8 @@ def test_mem0s_client_works_unchanged_against_recallstack(services, gateway, use
     # which read models had applied the latest writes at each moment: mem0's client sends no token)
     assert native.json()["results"][0]["id"] == tea
     assert all(set(r) >= {"id", "memory", "score", "metadata", "created_at"} for r in read["search"]["results"])
+    # its rerank=True reaches the search; the session's stack has no reranker: noted, not refused (docs/mem0.md)
+    assert [d["source"] for d in read["search"].get("degraded", [])] == ["rerank"], read["search"]
     assert read["search_run"]["results"] and {r["run_id"] for r in read["search_run"]["results"]} == {"run-1"}
     assert read["search_metadata"]["results"][0]["id"] == tea
     assert [r["id"] for r in read["all_metadata"]["results"]] == [tea] and read["all_metadata"]["count"] == 1
