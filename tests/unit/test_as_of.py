@@ -321,3 +321,25 @@ def test_a_later_moment_goes_on_from_a_cached_earlier_state_and_equals_a_full_re
     asyncio.run(reads.search(_search(user), at(1).isoformat()))
     asyncio.run(reads.search(_search(user), at(12).isoformat()))
     assert log.resumed[-2:] == [None, 2]  # a time goes on from the first event the earlier time did not cover
+
+
+def test_expiry_is_judged_at_the_moment():
+    """A memory that expires at minute 30 shows as_of minute 20, not as_of minute 40 (unless
+    include_expired), and the forget worker's MemoryExpired at minute 45 makes it forgotten."""
+    from domain.events import MemoryExpired
+
+    user = new_user()
+    sprint = replace(made(user, "The sprint goal is the billing export", 0, vec(1.0)), expires_at=at(30))
+    expired = MemoryExpired(user_id=user, actor="worker", memory_id=sprint.memory_id, expires_at=at(30),
+                            occurred_at=at(45))
+    reads = _reads(FakeLog([(0, sprint, 1), (1, expired, 1)]))
+    scope = Scope.of(user, None, None, None, None, False)
+    assert [r["memory"] for r in asyncio.run(reads.search(_search(user), at(20).isoformat())).answer["results"]] == [
+        sprint.text]
+    assert asyncio.run(reads.search(_search(user), at(40).isoformat())).answer["results"] == []
+    assert asyncio.run(reads.list_memories(ListMemories(scope), at(40).isoformat()))["results"] == []
+    shown = asyncio.run(reads.list_memories(ListMemories(replace(scope, include_expired=True)), at(40).isoformat()))
+    assert [(r["memory"], r["expired"]) for r in shown["results"]] == [(sprint.text, True)]
+    later = asyncio.run(reads.list_memories(ListMemories(replace(scope, state="any", include_expired=True)),
+                                            at(50).isoformat()))
+    assert [r["state"] for r in later["results"]] == ["forgotten"]
