@@ -6,14 +6,19 @@ application/core_memory.py."""
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from typing import Annotated
+
 from fastapi import APIRouter, Depends, Header, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
+from pydantic_core import PydanticCustomError
 
 from adapters.http_api import ApiError
 from adapters.http_auth import acting_user
 from adapters.json_body import StrictJsonRoute
 from application.core_memory import BlockEdit, CoreMemoryEdits, Edited
-from application.requests import STRICT
+from application.requests import STRICT, encodable
 from command_api.deps import CommandDeps
 from command_api.routes.running import IDEMPOTENCY_HELP, appended, run, user_param
 from domain import core_memory
@@ -26,25 +31,41 @@ LIMIT_HELP = (f"the most tokens ({core_memory.ENCODING}) the block may hold, {co
               "unchanged for an existing one")
 
 
+# The characters no prompt should carry and the read models refuse (NUL): as a memory's text
+# (application/requests.clean_text), but blank is allowed (an empty block, a deletion).
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u2028\u2029]")
+
+
+def block_text(value: str) -> str:
+    value = unicodedata.normalize("NFC", encodable(value))
+    if _CONTROL.search(value.replace("\r\n", "\n")):
+        raise PydanticCustomError("control_character", "must not contain control characters (tab and newline are "
+                                  "allowed)")
+    return value
+
+
+BlockText = Annotated[str, AfterValidator(block_text)]
+
+
 class SetBlockRequest(BaseModel):
     model_config = STRICT
-    value: str = Field(default="", max_length=core_memory.MAX_CONTENT_CHARS, description="the whole block")
+    value: BlockText = Field(default="", max_length=core_memory.MAX_CONTENT_CHARS, description="the whole block")
     limit_tokens: int | None = Field(default=None, ge=core_memory.MIN_LIMIT_TOKENS, le=core_memory.MAX_LIMIT_TOKENS,
                                      description=LIMIT_HELP)
-    description: str | None = Field(default=None, max_length=500, description="what the block is for")
+    description: BlockText | None = Field(default=None, max_length=500, description="what the block is for")
 
 
 class AppendRequest(BaseModel):
     model_config = STRICT
-    content: str = Field(min_length=1, max_length=core_memory.MAX_CONTENT_CHARS,
+    content: BlockText = Field(min_length=1, max_length=core_memory.MAX_CONTENT_CHARS,
                          description="added on a new line at the end of the block")
 
 
 class ReplaceRequest(BaseModel):
     model_config = STRICT
-    old_content: str = Field(min_length=1, max_length=core_memory.MAX_CONTENT_CHARS,
+    old_content: BlockText = Field(min_length=1, max_length=core_memory.MAX_CONTENT_CHARS,
                              description="an exact passage of the block: every occurrence is replaced")
-    new_content: str = Field(max_length=core_memory.MAX_CONTENT_CHARS, description="\"\" deletes the passage")
+    new_content: BlockText = Field(max_length=core_memory.MAX_CONTENT_CHARS, description="\"\" deletes the passage")
 
 
 def label_param():

@@ -75,6 +75,8 @@ def test_limits_missing_passages_and_unknown_blocks_are_refused_and_append_nothi
     for bad in (put(gateway, user_id, "Persona", value="x"), put(gateway, user_id, "p" * 65, value="x"),
                 put(gateway, user_id, "ok", value="x", limit_tokens=10**6), put(gateway, user_id, "ok", extra=1),
                 edit(gateway, user_id, "human", "append", content=""),
+                edit(gateway, user_id, "human", "append", content="nul \u0000 here"),
+                put(gateway, user_id, "human", value="bell \u0007"),
                 edit(gateway, user_id, "human", "replace", old_content="", new_content="x")):
         assert bad.status_code == 422, bad.text
     lower = put(gateway, user_id, "human", value="word " * 30, limit_tokens=20)

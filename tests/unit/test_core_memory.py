@@ -267,3 +267,12 @@ def test_the_base_url_sends_edits_to_the_command_api_and_reads_to_the_query_api(
     assert route("POST", "/v1/core-memory/persona/replace") == COMMAND
     assert route("DELETE", "/v1/core-memory/persona") == COMMAND
     assert route("GET", "/v1/core-memory") == QUERY and route("GET", "/v1/core-memory/persona/history") == QUERY
+
+
+def test_the_sdks_check_labels_as_the_api_does():
+    from pathlib import Path
+
+    from recallstack.core_memory import LABEL_RE
+    assert f"^{LABEL_RE.pattern}$" == core_memory.LABEL_PATTERN
+    typescript = (Path(__file__).resolve().parents[2] / "sdk/typescript/src/core-memory.ts").read_text()
+    assert f"export const LABEL_RE = /{core_memory.LABEL_PATTERN}/;" in typescript
