@@ -36,7 +36,8 @@ def router(deps: QueryDeps) -> APIRouter:
     def not_found(exc: core_memory.BlockNotFound) -> ApiError:
         return ApiError(404, "not_found", str(exc), {"field": "label"})
 
-    @routes.get("/v1/core-memory", tags=["core memory"], summary="A user's core memory blocks (user-wide or one agent's)")
+    @routes.get("/v1/core-memory", tags=["core memory"],
+                summary="A user's core memory blocks (user-wide or one agent's)")
     async def list_blocks(principal: Principal = Depends(auth), user_id: str | None = user_param(),
                           agent_id: str | None = agent_param(), consistency_token: str | None = token_param()):
         user_id = acting_user(principal, user_id, "read")

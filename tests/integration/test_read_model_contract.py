@@ -25,8 +25,9 @@ import redis.asyncio as aioredis
 from adapters import sparse_layout, sparse_schema
 from adapters.neo4j_read_model import versioned
 from adapters.redis_read_model import prefix_of
-from domain.events import (ApiKeyIssued, ApiKeyRevoked, Event, MemoryShared, MemoryUnshared, UserErased,
-                           UserProfileUpdated, UserRegistered)
+from domain.events import (ApiKeyIssued, ApiKeyRevoked, CoreMemoryBlockAppended, CoreMemoryBlockCreated,
+                           CoreMemoryBlockDeleted, CoreMemoryBlockReplaced, Event, MemoryShared, MemoryUnshared,
+                           UserErased, UserProfileUpdated, UserRegistered)
 from projectors.applied import Applied
 from projectors.in_memory_graph import InMemoryGraph
 from projectors.in_memory_pg import InMemoryPg
@@ -167,8 +168,29 @@ def profiles() -> Scenario:
     ], {a.memory_id: None, b.memory_id: "active"})
 
 
+def core_memory() -> Scenario:
+    """Core memory blocks: edits in order, a conflicting one skipped on record, a delete, a redelivery,
+    an erasure; only Postgres keeps blocks, the other read models take the events and change nothing."""
+    user, other = new_user(), new_user()
+    a = created(user, "Ana keeps a persona block.")
+    env = dict(user_id=user, actor="t", correlation_id="c")
+    made = CoreMemoryBlockCreated(**env, label="persona", value="I help Ana.", limit_tokens=50)
+    return Scenario([user, other], [
+        [a, made, CoreMemoryBlockAppended(**env, label="persona", content="Be brief.", version=2),
+         CoreMemoryBlockCreated(user_id=other, actor="t", label="human", value="Bob", limit_tokens=40,
+                                agent_id="cursor")],
+        AGAIN,
+        [CoreMemoryBlockReplaced(**env, label="persona", old_content="brief", new_content="terse", version=3),
+         CoreMemoryBlockAppended(**env, label="persona", content="raced", version=3),
+         CoreMemoryBlockCreated(**env, label="scratch", value="x", limit_tokens=20),
+         CoreMemoryBlockDeleted(**env, label="scratch", version=2)],
+        [erased(other, 9)],
+    ], {a.memory_id: "active"})
+
+
 SCENARIOS: dict[str, Callable[[], Scenario]] = {f.__name__: f for f in (lifecycle, consolidation, erasure,
-                                                                         redelivery, identity, profiles, expiry)}
+                                                                         redelivery, identity, profiles, expiry,
+                                                                         core_memory)}
 
 
 def deliveries(scenario: Scenario) -> list[list[Applied]]:
@@ -199,6 +221,10 @@ class PgHarness:
                       "log_offset", "old_text", "new_text", "old_metadata", "new_metadata", "reason")
     profile_fields = ("user_id", "version", "profile", "builder", "built_from", "memory_count", "updated_at",
                       "last_event_id")
+    core_block_fields = ("user_id", "agent_id", "label", "value", "limit_tokens", "description", "version",
+                         "created_at", "updated_at", "last_event_id")
+    core_history_fields = ("event_id", "user_id", "agent_id", "label", "event_type", "version", "old_value",
+                           "new_value", "applied", "skipped", "log_partition", "log_offset")
 
     def __init__(self, topic: str, pool=None):
         self.topic, self.pool = topic, pool
@@ -216,7 +242,8 @@ class PgHarness:
             memories = {i: r for i, r in store.memories.items() if r["user_id"] in users}
             history = [r for r in store.history.values() if r["user_id"] in users]
             others = (list(store.users.values()), list(store.api_keys.values()), list(store.shares.values()),
-                      list(store.profiles.values()))
+                      list(store.profiles.values()), list(store.core_blocks.values()),
+                      list(store.core_history.values()))
         else:
             memories = {str(r["id"]): dict(r) for r in await self.pool.fetch(
                 "SELECT * FROM memories WHERE user_id = ANY($1)", users)}
@@ -226,7 +253,9 @@ class PgHarness:
             for query in ("SELECT user_id, display_name, is_admin FROM users WHERE user_id = ANY($1)",
                           "SELECT key_id, user_id, revoked_reason FROM api_keys WHERE user_id = ANY($1)",
                           "SELECT memory_id, user_id, grantee_user_id FROM memory_shares WHERE user_id = ANY($1)",
-                          "SELECT * FROM user_profiles WHERE user_id = ANY($1)"):
+                          "SELECT * FROM user_profiles WHERE user_id = ANY($1)",
+                          "SELECT * FROM core_memory_blocks WHERE user_id = ANY($1)",
+                          "SELECT * FROM core_memory_history WHERE user_id = ANY($1)"):
                 others.append([dict(r) for r in await self.pool.fetch(query, users)])
         return {
             "memories": {i: tuple(_plain(r[f]) for f in self.memory_fields) for i, r in memories.items()},
@@ -237,6 +266,10 @@ class PgHarness:
             "shares": sorted((str(r["memory_id"]), r["user_id"], r["grantee_user_id"]) for r in others[2]),
             "profiles": sorted(tuple(_plain(r[f]) for f in PgHarness.profile_fields) for r in others[3]
                                if r["user_id"] in users),
+            "core_blocks": sorted(tuple(_plain(r[f]) for f in PgHarness.core_block_fields) for r in others[4]
+                                  if r["user_id"] in users),
+            "core_history": sorted(tuple(_plain(r[f]) for f in PgHarness.core_history_fields) for r in others[5]
+                                   if r["user_id"] in users),
         }
 
     @staticmethod
