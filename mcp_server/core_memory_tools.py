@@ -46,6 +46,11 @@ def _shown(block: dict[str, Any]) -> dict[str, Any]:
                                       "version")}
 
 
+def _edited(result) -> dict[str, Any]:
+    """What an agent needs of an edit: the block's label, scope, version, value and size after it."""
+    return {k: v for k, v in result.results[0].items() if k != "status"}
+
+
 def core_memory_read(kit: Toolkit):
     async def core_memory_read(label: Annotated[str | None, Field(
             description="The block to read; omit to read every block", pattern=f"^{LABEL_RE.pattern}$")] = None,
@@ -79,9 +84,8 @@ def core_memory_append(kit: Toolkit):
         limit in tokens; past it the call fails and nothing is added: shorten the block first with
         core_memory_replace."""
         async def action(who: Caller):
-            result = await who.client.core_memory_append(label, content, user_id=who.user_id,
-                                                         agent_id=await _scope(who, label))
-            return {k: v for k, v in result.results[0].items() if k != "status"}
+            return _edited(await who.client.core_memory_append(label, content, user_id=who.user_id,
+                                                               agent_id=await _scope(who, label)))
         return await kit.run(ctx, "core_memory_append", action)
     return core_memory_append
 
@@ -101,8 +105,7 @@ def core_memory_replace(kit: Toolkit):
         occurrence is replaced. Use it to correct what changed, or with new_content "" to delete
         a line and make room."""
         async def action(who: Caller):
-            result = await who.client.core_memory_replace(label, old_content, new_content, user_id=who.user_id,
-                                                          agent_id=await _scope(who, label))
-            return {k: v for k, v in result.results[0].items() if k != "status"}
+            return _edited(await who.client.core_memory_replace(label, old_content, new_content, user_id=who.user_id,
+                                                                agent_id=await _scope(who, label)))
         return await kit.run(ctx, "core_memory_replace", action)
     return core_memory_replace

@@ -4,6 +4,9 @@ GET /v1/core-memory/{label}/history: core memory blocks read from the Postgres r
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from fastapi import APIRouter, Depends, Path, Query
 
 from adapters.http_api import ApiError
@@ -33,8 +36,14 @@ def router(deps: QueryDeps) -> APIRouter:
             raise ApiError(503, "unavailable", "core memory is not configured on this server")
         return deps.core_memory
 
-    def not_found(exc: core_memory.BlockNotFound) -> ApiError:
-        return ApiError(404, "not_found", str(exc), {"field": "label"})
+    @contextmanager
+    def found() -> Iterator[None]:
+        """A read's failures as HTTP errors, an unknown block as 404 naming the label."""
+        try:
+            with answered():
+                yield
+        except core_memory.BlockNotFound as exc:
+            raise ApiError(404, "not_found", str(exc), {"field": "label"}) from exc
 
     @routes.get("/v1/core-memory", tags=["core memory"],
                 summary="A user's core memory blocks (user-wide or one agent's)")
@@ -48,23 +57,16 @@ def router(deps: QueryDeps) -> APIRouter:
     async def get_block(principal: Principal = Depends(auth), label: str = label_param(),
                         user_id: str | None = user_param(), agent_id: str | None = agent_param(),
                         consistency_token: str | None = token_param()):
-        user_id = acting_user(principal, user_id, "read")
-        try:
-            with answered():
-                return await reads().get_block(user_id, agent_id, label, consistency_token)
-        except core_memory.BlockNotFound as exc:
-            raise not_found(exc) from exc
+        with found():
+            return await reads().get_block(acting_user(principal, user_id, "read"), agent_id, label,
+                                           consistency_token)
 
     @routes.get("/v1/core-memory/{label}/history", tags=["core memory"],
                 summary="Every edit of a core memory block, from the log (a deleted block's too)")
     async def block_history(principal: Principal = Depends(auth), label: str = label_param(),
                             user_id: str | None = user_param(), agent_id: str | None = agent_param(),
                             consistency_token: str | None = token_param()):
-        user_id = acting_user(principal, user_id, "read")
-        try:
-            with answered():
-                return await reads().history(user_id, agent_id, label, consistency_token)
-        except core_memory.BlockNotFound as exc:
-            raise not_found(exc) from exc
+        with found():
+            return await reads().history(acting_user(principal, user_id, "read"), agent_id, label, consistency_token)
 
     return routes
