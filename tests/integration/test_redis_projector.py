@@ -117,7 +117,7 @@ async def test_create_update_delete_read_back(projector, reads, user_id):
         "id": vim.memory_id, "user_id": user_id, "agent_id": "ide", "run_id": None, "app_id": None,
         "text": "uses vim", "metadata": {"k": 1}, "categories": ["tools"], "importance": 0.5, "state": "active",
         "created_at": vim.occurred_at, "updated_at": vim.occurred_at, "occurred_at": vim.happened_at,
-        "version": 1, "embedding_model": "minilm",
+        "version": 1, "embedding_model": "minilm", "expires_at": None,
     }
     assert [d["text"] for d in await reads.recent(user_id, 10)] == ["likes jazz", "uses vim"]
 
@@ -381,7 +381,8 @@ async def test_consolidation_stores_the_summary_and_archives_the_sources(client,
         "id": summary.memory_id, "user_id": user_id, "agent_id": "ide", "run_id": None, "app_id": None,
         "text": summary.text, "metadata": {"merged": 3}, "categories": ["tools"], "importance": 0.7,
         "state": "active", "created_at": summary.occurred_at, "updated_at": summary.occurred_at,
-        "occurred_at": datetime(2024, 1, 1, tzinfo=timezone.utc), "version": 1, "embedding_model": "minilm"}
+        "occurred_at": datetime(2024, 1, 1, tzinfo=timezone.utc), "version": 1, "embedding_model": "minilm",
+        "expires_at": None}
     # Active and forgotten sources of the user are archived: out of the hot set, readable with include_archived.
     assert [d["text"] for d in await reads.recent(user_id)] == [summary.text, "likes jazz"]
     assert await reads.count(user_id) == 2
@@ -487,3 +488,24 @@ async def test_new_ops_are_checked_before_any_write(client, prefix, projector, r
         await projector.apply_items(TOPIC, [encode(Applied(0, 2, forgotten(a, 1))), bad])
     await client.delete(f"{prefix}:mem:{corrupt}")
     assert await snapshot(client, prefix) == before
+
+
+async def test_expiry_travels_in_the_document_and_memory_expired_hides_it(projector, reads, user_id):
+    """The Redis read model keeps each memory's expires_at (the search's Postgres-down path filters on it):
+    set on create, moved and cleared ('' in the hash) by updates; MemoryExpired hides it as a forget does."""
+    from domain.events import MemoryExpired
+
+    at = datetime(2031, 1, 1, tzinfo=timezone.utc)
+    a, b = created(user_id, "on call", 0, expires_at=at), created(user_id, "sprint goal", 1)
+    await projector.apply_batch(TOPIC, [Applied(4, 0, a), Applied(4, 1, b)])
+    assert (await reads.get(a.memory_id))["expires_at"] == at and (await reads.get(b.memory_id))["expires_at"] is None
+    later = at + timedelta(days=2)
+    await projector.apply_batch(TOPIC, [Applied(4, 2, updated(a, 2, expiry_cleared=True)),
+                                        Applied(4, 3, updated(b, 3, expires_at=later))])
+    assert (await reads.get(a.memory_id))["expires_at"] is None and (await reads.get(b.memory_id))["expires_at"] == later
+    expired = MemoryExpired(user_id=user_id, actor="worker:forget", memory_id=b.memory_id, expires_at=later,
+                            occurred_at=T0 + timedelta(minutes=5))
+    await projector.apply_batch(TOPIC, [Applied(4, 4, expired)])
+    assert await reads.get(b.memory_id) is None
+    assert (await reads.get(b.memory_id, include_deleted=True))["state"] == "forgotten"
+    assert [d["text"] for d in await reads.recent(user_id)] == ["on call"]
