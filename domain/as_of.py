@@ -67,12 +67,12 @@ def parse(raw: str, topic: str, partition: int, partitions: int, now: datetime) 
         return _of_token(text, topic, partition, partitions)
     try:
         at = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith(("Z", "z")) else text)
+        at = at.replace(tzinfo=timezone.utc) if at.tzinfo is None else at.astimezone(timezone.utc)
     except ValueError:
         raise InvalidAsOf(f"as_of {text[:80]!r} is neither an ISO 8601 time (2026-05-01T14:00:00Z) nor a "
                           "consistency token (<topic>/<partition>:<offset>)") from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=timezone.utc)
-    at = at.astimezone(timezone.utc)
+    except OverflowError:  # 0001-01-01T00:00+14:00 is before year 1 in UTC
+        raise InvalidAsOf(f"as_of {text[:80]!r} is outside the years 1-9999 in UTC") from None
     if at > now + FUTURE_SKEW:
         raise InvalidAsOf(f"as_of {at.isoformat()} is in the future (now is {now.isoformat()}): the log has no "
                           "state to show for it yet")

@@ -52,7 +52,8 @@ def test_the_future_is_refused_beyond_the_skew_and_read_as_now_within_it():
     assert as_of.parse((NOW + timedelta(seconds=30)).isoformat(), TOPIC, 0, 12, NOW).time == NOW
 
 
-@pytest.mark.parametrize("raw", ["yesterday", "2024-13-01", "", "  ", "12345"])
+@pytest.mark.parametrize("raw", ["yesterday", "2024-13-01", "", "  ", "12345", "0001-01-01T00:00+14:00",
+                                 "9999-12-31T23:59:59-14:00", "2024-05-01\x00", "\ud800"])
 def test_a_malformed_as_of_is_refused_naming_the_field(raw):
     with pytest.raises(InvalidAsOf, match="as_of"):
         as_of.parse(raw, TOPIC, 0, 12, NOW)
