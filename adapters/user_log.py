@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from adapters import kafka_codec, kafka_security
+from adapters.key_store import KeyStoreUnavailable
 from domain.as_of import InvalidAsOf, LogUnreadable, Moment
 from domain.events import Event
 
@@ -56,7 +57,10 @@ class UserLog:
 
     async def destroyed_versions(self, user_id: str) -> frozenset[int]:
         """The user's data-key versions that were destroyed (erasures), asked of the key store."""
-        rows = await self.keys.store.versions(user_id)
+        try:
+            rows = await self.keys.store.versions(user_id)
+        except KeyStoreUnavailable as exc:
+            raise LogUnreadable(f"the key store cannot be read ({exc})", "postgres") from exc
         return frozenset(r["version"] for r in rows if r["destroyed_at"] is not None)
 
     async def close(self) -> None:
@@ -82,6 +86,8 @@ class UserLog:
                                               self.timeout_s)
             except InvalidAsOf:
                 raise
+            except KeyStoreUnavailable as exc:  # the keys that open the user's events
+                raise LogUnreadable(f"the key store cannot be read ({exc})", "postgres") from exc
             except asyncio.TimeoutError as exc:
                 raise LogUnreadable(f"reading the log up to as_of took over {self.timeout_s:.0f} s") from exc
             except KafkaError as exc:

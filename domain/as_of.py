@@ -35,7 +35,12 @@ class InvalidAsOf(ValueError):
 
 
 class LogUnreadable(Exception):
-    """The log could not be read back (Kafka unreachable or too slow): the APIs answer 503."""
+    """The log could not be read back (Kafka unreachable or too slow, or the key store that opens its
+    events): the APIs answer 503 naming `dependency`."""
+
+    def __init__(self, message: str, dependency: str = "kafka"):
+        super().__init__(message)
+        self.dependency = dependency
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,7 @@ def answered(field: str = "consistency_token") -> Iterator[None]:
     except InvalidAsOf as exc:
         raise ApiError(422, "invalid_request", f"{exc.field}: {exc}", {"field": exc.field}) from exc
     except LogUnreadable as exc:
-        raise ApiError(503, "unavailable", str(exc), {"dependency": "kafka"}, retry_after=1) from exc
+        raise ApiError(503, "unavailable", str(exc), {"dependency": exc.dependency}, retry_after=1) from exc
     except RerankNotConfigured as exc:
         raise ApiError(422, "rerank_not_configured", str(exc), {"field": "rerank", "setting": RERANK_SETTING}) from exc
 

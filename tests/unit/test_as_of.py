@@ -344,3 +344,20 @@ def test_expiry_is_judged_at_the_moment():
     later = asyncio.run(reads.list_memories(ListMemories(replace(scope, state="any", include_expired=True)),
                                             at(50).isoformat()))
     assert [r["state"] for r in later["results"]] == ["forgotten"]
+
+
+def test_a_key_store_outage_is_the_logs_being_unreadable_a_503_naming_postgres():
+    from adapters.key_store import KeyStoreUnavailable
+    from adapters.user_log import UserLog
+    from domain.as_of import LogUnreadable
+
+    class DownStore:
+        async def versions(self, user_id):
+            raise KeyStoreUnavailable("the key store (Postgres) is unreachable: refused")
+
+    class Keys:
+        store = DownStore()
+
+    with pytest.raises(LogUnreadable) as caught:
+        asyncio.run(UserLog("127.0.0.1:1", TOPIC, Keys()).destroyed_versions("alice"))
+    assert caught.value.dependency == "postgres"
