@@ -21,7 +21,7 @@ NO_METHOD = "no_method"  # answered by the proxy itself: 405, a method no API ro
 # The web UI's pages (ui/src/App.tsx's `Page`): index.html answers these and their subpaths
 # (/memories/<id>); any other path stays a 404, so a probe of /etc/passwd or /.env is answered
 # "no route", not with a page.
-PAGES = ("memories", "search", "graph", "core-memory", "namespaces", "system", "transfer")
+PAGES = ("memories", "search", "graph", "core-memory", "profile", "namespaces", "system", "transfer")
 
 # Reads that use POST because they carry a body (mem0's /v3 search and list among them: docs/mem0.md).
 _QUERY_POSTS = ("/v1/memories/search", "/v1/context", "/v3/memories/search", "/v3/memories")

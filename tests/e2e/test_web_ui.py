@@ -243,6 +243,11 @@ def test_a_user_signs_in_sees_searches_edits_and_deletes_memories(browser, servi
     expect(page.get_by_label("app_id")).to_have_value("ui-app")
     expect(row).to_be_visible()
     expect(page.locator(f'tr[data-memory-id="{other_id}"]')).to_have_count(0)
+    # The profile: the "work" memory under Projects, linking to it (built on read, or by a worker pass).
+    tab.go("Profile")
+    expect(page.get_by_test_id("profile-projects").locator(f'a[href="/memories/{memory_id}"]')).to_be_visible()
+    expect(page.get_by_test_id("profile-version")).to_be_visible()
+    tab.shot("profile")
     tab.go("System")
     expect(page.get_by_test_id("health")).to_contain_text(re.compile("ready|degraded"))
     expect(page.get_by_test_id("spark-API requests")).to_have_text(re.compile(r"\d"), timeout=15_000)

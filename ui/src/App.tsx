@@ -10,6 +10,7 @@ import { MemoryPage } from "./pages/Memory";
 import { SearchPage } from "./pages/Search";
 import { CoreMemoryPage } from "./pages/CoreMemory";
 import { NamespacesPage } from "./pages/Namespaces";
+import { ProfilePage } from "./pages/Profile";
 import { SystemPage } from "./pages/System";
 import { TransferPage } from "./pages/Transfer";
 import { UserPicker } from "./components/UserPicker";
@@ -22,6 +23,7 @@ const PAGES = [
   ["/search", "Search"],
   ["/graph", "Graph"],
   ["/core-memory", "Core memory"],
+  ["/profile", "Profile"],
   ["/namespaces", "Apps & agents"],
   ["/system", "System"],
   ["/transfer", "Export / import"],
@@ -156,6 +158,8 @@ function Page({ path }: { path: string }) {
       );
     case "/core-memory":
       return <CoreMemoryPage />;
+    case "/profile":
+      return <ProfilePage />;
     case "/namespaces":
       return <NamespacesPage />;
     case "/system":

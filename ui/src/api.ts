@@ -10,6 +10,7 @@ import {
 
 export type { Graph, HistoryEntry, Me, Memory, Namespaces, SearchHit } from "@recallstack/sdk";
 export type { Block as CoreBlock } from "@recallstack/sdk";
+export type { Profile } from "@recallstack/sdk";
 export type { SearchResult as SearchAnswer } from "@recallstack/sdk";
 export { RecallstackError as ApiError } from "@recallstack/sdk";
 
@@ -73,6 +74,10 @@ export class Api {
   }
   namespaces() {
     return this.call((c) => c.namespaces());
+  }
+  /** GET /v1/users/{id}/profile: the acting user's profile (NotFound: no memories yet). */
+  profile() {
+    return this.call((c) => c.getProfile(this.userId));
   }
   /** Core memory blocks (the SDK's coreMemory): the acting user's, user-wide (agent null) or one agent's. */
   coreBlocks(agentId: string | null) {
