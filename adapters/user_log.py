@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from adapters import kafka_codec, kafka_security
-from adapters.key_store import KeyStoreUnavailable
+from adapters.key_store import KeyMissing, KeyStoreUnavailable
 from domain.as_of import InvalidAsOf, LogUnreadable, Moment
 from domain.events import Event
 
@@ -86,8 +86,8 @@ class UserLog:
                                               self.timeout_s)
             except InvalidAsOf:
                 raise
-            except KeyStoreUnavailable as exc:  # the keys that open the user's events
-                raise LogUnreadable(f"the key store cannot be read ({exc})", "postgres") from exc
+            except (KeyStoreUnavailable, KeyMissing) as exc:  # the keys that open the user's events
+                raise LogUnreadable(f"the key store cannot open the user's events ({exc})", "postgres") from exc
             except asyncio.TimeoutError as exc:
                 raise LogUnreadable(f"reading the log up to as_of took over {self.timeout_s:.0f} s") from exc
             except KafkaError as exc:
