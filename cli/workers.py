@@ -74,7 +74,8 @@ async def _lifecycle_once(args, bootstrap) -> int:
             for a in report.actions]
     title = (f"{args.kind}{' (dry run: nothing appended)' if args.dry_run else ''}: {report.users} users, "
              f"{report.examined} memories examined, {report.counts() or 'nothing to do'}, "
-             f"{report.appended} events appended")
+             f"{report.appended} events appended"
+             + (f", {len(report.profiles)} user profiles updated" if args.kind == "consolidate" else ""))
     print_table(rows or [{"action": "-", "user": "-", "memories": "-", "reason": "nothing to do"}], title)
     return OK
 
