@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
 from pydantic import Field
-from recallstack import NotFound
+from recallstack import InvalidRequest, NotFound
 
 from mcp_server.toolkit import READING, Caller, Filters, MemoryId, Toolkit, compact
 
@@ -37,6 +37,9 @@ def search_memory(kit: Toolkit):
         as_of: Annotated[str | None, Field(description="Search the memories as they were at a past moment: an ISO "
                                                        "8601 time (e.g. '2026-05-01T14:00:00Z'); leave empty for now",
                                            max_length=4_096)] = None,
+        rerank: Annotated[bool, Field(description="Reorder the best matches with the server's cross-encoder "
+                                                  "(more precise, a little slower); a server without one "
+                                                  "searches as usual and says so in `degraded`")] = False,
         ctx: Context = None,  # type: ignore[assignment]
     ) -> dict[str, Any]:
         """Search the user's long-term memories by meaning, keywords, names and time.
@@ -47,12 +50,20 @@ def search_memory(kit: Toolkit):
         with its id, text, score (0-1), categories, metadata and when it happened.
         """
         async def action(who: Caller):
-            found = await who.client.search(query, user_id=who.user_id, app_id=who.app_id, filters=filters,
-                                            limit=limit, threshold=threshold, as_of=as_of,
-                                            **({"include_shared": True} if include_shared else {}))
+            def search(reranked: bool):
+                return who.client.search(query, user_id=who.user_id, app_id=who.app_id, filters=filters,
+                                         limit=limit, threshold=threshold, as_of=as_of, rerank=reranked or None,
+                                         **({"include_shared": True} if include_shared else {}))
+            noted = []
+            try:
+                found = await search(rerank)
+            except InvalidRequest as exc:  # an agent cannot know the server has no reranker: search as usual
+                if exc.code != "rerank_not_configured":
+                    raise
+                found, noted = await search(False), [{"source": "rerank", "reason": exc.message}]
             answer: dict[str, Any] = {"results": [compact(m) for m in found.results]}
-            if found.degraded:
-                answer["degraded"] = found.degraded
+            if found.degraded or noted:
+                answer["degraded"] = [*found.degraded, *noted]
             return answer
         return await kit.run(ctx, "search_memory", action)
     return search_memory

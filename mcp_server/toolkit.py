@@ -63,7 +63,7 @@ class Caller:
 
 def compact(memory: dict[str, Any]) -> dict[str, Any]:
     """What an agent needs of a memory, without the bookkeeping (kept small: it lands in a prompt)."""
-    keys = ("id", "memory", "score", "categories", "metadata", "occurred_at", "created_at", "updated_at",
+    keys = ("id", "memory", "score", "rerank_score", "categories", "metadata", "occurred_at", "created_at", "updated_at",
             "agent_id", "app_id", "run_id", "shared", "expires_at")
     return {k: memory[k] for k in keys if memory.get(k) not in (None, [], {})}
 

@@ -94,6 +94,9 @@ async def add_search_delete(client: Client, user_id: str, base_url: str) -> None
     found = await ok(client, "search_memory", {"query": "what is the staging cluster called?", "limit": 5})
     assert found["results"][0]["id"] == memory["id"] and found["results"][0]["memory"] == fact  # read-your-writes
     assert found["results"][0]["categories"] == ["infrastructure"]
+    # rerank: the session's stack has no reranker: the tool searches as usual and says so
+    reranked = await ok(client, "search_memory", {"query": "what is the staging cluster called?", "rerank": True})
+    assert reranked["results"][0]["id"] == memory["id"] and [d["source"] for d in reranked["degraded"]] == ["rerank"]
     got = await ok(client, "get_memory", {"memory_id": memory["id"]})
     assert got["user_id"] == user_id and got["metadata"] == {"source": "test"}
     await ok(client, "update_memory", {"memory_id": memory["id"], "text": fact + " (in eu-west-1)"})

@@ -189,3 +189,17 @@ def test_the_cost_of_the_stage(services, reranking_api, canned, capsys):
             ms.sort()
             print(f"\n{name}: p50 {statistics.median(ms):.1f} ms, p99 {ms[int(0.99 * (len(ms) - 1))]:.1f} ms "
                   f"({len(ms)} searches, limit 10, 40 candidates reranked)")
+
+
+def test_the_python_sdk_asks_for_it(services, reranking_api, seeded):
+    from recallstack import Client, InvalidRequest
+
+    user, token = seeded
+    candidates = texts(search(reranking_api, user, token, limit=20))
+    with Client(str(reranking_api.base_url)) as client:
+        found = client.search(QUERY, user_id=user, limit=3, rerank=True, consistency_token=token)
+    assert found.degraded == [] and [m.memory for m in found.results] == canned_order(candidates)[:3]
+    assert [m.rerank_score for m in found.results] == [overlap(QUERY, m.memory) for m in found.results]
+    with Client(services.gateway_url) as client, pytest.raises(InvalidRequest) as refused:
+        client.search(QUERY, user_id=user, rerank=True)
+    assert refused.value.code == "rerank_not_configured" and refused.value.details["field"] == "rerank"

@@ -212,3 +212,31 @@ async def test_a_failing_reranker_answers_in_fused_order_uncached():
     assert [d["source"] for d in found.answer["degraded"]] == ["rerank"]
     await asyncio.gather(*use_case.stored_later)
     assert answers.stored == []
+
+
+# --- the Python SDK (sdk/python): `rerank` reaches the body; a scripted transport stands in for the API ------
+
+def test_the_sdk_sends_rerank_and_reads_rerank_score(monkeypatch):
+    import json
+
+    import httpx
+    from recallstack import Client
+
+    monkeypatch.delenv("RECALLSTACK_API_KEY", raising=False)
+    sent = []
+
+    def api(request: httpx.Request) -> httpx.Response:
+        sent.append((request.url.path, json.loads(request.content)))
+        if request.url.path == "/v1/context":
+            return httpx.Response(200, json={"context": "", "tokens": 0, "memories": [], "omitted": 0})
+        return httpx.Response(200, json={"results": [{"id": "8a4f0c52-4e2b-4b8e-9d8e-0d5c3e0f1a2b", "memory": "m",
+                                                      "score": 0.4, "rerank_score": 7.5}], "degraded": []})
+
+    with Client("http://recallstack.test", transport=httpx.MockTransport(api)) as client:
+        found = client.search("q", user_id="alice", rerank=True)
+        client.search("q", user_id="alice")
+        client.get_context("q", user_id="alice", rerank=True)
+    assert sent[0] == ("/v1/memories/search", {"query": "q", "user_id": "alice", "rerank": True})
+    assert "rerank" not in sent[1][1]
+    assert sent[2][0] == "/v1/context" and sent[2][1]["rerank"] is True
+    assert found.results[0].rerank_score == 7.5

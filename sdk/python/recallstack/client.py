@@ -222,7 +222,7 @@ class _Requests(CoreMemoryRequests):
                limit: int | None = None, top_k: int | None = None, threshold: float | None = None,
                reference_time: datetime | str | None = None, include_archived: bool | None = None,
                explain: bool | None = None, consistency_token: str | None = None,
-               as_of: datetime | str | None = None, **options: Any) -> SearchResult:
+               as_of: datetime | str | None = None, rerank: bool | None = None, **options: Any) -> SearchResult:
         """Hybrid search (dense, keyword, time and graph, fused) over the user's memories.
 
         `limit` (mem0's `top_k` is the same; default 10, at most 100), `threshold` (minimum
@@ -237,6 +237,10 @@ class _Requests(CoreMemoryRequests):
         earlier writes of the user (unless consistency="eventual").
         `as_of` (a datetime, an ISO 8601 time or a consistency token): the memories as they were at
         that moment, rebuilt from the log (docs/api.md, "As of a past moment"; no graph source).
+        `rerank=True` (mem0's parameter): the best fused results reordered by the server's
+        cross-encoder, each with `rerank_score`; a server without one raises InvalidRequest (code
+        `rerank_not_configured`), one whose endpoint fails answers in fused order with `rerank` in
+        `degraded`.
         """
         extra = _refuse_unknown("search", options, SEARCH_OPTIONS)
         if limit is not None and top_k is not None and limit != top_k:
@@ -247,7 +251,7 @@ class _Requests(CoreMemoryRequests):
         body = _clean({"query": query, "user_id": user_id, **_scope(agent_id, run_id, app_id),
                        "filters": filters, "limit": limit if limit is not None else top_k,
                        "threshold": threshold, "reference_time": _iso(reference_time),
-                       "include_archived": include_archived, "explain": explain, **extra})
+                       "include_archived": include_archived, "explain": explain, "rerank": rerank, **extra})
         if as_of is not None:
             body["as_of"] = _iso(as_of)
         return _Call("POST", "/v1/memories/search", SearchResult, body=body, user_id=user_id, token_in="body",
@@ -361,17 +365,18 @@ class _Requests(CoreMemoryRequests):
                     filters: dict[str, Any] | None = None, encoding: str | None = None,
                     candidates: int | None = None, reference_time: datetime | str | None = None,
                     consistency_token: str | None = None, include_shared: bool | None = None,
-                    as_of: datetime | str | None = None) -> Context:
+                    as_of: datetime | str | None = None, rerank: bool | None = None) -> Context:
         """A ready-to-inject block of the memories most relevant to `query` that fits
         `max_tokens` (16-32,000, counted exactly with `encoding`: cl100k_base or
         o200k_base). Returns a `Context`: `context` (the text; also `str(ctx)`), `tokens`,
-        `memories` in it, `omitted`. Not in mem0: its closest is search + your own formatting."""
+        `memories` in it, `omitted`. Not in mem0: its closest is search + your own formatting.
+        `rerank=True`: the candidates reordered by the server's cross-encoder first (as in search)."""
         filters, user_id = _lift_user(filters, user_id)
         user_id = self._user(user_id)
         body = _clean({"query": query, "user_id": user_id, "max_tokens": max_tokens,
                        **_scope(agent_id, run_id, app_id), "filters": filters, "encoding": encoding,
                        "candidates": candidates, "reference_time": _iso(reference_time),
-                       "include_shared": include_shared})
+                       "include_shared": include_shared, "rerank": rerank})
         if as_of is not None:  # the context as it would have been then
             body["as_of"] = _iso(as_of)
         return _Call("POST", "/v1/context", Context, body=body, user_id=user_id, token_in="body",

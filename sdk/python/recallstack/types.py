@@ -102,6 +102,7 @@ class Memory(Record):
     score = _Field["float | None"]()         # search: fused relevance in [0, 1]
     similarity = _Field["float | None"]()    # search: cosine similarity to the query
     ranks = _Field[dict](default={})         # search: rank in each source that found it
+    rerank_score = _Field["float | None"]()  # search with rerank: the cross-encoder's score (the order)
 
     @property
     def text(self) -> str:
