@@ -83,6 +83,9 @@ export interface SearchOptions extends Scope, Read {
   temporal?: boolean | Record<string, unknown>;
   cache?: boolean;
   include_shared?: boolean;
+  /** Reorder the best results with the server's cross-encoder (each gets rerank_score); a server without one
+   * answers InvalidRequest code rerank_not_configured (docs/api.md, "Reranking"). */
+  rerank?: boolean;
 }
 export interface GetAllOptions extends Scope, Read {
   filters?: Filters;
@@ -121,6 +124,8 @@ export interface ContextOptions extends Scope, Read {
   candidates?: number;
   reference_time?: When;
   include_shared?: boolean;
+  /** The candidates reordered by the server's cross-encoder first, as in search. */
+  rerank?: boolean;
 }
 export interface GraphOptions extends Read { user_id?: string | null; include_closed?: boolean; limit?: number }
 
@@ -151,7 +156,8 @@ const KNOWN: Record<string, string[]> = {
   add: [...SCOPE, "idempotency_key", "metadata", "infer", "categories", "occurred_at", "importance", "timestamp",
     "expires_at", "ttl_seconds", "expiration_date"],
   search: [...SCOPE, "consistency_token", "as_of", "filters", "limit", "top_k", "threshold", "reference_time",
-    "include_archived", "explain", "sources", "weights", "rrf_k", "mmr", "temporal", "cache", "include_shared"],
+    "include_archived", "explain", "sources", "weights", "rrf_k", "mmr", "temporal", "cache", "include_shared",
+    "rerank"],
   getAll: [...SCOPE, "consistency_token", "as_of", "filters", "page", "page_size", "limit", "top_k", "sort", "order",
     "include_archived", "state", "include_expired"],
   update: ["user_id", "idempotency_key", "text", "data", "metadata", "categories", "importance", "expires_at",
@@ -435,7 +441,8 @@ export class RecallstackClient {
     const userId = this.user(named);
     const body = clean({ query, user_id: userId, max_tokens: options.max_tokens ?? 1000, ...scopeIds(options), filters,
       encoding: options.encoding, candidates: options.candidates, reference_time: iso(options.reference_time, "reference_time"),
-      include_shared: options.include_shared, as_of: options.as_of === undefined ? undefined : iso(options.as_of, "as_of") });
+      include_shared: options.include_shared, as_of: options.as_of === undefined ? undefined : iso(options.as_of, "as_of"),
+      rerank: options.rerank });
     return this.send({ method: "POST", path: "/v1/context", body, user_id: userId, token_in: "body",
       consistency_token: options.consistency_token });
   }

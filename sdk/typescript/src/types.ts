@@ -39,6 +39,8 @@ export interface SearchHit extends Memory {
   score: number;
   similarity?: number | null;
   ranks: Record<string, number>;
+  /** With rerank: the cross-encoder's score, which the order follows. */
+  rerank_score?: number;
 }
 
 /** One memory a write touched: event ADD, UPDATE or DELETE; status "processing" until applied. */
