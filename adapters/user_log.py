@@ -12,7 +12,8 @@ are destroyed: their events are skipped, never shown (kafka_codec.Shredded), and
 store is asked for the user's destroyed versions on every read rather than trusting this
 process's key cache, which may still hold a key another process destroyed.
 
-One consumer serves the process, one read at a time (a lock): a read assigns and seeks.
+One consumer serves the process, one read at a time (a lock: a read assigns and seeks); a read that
+finds it busy starts a consumer of its own for its duration, so one user's long read holds no other.
 """
 
 from __future__ import annotations
@@ -75,42 +76,54 @@ class UserLog:
         (none is kept here: 100k decoded events would take a gigabyte). InvalidAsOf: a token past
         the partition's end. `destroyed`: the user's destroyed key versions (skip their events).
         `resume`: where an earlier moment's read of the same user stopped (its state goes on from there)."""
-        tp = TopicPartition(self.topic, moment.partition)
+        work = self._read(TopicPartition(self.topic, moment.partition), user_id, moment, apply, destroyed, resume)
+        if self._lock.locked():  # another read holds the process's consumer: this one starts its own (~50 ms)
+            consumer = await self._new_consumer()
+            try:
+                return await self._guarded(consumer, work)
+            finally:
+                await consumer.stop()
         async with self._lock:
+            if self._consumer is None:
+                self._consumer = await self._new_consumer()
+            consumer = self._consumer
             try:
-                consumer = await asyncio.wait_for(self._started(), self.timeout_s)
-            except Exception as exc:
-                raise LogUnreadable(f"the log cannot be read ({type(exc).__name__})") from exc
-            try:
-                return await asyncio.wait_for(self._read(consumer, tp, user_id, moment, apply, destroyed, resume),
-                                              self.timeout_s)
-            except InvalidAsOf:
-                raise
-            except (KeyStoreUnavailable, KeyMissing) as exc:  # the keys that open the user's events
-                raise LogUnreadable(f"the key store cannot open the user's events ({exc})", "postgres") from exc
-            except asyncio.TimeoutError as exc:
-                raise LogUnreadable(f"reading the log up to as_of took over {self.timeout_s:.0f} s") from exc
-            except KafkaError as exc:
+                return await self._guarded(consumer, work)
+            except LogUnreadable:
                 self._consumer = None  # a fresh one next time
                 await consumer.stop()
-                raise LogUnreadable(f"the log cannot be read ({type(exc).__name__})") from exc
-
-    async def _started(self) -> AIOKafkaConsumer:
-        if self._consumer is None:
-            consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
-                                        isolation_level="read_committed", fetch_max_wait_ms=20,
-                                        max_partition_fetch_bytes=16 * 1024 * 1024,
-                                        fetch_max_bytes=64 * 1024 * 1024, **kafka_security.client_options())
-            try:
-                await consumer.start()
-            except BaseException:
-                await consumer.stop()
                 raise
-            self._consumer = consumer
-        return self._consumer
 
-    async def _read(self, consumer: AIOKafkaConsumer, tp: TopicPartition, user_id: str, moment: Moment,
-                    apply: Apply, destroyed: frozenset[int], resume: int | None) -> UserEvents:
+    async def _guarded(self, consumer: AIOKafkaConsumer, work) -> UserEvents:
+        """`work` (a read) on `consumer`, within the time bound, its failures as LogUnreadable."""
+        try:
+            return await asyncio.wait_for(work(consumer), self.timeout_s)
+        except (KeyStoreUnavailable, KeyMissing) as exc:  # the keys that open the user's events
+            raise LogUnreadable(f"the key store cannot open the user's events ({exc})", "postgres") from exc
+        except asyncio.TimeoutError as exc:
+            raise LogUnreadable(f"reading the log up to as_of took over {self.timeout_s:.0f} s") from exc
+        except KafkaError as exc:
+            raise LogUnreadable(f"the log cannot be read ({type(exc).__name__})") from exc
+
+    async def _new_consumer(self) -> AIOKafkaConsumer:
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None, enable_auto_commit=False,
+                                    isolation_level="read_committed", fetch_max_wait_ms=20,
+                                    max_partition_fetch_bytes=16 * 1024 * 1024,
+                                    fetch_max_bytes=64 * 1024 * 1024, **kafka_security.client_options())
+        try:
+            await asyncio.wait_for(consumer.start(), self.timeout_s)
+        except Exception as exc:
+            await consumer.stop()
+            raise LogUnreadable(f"the log cannot be read ({type(exc).__name__})") from exc
+        return consumer
+
+    def _read(self, tp: TopicPartition, user_id: str, moment: Moment, apply: Apply, destroyed: frozenset[int],
+              resume: int | None):
+        """The read, to run on a consumer."""
+        return lambda consumer: self._read_on(consumer, tp, user_id, moment, apply, destroyed, resume)
+
+    async def _read_on(self, consumer: AIOKafkaConsumer, tp: TopicPartition, user_id: str, moment: Moment,
+                       apply: Apply, destroyed: frozenset[int], resume: int | None) -> UserEvents:
         began = time.perf_counter()
         consumer.assign([tp])
         beginning = (await consumer.beginning_offsets([tp]))[tp]

@@ -94,6 +94,8 @@ async def test_a_users_events_up_to_a_token_or_a_time_rebuild_the_state_then(set
         assert resumed.events == 2 and {k: (r["text"], r["state"]) for k, r in later.memories.items()} == state
         state, _ = await _texts(log, user, at_token(t4))
         assert state[a.memory_id] == ("I live in Porto", "deleted")
+        together = await asyncio.gather(_texts(log, user, at_token(t3)), _texts(log, user, at_token(t1)))
+        assert [len(t[0]) for t in together] == [2, 1]  # the second read started a consumer of its own
         by_time = as_of.parse((T0 + timedelta(minutes=7)).isoformat(), topic, 0, 1, NOW)
         state, read = await _texts(log, user, by_time)
         assert state == {a.memory_id: ("I live in Porto", "active")} and read.events == 2
