@@ -40,6 +40,8 @@ from domain.filter_match import matches
 
 SETTLED = timedelta(seconds=10)  # a time this far back: no write in flight can still land before it
 LEFT_OUT = {"graph": "the graph is not rebuilt as of a past moment"}
+# The live context puts the user's core memory blocks first; a past context has memories only.
+CORE_LEFT_OUT = "core memory blocks are not rebuilt as of a past moment: the block holds memories only"
 
 
 class PastLog(Protocol):
@@ -166,7 +168,8 @@ class PastReads:
         by_id = {r["id"]: r for r in results}
         return {"context": block.text, "tokens": block.tokens, "max_tokens": max_tokens, "encoding": encoding,
                 "memories": [by_id[i] for i in block.included], "omitted": block.omitted,
-                "degraded": found.answer["degraded"], "as_of": found.answer["as_of"]}, found
+                "degraded": found.answer["degraded"],
+                "as_of": {**found.answer["as_of"], "core_left_out": CORE_LEFT_OUT}}, found
 
     async def _found(self, search: Search, raw: str, reference_given: bool) -> tuple[Found, PastState]:
         began = time.perf_counter()

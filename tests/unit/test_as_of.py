@@ -296,6 +296,7 @@ def test_context_as_of_builds_the_block_from_the_past_state():
     user, a, b, log = _story()
     answer, _found = asyncio.run(_reads(log).context(_search(user), at(1).isoformat(), 200, "cl100k_base"))
     assert "I live in Lisbon" in answer["context"] and [m["memory"] for m in answer["memories"]] == ["I live in Lisbon"]
+    assert "core memory blocks are not rebuilt" in answer["as_of"]["core_left_out"]
 
 
 def test_bm25_ranks_rare_words_first():
