@@ -119,6 +119,9 @@ def command_app() -> FastAPI:
         async def owner(self, memory_id):
             return await postgres.PgMemoryLookup(state["pool"]).owner(memory_id)
 
+        async def expiry(self, memory_id):
+            return await postgres.PgMemoryLookup(state["pool"]).expiry(memory_id)
+
     @asynccontextmanager
     async def lifespan(_app):
         # min_size=0: the API starts (and adds keep working) while Postgres is down.

@@ -157,3 +157,10 @@ class PgMemoryLookup:
         except CONNECTION_ERRORS as exc:
             raise ConnectionError(f"Postgres is unreachable: {exc}") from exc
         return (row["user_id"], row["state"]) if row else None
+
+    async def expiry(self, memory_id: str):
+        """The memory's expires_at (None: never, or no such memory)."""
+        try:
+            return await self.pool.fetchval("SELECT expires_at FROM memories WHERE id = $1::uuid", memory_id)
+        except CONNECTION_ERRORS as exc:
+            raise ConnectionError(f"Postgres is unreachable: {exc}") from exc

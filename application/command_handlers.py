@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -19,6 +20,7 @@ from domain.consistency import ConsistencyToken
 from domain.commands import EraseUser
 from domain.events import UserErased
 from domain.entities import extract
+from domain.expiry import is_expired
 from domain.importance import initial_importance
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, ConversationReceived, Event, MemoryCreated,
                            MemoryDeleted, MemoryRestored, MemoryScopeDeleted, MemoryShared, MemoryUnshared,
@@ -34,6 +36,9 @@ class Publisher(Protocol):
 class MemoryLookup(Protocol):
     async def owner(self, memory_id: str) -> tuple[str, str] | None:
         """(user_id, state) of a memory in the read model, or None."""
+
+    async def expiry(self, memory_id: str) -> datetime | None:
+        """The memory's expires_at in the read model (None: never, or unknown)."""
 
 
 class IdentityLookup(Protocol):
@@ -216,6 +221,10 @@ async def restore_memory(command: RestoreMemory, ctx: CommandContext) -> tuple[M
     if await _owned(command.memory_id, command.user_id, ctx) == "active":
         raise NothingToRestore(f"memory {command.memory_id} is active; only a forgotten or archived memory "
                                "can be restored")
+    expires_at = await ctx.memories.expiry(command.memory_id)
+    if is_expired(expires_at, utcnow()):  # restored, it would stay hidden: reads filter it out
+        raise NothingToRestore(f"memory {command.memory_id} expired at {expires_at.isoformat()}; PATCH its "
+                               "expires_at (null, or a later time) to bring it back")
     event = MemoryRestored(user_id=command.user_id, actor=command.actor, correlation_id=ctx.correlation_id,
                            event_id=ctx.ids("event", 0), memory_id=command.memory_id, reason="restored on request")
     return event, await ctx.publisher.publish([event])

@@ -73,6 +73,8 @@ def test_an_expiring_memory_leaves_every_read_at_once_and_the_worker_records_it(
     again = _worker_json(services, {}, "forget", "--once", "--user", user_id)
     assert not [a for a in again["actions"] if a["action"] == "expire"], "recorded once"
 
+    refused = gateway.post(f"/v1/memories/{expiring}/restore", params={"user_id": user_id})
+    assert refused.status_code == 409 and "PATCH its expires_at" in refused.text, refused.text  # it would stay hidden
     # Clearing the expiry brings it back (as mem0 does): MemoryUpdated, then MemoryRestored.
     cleared = gateway.patch(f"/v1/memories/{expiring}", params={"user_id": user_id}, json={"expires_at": None})
     assert cleared.status_code == 202, cleared.text

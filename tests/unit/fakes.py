@@ -56,3 +56,6 @@ class FakeMemories:
 
     async def owner(self, memory_id):
         return self.known.get(memory_id)
+
+    async def expiry(self, memory_id):
+        return getattr(self, "expires", {}).get(memory_id)  # memory_id -> expires_at, set by a test

@@ -130,3 +130,21 @@ async def test_the_events_carry_the_absolute_expiry_and_a_changed_expiry_brings_
     ctx.memories.known[memory] = ("u", "active")
     await handlers.update_memory(UpdateMemory(user_id="u", actor="user:u", memory_id=memory, expires_at=NOW), ctx)
     assert isinstance(publisher.events[-1], MemoryUpdated)  # active: nothing to restore
+
+
+async def test_restoring_a_memory_whose_expiry_has_passed_is_refused_with_the_way_back():
+    from application import command_handlers as handlers
+    from domain.commands import RestoreMemory
+    from tests.unit.fakes import FakeEmbedder, FakeMemories, FakePublisher
+
+    memory = "6f1c1f7e-3a51-4f57-8d0e-8b1f2f0b4a10"
+    publisher = FakePublisher()
+    lookup = FakeMemories({memory: ("u", "forgotten")})
+    lookup.expires = {memory: datetime(2001, 1, 1, tzinfo=timezone.utc)}
+    ctx = handlers.CommandContext(embedder=FakeEmbedder(), publisher=publisher, correlation_id="r", memories=lookup)
+    with pytest.raises(handlers.NothingToRestore, match="expired at 2001-01-01.*PATCH its expires_at"):
+        await handlers.restore_memory(RestoreMemory(user_id="u", actor="user:u", memory_id=memory), ctx)
+    assert publisher.events == []
+    lookup.expires[memory] = datetime.now(timezone.utc) + timedelta(days=1)  # moved: restorable
+    event, _ = await handlers.restore_memory(RestoreMemory(user_id="u", actor="user:u", memory_id=memory), ctx)
+    assert publisher.events == [event]
