@@ -103,6 +103,16 @@ def cross_user_requests(p: dict) -> list[tuple[str, str, dict, set[int]]]:
         ("GET", "/v1/users", {}, {403}),
         ("DELETE", f"/v1/users/{bob}", {"params": {"confirm": "true"}}, {403}),
         ("GET", f"/v1/users/{bob}/profile", {}, {403}),
+        # core memory blocks (docs/api.md): bob's by user_id, user-wide and an agent's
+        ("PUT", "/v1/core-memory/persona", {"json": {"value": "planted"}, "params": {"user_id": bob}}, {403}),
+        ("POST", "/v1/core-memory/persona/append", {"json": {"content": "planted"}, "params": {"user_id": bob}},
+         {403}),
+        ("POST", "/v1/core-memory/persona/replace", {"json": {"old_content": "a", "new_content": "b"},
+                                                      "params": {"user_id": bob, "agent_id": "cursor"}}, {403}),
+        ("DELETE", "/v1/core-memory/persona", {"params": {"user_id": bob}}, {403}),
+        ("GET", "/v1/core-memory", {"params": {"user_id": bob}}, {403}),
+        ("GET", "/v1/core-memory/persona", {"params": {"user_id": bob}}, {403}),
+        ("GET", "/v1/core-memory/persona/history", {"params": {"user_id": bob, "agent_id": "cursor"}}, {403}),
         # mem0's routes (docs/mem0.md): the same isolation
         ("PUT", f"/v1/memories/{mem}", {"json": {"text": "overwritten"}}, {404}),
         ("PUT", "/v1/batch", {"json": {"memories": [{"memory_id": mem, "text": "overwritten"}]}}, {404}),
@@ -158,6 +168,8 @@ def _template(path: str) -> str:
             parts[i] = "{grantee_user_id}"
         elif i == 3 and parts[2] == "users":
             parts[i] = "{user_id}"
+        elif i == 3 and parts[2] == "core-memory":
+            parts[i] = "{label}"
     return "/".join(parts)
 
 
