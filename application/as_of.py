@@ -216,10 +216,11 @@ class PastReads:
                 "as_of": state.about}
 
     async def get_memory(self, memory_id: str, user_id: str, raw: str, consistency_token: str | None = None) -> dict:
-        """The user's memory as it was (any state but deleted); MemoryNotFound, as the live get."""
+        """The user's memory as it was (any state but deleted; an expired one with `expired: true`, as the
+        live get answers it); MemoryNotFound, as the live get."""
         state = await self.state(user_id, raw, consistency_token)
         row = state.memories.get(memory_id.lower())
-        if row is None or row["user_id"] != user_id or row["state"] == "deleted" or _expired(row, state.at):
+        if row is None or row["user_id"] != user_id or row["state"] == "deleted":
             raise MemoryNotFound(memory_id)
         return {**document(row, state.at), "as_of": state.about}
 

@@ -342,6 +342,9 @@ def test_expiry_is_judged_at_the_moment():
     assert asyncio.run(reads.list_memories(ListMemories(scope), at(40).isoformat()))["results"] == []
     shown = asyncio.run(reads.list_memories(ListMemories(replace(scope, include_expired=True)), at(40).isoformat()))
     assert [(r["memory"], r["expired"]) for r in shown["results"]] == [(sprint.text, True)]
+    got = asyncio.run(reads.get_memory(sprint.memory_id, user, at(40).isoformat()))  # as the live get: 200, expired
+    assert (got["memory"], got["expired"], got["state"]) == (sprint.text, True, "active")
+    assert asyncio.run(reads.get_memory(sprint.memory_id, user, at(20).isoformat()))["expired"] is False
     later = asyncio.run(reads.list_memories(ListMemories(replace(scope, state="any", include_expired=True)),
                                             at(50).isoformat()))
     assert [r["state"] for r in later["results"]] == ["forgotten"]
