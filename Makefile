@@ -100,6 +100,9 @@ $(CREWAI_VENV)/.installed-$(CREWAI_VERSION): sdk/python/pyproject.toml | $(UV)
 # in a venv of its own. Linux x86_64, CPython 3.11: the machine the stack runs on. The SDK (recallstack-sdk)
 # is resolved from sdk/python (pyproject.toml's [tool.uv.sources]) but left out of the lock: a directory has no hash.
 UV_VERSION := 0.13.9
+# uv trusts the platform's certificate store, as pip and npm do: with only its bundled roots it refuses a
+# registry reached through a TLS-inspecting proxy whose CA is installed on the machine (and SSL_CERT_FILE unset).
+export UV_SYSTEM_CERTS := 1
 LOCK_ARGS ?=
 LOCK_TARGET := --python-version 3.11 --python-platform x86_64-unknown-linux-gnu --generate-hashes --no-header \
 	--annotation-style line --no-emit-package recallstack-sdk
