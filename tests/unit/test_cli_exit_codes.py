@@ -178,10 +178,16 @@ def test_up_reports_each_start_and_a_ctrl_c_ends_every_wait_at_once(tmp_path):
             stop(name, processes, timeout=5)
 
         marker.unlink()  # "slow" now never answers
+        # Python's own Ctrl-C handler, as in a terminal: a run started in the background by a
+        # non-interactive shell (`cmd &`, as CI may) inherits SIGINT ignored, and Python keeps that.
+        previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # what Ctrl-C sends
         began = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):
-            up(specs, processes)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                up(specs, processes)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         assert time.monotonic() - began < 5  # not the 30 s readiness timeout
         assert processes.pid("slow") is not None  # spawned, recorded: `down` can stop it
     finally:
