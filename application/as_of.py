@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+from application.memory_document import memory_document
 from application.reads import ListMemories, MemoryNotFound
 from application.reranking import Reranking
 from application.search import Embeddings, Found, Outcome, Search
@@ -36,6 +37,7 @@ from domain.as_of import InvalidAsOf, Moment
 from domain.consistency import ConsistencyToken
 from domain.context_block import build_context
 from domain.events import Event
+from domain.expiry import is_expired
 from domain.filter_match import matches
 
 SETTLED = timedelta(seconds=10)  # a time this far back: no write in flight can still land before it
@@ -240,30 +242,13 @@ def visible(state: PastState, scope: Any) -> list[dict]:
         states = ("active", "archived") if scope.include_archived else ("active",)
     return [r for r in state.memories.values()
             if r["user_id"] == scope.user_id and r["state"] in states
-            and (getattr(scope, "include_expired", False) or not _expired(r, state.at))
+            and (getattr(scope, "include_expired", False) or not is_expired(r["expires_at"], state.at))
             and all(r.get(name) == value for name, value in scope.fields.items()) and matches(scope.filters, r)]
 
 
-def _expired(row: dict, at: datetime) -> bool:
-    """Expired at the moment (memories carry `expires_at` once the expiry issue's events do)."""
-    expires = row.get("expires_at")
-    return expires is not None and expires <= at
-
-
 def document(row: dict, at: datetime, with_vector: bool = False) -> dict:
-    """A row as the API shows a memory (query_api/pg_reads.memory_document's shape)."""
-    doc = {
-        "id": row["id"], "memory": row["text"], "user_id": row["user_id"], "agent_id": row["agent_id"],
-        "run_id": row["run_id"], "app_id": row["app_id"], "metadata": dict(row["metadata"]),
-        "categories": list(row["categories"]), "importance": row["importance"], "state": row["state"],
-        "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
-        "occurred_at": row["occurred_at"].isoformat(), "version": row["version"],
-        "access_count": row["access_count"],
-        "last_accessed_at": row["last_accessed_at"].isoformat() if row["last_accessed_at"] else None,
-    }
-    if "expires_at" in row:  # the expiry issue's field, judged at the moment
-        doc["expires_at"] = row["expires_at"].isoformat() if row["expires_at"] else None
-        doc["expired"] = _expired(row, at)
+    """A past row as the API shows a memory, expiry judged at the moment; with its vector on request."""
+    doc = memory_document(row, at)
     if with_vector:
         doc["embedding"] = [float(x) for x in row["embedding"]]
         doc["embedding_model"] = row["embedding_model"]

@@ -18,7 +18,7 @@ from query_api.pg_reads import Scope
 
 
 def api_document(doc: dict) -> dict:
-    """A Redis memory document in the shape pg_reads.memory_document gives (and `similarity`)."""
+    """A Redis memory document in the shape application/memory_document.py gives (and `similarity`)."""
     return {"id": doc["id"], "memory": doc["text"], "user_id": doc["user_id"], "agent_id": doc["agent_id"],
             "run_id": doc["run_id"], "app_id": doc["app_id"], "metadata": doc["metadata"],
             "categories": list(doc["categories"]), "importance": doc["importance"], "state": doc["state"],

@@ -22,7 +22,7 @@ import asyncpg
 import numpy as np
 
 from adapters.vector_buckets import in_bucket_of
-from domain.expiry import is_expired
+from application.memory_document import memory_document
 from domain.filters import SCOPE_FIELDS, Node
 from query_api.filter_sql import to_sql
 
@@ -137,22 +137,6 @@ async def source_connection(pool: asyncpg.Pool, *settings: str):
 
 def _json(value):
     return json.loads(value) if isinstance(value, str) else value
-
-
-def memory_document(row, now: datetime | None = None) -> dict:
-    """A memories row as the API shows it; `expired`: its expires_at has passed at `now` (default: now)."""
-    doc = {
-        "id": str(row["id"]), "memory": row["text"], "user_id": row["user_id"], "agent_id": row["agent_id"],
-        "run_id": row["run_id"], "app_id": row["app_id"], "metadata": _json(row["metadata"]),
-        "categories": list(row["categories"]), "importance": row["importance"], "state": row["state"],
-        "created_at": row["created_at"].isoformat(), "updated_at": row["updated_at"].isoformat(),
-        "occurred_at": row["occurred_at"].isoformat(), "version": row["version"],
-        "access_count": row["access_count"],
-        "last_accessed_at": row["last_accessed_at"].isoformat() if row["last_accessed_at"] else None,
-        "expires_at": row["expires_at"].isoformat() if row["expires_at"] else None,
-        "expired": is_expired(row["expires_at"], now or datetime.now(timezone.utc)),
-    }
-    return doc
 
 
 EXACT_BELOW = 2_000  # a time window with fewer rows is ranked exactly (btree + sort); more: HNSW
