@@ -84,7 +84,7 @@ def test_graph_derived_locally_and_cached_under_its_own_name(int8, cache_dir, re
     sentences, ref = reference
     assert "int8 derived" in int8.graph_cache_status
     names = sorted((p.name for p in cache_dir.glob("all-MiniLM-L6-v2-*.onnx")), key=len)  # float, int8
-    assert len(names) == 2 and names[1] == names[0].replace(".onnx", "-int8q1.onnx"), names
+    assert len(names) == 2 and names[1] == names[0].replace(".onnx", "-int8q2.onnx"), names
     float_file, int8_file = cache_dir / names[0], cache_dir / names[1]
     assert int8_file.stat().st_size < 0.8 * float_file.stat().st_size  # int8 weights
 
