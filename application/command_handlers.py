@@ -19,7 +19,7 @@ from domain.commands import (AddMemory, DeleteMemory, DeleteScope, IssueApiKey, 
 from domain.consistency import ConsistencyToken
 from domain.commands import EraseUser
 from domain.events import UserErased
-from domain.entities import extract
+from domain.entities import extract_with_topics
 from domain.expiry import is_expired
 from domain.importance import initial_importance
 from domain.events import (ApiKeyIssued, ApiKeyRevoked, ChatMessage, ConversationReceived, Event, MemoryCreated,
@@ -140,7 +140,7 @@ async def add_memories(commands: list[AddMemory], ctx: CommandContext, context_t
     now = utcnow()
     # Entities come with the event (offline, deterministic), so every read model and every
     # replay sees the same graph without an LLM.
-    found = [extract(c.text) for c in commands]
+    found = [extract_with_topics(c.text) for c in commands]
     events = [
         MemoryCreated(
             user_id=c.user_id, actor=c.actor, correlation_id=ctx.correlation_id, occurred_at=now,

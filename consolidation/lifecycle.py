@@ -46,7 +46,7 @@ from consolidation.policies import LifecycleConfig
 from consolidation.profiles import ProfileRefresher
 from domain import consolidation as clustering
 from domain.consistency import ConsistencyToken
-from domain.entities import extract
+from domain.entities import extract_with_topics
 from domain.events import Event, MemoryConsolidated, MemoryDeleted, MemoryExpired, MemoryForgotten, utcnow
 from domain.expiry import EXPIRED_REASON
 from domain.importance import current_importance, forgetting_action, initial_importance
@@ -215,7 +215,7 @@ class Lifecycle:
                 if report.dry_run:
                     continue
                 vector = (await asyncio.to_thread(self.embedder.embed, [summary]))[0]
-                entities, relations = extract(summary)
+                entities, relations = extract_with_topics(summary)
                 importances = [r["importance"] for r in sources if r["importance"] is not None]
                 events.append(MemoryConsolidated(
                     user_id=user_id, actor="worker:consolidate", event_id=_derived(summary_id, "consolidate", ""),

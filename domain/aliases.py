@@ -9,13 +9,16 @@ canonical name:
   mentions of the next (`Mel` -> `Melanie` (54) over the typo `Mell` (1)); otherwise the
   short name stays itself (`Max` with `Maxine` and `Maxwell` equally named: ambiguous);
 - chains resolve to their end (`Mel` -> `Melanie` -> `Melanie Ruiz`).
-Names are compared case-insensitively; the canonical spelling is the longer name's own."""
+Names are compared case-insensitively; the canonical spelling is the longer name's own.
+
+`merge_aliases(graph)` applies it to GET /v1/graph's answer, after giving each name one type
+(`one_type_per_name`), so the graph shows one node per entity."""
 
 from __future__ import annotations
 
 from typing import Iterable
 
-__all__ = ["alias_map", "MIN_ALIAS_CHARS", "DOMINANCE"]
+__all__ = ["alias_map", "merge_aliases", "one_type_per_name", "MIN_ALIAS_CHARS", "DOMINANCE"]
 
 MIN_ALIAS_CHARS = 3
 DOMINANCE = 2.0
@@ -55,39 +58,69 @@ def _end(step: dict[str, str], key: str) -> str:
     return key
 
 
-def merge_aliases(graph: dict) -> dict:
-    """A user's graph (GET /v1/graph: entities, relations, co_mentions) with each person's
-    aliases folded into the name they stand for: one entity (its `aliases` listed, mentions
-    added up), relations and co-mentions renamed (a pair that became one name is dropped,
-    co-mentions that became the same pair are added up)."""
-    aliases = alias_map((e["name"], e["mentions"]) for e in graph["entities"] if e["type"] == "person")
-    if not aliases:
-        return graph
+# When a name has mentions under several types, the most mentioned type wins; on a tie, the
+# first of these (a person's name must not become a product because one line said "love Toby").
+_TYPE_ORDER = ("person", "place", "organization", "title", "product", "topic")
 
-    def person(name: str) -> str:
-        return aliases.get(name, name)
+
+def one_type_per_name(entities: Iterable[dict]) -> dict[str, tuple[str, str]]:
+    """{casefolded name: (spelling, type)} of a user's entities: one node per name, whatever
+    the type each memory's extraction guessed (`Toby` the dog typed product in one line and
+    person in the others; `Dancing` and `dancing`)."""
+    counts: dict[str, dict[str, int]] = {}
+    spellings: dict[str, dict[str, int]] = {}
+    for entity in entities:
+        key = _fold(entity["name"])
+        counts.setdefault(key, {}).setdefault(entity["type"], 0)
+        counts[key][entity["type"]] += entity["mentions"]
+        spellings.setdefault(key, {}).setdefault(entity["name"], 0)
+        spellings[key][entity["name"]] += entity["mentions"]
+
+    def rank(type_: str) -> int:
+        return _TYPE_ORDER.index(type_) if type_ in _TYPE_ORDER else len(_TYPE_ORDER)
+
+    return {key: (max(sorted(spellings[key]), key=lambda n: spellings[key][n]),
+                  min(types, key=lambda t: (-types[t], rank(t), t)))
+            for key, types in counts.items()}
+
+
+def _fold(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+def merge_aliases(graph: dict) -> dict:
+    """A user's graph (GET /v1/graph: entities, relations, co_mentions) with one node per
+    entity: a name's types and spellings folded into one (`one_type_per_name`), and each
+    person's aliases folded into the name they stand for: one entity (its `aliases` listed,
+    mentions added up), relations and co-mentions renamed (a pair that became one name is
+    dropped, co-mentions that became the same pair are added up)."""
+    kinds = one_type_per_name(graph["entities"])
+    aliases = alias_map((kinds[_fold(e["name"])][0], e["mentions"]) for e in graph["entities"]
+                        if kinds[_fold(e["name"])][1] == "person")
+
+    def canonical(name: str, type_: str = "other") -> tuple[str, str]:
+        spelling, kind = kinds.get(_fold(name), (name, type_))
+        return (aliases.get(spelling, spelling) if kind == "person" else spelling), kind
 
     merged: dict[tuple[str, str], dict] = {}
     for entity in graph["entities"]:
-        name = person(entity["name"]) if entity["type"] == "person" else entity["name"]
-        into = merged.setdefault((name, entity["type"]), {**entity, "name": name, "mentions": 0, "aliases": []})
+        name, kind = canonical(entity["name"], entity["type"])
+        into = merged.setdefault((name, kind), {**entity, "name": name, "type": kind, "mentions": 0, "aliases": []})
         into["mentions"] += entity["mentions"]
-        if name != entity["name"]:
+        if _fold(name) != _fold(entity["name"]) and entity["name"] not in into["aliases"]:
             into["aliases"].append(entity["name"])
     entities = sorted(merged.values(), key=lambda e: (-e["mentions"], e["name"], e["type"]))
     for entity in entities:
         if not entity["aliases"]:
             del entity["aliases"]
-    people = {e["name"] for e in graph["entities"] if e["type"] == "person"}
     relations = []
     for relation in graph["relations"]:
-        source, target = (person(n) if n in people else n for n in (relation["source"], relation["target"]))
+        source, target = (canonical(n)[0] for n in (relation["source"], relation["target"]))
         if source != target:
             relations.append({**relation, "source": source, "target": target})
     pairs: dict[tuple, dict] = {}
     for pair in graph.get("co_mentions", []):
-        ends = [(person(pair[side]) if pair[f"{side}_type"] == "person" else pair[side], pair[f"{side}_type"])
-                for side in ("source", "target")]
+        ends = [canonical(pair[side], pair[f"{side}_type"]) for side in ("source", "target")]
         if ends[0] == ends[1]:
             continue
         (source, source_type), (target, target_type) = sorted(ends)

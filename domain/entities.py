@@ -116,7 +116,9 @@ import re
 from dataclasses import dataclass
 
 from domain.events import Entity, Relation
+from domain.place_names import is_place_name
 from domain.speaker import speaker_span
+from domain.topics import first_person_topics
 
 MAX_ENTITIES = 32
 
@@ -300,6 +302,10 @@ _ORGANIZATION_LAST_WORDS = frozenset(
 
 
 def _person_or_organization(name: str) -> str:
+    """The type of a capitalised run no trigger typed: a well-known place (`Paris`), an
+    organization (`Acme Corp`) or a person."""
+    if is_place_name(name):
+        return "place"
     return "organization" if name.split()[-1] in _ORGANIZATION_LAST_WORDS and " " in name else "person"
 
 
@@ -467,6 +473,29 @@ def extract(text: str) -> tuple[tuple[Entity, ...], tuple[Relation, ...]]:
     resolved = [(m, canonical[m.name.casefold()]) for m in mentions if m.name.casefold() in canonical]
     speaker = canonical.get(text[span[0]:span[1]].casefold()) if span is not None else None
     return tuple(entities), _relations(text, resolved, speaker)
+
+
+def extract_with_topics(text: str) -> tuple[tuple[Entity, ...], tuple[Relation, ...]]:
+    """`extract`, plus the `topic` entities of the speaker's first-person statements and their
+    relations from the speaker (domain/topics.py): what a memory adds to the graph. Matching,
+    reconciliation and queries use `extract` alone: a topic is no name."""
+    entities, relations = extract(text)
+    span = speaker_span(text)
+    if span is None:
+        return entities, relations
+    speaker, body = text[span[0]:span[1]], span[2]
+    names = {e.name.casefold(): e.name for e in entities}
+    added_entities, added_relations = list(entities), list(relations)
+    for topic in first_person_topics(text[body:]):
+        if topic.name not in names:
+            if len(added_entities) >= MAX_ENTITIES:
+                continue
+            names[topic.name] = topic.name
+            added_entities.append(Entity(topic.name, "topic"))
+        relation = Relation(speaker, topic.relation, names[topic.name])
+        if relation not in added_relations:
+            added_relations.append(relation)
+    return tuple(added_entities), tuple(added_relations)
 
 
 def _relations(text: str, resolved: list[tuple[_Mention, Entity]], speaker: Entity | None) -> tuple[Relation, ...]:

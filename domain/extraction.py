@@ -106,7 +106,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-from domain.entities import MAX_ENTITIES, extract
+from domain.entities import MAX_ENTITIES, extract, extract_with_topics
 from domain.events import ChatMessage, Entity
 from domain.importance import initial_importance
 from domain.intelligence import Fact
@@ -453,7 +453,7 @@ def _statements(content: str, names: frozenset[str] = frozenset()) -> list[str]:
 
 def _fact(speaker: str, body: str, indexes: tuple[int, ...]) -> Fact:
     text = f"{speaker}: {body}" if speaker else body
-    entities, relations = extract(text)  # with the speaker: "I moved to Sweden" relates them
+    entities, relations = extract_with_topics(text)  # with the speaker: "I moved to Sweden" relates them
     if speaker and all(e.name.lower() != speaker.lower() for e in entities):
         entities = (Entity(name=speaker, type="person"), *entities)[:MAX_ENTITIES]
     return Fact(text=text, message_indexes=indexes, entities=entities,

@@ -47,12 +47,17 @@ TIME_TYPES = frozenset({"date"})
 CO_MENTION_ENTITIES = 8
 
 
+# Nor are amounts nodes: "a few days", "$20" or "3 people" would join unrelated memories too.
+NOT_NODES = TIME_TYPES | {"quantity"}
+
+
 def split_times(entities: Sequence[Entity], relations: Sequence[Relation]
                 ) -> tuple[tuple[Entity, ...], tuple[Relation, ...], list[str]]:
-    """The entities that are not times, the relations between them, and the times' names."""
+    """The entities that are nodes (neither times nor quantities), the relations between them,
+    and the times' names."""
     times = [e.name for e in entities if _norm_type(e.type) in TIME_TYPES]
-    names = {_norm_name(t).lower() for t in times}
-    return (tuple(e for e in entities if _norm_type(e.type) not in TIME_TYPES),
+    names = {_norm_name(e.name).lower() for e in entities if _norm_type(e.type) in NOT_NODES}
+    return (tuple(e for e in entities if _norm_type(e.type) not in NOT_NODES),
             tuple(r for r in relations if not {_norm_name(r.source).lower(), _norm_name(r.target).lower()} & names),
             times)
 
@@ -120,7 +125,7 @@ def memory_graph(event: MemoryCreated | MemoryConsolidated) -> MemoryGraph:
     if event.entities or event.relations:
         ents, rels, source = event.entities, event.relations, "event"
     else:
-        (ents, rels), source = extractor.extract(event.text), "extractor"
+        (ents, rels), source = extractor.extract_with_topics(event.text), "extractor"
     happened = event.happened_at or event.occurred_at  # a v1 consolidation has none
     ents, rels, times = split_times(ents, rels)
     mentions, relations = graph_rows(event.user_id, event.memory_id, ents, rels, valid_from=happened)
@@ -134,6 +139,6 @@ def memory_graph(event: MemoryCreated | MemoryConsolidated) -> MemoryGraph:
 def extracted_graph(user_id: str, memory_id: str, text: str, valid_from: datetime
                     ) -> tuple[list[dict], list[dict], list[str]]:
     """A new text's mentions, relations and times, from the offline extractor (an update carries no entities)."""
-    ents, rels, times = split_times(*extractor.extract(text))
+    ents, rels, times = split_times(*extractor.extract_with_topics(text))
     mentions, relations = graph_rows(user_id, memory_id, ents, rels, valid_from=valid_from)
     return mentions, relations, times

@@ -52,7 +52,7 @@ def new_document(event: MemoryCreated | MemoryConsolidated) -> MemoryDoc:
     if event.entities or event.relations:
         ents, rels = event.entities, event.relations
     else:
-        ents, rels = extractor.extract(event.text)
+        ents, rels = extractor.extract_with_topics(event.text)
     return MemoryDoc(memory_id=event.memory_id, user_id=event.user_id, state="active", text=event.text,
                      agent_id=event.agent_id, run_id=event.run_id, app_id=event.app_id,
                      entities=entity_words(event.user_id, event.memory_id, ents, rels, happened),
@@ -99,7 +99,7 @@ def _consolidated(docs: SparseDocuments, event: MemoryConsolidated) -> None:
 def _updated(docs: SparseDocuments, event: MemoryUpdated) -> None:
     doc = _own(docs, event, event.memory_id, ("active", "archived", "forgotten"))
     if doc is not None and event.text is not None and event.text != doc.text:
-        ents, rels = extractor.extract(event.text)
+        ents, rels = extractor.extract_with_topics(event.text)
         docs.put(dataclasses.replace(doc, text=event.text,
                                      entities=entity_words(doc.user_id, doc.memory_id, ents, rels, event.occurred_at)))
 

@@ -49,3 +49,28 @@ def test_the_graph_shows_one_entity_per_person():
                                       "target_type": "person", "weight": 7}]
     assert merge_aliases({"entities": [], "relations": [], "co_mentions": []}) == {
         "entities": [], "relations": [], "co_mentions": []}
+
+
+def test_one_node_per_name_whatever_type_each_line_guessed():
+    from domain.aliases import merge_aliases
+    graph = {
+        "entities": [{"name": "Toby", "type": "person", "mentions": 5},
+                     {"name": "Toby", "type": "product", "mentions": 1},
+                     {"name": "dancing", "type": "topic", "mentions": 3},
+                     {"name": "Dancing", "type": "product", "mentions": 1},
+                     {"name": "Scout", "type": "title", "mentions": 1},
+                     {"name": "Scout", "type": "person", "mentions": 1}],
+        "relations": [{"source": "Andrew", "target": "Toby", "type": "dog", "memory_id": "m1"},
+                      {"source": "Andrew", "target": "Dancing", "type": "likes", "memory_id": "m2"}],
+        "co_mentions": [{"source": "Toby", "source_type": "product", "target": "dancing", "target_type": "topic",
+                         "weight": 1},
+                        {"source": "Toby", "source_type": "person", "target": "Dancing", "target_type": "product",
+                         "weight": 2}],
+    }
+    merged = merge_aliases(graph)
+    assert merged["entities"] == [{"name": "Toby", "type": "person", "mentions": 6},
+                                  {"name": "dancing", "type": "topic", "mentions": 4},
+                                  {"name": "Scout", "type": "person", "mentions": 2}]  # a tie: person first
+    assert [(r["source"], r["target"]) for r in merged["relations"]] == [("Andrew", "Toby"), ("Andrew", "dancing")]
+    assert merged["co_mentions"] == [{"source": "Toby", "source_type": "person", "target": "dancing",
+                                      "target_type": "topic", "weight": 3}]

@@ -61,7 +61,7 @@ async def test_a_memory_without_entities_gets_the_extractors_and_co_mentions_add
     graph = await projected(first, second, plain)
     assert graph.memories[plain.memory_id]["entity_source"] == "extractor"
     assert {key for memory_id, _user, key in graph.mentions if memory_id == plain.memory_id} == {
-        ANA, entity_key("Bob", "person"), entity_key("Paris", "person")}  # the extractor's guess
+        ANA, entity_key("Bob", "person"), entity_key("Paris", "place")}  # a well-known place
     pair = graph.co_mentions[(user, min(ANA, ACME), max(ANA, ACME))]
     assert (pair["weight"], pair["first_at"], pair["last_at"]) == (2, T0, at(5))
 
