@@ -9,8 +9,9 @@ split is loaded exactly as bench/locomo_bench.py loads it (one memory per turn, 
 infer false, through POST /v1/memories/batch), then its user's graph is read with the last
 consistency token (so the Neo4j projector has applied every memory).
 
-Per conversation it prints: memories, entities, typed relations, co-mentioned pairs, and
-typed relations per 20 memories; the relation types; and the names that break issue 23's
+Per conversation it prints: memories, entities, typed relations (one per memory that states
+it, as GET /v1/graph lists them, and distinct), co-mentioned pairs, and typed relations per
+20 memories; the relation types; and the names that break issue 23's
 hygiene rules: pronouns, interjections or greetings in a name, times as nodes (a `date` entity),
 amounts as nodes, and one entity as two nodes (the same name in another case or type). The
 verdict: at least one typed relation per 20 memories and no hygiene fault, per conversation.
@@ -80,6 +81,7 @@ def conversation_figures(conv: dict, graph: dict) -> dict:
     return {
         "sample_id": conv["sample_id"], "user_id": conv["user_id"], "memories": memories,
         "entities": len(graph["entities"]), "relations": len(relations),
+        "distinct_relations": len({(r["source"], r["type"], r["target"]) for r in relations}),
         "co_mentioned_pairs": len(graph.get("co_mentions", [])),
         "relations_per_20_memories": round(PER_MEMORIES * len(relations) / max(1, memories), 2),
         "entity_types": dict(Counter(e["type"] for e in graph["entities"]).most_common()),
@@ -131,8 +133,8 @@ def picture(graph: dict, title: str, path: Path) -> None:
 
     entities = sorted(graph["entities"], key=lambda e: -(e.get("mentions") or 0))[:120]
     index = {e["name"]: i for i, e in enumerate(entities)}
-    relations = [(index[r["source"]], index[r["target"]], r["type"]) for r in graph["relations"]
-                 if r["source"] in index and r["target"] in index]
+    relations = sorted({(index[r["source"]], index[r["target"]], r["type"]) for r in graph["relations"]
+                        if r["source"] in index and r["target"] in index})  # one arrow per relation, not per memory
     co = [(index[c["source"]], index[c["target"]], float(c.get("weight", 1))) for c in graph.get("co_mentions", [])
           if c["source"] in index and c["target"] in index]
     pos = spring_layout([e["name"] for e in entities], co + [(a, b, 2.0) for a, b, _ in relations])
@@ -165,11 +167,12 @@ def print_report(result: dict) -> None:
     print(f"machine: {m.get('cpu')} x{m.get('cores')}, {m.get('ram_gib')} GiB; "
           f"{result['corpus']['memories']} memories in {result['corpus']['conversations']} conversations")
     table = Table(title="The graph of each LoCoMo conversation (GET /v1/graph)")
-    for column in ("conversation", "memories", "entities", "relations", "per 20 memories", "co-mentioned pairs",
-                   "faults"):
+    for column in ("conversation", "memories", "entities", "relations", "distinct", "per 20 memories",
+                   "co-mentioned pairs", "faults"):
         table.add_column(column, justify="right")
     for c in result["conversations"]:
         table.add_row(str(c["sample_id"]), str(c["memories"]), str(c["entities"]), str(c["relations"]),
+                      str(c["distinct_relations"]),
                       f"{c['relations_per_20_memories']:.2f}", str(c["co_mentioned_pairs"]), str(len(c["faults"])))
     Console().print(table)
     for c in result["conversations"]:

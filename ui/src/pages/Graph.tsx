@@ -8,7 +8,7 @@ import { useSession } from "../session";
 const TYPE_COLOURS: Record<string, string> = {
   person: "#4f7cff", organization: "#e0883b", place: "#2fa56a", location: "#2fa56a", product: "#d6a300",
   title: "#b155d6", event: "#b155d6", code_identifier: "#7a8899", file_path: "#7a8899", url: "#5aa9c9",
-  email: "#5aa9c9", quantity: "#999999", other: "#888888",
+  email: "#5aa9c9", quantity: "#999999", topic: "#c05780", other: "#888888",
 };
 // Names drawn at every zoom: the most mentioned ones (others show when zoomed in or chosen),
 // so labels do not pile up on a large graph.
