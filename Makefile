@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv sdk-ts mem0-client integrations lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-proxy bench-sparse chaos soak clean
+.PHONY: install apt venv sdk-ts mem0-client integrations lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-extraction-llm bench-proxy bench-sparse chaos soak clean
 
 install: apt venv jars sdk-ts ui mem0-client integrations
 
@@ -192,6 +192,19 @@ bench-extraction: install
 	$(BIN)/recallstack up --detach && \
 	$(BIN)/python bench/extraction_bench.py $(EXTRACTION_ARGS) | tee bench/results/extraction.txt; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; exit $$status
+
+# The same through the LLM path: a canned OpenAI-compatible endpoint (bench/canned_llm.py, scripted
+# answers; no model runs here) on CANNED_LLM_PORT, and a stack whose worker extracts through it.
+# Results in bench/results/llm/. The target starts its own stack: stop a running one first.
+CANNED_LLM_PORT ?= 8099
+bench-extraction-llm: install
+	@mkdir -p bench/results/llm; export RECALLSTACK_HOME=$(BENCH_HOME); \
+	$(BIN)/python bench/canned_llm.py --port $(CANNED_LLM_PORT) & canned=$$!; \
+	export RECALLSTACK_LLM_BASE_URL=http://127.0.0.1:$(CANNED_LLM_PORT)/v1 RECALLSTACK_LLM_MODEL=canned-offline; \
+	$(BIN)/recallstack up --detach && \
+	$(BIN)/python bench/extraction_bench.py --out bench/results/llm --canned-llm-url http://127.0.0.1:$(CANNED_LLM_PORT) \
+	  $(EXTRACTION_ARGS) | tee bench/results/llm/extraction.txt; status=$${PIPESTATUS[0]}; \
+	$(BIN)/recallstack down; kill $$canned; exit $$status
 
 # The hop the reverse proxy adds (bench/proxy_hop.py): the same request straight to the query API and
 # through the base URL; PROXY_HOP_ARGS e.g. "--requests 10000". Results in bench/results/proxy_hop.txt.

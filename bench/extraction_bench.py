@@ -43,7 +43,15 @@ some stored memory maps back to (the ceiling of infer's recall), the worker's de
 extraction throughput (sessions and turns per second from the first infer add until the
 worker passed the last one), search latency, the machine and the corpus. Tables on stdout
 (or --json), bench/results/extraction.json and bench/results/extraction.png. The run's users
-are deleted at the end unless --keep-memories.
+are deleted at the end unless --keep-memories. Also the graph each infer user ends up with
+(GET /v1/graph, measured as bench/graph_bench.py measures a conversation's).
+
+The LLM path: `make bench-extraction-llm` starts bench/canned_llm.py (an OpenAI-compatible
+endpoint with scripted answers: no model runs here), starts the stack with
+RECALLSTACK_LLM_BASE_URL pointing at it, so the worker extracts and reconciles through the
+real LLM client, prompts and JSON validation, and runs this bench with --canned-llm-url, which
+reports the endpoint's requests by prompt. The facts are then the canned model's, so the run
+proves the path and measures its cost, not a model's quality.
 """
 
 from __future__ import annotations
@@ -65,6 +73,7 @@ from consolidation.extraction import ACTOR as WORKER_ACTOR
 from consolidation.extraction import GROUP as EXTRACT_GROUP
 from consolidation.extraction import PG_GROUP
 from api_key import api_headers
+from graph_bench import conversation_figures, read_graph
 from locomo_texts import locomo
 from machine_info import machine
 from result_files import save_and_report
@@ -462,10 +471,20 @@ def examples(convs: list[dict], seed: int = 7) -> dict:
 # ---------------------------------------------------------------------------------------------
 # Report
 
+def infer_graphs(client: httpx.Client, convs: list[dict]) -> list[dict]:
+    """The graph of each infer user (GET /v1/graph), measured as bench/graph_bench.py measures a
+    raw conversation's: relations per 20 memories (its stored memories) and hygiene faults."""
+    return [conversation_figures({"sample_id": c["sample_id"], "user_id": c["infer_user_id"],
+                                  "memories": [None] * c["infer_stored"]},
+                                 read_graph(client, {"user_id": c["infer_user_id"], "token": None}))
+            for c in convs]
+
+
 def print_report(result: dict) -> None:
     out = Console(width=None if sys.stdout.isatty() else 160)
     c, st = result["corpus"], result["storage"]["total"]
-    out.print(f"[bold]LoCoMo: offline extraction (infer on) vs raw turns[/bold]  {result['base_url']}  run {result['runid']}")
+    how = "extraction through the LLM path (canned endpoint)" if result.get("llm") else "offline extraction"
+    out.print(f"[bold]LoCoMo: {how} (infer on) vs raw turns[/bold]  {result['base_url']}  run {result['runid']}")
     out.print(f"machine: {result['machine']}")
     out.print(f"corpus: {c['conversations']} conversations, {c['sessions']} sessions, {c['turns']} turns, "
               f"{c['questions']} questions (categories 1-4; {c['skipped_no_valid_evidence']} skipped for no valid evidence)")
@@ -539,6 +558,12 @@ def print_report(result: dict) -> None:
               f"evidence turns {json.dumps(e['evidence_turns_dropped_why'])}")
     for row in e["dropped_evidence_turns"][:6]:
         out.print(f"  {row['sample_id']} {row['dia_id']} ({row['why']}): {row['turn'][:140]!r}")
+    for g in result.get("graph", []):
+        out.print(f"graph of infer {g['sample_id']}: {g['entities']} entities, {g['relations']} relations "
+                  f"({g['distinct_relations']} distinct), {g['relations_per_20_memories']} per 20 memories, "
+                  f"{g['co_mentioned_pairs']} co-mentioned pairs, {len(g['faults'])} faults; {g['relation_types']}")
+    if result.get("llm"):
+        out.print(f"LLM endpoint {result['llm']['endpoint']}: requests {json.dumps(result['llm']['requests'])}")
     if result["retry_reasons"]:
         out.print(f"[yellow]retried: {json.dumps(result['retry_reasons'])}[/yellow]")
     out.print(f"written: {result['files']['json']}, {result['files']['plot']}")
@@ -614,6 +639,8 @@ def main() -> int:
     ap.add_argument("--keep-memories", action="store_true", help="do not delete the run's users' memories at the end")
     ap.add_argument("--json", action="store_true", help="print the result as JSON instead of tables")
     ap.add_argument("--out", default=str(RESULTS), help="folder for extraction.json and extraction.png")
+    ap.add_argument("--canned-llm-url", default=None,
+                    help="the canned LLM the stack's worker calls (bench/canned_llm.py), to report its requests")
     args = ap.parse_args()
 
     runid = uuid.uuid4().hex[:8]
@@ -680,6 +707,7 @@ def main() -> int:
                     "memories_updated": len(updated),
                     "update_examples": updates[:EXAMPLES * 2], "delete_examples": deletes[:EXAMPLES]}
                 result["storage"] = storage(client, convs)
+                result["graph"] = infer_graphs(client, convs)
                 timings["ask"] = ask_each(client, convs, {}, True, (
                     Asker(method="raw"),
                     Asker(method="infer", user_key="infer_user_id", token_key=None, dia_ids_of=extracted_dia_ids,
@@ -698,6 +726,9 @@ def main() -> int:
         console.print(f"[red]extraction bench failed:[/red] {type(exc).__name__}: {exc} (Kafka at {args.kafka_bootstrap}?)")
         return 1
     result["retry_reasons"] = dict(RETRY_REASONS)
+    if args.canned_llm_url:
+        result["llm"] = {"endpoint": args.canned_llm_url,
+                         "requests": httpx.get(args.canned_llm_url.rstrip("/") + "/stats", timeout=10).json()}
     result["metrics"] = evaluate(convs, METHODS)
     # The same infer searches, a memory whose text an UPDATE replaced credited to no turn: its
     # metadata.source still names the turns of the fact it was created from, not the new text's.

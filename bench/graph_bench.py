@@ -95,8 +95,10 @@ def conversation_figures(conv: dict, graph: dict) -> dict:
 
 
 def read_graph(client: httpx.Client, conv: dict) -> dict:
-    answer = client.get("/v1/graph", params={"user_id": conv["user_id"], "limit": 5000,
-                                             "consistency_token": conv["token"]}, timeout=120)
+    params = {"user_id": conv["user_id"], "limit": 5000}
+    if conv.get("token"):
+        params["consistency_token"] = conv["token"]
+    answer = client.get("/v1/graph", params=params, timeout=120)
     if answer.status_code != 200:
         raise BenchError(f"GET /v1/graph answered {answer.status_code}: {answer.text[:200]}")
     return answer.json()
