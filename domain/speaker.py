@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-__all__ = ["speaker_span", "split_speaker", "spoken_by"]
+__all__ = ["named", "said_by", "speaker_span", "split_speaker", "spoken_by"]
 
 _SPEAKER = re.compile(r"^\s*([A-Z][a-z][\w'’-]*(?:[ \t]+[A-Z][a-z][\w'’-]*){0,2})[ \t]*:[ \t]+(?=\S)")
 _NOT_SPEAKERS = frozenset("""
@@ -39,8 +39,15 @@ def split_speaker(content: str) -> tuple[str, str]:
 def spoken_by(content: str, names: Iterable[str]) -> bool:
     """Whether the line's speaker is one of `names` (a query's, domain/query_terms.names):
     the whole name or its first word, case aside ("John" names `John Smith: ...`)."""
+    return said_by(content, named(names))
+
+
+def named(names: Iterable[str]) -> frozenset[str]:
+    """`names` as `said_by` compares them: case-folded once for all of a search's candidates."""
+    return frozenset(name.casefold() for name in names)
+
+
+def said_by(content: str, wanted: frozenset[str]) -> bool:
+    """`spoken_by` with the names already `named`."""
     speaker = split_speaker(content)[0].casefold()
-    if not speaker:
-        return False
-    wanted = {name.casefold() for name in names}
-    return speaker in wanted or speaker.split()[0] in wanted
+    return bool(speaker) and (speaker in wanted or speaker.split()[0] in wanted)

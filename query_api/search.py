@@ -53,7 +53,7 @@ from adapters.postgres import CONNECTION_ERRORS
 from application.search import SOURCES, Outcome, Query, SourceFailed, reads_graph  # noqa: F401
 from domain import query_terms, ranking, temporal
 from domain.filters import All, Condition, Node
-from domain.speaker import spoken_by
+from domain.speaker import named, said_by
 from query_api import pg_reads
 from query_api.pg_reads import Scope, SearchSession, SharedScope
 
@@ -283,7 +283,8 @@ class HybridSearch:
         """(the top fused results, their documents with scores): boosted by importance, recency
         and whether someone the query names said them, diversified (MMR) and cut at the similarity
         threshold when asked."""
-        spoken = {i for i, d in docs.items() if spoken_by(d.get("memory") or "", names)} if names else set()
+        wanted = named(names)
+        spoken = {i for i, d in docs.items() if said_by(d.get("memory") or "", wanted)} if names else set()
         boosted = ranking.boost(
             candidates, {i: d["importance"] for i, d in docs.items()},
             {i: datetime.fromisoformat(d["occurred_at"]) for i, d in docs.items()}, q.reference_time,
