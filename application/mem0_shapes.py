@@ -165,7 +165,7 @@ def _instant(value: Any, field: str) -> str:
     raise Mem0ShapeError(field, "a Unix time, YYYY-MM-DD or ISO 8601")
 
 
-def _expiration(value: Any) -> str:
+def expires_at_of(value: Any) -> str:
     """mem0's `expiration_date` as the native `expires_at`: a YYYY-MM-DD date is inclusive, as in
     mem0 (the memory is there all through that day in UTC and leaves at the next midnight); an ISO
     8601 time is taken as it is."""
@@ -202,7 +202,7 @@ def add_body(body: Any) -> dict:
     if body.get("timestamp") is not None:
         native["occurred_at"] = _instant(body["timestamp"], "timestamp")
     if body.get("expiration_date") is not None:
-        native["expires_at"] = _expiration(body["expiration_date"])
+        native["expires_at"] = expires_at_of(body["expiration_date"])
     return native
 
 
@@ -261,7 +261,7 @@ def update_body(body: Any, field: str = "") -> dict:
     native = {key: body[key] for key in ("text", "metadata") if body.get(key) is not None}
     if "expiration_date" in body:
         value = body["expiration_date"]
-        native["expires_at"] = None if value is None else _expiration(value)
+        native["expires_at"] = None if value is None else expires_at_of(value)
     return native
 
 

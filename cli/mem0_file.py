@@ -16,6 +16,7 @@ import json
 import uuid
 from datetime import datetime, timezone
 
+from application.mem0_shapes import Mem0ShapeError, expires_at_of
 from cli.memory_file import FORMAT, VERSION, FormatError, Problem
 
 # What a mem0 memory brings into a recallstack export line; the rest of its fields are dropped.
@@ -67,6 +68,12 @@ def _line(item, number: int, problems: list[Problem]) -> dict | None:
         memory_id = str(uuid.uuid5(_MEM0_IDS, raw_id))
     line = {"id": memory_id, "memory": item["memory"], **{k: item.get(k) for k in _CARRIED}, "importance": None,
             "state": "active", "occurred_at": item.get("created_at")}
+    if item.get("expiration_date") is not None:  # mem0's date is inclusive, as on its add route
+        try:
+            line["expires_at"] = expires_at_of(item["expiration_date"])
+        except Mem0ShapeError as exc:
+            problems.append(Problem(number, "expiration_date", str(exc)))
+            return None
     if line["metadata"] is None:
         line["metadata"] = {}
     if line["categories"] is None:

@@ -2,17 +2,19 @@
 
 Line 1 is the header, every other line one memory:
 
-    {"format": "recallstack.memories", "version": 1, "user_id": "alice", "exported_at": "2024-06-01T12:00:00+00:00",
+    {"format": "recallstack.memories", "version": 2, "user_id": "alice", "exported_at": "2024-06-01T12:00:00+00:00",
      "embedding_model": "sentence-transformers/all-MiniLM-L6-v2", "dim": 384, "count": 2}
     {"id": "…", "memory": "Prefers dark mode", "metadata": {}, "categories": [], "importance": 0.5,
      "agent_id": null, "run_id": null, "app_id": null, "state": "active", "created_at": "…",
-     "updated_at": "…", "occurred_at": "…"}
+     "updated_at": "…", "occurred_at": "…", "expires_at": null}
     {... "embedding": [0.01, ...], "embedding_model": "sentence-transformers/all-MiniLM-L6-v2"}   (--include-vectors)
 
 `read_file` checks the whole file before anything is imported: the header, every line (the
 fields and their types, and the add body each becomes against the command API's own limits),
 duplicate ids and the header's count. A problem names its line (1 = the header) and field.
-Unknown fields are refused: a version-1 file has exactly these fields.
+Unknown fields are refused: a version-2 file has exactly these fields, a version-1 file (read
+as well) the same without `expires_at`. A memory's expiry travels with it; one that has passed
+by the time of the import is not imported (`expired`), as it would be invisible at once.
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 
 from domain.identifiers import ID_PATTERN
 
 FORMAT = "recallstack.memories"
-VERSION = 1
+VERSION = 2
+READS = (1, 2)  # version 1 had no expires_at
 HEADER_FIELDS = ("format", "version", "user_id", "exported_at", "embedding_model", "dim", "count")
 MEMORY_FIELDS = ("id", "memory", "metadata", "categories", "importance", "agent_id", "run_id", "app_id", "state",
-                 "created_at", "updated_at", "occurred_at")
+                 "created_at", "updated_at", "occurred_at", "expires_at")
+FIELDS_SINCE = {"expires_at": 2}
 VECTOR_FIELDS = ("embedding", "embedding_model")
 STATES = ("active", "archived", "forgotten")
 MAX_PROBLEMS = 20  # reported at most; the rest are counted
@@ -65,9 +69,10 @@ class Header:
     embedding_model: str | None
     dim: int | None
     count: int
+    version: int = VERSION
 
     def as_dict(self) -> dict:
-        return {"format": FORMAT, "version": VERSION, "user_id": self.user_id, "exported_at": self.exported_at,
+        return {"format": FORMAT, "version": self.version, "user_id": self.user_id, "exported_at": self.exported_at,
                 "embedding_model": self.embedding_model, "dim": self.dim, "count": self.count}
 
 
@@ -88,6 +93,11 @@ class Entry:
     @property
     def embedding_model(self) -> str | None:
         return self.doc.get("embedding_model")
+
+    def expired(self, now: datetime) -> bool:
+        """Its expires_at has passed at `now` (an aware time)."""
+        expires_at = self.doc.get("expires_at")
+        return expires_at is not None and _aware(datetime.fromisoformat(expires_at)) <= now
 
 
 @dataclass(frozen=True)
@@ -170,6 +180,10 @@ def _kind(value) -> str:
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)  # naive is UTC, as the API reads it
+
+
 def _iso(value) -> bool:
     if not isinstance(value, str):
         return False
@@ -193,8 +207,8 @@ def _header(raw: bytes, problems: list[Problem]) -> Header | None:
         bad("format", f"expected {FORMAT!r}, got {doc.get('format')!r}: not a recallstack export")
         return None
     version = doc.get("version")
-    if type(version) is not int or version != VERSION:
-        bad("version", f"this recallstack reads version {VERSION}, the file is version {version!r}")
+    if type(version) is not int or version not in READS:
+        bad("version", f"this recallstack reads versions {', '.join(map(str, READS))}, the file is version {version!r}")
         return None
     for name in sorted(set(doc) - set(HEADER_FIELDS)):
         bad(name, "unknown field")
@@ -215,7 +229,7 @@ def _header(raw: bytes, problems: list[Problem]) -> Header | None:
         bad("count", f"a whole number of memories, got {count!r}")
     if len(problems) > before:
         return None
-    return Header(user, doc["exported_at"], model, dim, count)
+    return Header(user, doc["exported_at"], model, dim, count, version)
 
 
 def _entry(number: int, raw: bytes, header: Header | None, user_id: str, problems: list[Problem]) -> Entry | None:
@@ -227,8 +241,10 @@ def _entry(number: int, raw: bytes, header: Header | None, user_id: str, problem
     def bad(name: str, message: str) -> None:
         problems.append(Problem(number, name, message))
 
-    for name in sorted(set(doc) - set(MEMORY_FIELDS) - set(VECTOR_FIELDS)):
-        bad(name, "unknown field")
+    version = header.version if header is not None else VERSION
+    known = {name for name in MEMORY_FIELDS if FIELDS_SINCE.get(name, 1) <= version} | set(VECTOR_FIELDS)
+    for name in sorted(set(doc) - known):
+        bad(name, "unknown field" if name not in MEMORY_FIELDS else f"not in a version-{version} file")
     memory_id = doc.get("id")
     try:
         if not isinstance(memory_id, str):
@@ -241,7 +257,7 @@ def _entry(number: int, raw: bytes, header: Header | None, user_id: str, problem
     state = doc.get("state")
     if state is not None and state not in STATES:
         bad("state", f"one of {', '.join(STATES)}, got {state!r}")
-    for name in ("created_at", "updated_at", "occurred_at"):
+    for name in ("created_at", "updated_at", "occurred_at", "expires_at"):
         if doc.get(name) is not None and not _iso(doc[name]):
             bad(name, f"not an ISO 8601 time: {doc[name]!r}")
     vector, model = doc.get("embedding"), doc.get("embedding_model")
@@ -259,6 +275,7 @@ def _entry(number: int, raw: bytes, header: Header | None, user_id: str, problem
         return None
     exported_at = header.exported_at if header is not None else None
     body = add_body(doc, user_id, exported_at, with_vector=True)
+    body.pop("expires_at", None)  # whether it has passed is the import's to judge, at its own time
     for name, message in _against_limits(body):
         bad(name, message)
     if len(problems) > before:
@@ -269,13 +286,13 @@ def _entry(number: int, raw: bytes, header: Header | None, user_id: str, problem
 def add_body(doc: dict, user_id: str, exported_at: str | None, with_vector: bool) -> dict:
     """The POST /v1/memories body (an item of /v1/memories/batch) that re-creates a memory of
     the file for `user_id`: text, metadata (plus `imported_from`), categories, importance,
-    scope and occurred_at; with its vector only when `with_vector`. State is not carried
-    over: an imported memory is active."""
+    scope, occurred_at and expires_at; with its vector only when `with_vector`. State is not
+    carried over: an imported memory is active."""
     metadata = dict(doc.get("metadata") or {}) if isinstance(doc.get("metadata"), dict) else doc.get("metadata")
     if isinstance(metadata, dict):
         metadata["imported_from"] = {"id": doc.get("id"), "exported_at": exported_at}
     body = {"user_id": user_id, "text": doc.get("memory"), "metadata": metadata, "infer": False}
-    for name in ("agent_id", "run_id", "app_id", "importance", "occurred_at"):
+    for name in ("agent_id", "run_id", "app_id", "importance", "occurred_at", "expires_at"):
         if doc.get(name) is not None:
             body[name] = doc[name]
     if doc.get("categories") is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from rich.markup import escape
 
-from cli.memory_file import (FormatError, Header, MemoryFile, add_body, batches, header_line, idempotency_key,
+from cli.memory_file import (Entry, FormatError, Header, MemoryFile, add_body, batches, header_line, idempotency_key,
                              memory_line, read_file)
 from cli.output import FAILED, OK, UNREACHABLE, USAGE, Activity, console, describe, emit_json, error, print_table
 from domain.identifiers import ID_PATTERN, UUID_PATTERN
@@ -322,10 +322,17 @@ def cmd_import(args) -> int:
     try:
         with Api(base_url, key) as api:
             info = api.call("GET", "/v1/embedder")
-            bodies, with_vectors = _bodies(file, info, args.user)
+            # A memory whose expiry has passed would be invisible at once: it is left out.
+            now = datetime.now(timezone.utc)
+            live = [entry for entry in file.entries if not entry.expired(now)]
+            expired = len(file.entries) - len(live)
+            bodies, with_vectors = _bodies(file, live, info, args.user)
             _say_how_vectors_are_made(file, info, with_vectors)
+            if expired:
+                console.print(f"{expired:,} memories of {escape(name)} have expired since the export: not imported",
+                              highlight=False)
             groups = batches(bodies, args.batch, MAX_BATCH_BYTES)
-            lines = [entry.line for entry in file.entries]
+            lines = [entry.line for entry in live]
             try:
                 with Bar(f"import into {args.user}", len(bodies), "memories") as bar:
                     for index, group in enumerate(groups):
@@ -352,7 +359,7 @@ def cmd_import(args) -> int:
                      "unreachable" if exc.status == 503 else "failed", f"import into {args.user}: {exc}")
     seconds = round(time.monotonic() - began, 2)
     summary = {"user_id": args.user, "source_user_id": file.header.user_id, "count": imported, "file": name,
-               "seconds": seconds, "batches": len(groups), "vectors_used": with_vectors,
+               "seconds": seconds, "batches": len(groups), "vectors_used": with_vectors, "expired_skipped": expired,
                "re_embedded": imported - with_vectors, "embedding_model": info.get("embedding_model"),
                "consistency_token": token}
     if args.json:
@@ -364,12 +371,12 @@ def cmd_import(args) -> int:
     return OK
 
 
-def _bodies(file: MemoryFile, info: dict, user: str) -> tuple[list[dict], int]:
-    """The batch items of the file and how many carry their vector (those whose model and
-    dimension are the server's: the command API does not embed them again)."""
+def _bodies(file: MemoryFile, live: list[Entry], info: dict, user: str) -> tuple[list[dict], int]:
+    """The batch items of the file's `live` entries and how many carry their vector (those whose
+    model and dimension are the server's: the command API does not embed them again)."""
     model, dim = info.get("embedding_model"), info.get("dim")
     bodies, with_vectors = [], 0
-    for entry in file.entries:
+    for entry in live:
         usable = entry.embedding is not None and entry.embedding_model == model and len(entry.embedding) == dim
         with_vectors += usable
         bodies.append(add_body(entry.doc, user, file.header.exported_at, with_vector=usable))

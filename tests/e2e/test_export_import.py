@@ -24,7 +24,8 @@ MEMORIES = [
      "occurred_at": "2023-05-08T13:56:00Z"},
     {"text": "The billing service is written in Rust", "run_id": "run-7", "metadata": {"team": "billing"},
      "occurred_at": "2024-01-02T03:04:05Z"},
-    {"text": "Deploys happen every Thursday afternoon", "agent_id": "claude", "categories": ["work", "ops"]},
+    {"text": "Deploys happen every Thursday afternoon", "agent_id": "claude", "categories": ["work", "ops"],
+     "expires_at": "2099-01-01T00:00:00Z"},
     {"text": "Bob's flat number is 4B", "metadata": {"pinned": True}},
     {"text": "The staging database is Postgres 16", "app_id": "infra", "importance": 0.2},
 ]
@@ -80,7 +81,7 @@ def kept(memory: dict) -> dict:
     metadata = {k: v for k, v in memory["metadata"].items() if k != "imported_from"}
     return {"memory": memory["memory"], "metadata": metadata, "categories": memory["categories"],
             "importance": round(memory["importance"], 5), "agent_id": memory["agent_id"], "run_id": memory["run_id"],
-            "app_id": memory["app_id"], "occurred_at": memory["occurred_at"]}
+            "app_id": memory["app_id"], "occurred_at": memory["occurred_at"], "expires_at": memory["expires_at"]}
 
 
 def test_export_then_import_into_a_fresh_user_keeps_everything(services, gateway, source, tmp_path):
@@ -89,7 +90,8 @@ def test_export_then_import_into_a_fresh_user_keeps_everything(services, gateway
     assert summary["user_id"] == user and summary["count"] == len(MEMORIES) and summary["file"] == str(path)
     assert summary["seconds"] >= 0
     header, *rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert header["format"] == "recallstack.memories" and header["version"] == 1
+    assert header["format"] == "recallstack.memories" and header["version"] == 2
+    assert [r["expires_at"] for r in rows].count("2099-01-01T00:00:00+00:00") == 1
     assert (header["user_id"], header["count"], header["embedding_model"], header["dim"]) == \
         (user, len(MEMORIES), MODEL, 384)
     originals = memories_of(gateway, user)
@@ -233,3 +235,18 @@ def test_a_mismatching_vector_is_422_naming_the_field_and_appends_nothing(gatewa
     assert batch.json()["error"]["details"]["field"] == f"memories.1.{field}"
     assert field in batch.json()["error"]["message"]
     assert log.unchanged()
+
+
+def test_a_memory_whose_expiry_passed_since_the_export_is_not_imported(services, gateway, source, tmp_path):
+    user, _ = source
+    path, _ = export(services, tmp_path, user)
+    header, *rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows[0]["expires_at"] = "2024-01-01T00:00:00+00:00"  # as if it had expired between the export and now
+    edited = tmp_path / "edited.jsonl"
+    edited.write_text("".join(json.dumps(doc) + "\n" for doc in [header, *rows]))
+    done, result = import_(services, edited, f"{user}-later")
+    assert done.returncode == 0, done.stderr.decode()
+    assert (result["count"], result["expired_skipped"]) == (len(MEMORIES) - 1, 1)
+    assert "1 memories of" in done.stderr.decode() and "expired since the export" in done.stderr.decode()
+    texts = {m["memory"] for m in memories_of(gateway, f"{user}-later", result["consistency_token"])}
+    assert rows[0]["memory"] not in texts and len(texts) == len(MEMORIES) - 1

@@ -45,3 +45,13 @@ def test_what_is_not_a_mem0_export_is_refused_naming_the_line(data, line, field)
     with pytest.raises(FormatError) as caught:
         read_file(export_file(data), "bob")
     assert (caught.value.problems[0].line, caught.value.problems[0].field) == (line, field)
+
+
+def test_mem0s_expiration_date_becomes_the_memorys_expiry_inclusive():
+    file = read_file(export_file(json.dumps([dict(TEA, expiration_date="2030-03-01"), DOG]).encode()), "bob")
+    tea, dog = (entry.doc for entry in file.entries)
+    assert tea["expires_at"] == "2030-03-02T00:00:00+00:00"  # there all through March 1st (UTC), as in mem0
+    assert "expires_at" not in dog or dog["expires_at"] is None
+    with pytest.raises(FormatError) as caught:
+        export_file(json.dumps([dict(TEA, expiration_date="soon")]).encode())
+    assert caught.value.problems[0].field == "expiration_date"

@@ -48,11 +48,12 @@ def problems(data: bytes, user: str = "bob") -> list[tuple[int, str | None]]:
 def test_what_export_writes_reads_back():
     data = export([memory(0), memory(1, metadata={}, categories=[], agent_id=None)], vectors=True)
     header, first, _ = lines(data)
-    assert header == {"format": FORMAT, "version": 1, "user_id": "alice", "exported_at": EXPORTED_AT,
+    assert header == {"format": FORMAT, "version": 2, "user_id": "alice", "exported_at": EXPORTED_AT,
                       "embedding_model": MODEL, "dim": 4, "count": 2}
     # The API's bookkeeping (user_id, version, access_count) is not part of the file.
     assert set(first) == {"id", "memory", "metadata", "categories", "importance", "agent_id", "run_id", "app_id",
-                          "state", "created_at", "updated_at", "occurred_at", "embedding", "embedding_model"}
+                          "state", "created_at", "updated_at", "occurred_at", "expires_at", "embedding",
+                          "embedding_model"}
     file = read_file(data, "bob")
     assert [e.id for e in file.entries] == IDS[:2] and [e.line for e in file.entries] == [2, 3]
     assert file.header.count == 2 and file.header.user_id == "alice"
@@ -77,7 +78,7 @@ def test_an_empty_export_is_valid():
 
 @pytest.mark.parametrize("over, field", [
     ({"format": "mem0"}, "format"),
-    ({"version": 2}, "version"),
+    ({"version": 3}, "version"),
     ({"version": "1"}, "version"),
     ({"count": -1}, "count"),
     ({"dim": 0}, "dim"),
@@ -122,6 +123,7 @@ def test_no_header_at_all(data, message):
     ({"state": "deleted"}, "state"),
     ({"occurred_at": "last tuesday"}, "occurred_at"),
     ({"created_at": 12}, "created_at"),
+    ({"expires_at": "when it rains"}, "expires_at"),
     ({"embedding": [0.5] * 3}, "embedding"),  # the header says 4 dimensions for this model
     ({"embedding": [1.0, 1.0, 1.0, 1.0]}, "embedding"),  # not L2-normalised
     ({"embedding": ["a"] * 4}, "embedding"),
@@ -195,3 +197,26 @@ def test_idempotency_keys_depend_on_the_file_and_the_batch():
     assert idempotency_key(a, 0) == idempotency_key(a, 0)
     assert len({idempotency_key(a, 0), idempotency_key(a, 1), idempotency_key(b, 0)}) == 3
     assert len(idempotency_key(a, 999)) <= 255
+
+
+def test_an_expiry_travels_with_its_memory_and_a_passed_one_is_told_apart():
+    from datetime import datetime, timezone
+    data = export([memory(0, expires_at="2030-01-01T00:00:00+00:00"), memory(1, expires_at="2024-01-01T00:00:00"),
+                   memory(2)])
+    file = read_file(data, "bob")  # a passed expiry is no format problem: the import judges it at its time
+    now = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    assert [e.expired(now) for e in file.entries] == [False, True, False]  # a naive time is UTC
+    assert add_body(file.entries[0].doc, "bob", EXPORTED_AT, with_vector=False)["expires_at"] == \
+        "2030-01-01T00:00:00+00:00"
+    assert "expires_at" not in add_body(file.entries[2].doc, "bob", EXPORTED_AT, with_vector=False)
+
+
+def test_a_version_1_file_still_reads_and_has_no_expiry():
+    head = {"format": FORMAT, "version": 1, "user_id": "alice", "exported_at": EXPORTED_AT,
+            "embedding_model": MODEL, "dim": 4, "count": 1}
+    line = {k: v for k, v in memory(0).items() if k not in ("user_id", "version", "access_count", "embedding",
+                                                              "embedding_model")}
+    file = read_file((json.dumps(head) + "\n" + json.dumps(line) + "\n").encode(), "bob")
+    assert file.header.version == 1 and [e.id for e in file.entries] == [IDS[0]]
+    with_expiry = json.dumps({**line, "expires_at": "2030-01-01T00:00:00+00:00"})
+    assert problems((json.dumps(head) + "\n" + with_expiry + "\n").encode()) == [(2, "expires_at")]
