@@ -56,6 +56,8 @@ class PastLog(Protocol):
         """Hands the events to `apply` in log order, from `resume` when given; returns what it went
         through (events, last_offset, next_offset, scanned, shredded, start, seconds)."""
 
+    async def close(self) -> None: ...
+
 
 class Rebuilding(Protocol):
     """A read model being rebuilt in memory (projectors/past_state.PastState), from nothing or from
@@ -99,6 +101,10 @@ class PastReads:
     cached_rows: int = 50_000  # memories held by the cached states together (~2 KB each)
     clock: Callable[[], datetime] = utc_now
     _cache: OrderedDict = field(default_factory=OrderedDict)
+
+    async def close(self) -> None:
+        """Stop reading the log (the query API's shutdown)."""
+        await self.log.close()
 
     async def state(self, user_id: str, raw: str, consistency_token: str | None = None) -> PastState:
         """The user's memories at the moment `raw` names (InvalidAsOf, InvalidConsistencyToken)."""

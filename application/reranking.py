@@ -57,6 +57,11 @@ class Reranking:
     candidates: int = 40
     failures: tuple[type[BaseException], ...] = ()
 
+    async def close(self) -> None:
+        """Let go of the endpoint's connections (the query API's shutdown)."""
+        if self.reranker is not None and hasattr(self.reranker, "aclose"):
+            await self.reranker.aclose()
+
     def wanted(self, options: dict, optional: bool = False) -> bool:
         """Whether a search with these options is reranked; RerankNotConfigured when it asks for it,
         none is configured and the caller did not say the request may do without."""

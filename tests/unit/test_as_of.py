@@ -147,7 +147,10 @@ class FakeLog:
     """One partition's records: (offset, event, key version); destroyed versions are skipped."""
 
     def __init__(self, records):
-        self.records, self.destroyed, self.reads, self.resumed = records, frozenset(), 0, []
+        self.records, self.destroyed, self.reads, self.resumed, self.closed = records, frozenset(), 0, [], False
+
+    async def close(self):
+        self.closed = True
 
     async def destroyed_versions(self, user_id):
         return self.destroyed
@@ -365,3 +368,9 @@ def test_a_key_store_outage_is_the_logs_being_unreadable_a_503_naming_postgres()
     with pytest.raises(LogUnreadable) as caught:
         asyncio.run(UserLog("127.0.0.1:1", TOPIC, Keys()).destroyed_versions("alice"))
     assert caught.value.dependency == "postgres"
+
+
+def test_closing_the_past_reads_stops_reading_the_log():
+    log = FakeLog([])
+    asyncio.run(_reads(log).close())
+    assert log.closed

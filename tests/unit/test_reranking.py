@@ -240,3 +240,16 @@ def test_the_sdk_sends_rerank_and_reads_rerank_score(monkeypatch):
     assert "rerank" not in sent[1][1]
     assert sent[2][0] == "/v1/context" and sent[2][1]["rerank"] is True
     assert found.results[0].rerank_score == 7.5
+
+
+def test_closing_the_stage_lets_go_of_the_endpoints_connections():
+    class Closing:
+        closed = False
+
+        async def aclose(self):
+            self.closed = True
+
+    reranker = Closing()
+    asyncio.run(Reranking(reranker).close())
+    assert reranker.closed
+    asyncio.run(Reranking().close())  # no endpoint: nothing to close
