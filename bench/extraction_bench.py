@@ -250,7 +250,7 @@ async def _decisions_on_log(bootstrap: str, convs: list[dict], ends: dict[int, i
             first[p] = min(first.get(p, o), o)
     import bootstrap as wiring
 
-    keys = wiring.keyring()
+    keyring = wiring.keyring()  # `keys` are the users' record keys
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
                                 isolation_level="read_committed", max_poll_records=2000)
     await consumer.start()
@@ -271,7 +271,7 @@ async def _decisions_on_log(bootstrap: str, convs: list[dict], ends: dict[int, i
                     kind = dict(m.headers or ()).get(kafka_codec.TYPE_HEADER, b"").decode()
                     if kind not in ("ConversationReceived", "MemoryCreated", "MemoryUpdated", "MemoryDeleted"):
                         continue
-                    event = await keys.decode(m.value, m.headers)  # sealed (docs/security.md)
+                    event = await keyring.decode(m.value, m.headers)  # sealed (docs/security.md)
                     if kind == "ConversationReceived":
                         conversations[event.event_id] = event.conversation_id
                     elif event.actor.startswith(WORKER_ACTOR):
@@ -283,7 +283,7 @@ async def _decisions_on_log(bootstrap: str, convs: list[dict], ends: dict[int, i
                 raise BenchError(f"reading the worker's events back from the log took over 120 s (at {positions})")
     finally:
         await consumer.stop()
-        await keys.store.close()
+        await keyring.store.close()
     out = {"actions": Counter(), "actors": Counter(), "per_user": {u: Counter() for u in users},
            "causation_checked": 0, "causation_ok": 0, "causation_failures": [], "updates": [], "deletes": []}
     texts: dict[str, str] = {}
