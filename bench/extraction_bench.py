@@ -78,7 +78,7 @@ from locomo_texts import locomo
 from machine_info import machine
 from result_files import save_and_report
 from locomo_bench import (LIMIT, RETRY_REASONS, Asker, BenchError, ask_each, build_corpus, cleanup, evaluate,
-                          group_label, load, post, progress_bar)
+                          failed, group_label, load, post, progress_bar)
 from retrieval_metrics import KS, question_metrics
 from rich.console import Console
 from rich.table import Table
@@ -716,12 +716,8 @@ def main() -> int:
             finally:
                 if not args.keep_memories and loaded:
                     result["cleanup"] = cleanup(client, [{"user_id": u} for u in loaded])
-    except BenchError as exc:
-        console.print(f"[red]extraction bench failed:[/red] {exc}")
-        return 1
-    except httpx.TransportError as exc:
-        console.print(f"[red]cannot reach {args.base_url}:[/red] {exc} (is the stack up? `recallstack up --detach`)")
-        return 1
+    except (BenchError, httpx.TransportError) as exc:
+        return failed("extraction bench", args.base_url, exc)
     except OSError as exc:  # Kafka unreachable (aiokafka raises KafkaConnectionError, an OSError subclass) and the like
         console.print(f"[red]extraction bench failed:[/red] {type(exc).__name__}: {exc} (Kafka at {args.kafka_bootstrap}?)")
         return 1

@@ -37,7 +37,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 from api_key import api_headers
-from locomo_bench import BenchError, build_corpus, cleanup, load
+from locomo_bench import BenchError, build_corpus, deleted_afterwards, failed, load
 from locomo_texts import locomo
 from machine_info import machine
 from rich.console import Console
@@ -52,7 +52,6 @@ BAD_WORDS = frozenset("""
     hey hi hello wow oh ah yeah yes no sure thanks thank congrats congratulations bye goodbye cheers
     woohoo omg haha lol hmm ok okay well anytime go bet besides name
     """.split())
-console = Console(stderr=True)
 
 
 def faults(graph: dict) -> list[str]:
@@ -206,18 +205,11 @@ def main() -> int:
     graphs = {}
     try:
         with httpx.Client(headers=api_headers(), base_url=args.base_url, timeout=httpx.Timeout(120.0, connect=5.0)) as client:
-            try:
+            with deleted_afterwards(client, convs, args.keep_memories, result):
                 result["load"] = load(client, convs, runid, 250)
                 graphs = {str(c["sample_id"]): read_graph(client, c) for c in convs}
-            finally:
-                if not args.keep_memories and any(c.get("token") for c in convs):
-                    result["cleanup"] = cleanup(client, [c for c in convs if c.get("token")])
-    except BenchError as exc:
-        console.print(f"[red]graph bench failed:[/red] {exc}")
-        return 1
-    except httpx.TransportError as exc:
-        console.print(f"[red]cannot reach {args.base_url}:[/red] {exc} (is the stack up? `recallstack up --detach`)")
-        return 1
+    except (BenchError, httpx.TransportError) as exc:
+        return failed("graph bench", args.base_url, exc)
     result["conversations"] = [conversation_figures(c, graphs[str(c["sample_id"])]) for c in convs]
     result["verdict"] = {
         "relations_per_20_memories_at_least_1": all(c["relations_per_20_memories"] >= 1 for c in result["conversations"]),

@@ -33,6 +33,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Collection
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -309,6 +310,26 @@ def _ask_one(client: httpx.Client, conv: dict, known: set[str], i: int, question
     question[f"{method}_ids"] = [r.get("id") for r in results]
 
 
+@contextmanager
+def deleted_afterwards(client: httpx.Client, convs: list[dict], keep: bool, result: dict):
+    """Whatever the run loaded (the conversations with a token) is deleted at the end, also
+    after a failure, unless `keep`; the report goes to result["cleanup"]."""
+    try:
+        yield
+    finally:
+        if not keep and any(c.get("token") for c in convs):
+            result["cleanup"] = cleanup(client, [c for c in convs if c.get("token")])
+
+
+def failed(name: str, base_url: str, exc: Exception) -> int:
+    """The exit status of a bench that failed: 1, with why on stderr."""
+    if isinstance(exc, httpx.TransportError):
+        console.print(f"[red]cannot reach {base_url}:[/red] {exc} (is the stack up? `recallstack up --detach`)")
+    else:
+        console.print(f"[red]{name} failed:[/red] {exc}")
+    return 1
+
+
 def cleanup(client: httpx.Client, convs: list[dict]) -> dict:
     """Delete the run's memories (one scope delete per bench user), so runs do not pile up."""
     deleted, failed = 0, []
@@ -511,19 +532,12 @@ def main() -> int:
             if not args.no_reference_time:
                 probe["reference_time"] = convs[0]["reference_time"]
             post(client, "/v1/memories/search", probe | extra_body)
-            try:
+            with deleted_afterwards(client, convs, args.keep_memories, result):
                 result["load"] = load(client, convs, runid, args.batch_size, args.context_turns)
                 result["baselines"] = baselines(convs)
                 result["ask"] = ask(client, convs, extra_body, not args.no_reference_time)
-            finally:  # also after a failure: whatever was loaded goes
-                if not args.keep_memories and any(c.get("token") for c in convs):
-                    result["cleanup"] = cleanup(client, [c for c in convs if c.get("token")])
-    except BenchError as exc:
-        console.print(f"[red]locomo bench failed:[/red] {exc}")
-        return 1
-    except httpx.TransportError as exc:
-        console.print(f"[red]cannot reach {args.base_url}:[/red] {exc} (is the stack up? `recallstack up --detach`)")
-        return 1
+    except (BenchError, httpx.TransportError) as exc:
+        return failed("locomo bench", args.base_url, exc)
     result["retry_reasons"] = dict(RETRY_REASONS)
     result["metrics"] = evaluate(convs, tuple(result["methods"]))
     result["verdict"] = verdict({m: result["metrics"][m] for m in METHODS})
