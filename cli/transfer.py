@@ -330,7 +330,7 @@ def cmd_import(args) -> int:
             _say_how_vectors_are_made(file, info, with_vectors)
             if expired:
                 console.print(f"{expired:,} memories of {escape(name)} have expired since the export: not imported",
-                              highlight=False)
+                              highlight=False, soft_wrap=True)
             groups = batches(bodies, args.batch, MAX_BATCH_BYTES)
             lines = [entry.line for entry in live]
             try:

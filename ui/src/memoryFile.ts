@@ -3,8 +3,9 @@
 import { Memory } from "./api";
 
 export const FORMAT = "recallstack.memories";
+export const VERSION = 2; // version 1 (read too) had no expires_at
 const MEMORY_FIELDS = ["id", "memory", "metadata", "categories", "importance", "agent_id", "run_id", "app_id", "state",
-  "created_at", "updated_at", "occurred_at"] as const;
+  "created_at", "updated_at", "occurred_at", "expires_at"] as const;
 const VECTOR_FIELDS = ["embedding", "embedding_model"];
 const MAX_BATCH = 500; // like the CLI's default; POST /v1/memories/batch takes up to 1,000
 const MAX_BATCH_BYTES = 12 * 1024 * 1024; // under its 16 MiB body limit
@@ -14,7 +15,7 @@ type Doc = Record<string, unknown>;
 
 // Byte for byte what the CLI writes: the header with Python's json.dumps spacing, memories compact.
 export function headerLine(header: Header): string {
-  const fields = Object.entries({ format: FORMAT, version: 1, ...header });
+  const fields = Object.entries({ format: FORMAT, version: VERSION, ...header });
   return "{" + fields.map(([name, value]) => `${JSON.stringify(name)}: ${JSON.stringify(value)}`).join(", ") + "}\n";
 }
 
@@ -54,7 +55,8 @@ export function readExport(bytes: Uint8Array): { header: Header; entries: Doc[] 
   if (!lines.length) throw new FileError(["line 1: the file is empty: expected the header line"]);
   const header = parse(lines[0], 1);
   if (header && header.format !== FORMAT) problems.push(`line 1, field format: expected "${FORMAT}"`);
-  if (header && header.version !== 1) problems.push(`line 1, field version: this UI reads version 1`);
+  if (header && header.version !== 1 && header.version !== 2) problems.push(`line 1, field version: this UI reads versions 1 and 2`);
+  const known = (MEMORY_FIELDS as readonly string[]).filter((name) => header?.version !== 1 || name !== "expires_at");
   const entries: Doc[] = [];
   const seen = new Map<string, number>();
   lines.slice(1).forEach((line, i) => {
@@ -62,7 +64,7 @@ export function readExport(bytes: Uint8Array): { header: Header; entries: Doc[] 
     const doc = parse(line, n);
     if (!doc) return;
     for (const name of Object.keys(doc)) {
-      if (!(MEMORY_FIELDS as readonly string[]).includes(name) && !VECTOR_FIELDS.includes(name)) problems.push(`line ${n}, field ${name}: unknown field`);
+      if (!known.includes(name) && !VECTOR_FIELDS.includes(name)) problems.push(`line ${n}, field ${name}: unknown field`);
     }
     if (typeof doc.memory !== "string") problems.push(`line ${n}, field memory: missing`);
     if (typeof doc.id !== "string") problems.push(`line ${n}, field id: missing`);
@@ -83,11 +85,18 @@ export function readExport(bytes: Uint8Array): { header: Header; entries: Doc[] 
 export function addBody(doc: Doc, userId: string, exportedAt: string | null): Doc {
   const metadata = { ...((doc.metadata as Doc) ?? {}), imported_from: { id: doc.id, exported_at: exportedAt } };
   const body: Doc = { user_id: userId, text: doc.memory, metadata, infer: false };
-  for (const name of ["agent_id", "run_id", "app_id", "importance", "occurred_at"]) {
+  for (const name of ["agent_id", "run_id", "app_id", "importance", "occurred_at", "expires_at"]) {
     if (doc[name] !== null && doc[name] !== undefined) body[name] = doc[name];
   }
   if (doc.categories !== null && doc.categories !== undefined) body.categories = doc.categories;
   return body;
+}
+
+// A memory whose expiry has passed would be invisible at once: an import leaves it out (as the CLI does).
+export function expired(doc: Doc, now = new Date()): boolean {
+  if (typeof doc.expires_at !== "string") return false;
+  const text = /[zZ]|[+-]\d\d:?\d\d$/.test(doc.expires_at) ? doc.expires_at : doc.expires_at + "Z"; // naive is UTC
+  return new Date(text).getTime() <= now.getTime();
 }
 
 export function chunks(bodies: Doc[]): Doc[][] {

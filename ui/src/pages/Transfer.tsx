@@ -2,7 +2,7 @@ import { useState } from "react";
 import { Memory } from "../api";
 import { Status } from "../components/Status";
 import { useSession } from "../session";
-import { addBody, chunks, exportedAt, FileError, headerLine, importKey, memoryLine, readExport } from "../memoryFile";
+import { addBody, chunks, expired, exportedAt, FileError, headerLine, importKey, memoryLine, readExport } from "../memoryFile";
 
 const EXPORT_PAGE = 1000;
 
@@ -51,7 +51,10 @@ export function TransferPage() {
     try {
       const bytes = new Uint8Array(await file.arrayBuffer());
       const parsed = readExport(bytes);
-      const bodies = parsed.entries.map((doc) => addBody(doc, actingUser!, parsed.header.exported_at));
+      const now = new Date();
+      const live = parsed.entries.filter((doc) => !expired(doc, now));
+      const gone = parsed.entries.length - live.length;
+      const bodies = live.map((doc) => addBody(doc, actingUser!, parsed.header.exported_at));
       const batches = chunks(bodies);
       const digest = await importKey(bytes);
       setProgress({ done: 0, total: bodies.length });
@@ -67,7 +70,8 @@ export function TransferPage() {
         setProgress({ done, total: bodies.length });
       }
       setProblems(failed);
-      setMessage(`Imported ${bodies.length - failed.reduce((n, f) => n + Number(f.match(/\((\d+) memories/)?.[1] ?? 0), 0)} of ${bodies.length} memories into ${actingUser}.`);
+      setMessage(`Imported ${bodies.length - failed.reduce((n, f) => n + Number(f.match(/\((\d+) memories/)?.[1] ?? 0), 0)} of ${bodies.length} memories into ${actingUser}.`
+        + (gone ? ` ${gone} had expired since the export: not imported.` : ""));
     } catch (exc) {
       if (exc instanceof FileError) setProblems(exc.problems);
       setError((exc as Error).message);
