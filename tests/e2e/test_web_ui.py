@@ -98,12 +98,18 @@ def add(base_url: str, key: str, text: str, **fields) -> tuple[str, str]:
         return memory_id, token
 
 
-def wait_for_graph(base_url: str, key: str, token: str) -> None:
-    """The graph projector lags Postgres a little: wait until a graph read with the token answers."""
+def wait_for_graph(base_url: str, key: str, token: str, entity: str | None = None) -> None:
+    """The graph projector lags Postgres a little: wait until a graph read with the token answers
+    and, given `entity`, shows it (a later write, such as an edit, whose token the page holds and
+    the test does not: the page's own read would otherwise wait for it and may answer 503)."""
     deadline = time.monotonic() + 30
     with httpx.Client(base_url=base_url, timeout=30, headers={"Authorization": f"Bearer {key}"}) as api:
-        while api.get("/v1/graph", params={"consistency_token": token}).status_code != 200:
-            assert time.monotonic() < deadline, "the graph did not apply the memory within 30 s"
+        while True:
+            answer = api.get("/v1/graph", params={"consistency_token": token})
+            if answer.status_code == 200 and (entity is None or any(
+                    e["name"] == entity for e in answer.json()["entities"])):
+                return
+            assert time.monotonic() < deadline, f"the graph did not apply the memory ({entity}) within 30 s"
             time.sleep(0.3)
 
 
@@ -208,8 +214,8 @@ def test_a_user_signs_in_sees_searches_edits_and_deletes_memories(browser, servi
     expect(history).to_contain_text(edited)
     tab.shot("memory-history")
 
-    # The graph: cytoscape draws the user's entities.
-    wait_for_graph(base, key, token)
+    # The graph: cytoscape draws the user's entities (the edit's among them).
+    wait_for_graph(base, key, token, entity="Globex")
     tab.go("Graph")
     graph = page.get_by_test_id("graph")
     expect(graph).to_have_attribute("data-node-count", re.compile(r"^[1-9]\d*$"))
