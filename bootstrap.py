@@ -227,8 +227,7 @@ def query_app() -> FastAPI:
         await redis_client.aclose()
         await state["pool"].close()
         await state["search_pool"].close()
-        await state["deps"].past.close()  # the as_of reads' Kafka consumer
-        await state["rerank"].close()  # the rerank endpoint's HTTP connections
+        await asyncio.gather(state["deps"].past.close(), state["deps"].searching.reranking.close())  # Kafka, HTTP
 
     async def positions() -> dict[int, int]:
         return await postgres.applied_offsets(state["pool"], PROJECTION, EVENTS_TOPIC)
@@ -267,9 +266,8 @@ def query_app() -> FastAPI:
     answers = AnswerCache(redis_client, EVENTS_TOPIC, partition_of, breaker=resilience.breaker("redis"))
     # Only Postgres decides readiness: the graph and the cache degrade an answer, they never stop one.
     checks = query_dependencies(pg_check, neo4j_check, redis_client.ping, access_check, sparse_check)
-    state["rerank"] = reranking(cfg)
     state["deps"] = query_deps(lambda: state["pool"], search, embeddings, answers, consistency, access, checks,
-                               user_graph, authenticator(cfg, lambda: state["pool"]), state["rerank"])
+                               user_graph, authenticator(cfg, lambda: state["pool"]), reranking(cfg))
     return create_app(state["deps"], lifespan=lifespan)
 
 
