@@ -24,8 +24,9 @@ import json
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 
+from domain.expiry import is_expired
 from domain.identifiers import ID_PATTERN
 
 FORMAT = "recallstack.memories"
@@ -95,9 +96,9 @@ class Entry:
         return self.doc.get("embedding_model")
 
     def expired(self, now: datetime) -> bool:
-        """Its expires_at has passed at `now` (an aware time)."""
+        """Its expires_at has passed at `now` (an aware time; a naive expires_at is UTC)."""
         expires_at = self.doc.get("expires_at")
-        return expires_at is not None and _aware(datetime.fromisoformat(expires_at)) <= now
+        return is_expired(datetime.fromisoformat(expires_at) if expires_at else None, now)
 
 
 @dataclass(frozen=True)
@@ -178,10 +179,6 @@ def _object(number: int, raw: bytes, problems: list[Problem]) -> dict | None:
 def _kind(value) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null",
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
-
-
-def _aware(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)  # naive is UTC, as the API reads it
 
 
 def _iso(value) -> bool:

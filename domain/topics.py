@@ -119,10 +119,9 @@ def first_person_topics(text: str) -> list[Topic]:
     seen: set[tuple[str, str]] = set()
     for relation, pattern in _COMPILED:
         for match in pattern.finditer(text):
-            pos, phrase_start, phrase = match.end(), match.start(1), match.group(1)
+            phrase_start, phrase = match.start(1), match.group(1)
             if relation == "has":  # `my dogs like it`: the dogs
-                pos = phrase_start + _OWNED_PHRASE.match(phrase).end()
-                phrase = text[phrase_start:pos]
+                phrase = phrase[:_OWNED_PHRASE.match(phrase).end()]
             while True:
                 phrase = _cut(phrase)
                 pos = phrase_start + len(phrase)
@@ -132,7 +131,7 @@ def first_person_topics(text: str) -> list[Topic]:
                     found.append(Topic(relation, name, phrase_start, pos))
                 if name is None or relation == "has" or (nxt := _LIST_NEXT.match(text, pos)) is None:
                     break
-                pos, phrase_start, phrase = nxt.end(), nxt.start(1), nxt.group(1)
+                phrase_start, phrase = nxt.start(1), nxt.group(1)
     return sorted(found, key=lambda t: (t.start, t.relation))
 
 
@@ -153,7 +152,8 @@ def _phrase(words: str, after: str) -> str | None:
     kept = words.split()
     if not kept or (kept[-1].casefold().endswith("ing") and _OBJECT_NEXT.match(after)):
         return None
-    last = kept[-1].casefold()
-    if last in _VAGUE or last in _DANGLING or (len(last) > 4 and last.endswith("ed")) or kept[0].casefold() in _VAGUE or (last.endswith("ly") and last not in _NOUNS_IN_LY) or "'" in last or "’" in last:
+    last = kept[-1].casefold()  # `_cut` ended the phrase before any word with an apostrophe
+    if (last in _VAGUE or last in _DANGLING or kept[0].casefold() in _VAGUE or (len(last) > 4 and last.endswith("ed"))
+            or (last.endswith("ly") and last not in _NOUNS_IN_LY)):
         return None
     return " ".join(kept).casefold() if len(" ".join(kept)) >= 3 else None

@@ -63,9 +63,10 @@ def split_times(entities: Sequence[Entity], relations: Sequence[Relation]
 
 
 def co_mention_rows(mentions: Sequence[dict], at: datetime) -> list[dict]:
-    """One row per pair of the memory's first CO_MENTION_ENTITIES entities that are not
-    quantities, in a fixed direction (the smaller key first) so a pair is one relationship."""
-    keys = [m["key"] for m in mentions if m["type"] != "quantity"][:CO_MENTION_ENTITIES]
+    """One row per pair of the memory's first CO_MENTION_ENTITIES entities (its nodes: split_times
+    left out times and amounts), in a fixed direction (the smaller key first) so a pair is one
+    relationship."""
+    keys = [m["key"] for m in mentions][:CO_MENTION_ENTITIES]
     return [{"user_id": mentions[0]["user_id"], "a": min(a, b), "b": max(a, b), "at": at.isoformat()}
             for i, a in enumerate(keys) for b in keys[i + 1:]]
 

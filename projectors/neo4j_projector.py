@@ -30,9 +30,10 @@ Graph model (all nodes per user; nothing is shared across users):
   is not among the event's entities becomes an entity of type `other`.
 - Times are not entities: the `date` entities of a memory ("yesterday", "May 2023") become
   its `times` list (as written; `occurred_at` is when it happened), and relations to them are
-  left out. As nodes they joined unrelated memories and crowded the graph.
-- `CO_MENTIONED` joins two entities a memory names together (its first 8 entities that are no
-  quantity: at most 28 pairs), one relationship per pair, from the smaller key to the larger,
+  left out. As nodes they joined unrelated memories and crowded the graph. Nor are amounts
+  (`quantity` entities: "a few days", "$20"): they are left out with their relations.
+- `CO_MENTIONED` joins two entities a memory names together (its first 8 entity nodes: at most
+  28 pairs), one relationship per pair, from the smaller key to the larger,
   `weight` the memories created that named both (an update or a delete does not lower it,
   as MENTIONS stay; `first_at`/`last_at` their event times). The graph source does not walk
   it (RELATES only); the Graph page draws it, thicker with weight.
