@@ -136,7 +136,9 @@ def sparse_files_with(settings, needles: list[bytes]) -> dict[bytes, list[str]]:
 def test_an_erased_user_leaves_no_plaintext_anywhere_and_the_log_still_replays(gateway, settings, user_id):
     marker = f"zq{uuid.uuid4().hex}"  # the erased user's content
     kept = f"kq{uuid.uuid4().hex}"  # another user's content, which stays (sealed in the log)
-    other = f"{user_id}-keep"
+    # Not derived from user_id: the kept user's id would hold the erased one's bytes, and the
+    # sparse store (compressed or not, depending on the block) would then "leak" them.
+    other = f"keep-{uuid.uuid4().hex[:12]}"
 
     # The erased user's content, every way it travels.
     first = accepted(gateway.post("/v1/memories", json={
