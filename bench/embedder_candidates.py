@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -34,6 +35,7 @@ CANDIDATES = REPO / ".bench-packages"
 
 from locomo_texts import locomo  # noqa: E402
 from machine_info import machine  # noqa: E402
+from percentiles import pct  # noqa: E402
 from retrieval_metrics import memory_text, sessions, valid_evidence  # noqa: E402
 
 CATEGORIES = (1, 2, 3, 4)
@@ -82,8 +84,7 @@ def measure(embedder: dict) -> dict:
     return {"embedder": embedder["name"], "questions": len(every), "documents": documents,
             "hit@10": round(float(np.mean(every)), 3),
             "hit@10_by_category": {c: round(float(np.mean(v)), 3) for c, v in hits.items()},
-            "query_ms": {"p50": round(1000 * float(np.median(query_s)), 2),
-                         "p99": round(1000 * float(np.percentile(query_s, 99)), 2)},
+            "query_ms": {"p50": round(1000 * statistics.median(query_s), 2), "p99": round(1000 * pct(query_s, 99), 2)},
             "documents_per_s": round(documents / document_s, 1)}
 
 
