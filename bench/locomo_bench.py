@@ -332,16 +332,16 @@ def failed(name: str, base_url: str, exc: Exception) -> int:
 
 def cleanup(client: httpx.Client, convs: list[dict]) -> dict:
     """Delete the run's memories (one scope delete per bench user), so runs do not pile up."""
-    deleted, failed = 0, []
+    deleted, failures = 0, []
     for conv in convs:
         try:
             post(client, "/v1/memories", None, method="DELETE", params={"user_id": conv["user_id"]})
             deleted += 1
         except BenchError as exc:
-            failed.append(f"{conv['user_id']}: {exc}")
-    for line in failed:
+            failures.append(f"{conv['user_id']}: {exc}")
+    for line in failures:
         console.print(f"[yellow]could not delete the memories of {line}[/yellow]")
-    return {"users_deleted": deleted, "failed": failed}
+    return {"users_deleted": deleted, "failed": failures}
 
 
 def summary(values: list[float]) -> dict:
