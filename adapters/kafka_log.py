@@ -317,8 +317,12 @@ class GroupProgress:
         self._partitions: list[TopicPartition] = []
 
     async def start(self) -> None:
-        await self._admin.start()
-        await self._consumer.start()
+        try:
+            await self._admin.start()
+            await self._consumer.start()
+        except BaseException:
+            await self.close()  # a start that fails leaves no client open
+            raise
         parts = self._consumer.partitions_for_topic(self.topic) or set(range(EVENTS_PARTITIONS))
         self._partitions = [TopicPartition(self.topic, p) for p in sorted(parts)]
 

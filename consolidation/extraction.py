@@ -39,7 +39,7 @@ from adapters.kafka_log import GroupProgress, timed_produce
 from adapters.key_store import KeyStoreUnavailable
 from consolidation import memory_reads
 from domain.events import ConversationReceived, Event, MemoryCreated, MemoryDeleted, MemoryUpdated
-from domain.intelligence import Decision, Fact, Intelligence, ReconciliationPolicy
+from domain.intelligence import Decision, Intelligence, ReconciliationPolicy
 from settings import EVENTS_TOPIC, EXTRACT_GROUP, projector_group
 
 log = logging.getLogger(__name__)
@@ -159,10 +159,14 @@ class ExtractionWorker:
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
-        if self.producer is not None:
-            await self.producer.start()  # fences an earlier instance with the same id, aborting its open transaction
-        await self.projected.start()
-        await self.consumer.start()
+        try:
+            if self.producer is not None:
+                await self.producer.start()  # fences an earlier instance with the same id, aborting its open transaction
+            await self.projected.start()
+            await self.consumer.start()
+        except BaseException:
+            await self.close()  # a start that fails leaves no client open (their finalizers would complain)
+            raise
         self.consumer.subscribe([self.topic])
 
     def stop(self) -> None:

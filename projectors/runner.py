@@ -100,24 +100,30 @@ class ProjectorRunner:
         self._loop_name = f"projector-{projection.name}{'-replay' if replay else ''}"
 
     async def start(self) -> None:
-        await self.dlq.start()
-        await self.consumer.start()
-        if self.replay:
-            # Without a subscription the consumer holds no metadata for the topic: ask the cluster.
-            cluster = await self.consumer._client.fetch_all_metadata()
-            partitions = [TopicPartition(self.topic, p) for p in sorted(cluster.partitions_for_topic(self.topic) or ())]
-            if not partitions:
-                await self.close()
-                raise RuntimeError(f"topic {self.topic} has no partitions (is Kafka up and the topic created?)")
-            self.consumer.assign(partitions)
-            await self.seek_to_stored(partitions)
-        else:
-            self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
+        try:
+            await self._connect()
+        except BaseException:
+            await self.close()  # a start that fails leaves no client open (their finalizers would complain)
+            raise
         log.info("projector %s consuming %s%s", self.projection.name, self.topic, " (replay)" if self.replay else "")
 
     async def close(self) -> None:
         await self.consumer.stop()
         await self.dlq.stop()
+
+    async def _connect(self) -> None:
+        await self.dlq.start()
+        await self.consumer.start()
+        if not self.replay:
+            self.consumer.subscribe([self.topic], listener=_SeekToStoredPositions(self))
+            return
+        # Without a subscription the consumer holds no metadata for the topic: ask the cluster.
+        cluster = await self.consumer._client.fetch_all_metadata()
+        partitions = [TopicPartition(self.topic, p) for p in sorted(cluster.partitions_for_topic(self.topic) or ())]
+        if not partitions:
+            raise RuntimeError(f"topic {self.topic} has no partitions (is Kafka up and the topic created?)")
+        self.consumer.assign(partitions)
+        await self.seek_to_stored(partitions)
 
     async def run(self) -> None:
         await self.start()

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.parsed_source import parse_python
+
 ROOT = Path(__file__).resolve().parents[2]
 PRODUCT = ["domain", "application", "adapters", "command_api", "query_api", "projectors", "consolidation", "cli", "infra",
            "gateway", "mcp_server", "sdk/python/recallstack"]
@@ -33,7 +35,7 @@ def product_files() -> list[Path]:
 def imported(path: Path) -> set[str]:
     """Every module a file imports, at the top or inside a function."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(parse_python(path)):
         if isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
@@ -52,7 +54,7 @@ def test_domain_reads_no_settings_nor_the_environment_and_wires_nothing():
     for path in (ROOT / "domain").rglob("*.py"):
         bad = {m for m in imported(path) if m.split(".")[0] in ("settings", "bootstrap")}
         assert not bad, f"{path.relative_to(ROOT)} imports {sorted(bad)}"
-        environment = [node.lineno for node in ast.walk(ast.parse(path.read_text()))
+        environment = [node.lineno for node in ast.walk(parse_python(path))
                        if isinstance(node, ast.Attribute) and node.attr in ("environ", "getenv", "environb")]
         assert not environment, f"{path.relative_to(ROOT)} reads the environment (lines {environment})"
 
@@ -70,7 +72,7 @@ READS_THE_ENVIRONMENT = {
 def environment_reads(path: Path) -> list[int]:
     """Lines that read os.environ or call getenv; setting a variable for child processes
     (os.environ[name] = value) is no read."""
-    tree = ast.parse(path.read_text())
+    tree = parse_python(path)
     written = {id(node.value) for node in ast.walk(tree)
                if isinstance(node, ast.Subscript) and isinstance(node.ctx, (ast.Store, ast.Del))}
     return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Attribute)
@@ -96,7 +98,7 @@ def sizes() -> dict[str, int]:
         text = path.read_text()
         name = str(path.relative_to(ROOT))
         found[name] = len(text.splitlines())
-        for node in ast.walk(ast.parse(text)):
+        for node in ast.walk(parse_python(text)):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 found[f"{name}:{node.name}"] = max(found.get(f"{name}:{node.name}", 0),
                                                    node.end_lineno - node.lineno + 1)

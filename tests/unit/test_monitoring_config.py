@@ -19,6 +19,7 @@ import yaml
 from infra import monitoring
 from infra.stack import PROJECTOR_METRICS_PORTS, WORKER_METRICS_PORTS
 from tests.conftest import REPO
+from tests.unit.parsed_source import parse_python
 
 MONITORING = REPO / "infra" / "monitoring"
 RULES = MONITORING / "rules" / "recallstack.rules.yml"
@@ -55,7 +56,7 @@ def defined_metrics() -> dict[str, tuple[str, list[str]]]:
     found: dict[str, tuple[str, list[str]]] = {}
     for folder in SOURCE_DIRS:
         for path in (REPO / folder).rglob("*.py"):
-            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            for node in ast.walk(parse_python(path)):
                 if not (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None))
                         in ("Counter", "Gauge", "Histogram", "Summary")):
                     continue
