@@ -353,7 +353,7 @@ def report_markdown(result: dict) -> str:
                       f"({sustained['requests']} requests): search p50 {_ms(sustained[SEARCH]['p50_ms'])} ms, "
                       f"p99 {_ms(sustained[SEARCH]['p99_ms'])} ms, add p99 {_ms(sustained[ADD]['p99_ms'])} ms, "
                       f"errors {errors}: {'pass' if sustained['passed'] else 'fail'}."]
-    lines += ["", f"![mixed load: latency vs offered rate](mixed_load.png)", ""]
+    lines += ["", "![mixed load: latency vs offered rate](mixed_load.png)", ""]
     return "\n".join(lines)
 
 

@@ -62,7 +62,7 @@ from search_targets import ONE_CLIENT as ONE_CLIENT_TARGETS
 from stack_processes import recorded, stack_processes
 
 import bootstrap
-from settings import EVENTS_PARTITIONS, EVENTS_TOPIC
+from settings import EVENTS_TOPIC
 
 # bench/suite.py points RECALLSTACK_BENCH_OUT at the run's folder.
 RESULTS = Path(os.environ.get("RECALLSTACK_BENCH_OUT") or Path(__file__).parent / "results")
@@ -573,8 +573,6 @@ async def idle_cpu(cfg) -> dict:
 
 
 async def measure_size(size: int, corpus_entry: dict, args, pool: DistinctQueries) -> dict:
-    from projectors.lag import projector_lag
-
     cfg = bootstrap.settings()
     users = corpus_entry["users"]
     endpoints = {name: url for name, url in (("gateway", args.base_url), ("query-api", args.query_url))
@@ -823,7 +821,7 @@ async def main() -> int:
     args.clients = [int(c) for c in args.clients.split(",")]
     args.repeated_clients = [int(c) for c in args.repeated_clients.split(",") if c.strip()]
     sizes = [int(s) for s in args.sizes.split(",")]
-    cfg = bootstrap.settings()
+    bootstrap.settings()  # a bad configuration fails here, before any load
     async with httpx.AsyncClient(headers=api_headers(), timeout=5) as client:
         for url in (args.base_url, args.query_url):
             try:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import os
-import random
 import threading
 import time
 import uuid

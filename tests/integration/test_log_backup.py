@@ -28,7 +28,6 @@ import sys
 import uuid
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg

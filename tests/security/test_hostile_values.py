@@ -36,7 +36,6 @@ from projectors import dead_letters
 from projectors.lag import group_of
 from settings import EVENTS_PARTITIONS, EVENTS_TOPIC, EXTRACT_GROUP, PROJECTIONS
 from tests.e2e.conftest import admin_headers
-from tests.e2e.log_reader import end_offsets
 
 pytestmark = pytest.mark.e2e
 
