@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -64,6 +65,18 @@ def request_actor(user_id: str) -> str:
     no-auth mode the user it named."""
     key = os.environ.get("RECALLSTACK_API_KEY")
     return f"key:{key[:12]}" if key else f"user:{user_id}"
+
+
+def search_when_consistent(gateway: httpx.Client, body: dict, timeout_s: float) -> httpx.Response:
+    """POST /v1/memories/search, retried while the answer is a 503 not_yet_consistent, as its
+    message asks, for up to timeout_s: a projector busy with an earlier test's big batch can
+    hold the token's write past the search's own 2 s wait (a CI run saw 4 s)."""
+    deadline = time.monotonic() + timeout_s
+    answer = gateway.post("/v1/memories/search", json=body)
+    while answer.status_code == 503 and "not_yet_consistent" in answer.text and time.monotonic() < deadline:
+        time.sleep(0.2)
+        answer = gateway.post("/v1/memories/search", json=body)
+    return answer
 
 
 def admin_headers() -> dict[str, str]:

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import request_actor
+from tests.e2e.conftest import request_actor, search_when_consistent
 
 pytestmark = pytest.mark.e2e
 
@@ -36,13 +36,7 @@ def add_all(gateway, user_id, notes=NOTES):
 
 
 def search(gateway, **body):
-    """The answer, retried as the API asks while it is a 503 not_yet_consistent (up to 30 s): a
-    big batch of another test's can hold the projector past the token's 2 s wait (a CI run saw 4 s)."""
-    deadline = time.monotonic() + 30
-    answer = gateway.post("/v1/memories/search", json=body)
-    while answer.status_code == 503 and "not_yet_consistent" in answer.text and time.monotonic() < deadline:
-        time.sleep(0.2)
-        answer = gateway.post("/v1/memories/search", json=body)
+    answer = search_when_consistent(gateway, body, timeout_s=30)
     assert answer.status_code == 200, answer.text
     return answer.json()
 

@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+from tests.e2e.conftest import search_when_consistent
+
 pytestmark = pytest.mark.e2e
 
 NOTES = ["Marta Silva runs the payments team at Globex", "Marta likes hiking in the Alps",
@@ -24,15 +26,8 @@ def seed(gateway, user_id) -> str:
 def explained(gateway, user_id, token, query, **options) -> dict:
     """The answer with `explain`; a 503 not_yet_consistent (the Postgres projector still busy
     with an earlier test's thousands of events) is retried, as its message asks."""
-    deadline = time.monotonic() + 60
-    while True:
-        answer = gateway.post("/v1/memories/search", json={
-            "query": query, "user_id": user_id, "consistency_token": token, "explain": True, "cache": False,
-            **options})
-        if answer.status_code != 503 or answer.json()["error"]["code"] != "not_yet_consistent" \
-                or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    answer = search_when_consistent(gateway, {"query": query, "user_id": user_id, "consistency_token": token,
+                                              "explain": True, "cache": False, **options}, timeout_s=60)
     assert answer.status_code == 200, answer.text
     return answer.json()
 
